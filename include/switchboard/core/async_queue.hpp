@@ -1,0 +1,250 @@
+// switchboard/core/async_queue.hpp
+//
+// An asynchronous bounded queue: `bounded_queue` plus waiting. Producers `async_push` (from any thread), the
+// consumer `async_pop`s; under `overflow_policy::wait` a producer's push completes only when there is room, so
+// that a fast producer is slowed to the pace of its consumer instead of growing memory (DESIGN promise 2).
+#pragma once
+
+#include <switchboard/core/bounded_queue.hpp>
+#include <switchboard/core/detail/pending_handler.hpp>
+#include <switchboard/core/error.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <system_error>
+
+namespace switchboard {
+
+/// A bounded multi-producer, single-consumer queue bound to an executor.
+///
+/// Thread safety: `async_push`, `async_pop`, `close` and `stats` may be called from any thread; they run on the
+/// queue's executor. `try_push` and `try_pop` must be called on that executor (they are the fast path for code
+/// that already runs there). Pending operations keep the queue's state alive, so destroying the `async_queue`
+/// while operations wait is safe: it closes the queue and they complete with `error::closed`.
+template <class T, class Traits = queue_traits<T>>
+class async_queue {
+ public:
+  using executor_type = asio::any_io_executor;
+  using value_type = T;
+
+  async_queue(executor_type executor, queue_limits limits)
+      : state_(std::make_shared<state>(std::move(executor), limits)) {}
+
+  ~async_queue() {
+    if (state_) close();
+  }
+
+  async_queue(async_queue&&) noexcept = default;
+  async_queue& operator=(async_queue&&) noexcept = default;
+
+  executor_type get_executor() const noexcept { return state_->executor; }
+
+  /// Offers `item`. Completion signature: `void(std::error_code, push_outcome)`.
+  ///  - Completes at once (posted) with the outcome of `bounded_queue::push` under every policy but `wait`.
+  ///  - Under `wait`, when the queue is full, completes when the consumer has made room (`queued`), or with
+  ///    `error::timeout` after `timeout` (if not zero), or `error::closed` if the queue closes first.
+  ///  - Under `disconnect`, a full queue closes the queue and completes with `error::overflow_disconnect`.
+  /// Cancellation: per-operation cancellation (terminal) of a waiting push completes it with
+  /// `asio::error::operation_aborted`; the item is not queued.
+  template <class Token>
+  auto async_push(T item, std::chrono::steady_clock::duration timeout, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, push_outcome)>(
+        [](auto handler, std::shared_ptr<state> s, T item, std::chrono::steady_clock::duration timeout) {
+          auto ex = s->executor;
+          asio::dispatch(ex, [s = std::move(s), item = std::move(item), timeout,
+                              h = pending_push(std::move(handler), ex)]() mutable {
+            s->push(std::move(item), timeout, std::move(h));
+          });
+        },
+        token, state_, std::move(item), timeout);
+  }
+
+  /// `async_push` without a timeout.
+  template <class Token>
+  auto async_push(T item, Token&& token) {
+    return async_push(std::move(item), std::chrono::steady_clock::duration::zero(), std::forward<Token>(token));
+  }
+
+  /// Takes the oldest item. Completion signature: `void(std::error_code, T)`; completes when an item is
+  /// available, or with `error::closed` once the queue is closed and empty (queued items are still delivered
+  /// after `close`). Only one pop may wait at a time. Cancellation: per-operation cancellation (terminal)
+  /// completes a waiting pop with `asio::error::operation_aborted`.
+  template <class Token>
+  auto async_pop(Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, T)>(
+        [](auto handler, std::shared_ptr<state> s) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          if (slot.is_connected()) {
+            slot.assign([s](asio::cancellation_type type) {
+              if ((type & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
+              asio::dispatch(s->executor, [s] { s->cancel_pop(); });
+            });
+          }
+          auto ex = s->executor;
+          asio::dispatch(ex, [s, h = pending_pop(std::move(handler), ex)]() mutable {
+            s->pop(std::move(h));
+          });
+        },
+        token, state_);
+  }
+
+  /// On the executor only: `bounded_queue::push` semantics, never waiting (a full `wait` queue answers
+  /// `must_wait`). Wakes a waiting consumer.
+  push_outcome try_push(T item) { return state_->offer(item); }
+
+  /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes.
+  std::optional<T> try_pop() { return state_->take(); }
+
+  /// Closes the queue: waiting producers complete with `error::closed`; the consumer drains what is queued and
+  /// then gets `error::closed`. Safe from any thread; idempotent.
+  void close() {
+    asio::dispatch(state_->executor, [s = state_] { s->close(); });
+  }
+
+  /// On the executor only: the counters and current depth.
+  queue_stats stats() const noexcept { return state_->queue.stats(); }
+  const queue_limits& limits() const noexcept { return state_->queue.limits(); }
+  bool is_closed() const noexcept { return state_->closed; }
+
+ private:
+  using pending_push = detail::pending_handler<void(std::error_code, push_outcome)>;
+  using pending_pop = detail::pending_handler<void(std::error_code, T)>;
+
+  struct waiting_push {
+    T item;
+    pending_push handler;
+    std::unique_ptr<asio::steady_timer> timer;  // only when the push has a timeout
+    std::uint64_t id;
+  };
+
+  struct state : std::enable_shared_from_this<state> {
+    state(executor_type ex, queue_limits limits) : executor(std::move(ex)), queue(limits) {}
+
+    void push(T item, std::chrono::steady_clock::duration timeout, pending_push handler) {
+      if (closed) {
+        handler.complete(error::closed, push_outcome::dropped);
+        return;
+      }
+      if (!producers.empty()) {
+        // Keep FIFO order among producers: a new push may not overtake ones already waiting.
+        wait_for_room(std::move(item), timeout, std::move(handler));
+        return;
+      }
+      const push_outcome outcome = offer(item);
+      switch (outcome) {
+        case push_outcome::must_wait:
+          wait_for_room(std::move(item), timeout, std::move(handler));
+          return;
+        case push_outcome::must_disconnect:
+          close();
+          handler.complete(error::overflow_disconnect, outcome);
+          return;
+        default:
+          handler.complete(std::error_code{}, outcome);
+      }
+    }
+
+    // Pushes `item` and wakes the consumer. A refused item (must_wait, must_disconnect) stays in `item`.
+    push_outcome offer(T& item) {
+      if (closed) return push_outcome::must_disconnect;
+      const push_outcome outcome = queue.push(std::move(item));
+      if (accepted(outcome)) wake_consumer();
+      return outcome;
+    }
+
+    void wait_for_room(T item, std::chrono::steady_clock::duration timeout, pending_push handler) {
+      const std::uint64_t id = ++next_id;
+      std::unique_ptr<asio::steady_timer> timer;
+      if (timeout > std::chrono::steady_clock::duration::zero()) {
+        timer = std::make_unique<asio::steady_timer>(executor, timeout);
+        timer->async_wait([weak = this->weak_from_this(), id](std::error_code ec) {
+          if (ec) return;
+          if (auto s = weak.lock()) s->expire(id);
+        });
+      }
+      producers.push_back(waiting_push{std::move(item), std::move(handler), std::move(timer), id});
+    }
+
+    void expire(std::uint64_t id) {
+      for (auto it = producers.begin(); it != producers.end(); ++it) {
+        if (it->id == id) {
+          auto handler = std::move(it->handler);
+          producers.erase(it);
+          ++timeouts;
+          handler.complete(error::timeout, push_outcome::must_wait);
+          return;
+        }
+      }
+    }
+
+    void pop(pending_pop handler) {
+      if (auto item = take()) {
+        handler.complete(std::error_code{}, std::move(*item));
+      } else if (closed) {
+        handler.complete(error::closed, T{});
+      } else {
+        consumer = std::move(handler);
+      }
+    }
+
+    void cancel_pop() {
+      if (consumer) consumer.complete(asio::error::operation_aborted, T{});
+    }
+
+    std::optional<T> take() {
+      if (queue.empty()) return std::nullopt;
+      std::optional<T> item(queue.pop());
+      admit_producers();
+      return item;
+    }
+
+    void admit_producers() {
+      while (!producers.empty() && queue.has_room_for(Traits::bytes(producers.front().item))) {
+        waiting_push w = std::move(producers.front());
+        producers.pop_front();
+        if (w.timer) w.timer->cancel();
+        queue.push(std::move(w.item));
+        w.handler.complete(std::error_code{}, push_outcome::queued);
+      }
+    }
+
+    void wake_consumer() {
+      if (!consumer) return;
+      auto item = take();
+      consumer.complete(std::error_code{}, std::move(*item));
+    }
+
+    void close() {
+      if (closed) return;
+      closed = true;
+      while (!producers.empty()) {
+        waiting_push w = std::move(producers.front());
+        producers.pop_front();
+        if (w.timer) w.timer->cancel();
+        w.handler.complete(error::closed, push_outcome::must_disconnect);
+      }
+      if (consumer && queue.empty()) consumer.complete(error::closed, T{});
+    }
+
+    executor_type executor;
+    bounded_queue<T, Traits> queue;
+    std::deque<waiting_push> producers;  // FIFO of pushes waiting for room (wait policy)
+    pending_pop consumer;
+    std::uint64_t next_id = 0;
+    std::uint64_t timeouts = 0;
+    bool closed = false;
+  };
+
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace switchboard

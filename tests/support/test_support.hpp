@@ -1,0 +1,79 @@
+// Helpers shared by the tests: running an io_context until something happens (never sleeping), starting real
+// peers (curl, redis-server, node) as child processes, and a certificate made at test time for TLS tests.
+#pragma once
+
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchboard::test {
+
+using namespace std::chrono_literals;
+
+/// Runs `ctx` until `done()` is true or `deadline` passes; returns whether `done()` became true.
+/// The io_context is restarted if it ran out of work, so the test keeps waiting on the deadline, not on luck.
+bool run_until(asio::io_context& ctx, const std::function<bool()>& done,
+               std::chrono::steady_clock::duration deadline = 10s);
+
+/// Runs every handler that is ready now (restarting `ctx` first if an earlier run stopped it for lack of work).
+inline std::size_t poll(asio::io_context& ctx) {
+  ctx.restart();
+  return ctx.poll();
+}
+
+/// The output and exit status of a finished child process.
+struct process_result {
+  int exit_code = -1;      ///< exit status, or -signal if killed by a signal, or -1000 if it was cut at the deadline
+  std::string out;         ///< standard output
+  std::string err;         ///< standard error
+  bool timed_out = false;  ///< true when the deadline passed and the process was killed
+};
+
+/// Runs `argv` to completion with a deadline, capturing its output. Kills (SIGKILL) only that process on timeout.
+process_result run_process(const std::vector<std::string>& argv, std::chrono::steady_clock::duration deadline = 30s,
+                           const std::string& stdin_data = {});
+
+/// A child process that runs in the background until stopped (servers such as redis-server, node peers).
+/// Its standard output and error go to `log_path` (a file under the test binary directory).
+class background_process {
+ public:
+  background_process(const std::vector<std::string>& argv, const std::string& log_path);
+  ~background_process();
+  background_process(const background_process&) = delete;
+  background_process& operator=(const background_process&) = delete;
+
+  int pid() const noexcept { return pid_; }
+  /// Sends SIGTERM, waits up to `grace`, then SIGKILL. Returns the exit code (as in process_result).
+  int stop(std::chrono::steady_clock::duration grace = 5s);
+  /// True while the process has not exited.
+  bool running();
+  /// The log so far.
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string log_path_;
+};
+
+/// True when `program` is found on PATH.
+bool have_program(const std::string& program);
+
+/// A self-signed certificate for "localhost" and 127.0.0.1, made at test time (ECDSA P-256), in PEM.
+struct test_certificate {
+  std::string certificate_pem;
+  std::string private_key_pem;
+};
+const test_certificate& localhost_certificate();
+
+/// Writes `contents` to a file under the test binary directory and returns its path.
+std::string write_temp_file(const std::string& name, const std::string& contents);
+
+/// Reads a whole file.
+std::string read_file(const std::string& path);
+
+}  // namespace switchboard::test
