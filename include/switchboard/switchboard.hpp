@@ -6,5 +6,27 @@
 
 #include <switchboard/core/async_queue.hpp>
 #include <switchboard/core/bounded_queue.hpp>
+#include <switchboard/core/drain.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/overflow_policy.hpp>
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/core/shared_bytes.hpp>
+
+#include <switchboard/net/listener.hpp>
+
+#include <switchboard/http/body_writer.hpp>
+#include <switchboard/http/chunked_decoder.hpp>
+#include <switchboard/http/error.hpp>
+#include <switchboard/http/fields.hpp>
+#include <switchboard/http/handler.hpp>
+#include <switchboard/http/header_block.hpp>
+#include <switchboard/http/method.hpp>
+#include <switchboard/http/parser.hpp>
+#include <switchboard/http/problem.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/http/server.hpp>
+#include <switchboard/http/server_options.hpp>
+#include <switchboard/http/status.hpp>
+#include <switchboard/http/url.hpp>

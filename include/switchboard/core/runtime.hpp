@@ -1,0 +1,222 @@
+// switchboard/core/runtime.hpp
+//
+// `runtime`: the shared event loop (DESIGN promise 1). N threads, each running its own `io_context`
+// (shared-nothing: a connection lives on one thread for its whole life, so its state needs no locks); or one
+// `io_context` the application already has. Servers shard their listeners across the runtime's contexts.
+//
+//   switchboard::runtime rt({.threads = 4});
+//   switchboard::http::server server(rt, routes, {.port = 8080});
+//   server.start();
+//   auto report = rt.run();   // returns after SIGINT/SIGTERM (or rt.stop()) and the drain
+//
+// SIGINT and SIGTERM start a graceful drain of every registered component (`drainable`) with the grace period
+// `runtime_options::drain_grace`; a second signal cuts the grace short.
+#pragma once
+
+#include <switchboard/core/drain.hpp>
+#include <switchboard/core/error.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace switchboard {
+
+struct runtime_options {
+  /// Event-loop threads, each with its own io_context. 0 means `std::thread::hardware_concurrency()`.
+  std::size_t threads = 0;
+  /// Drain on SIGINT and SIGTERM.
+  bool handle_signals = true;
+  /// How long a drain (started by a signal, or by `stop()` without an argument) waits before cutting connections.
+  std::chrono::milliseconds drain_grace{10'000};
+};
+
+class runtime {
+ public:
+  /// Owns `options.threads` io_contexts.
+  explicit runtime(runtime_options options = {}) : options_(options) {
+    std::size_t n = options_.threads != 0 ? options_.threads : std::thread::hardware_concurrency();
+    if (n == 0) n = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      // concurrency_hint 1: each context is run by exactly one thread, so Asio can skip internal locking.
+      owned_.push_back(std::make_unique<asio::io_context>(1));
+      contexts_.push_back(owned_.back().get());
+    }
+    init_signals();
+  }
+
+  /// Uses one io_context that the application owns and runs (or lets `run()` run on the calling thread).
+  explicit runtime(asio::io_context& context, runtime_options options = {}) : options_(options) {
+    options_.threads = 1;
+    contexts_.push_back(&context);
+    external_ = true;
+    init_signals();
+  }
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  ~runtime() {
+    for (auto* c : contexts_) {
+      if (!external_) c->stop();
+    }
+    join();
+  }
+
+  /// Number of event-loop threads (and io_contexts).
+  std::size_t size() const noexcept { return contexts_.size(); }
+  asio::io_context& context(std::size_t i) { return *contexts_.at(i); }
+  asio::any_io_executor executor(std::size_t i = 0) { return contexts_.at(i)->get_executor(); }
+  /// The executors, one per thread, for components that shard themselves.
+  std::vector<asio::any_io_executor> executors() {
+    std::vector<asio::any_io_executor> out;
+    for (auto* c : contexts_) out.push_back(c->get_executor());
+    return out;
+  }
+
+  /// Registers a component to drain on `stop`. It must stay alive until the drain has finished (or be removed).
+  void add(drainable& component) {
+    std::lock_guard lock(mutex_);
+    components_.push_back(&component);
+  }
+  void remove(drainable& component) {
+    std::lock_guard lock(mutex_);
+    std::erase(components_, &component);
+  }
+
+  /// Runs every io_context: threads 1..N-1 in the background and thread 0 on the caller. Returns once a drain has
+  /// finished (after `stop()` or a signal) and every thread has returned, with what the drain did.
+  drain_report run() {
+    start_background(1);
+    contexts_[0]->run();
+    join();
+    return report();
+  }
+
+  /// Starts every io_context on background threads and returns at once; `wait()` joins them.
+  void start() { start_background(0); }
+
+  /// Waits for the threads started by `start()` to finish (after a drain), and returns what the drain did.
+  drain_report wait() {
+    join();
+    return report();
+  }
+
+  /// Starts a graceful drain of every registered component with `grace` (default: `runtime_options::drain_grace`),
+  /// then lets the threads finish. Safe from any thread and from a signal handler context via Asio; idempotent
+  /// apart from shortening the grace.
+  void stop(std::optional<std::chrono::milliseconds> grace = std::nullopt) {
+    const auto deadline = std::chrono::steady_clock::now() + grace.value_or(options_.drain_grace);
+    asio::post(*contexts_[0], [this, deadline] { begin_drain(deadline); });
+  }
+
+  /// True once a drain has been started.
+  bool stopping() const noexcept { return stopping_.load(); }
+
+  /// What the last drain did (valid after it has finished).
+  drain_report report() const {
+    std::lock_guard lock(mutex_);
+    return report_;
+  }
+
+ private:
+  void init_signals() {
+    // Keep owned contexts running until a drain ends; an application's own context is its business.
+    if (!external_) {
+      for (auto* c : contexts_) guards_.emplace_back(c->get_executor());
+    }
+    if (!options_.handle_signals) return;
+    signals_ = std::make_unique<asio::signal_set>(*contexts_[0], SIGINT, SIGTERM);
+    wait_signal();
+  }
+
+  void wait_signal() {
+    signals_->async_wait([this](std::error_code ec, int) {
+      if (ec) return;
+      // First signal: drain with the configured grace. Second: cut now.
+      begin_drain(stopping_ ? std::chrono::steady_clock::now()
+                            : std::chrono::steady_clock::now() + options_.drain_grace);
+      wait_signal();
+    });
+  }
+
+  // Runs on context 0.
+  void begin_drain(std::chrono::steady_clock::time_point deadline) {
+    std::vector<drainable*> components;
+    {
+      std::lock_guard lock(mutex_);
+      components = components_;
+    }
+    const bool first = !stopping_.exchange(true);
+    if (!first) {
+      // Already draining: only move the deadline earlier.
+      for (auto* c : components) c->async_drain(deadline, [](drain_report) {});
+      return;
+    }
+    if (components.empty()) {
+      finish();
+      return;
+    }
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(components.size());
+    for (auto* c : components) {
+      c->async_drain(deadline, [this, remaining](drain_report r) {
+        {
+          std::lock_guard lock(mutex_);
+          report_ += r;
+        }
+        if (remaining->fetch_sub(1) == 1) asio::post(*contexts_[0], [this] { finish(); });
+      });
+    }
+  }
+
+  // Everything is drained: let the threads run out of work, and stop them in case the application left
+  // long-lived work (timers) of its own on the runtime's contexts.
+  void finish() {
+    if (signals_) signals_->cancel();
+    guards_.clear();
+    if (!external_) {
+      for (auto* c : contexts_) c->stop();
+    }
+  }
+
+  void start_background(std::size_t first) {
+    for (std::size_t i = first; i < contexts_.size(); ++i) {
+      threads_.emplace_back([c = contexts_[i]] { c->run(); });
+    }
+  }
+
+  void join() {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
+  }
+
+  runtime_options options_;
+  std::vector<std::unique_ptr<asio::io_context>> owned_;
+  std::vector<asio::io_context*> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::unique_ptr<asio::signal_set> signals_;
+  std::vector<std::thread> threads_;
+  mutable std::mutex mutex_;
+  std::vector<drainable*> components_;
+  drain_report report_;
+  std::atomic<bool> stopping_{false};
+  bool external_ = false;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,123 @@
+// switchboard/http/detail/output_queue.hpp
+//
+// Bytes waiting to be written on a connection: small pieces (heads, small bodies, chunk headers) are copied into
+// one string; large bodies and shared payloads are kept as their own pieces and written with scatter/gather, not
+// copied. One write sends everything queued (the responses to a batch of pipelined requests go out together).
+#pragma once
+
+#include <switchboard/core/shared_bytes.hpp>
+
+#include <asio/buffer.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard::http::detail {
+
+class output_queue {
+ public:
+  /// Bodies at least this large are not copied into the small-piece string.
+  static constexpr std::size_t copy_threshold = 16 * 1024;
+
+  /// The string to append small pieces to.
+  std::string& text() {
+    if (pieces_.empty() || pieces_.back().shared.size() != 0 || pieces_.back().large) pieces_.emplace_back();
+    return pieces_.back().text;
+  }
+  void append(std::string_view s) { text().append(s); }
+  /// A large owned body: moved in, not copied.
+  void append_owned(std::string body) {
+    if (body.size() < copy_threshold) {
+      text().append(body);
+      return;
+    }
+    piece p;
+    p.text = std::move(body);
+    p.large = true;
+    pieces_.push_back(std::move(p));
+  }
+  /// Shared bytes: referenced, not copied.
+  void append_shared(shared_bytes bytes) {
+    if (bytes.size() < 512) {
+      text().append(bytes.view());
+      return;
+    }
+    piece p;
+    p.shared = std::move(bytes);
+    pieces_.push_back(std::move(p));
+  }
+
+  bool empty() const noexcept {
+    for (const auto& p : pieces_) {
+      if (p.size() != 0) return false;
+    }
+    return true;
+  }
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const auto& p : pieces_) n += p.size();
+    return n;
+  }
+
+  /// Buffers for the unwritten bytes (valid until the queue changes).
+  const std::vector<asio::const_buffer>& buffers() {
+    buffers_.clear();
+    for (const auto& p : pieces_) {
+      const std::string_view v = p.view();
+      if (!v.empty()) buffers_.emplace_back(v.data(), v.size());
+    }
+    return buffers_;
+  }
+
+  /// Drops the first `n` bytes (after a partial write).
+  void consume(std::size_t n) {
+    std::size_t i = 0;
+    while (n > 0 && i < pieces_.size()) {
+      piece& p = pieces_[i];
+      const std::size_t left = p.size();
+      if (n >= left) {
+        n -= left;
+        ++i;
+      } else {
+        p.offset += n;
+        n = 0;
+      }
+    }
+    pieces_.erase(pieces_.begin(), pieces_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (pieces_.empty()) clear();
+  }
+
+  /// Empties the queue, keeping the first string's capacity for the next responses.
+  void clear() {
+    if (pieces_.size() > 1) pieces_.resize(1);
+    if (!pieces_.empty()) {
+      pieces_[0].text.clear();
+      pieces_[0].shared = {};
+      pieces_[0].offset = 0;
+      pieces_[0].large = false;
+    }
+  }
+  /// Frees all memory (a connection going idle).
+  void release() {
+    std::vector<piece>().swap(pieces_);
+    std::vector<asio::const_buffer>().swap(buffers_);
+  }
+
+ private:
+  struct piece {
+    std::string text;
+    shared_bytes shared;
+    std::size_t offset = 0;
+    bool large = false;
+    std::string_view view() const noexcept {
+      const std::string_view all = shared.size() != 0 ? shared.view() : std::string_view(text);
+      return all.substr(offset);
+    }
+    std::size_t size() const noexcept { return view().size(); }
+  };
+  std::vector<piece> pieces_;
+  std::vector<asio::const_buffer> buffers_;
+};
+
+}  // namespace switchboard::http::detail

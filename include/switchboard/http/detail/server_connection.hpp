@@ -1,0 +1,715 @@
+// switchboard/http/detail/server_connection.hpp
+//
+// One HTTP/1.1 server connection: a state machine driven by completion handlers on its shard's thread.
+//
+//   idle ──bytes──> header ──header parsed──> [body] ──> handling ──response──> (next request | idle | close)
+//                                                           └─ streamed response ─> streaming ─> ...
+//
+// Reading: an idle TCP connection holds no buffer (it waits for readability, then borrows a block from its
+// shard's pool). The header section is parsed in place; the request's views point into the read buffer until the
+// buffer has to change (more body to read, or a handler that completes later), when the request copies what it
+// views (`request::make_self_contained`).
+//
+// Writing: responses are queued in order and written together after each batch of pipelined requests; a TCP
+// connection first tries a non-blocking write and only waits when the socket is full.
+//
+// Timeouts: one deadline per connection (header, body, idle or write), checked by the shard's clock.
+#pragma once
+
+#include <switchboard/http/detail/serializer.hpp>
+#include <switchboard/http/detail/server_shard.hpp>
+#include <switchboard/http/error.hpp>
+#include <switchboard/http/handler.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/http/router.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/write.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <thread>
+
+namespace switchboard::http::detail {
+
+template <class Stream>
+struct stream_traits;
+
+template <>
+struct stream_traits<asio::ip::tcp::socket> {
+  static constexpr bool tls = false;
+  static asio::ip::tcp::socket& socket(asio::ip::tcp::socket& s) noexcept { return s; }
+};
+
+template <>
+struct stream_traits<asio::ssl::stream<asio::ip::tcp::socket>> {
+  static constexpr bool tls = true;
+  static asio::ip::tcp::socket& socket(asio::ssl::stream<asio::ip::tcp::socket>& s) noexcept { return s.next_layer(); }
+};
+
+/// Logs an exception thrown by a handler (the client only sees a generic 500).
+void log_handler_exception(std::string_view where, std::exception_ptr e);
+
+template <class Stream>
+class server_connection final : public connection_base,
+                                public response_sink,
+                                public body_source,
+                                public body_writer,
+                                public std::enable_shared_from_this<server_connection<Stream>> {
+  using traits = stream_traits<Stream>;
+  using clock = std::chrono::steady_clock;
+
+ public:
+  server_connection(std::shared_ptr<server_shard> shard, Stream stream)
+      : shard_(std::move(shard)), stream_(std::move(stream)) {
+    std::error_code ignored;
+    remote_ = traits::socket(stream_).remote_endpoint(ignored);
+  }
+
+  ~server_connection() {
+    // Normally unlinked by close(); this only runs when the io_context was destroyed with the connection open.
+    if (linked_) shard_->remove(this, false);
+  }
+
+  void start() {
+    shard_->add(this);
+    if constexpr (traits::tls) {
+      phase_ = phase::header;
+      set_deadline(shard_->options().timeouts.header);
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](std::error_code ec) {
+        if (ec) return self->close();
+        self->phase_ = phase::idle;
+        self->read_more();
+      });
+    } else {
+      read_more();
+    }
+  }
+
+  // -- connection_base (called by the shard)
+  void check_deadline(clock::time_point now) override {
+    if (closed_ || now < deadline_) return;
+    if (phase_ != phase::idle || writing_) shard_->shared().timeouts.fetch_add(1, std::memory_order_relaxed);
+    if (pending_body_read_) {
+      // A handler streaming the request body waits for bytes that do not come.
+      auto h = std::move(pending_body_read_);
+      h.complete(error::body_timeout, {});
+      return close();
+    }
+    if ((phase_ == phase::header || phase_ == phase::body) && !writing_ && ex_ && !close_after_write_) {
+      // A request started but did not arrive in time: say so (408), then close without lingering.
+      respond_error(phase_ == phase::header ? error::header_timeout : error::body_timeout);
+      lingering_ = false;
+      write();
+      return;
+    }
+    close();
+  }
+
+  void leave() override {
+    leaving_ = true;
+    if (phase_ == phase::idle && !writing_) close();
+    // A streamed response (an event stream, say) has no natural end: stop its producer.
+    if (phase_ == phase::streaming && ex_) ex_->cancel.emit(asio::cancellation_type::terminal);
+  }
+
+  void cut() override {
+    cut_ = true;
+    close();
+  }
+
+  // -- response_sink (responders call these, from any thread)
+  void deliver(std::uint64_t sequence, response r) override {
+    if (dispatch_thread_.load(std::memory_order_acquire) == std::this_thread::get_id() && sequence == sequence_ && ex_) {
+      ex_->sync_response.emplace(std::move(r));  // the handler answered before returning: no post needed
+      return;
+    }
+    asio::post(shard_->executor(), [self = this->shared_from_this(), sequence, r = std::move(r)]() mutable {
+      self->on_async_response(sequence, std::move(r));
+    });
+  }
+
+  void deliver_exception(std::uint64_t sequence, std::exception_ptr e) override {
+    deliver(sequence, response_for_exception(std::move(e)));
+  }
+
+  asio::any_io_executor sink_executor() const override { return shard_->executor(); }
+
+  // -- body_source (streamed request bodies)
+  void start_body_read(read_handler handler) override {
+    if (closed_ || !ex_) {
+      handler.complete(asio::error::operation_aborted, {});
+      return;
+    }
+    if (ex_->parser.done()) {
+      handler.complete({}, {});
+      return;
+    }
+    pending_body_read_ = std::move(handler);
+    if (ex_->parser.expect_continue() && !ex_->continue_sent) send_continue();
+    continue_body_read();
+  }
+  asio::any_io_executor body_executor() const override { return shard_->executor(); }
+
+  // -- body_writer (streamed responses)
+  bool closed() const noexcept override { return closed_ || peer_gone_; }
+  asio::any_io_executor get_executor() const override { return shard_->executor(); }
+
+ protected:
+  void start_write(std::string_view data, shared_bytes owner, completion done) override {
+    if (closed_ || peer_gone_ || !ex_) {
+      done.complete(asio::error::connection_reset);
+      return;
+    }
+    if (data.empty()) {
+      done.complete({});
+      return;
+    }
+    if (chunked_stream_) {
+      char header[20];
+      ex_->out.append(std::string_view(header, format_chunk_header(header, data.size())));
+    }
+    if (owner.size() != 0) ex_->out.append_shared(std::move(owner));
+    else ex_->out.append(data);
+    if (chunked_stream_) ex_->out.append("\r\n");
+    pending_stream_write_ = std::move(done);
+    write();
+  }
+
+ private:
+  enum class phase : std::uint8_t { idle, header, body, handling, streaming };
+
+  const server_options& options() const noexcept { return shard_->options(); }
+
+  void set_deadline(std::chrono::milliseconds timeout) noexcept {
+    deadline_ = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  // Waits for more bytes: without a buffer when nothing is pending (TCP), else into the read buffer.
+  void read_more() {
+    if (closed_ || reading_) return;
+    const bool idle = !ex_ || (ex_->in.empty() && phase_ == phase::idle);
+    if (idle) {
+      if (leaving_) return close();
+      phase_ = phase::idle;
+      set_deadline(options().timeouts.idle);
+    }
+    if constexpr (!traits::tls) {
+      if (idle) {
+        if (ex_) shard_->release_exchange(std::move(ex_));
+        reading_ = true;
+        stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
+          self->reading_ = false;
+          if (ec) return self->close();
+          self->on_readable();
+        });
+        return;
+      }
+    }
+    if (!ex_) ex_ = shard_->acquire_exchange();
+    auto space = prepare_read();
+    if (space.second == 0) return close();  // cannot happen: the limits are checked before the buffer is full
+    reading_ = true;
+    stream_.async_read_some(asio::buffer(space.first, space.second),
+                            [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                              self->reading_ = false;
+                              self->on_read(ec, n);
+                            });
+  }
+
+  std::pair<char*, std::size_t> prepare_read() {
+    if (ex_->views_in_buffer) {
+      ex_->req.make_self_contained(ex_->in.storage(), ex_->in.capacity());
+      ex_->views_in_buffer = false;
+    }
+    return ex_->in.prepare(shard_->blocks(), 1024, shard_->max_read_buffer());
+  }
+
+  // TCP only: the socket is readable; read what is there without waiting.
+  void on_readable() {
+    if (closed_) return;
+    if (!ex_) ex_ = shard_->acquire_exchange();
+    auto space = prepare_read();
+    std::error_code ec;
+    const std::size_t n = stream_.read_some(asio::buffer(space.first, space.second), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return read_more();
+    on_read(ec, n);
+  }
+
+  void on_read(std::error_code ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+      // EOF between requests is the normal end of a keep-alive connection; in the middle of one it is not.
+      if (phase_ == phase::handling || phase_ == phase::streaming) peer_went_away();
+      return close();
+    }
+    ex_->in.commit(n);
+    if (phase_ == phase::handling || phase_ == phase::streaming) return;  // read only to watch for EOF
+    if (pending_body_read_) return continue_body_read();
+    process();
+  }
+
+  // ---------------------------------------------------------------- parsing and dispatch
+
+  // Parses and answers as many complete requests as the buffer holds, then writes or reads more.
+  void process() {
+    while (!closed_ && !close_after_write_ && (phase_ == phase::idle || phase_ == phase::header || phase_ == phase::body)) {
+      if (ex_->out.size() >= options().max_pending_output) break;
+      const std::string_view input = ex_->in.data();
+      if (phase_ != phase::body) {
+        if (input.empty()) break;
+        if (phase_ == phase::idle) {
+          phase_ = phase::header;
+          set_deadline(options().timeouts.header);
+        }
+        std::error_code ec;
+        const std::size_t n = ex_->parser.put(input, ec);
+        if (ec) {
+          respond_error(ec);
+          break;
+        }
+        if (!ex_->parser.header_done()) break;  // need more bytes
+        ex_->in.consume(n);
+        ex_->views_in_buffer = true;
+        begin_request();
+        continue;
+      }
+      // Reading a body that the handler gets whole.
+      std::error_code ec;
+      const std::size_t n = ex_->parser.put(input, ec);
+      if (ec) {
+        respond_error(ec);
+        break;
+      }
+      take_body_piece(ex_->parser.body_piece());
+      ex_->in.consume(n);
+      if (ex_->parser.done()) {
+        dispatch();
+        continue;
+      }
+      if (ex_->in.empty()) break;
+    }
+    after_processing();
+  }
+
+  void after_processing() {
+    if (closed_) return;
+    if (!ex_->out.empty()) return write();
+    if (phase_ == phase::handling || phase_ == phase::streaming) return;
+    if (close_after_write_) return shutdown_and_close();
+    read_more();
+  }
+
+  void take_body_piece(std::string_view piece) {
+    if (piece.empty()) return;
+    if (ex_->body_pieces++ == 0 && ex_->views_in_buffer) {
+      ex_->req.set_body_view(piece);  // the common case: the whole body arrived with its header, no copy
+    } else {
+      ex_->req.append_body(piece);
+    }
+  }
+
+  void begin_request() {
+    shard_->shared().requests.fetch_add(1, std::memory_order_relaxed);
+    exchange& x = *ex_;
+    const request_parser& p = x.parser;
+    x.req.reset(request::fill{p.method(), p.method_string(), p.target(), p.version_minor(), &p.fields(), p.keep_alive()},
+                this, &x.cancel);
+    x.req.set_remote_endpoint(remote_);
+    route_match match = shard_->routes().match(x.req);
+    if (match.result != route_match::kind::found) return answer_without_route(match);
+    x.current_route = match.matched;
+    const std::uint64_t limit = match.matched->body_limit().value_or(options().limits.max_body);
+    x.parser.set_body_limit(limit);
+    if (p.framing() == body_framing::length && p.content_length() > limit) {
+      // Refuse before the body is sent (and before "100 Continue"): RFC 9110 §10.1.1.
+      return respond_error(error::body_too_large);
+    }
+    if (p.framing() == body_framing::none || match.matched->streams_body()) return dispatch();
+    phase_ = phase::body;
+    set_deadline(options().timeouts.body);
+    if (p.expect_continue() && x.in.empty()) send_continue();
+  }
+
+  void send_continue() {
+    ex_->continue_sent = true;
+    ex_->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+
+  void answer_without_route(const route_match& match) {
+    response r;
+    switch (match.result) {
+      case route_match::kind::not_found:
+        r = response::problem(status::not_found, "No resource at this path.");
+        break;
+      case route_match::kind::method_not_allowed:
+        r = response::problem(status::method_not_allowed, "This resource does not support the method.");
+        r.set("Allow", match.allow);
+        break;
+      case route_match::kind::options:
+        r = response(status::no_content);
+        r.set("Allow", match.allow);
+        break;
+      case route_match::kind::bad_path:
+        r = response::problem(status::bad_request, "Malformed path.");
+        break;
+      case route_match::kind::found:
+        break;
+    }
+    // The request's body, if any, is not read: end the connection after the answer so that it is never parsed
+    // as a request.
+    if (ex_->parser.framing() != body_framing::none) r.close_connection();
+    ex_->parser.set_body_limit(0);
+    finish(std::move(r));
+  }
+
+  void dispatch() {
+    phase_ = phase::handling;
+    deadline_ = clock::time_point::max();  // a handler may take its time (a parked long poll); no read is pending
+    const std::uint64_t sequence = ++sequence_;
+    exchange& x = *ex_;
+    dispatch_thread_.store(std::this_thread::get_id(), std::memory_order_release);
+    try {
+      if (auto early = x.current_route->run_before(x.req)) {
+        x.sync_response.emplace(std::move(*early));
+      } else {
+        x.current_route->handler()(x.req, responder(this->shared_from_this(), sequence));
+      }
+    } catch (...) {
+      x.sync_response.emplace(response_for_exception(std::current_exception()));
+    }
+    dispatch_thread_.store(std::thread::id(), std::memory_order_release);
+    if (x.sync_response) {
+      response r = std::move(*x.sync_response);
+      x.sync_response.reset();
+      finish(std::move(r));
+      return;
+    }
+    // The handler answers later: free the read buffer if we can, and watch for the client going away.
+    if (!x.current_route->streams_body()) {
+      x.req.make_self_contained(x.in.storage(), x.in.capacity());
+      x.views_in_buffer = false;
+      x.in.release_if_empty(shard_->blocks());
+      watch_for_disconnect();
+    }
+  }
+
+  void on_async_response(std::uint64_t sequence, response r) {
+    if (closed_ || !ex_ || sequence != sequence_ || phase_ != phase::handling) {
+      if (closed_ && ex_ && !reading_ && !writing_) shard_->release_exchange(std::move(ex_));
+      return;
+    }
+    finish(std::move(r));
+    if (phase_ != phase::streaming) process();
+  }
+
+  // While a handler runs, a readable socket means either a pipelined request (kept for later) or EOF (the client
+  // went away: cancel the handler).
+  void watch_for_disconnect() {
+    if (closed_ || reading_) return;
+    if constexpr (!traits::tls) {
+      reading_ = true;
+      stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
+        self->reading_ = false;
+        if (self->closed_) return;
+        if (ec) return self->close();
+        if (self->phase_ != phase::handling && self->phase_ != phase::streaming) {
+          // The handler finished meanwhile: this is the next request arriving.
+          return self->on_readable();
+        }
+        char probe;
+        const ssize_t n = ::recv(self->stream_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          self->peer_went_away();
+          return self->close();
+        }
+        // Data: a pipelined request, left in the socket until the handler is done. Waiting again would wake at
+        // once, so disconnects are noticed at the next write instead.
+      });
+    }
+  }
+
+  void peer_went_away() {
+    peer_gone_ = true;
+    if (ex_) ex_->cancel.emit(asio::cancellation_type::terminal);
+  }
+
+  static response response_for_exception(std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const problem_error& p) {
+      return response::problem(p.get());
+    } catch (...) {
+      log_handler_exception("http handler", std::current_exception());
+      return response::problem(status::internal_server_error, "The server could not answer this request.");
+    }
+  }
+
+  // ---------------------------------------------------------------- answering
+
+  // Queues the response to the current request and gets ready for the next one.
+  void finish(response r) {
+    exchange& x = *ex_;
+    if (x.current_route != nullptr) {
+      try {
+        x.current_route->run_after(x.req, r);
+      } catch (...) {
+        r = response_for_exception(std::current_exception());
+      }
+    }
+    if (r.status() == status::internal_server_error && x.current_route != nullptr) {
+      shard_->shared().handler_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    count_status(r.status());
+    const request_parser& p = x.parser;
+    const bool head = x.req.method() == method::head;
+    const bool no_content = has_no_content(r.status());
+    const bool streamed = r.is_streamed() && !head && !no_content;
+    // A body that was not read completely (streamed routes whose handler stopped reading) leaves the connection
+    // out of step: close it after the response.
+    const bool body_left = !p.done() && p.framing() != body_framing::none;
+    bool keep_alive = p.keep_alive() && !r.closes_connection() && !leaving_ && !body_left && !shard_->draining();
+    if (streamed && p.version_minor() == 0) keep_alive = false;  // no chunked coding: the body ends with the connection
+    head_info info;
+    info.version_minor = p.version_minor();
+    info.keep_alive = keep_alive;
+    info.chunked = streamed && p.version_minor() == 1;
+    info.send_length = !streamed && !no_content;
+    info.content_length = r.body().size();
+    info.date = shard_->date();
+    info.server = options().server_header;
+    append_response_head(x.out.text(), r, info);
+    if (!head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
+    if (!keep_alive) close_after_write_ = true;
+    x.reset_request();
+    if (streamed) {
+      start_streaming(std::move(r.producer()), info.chunked);
+    } else {
+      phase_ = phase::idle;
+    }
+  }
+
+  void count_status(status s) {
+    const unsigned code = to_int(s);
+    auto& shared = shard_->shared();
+    if (code >= 500) shared.responses_5xx.fetch_add(1, std::memory_order_relaxed);
+    else if (code >= 400) shared.responses_4xx.fetch_add(1, std::memory_order_relaxed);
+    else if (code >= 200 && code < 300) shared.responses_2xx.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // A request that cannot be answered normally (parse error, timeout): answer with its status and close.
+  void respond_error(std::error_code ec) {
+    shard_->shared().bad_requests.fetch_add(1, std::memory_order_relaxed);
+    const status s = ec.category() == http_category() ? status_for(static_cast<error>(ec.value())) : status::bad_request;
+    response r = response::problem(s, ec.message());
+    r.close_connection();
+    ex_->current_route = nullptr;
+    if (!ex_->parser.header_done()) {
+      // No request to answer to: a minimal parser state for framing decisions.
+      count_status(s);
+      head_info info;
+      info.keep_alive = false;
+      info.content_length = r.body().size();
+      info.date = shard_->date();
+      info.server = options().server_header;
+      append_response_head(ex_->out.text(), r, info);
+      ex_->out.append_owned(std::move(r.body()));
+      close_after_write_ = true;
+      lingering_ = true;
+      phase_ = phase::idle;
+      return;
+    }
+    lingering_ = true;
+    finish(std::move(r));
+  }
+
+  // ---------------------------------------------------------------- streamed request bodies
+
+  void continue_body_read() {
+    exchange& x = *ex_;
+    std::error_code ec;
+    const std::size_t n = x.parser.put(x.in.data(), ec);
+    if (ec) {
+      auto h = std::move(pending_body_read_);
+      h.complete(ec, {});
+      return;
+    }
+    x.in.consume(n);
+    const std::string_view piece = x.parser.body_piece();
+    if (!piece.empty() || x.parser.done()) {
+      deadline_ = clock::time_point::max();
+      auto h = std::move(pending_body_read_);
+      h.complete({}, piece);
+      return;
+    }
+    // Need more bytes from the peer (after any queued "100 Continue" has gone out).
+    set_deadline(options().timeouts.body);
+    if (!x.out.empty()) return write();
+    read_body_more();
+  }
+
+  void read_body_more() {
+    if (reading_ || closed_) return;
+    auto space = prepare_read();
+    reading_ = true;
+    stream_.async_read_some(asio::buffer(space.first, space.second),
+                            [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                              self->reading_ = false;
+                              if (self->closed_) return;
+                              if (ec) {
+                                if (auto h = std::move(self->pending_body_read_)) h.complete(error::partial_message, {});
+                                return self->close();
+                              }
+                              self->ex_->in.commit(n);
+                              if (self->pending_body_read_) self->continue_body_read();
+                            });
+  }
+
+  // ---------------------------------------------------------------- streamed responses
+
+  void start_streaming(body_producer producer, bool chunked) {
+    phase_ = phase::streaming;
+    chunked_stream_ = chunked;
+    auto self = this->shared_from_this();
+    asio::co_spawn(shard_->executor(), producer(*this),
+                   asio::bind_cancellation_slot(ex_->cancel.slot(), [self, chunked](std::exception_ptr e) {
+                     self->end_streaming(e, chunked);
+                   }));
+    watch_for_disconnect();
+  }
+
+  void end_streaming(std::exception_ptr e, bool chunked) {
+    if (closed_) return;
+    if (e && !peer_gone_) log_handler_exception("http body producer", e);
+    if (e) return close();  // the head is out: the only way to signal a failed body is to cut the connection
+    if (chunked) ex_->out.append("0\r\n\r\n");
+    phase_ = phase::idle;
+    if (!writing_) process();
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  void write() {
+    if (writing_ || closed_) return;
+    writing_ = true;
+    set_deadline(options().timeouts.write);
+    if constexpr (!traits::tls) {
+      // Most responses fit in the socket buffer: try at once, and only wait if the peer is slow.
+      std::error_code ec;
+      const std::size_t n = stream_.write_some(ex_->out.buffers(), ec);
+      if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) {
+        ex_->out.consume(ec ? 0 : n);
+        if (ex_->out.empty()) return on_written({});
+      } else {
+        return on_written(ec);
+      }
+    }
+    asio::async_write(stream_, ex_->out.buffers(), [self = this->shared_from_this()](std::error_code ec, std::size_t) {
+      self->on_written(ec);
+    });
+  }
+
+  void on_written(std::error_code ec) {
+    writing_ = false;
+    if (closed_) return;
+    if (ec) {
+      peer_went_away();
+      if (auto done = std::move(pending_stream_write_)) done.complete(ec);
+      return close();
+    }
+    ex_->out.clear();
+    if (auto done = std::move(pending_stream_write_)) {
+      set_deadline(std::chrono::milliseconds(0));  // a producer waiting for data has no deadline
+      done.complete({});
+      return;
+    }
+    if (phase_ == phase::streaming || phase_ == phase::handling) {
+      if (phase_ == phase::handling && pending_body_read_) read_body_more();
+      return;
+    }
+    if (close_after_write_) return shutdown_and_close();
+    process();
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  // Ends a connection after a final response. After an error, keep reading (and discarding) for a moment before
+  // closing, so that the kernel does not answer the client's unread bytes with a reset that destroys our response
+  // before the client has read it.
+  void shutdown_and_close() {
+    std::error_code ignored;
+    if constexpr (traits::tls) {
+      close();
+    } else {
+      traits::socket(stream_).shutdown(asio::socket_base::shutdown_send, ignored);
+      if (!lingering_) return close();
+      lingering_ = false;
+      linger_budget_ = 64 * 1024;
+      set_deadline(std::chrono::milliseconds(2000));
+      phase_ = phase::idle;
+      linger();
+    }
+  }
+
+  void linger() {
+    if (closed_) return;
+    auto space = ex_->in.prepare(shard_->blocks(), 1, shard_->max_read_buffer());
+    reading_ = true;
+    stream_.async_read_some(asio::buffer(space.first, space.second),
+                            [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                              self->reading_ = false;
+                              if (ec || n >= self->linger_budget_) return self->close();
+                              self->linger_budget_ -= n;  // discarded: the space is reused by the next read
+                              self->linger();
+                            });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    std::error_code ignored;
+    traits::socket(stream_).close(ignored);
+    shard_->remove(this, cut_);
+    if (ex_) {
+      ex_->cancel.emit(asio::cancellation_type::terminal);
+      if (auto h = std::move(pending_body_read_)) h.complete(asio::error::operation_aborted, {});
+      if (auto done = std::move(pending_stream_write_)) done.complete(asio::error::operation_aborted);
+      // A handler still running may use its request: keep the exchange until it answers.
+      if (phase_ != phase::handling && phase_ != phase::streaming && !reading_ && !writing_) {
+        shard_->release_exchange(std::move(ex_));
+      }
+    }
+  }
+
+  std::shared_ptr<server_shard> shard_;
+  Stream stream_;
+  asio::ip::tcp::endpoint remote_;
+  std::unique_ptr<exchange> ex_;
+  clock::time_point deadline_ = clock::time_point::max();
+  std::uint64_t sequence_ = 0;
+  std::atomic<std::thread::id> dispatch_thread_{};
+  read_handler pending_body_read_;
+  completion pending_stream_write_;
+  std::size_t linger_budget_ = 0;
+  phase phase_ = phase::idle;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool cut_ = false;
+  bool leaving_ = false;
+  bool close_after_write_ = false;
+  bool lingering_ = false;
+  bool peer_gone_ = false;
+  bool chunked_stream_ = false;
+};
+
+}  // namespace switchboard::http::detail

@@ -1,0 +1,320 @@
+// switchboard/http/detail/server_shard.hpp
+//
+// The part of an HTTP server that lives on one event-loop thread: its connections (an intrusive list, no locks),
+// pools of per-request state and read buffers, the clock that enforces timeouts, the cached Date value, and the
+// drain of its connections. Only ever touched from its own executor.
+#pragma once
+
+#include <switchboard/core/drain.hpp>
+#include <switchboard/http/detail/output_queue.hpp>
+#include <switchboard/http/detail/read_buffer.hpp>
+#include <switchboard/http/parser.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/http/server_options.hpp>
+#include <switchboard/net/listener.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace switchboard::http {
+
+/// Counters of a server since it started, over all threads.
+struct server_stats {
+  std::uint64_t accepted = 0;      ///< connections accepted
+  std::uint64_t active = 0;        ///< connections open now
+  std::uint64_t requests = 0;      ///< requests whose header was parsed
+  std::uint64_t responses_2xx = 0;
+  std::uint64_t responses_4xx = 0;
+  std::uint64_t responses_5xx = 0;
+  std::uint64_t bad_requests = 0;  ///< connections closed for a malformed request (any status from status_for)
+  std::uint64_t timeouts = 0;      ///< connections closed by a timeout
+  std::uint64_t handler_errors = 0;///< handlers that threw something other than problem_error
+};
+
+namespace detail {
+
+/// Counters and limits shared by the shards of one server (atomics: touched from every thread).
+struct server_shared {
+  std::atomic<std::uint64_t> accepted{0}, active{0}, requests{0}, responses_2xx{0}, responses_4xx{0},
+      responses_5xx{0}, bad_requests{0}, timeouts{0}, handler_errors{0};
+
+  server_stats snapshot() const noexcept {
+    return {accepted.load(), active.load(), requests.load(), responses_2xx.load(), responses_4xx.load(),
+            responses_5xx.load(), bad_requests.load(), timeouts.load(), handler_errors.load()};
+  }
+};
+
+/// What a shard needs to know of each connection.
+class connection_base {
+ public:
+  /// Called by the shard's clock: close the connection if its deadline has passed.
+  virtual void check_deadline(std::chrono::steady_clock::time_point now) = 0;
+  /// Drain: leave as soon as the request in progress has been answered (idle connections leave at once).
+  virtual void leave() = 0;
+  /// Drain deadline: close now.
+  virtual void cut() = 0;
+
+  connection_base* prev_ = nullptr;
+  connection_base* next_ = nullptr;
+  bool linked_ = false;
+
+ protected:
+  ~connection_base() = default;
+};
+
+/// Per-request state, pooled: an idle connection returns it, so it costs nothing while the connection waits.
+struct exchange {
+  explicit exchange(const parser_limits& limits) : parser(limits) {}
+  read_buffer in;
+  request_parser parser;
+  request req;
+  output_queue out;
+  asio::cancellation_signal cancel;
+  const route* current_route = nullptr;
+  std::uint64_t body_pieces = 0;
+  bool views_in_buffer = false;  // req's views point into `in` (see request::make_self_contained)
+  bool continue_sent = false;    // "100 Continue" already queued for this request
+  std::optional<response> sync_response;  // a response delivered while the handler was still being called
+
+  void reset_request() {
+    parser.reset();
+    cancel.slot().clear();  // a finished handler's cancellation handler must not outlive it
+    current_route = nullptr;
+    body_pieces = 0;
+    views_in_buffer = false;
+    continue_sent = false;
+    sync_response.reset();
+  }
+};
+
+class server_shard : public std::enable_shared_from_this<server_shard> {
+ public:
+  server_shard(std::size_t index, asio::any_io_executor executor, const server_options& options,
+               const router& routes, std::shared_ptr<server_shared> shared, std::shared_ptr<net::listener> listener)
+      : index_(index),
+        executor_(std::move(executor)),
+        options_(options),
+        routes_(&routes),
+        shared_(std::move(shared)),
+        listener_(std::move(listener)),
+        ticker_(executor_),
+        drain_timer_(executor_),
+        blocks_(16 * 1024, 64) {
+    update_date(std::chrono::system_clock::now());
+  }
+
+  std::size_t index() const noexcept { return index_; }
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+  const server_options& options() const noexcept { return options_; }
+  const router& routes() const noexcept { return *routes_; }
+  server_shared& shared() noexcept { return *shared_; }
+  block_pool& blocks() noexcept { return blocks_; }
+  /// The largest a read buffer may grow: a whole header section plus room to tell that it is too large.
+  std::size_t max_read_buffer() const noexcept {
+    return std::max<std::size_t>(options_.limits.max_header_bytes + 1024, blocks_.block_size());
+  }
+
+  /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), refreshed by the shard's clock.
+  std::string_view date() const noexcept { return {date_, 29}; }
+
+  bool draining() const noexcept { return draining_; }
+
+  std::unique_ptr<exchange> acquire_exchange() {
+    if (free_exchanges_.empty()) return std::make_unique<exchange>(options_.limits);
+    auto e = std::move(free_exchanges_.back());
+    free_exchanges_.pop_back();
+    return e;
+  }
+  void release_exchange(std::unique_ptr<exchange> e) {
+    e->in.release(blocks_);
+    e->reset_request();
+    e->out.clear();
+    if (free_exchanges_.size() < max_free_exchanges) {
+      free_exchanges_.push_back(std::move(e));
+    }
+  }
+
+  void start() { tick(); }
+
+  /// Registers a new connection (it unregisters itself when it closes).
+  void add(connection_base* c) {
+    c->next_ = head_;
+    c->prev_ = nullptr;
+    if (head_ != nullptr) head_->prev_ = c;
+    head_ = c;
+    c->linked_ = true;
+    ++count_;
+  }
+
+  /// Called by a connection as it closes. `was_cut` tells whether the drain deadline closed it.
+  void remove(connection_base* c, bool was_cut) {
+    if (!c->linked_) return;
+    if (c->prev_ != nullptr) c->prev_->next_ = c->next_;
+    else head_ = c->next_;
+    if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
+    c->linked_ = false;
+    --count_;
+    if (draining_) {
+      if (was_cut) ++report_.cut;
+      else ++report_.drained;
+      if (count_ == 0) finish_drain();
+    }
+    const std::uint64_t now_active = shared_->active.fetch_sub(1) - 1;
+    if (paused_ && now_active < options_.max_connections) {
+      paused_ = false;
+      listener_->resume(index_);
+    }
+  }
+
+  /// After an accept: pauses accepting when the server is at its connection limit.
+  void on_accepted() {
+    shared_->accepted.fetch_add(1, std::memory_order_relaxed);
+    if (shared_->active.fetch_add(1) + 1 >= options_.max_connections) {
+      paused_ = true;
+      listener_->pause(index_);
+    }
+  }
+
+  /// Starts the drain of this shard's connections; `done` is called on this executor once none is left.
+  void drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) {
+    if (draining_) {
+      if (deadline < drain_deadline_) arm_drain_timer(deadline);
+      return;
+    }
+    draining_ = true;
+    drain_done_ = std::move(done);
+    arm_drain_timer(deadline);
+    // Each connection closes itself now (idle) or after its current response; `remove` counts them.
+    for (connection_base* c = head_; c != nullptr;) {
+      connection_base* next = c->next_;
+      c->leave();
+      c = next;
+    }
+    if (count_ == 0) finish_drain();
+  }
+
+  /// Closes every connection at once (server destroyed without a drain).
+  void close_all() {
+    ticker_.cancel();
+    while (head_ != nullptr) head_->cut();
+  }
+
+ private:
+  static constexpr std::size_t max_free_exchanges = 256;
+
+  void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
+    drain_deadline_ = deadline;
+    drain_timer_.expires_at(deadline);
+    drain_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec) return;
+      while (self->head_ != nullptr) self->head_->cut();  // cut() unlinks
+      if (self->count_ == 0) self->finish_drain();
+    });
+  }
+
+  void finish_drain() {
+    if (!drain_done_) return;
+    drain_timer_.cancel();
+    ticker_.cancel();
+    auto done = std::move(drain_done_);
+    drain_done_ = nullptr;
+    done(report_);
+  }
+
+  // The clock: checks every connection's deadline, and refreshes the Date value once per second. Its period is a
+  // quarter of the shortest timeout (between 10 ms and 1 s), so a timeout fires at most 25% late.
+  std::chrono::milliseconds tick_period() const {
+    std::chrono::milliseconds shortest{1000};
+    for (auto t : {options_.timeouts.header, options_.timeouts.body, options_.timeouts.idle, options_.timeouts.write}) {
+      if (t.count() > 0) shortest = std::min(shortest, t / 4);
+    }
+    return std::clamp(shortest, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  }
+
+  void tick() {
+    const auto now = std::chrono::steady_clock::now();
+    for (connection_base* c = head_; c != nullptr;) {
+      connection_base* next = c->next_;  // check_deadline may unlink c
+      c->check_deadline(now);
+      c = next;
+    }
+    update_date(std::chrono::system_clock::now());
+    ticker_.expires_after(tick_period());
+    ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->tick();
+    });
+  }
+
+  void update_date(std::chrono::system_clock::time_point now) {
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    if (t == date_time_) return;
+    date_time_ = t;
+    format_imf_fixdate(t, date_);
+  }
+
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7). Independent of the C locale.
+  static void format_imf_fixdate(std::time_t t, char (&out)[30]) {
+    static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    auto two = [](char* p, int v) {
+      p[0] = static_cast<char>('0' + v / 10);
+      p[1] = static_cast<char>('0' + v % 10);
+    };
+    std::memcpy(out, days[tm.tm_wday], 3);
+    out[3] = ',';
+    out[4] = ' ';
+    two(out + 5, tm.tm_mday);
+    out[7] = ' ';
+    std::memcpy(out + 8, months[tm.tm_mon], 3);
+    out[11] = ' ';
+    const int year = tm.tm_year + 1900;
+    two(out + 12, year / 100);
+    two(out + 14, year % 100);
+    out[16] = ' ';
+    two(out + 17, tm.tm_hour);
+    out[19] = ':';
+    two(out + 20, tm.tm_min);
+    out[22] = ':';
+    two(out + 23, tm.tm_sec);
+    std::memcpy(out + 25, " GMT", 4);
+    out[29] = '\0';
+  }
+
+  std::size_t index_;
+  asio::any_io_executor executor_;
+  server_options options_;
+  const router* routes_;
+  std::shared_ptr<server_shared> shared_;
+  std::shared_ptr<net::listener> listener_;
+  asio::steady_timer ticker_;
+  asio::steady_timer drain_timer_;
+  block_pool blocks_;
+  std::vector<std::unique_ptr<exchange>> free_exchanges_;
+  connection_base* head_ = nullptr;
+  std::size_t count_ = 0;
+  bool paused_ = false;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::function<void(drain_report)> drain_done_;
+  drain_report report_;
+  std::time_t date_time_ = 0;
+  char date_[30] = {};
+};
+
+}  // namespace detail
+}  // namespace switchboard::http

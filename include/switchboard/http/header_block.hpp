@@ -1,0 +1,123 @@
+// switchboard/http/header_block.hpp
+//
+// `header_block`: an owned, ordered list of header fields for messages we build (responses on the server,
+// requests on the client). Fields are stored already serialised ("Name: value\r\n"), so writing a message is one
+// copy. Setters validate: a name must be a token and a value may not hold CR, LF, NUL or other controls, so that
+// data from a request can never inject a header or split a response (RFC 9110 §5.5, RFC 9112 §11.1).
+#pragma once
+
+#include <switchboard/http/detail/chars.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace switchboard::http {
+
+class header_block {
+ public:
+  /// Appends a field, keeping any others of the same name. Throws `std::invalid_argument` on an invalid name or
+  /// value (a programmer error: validate user input before putting it in a header).
+  header_block& add(std::string_view name, std::string_view value) {
+    validate(name, value);
+    data_.reserve(data_.size() + name.size() + value.size() + 4);
+    data_.append(name).append(": ").append(value).append("\r\n");
+    return *this;
+  }
+
+  /// Replaces every field named `name` (case-insensitively) with one field. Same validation as `add`.
+  header_block& set(std::string_view name, std::string_view value) {
+    validate(name, value);
+    erase(name);
+    data_.append(name).append(": ").append(value).append("\r\n");
+    return *this;
+  }
+
+  /// Removes every field named `name`. Returns how many were removed.
+  std::size_t erase(std::string_view name) {
+    std::size_t removed = 0;
+    std::size_t pos = 0;
+    while (pos < data_.size()) {
+      const std::size_t line_end = data_.find("\r\n", pos) + 2;
+      if (line_name(pos) == name || detail::iequals(line_name(pos), name)) {
+        data_.erase(pos, line_end - pos);
+        ++removed;
+      } else {
+        pos = line_end;
+      }
+    }
+    return removed;
+  }
+
+  /// The value of the first field named `name`, or an empty view.
+  std::string_view get(std::string_view name) const noexcept {
+    std::size_t pos = 0;
+    while (pos < data_.size()) {
+      const std::size_t line_end = data_.find("\r\n", pos);
+      const std::string_view n = line_name(pos);
+      if (detail::iequals(n, name)) {
+        const std::size_t value_begin = pos + n.size() + 2;
+        return std::string_view(data_).substr(value_begin, line_end - value_begin);
+      }
+      pos = line_end + 2;
+    }
+    return {};
+  }
+
+  bool contains(std::string_view name) const noexcept {
+    std::size_t pos = 0;
+    while (pos < data_.size()) {
+      if (detail::iequals(line_name(pos), name)) return true;
+      pos = data_.find("\r\n", pos) + 2;
+    }
+    return false;
+  }
+
+  /// Calls `f(name, value)` for each field in order.
+  template <class F>
+  void for_each(F&& f) const {
+    std::size_t pos = 0;
+    while (pos < data_.size()) {
+      const std::size_t line_end = data_.find("\r\n", pos);
+      const std::string_view n = line_name(pos);
+      const std::size_t value_begin = pos + n.size() + 2;
+      f(n, std::string_view(data_).substr(value_begin, line_end - value_begin));
+      pos = line_end + 2;
+    }
+  }
+
+  bool empty() const noexcept { return data_.empty(); }
+  void clear() noexcept { data_.clear(); }
+
+  /// The fields serialised as "Name: value\r\n" lines.
+  std::string_view serialized() const noexcept { return data_; }
+
+  /// True when `name` may be used as a field name.
+  static bool valid_name(std::string_view name) noexcept { return detail::is_token(name); }
+
+  /// True when `value` may be used as a field value: no CR, LF, NUL or other control but HTAB, and no leading or
+  /// trailing whitespace (which a parser would strip, changing the value).
+  static bool valid_value(std::string_view value) noexcept {
+    for (unsigned char c : value) {
+      if (!detail::field_value_table[c]) return false;
+    }
+    return value.empty() || (!detail::is_ows(value.front()) && !detail::is_ows(value.back()));
+  }
+
+ private:
+  static void validate(std::string_view name, std::string_view value) {
+    if (!valid_name(name)) throw std::invalid_argument("switchboard::http: invalid header name");
+    if (!valid_value(value)) {
+      throw std::invalid_argument("switchboard::http: invalid header value (CR, LF, control or edge whitespace)");
+    }
+  }
+
+  std::string_view line_name(std::size_t pos) const noexcept {
+    const std::size_t colon = data_.find(':', pos);
+    return std::string_view(data_).substr(pos, colon - pos);
+  }
+
+  std::string data_;
+};
+
+}  // namespace switchboard::http

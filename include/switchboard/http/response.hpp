@@ -1,0 +1,110 @@
+// switchboard/http/response.hpp
+//
+// `response`: what a handler returns. A status, header fields (validated, see header_block.hpp) and a body: in
+// memory, or streamed by a producer coroutine that writes to a `body_writer` as the peer makes room.
+// The server adds Date, Content-Length (or Transfer-Encoding: chunked for streamed bodies) and Connection.
+#pragma once
+
+#include <switchboard/http/body_writer.hpp>
+#include <switchboard/http/header_block.hpp>
+#include <switchboard/http/problem.hpp>
+#include <switchboard/http/status.hpp>
+
+#include <asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace switchboard::http {
+
+/// Produces a streamed body by writing to the writer; runs on the connection's executor. Returning ends the body.
+/// An exception ends the connection (the head has already been sent) and is logged.
+using body_producer = std::function<asio::awaitable<void>(body_writer&)>;
+
+class response {
+ public:
+  /// 200 OK with no body.
+  response() = default;
+  explicit response(http::status s) : status_(s) {}
+  response(http::status s, std::string body, std::string_view content_type) : status_(s), body_(std::move(body)) {
+    headers_.set("Content-Type", content_type);
+  }
+
+  /// `text/plain; charset=utf-8`.
+  static response text(std::string body, http::status s = http::status::ok) {
+    return response(s, std::move(body), "text/plain; charset=utf-8");
+  }
+  /// `text/html; charset=utf-8`.
+  static response html(std::string body, http::status s = http::status::ok) {
+    return response(s, std::move(body), "text/html; charset=utf-8");
+  }
+  /// `application/json`, serialised compactly.
+  static response json(const nlohmann::json& value, http::status s = http::status::ok) {
+    return response(s, value.dump(), "application/json");
+  }
+  /// `application/problem+json` (RFC 9457) with the problem's status.
+  static response problem(const http::problem& p) {
+    return response(p.status, p.to_json().dump(), "application/problem+json");
+  }
+  /// A problem with just a status and a detail message.
+  static response problem(http::status s, std::string detail) {
+    return problem(http::problem{.status = s, .detail = std::move(detail)});
+  }
+  /// A redirect (301, 302, 303, 307, 308) to `location`.
+  static response redirect(std::string_view location, http::status s = http::status::found) {
+    response r(s);
+    r.headers_.set("Location", location);
+    return r;
+  }
+  /// A streamed body: the server sends the head with `Transfer-Encoding: chunked` and runs `producer`.
+  static response stream(std::string_view content_type, body_producer producer, http::status s = http::status::ok) {
+    response r(s);
+    r.headers_.set("Content-Type", content_type);
+    r.producer_ = std::move(producer);
+    return r;
+  }
+
+  http::status status() const noexcept { return status_; }
+  response& set_status(http::status s) noexcept {
+    status_ = s;
+    return *this;
+  }
+
+  header_block& headers() noexcept { return headers_; }
+  const header_block& headers() const noexcept { return headers_; }
+  /// Sets a header field (replacing others of that name). Throws `std::invalid_argument` for CR/LF and the like.
+  response& set(std::string_view name, std::string_view value) {
+    headers_.set(name, value);
+    return *this;
+  }
+
+  std::string& body() noexcept { return body_; }
+  const std::string& body() const noexcept { return body_; }
+  response& set_body(std::string body, std::string_view content_type) {
+    body_ = std::move(body);
+    headers_.set("Content-Type", content_type);
+    return *this;
+  }
+
+  /// Asks the server to close the connection after this response.
+  response& close_connection(bool close = true) noexcept {
+    close_ = close;
+    return *this;
+  }
+  bool closes_connection() const noexcept { return close_; }
+
+  bool is_streamed() const noexcept { return static_cast<bool>(producer_); }
+  body_producer& producer() noexcept { return producer_; }
+
+ private:
+  http::status status_ = http::status::ok;
+  bool close_ = false;
+  header_block headers_;
+  std::string body_;
+  body_producer producer_;
+};
+
+}  // namespace switchboard::http

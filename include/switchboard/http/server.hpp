@@ -1,0 +1,171 @@
+// switchboard/http/server.hpp
+//
+// `http::server`: an HTTP/1.1 (and HTTPS) server over a router, sharded across a runtime's threads.
+//
+//   switchboard::runtime rt;
+//   switchboard::http::router routes;
+//   routes.get("/user/{id:int}", [](http::request& req) {
+//     return http::response::json({{"id", req.param_as<int>("id")}});
+//   });
+//   switchboard::http::server server(rt, routes, {.port = 8080});
+//   server.start();
+//   rt.run();  // until SIGINT/SIGTERM, then a graceful drain
+//
+// Keep-alive (RFC 9112 §9.3), pipelining (responses in order, the responses to one read written together),
+// `Expect: 100-continue`, HEAD, a cached Date, timeouts, a connection limit, streamed request and response
+// bodies, and a graceful drain (`async_drain`, or through the runtime). See docs/request-response.md.
+//
+// Lifetime: the router must outlive the server; destroy the server after its runtime has stopped (or after a
+// drain has completed).
+#pragma once
+
+#include <switchboard/core/drain.hpp>
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/http/detail/server_connection.hpp>
+#include <switchboard/http/detail/server_shard.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/http/server_options.hpp>
+#include <switchboard/net/listener.hpp>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace switchboard::http {
+
+namespace detail {
+inline void log_handler_exception(std::string_view where, std::exception_ptr e) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "switchboard: %.*s threw: %s\n", static_cast<int>(where.size()), where.data(), what.c_str());
+}
+}  // namespace detail
+
+class server : public drainable {
+ public:
+  /// A server on every thread of `rt`, registered with it for draining.
+  server(runtime& rt, const router& routes, server_options options = {})
+      : server(rt.executors(), routes, std::move(options)) {
+    runtime_ = &rt;
+    rt.add(*this);
+  }
+
+  /// A server on one executor (an application's own io_context). Drain it with `async_drain`.
+  server(asio::any_io_executor executor, const router& routes, server_options options = {})
+      : server(std::vector<asio::any_io_executor>{std::move(executor)}, routes, std::move(options)) {}
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  ~server() {
+    if (runtime_ != nullptr) runtime_->remove(*this);
+    listener_->close();
+    // Connections still open (no drain happened) are closed on their threads.
+    for (auto& shard : shards_) asio::post(shard->executor(), [shard] { shard->close_all(); });
+  }
+
+  /// Binds, listens and starts accepting. Throws `std::system_error` if the address cannot be bound.
+  void start() {
+    listener_->listen();
+    for (auto& shard : shards_) asio::post(shard->executor(), [shard] { shard->start(); });
+    listener_->start([this, shards = shards_](std::size_t index, asio::ip::tcp::socket socket) {
+      auto& shard = shards[index];
+      shard->on_accepted();
+      if (shard->draining()) {
+        std::error_code ignored;
+        socket.close(ignored);
+        return;
+      }
+      if (tls_) {
+        auto c = std::make_shared<detail::server_connection<asio::ssl::stream<asio::ip::tcp::socket>>>(
+            shard, asio::ssl::stream<asio::ip::tcp::socket>(std::move(socket), *tls_));
+        c->start();
+      } else {
+        auto c = std::make_shared<detail::server_connection<asio::ip::tcp::socket>>(shard, std::move(socket));
+        c->start();
+      }
+    });
+  }
+
+  /// The bound address (after `start`).
+  asio::ip::tcp::endpoint local_endpoint() const { return listener_->local_endpoint(); }
+  /// "http://host:port" or "https://host:port" (after `start`).
+  std::string url() const {
+    const auto e = local_endpoint();
+    const std::string host = e.address().is_v6() ? "[" + e.address().to_string() + "]" : e.address().to_string();
+    return std::string(tls_ ? "https://" : "http://") + host + ":" + std::to_string(e.port());
+  }
+  /// True when each thread has its own SO_REUSEPORT listener.
+  bool sharded() const noexcept { return listener_->sharded(); }
+
+  server_stats stats() const noexcept { return shared_->snapshot(); }
+
+  /// Graceful drain (DESIGN promise 6): stops accepting; idle connections close now; a request in progress gets
+  /// its response with `Connection: close`; streamed responses are stopped; at `deadline` the rest is cut.
+  /// `done` gets the counts (from any thread) once nothing is open. Safe from any thread.
+  void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) override {
+    listener_->close();
+    struct tally {
+      std::mutex mutex;
+      drain_report report;
+      std::size_t remaining;
+      std::function<void(drain_report)> done;
+    };
+    auto t = std::make_shared<tally>();
+    t->remaining = shards_.size();
+    t->done = std::move(done);
+    for (auto& shard : shards_) {
+      asio::post(shard->executor(), [shard, deadline, t] {
+        shard->drain(deadline, [t](drain_report r) {
+          std::function<void(drain_report)> finished;
+          drain_report total;
+          {
+            std::lock_guard lock(t->mutex);
+            t->report += r;
+            if (--t->remaining == 0) {
+              finished = std::move(t->done);
+              total = t->report;
+            }
+          }
+          if (finished) finished(total);
+        });
+      });
+    }
+  }
+
+ private:
+  server(std::vector<asio::any_io_executor> executors, const router& routes, server_options options)
+      : options_(std::move(options)),
+        shared_(std::make_shared<detail::server_shared>()),
+        listener_(std::make_shared<net::listener>(
+            executors, net::listen_options{.address = options_.bind, .port = options_.port,
+                                           .reuse_port = options_.reuse_port})),
+        tls_(options_.tls) {
+    if (options_.max_connections == 0) throw std::invalid_argument("switchboard::http::server: max_connections is 0");
+    for (std::size_t i = 0; i < executors.size(); ++i) {
+      shards_.push_back(std::make_shared<detail::server_shard>(i, executors[i], options_, routes, shared_, listener_));
+    }
+  }
+
+  server_options options_;
+  std::shared_ptr<detail::server_shared> shared_;
+  std::shared_ptr<net::listener> listener_;
+  std::shared_ptr<asio::ssl::context> tls_;
+  std::vector<std::shared_ptr<detail::server_shard>> shards_;
+  runtime* runtime_ = nullptr;
+};
+
+}  // namespace switchboard::http
