@@ -29,8 +29,8 @@ struct drain_report {
 class drainable {
  public:
   /// Starts draining: stop accepting, ask open connections to leave, and force-close what remains at `deadline`.
-  /// Calls `done` exactly once (from any thread) when nothing is left open. Safe to call from any thread; a second
-  /// call while draining only moves the deadline earlier.
+  /// Calls `done` exactly once (from any thread) when nothing is left open. Safe to call from any thread; a later
+  /// call moves the deadline earlier (if it is) and has its `done` called too, with the same report.
   virtual void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) = 0;
 
  protected:

@@ -117,7 +117,7 @@ class server_connection final : public connection_base,
     leaving_ = true;
     if (phase_ == phase::idle && !writing_) close();
     // A streamed response (an event stream, say) has no natural end: stop its producer.
-    if (phase_ == phase::streaming && ex_) ex_->cancel.emit(asio::cancellation_type::terminal);
+    if (phase_ == phase::streaming && ex_) ex_->cancel_handler();
   }
 
   void cut() override {
@@ -440,7 +440,7 @@ class server_connection final : public connection_base,
 
   void peer_went_away() {
     peer_gone_ = true;
-    if (ex_) ex_->cancel.emit(asio::cancellation_type::terminal);
+    if (ex_) ex_->cancel_handler();
   }
 
   static response response_for_exception(std::exception_ptr e) {
@@ -580,7 +580,10 @@ class server_connection final : public connection_base,
     phase_ = phase::streaming;
     chunked_stream_ = chunked;
     auto self = this->shared_from_this();
-    asio::co_spawn(shard_->executor(), producer(*this),
+    // A coroutine lambda's captures live in the lambda object, not in the coroutine frame: keep the producer
+    // alive until its coroutine has finished.
+    producer_ = std::move(producer);
+    asio::co_spawn(shard_->executor(), producer_(*this),
                    asio::bind_cancellation_slot(ex_->cancel.slot(), [self, chunked](std::exception_ptr e) {
                      self->end_streaming(e, chunked);
                    }));
@@ -588,6 +591,7 @@ class server_connection final : public connection_base,
   }
 
   void end_streaming(std::exception_ptr e, bool chunked) {
+    producer_ = nullptr;
     if (closed_) return;
     if (e && !peer_gone_) log_handler_exception("http body producer", e);
     if (e) return close();  // the head is out: the only way to signal a failed body is to cut the connection
@@ -680,7 +684,7 @@ class server_connection final : public connection_base,
     traits::socket(stream_).close(ignored);
     shard_->remove(this, cut_);
     if (ex_) {
-      ex_->cancel.emit(asio::cancellation_type::terminal);
+      ex_->cancel_handler();
       if (auto h = std::move(pending_body_read_)) h.complete(asio::error::operation_aborted, {});
       if (auto done = std::move(pending_stream_write_)) done.complete(asio::error::operation_aborted);
       // A handler still running may use its request: keep the exchange until it answers.
@@ -699,6 +703,7 @@ class server_connection final : public connection_base,
   std::atomic<std::thread::id> dispatch_thread_{};
   read_handler pending_body_read_;
   completion pending_stream_write_;
+  body_producer producer_;
   std::size_t linger_budget_ = 0;
   phase phase_ = phase::idle;
   bool reading_ = false;

@@ -85,11 +85,20 @@ struct exchange {
   std::uint64_t body_pieces = 0;
   bool views_in_buffer = false;  // req's views point into `in` (see request::make_self_contained)
   bool continue_sent = false;    // "100 Continue" already queued for this request
+  bool cancelled = false;        // `cancel` was emitted for this request
   std::optional<response> sync_response;  // a response delivered while the handler was still being called
+
+  /// Tells the handler (once) that its client has gone or its connection is being closed.
+  void cancel_handler() {
+    if (cancelled) return;
+    cancelled = true;
+    cancel.emit(asio::cancellation_type::terminal);
+  }
 
   void reset_request() {
     parser.reset();
     cancel.slot().clear();  // a finished handler's cancellation handler must not outlive it
+    cancelled = false;
     current_route = nullptr;
     body_pieces = 0;
     views_in_buffer = false;
@@ -186,14 +195,19 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     }
   }
 
-  /// Starts the drain of this shard's connections; `done` is called on this executor once none is left.
+  /// Starts the drain of this shard's connections; `done` is called on this executor once none is left. A later
+  /// call (another drain request) moves the deadline earlier if it is, and gets its own `done` call too.
   void drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) {
+    if (drain_finished_) {
+      done(report_);
+      return;
+    }
+    drain_waiters_.push_back(std::move(done));
     if (draining_) {
       if (deadline < drain_deadline_) arm_drain_timer(deadline);
       return;
     }
     draining_ = true;
-    drain_done_ = std::move(done);
     arm_drain_timer(deadline);
     // Each connection closes itself now (idle) or after its current response; `remove` counts them.
     for (connection_base* c = head_; c != nullptr;) {
@@ -224,12 +238,12 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   }
 
   void finish_drain() {
-    if (!drain_done_) return;
+    if (drain_finished_) return;
+    drain_finished_ = true;
     drain_timer_.cancel();
     ticker_.cancel();
-    auto done = std::move(drain_done_);
-    drain_done_ = nullptr;
-    done(report_);
+    auto waiters = std::move(drain_waiters_);
+    for (auto& done : waiters) done(report_);
   }
 
   // The clock: checks every connection's deadline, and refreshes the Date value once per second. Its period is a
@@ -310,7 +324,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   bool paused_ = false;
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
-  std::function<void(drain_report)> drain_done_;
+  std::vector<std::function<void(drain_report)>> drain_waiters_;
+  bool drain_finished_ = false;
   drain_report report_;
   std::time_t date_time_ = 0;
   char date_[30] = {};

@@ -1,0 +1,379 @@
+// The HTTP server over loopback, driven by a raw-socket client that controls every byte.
+#include <switchboard/http/server.hpp>
+
+#include "support/catch.hpp"
+#include "support/raw_http.hpp"
+#include "support/test_server.hpp"
+
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using namespace switchboard::http;
+using switchboard::test::get_request;
+using switchboard::test::raw_client;
+using switchboard::test::test_server;
+
+namespace {
+
+void add_basic_routes(router& r) {
+  r.get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  r.get("/json", [](request&) { return response::json({{"message", "Hello, World!"}}); });
+  r.post("/echo", [](request& req) { return response::text(std::string(req.body())); });
+  r.post("/json-echo", [](request& req) { return response::json(req.json()); });
+  r.get("/user/{id:int}", [](request& req) { return response::json({{"id", req.param_as<int>("id")}}); });
+}
+
+}  // namespace
+
+TEST_CASE("server: basic request-response", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  s.start();
+  raw_client c(s.port());
+
+  SECTION("plain text, with Date and Content-Length") {
+    c.send(get_request("/plaintext"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "Hello, World!");
+    CHECK(r->header("content-type") == "text/plain; charset=utf-8");
+    CHECK(r->header("content-length") == "13");
+    CHECK(r->header("date").size() == 29);
+    CHECK(r->keep_alive);
+  }
+  SECTION("JSON and typed route parameters") {
+    c.send(get_request("/user/42"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("content-type") == "application/json");
+    CHECK(nlohmann::json::parse(r->body) == nlohmann::json{{"id", 42}});
+  }
+  SECTION("404 and 405 are problem+json, 405 with Allow") {
+    c.send(get_request("/missing"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(r->header("content-type") == "application/problem+json");
+    CHECK(nlohmann::json::parse(r->body)["status"] == 404);
+    c.send("DELETE /plaintext HTTP/1.1\r\nHost: h\r\n\r\n");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 405);
+    CHECK(r->header("allow") == "GET, HEAD, OPTIONS");
+  }
+  SECTION("HEAD is answered by the GET handler, without a body") {
+    c.send("HEAD /plaintext HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto r = c.read_response(/*head_request=*/true);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("content-length") == "13");
+    CHECK(r->body.empty());
+    c.send(get_request("/plaintext"));  // the connection is still in step
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "Hello, World!");
+  }
+  SECTION("OPTIONS lists the methods") {
+    c.send("OPTIONS /echo HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 204);
+    CHECK(r->header("allow") == "POST, OPTIONS");
+  }
+  SECTION("a body, and JSON bodies; malformed JSON is a 400 problem") {
+    c.send("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "hello");
+    c.send("POST /json-echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\":[1]");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(r->header("content-type") == "application/problem+json");
+    CHECK(nlohmann::json::parse(r->body)["title"] == "Malformed JSON");
+    c.send("POST /json-echo HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n{\"a\":[1]}");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(nlohmann::json::parse(r->body) == nlohmann::json{{"a", {1}}});
+  }
+  SECTION("a chunked request body arriving in pieces") {
+    c.send("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    c.send("4;x=y\r\ndefg\r\n0\r\nTrailer: 1\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "abcdefg");
+  }
+}
+
+TEST_CASE("server: keep-alive and HTTP/1.0", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  s.start();
+
+  SECTION("many requests on one connection") {
+    raw_client c(s.port());
+    for (int i = 0; i < 50; ++i) {
+      c.send(get_request("/plaintext"));
+      auto r = c.read_response();
+      REQUIRE(r);
+      REQUIRE(r->body == "Hello, World!");
+    }
+    CHECK(s.server().stats().accepted == 1);
+  }
+  SECTION("HTTP/1.0 closes unless asked to keep alive") {
+    raw_client c(s.port());
+    c.send("GET /plaintext HTTP/1.0\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("connection") == "close");
+    CHECK(c.closed_by_peer());
+    raw_client k(s.port());
+    k.send("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    r = k.read_response();
+    REQUIRE(r);
+    CHECK(r->header("connection") == "keep-alive");
+    k.send("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CHECK(k.read_response());
+  }
+  SECTION("Connection: close is honoured") {
+    raw_client c(s.port());
+    c.send(get_request("/plaintext", "Connection: close\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("connection") == "close");
+    CHECK(c.closed_by_peer());
+  }
+}
+
+TEST_CASE("server: pipelined requests are answered in order", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  // A deferred handler that answers from another thread, to check that a slow response still keeps its place.
+  s.routes().get("/slow/{n:int}", [](request& req, responder res) {
+    const int n = req.param_as<int>("n");
+    std::thread([n, res = std::move(res)]() mutable { res.send(response::text("slow " + std::to_string(n))); }).detach();
+  });
+  s.start();
+  raw_client c(s.port());
+  std::string batch;
+  for (int i = 0; i < 16; ++i) {
+    batch += i % 4 == 1 ? get_request("/slow/" + std::to_string(i)) : get_request("/user/" + std::to_string(i));
+  }
+  c.send(batch);
+  for (int i = 0; i < 16; ++i) {
+    auto r = c.read_response();
+    REQUIRE(r);
+    if (i % 4 == 1) CHECK(r->body == "slow " + std::to_string(i));
+    else CHECK(nlohmann::json::parse(r->body)["id"] == i);
+  }
+}
+
+TEST_CASE("server: Expect: 100-continue", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  s.routes().post("/small", [](request& req) { return response::text(std::string(req.body())); }).body_limit(4);
+  s.start();
+  raw_client c(s.port());
+
+  SECTION("the server asks for the body, then answers") {
+    c.send("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    auto interim = c.read_response();
+    REQUIRE(interim);
+    CHECK(interim->status == 100);
+    c.send("hello");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "hello");
+  }
+  SECTION("a body over the route's limit is refused without 100") {
+    c.send("POST /small HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(r->header("connection") == "close");
+  }
+}
+
+TEST_CASE("server: malformed requests get their status and the connection closes", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  s.start();
+  const std::vector<std::pair<std::string, unsigned>> cases = {
+      {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"GET /plaintext HTTP/1.1\r\n\r\n", 400},
+      {"GET /plaintext HTTP/2.0\r\nHost: h\r\n\r\n", 505},
+      {"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+      {"GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", 414},
+      {"GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(17000, 'a') + "\r\n\r\n", 431},
+      {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n", 413},
+      {"GET /plaintext HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400},
+  };
+  for (const auto& [request, expected] : cases) {
+    INFO(request.substr(0, 60));
+    raw_client c(s.port());
+    c.send(request);
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == expected);
+    if (expected != 400 || r->header("content-type") == "application/problem+json") {
+      CHECK(r->header("content-type") == "application/problem+json");
+    }
+    if (r->status != 404) CHECK((r->header("connection") == "close" || expected == 400));
+    CHECK(c.closed_by_peer());
+  }
+}
+
+TEST_CASE("server: a malformed path is a 400 but keeps the connection", "[http][server]") {
+  test_server s;
+  add_basic_routes(s.routes());
+  s.start();
+  raw_client c(s.port());
+  c.send(get_request("/user/%zz"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  c.send(get_request("/user/7"));
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+}
+
+TEST_CASE("server: handler errors", "[http][server]") {
+  test_server s;
+  s.routes().get("/throws", [](request&) -> response { throw std::runtime_error("secret internals"); });
+  s.routes().get("/problem", [](request&) -> response { throw problem_error(status::conflict, "taken"); });
+  s.routes().get("/inject", [](request& req) {
+    response r = response::text("x");
+    r.set("X-Echo", req.query());  // the query is percent-encoded, so it holds no CR/LF
+    r.set("X-Bad", std::string("a\r\nSet-Cookie: evil=1"));
+    return r;
+  });
+  s.routes().get("/forgot", [](request&, responder) { /* drops the responder */ });
+  s.start();
+  raw_client c(s.port());
+
+  c.send(get_request("/throws"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(r->body.find("secret") == std::string::npos);
+  c.send(get_request("/problem"));
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 409);
+  CHECK(nlohmann::json::parse(r->body)["detail"] == "taken");
+  c.send(get_request("/inject?x"));
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK_FALSE(r->has_header("set-cookie"));
+  c.send(get_request("/forgot"));
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(s.server().stats().handler_errors >= 2);
+}
+
+TEST_CASE("server: coroutine and deferred handlers", "[http][server]") {
+  test_server s;
+  s.routes().get("/co", [](request& req) -> asio::awaitable<response> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 5ms);
+    co_await t.async_wait(asio::use_awaitable);
+    co_return response::text("co " + std::string(req.query()));
+  });
+  std::promise<responder> parked;
+  std::promise<void> cancelled;
+  s.routes().get("/park", [&](request& req, responder res) {
+    req.cancellation_slot().assign([&](asio::cancellation_type) { cancelled.set_value(); });
+    parked.set_value(std::move(res));
+  });
+  s.start();
+
+  raw_client c(s.port());
+  c.send(get_request("/co?x=1"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->body == "co x=1");
+
+  SECTION("a deferred response completed from another thread") {
+    raw_client p(s.port());
+    p.send(get_request("/park"));
+    responder res = parked.get_future().get();
+    std::thread([&res] { res.send(response::text("later")); }).join();
+    r = p.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "later");
+  }
+  SECTION("a client that goes away while its request is parked is noticed") {
+    auto p = std::make_unique<raw_client>(s.port());
+    p->send(get_request("/park"));
+    responder res = parked.get_future().get();
+    p.reset();  // close
+    CHECK(cancelled.get_future().wait_for(10s) == std::future_status::ready);
+    res.send(response::text("nobody listens"));  // dropped, no crash
+  }
+}
+
+TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
+  test_server s;
+  s.routes().get("/stream", [](request&) {
+    return response::stream("text/plain", [](body_writer& w) -> asio::awaitable<void> {
+      for (int i = 0; i < 5; ++i) co_await w.async_write("part" + std::to_string(i) + ";", asio::use_awaitable);
+      co_await w.async_write(shared_bytes(std::string(20000, 'z')), asio::use_awaitable);
+    });
+  });
+  s.routes()
+      .post("/upload",
+            [](request& req) -> asio::awaitable<response> {
+              std::size_t total = 0, pieces = 0;
+              for (;;) {
+                auto piece = co_await req.async_read_some(asio::use_awaitable);
+                if (piece.empty()) break;
+                total += piece.size();
+                ++pieces;
+              }
+              co_return response::json({{"bytes", total}, {"pieces", pieces}});
+            })
+      .stream_body()
+      .body_limit(64 * 1024 * 1024);
+  s.start();
+  raw_client c(s.port());
+
+  SECTION("chunked response") {
+    c.send(get_request("/stream"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("transfer-encoding") == "chunked");
+    CHECK(r->body == "part0;part1;part2;part3;part4;" + std::string(20000, 'z'));
+    c.send(get_request("/stream"));  // still in step
+    CHECK(c.read_response());
+  }
+  SECTION("HTTP/1.0 gets the body raw, then the connection closes") {
+    c.send("GET /stream HTTP/1.0\r\n\r\n");
+    const std::string all = c.read_until_close();
+    CHECK(all.find("Transfer-Encoding") == std::string::npos);
+    CHECK(all.find("part0;part1;part2;part3;part4;zzz") != std::string::npos);
+  }
+  SECTION("a 32 MiB upload is read in pieces, never buffered whole") {
+    const std::size_t size = 32 * 1024 * 1024;
+    c.send("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) + "\r\nExpect: 100-continue\r\n\r\n");
+    auto interim = c.read_response();
+    REQUIRE(interim);
+    REQUIRE(interim->status == 100);
+    const std::string block(1 << 20, 'u');
+    for (std::size_t sent = 0; sent < size; sent += block.size()) c.send(block);
+    auto r = c.read_response();
+    REQUIRE(r);
+    const auto j = nlohmann::json::parse(r->body);
+    CHECK(j["bytes"] == size);
+    CHECK(j["pieces"].get<std::size_t>() > 100);  // read incrementally (each piece at most one read buffer)
+  }
+}

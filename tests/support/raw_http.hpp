@@ -1,0 +1,153 @@
+// A blocking HTTP test client over a raw socket: the tests control every byte sent, and read responses with the
+// library's own response parser. Reads time out (SO_RCVTIMEO) so that a server that never answers fails the test
+// instead of hanging it.
+#pragma once
+
+#include <switchboard/http/parser.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace switchboard::test {
+
+struct raw_response {
+  unsigned status = 0;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::string body;
+  bool keep_alive = false;
+
+  std::string header(std::string_view name) const {
+    for (const auto& [n, v] : fields) {
+      if (http::detail::iequals(n, name)) return v;
+    }
+    return {};
+  }
+  bool has_header(std::string_view name) const {
+    for (const auto& [n, v] : fields) {
+      if (http::detail::iequals(n, name)) return true;
+    }
+    return false;
+  }
+};
+
+class raw_client {
+ public:
+  explicit raw_client(std::uint16_t port, std::chrono::seconds timeout = std::chrono::seconds(10))
+      : socket_(ctx_) {
+    socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+    set_timeout(timeout);
+  }
+
+  void set_timeout(std::chrono::milliseconds timeout) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+
+  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes.data(), bytes.size())); }
+
+  /// Sends, ignoring a reset by the peer (for tests where the server may already have closed).
+  bool try_send(std::string_view bytes) {
+    std::error_code ec;
+    asio::write(socket_, asio::buffer(bytes.data(), bytes.size()), ec);
+    return !ec;
+  }
+
+  /// Reads one response (nullopt if the connection closed or the read timed out first).
+  std::optional<raw_response> read_response(bool head_request = false) {
+    http::response_parser parser(http::parser_limits{.max_body = 1ull << 32});
+    if (head_request) parser.expect_head_response();
+    raw_response r;
+    bool have_header = false;
+    for (;;) {
+      std::error_code ec;
+      for (;;) {
+        const std::size_t n = parser.put(buffer_, ec);
+        if (ec) return std::nullopt;
+        if (parser.header_done() && !have_header) {
+          have_header = true;
+          r.status = parser.status_code();
+          r.keep_alive = parser.keep_alive();
+          for (const auto& f : parser.fields()) r.fields.emplace_back(std::string(f.name), std::string(f.value));
+        }
+        r.body.append(parser.body_piece());
+        buffer_.erase(0, n);
+        if (parser.done()) return r;
+        if (n == 0) break;
+      }
+      char chunk[65536];
+      const std::size_t got = receive(chunk, sizeof chunk, ec);
+      if (ec) {
+        std::error_code eof_ec;
+        parser.put_eof(eof_ec);
+        if (!eof_ec && parser.done()) return r;
+        return std::nullopt;
+      }
+      buffer_.append(chunk, got);
+    }
+  }
+
+  /// Reads until the peer closes the connection (or the read times out), returning everything.
+  std::string read_until_close() {
+    std::string all = std::move(buffer_);
+    buffer_.clear();
+    for (;;) {
+      char chunk[65536];
+      std::error_code ec;
+      const std::size_t got = receive(chunk, sizeof chunk, ec);
+      if (ec) break;
+      all.append(chunk, got);
+    }
+    return all;
+  }
+
+  /// True when the server closed the connection: a read returns EOF (or a reset) within the timeout.
+  bool closed_by_peer() {
+    char c;
+    std::error_code ec;
+    receive(&c, 1, ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  }
+
+  asio::ip::tcp::socket& socket() { return socket_; }
+
+ private:
+  // Plain recv(2): unlike Asio's synchronous reads (which poll without a timeout), it honours SO_RCVTIMEO.
+  std::size_t receive(char* data, std::size_t size, std::error_code& ec) {
+    for (;;) {
+      const ssize_t n = ::recv(socket_.native_handle(), data, size, 0);
+      if (n > 0) return static_cast<std::size_t>(n);
+      if (n == 0) {
+        ec = asio::error::eof;
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      ec = (errno == EAGAIN || errno == EWOULDBLOCK) ? std::error_code(asio::error::timed_out)
+                                                     : std::error_code(errno, std::system_category());
+      return 0;
+    }
+  }
+
+  asio::io_context ctx_;
+  asio::ip::tcp::socket socket_;
+  std::string buffer_;
+};
+
+/// "GET <target> HTTP/1.1" with Host and optional extra fields.
+inline std::string get_request(std::string_view target, std::string_view extra = {}) {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: localhost\r\n" + std::string(extra) + "\r\n";
+}
+
+}  // namespace switchboard::test
