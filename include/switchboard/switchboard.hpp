@@ -16,6 +16,7 @@
 
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/chunked_decoder.hpp>
+#include <switchboard/http/client.hpp>
 #include <switchboard/http/error.hpp>
 #include <switchboard/http/fields.hpp>
 #include <switchboard/http/handler.hpp>

@@ -4,6 +4,9 @@
 // query parameters (application/x-www-form-urlencoded, as browsers send them).
 #pragma once
 
+#include <switchboard/http/detail/chars.hpp>
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,6 +103,73 @@ inline std::optional<std::string> query_param(std::string_view query, std::strin
     result = percent_decode(raw_value, true);
   });
   return result;
+}
+
+/// The parts of an absolute http or https URL that a client needs.
+struct url {
+  std::string scheme;   ///< "http" or "https" (lower case)
+  std::string host;     ///< host name or IP literal, without IPv6 brackets
+  std::uint16_t port = 0;
+  std::string target;   ///< origin-form: path and query, "/" at least
+  /// "scheme://host:port": the key of a connection pool.
+  std::string origin() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
+  /// The Host field value (RFC 9110 §7.2): the port only when it is not the scheme's default.
+  std::string host_field() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string h = v6 ? "[" + host + "]" : host;
+    if (port != (scheme == "https" ? 443 : 80)) h += ":" + std::to_string(port);
+    return h;
+  }
+};
+
+/// Parses "http://host[:port][/path][?query]" (and https). Userinfo and fragments are not accepted in a request URL;
+/// the fragment is dropped. Returns nullopt for anything else.
+inline std::optional<url> parse_url(std::string_view text) {
+  url out;
+  const std::size_t scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  for (char c : text.substr(0, scheme_end)) out.scheme.push_back(detail::ascii_lower(c));
+  if (out.scheme != "http" && out.scheme != "https") return std::nullopt;
+  std::string_view rest = text.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find('#'));
+  const std::size_t authority_end = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view target = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string_view port_text;
+  if (authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.host = std::string(authority.substr(1, close - 1));
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port_text = after.substr(1);
+    }
+  } else {
+    const std::size_t colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (out.host.empty()) return std::nullopt;
+  unsigned port = out.scheme == "https" ? 443 : 80;
+  if (!port_text.empty()) {
+    port = 0;
+    for (char c : port_text) {
+      if (c < '0' || c > '9' || port > 65535) return std::nullopt;
+      port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (port == 0 || port > 65535) return std::nullopt;
+  }
+  out.port = static_cast<std::uint16_t>(port);
+  out.target = target.empty() ? "/" : (target.front() == '?' ? "/" + std::string(target) : std::string(target));
+  for (unsigned char c : out.target) {
+    if (!detail::target_table[c]) return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace switchboard::http

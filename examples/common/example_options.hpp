@@ -1,0 +1,84 @@
+// Command-line options shared by the example servers: --bind, --port, --threads (and any extra --name value
+// pairs an example declares). Parsing errors print usage and exit with status 2.
+#pragma once
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace examples {
+
+struct options {
+  std::string bind = "127.0.0.1";
+  unsigned port = 8080;
+  std::size_t threads = 0;  // 0: one per hardware thread
+  std::map<std::string, std::string> extra;
+
+  std::string get(const std::string& name, std::string fallback) const {
+    auto it = extra.find(name);
+    return it == extra.end() ? fallback : it->second;
+  }
+  long get_number(const std::string& name, long fallback) const {
+    auto it = extra.find(name);
+    if (it == extra.end()) return fallback;
+    return std::strtol(it->second.c_str(), nullptr, 10);
+  }
+};
+
+[[noreturn]] inline void usage(const char* program, std::string_view extra_help) {
+  std::fprintf(stderr,
+               "usage: %s [--bind ADDRESS] [--port PORT] [--threads N]%.*s\n"
+               "  --bind     address to listen on (default 127.0.0.1)\n"
+               "  --port     TCP port (default 8080; 0 picks a free one)\n"
+               "  --threads  event-loop threads (default: one per hardware thread)\n",
+               program, static_cast<int>(extra_help.size()), extra_help.data());
+  std::exit(2);
+}
+
+/// Parses argv. `extra_names` lists additional "--name" options that take a value, e.g. {"--retain"}.
+inline options parse(int argc, char** argv, unsigned default_port, std::initializer_list<std::string_view> extra_names = {},
+                     std::string_view extra_help = {}) {
+  options o;
+  o.port = default_port;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") usage(argv[0], extra_help);
+    if (i + 1 >= argc) usage(argv[0], extra_help);
+    const std::string value = argv[++i];
+    auto number = [&](auto& out) {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+      if (ec != std::errc() || end != value.data() + value.size()) usage(argv[0], extra_help);
+    };
+    if (arg == "--bind") {
+      o.bind = value;
+    } else if (arg == "--port") {
+      number(o.port);
+      if (o.port > 65535) usage(argv[0], extra_help);
+    } else if (arg == "--threads") {
+      number(o.threads);
+    } else {
+      bool known = false;
+      for (auto name : extra_names) known = known || name == arg;
+      if (!known) usage(argv[0], extra_help);
+      o.extra[std::string(arg.substr(2))] = value;
+    }
+  }
+  return o;
+}
+
+/// Prints the line scripts and tests wait for, and flushes it at once.
+inline void announce(const std::string& url) {
+  std::printf("listening on %s\n", url.c_str());
+  std::fflush(stdout);
+}
+
+/// Prints what the drain did when the server stops.
+inline void report_drain(std::size_t drained, std::size_t cut) {
+  std::fprintf(stderr, "drained %zu connection(s), cut %zu\n", drained, cut);
+}
+
+}  // namespace examples

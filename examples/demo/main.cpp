@@ -1,0 +1,34 @@
+// demo: the flagship example that `make demo` starts. It wires the patterns together on one server:
+// the hello endpoints (/plaintext, /json) and the users resource of rest_crud (/users).
+#include "common/example_options.hpp"
+#include "hello/routes.hpp"
+#include "rest_crud/routes.hpp"
+
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/http/server.hpp>
+
+int main(int argc, char** argv) {
+  const auto opts = examples::parse(argc, argv, 8080);
+  switchboard::runtime rt({.threads = opts.threads});
+  switchboard::http::router routes;
+  examples::hello::add_routes(routes);
+  examples::rest_crud::user_store users;
+  examples::rest_crud::add_routes(routes, users);
+  routes.get("/", [](switchboard::http::request&) {
+    return switchboard::http::response::text(
+        "switchboard demo\n"
+        "  GET  /plaintext           Hello, World!\n"
+        "  GET  /json                {\"message\":\"Hello, World!\"}\n"
+        "  GET  /users               the users resource (POST, GET/PUT/PATCH/DELETE /users/{id})\n");
+  });
+  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "demo: cannot listen on %s:%u: %s\n", opts.bind.c_str(), opts.port, e.what());
+    return 1;
+  }
+  examples::announce(server.url());
+  const auto report = rt.run();
+  examples::report_drain(report.drained, report.cut);
+}

@@ -1,0 +1,27 @@
+// hello: the TechEmpower-style endpoints GET /plaintext and GET /json, the server every HTTP benchmark runs.
+//
+//   build/release/bin/hello --port 8080 --threads 1
+//   curl http://127.0.0.1:8080/plaintext
+#include "common/example_options.hpp"
+#include "hello/routes.hpp"
+
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/http/server.hpp>
+
+int main(int argc, char** argv) {
+  const auto opts = examples::parse(argc, argv, 8080);
+  switchboard::runtime rt({.threads = opts.threads});
+  switchboard::http::router routes;
+  examples::hello::add_routes(routes);
+  switchboard::http::server server(rt, routes,
+                                   {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hello: cannot listen on %s:%u: %s\n", opts.bind.c_str(), opts.port, e.what());
+    return 1;
+  }
+  examples::announce(server.url());
+  const auto report = rt.run();
+  examples::report_drain(report.drained, report.cut);
+}

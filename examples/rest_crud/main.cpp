@@ -1,0 +1,28 @@
+// rest_crud: users as a JSON resource in memory, with validation errors as problem details (RFC 9457).
+//
+//   build/release/bin/rest_crud --port 8081
+//   curl -i -X POST -d '{"name":"Ada","email":"ada@example.com"}' http://127.0.0.1:8081/users
+//   curl -i http://127.0.0.1:8081/users/1
+#include "common/example_options.hpp"
+#include "rest_crud/routes.hpp"
+
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/http/server.hpp>
+
+int main(int argc, char** argv) {
+  const auto opts = examples::parse(argc, argv, 8081);
+  switchboard::runtime rt({.threads = opts.threads});
+  switchboard::http::router routes;
+  examples::rest_crud::user_store store;
+  examples::rest_crud::add_routes(routes, store);
+  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rest_crud: cannot listen on %s:%u: %s\n", opts.bind.c_str(), opts.port, e.what());
+    return 1;
+  }
+  examples::announce(server.url());
+  const auto report = rt.run();
+  examples::report_drain(report.drained, report.cut);
+}

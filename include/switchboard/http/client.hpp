@@ -1,0 +1,438 @@
+// switchboard/http/client.hpp
+//
+// `http::client`: an asynchronous HTTP/1.1 and HTTPS client with a bounded keep-alive connection pool per origin,
+// connect and total timeouts, retries with backoff for idempotent requests, and streamed response bodies.
+//
+//   http::client c(ctx.get_executor());
+//   auto r = co_await c.async_get("http://127.0.0.1:8080/users/1", asio::use_awaitable);
+//   // or with a callback, std::future (asio::use_future), asio::deferred, ...
+//   c.async_request("https://example.com/upload", {.method = method::put, .body = data},
+//                   [](std::error_code ec, http::client_response r) { ... });
+//
+// Threading: a client runs on one executor; use it from that executor's thread (or a strand). Initiating functions
+// may be called from elsewhere only with an executor that serialises them (a strand).
+// Lifetime: the client must outlive its operations.
+#pragma once
+
+#include <switchboard/core/error.hpp>
+#include <switchboard/http/error.hpp>
+#include <switchboard/http/header_block.hpp>
+#include <switchboard/http/method.hpp>
+#include <switchboard/http/parser.hpp>
+#include <switchboard/http/status.hpp>
+#include <switchboard/http/url.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+namespace switchboard::http {
+
+struct client_options {
+  /// Most connections open at once to one origin (scheme, host, port); further requests wait for one.
+  std::size_t max_connections_per_origin = 8;
+  /// Most idle keep-alive connections kept per origin.
+  std::size_t max_idle_per_origin = 8;
+  /// An idle connection older than this is closed rather than reused (servers close idle ones too).
+  std::chrono::milliseconds idle_timeout{30'000};
+  /// Resolving and connecting (and the TLS handshake).
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// The whole request: from the first attempt to the end of the response, retries included. 0: none.
+  std::chrono::milliseconds total_timeout{30'000};
+  /// Extra attempts after a connection failure, for idempotent methods only (RFC 9110 §9.2.2).
+  unsigned max_retries = 2;
+  /// The first retry waits this long (with up to 50% random jitter); each further retry waits twice as long.
+  std::chrono::milliseconds retry_backoff{50};
+  /// Response limits (headers as in the server; the body limit is larger by default).
+  parser_limits limits{.max_body = 64 * 1024 * 1024};
+  /// TLS context for https URLs. Default: system trust store, peer verification and host name checking on.
+  std::shared_ptr<asio::ssl::context> tls;
+  /// Value of the User-Agent field; empty sends none.
+  std::string user_agent = "switchboard";
+};
+
+/// A request to send. `target` comes from the URL; `Host`, `Content-Length` and `Connection` are set by the client.
+struct client_request {
+  http::method method = http::method::get;
+  header_block headers;
+  std::string body;
+};
+
+struct client_response {
+  http::status status = http::status::ok;
+  std::string reason;
+  header_block headers;  ///< the response's fields, in order
+  std::string body;      ///< empty when the body was streamed to a sink
+};
+
+/// Receives the pieces of a streamed response body, in order. Called on the client's executor.
+using body_sink = std::function<void(std::string_view piece)>;
+
+class client {
+ public:
+  explicit client(asio::any_io_executor executor, client_options options = {})
+      : executor_(std::move(executor)), options_(std::move(options)), rng_(std::random_device{}()) {
+    if (options_.max_connections_per_origin == 0) throw std::invalid_argument("switchboard::http::client: no connections allowed");
+    if (!options_.tls) {
+      options_.tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+      options_.tls->set_default_verify_paths();
+      options_.tls->set_verify_mode(asio::ssl::verify_peer);
+    }
+  }
+
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  asio::any_io_executor get_executor() const { return executor_; }
+
+  /// Sends `req` to `url`. Completion signature: `void(std::error_code, client_response)`.
+  /// Errors: `switchboard::error::timeout` (connect or total timeout), `asio::error::invalid_argument` (a URL that is not
+  /// http/https), parse errors of the response (`http::error`), resolver and socket errors.
+  /// Cancellation: per-operation cancellation (terminal) aborts the request and closes its connection.
+  template <class Token>
+  auto async_request(std::string_view url, client_request req, Token&& token) {
+    return async_request(url, std::move(req), body_sink{}, std::forward<Token>(token));
+  }
+
+  /// As above, streaming the response body to `sink` piece by piece instead of collecting it.
+  template <class Token>
+  auto async_request(std::string_view url, client_request req, body_sink sink, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, client_response)>(
+        [this](auto handler, std::string url, client_request req, body_sink sink) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto handler_ex = asio::get_associated_executor(handler, executor_);
+          asio::co_spawn(executor_, run(std::move(url), std::move(req), std::move(sink)),
+                         asio::bind_cancellation_slot(
+                             slot, [h = std::move(handler), handler_ex](std::exception_ptr e, outcome o) mutable {
+                               if (e) o.ec = exception_to_error(e);
+                               asio::dispatch(handler_ex, [h = std::move(h), o = std::move(o)]() mutable {
+                                 std::move(h)(o.ec, std::move(o.response));
+                               });
+                             }));
+        },
+        token, std::string(url), std::move(req), std::move(sink));
+  }
+
+  /// GET `url`.
+  template <class Token>
+  auto async_get(std::string_view url, Token&& token) {
+    return async_request(url, client_request{}, std::forward<Token>(token));
+  }
+
+  /// POST `body` with `content_type` to `url`.
+  template <class Token>
+  auto async_post(std::string_view url, std::string body, std::string_view content_type, Token&& token) {
+    client_request req{.method = method::post, .body = std::move(body)};
+    req.headers.set("Content-Type", content_type);
+    return async_request(url, std::move(req), std::forward<Token>(token));
+  }
+
+  /// Open connections per origin, for tests and monitoring (idle ones included).
+  std::size_t open_connections(std::string_view origin) const {
+    auto it = pools_.find(std::string(origin));
+    return it == pools_.end() ? 0 : it->second->open;
+  }
+  /// Connections opened since the client was made.
+  std::uint64_t connections_opened() const noexcept { return opened_; }
+
+ private:
+  struct outcome {
+    std::error_code ec;
+    client_response response;
+  };
+
+  // One connection: a TCP socket, or a TLS stream over one.
+  struct connection {
+    explicit connection(asio::any_io_executor ex) : socket(ex) {}
+    asio::ip::tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
+    std::string buffer;  // bytes received and not yet parsed (the start of a next response)
+    std::chrono::steady_clock::time_point idle_since;
+    bool reused = false;
+
+    asio::ip::tcp::socket& lowest() noexcept { return socket; }
+    void close() {
+      std::error_code ignored;
+      socket.close(ignored);
+    }
+  };
+
+  struct origin_pool {
+    explicit origin_pool(asio::any_io_executor ex) : room(ex, std::chrono::steady_clock::time_point::max()) {}
+    std::deque<std::unique_ptr<connection>> idle;
+    std::size_t open = 0;
+    asio::steady_timer room;  // cancelled when a connection is released, to wake waiting requests
+  };
+
+  static std::error_code exception_to_error(std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::system_error& se) {
+      return se.code();
+    } catch (...) {
+      return make_error_code(std::errc::io_error);
+    }
+  }
+
+  // Closes the connection when the deadline passes; the operations on it then fail, and `fired` tells why.
+  struct watchdog {
+    watchdog(asio::any_io_executor ex) : timer(ex) {}
+    void arm(std::chrono::steady_clock::time_point deadline, connection* c) {
+      timer.expires_at(deadline);
+      target = c;
+      timer.async_wait([this](std::error_code ec) {
+        if (ec) return;
+        fired = true;
+        if (target) target->close();
+      });
+    }
+    void disarm() {
+      target = nullptr;
+      timer.cancel();
+    }
+    asio::steady_timer timer;
+    connection* target = nullptr;
+    bool fired = false;
+  };
+
+  asio::awaitable<outcome> run(std::string url_text, client_request req, body_sink sink) {
+    outcome out;
+    const std::optional<url> u = parse_url(url_text);
+    if (!u) {
+      out.ec = asio::error::invalid_argument;
+      co_return out;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = options_.total_timeout.count() > 0 ? start + options_.total_timeout
+                                                              : std::chrono::steady_clock::time_point::max();
+    const std::string request_bytes = serialize(*u, req);
+    const bool may_retry = is_idempotent(req.method);
+    auto backoff = options_.retry_backoff;
+    for (unsigned attempt = 0;; ++attempt) {
+      bool sent = false;
+      out = co_await attempt_once(*u, req.method, request_bytes, sink, deadline, sent);
+      const bool connection_failure = out.ec && out.ec.category() != http_category() && out.ec != switchboard::error::timeout &&
+                                      out.ec != asio::error::operation_aborted;
+      // Retry only what cannot have taken effect twice: idempotent methods, or a request never sent.
+      if (!connection_failure || attempt >= options_.max_retries || (!may_retry && sent)) co_return out;
+      if (std::chrono::steady_clock::now() >= deadline) co_return out;
+      const auto jitter = std::uniform_int_distribution<long>(0, backoff.count() / 2)(rng_);
+      asio::steady_timer wait(executor_, backoff + std::chrono::milliseconds(jitter));
+      std::error_code wait_ec;
+      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (wait_ec) co_return out;  // cancelled
+      backoff *= 2;
+    }
+  }
+
+  std::string serialize(const url& u, const client_request& req) const {
+    std::string s;
+    s.reserve(128 + req.headers.serialized().size() + req.body.size());
+    s.append(to_string(req.method)).append(" ").append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.host_field());
+    s.append("\r\n");
+    if (!options_.user_agent.empty() && !req.headers.contains("user-agent")) {
+      s.append("User-Agent: ").append(options_.user_agent).append("\r\n");
+    }
+    req.headers.for_each([&](std::string_view name, std::string_view value) {
+      if (detail::iequals(name, "host") || detail::iequals(name, "content-length") ||
+          detail::iequals(name, "transfer-encoding") || detail::iequals(name, "connection")) {
+        return;  // the client frames the message itself
+      }
+      s.append(name).append(": ").append(value).append("\r\n");
+    });
+    if (!req.body.empty() || req.method == method::post || req.method == method::put || req.method == method::patch) {
+      s.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
+    }
+    s.append("\r\n").append(req.body);
+    return s;
+  }
+
+  asio::awaitable<outcome> attempt_once(const url& u, method m, const std::string& request_bytes, body_sink& sink,
+                                        std::chrono::steady_clock::time_point deadline, bool& sent) {
+    outcome out;
+    origin_pool& pool = pool_for(u.origin());
+    std::unique_ptr<connection> c = co_await checkout(pool, deadline, out.ec);
+    if (out.ec) co_return out;
+    watchdog guard(executor_);
+    if (!c) {
+      // Connect within the connect timeout (and the total deadline).
+      c = std::make_unique<connection>(executor_);
+      ++pool.open;
+      ++opened_;
+      const auto connect_deadline = std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
+      guard.arm(connect_deadline, c.get());
+      out.ec = co_await connect(*c, u);
+      if (guard.fired) out.ec = switchboard::error::timeout;
+      if (out.ec) {
+        release(pool, std::move(c), false);
+        co_return out;
+      }
+    }
+    guard.arm(deadline, c.get());
+    std::error_code ec;
+    co_await write_all(*c, request_bytes, ec);
+    sent = !ec;
+    bool keep_alive = false;
+    if (!ec) ec = co_await read_response(*c, m, sink, out.response, keep_alive);
+    guard.disarm();
+    if (guard.fired) ec = switchboard::error::timeout;
+    out.ec = ec;
+    release(pool, std::move(c), !ec && keep_alive);
+    co_return out;
+  }
+
+  origin_pool& pool_for(const std::string& origin) {
+    auto& p = pools_[origin];
+    if (!p) p = std::make_unique<origin_pool>(executor_);
+    return *p;
+  }
+
+  // An idle connection, or permission to open one (nullptr), waiting while the origin is at its limit.
+  asio::awaitable<std::unique_ptr<connection>> checkout(origin_pool& pool, std::chrono::steady_clock::time_point deadline,
+                                                        std::error_code& ec) {
+    for (;;) {
+      while (!pool.idle.empty()) {
+        auto c = std::move(pool.idle.front());
+        pool.idle.pop_front();
+        if (std::chrono::steady_clock::now() - c->idle_since < options_.idle_timeout && c->socket.is_open()) {
+          c->reused = true;
+          co_return c;
+        }
+        c->close();
+        --pool.open;
+      }
+      if (pool.open < options_.max_connections_per_origin) co_return nullptr;
+      // Wait for a release (which cancels the timer) or the deadline.
+      pool.room.expires_at(deadline);
+      std::error_code wait_ec;
+      co_await pool.room.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (!wait_ec) {
+        ec = switchboard::error::timeout;
+        co_return nullptr;
+      }
+      auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
+        ec = asio::error::operation_aborted;
+        co_return nullptr;
+      }
+    }
+  }
+
+  void release(origin_pool& pool, std::unique_ptr<connection> c, bool reusable) {
+    if (reusable && pool.idle.size() < options_.max_idle_per_origin) {
+      c->idle_since = std::chrono::steady_clock::now();
+      pool.idle.push_back(std::move(c));
+    } else {
+      c->close();
+      --pool.open;
+    }
+    pool.room.cancel();  // wake requests waiting for room
+  }
+
+  asio::awaitable<std::error_code> connect(connection& c, const url& u) {
+    std::error_code ec;
+    asio::ip::tcp::resolver resolver(executor_);
+    auto endpoints = co_await resolver.async_resolve(u.host, std::to_string(u.port), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return ec;
+    co_await asio::async_connect(c.socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return ec;
+    c.socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (u.scheme == "https") {
+      c.tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c.socket, *options_.tls);
+      // SNI (RFC 6066 §3) and certificate host name verification (RFC 6125).
+      if (!SSL_set_tlsext_host_name(c.tls->native_handle(), u.host.c_str())) {
+        co_return std::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+      }
+      c.tls->set_verify_callback(asio::ssl::host_name_verification(u.host));
+      co_await c.tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return ec;
+  }
+
+  asio::awaitable<void> write_all(connection& c, const std::string& bytes, std::error_code& ec) {
+    if (c.tls) {
+      co_await asio::async_write(*c.tls, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await asio::async_write(c.socket, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  asio::awaitable<std::size_t> read_some(connection& c, char* data, std::size_t size, std::error_code& ec) {
+    if (c.tls) co_return co_await c.tls->async_read_some(asio::buffer(data, size), asio::redirect_error(asio::use_awaitable, ec));
+    co_return co_await c.socket.async_read_some(asio::buffer(data, size), asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  // Reads one final response (skipping 1xx interim responses, RFC 9110 §15.2).
+  asio::awaitable<std::error_code> read_response(connection& c, method m, body_sink& sink, client_response& r,
+                                                 bool& keep_alive) {
+    response_parser parser(options_.limits);
+    char chunk[16 * 1024];
+    for (;;) {
+      if (m == method::head) parser.expect_head_response();
+      bool have_header = false;
+      for (;;) {
+        std::error_code ec;
+        std::size_t n = parser.put(c.buffer, ec);
+        if (ec) co_return ec;
+        if (parser.header_done() && !have_header) {
+          have_header = true;
+          r.status = static_cast<status>(parser.status_code());
+          r.reason = std::string(parser.reason());
+          r.headers.clear();
+          for (const auto& f : parser.fields()) r.headers.add(f.name, f.value);
+        }
+        const std::string_view piece = parser.body_piece();
+        if (!piece.empty()) {
+          if (sink) sink(piece);
+          else r.body.append(piece);
+        }
+        c.buffer.erase(0, n);
+        if (parser.done()) break;
+        if (n > 0) continue;
+        const std::size_t got = co_await read_some(c, chunk, sizeof chunk, ec);
+        if (ec) {
+          std::error_code eof_ec;
+          if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) parser.put_eof(eof_ec);
+          if ((ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) && !eof_ec && parser.done()) break;
+          co_return (ec == asio::error::eof && !parser.header_done()) ? std::error_code(asio::error::connection_reset) : ec;
+        }
+        c.buffer.append(chunk, got);
+      }
+      if (parser.status_code() >= 200 || parser.status_code() == 101) break;
+      parser.reset();  // an interim response: the final one follows
+      r.body.clear();
+    }
+    keep_alive = parser.keep_alive() && parser.framing() != body_framing::until_eof;
+    co_return std::error_code{};
+  }
+
+  asio::any_io_executor executor_;
+  client_options options_;
+  std::map<std::string, std::unique_ptr<origin_pool>> pools_;
+  std::mt19937 rng_;
+  std::uint64_t opened_ = 0;
+};
+
+}  // namespace switchboard::http

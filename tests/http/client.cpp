@@ -1,0 +1,302 @@
+// The HTTP client against our server and against scripted raw servers (for failures a real server rarely shows).
+#include <switchboard/http/client.hpp>
+
+#include "support/catch.hpp"
+#include "support/test_server.hpp"
+#include "support/test_support.hpp"
+
+#include <asio/read_until.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/streambuf.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using namespace switchboard::http;
+using switchboard::test::run_until;
+using switchboard::test::test_server;
+
+namespace {
+
+struct result {
+  bool done = false;
+  std::error_code ec;
+  client_response response;
+};
+
+auto capture(result& r) {
+  return [&r](std::error_code ec, client_response resp) {
+    r.ec = ec;
+    r.response = std::move(resp);
+    r.done = true;
+  };
+}
+
+// A raw server on the test's io_context: for each accepted connection, reads one request header and runs `script`
+// (which may answer, close, or do nothing).
+class scripted_server {
+ public:
+  using script = std::function<void(asio::ip::tcp::socket&, std::size_t connection_index)>;
+  scripted_server(asio::io_context& ctx, script s) : acceptor_(ctx, {asio::ip::make_address("127.0.0.1"), 0}), script_(std::move(s)) {
+    accept();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::size_t connections() const { return count_; }
+  std::string url(std::string_view path = "/") const { return "http://127.0.0.1:" + std::to_string(port()) + std::string(path); }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec) return;
+      auto conn = std::make_shared<connection>(std::move(socket));
+      const std::size_t index = count_++;
+      asio::async_read_until(conn->socket, conn->received, "\r\n\r\n", [this, conn, index](std::error_code read_ec, std::size_t) {
+        if (!read_ec) script_(conn->socket, index);
+        kept_.push_back(conn);
+      });
+      accept();
+    });
+  }
+  struct connection {
+    explicit connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
+    asio::ip::tcp::socket socket;
+    asio::streambuf received;
+  };
+  asio::ip::tcp::acceptor acceptor_;
+  script script_;
+  std::size_t count_ = 0;
+  std::vector<std::shared_ptr<connection>> kept_;  // keeps silent connections open until the test ends
+};
+
+void answer(asio::ip::tcp::socket& s, const std::string& response) {
+  asio::write(s, asio::buffer(response));
+}
+
+}  // namespace
+
+TEST_CASE("client: requests against our server, keep-alive reuse", "[http][client]") {
+  test_server s;
+  s.routes().get("/hello", [](request&) { return response::text("Hello"); });
+  s.routes().post("/echo", [](request& req) {
+    return response::json({{"body", req.body()}, {"type", req.header("content-type")}});
+  });
+  s.start();
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.port());
+  asio::io_context ctx;
+  client c(ctx.get_executor());
+
+  for (int i = 0; i < 10; ++i) {
+    result r;
+    c.async_get(base + "/hello", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.status == status::ok);
+    CHECK(r.response.body == "Hello");
+    CHECK(r.response.headers.get("content-type") == "text/plain; charset=utf-8");
+  }
+  CHECK(c.connections_opened() == 1);
+
+  result post;
+  c.async_post(base + "/echo", "{\"x\":1}", "application/json", capture(post));
+  REQUIRE(run_until(ctx, [&] { return post.done; }));
+  REQUIRE_FALSE(post.ec);
+  CHECK(nlohmann::json::parse(post.response.body) == nlohmann::json{{"body", "{\"x\":1}"}, {"type", "application/json"}});
+
+  result head;
+  c.async_request(base + "/hello", client_request{.method = method::head}, capture(head));
+  REQUIRE(run_until(ctx, [&] { return head.done; }));
+  REQUIRE_FALSE(head.ec);
+  CHECK(head.response.body.empty());
+  CHECK(head.response.headers.get("content-length") == "5");
+
+  result missing;
+  c.async_get(base + "/missing", capture(missing));
+  REQUIRE(run_until(ctx, [&] { return missing.done; }));
+  REQUIRE_FALSE(missing.ec);
+  CHECK(missing.response.status == status::not_found);
+
+  result bad;
+  c.async_get("ftp://127.0.0.1/", capture(bad));
+  REQUIRE(run_until(ctx, [&] { return bad.done; }));
+  CHECK(bad.ec == asio::error::invalid_argument);
+}
+
+TEST_CASE("client: coroutines, and the pool bound per origin", "[http][client]") {
+  test_server s;
+  s.routes().get("/slow", [](request&) -> asio::awaitable<response> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
+    co_await t.async_wait(asio::use_awaitable);
+    co_return response::text("ok");
+  });
+  s.start();
+  const std::string url = "http://127.0.0.1:" + std::to_string(s.port()) + "/slow";
+  asio::io_context ctx;
+  client c(ctx.get_executor(), {.max_connections_per_origin = 3});
+  int ok = 0;
+  for (int i = 0; i < 12; ++i) {
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      auto r = co_await c.async_get(url, asio::use_awaitable);
+      if (r.body == "ok") ++ok;
+    }, asio::detached);
+  }
+  REQUIRE(run_until(ctx, [&] { return ok == 12; }, 20s));
+  CHECK(c.connections_opened() <= 3);
+  CHECK(c.open_connections("http://127.0.0.1:" + std::to_string(s.port())) <= 3);
+}
+
+TEST_CASE("client: streamed response bodies", "[http][client]") {
+  test_server s;
+  s.routes().get("/stream", [](request&) {
+    return response::stream("text/plain", [](body_writer& w) -> asio::awaitable<void> {
+      for (int i = 0; i < 100; ++i) co_await w.async_write(std::string(1000, static_cast<char>('a' + i % 26)), asio::use_awaitable);
+    });
+  });
+  s.start();
+  asio::io_context ctx;
+  client c(ctx.get_executor());
+  std::size_t total = 0, pieces = 0;
+  result r;
+  c.async_request("http://127.0.0.1:" + std::to_string(s.port()) + "/stream", {},
+                  [&](std::string_view piece) {
+                    total += piece.size();
+                    ++pieces;
+                  },
+                  capture(r));
+  REQUIRE(run_until(ctx, [&] { return r.done; }));
+  REQUIRE_FALSE(r.ec);
+  CHECK(total == 100'000);
+  CHECK(pieces > 1);
+  CHECK(r.response.body.empty());
+}
+
+TEST_CASE("client: retries and timeouts", "[http][client]") {
+  asio::io_context ctx;
+
+  SECTION("an idempotent request is retried after the connection fails") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t i) {
+      if (i == 0) s.close();  // the first connection dies without an answer
+      else answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    client c(ctx.get_executor(), {.retry_backoff = 1ms});
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.body == "ok");
+    CHECK(srv.connections() == 2);
+  }
+  SECTION("a POST that was sent is not retried") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) { s.close(); });
+    client c(ctx.get_executor(), {.retry_backoff = 1ms});
+    result r;
+    c.async_post(srv.url(), "x", "text/plain", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec);
+    CHECK(srv.connections() == 1);
+  }
+  SECTION("retries stop after max_retries") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) { s.close(); });
+    client c(ctx.get_executor(), {.max_retries = 3, .retry_backoff = 1ms});
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec);
+    CHECK(srv.connections() == 4);
+  }
+  SECTION("a server that never answers hits the total timeout") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket&, std::size_t) {});
+    client c(ctx.get_executor(), {.total_timeout = 200ms});
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == switchboard::error::timeout);
+  }
+  SECTION("interim 1xx responses are skipped") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) {
+      answer(s, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+    });
+    client c(ctx.get_executor());
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.status == status::ok);
+    CHECK(r.response.body == "done");
+  }
+  SECTION("a malformed response is an error") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) {
+      answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    });
+    client c(ctx.get_executor());
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == http::error::content_length_and_transfer_encoding);
+  }
+  SECTION("cancellation aborts a request") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket&, std::size_t) {});
+    client c(ctx.get_executor());
+    asio::cancellation_signal cancel;
+    result r;
+    c.async_get(srv.url(), asio::bind_cancellation_slot(cancel.slot(), capture(r)));
+    REQUIRE(run_until(ctx, [&] { return srv.connections() == 1; }));
+    cancel.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == asio::error::operation_aborted);
+  }
+}
+
+TEST_CASE("client and server over TLS", "[http][client][tls]") {
+  const auto& cert = switchboard::test::localhost_certificate();
+  auto server_tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  server_tls->use_certificate_chain(asio::buffer(cert.certificate_pem));
+  server_tls->use_private_key(asio::buffer(cert.private_key_pem), asio::ssl::context::pem);
+  test_server s;
+  s.routes().get("/secure", [](request&) { return response::text("over TLS"); });
+  server_options o;
+  o.tls = server_tls;
+  s.start(o);
+  REQUIRE(s.server().url().rfind("https://", 0) == 0);
+  asio::io_context ctx;
+
+  SECTION("a client that trusts the certificate") {
+    auto trust = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    trust->add_certificate_authority(asio::buffer(cert.certificate_pem));
+    trust->set_verify_mode(asio::ssl::verify_peer);
+    client c(ctx.get_executor(), {.tls = trust});
+    for (int i = 0; i < 3; ++i) {
+      result r;
+      c.async_get("https://localhost:" + std::to_string(s.port()) + "/secure", capture(r));
+      REQUIRE(run_until(ctx, [&] { return r.done; }));
+      REQUIRE_FALSE(r.ec);
+      CHECK(r.response.body == "over TLS");
+    }
+    CHECK(c.connections_opened() == 1);
+  }
+  SECTION("verification is on by default: an unknown certificate is refused") {
+    client c(ctx.get_executor());
+    result r;
+    c.async_get("https://localhost:" + std::to_string(s.port()) + "/secure", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec);
+  }
+  SECTION("a name that does not match the certificate is refused") {
+    auto trust = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    trust->add_certificate_authority(asio::buffer(cert.certificate_pem));
+    trust->set_verify_mode(asio::ssl::verify_peer);
+    client c(ctx.get_executor(), {.tls = trust});
+    result r;
+    c.async_get("https://127.0.0.2:" + std::to_string(s.port()) + "/secure", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec);
+  }
+  SECTION("curl speaks to the HTTPS server") {
+    REQUIRE(switchboard::test::have_program("curl"));  // installed by scripts/install-deps.sh
+    const std::string ca = switchboard::test::write_temp_file("client_test_ca.pem", cert.certificate_pem);
+    auto p = switchboard::test::run_process(
+        {"curl", "-s", "--cacert", ca, "https://localhost:" + std::to_string(s.port()) + "/secure"});
+    CHECK(p.exit_code == 0);
+    CHECK(p.out == "over TLS");
+  }
+}
