@@ -5,16 +5,16 @@
 #
 # Usage: scripts/install-deps.sh [--bench]
 #   default   build + test dependencies (compilers, headers, real peers for tests)
-#   --bench   also the peers the load benchmarks compare against (nginx, wrk, Boost headers, Nchan)
+#   --bench   also the peers the load benchmarks compare against (nginx, Boost headers, Nchan)
 set -euo pipefail
 
 build_and_test=(
   g++ clang cmake ninja-build make pkg-config ccache
   libasio-dev nlohmann-json3-dev catch2 libbenchmark-dev libssl-dev zlib1g-dev
   libfuzzer-14-dev libclang-rt-14-dev
-  redis-server redis-tools curl openssl nodejs npm chromium procps
+  redis-server redis-tools curl wrk openssl nodejs npm chromium procps
 )
-bench=(nginx wrk libboost-dev libnginx-mod-nchan)
+bench=(nginx libboost-dev libnginx-mod-nchan)
 
 wanted=("${build_and_test[@]}")
 if [[ "${1:-}" == "--bench" ]]; then wanted+=("${bench[@]}"); fi

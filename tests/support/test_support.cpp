@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,6 +183,35 @@ int background_process::stop(std::chrono::steady_clock::duration grace) {
 }
 
 std::string background_process::log() const { return read_file(log_path_); }
+
+std::string background_process::wait_for_line(const std::string& text, std::chrono::steady_clock::duration deadline) {
+  // The log is a file the child appends to: inotify tells us when it changes, so we wait on that event.
+  const int fd = inotify_init1(IN_CLOEXEC);
+  const int watch = fd >= 0 ? inotify_add_watch(fd, log_path_.c_str(), IN_MODIFY) : -1;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::string found;
+  for (;;) {
+    const std::string all = log();
+    std::size_t pos = all.find(text);
+    if (pos != std::string::npos) {
+      const std::size_t begin = all.rfind('\n', pos);
+      const std::size_t end = all.find('\n', pos);
+      found = all.substr(begin == std::string::npos ? 0 : begin + 1,
+                         (end == std::string::npos ? all.size() : end) - (begin == std::string::npos ? 0 : begin + 1));
+      break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !running() || watch < 0) break;
+    // Wake on a change to the log, or at least every 100 ms to notice that the process exited.
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100))) > 0) {
+      char events[4096];
+      (void)!read(fd, events, sizeof events);
+    }
+  }
+  if (fd >= 0) close(fd);
+  return found;
+}
 
 bool have_program(const std::string& program) {
   return run_process({"sh", "-c", "command -v " + program}, std::chrono::seconds(5)).exit_code == 0;

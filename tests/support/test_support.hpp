@@ -53,6 +53,9 @@ class background_process {
   bool running();
   /// The log so far.
   std::string log() const;
+  /// Waits (with a deadline) until the process's log holds a line containing `text`, and returns that line.
+  /// Empty if the deadline passed or the process exited first.
+  std::string wait_for_line(const std::string& text, std::chrono::steady_clock::duration deadline = 30s);
 
  private:
   int pid_ = -1;

@@ -1,0 +1,98 @@
+// Real clients against the example servers: curl (and, for load, wrk) talking to the built binaries.
+#include "support/catch.hpp"
+#include "support/test_support.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <string>
+
+using namespace std::chrono_literals;
+using switchboard::test::background_process;
+using switchboard::test::run_process;
+
+namespace {
+
+// Starts an example on a free port and returns its base URL (from its "listening on URL" line).
+std::string start_example(std::unique_ptr<background_process>& p, const std::string& name) {
+  const std::string binary = std::string(SWITCHBOARD_EXAMPLES_DIR) + "/" + name;
+  p = std::make_unique<background_process>(std::vector<std::string>{binary, "--port", "0", "--threads", "2"},
+                                           std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + name + ".log");
+  const std::string line = p->wait_for_line("listening on ");
+  REQUIRE_FALSE(line.empty());
+  return line.substr(line.find("http"));
+}
+
+std::string curl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"curl", "-s", "--max-time", "10"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_process(argv);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+}  // namespace
+
+TEST_CASE("curl against hello", "[conformance][curl]") {
+  REQUIRE(switchboard::test::have_program("curl"));
+  std::unique_ptr<background_process> server;
+  const std::string url = start_example(server, "hello");
+  CHECK(curl({url + "/plaintext"}) == "Hello, World!");
+  CHECK(nlohmann::json::parse(curl({url + "/json"})) == nlohmann::json{{"message", "Hello, World!"}});
+  const std::string head = curl({"-I", url + "/plaintext"});
+  CHECK(head.find("HTTP/1.1 200 OK") == 0);
+  CHECK(head.find("Content-Length: 13") != std::string::npos);
+  CHECK(head.find("Date: ") != std::string::npos);
+  // Keep-alive: curl reuses one connection for several URLs on the command line.
+  const std::string verbose = run_process({"curl", "-sv", url + "/plaintext", url + "/json"}).err;
+  CHECK(verbose.find("Re-using existing connection") != std::string::npos);
+  // HTTP/1.0
+  CHECK(curl({"--http1.0", url + "/plaintext"}) == "Hello, World!");
+  CHECK(curl({"-o", "/dev/null", "-w", "%{http_code}", url + "/missing"}) == "404");
+  CHECK(curl({"-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", url + "/plaintext"}) == "405");
+  // SIGTERM drains and exits cleanly.
+  CHECK(server->stop() == 0);
+  CHECK(server->log().find("drained") != std::string::npos);
+}
+
+TEST_CASE("curl against rest_crud", "[conformance][curl]") {
+  std::unique_ptr<background_process> server;
+  const std::string url = start_example(server, "rest_crud");
+  auto status_of = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> all{"-o", "/dev/null", "-w", "%{http_code}"};
+    all.insert(all.end(), args.begin(), args.end());
+    return curl(all);
+  };
+  const std::string json = "Content-Type: application/json";
+  auto created = nlohmann::json::parse(curl({"-H", json, "-d", R"({"name":"Ada","email":"ada@example.com"})", url + "/users"}));
+  CHECK(created["id"] == 1);
+  CHECK(status_of({"-H", json, "-d", R"({"name":"Bob","email":"ada@example.com"})", url + "/users"}) == "409");
+  CHECK(status_of({"-H", json, "-d", R"({"name":""})", url + "/users"}) == "422");
+  CHECK(status_of({"-H", json, "-d", R"({"name":)", url + "/users"}) == "400");
+  CHECK(status_of({"-H", json, "-d", "[1,2]", url + "/users"}) == "400");
+  auto patched = nlohmann::json::parse(curl({"-X", "PATCH", "-H", json, "-d", R"({"name":"Ada L."})", url + "/users/1"}));
+  CHECK(patched["name"] == "Ada L.");
+  CHECK(patched["email"] == "ada@example.com");
+  CHECK(status_of({"-X", "PUT", "-H", json, "-d", R"({"name":"X"})", url + "/users/1"}) == "422");
+  CHECK(status_of({"-X", "PUT", "-H", json, "-d", R"({"name":"X","email":"x@y.z"})", url + "/users/1"}) == "200");
+  CHECK(nlohmann::json::parse(curl({url + "/users"})).size() == 1);
+  CHECK(status_of({url + "/users/999"}) == "404");
+  CHECK(status_of({url + "/users/abc"}) == "404");
+  CHECK(status_of({"-X", "DELETE", url + "/users/1"}) == "204");
+  CHECK(status_of({"-X", "DELETE", url + "/users/1"}) == "404");
+  const std::string problem = curl({"-i", url + "/users/999"});
+  CHECK(problem.find("Content-Type: application/problem+json") != std::string::npos);
+  CHECK(server->stop() == 0);
+}
+
+TEST_CASE("wrk against hello: bounded load, every response a 200", "[conformance][wrk]") {
+  REQUIRE(switchboard::test::have_program("wrk"));
+  std::unique_ptr<background_process> server;
+  const std::string url = start_example(server, "hello");
+  auto r = run_process({"wrk", "-t1", "-c20", "-d1s", url + "/plaintext"}, 30s);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("Requests/sec") != std::string::npos);
+  CHECK(r.out.find("Non-2xx") == std::string::npos);
+  CHECK(r.out.find("Socket errors") == std::string::npos);
+  CHECK(server->stop() == 0);
+}
