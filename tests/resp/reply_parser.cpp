@@ -176,6 +176,9 @@ std::vector<invalid_case> invalid_cases() {
       {"verbatim without colon", "=4\r\ntxt;\r\n", error::invalid_verbatim_string},
       {"line over the limit", "+OKAY\r\n", error::line_too_long, {}, tiny},
       {"unterminated line over the limit", "+OKAY", error::line_too_long, {}, tiny},
+      // The earliest offending byte decides, however the bytes arrive (found by the fuzzer).
+      {"line over the limit before a bare LF", "+OKAY\n", error::line_too_long, {}, tiny},
+      {"bare LF where the limit is reached", "+OK\n", error::invalid_line, {}, tiny},
       {"bulk over the limit", "$4\r\n", error::bulk_too_long, {}, tiny},
       {"aggregate over the limit", "*3\r\n", error::too_many_elements, {}, tiny},
       {"map over the limit", "%3\r\n", error::too_many_elements, {}, tiny},

@@ -142,13 +142,17 @@ class reply_parser {
     }
     // Fail on the first byte of a value, so that a peer that does not speak RESP is told at once.
     if (line_.empty() && !is_type_marker(data[pos])) return fail(error::unexpected_type);
+    // Look no further than one byte past the room left in the line: the error, if any, is then the one of the
+    // earliest offending byte, as it would be if the bytes came one at a time.
     const char* begin = data.data() + pos;
     const std::size_t available = data.size() - pos;
-    const auto* cr = static_cast<const char*>(std::memchr(begin, '\r', available));
-    const std::size_t length = cr != nullptr ? static_cast<std::size_t>(cr - begin) : available;
+    const std::size_t room = options_.max_line_length - line_.size();
+    const std::size_t window = std::min(available, room + 1);
+    const auto* cr = static_cast<const char*>(std::memchr(begin, '\r', window));
+    const std::size_t length = cr != nullptr ? static_cast<std::size_t>(cr - begin) : window;
     if (std::memchr(begin, '\n', length) != nullptr) return fail(error::invalid_line);
-    if (line_.size() + length > options_.max_line_length) return fail(error::line_too_long);
     if (cr == nullptr) {
+      if (window > room) return fail(error::line_too_long);
       line_.append(begin, length);
       return data.size();
     }
