@@ -145,6 +145,12 @@ constexpr bool glob_match(std::string_view pattern, std::string_view subject) no
         star_subject = s;
         continue;
       }
+      if (p == star_resume && t.kind == glob_token::literal) {
+        // Right after the star, a literal byte can only match where the subject has it: jump there (memchr)
+        // instead of letting the star absorb the bytes in between one mismatch at a time.
+        star_subject = s = subject.find(pattern[t.end - 1], s);
+        if (s == none) return false;
+      }
       if (detail::token_matches(pattern, p, t, subject[s])) {
         p = t.end;
         ++s;
