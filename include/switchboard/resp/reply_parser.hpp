@@ -40,7 +40,7 @@ struct reply_parser_options {
   /// Deepest nesting of aggregates (an array in an array is depth 2). hiredis uses 7; Redis's own replies nest at
   /// most a few levels (CLUSTER SHARDS, XINFO STREAM FULL), and 64 leaves room for scripts returning nested tables.
   std::size_t max_depth = 64;
-  /// Most elements in one aggregate (pairs for maps and attributes). Each element costs a `value` (~120 bytes)
+  /// Most elements in one aggregate (pairs for maps and attributes). Each element costs a `value` (112 bytes on x86-64)
   /// even when empty, so this bounds what one header can make us allocate; raise it for very long replies.
   std::size_t max_aggregate_length = 1024 * 1024;
   /// Longest bulk string, blob error or verbatim string, in bytes. Redis strings may reach 512 MiB; 64 MiB matches
