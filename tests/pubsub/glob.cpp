@@ -90,7 +90,7 @@ std::vector<glob_case> glob_cases() {
       {"sensors.*.temp", "sensors.kitchen.temp", true},
       {"sensors.*.temp", "sensors.kitchen.humidity", false},
       {"sensors.[kb]*", "sensors.bath", true},
-      // Redis 7 gives up after 1000 nested stars (its CVE-2022-36021 fix), so these never match.
+      // Redis gives up after 1000 nested stars (its fix for CVE-2024-31228), so these never match.
       {repeat("*a", 1000), repeat("a", 1000), true},
       {repeat("*a", 1001), repeat("a", 1001), false},
       {repeat("*a", 1001) + "*", repeat("a", 1001), false},
@@ -181,6 +181,18 @@ TEST_CASE("glob_match: agrees with redis-server through PSUBSCRIBE and PUBLISH",
   asio::io_context ctx;
   switchboard::test::redis_client subscriber(ctx, server.port());
   switchboard::test::redis_client publisher(ctx, server.port());
+
+  // The 1000-star limit came with the fix for CVE-2024-31228; a Redis without it matches deeper patterns, so
+  // those are left out of the comparison (our answer for them is pinned by the table above).
+  const std::string deep = repeat("*a", 1001);
+  subscriber.call({"PSUBSCRIBE", deep});
+  if (publisher.call({"PUBLISH", repeat("a", 1001), "m"}).integer != 0) {
+    WARN("this redis-server predates the fix for CVE-2024-31228: patterns over 1000 nested stars not compared");
+    std::erase_if(patterns, [](const std::string& p) { return switchboard::pubsub::detail::exceeds_star_nesting(p); });
+    subscriber.read();  // the pmessage
+  }
+  subscriber.call({"PUNSUBSCRIBE", deep});
+
   for (const std::string& p : patterns) subscriber.send({"PSUBSCRIBE", p});
   for (std::size_t i = 0; i < patterns.size(); ++i) REQUIRE(subscriber.read().elements.at(0).text == "psubscribe");
 

@@ -50,15 +50,13 @@ class redis_server {
     const std::string notify_path = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".notify";
     std::remove(notify_path.c_str());
     asio::local::datagram_protocol::socket notify(ctx, asio::local::datagram_protocol::endpoint(notify_path));
-    std::vector<std::string> argv = {"env",    "NOTIFY_SOCKET=" + notify_path,
-                                     "redis-server", "--port", std::to_string(port_),
-                                     "--bind", "127.0.0.1",
-                                     "--save", "",
-                                     "--appendonly", "no",
-                                     "--supervised", "systemd",
-                                     "--dir", SWITCHBOARD_TEST_BINARY_DIR};
+    std::vector<std::string> argv = {"env", "NOTIFY_SOCKET=" + notify_path, "redis-server",
+                                     "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no",
+                                     "--supervised", "systemd", "--dir", SWITCHBOARD_TEST_BINARY_DIR};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    process_ = std::make_unique<background_process>(argv, std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".log");
+    const std::string log = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".log";
+    process_ = std::make_unique<background_process>(argv, log);
 
     bool ready = false;
     std::array<char, 512> datagram{};

@@ -16,16 +16,18 @@
 // Two rules come from the shape of Redis's loop rather than from the language:
 //  - an empty subject matches only the empty pattern (not even `*`): Redis's loop never starts on an empty
 //    string. So PUBLISH "" reaches no PSUBSCRIBE pattern except "";
-//  - since the fix for CVE-2022-36021, Redis stops recursing after 1000 nested stars and answers "no match";
+//  - since the fix for CVE-2024-31228 (unbounded recursion: Redis 6.2.16, 7.2.6, 7.4.1, and distributions'
+//    backports such as Debian 12's 7.0.15), Redis stops recursing past 1000 nested stars and answers "no match";
 //    a match needs one level per star that is followed by more pattern, so a pattern with more than 1000 such
-//    stars matches nothing. We give the same answer, computed directly.
+//    stars matches nothing. We give the same answer, computed directly. (A Redis without that fix recurses on,
+//    and would match such a pattern, or overflow its stack on a long enough one.)
 //
 // Cost. Redis tries each star at each position recursively; CVE-2022-36021 was a pattern that made this take
-// exponential time. Here each pattern element matches exactly one byte or is a star, so it suffices to remember
-// only the latest star and, on a mismatch, let it absorb one more byte (the classic wildcard-matching argument:
-// moving an earlier star could only leave the later part of the pattern fewer bytes to match). The match therefore
-// takes at most (subject length + 1) x (pattern length + 1) byte steps, whatever the input; no recursion, no
-// allocation.
+// exponential time (fixed in 7.0.9 by giving up early). Here each pattern element matches exactly one byte or is a
+// star, so it suffices to remember only the latest star and, on a mismatch, let it absorb one more byte (the
+// classic wildcard-matching argument: moving an earlier star could only leave the later part of the pattern fewer
+// bytes to match). The match therefore takes at most (subject length + 1) x (pattern length + 1) byte steps,
+// whatever the input; no recursion, no allocation.
 #pragma once
 
 #include <algorithm>
@@ -108,7 +110,7 @@ constexpr bool token_matches(std::string_view pattern, std::size_t i, glob_token
   }
 }
 
-/// Redis's recursion limit (util.c, `nesting > 1000`).
+/// Redis's recursion limit (util.c, `nesting > 1000`, added by the fix for CVE-2024-31228).
 inline constexpr std::size_t max_nested_stars = 1000;
 
 /// True when `pattern` has more than `max_nested_stars` stars followed by more pattern: Redis cannot match it.

@@ -75,11 +75,15 @@ class encoder {
   }
 
   /// `~n\r\n` in RESP3, `*n\r\n` in RESP2, followed by the n elements.
-  encoder& set_header(std::size_t n) { return header(version_ == protocol::resp3 ? '~' : '*', static_cast<std::int64_t>(n)); }
+  encoder& set_header(std::size_t n) {
+    return header(version_ == protocol::resp3 ? '~' : '*', static_cast<std::int64_t>(n));
+  }
 
   /// `>n\r\n` in RESP3, `*n\r\n` in RESP2, followed by the n elements. Pub/sub messages ("message", "pmessage",
   /// "subscribe" confirmations) are pushes: a RESP3 client tells them from replies by this marker.
-  encoder& push_header(std::size_t n) { return header(version_ == protocol::resp3 ? '>' : '*', static_cast<std::int64_t>(n)); }
+  encoder& push_header(std::size_t n) {
+    return header(version_ == protocol::resp3 ? '>' : '*', static_cast<std::int64_t>(n));
+  }
 
   /// `,x\r\n` in RESP3 (`inf`, `-inf`, `nan` for the special values), a bulk string of the same text in RESP2.
   /// Finite values are written in the shortest form that reads back to the same double.

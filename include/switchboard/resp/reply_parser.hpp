@@ -37,11 +37,12 @@ namespace switchboard::resp {
 
 /// Limits of `reply_parser`. Every limit must be at least 1.
 struct reply_parser_options {
-  /// Deepest nesting of aggregates (an array in an array is depth 2). hiredis uses 7; Redis's own replies nest at
-  /// most a few levels (CLUSTER SHARDS, XINFO STREAM FULL), and 64 leaves room for scripts returning nested tables.
+  /// Deepest nesting of aggregates (an array in an array is depth 2). Redis's own replies nest a few levels
+  /// (CLUSTER SHARDS, XINFO STREAM FULL); 64 leaves room for scripts returning nested tables.
   std::size_t max_depth = 64;
-  /// Most elements in one aggregate (pairs for maps and attributes). Each element costs a `value` (112 bytes on x86-64)
-  /// even when empty, so this bounds what one header can make us allocate; raise it for very long replies.
+  /// Most elements in one aggregate (pairs for maps and attributes). Each element costs a `value` (112 bytes on
+  /// x86-64) even when empty, so this bounds the memory of an aggregate of empty strings (~112 MiB by default;
+  /// space is reserved as elements arrive, not from the header). Raise it for very long replies.
   std::size_t max_aggregate_length = 1024 * 1024;
   /// Longest bulk string, blob error or verbatim string, in bytes. Redis strings may reach 512 MiB; 64 MiB matches
   /// `command_parser_options::max_bulk_length`, the largest payload our broker accepts.
