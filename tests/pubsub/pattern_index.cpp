@@ -1,0 +1,137 @@
+// The pattern index: map operations, and lookups that must find exactly the patterns a scan of all of them with
+// glob_match finds, while patterns come and go.
+#include <switchboard/pubsub/pattern_index.hpp>
+
+#include "support/catch.hpp"
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using switchboard::pubsub::glob_match;
+using switchboard::pubsub::pattern_index;
+
+namespace {
+
+std::vector<std::string> matches(pattern_index<int>& index, std::string_view topic) {
+  std::vector<std::string> out;
+  const std::size_t count = index.for_each_match(topic, [&](std::string_view pattern, int&) {
+    out.emplace_back(pattern);
+  });
+  REQUIRE(count == out.size());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> scan(const std::map<std::string, int>& patterns, std::string_view topic) {
+  std::vector<std::string> out;
+  for (const auto& [pattern, value] : patterns) {
+    if (glob_match(pattern, topic)) out.push_back(pattern);
+  }
+  return out;  // sorted, as the map is
+}
+
+}  // namespace
+
+TEST_CASE("pattern_index: a map of patterns", "[pubsub][pattern_index]") {
+  pattern_index<int> index;
+  CHECK(index.empty());
+  auto [value, added] = index.try_emplace("news.*", 1);
+  CHECK(added);
+  CHECK(value == 1);
+  value = 5;
+  auto [again, added_again] = index.try_emplace("news.*", 9);
+  CHECK_FALSE(added_again);
+  CHECK(again == 5);
+  CHECK(&again == &value);
+  CHECK(index.size() == 1);
+  REQUIRE(index.find("news.*") != nullptr);
+  CHECK(*index.find("news.*") == 5);
+  CHECK(index.find("news") == nullptr);
+  const auto& constant = index;
+  CHECK(constant.find("news.*") != nullptr);
+  CHECK_FALSE(index.erase("news"));
+  CHECK(index.erase("news.*"));
+  CHECK(index.find("news.*") == nullptr);
+  CHECK(index.empty());
+}
+
+TEST_CASE("pattern_index: lookups visit the matching patterns", "[pubsub][pattern_index]") {
+  pattern_index<int> index;
+  for (const char* p : {"sensors.kitchen.*", "sensors.*", "sensors.k?tchen.temp", "*", "*.temp", "sensors.kitchen.temp",
+                        "sensors.bath.*", "sensors", "s[e]nsors.*", "sensors.kitchen.temp\\*", ""}) {
+    index.try_emplace(p, 0);
+  }
+  CHECK(matches(index, "sensors.kitchen.temp") ==
+        std::vector<std::string>{"*", "*.temp", "s[e]nsors.*", "sensors.*", "sensors.k?tchen.temp",
+                                 "sensors.kitchen.*", "sensors.kitchen.temp"});
+  CHECK(matches(index, "sensors") == std::vector<std::string>{"*", "sensors"});
+  CHECK(matches(index, "") == std::vector<std::string>{""});  // Redis: an empty channel matches only ""
+  CHECK(matches(index, "other") == std::vector<std::string>{"*"});
+}
+
+TEST_CASE("pattern_index: values are reachable from the visit", "[pubsub][pattern_index]") {
+  pattern_index<std::vector<int>> index;
+  index.try_emplace("a.*").first.push_back(1);
+  index.try_emplace("a.*").first.push_back(2);
+  index.try_emplace("*.b").first.push_back(3);
+  int sum = 0;
+  CHECK(index.for_each_match("a.b", [&](std::string_view, std::vector<int>& subscribers) {
+    for (int s : subscribers) sum += s;
+  }) == 2);
+  CHECK(sum == 6);
+}
+
+TEST_CASE("pattern_index: moves keep the entries", "[pubsub][pattern_index]") {
+  pattern_index<int> a;
+  a.try_emplace("x.*", 7);
+  pattern_index<int> b(std::move(a));
+  int seen = 0;
+  b.for_each_match("x.y", [&](std::string_view, int& v) { seen = v; });
+  CHECK(seen == 7);
+  CHECK(b.erase("x.*"));
+}
+
+TEST_CASE("pattern_index: same answers as scanning every pattern, under churn", "[pubsub][pattern_index]") {
+  // Patterns with shared and diverging prefixes, added and erased at random; after every change a few topics are
+  // looked up in the index and by a full scan.
+  std::mt19937 rng(1234);
+  const std::vector<std::string> rooms = {"kitchen", "bath", "hall", "k", "ki", ""};
+  const std::vector<std::string> tails = {"*", "temp", "t?mp", "[th]*", "*p", "\\*", ""};
+  const auto pick = [&](const std::vector<std::string>& from) {
+    return from[std::uniform_int_distribution<std::size_t>(0, from.size() - 1)(rng)];
+  };
+  const auto make_pattern = [&] {
+    switch (std::uniform_int_distribution<int>(0, 3)(rng)) {
+      case 0: return "sensors." + pick(rooms) + "." + pick(tails);
+      case 1: return "sensors." + pick(rooms) + pick(tails);
+      case 2: return pick(tails) + "." + pick(rooms);
+      default: return "s" + pick(tails);
+    }
+  };
+  const auto make_topic = [&] { return "sensors." + pick(rooms) + "." + pick({"temp", "tmp", "hum", "*", ""}); };
+
+  pattern_index<int> index;
+  std::map<std::string, int> reference;
+  for (int step = 0; step < 5000; ++step) {
+    const std::string pattern = make_pattern();
+    if (std::uniform_int_distribution<int>(0, 2)(rng) == 0) {
+      CHECK(index.erase(pattern) == (reference.erase(pattern) == 1));
+    } else {
+      CHECK(index.try_emplace(pattern, step).second == reference.try_emplace(pattern, step).second);
+    }
+    REQUIRE(index.size() == reference.size());
+    for (int i = 0; i < 3; ++i) {
+      const std::string topic = make_topic();
+      INFO("topic " << topic);
+      REQUIRE(matches(index, topic) == scan(reference, topic));
+    }
+  }
+  // Erasing everything leaves an index that works from scratch.
+  for (const auto& [pattern, value] : reference) CHECK(index.erase(pattern));
+  CHECK(index.empty());
+  index.try_emplace("sensors.*", 1);
+  CHECK(matches(index, "sensors.x") == std::vector<std::string>{"sensors.*"});
+}

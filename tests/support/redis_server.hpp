@@ -1,0 +1,170 @@
+// A real redis-server for tests that compare our codecs and matchers with Redis itself, and a small RESP client
+// to talk to it. The server starts on a free loopback port and is stopped by its pid when the object goes away.
+// Readiness is an event, not a guess: redis-server is started with `--supervised systemd`, so it sends "READY=1"
+// to the datagram socket named by NOTIFY_SOCKET once it accepts connections, and we wait for that datagram.
+#pragma once
+
+#include "support/test_support.hpp"
+
+#include <switchboard/resp/encoder.hpp>
+#include <switchboard/resp/reply_parser.hpp>
+
+#include <asio/buffer.hpp>
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/datagram_protocol.hpp>
+#include <asio/write.hpp>
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace switchboard::test {
+
+/// A redis-server of this test's own, on 127.0.0.1:port(), without persistence. Throws std::runtime_error if it
+/// does not report ready within `deadline`. Tests check `have_program("redis-server")` first and skip without it.
+class redis_server {
+ public:
+  explicit redis_server(const std::vector<std::string>& extra_args = {},
+                        std::chrono::steady_clock::duration deadline = 10s) {
+    asio::io_context ctx;
+    {
+      // A free port: bind to port 0 and let it go just before redis-server takes it.
+      asio::ip::tcp::acceptor probe(ctx, {asio::ip::address_v4::loopback(), 0});
+      port_ = probe.local_endpoint().port();
+    }
+    const std::string tag = "redis-" + std::to_string(::getpid()) + "-" + std::to_string(port_);
+    const std::string notify_path = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".notify";
+    std::remove(notify_path.c_str());
+    asio::local::datagram_protocol::socket notify(ctx, asio::local::datagram_protocol::endpoint(notify_path));
+    std::vector<std::string> argv = {"env", "NOTIFY_SOCKET=" + notify_path, "redis-server",
+                                     "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no",
+                                     "--supervised", "systemd", "--dir", SWITCHBOARD_TEST_BINARY_DIR};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    const std::string log = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".log";
+    process_ = std::make_unique<background_process>(argv, log);
+
+    bool ready = false;
+    std::array<char, 512> datagram{};
+    std::function<void()> receive = [&] {
+      notify.async_receive(asio::buffer(datagram), [&](std::error_code ec, std::size_t n) {
+        if (ec) return;
+        if (std::string_view(datagram.data(), n).find("READY=1") != std::string_view::npos) {
+          ready = true;
+        } else {
+          receive();
+        }
+      });
+    };
+    receive();
+    const bool ok = run_until(ctx, [&] { return ready || !process_->running(); }, deadline);
+    std::remove(notify_path.c_str());
+    if (!ok || !ready) {
+      throw std::runtime_error("redis-server did not become ready on port " + std::to_string(port_) + ":\n" +
+                               process_->log());
+    }
+  }
+
+  std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  std::uint16_t port_ = 0;
+  std::unique_ptr<background_process> process_;
+};
+
+/// A plain RESP client connection to a local Redis, for tests. Every wait is bounded by `deadline`; a wait that
+/// runs out throws std::runtime_error, so that a disagreement with Redis fails the test instead of hanging it.
+class redis_client {
+ public:
+  redis_client(asio::io_context& ctx, std::uint16_t port, std::chrono::steady_clock::duration deadline = 10s)
+      : ctx_(ctx), socket_(ctx), deadline_(deadline) {
+    socket_.connect({asio::ip::address_v4::loopback(), port});
+    socket_.set_option(asio::ip::tcp::no_delay(true));
+  }
+
+  /// Writes raw bytes.
+  void write(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes.data(), bytes.size())); }
+
+  /// Sends a command (an array of bulk strings).
+  void send(std::initializer_list<std::string_view> args) {
+    std::string out;
+    resp::encoder(out).command(args);
+    write(out);
+  }
+
+  /// Reads the next value (reply or push).
+  resp::value read() {
+    frame_.clear();
+    for (;;) {
+      std::error_code ec;
+      const std::size_t used = parser_.parse(pending_, ec);
+      if (ec) throw std::runtime_error("bad RESP from redis-server: " + ec.message());
+      frame_.append(pending_, 0, used);
+      pending_.erase(0, used);
+      if (parser_.has_value()) return parser_.take();
+      if (!read_some()) throw std::runtime_error("redis-server closed the connection");
+    }
+  }
+
+  /// The bytes of the value the last `read` returned, exactly as Redis sent them.
+  const std::string& last_frame() const noexcept { return frame_; }
+
+  /// Sends a command and reads one value.
+  resp::value call(std::initializer_list<std::string_view> args) {
+    send(args);
+    return read();
+  }
+
+  /// Reads raw bytes until the server closes the connection (what it sends after a protocol error).
+  std::string read_until_closed() {
+    while (read_some()) {
+    }
+    return std::exchange(pending_, {});
+  }
+
+ private:
+  // Appends what arrives to pending_; false at end of stream.
+  bool read_some() {
+    std::array<char, 16384> buf;
+    bool done = false;
+    std::error_code result;
+    std::size_t got = 0;
+    socket_.async_read_some(asio::buffer(buf), [&](std::error_code ec, std::size_t n) {
+      result = ec;
+      got = n;
+      done = true;
+    });
+    if (!run_until(ctx_, [&] { return done; }, deadline_)) {
+      socket_.cancel();
+      run_until(ctx_, [&] { return done; }, deadline_);
+      throw std::runtime_error("timed out waiting for redis-server");
+    }
+    pending_.append(buf.data(), got);
+    if (result == asio::error::eof || result == asio::error::connection_reset) return false;
+    if (result) throw std::system_error(result);
+    return true;
+  }
+
+  asio::io_context& ctx_;
+  asio::ip::tcp::socket socket_;
+  std::chrono::steady_clock::duration deadline_;
+  resp::reply_parser parser_;
+  std::string pending_;  // received, not yet parsed
+  std::string frame_;    // the bytes of the value being read
+};
+
+}  // namespace switchboard::test
