@@ -159,3 +159,10 @@ TEST_CASE("sse encoder: comments", "[sse][encoder]") {
     CHECK(parse_every_split(out) == outcome{{msg("message", "x", "1"), msg("message", "y", "1")}, {}, "1"});
   }
 }
+
+TEST_CASE("sse encoder: a comment keeps the stream well-formed UTF-8", "[sse][encoder]") {
+  std::string out;
+  encode_comment("a\xFF" "b\xE2\x82", out);
+  CHECK(out == ":a\xEF\xBF\xBD" "b\xEF\xBF\xBD\n");
+  CHECK(parse_every_split(out, {.utf8 = switchboard::sse::utf8_policy::reject}) == outcome{});
+}

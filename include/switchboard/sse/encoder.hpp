@@ -126,7 +126,15 @@ inline std::shared_ptr<const std::string> encode_shared(const event& ev, std::er
 /// Appends a comment: `:` + text + LF, one comment line per line of `text` (split at CR, LF and CRLF, so that
 /// no text can start a field). A client ignores comments (§9.2.6); servers send them as heartbeats, to keep
 /// proxies from closing an idle stream. `encode_comment("", out)` appends the shortest heartbeat, ":\n".
+/// Ill-formed UTF-8 in `text` is written as U+FFFD: the stream stays well-formed UTF-8, as §9.2.5 requires (a
+/// strict client would reject it otherwise), and a client that ignores the comment sees no difference.
 inline void encode_comment(std::string_view text, std::string& out) {
+  if (!switchboard::detail::is_valid_utf8(text)) {
+    std::string replaced;
+    switchboard::detail::append_utf8_replacing_invalid(text, replaced);
+    encode_comment(replaced, out);
+    return;
+  }
   detail::reserve_more(out, text.size() + 2);
   detail::append_lines(":", text, out);
 }
