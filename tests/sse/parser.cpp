@@ -4,6 +4,7 @@
 #include "support/catch.hpp"
 
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -203,4 +204,10 @@ TEST_CASE("sse parser: one message object is reused between events", "[sse][pars
   }));
   CHECK(same_object);
   CHECK(data == std::vector<std::string>{"one", "two"});
+}
+
+TEST_CASE("sse parser: limits are validated", "[sse][parser]") {
+  CHECK_THROWS_AS(parser(parser_options{.max_line_bytes = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(parser(parser_options{.max_event_bytes = 0}), std::invalid_argument);
+  CHECK_NOTHROW(parser(parser_options{.max_line_bytes = 1, .max_event_bytes = 1}));
 }

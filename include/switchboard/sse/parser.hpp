@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -64,7 +65,12 @@ struct parser_options {
 /// Steady state allocates nothing: the buffers of one event are reused for the next.
 class parser {
  public:
-  explicit parser(parser_options options = {}) : options_(options) {}
+  /// Throws `std::invalid_argument` if a limit is 0.
+  explicit parser(parser_options options = {}) : options_(options) {
+    if (options_.max_line_bytes == 0 || options_.max_event_bytes == 0) {
+      throw std::invalid_argument("switchboard::sse::parser: max_line_bytes and max_event_bytes must be at least 1");
+    }
+  }
 
   const parser_options& options() const noexcept { return options_; }
 
