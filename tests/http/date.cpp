@@ -171,6 +171,7 @@ TEST_CASE("http date: current_http_date is the current second", "[http][date]") 
   const sys_seconds after = floor<seconds>(system_clock::now());
   const auto parsed = parse_http_date(text);
   REQUIRE(parsed);
-  CHECK(before <= *parsed);
+  // The coarse clock it reads may show the previous second for a few milliseconds after the precise one moved on.
+  CHECK(before - 1s <= *parsed);
   CHECK(*parsed <= after);
 }

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <optional>
 #include <string_view>
+#include <time.h>
 
 namespace switchboard::http {
 
@@ -240,9 +241,19 @@ class http_date_cache {
 /// The current time as an IMF-fixdate, for the `Date` header (RFC 9110 §6.6.1). Formatted at most once per second
 /// on each thread. The view stays valid until the thread ends; its text changes on a later call in a new second,
 /// so copy it into the response before calling again.
+///
+/// Where the system has it, the time is read from CLOCK_REALTIME_COARSE: it costs a fraction of
+/// `system_clock::now()` (which dominated the cost of this call), and its resolution of a few milliseconds is
+/// far finer than the header's one second.
 inline std::string_view current_http_date() noexcept {
   thread_local http_date_cache cache;
+#if defined(CLOCK_REALTIME_COARSE)
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  return cache.get(std::chrono::sys_seconds{std::chrono::seconds{now.tv_sec}});
+#else
   return cache.get(std::chrono::system_clock::now());
+#endif
 }
 
 }  // namespace switchboard::http
