@@ -22,6 +22,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <time.h>
@@ -75,6 +76,24 @@ constexpr int index_of(std::string_view name, const std::array<std::string_view,
   return -1;
 }
 
+/// Three characters as one number, so that the day and month names are compared with one integer comparison each
+/// rather than a string comparison (which a profile showed was most of the parsing time).
+constexpr std::uint32_t pack3(std::string_view s) noexcept {
+  return static_cast<std::uint32_t>(static_cast<unsigned char>(s[0])) |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[1])) << 8 |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[2])) << 16;
+}
+
+/// The index of the three-character `name` in `names` (all of three characters), or -1.
+template <std::size_t N>
+constexpr int index_of_short(std::string_view name, const std::array<std::string_view, N>& names) noexcept {
+  const std::uint32_t key = pack3(name);
+  for (std::size_t i = 0; i < N; ++i) {
+    if (pack3(names[i]) == key) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 /// The fields of a date as written, before they are checked against each other.
 struct date_fields {
   int weekday = -1;  // 0 = Sunday, as in `day_names`
@@ -115,9 +134,9 @@ inline std::optional<std::chrono::sys_seconds> parse_imf_fixdate(std::string_vie
     return std::nullopt;
   }
   date_fields f;
-  f.weekday = index_of(s.substr(0, 3), day_names);
+  f.weekday = index_of_short(s.substr(0, 3), day_names);
   f.day = read_digits(s.substr(5), 2);
-  f.month = index_of(s.substr(8, 3), month_names);
+  f.month = index_of_short(s.substr(8, 3), month_names);
   f.year = read_digits(s.substr(12), 4);
   if (!read_time_of_day(s.substr(17), f)) return std::nullopt;
   return to_instant(f);
@@ -127,8 +146,8 @@ inline std::optional<std::chrono::sys_seconds> parse_imf_fixdate(std::string_vie
 inline std::optional<std::chrono::sys_seconds> parse_asctime_date(std::string_view s) noexcept {
   if (s.size() != 24 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[19] != ' ') return std::nullopt;
   date_fields f;
-  f.weekday = index_of(s.substr(0, 3), day_names);
-  f.month = index_of(s.substr(4, 3), month_names);
+  f.weekday = index_of_short(s.substr(0, 3), day_names);
+  f.month = index_of_short(s.substr(4, 3), month_names);
   f.day = s[8] == ' ' ? read_digits(s.substr(9), 1) : read_digits(s.substr(8), 2);
   f.year = read_digits(s.substr(20), 4);
   if (!read_time_of_day(s.substr(11), f)) return std::nullopt;
@@ -151,7 +170,7 @@ inline std::optional<std::chrono::sys_seconds> parse_rfc850_date(std::string_vie
   date_fields f;
   f.weekday = index_of(s.substr(0, comma), long_day_names);
   f.day = read_digits(rest.substr(2), 2);
-  f.month = index_of(rest.substr(5, 3), month_names);
+  f.month = index_of_short(rest.substr(5, 3), month_names);
   const int two_digits = read_digits(rest.substr(9), 2);
   if (two_digits < 0 || !read_time_of_day(rest.substr(12), f)) return std::nullopt;
 
