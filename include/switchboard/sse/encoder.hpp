@@ -20,12 +20,12 @@
 #pragma once
 
 #include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/sse/detail/line_break.hpp>
 #include <switchboard/sse/error.hpp>
 #include <switchboard/sse/event.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,14 +34,6 @@
 namespace switchboard::sse {
 
 namespace detail {
-
-/// The position of the first CR or LF in `s`, or `s.size()`.
-inline std::size_t find_line_break(std::string_view s) noexcept {
-  const void* lf = std::memchr(s.data(), '\n', s.size());
-  const std::size_t before = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - s.data()) : s.size();
-  const void* cr = std::memchr(s.data(), '\r', before);
-  return cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - s.data()) : before;
-}
 
 /// Why `ev` cannot be written, or no error.
 inline std::error_code check(const event& ev) noexcept {

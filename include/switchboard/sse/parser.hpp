@@ -23,13 +23,13 @@
 #pragma once
 
 #include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/sse/detail/line_break.hpp>
 #include <switchboard/sse/error.hpp>
 #include <switchboard/sse/event.hpp>
 
 #include <charconv>
 #include <chrono>
 #include <cstddef>
-#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -90,7 +90,7 @@ class parser {
       if (*p == '\n') ++p;
     }
     while (p != end) {
-      const char* const eol = find_line_end(p, end);
+      const char* const eol = p + detail::find_line_break(std::string_view(p, static_cast<std::size_t>(end - p)));
       const std::size_t length = static_cast<std::size_t>(eol - p);
       if (partial_.size() + length > options_.max_line_bytes) return fail(error::line_too_long);
       if (eol == end) {
@@ -137,13 +137,6 @@ class parser {
   }
 
  private:
-  static const char* find_line_end(const char* p, const char* end) noexcept {
-    const auto* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char* const stop = lf ? lf : end;
-    const auto* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(stop - p)));
-    return cr ? cr : stop;
-  }
-
   std::error_code fail(std::error_code ec) noexcept {
     failed_ = ec;
     return failed_;
