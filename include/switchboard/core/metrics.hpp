@@ -77,9 +77,13 @@ class counter {
 /// operation is one atomic operation on a value of its own cache line, safe from any thread.
 class gauge {
  public:
+  /// Replaces the value.
   void set(double value) noexcept { value_.store(value, std::memory_order_relaxed); }
+  /// Adds `delta` (a connection opened).
   void add(double delta = 1) noexcept { value_.fetch_add(delta, std::memory_order_relaxed); }
+  /// Subtracts `delta` (a connection closed).
   void sub(double delta = 1) noexcept { value_.fetch_sub(delta, std::memory_order_relaxed); }
+  /// The current value.
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -160,11 +164,15 @@ struct metric_label {
 /// the registry copies what it keeps.
 class label_set {
  public:
+  /// No labels.
   label_set() noexcept = default;
+  /// The labels of a braced list, which lives until the end of the registering call's full expression.
   label_set(std::initializer_list<metric_label> labels) noexcept : labels_(labels.begin(), labels.size()) {}
+  /// Labels built at run time.
   label_set(std::span<const metric_label> labels) noexcept : labels_(labels) {}
   label_set(const std::vector<metric_label>& labels) noexcept : labels_(labels) {}
 
+  /// The labels, in the order given.
   std::span<const metric_label> labels() const noexcept { return labels_; }
 
  private:
@@ -175,9 +183,12 @@ class label_set {
 /// the series, after which the callback is never called again. Must not outlive its registry. Move-only.
 class [[nodiscard]] metric_callback {
  public:
+  /// A handle that keeps nothing registered.
   metric_callback() noexcept = default;
+  /// Takes over `other`'s series; `other` then keeps nothing.
   metric_callback(metric_callback&& other) noexcept
       : registry_(std::exchange(other.registry_, nullptr)), id_(other.id_) {}
+  /// Removes this handle's series, then takes over `other`'s.
   metric_callback& operator=(metric_callback&& other) noexcept {
     if (this != &other) {
       reset();
@@ -186,6 +197,7 @@ class [[nodiscard]] metric_callback {
     }
     return *this;
   }
+  /// Removes the series (see `reset`).
   ~metric_callback() { reset(); }
 
   /// Removes the series now. When this returns, a scrape in progress has finished with the callback.

@@ -72,6 +72,7 @@ class parser {
     }
   }
 
+  /// The limits and policy given at construction.
   const parser_options& options() const noexcept { return options_; }
 
   /// Parses the next `bytes` of the stream and calls `on_message(const sse::message&)` for each event they
