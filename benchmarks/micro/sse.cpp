@@ -44,8 +44,8 @@ void encode_shared(benchmark::State& state) {
   for (auto _ : state) {
     std::error_code ec;
     auto shared = sse::encode_shared(ev, ec);
-    bytes += shared->size();
-    benchmark::DoNotOptimize(shared.get());
+    bytes += shared.size();
+    benchmark::DoNotOptimize(shared.data());
   }
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));

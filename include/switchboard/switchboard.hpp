@@ -8,6 +8,8 @@
 #include <switchboard/core/bounded_queue.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/error.hpp>
+#include <switchboard/core/log.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/core/overflow_policy.hpp>
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/core/shared_bytes.hpp>
@@ -17,12 +19,15 @@
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/chunked_decoder.hpp>
 #include <switchboard/http/client.hpp>
+#include <switchboard/http/date.hpp>
 #include <switchboard/http/error.hpp>
+#include <switchboard/http/etag.hpp>
 #include <switchboard/http/fields.hpp>
 #include <switchboard/http/handler.hpp>
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/method.hpp>
 #include <switchboard/http/parser.hpp>
+#include <switchboard/http/preconditions.hpp>
 #include <switchboard/http/problem.hpp>
 #include <switchboard/http/request.hpp>
 #include <switchboard/http/response.hpp>
@@ -31,3 +36,17 @@
 #include <switchboard/http/server_options.hpp>
 #include <switchboard/http/status.hpp>
 #include <switchboard/http/url.hpp>
+
+#include <switchboard/resp/command_parser.hpp>
+#include <switchboard/resp/encoder.hpp>
+#include <switchboard/resp/error.hpp>
+#include <switchboard/resp/reply_parser.hpp>
+#include <switchboard/resp/value.hpp>
+
+#include <switchboard/sse/encoder.hpp>
+#include <switchboard/sse/error.hpp>
+#include <switchboard/sse/event.hpp>
+#include <switchboard/sse/parser.hpp>
+
+#include <switchboard/pubsub/glob.hpp>
+#include <switchboard/pubsub/pattern_index.hpp>

@@ -102,7 +102,7 @@ TEST_CASE("sse encoder: events a client would read differently are refused", "[s
       CHECK(encode(c.ev, out) == c.expected);
       CHECK(out == "before");  // nothing written
       std::error_code ec;
-      CHECK(encode_shared(c.ev, ec) == nullptr);
+      CHECK(encode_shared(c.ev, ec).empty());
       CHECK(ec == c.expected);
     }
   }
@@ -125,12 +125,13 @@ TEST_CASE("sse encoder: appends to what is already there", "[sse][encoder]") {
 TEST_CASE("sse encoder: encode_shared gives the same bytes once", "[sse][encoder]") {
   const event ev{.data = "a\nb", .type = "t", .id = "9"};
   std::error_code ec = error::invalid_id;  // cleared on success
-  const std::shared_ptr<const std::string> shared = encode_shared(ev, ec);
-  REQUIRE(shared);
+  const switchboard::shared_bytes shared = encode_shared(ev, ec);
+  REQUIRE_FALSE(shared.empty());
   CHECK(!ec);
-  CHECK(*shared == encoded(ev));
-  const std::shared_ptr<const std::string> copy = shared;  // queued to a second subscriber: no new bytes
-  CHECK(copy->data() == shared->data());
+  CHECK(shared.view() == encoded(ev));
+  const switchboard::shared_bytes copy = shared;  // queued to a second subscriber: no new bytes
+  CHECK(copy.data() == shared.data());
+  CHECK(shared.use_count() == 2);
 }
 
 TEST_CASE("sse encoder: comments", "[sse][encoder]") {

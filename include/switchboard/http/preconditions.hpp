@@ -12,6 +12,7 @@
 // `If-Range` (§13.1.5) belongs with range requests, which this library does not serve; it is not evaluated.
 #pragma once
 
+#include <switchboard/http/detail/chars.hpp>
 #include <switchboard/http/date.hpp>
 #include <switchboard/http/etag.hpp>
 
@@ -49,11 +50,6 @@ enum class precondition_result {
 
 namespace detail {
 
-constexpr std::string_view without_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 /// The quoted opaque-tag of an entity-tag in field form, without the weakness indicator.
 constexpr std::string_view quoted_opaque(std::string_view field_form) noexcept {
@@ -80,7 +76,7 @@ inline bool list_matches(std::string_view value, const entity_tag* current, bool
 /// Evaluates `If-Match` (§13.1.1): true when the value is `*` and the resource exists, or when a listed tag
 /// matches the representation's with the strong comparison. False means 412.
 inline bool evaluate_if_match(std::string_view value, const resource_validators& validators) {
-  value = detail::without_ows(value);
+  value = detail::trim_ows(value);
   if (value == "*") return validators.exists;
   return detail::list_matches(value, validators.etag, true);
 }
@@ -89,7 +85,7 @@ inline bool evaluate_if_match(std::string_view value, const resource_validators&
 /// tag matches the representation's with the weak comparison; true otherwise. False means 304 for GET and HEAD,
 /// 412 for other methods.
 inline bool evaluate_if_none_match(std::string_view value, const resource_validators& validators) {
-  value = detail::without_ows(value);
+  value = detail::trim_ows(value);
   if (value == "*") return !validators.exists;
   return !detail::list_matches(value, validators.etag, false);
 }
@@ -99,7 +95,7 @@ inline bool evaluate_if_none_match(std::string_view value, const resource_valida
 /// representation has no modification date. (Ignoring it for other methods than GET and HEAD, or when
 /// `If-None-Match` is present, is `evaluate_preconditions`'s part.)
 inline std::optional<bool> evaluate_if_modified_since(std::string_view value, const resource_validators& validators) {
-  const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::without_ows(value));
+  const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::trim_ows(value));
   if (!date || !validators.last_modified) return std::nullopt;
   return *validators.last_modified > *date;
 }
@@ -108,7 +104,7 @@ inline std::optional<bool> evaluate_if_modified_since(std::string_view value, co
 /// given, false (412) when it was. nullopt when the field must be ignored, as for `evaluate_if_modified_since`.
 inline std::optional<bool> evaluate_if_unmodified_since(std::string_view value,
                                                         const resource_validators& validators) {
-  const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::without_ows(value));
+  const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::trim_ows(value));
   if (!date || !validators.last_modified) return std::nullopt;
   return *validators.last_modified <= *date;
 }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <switchboard/core/drain.hpp>
+#include <switchboard/core/log.hpp>
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/detail/server_connection.hpp>
 #include <switchboard/http/detail/server_shard.hpp>
@@ -33,7 +34,6 @@
 #include <asio/ssl/stream.hpp>
 
 #include <atomic>
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,14 +43,13 @@ namespace switchboard::http {
 
 namespace detail {
 inline void log_handler_exception(std::string_view where, std::exception_ptr e) {
-  std::string what = "unknown exception";
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    what = ex.what();
+    log(log_level::error, "http", where, " threw: ", std::string_view(ex.what()));
   } catch (...) {
+    log(log_level::error, "http", where, " threw a non-standard exception");
   }
-  std::fprintf(stderr, "switchboard: %.*s threw: %s\n", static_cast<int>(where.size()), where.data(), what.c_str());
 }
 }  // namespace detail
 

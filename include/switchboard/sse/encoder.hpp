@@ -20,6 +20,7 @@
 #pragma once
 
 #include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/sse/detail/line_break.hpp>
 #include <switchboard/sse/error.hpp>
 #include <switchboard/sse/event.hpp>
@@ -114,13 +115,13 @@ inline std::error_code encode(const event& ev, std::string& out) {
 }
 
 /// Encodes `ev` once into an immutable, reference-counted buffer, so that the same bytes can be queued to many
-/// subscribers without copying them per subscriber. Returns null and sets `ec` when `ev` cannot be written
-/// (see `encode`); otherwise clears `ec`.
-inline std::shared_ptr<const std::string> encode_shared(const event& ev, std::error_code& ec) {
+/// subscribers without copying them per subscriber. Returns empty bytes and sets `ec` when `ev` cannot be
+/// written (see `encode`); otherwise clears `ec`.
+inline shared_bytes encode_shared(const event& ev, std::error_code& ec) {
   std::string bytes;
   ec = encode(ev, bytes);
-  if (ec) return nullptr;
-  return std::make_shared<const std::string>(std::move(bytes));
+  if (ec) return {};
+  return shared_bytes(std::move(bytes));
 }
 
 /// Appends a comment: `:` + text + LF, one comment line per line of `text` (split at CR, LF and CRLF, so that

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <switchboard/core/drain.hpp>
+#include <switchboard/http/date.hpp>
 #include <switchboard/http/detail/output_queue.hpp>
 #include <switchboard/http/detail/read_buffer.hpp>
 #include <switchboard/http/parser.hpp>
@@ -21,7 +22,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -135,7 +135,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   }
 
   /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), refreshed by the shard's clock.
-  std::string_view date() const noexcept { return {date_, 29}; }
+  std::string_view date() const noexcept { return date_; }
 
   bool draining() const noexcept { return draining_; }
 
@@ -271,43 +271,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     });
   }
 
-  void update_date(std::chrono::system_clock::time_point now) {
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    if (t == date_time_) return;
-    date_time_ = t;
-    format_imf_fixdate(t, date_);
-  }
-
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7). Independent of the C locale.
-  static void format_imf_fixdate(std::time_t t, char (&out)[30]) {
-    static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    auto two = [](char* p, int v) {
-      p[0] = static_cast<char>('0' + v / 10);
-      p[1] = static_cast<char>('0' + v % 10);
-    };
-    std::memcpy(out, days[tm.tm_wday], 3);
-    out[3] = ',';
-    out[4] = ' ';
-    two(out + 5, tm.tm_mday);
-    out[7] = ' ';
-    std::memcpy(out + 8, months[tm.tm_mon], 3);
-    out[11] = ' ';
-    const int year = tm.tm_year + 1900;
-    two(out + 12, year / 100);
-    two(out + 14, year % 100);
-    out[16] = ' ';
-    two(out + 17, tm.tm_hour);
-    out[19] = ':';
-    two(out + 20, tm.tm_min);
-    out[22] = ':';
-    two(out + 23, tm.tm_sec);
-    std::memcpy(out + 25, " GMT", 4);
-    out[29] = '\0';
-  }
+  void update_date(std::chrono::system_clock::time_point now) { date_ = date_cache_.get(now); }
 
   std::size_t index_;
   asio::any_io_executor executor_;
@@ -327,8 +291,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   std::vector<std::function<void(drain_report)>> drain_waiters_;
   bool drain_finished_ = false;
   drain_report report_;
-  std::time_t date_time_ = 0;
-  char date_[30] = {};
+  http_date_cache date_cache_;
+  std::string_view date_;  // points into date_cache_
 };
 
 }  // namespace detail
