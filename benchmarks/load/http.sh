@@ -32,7 +32,7 @@
 # not start or answered wrongly, a wrk run that failed, or errors reported by wrk), 2 for a usage error.
 set -euo pipefail
 
-command_line="$0 $*"
+command_line="$0${*:+ $*}"
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root_dir=$(cd "$load_dir/../.." && pwd)
 

@@ -141,15 +141,16 @@ for name in "${server_list[@]}"; do
   sb_server_stop "$name"
 done
 
-awk -F, 'NR == 1 {
-    printf "\n  %-7s %7s %24s %24s %24s\n", "server", "held", "RSS KiB before/after", "PSS KiB before/after",
-           "Private_Dirty before/after"
+awk -F, '
+  NR == 1 {
+    printf "\n  %-7s %7s %10s %10s %10s %10s %10s %10s  (KiB)\n", "server", "held", "RSS before", "after",
+           "PSS before", "after", "Dirty bef.", "after"
     next }
-  { printf "  %-7s %7d %11d / %-10d %11d / %-10d %11d / %-10d\n", $1, $3, $4, $5, $6, $7, $8, $9
+  { printf "  %-7s %7d %10d %10d %10d %10d %10d %10d\n", $1, $3, $4, $5, $6, $7, $8, $9
     line[NR] = sprintf("  %-7s %9.2f %9.2f %9.2f", $1, $10, $11, $12) }
   END {
-    printf "\n  KiB per idle connection (after - before) / connections:\n  %-7s %9s %9s %9s\n", "server", "RSS", "PSS",
-           "Private"
+    printf "\n  KiB per idle connection, (after - before) / connections:\n  %-7s %9s %9s %9s\n", "server", "RSS",
+           "PSS", "Dirty"
     for (i = 2; i <= NR; i++) print line[i] }' "$csv_file"
 
 {

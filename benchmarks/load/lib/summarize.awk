@@ -77,10 +77,14 @@ END {
              show(med[key, "wrk_cpu_pct"], "%.0f%%"), show(med[key, "other_cpu_pct"] == "" ? "" : (med[key, "other_cpu_pct"] > 0 ? med[key, "other_cpu_pct"] : 0), "%.0f%%"),
              (ok[key] + 0) "/" runs[key],
              show(rps_ratio, "%s"), show(cpu_ratio, "%s"), show(p99_ratio, "%s")
+      if (med[key, "other_cpu_pct"] > busiest) busiest = med[key, "other_cpu_pct"]
       print scenario, connections[scenario], pipeline[scenario], server, runs[key], ok[key] + 0,
             med[key, "rps"], med[key, "p50_us"], med[key, "p99_us"], med[key, "cpu_us_per_req"],
             med[key, "server_cpu_pct"], med[key, "wrk_cpu_pct"], med[key, "other_cpu_pct"], rps_ratio, cpu_ratio,
             p99_ratio > medians
     }
   }
+  if (busiest > 25)
+    printf "\nWarning: other work used up to %.0f%% of the two benchmark CPUs (median of a scenario): requests/s\n" \
+           "and latency are unreliable, CPU per request less so. Rerun on a quieter machine.\n", busiest
 }
