@@ -20,8 +20,10 @@
 #   --servers LIST          comma-separated among nginx, beast, hello (default: all three; one that is not
 #                           installed or not built is skipped with the reason)
 #   --path PATH             request target (default /plaintext; /json is the other endpoint)
-#   --server-cpu N          CPU the servers are pinned to (default 0)
-#   --client-cpu N          CPU wrk is pinned to (default 1)
+#   --server-cpu N          CPU the servers are pinned to (default: the first CPU this script may use,
+#                           normally 0)
+#   --client-cpu N          CPU wrk is pinned to (default: the second, normally 1; with one CPU, that one,
+#                           and the figures mean little)
 #   --bin-dir DIR           where peer_beast_http, idle_connections and hello are (default build/release/bin)
 #   --results-dir DIR       where the CSV, JSON and wrk logs go (default benchmarks/load/results)
 #   --memory-connections N  idle connections for memory.sh (default 10000)
@@ -42,8 +44,8 @@ warmup=2
 scenarios=c50,c256,c50-p16,c256-p16
 servers=nginx,beast,hello
 path=/plaintext
-server_cpu=0
-client_cpu=1
+server_cpu=
+client_cpu=
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 memory_connections=10000
@@ -83,12 +85,6 @@ done
 for tool in wrk taskset curl ss awk pgrep; do
   command -v "$tool" >/dev/null || { echo "http.sh: $tool is required (scripts/install-deps.sh --bench)" >&2; exit 1; }
 done
-cpus=$(nproc)
-if (( server_cpu >= cpus || client_cpu >= cpus )); then
-  echo "http.sh: only $cpus CPU(s): --server-cpu $server_cpu / --client-cpu $client_cpu do not exist" >&2
-  exit 1
-fi
-(( server_cpu != client_cpu )) || echo "http.sh: warning: server and wrk share CPU $server_cpu" >&2
 
 # wrk and the servers each hold one descriptor per connection; raise the soft limit as far as allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -108,6 +104,17 @@ cleanup() { sb_stop_all; rm -rf "$SB_TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+mapfile -t allowed_cpus < <(sb_allowed_cpus)
+cpus=${#allowed_cpus[@]}
+server_cpu=${server_cpu:-${allowed_cpus[0]}}
+client_cpu=${client_cpu:-${allowed_cpus[1]:-${allowed_cpus[0]}}}
+for cpu in "$server_cpu" "$client_cpu"; do
+  [[ " ${allowed_cpus[*]} " == *" $cpu "* ]] ||
+    { echo "http.sh: CPU $cpu is not one this script may use (${allowed_cpus[*]})" >&2; exit 1; }
+done
+(( server_cpu != client_cpu )) ||
+  echo "http.sh: warning: the servers and wrk share CPU $server_cpu: the figures mean little" >&2
 
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"

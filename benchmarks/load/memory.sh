@@ -11,7 +11,7 @@
 #   --connections N      idle connections to hold (default 10000)
 #   --servers LIST       comma-separated among nginx, beast, hello (default: all three; one that is not
 #                        installed or not built is skipped with the reason)
-#   --server-cpu N       CPU the servers are pinned to (default 0)
+#   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
 #   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
 #   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
 #   -h, --help           this help
@@ -24,7 +24,7 @@ root_dir=$(cd "$load_dir/../.." && pwd)
 
 connections=10000
 servers=nginx,beast,hello
-server_cpu=0
+server_cpu=
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 
@@ -77,6 +77,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+mapfile -t allowed_cpus < <(sb_allowed_cpus)
+server_cpu=${server_cpu:-${allowed_cpus[0]}}
+[[ " ${allowed_cpus[*]} " == *" $server_cpu "* ]] ||
+  { echo "memory.sh: CPU $server_cpu is not one this script may use (${allowed_cpus[*]})" >&2; exit 1; }
 
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"

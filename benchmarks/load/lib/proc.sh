@@ -42,3 +42,14 @@ sb_cpus_time_us() {
       busy += $2 + $3 + $4 + $7 + $8; steal += $9 }
     END { printf "%d %d\n", busy * 1000000 / tick, steal * 1000000 / tick }' /proc/stat
 }
+
+# sb_allowed_cpus: the CPUs this process may run on (its affinity, which a container's cpuset narrows),
+# one number per line, in increasing order.
+sb_allowed_cpus() {
+  local range
+  local -a ranges
+  IFS=, read -r -a ranges <<<"$(awk '$1 == "Cpus_allowed_list:" { print $2 }' /proc/self/status)"
+  for range in "${ranges[@]}"; do
+    if [[ $range == *-* ]]; then seq "${range%-*}" "${range#*-}"; else echo "$range"; fi
+  done
+}
