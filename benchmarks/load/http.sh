@@ -170,7 +170,7 @@ run_wrk() {
   for kv in ${summary#SB_WRK }; do
     WRK[${kv%%=*}]=${kv#*=}
   done
-  WRK_CPU_US=$(awk -v t="$times" 'BEGIN { split(t, a, " "); printf "%d", (a[1] + a[2]) * 1000000 }')
+  WRK_CPU_US=$(awk -v t="$times" 'BEGIN { split(t, a, " "); printf "%.0f", (a[1] + a[2]) * 1000000 }')
 }
 declare -A WRK=()
 

@@ -40,7 +40,7 @@ sb_cpus_time_us() {
   awk -v wanted=" $* " -v tick="$SB_CLK_TCK" '
     $1 ~ /^cpu[0-9]+$/ && index(wanted, " " substr($1, 4) " ") {
       busy += $2 + $3 + $4 + $7 + $8; steal += $9 }
-    END { printf "%d %d\n", busy * 1000000 / tick, steal * 1000000 / tick }' /proc/stat
+    END { printf "%.0f %.0f\n", busy * 1000000 / tick, steal * 1000000 / tick }' /proc/stat  # not %d: mawk caps it at 2^31
 }
 
 # sb_allowed_cpus: the CPUs this process may run on (its affinity, which a container's cpuset narrows),
