@@ -17,8 +17,9 @@
 #   --scenarios LIST        comma-separated, each cCONNECTIONS or cCONNECTIONS-pDEPTH
 #                           (default c50,c256,c50-p16,c256-p16: 50 and 256 keep-alive connections, without
 #                           and with 16 requests pipelined per write)
-#   --servers LIST          comma-separated among nginx, beast, hello (default: all three; one that is not
-#                           installed or not built is skipped with the reason)
+#   --servers LIST          comma-separated among nginx, beast, beast-notimeout, hello (default
+#                           nginx,beast,hello; one that is not installed or not built is skipped with the
+#                           reason)
 #   --path PATH             request target (default /plaintext; /json is the other endpoint)
 #   --server-cpu N          CPU the servers are pinned to (default: the first CPU this script may use,
 #                           normally 0)
@@ -218,7 +219,7 @@ measure() {
            depth, round, name, failed ? "errors" : "ok", requests, duration, requests / (duration / 1e6), p50, p99,
            cpu, requests ? cpu / requests : 0, cpu / duration * 100, wrk_cpu, wrk_cpu / duration * 100, other,
            steal, errors >> csv
-    printf "  %-6s round %-5s %9.0f req/s  p99 %8s  %6.2f us CPU/req  CPU: server %3.0f%% wrk %3.0f%% other %3.0f%%" \
+    printf "  %-15s round %-5s %9.0f req/s  p99 %8s  %6.2f us CPU/req  CPU: server %3.0f%% wrk %3.0f%% other %3.0f%%" \
            "%s%s\n", name, round "/" rounds, requests / (duration / 1e6),
            (p99 == "" ? "n/a" : sprintf("%.2f ms", p99 / 1000)), requests ? cpu / requests : 0,
            cpu / duration * 100, wrk_cpu / duration * 100, (other > 0 ? other : 0), (steal >= 1 ? sprintf(" steal %.0f%%", steal) : ""),

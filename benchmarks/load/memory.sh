@@ -9,8 +9,8 @@
 #
 # Usage: benchmarks/load/memory.sh [options]
 #   --connections N      idle connections to hold (default 10000)
-#   --servers LIST       comma-separated among nginx, beast, hello (default: all three; one that is not
-#                        installed or not built is skipped with the reason)
+#   --servers LIST       comma-separated among nginx, beast, beast-notimeout, hello (default
+#                        nginx,beast,hello; one that is not installed or not built is skipped with the reason)
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
 #   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
 #   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
@@ -148,13 +148,13 @@ done
 
 awk -F, '
   NR == 1 {
-    printf "\n  %-7s %7s %10s %10s %10s %10s %10s %10s  (KiB)\n", "server", "held", "RSS before", "after",
+    printf "\n  %-15s %7s %10s %10s %10s %10s %10s %10s  (KiB)\n", "server", "held", "RSS before", "after",
            "PSS before", "after", "Dirty bef.", "after"
     next }
-  { printf "  %-7s %7d %10d %10d %10d %10d %10d %10d\n", $1, $3, $4, $5, $6, $7, $8, $9
-    line[NR] = sprintf("  %-7s %9.2f %9.2f %9.2f", $1, $10, $11, $12) }
+  { printf "  %-15s %7d %10d %10d %10d %10d %10d %10d\n", $1, $3, $4, $5, $6, $7, $8, $9
+    line[NR] = sprintf("  %-15s %9.2f %9.2f %9.2f", $1, $10, $11, $12) }
   END {
-    printf "\n  KiB per idle connection, (after - before) / connections:\n  %-7s %9s %9s %9s\n", "server", "RSS",
+    printf "\n  KiB per idle connection, (after - before) / connections:\n  %-15s %9s %9s %9s\n", "server", "RSS",
            "PSS", "Dirty"
     for (i = 2; i <= NR; i++) print line[i] }' "$csv_file"
 

@@ -5,6 +5,7 @@
 #
 #   nginx   the system nginx binary, run from peers/nginx.conf.in with one worker; the worker is measured
 #   beast   bin/peer_beast_http (peers/beast_http.cpp), built when CMake found the Boost headers
+#   beast-notimeout   the same without Beast's per-operation timeouts (--idle-timeout 0), to show their cost
 #   hello   bin/hello, switchboard's example server, run with --threads 1
 #
 # Every server listens on 127.0.0.1 and answers GET /plaintext and GET /json. A started server's pid (the
@@ -15,7 +16,7 @@ SB_LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$SB_LOAD_DIR/lib/proc.sh"
 
 SB_BIND=127.0.0.1
-SB_ALL_SERVERS=(nginx beast hello)
+SB_ALL_SERVERS=(nginx beast beast-notimeout hello)
 declare -A SB_PID=() SB_WORK_PID=() SB_PORT=()
 
 # sb_nginx_binary: the nginx executable, or nothing.
@@ -27,7 +28,8 @@ sb_nginx_binary() {
 sb_server_missing() {
   case $1 in
     nginx) [[ -n $(sb_nginx_binary) ]] || echo "nginx is not installed (scripts/install-deps.sh --bench)" ;;
-    beast) [[ -x $SB_BIN_DIR/peer_beast_http ]] || echo "not built (needs the Boost headers: libboost-dev)" ;;
+    beast|beast-notimeout)
+      [[ -x $SB_BIN_DIR/peer_beast_http ]] || echo "not built (needs the Boost headers: libboost-dev)" ;;
     hello) [[ -x $SB_BIN_DIR/hello ]] || echo "not built" ;;
     *) echo "unknown server (known: ${SB_ALL_SERVERS[*]})" ;;
   esac
@@ -65,6 +67,7 @@ sb_server_command() {
           "$SB_LOAD_DIR/peers/nginx.conf.in" >"$dir/nginx.conf"
       SB_COMMAND=("$(sb_nginx_binary)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log") ;;
     beast) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port") ;;
+    beast-notimeout) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port" --idle-timeout 0) ;;
     hello) SB_COMMAND=("$SB_BIN_DIR/hello" --bind "$SB_BIND" --port "$port" --threads 1) ;;
   esac
 }

@@ -62,7 +62,7 @@ END {
     printf "\n%s: %d connections, keep-alive, %s; medians of %d round(s) of %d s\n", scenario,
            connections[scenario], (pipeline[scenario] > 1 ? pipeline[scenario] "-deep pipelining" : "no pipelining"),
            rounds, duration
-    printf "  %-7s %9s %7s %7s %10s %7s %7s %7s %5s | %7s %7s %7s  (ratio to nginx)\n", "server", "req/s",
+    printf "  %-15s %9s %7s %7s %10s %7s %7s %7s %5s | %7s %7s %7s  (ratio to nginx)\n", "server", "req/s",
            "p50 ms", "p99 ms", "CPU us/req", "srv CPU", "wrk CPU", "other", "ok", "req/s", "CPU/req", "p99"
     for (v = 1; v <= server_total[scenario]; v++) {
       server = server_of[scenario, v]; key = scenario SUBSEP server
@@ -70,7 +70,7 @@ END {
       rps_ratio = has_base ? ratio(med[key, "rps"], med[base, "rps"]) : ""
       cpu_ratio = has_base ? ratio(med[key, "cpu_us_per_req"], med[base, "cpu_us_per_req"]) : ""
       p99_ratio = has_base ? ratio(med[key, "p99_us"], med[base, "p99_us"]) : ""
-      printf "  %-7s %9s %7s %7s %10s %7s %7s %7s %5s | %7s %7s %7s\n", server,
+      printf "  %-15s %9s %7s %7s %10s %7s %7s %7s %5s | %7s %7s %7s\n", server,
              show(med[key, "rps"], "%.0f"), show(med[key, "p50_us"] == "" ? "" : med[key, "p50_us"] / 1000, "%.2f"),
              show(med[key, "p99_us"] == "" ? "" : med[key, "p99_us"] / 1000, "%.2f"),
              show(med[key, "cpu_us_per_req"], "%.2f"), show(med[key, "server_cpu_pct"], "%.0f%%"),

@@ -9,7 +9,8 @@
 // authors recommend using it, not with a straw man:
 // - the session structure of example/http/server/async: one shared_ptr session per connection over a
 //   beast::tcp_stream with a 30 s timeout renewed on every read (the examples' choice, and switchboard's
-//   servers time out idle connections by default too), a flat_buffer kept for the connection's lifetime
+//   servers time out idle connections by default too; --idle-timeout 0 drops it, see below), a
+//   flat_buffer kept for the connection's lifetime
 //   (so pipelined requests already buffered are parsed without another read), a fresh
 //   request<string_body> per request, a response built by a handle_request function, and the loop
 //   read -> write -> read while the request asks for keep-alive;
@@ -19,9 +20,13 @@
 // - TCP_NODELAY on accepted sockets, as nginx sets it by default on keep-alive connections (tcp_nodelay on),
 //   so that a pipelined burst of small responses is not held back by Nagle's algorithm.
 //
-// Usage: peer_beast_http [--bind ADDRESS] [--port PORT]
-//   --bind   address to listen on (default 127.0.0.1)
-//   --port   port to listen on (default 8080; 0 picks a free port)
+// Usage: peer_beast_http [--bind ADDRESS] [--port PORT] [--idle-timeout SECONDS]
+//   --bind           address to listen on (default 127.0.0.1)
+//   --port           port to listen on (default 8080; 0 picks a free port)
+//   --idle-timeout   seconds a connection may stay silent (default 30). 0: no timeout at all, and a plain
+//                    tcp::socket in place of beast::tcp_stream, as example/http/server/fast reads and
+//                    writes; this shows what Beast's per-operation timeouts cost (http.sh's
+//                    "beast-notimeout" server), and is not how a server exposed to clients should run.
 // Prints "listening on http://ADDRESS:PORT" once accepting, and exits with status 0 on SIGINT or SIGTERM.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -37,6 +42,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -44,9 +50,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
-
-/// How long a connection may stay silent before the server closes it (the Beast examples' value).
-constexpr std::chrono::seconds idle_timeout{30};
 
 constexpr std::string_view plaintext_body = "Hello, World!";
 constexpr std::string_view json_body = R"({"message":"Hello, World!"})";
@@ -78,9 +81,14 @@ http::response<http::string_body> handle_request(const http::request<http::strin
 }
 
 /// One connection: read a request, write its response, and repeat while both sides keep the connection.
-class session : public std::enable_shared_from_this<session> {
+/// Stream is beast::tcp_stream (reads and writes time out) or tcp::socket (no timeouts).
+template <class Stream>
+class session : public std::enable_shared_from_this<session<Stream>> {
 public:
-  explicit session(tcp::socket&& socket) : stream_(std::move(socket)) {}
+  session(tcp::socket&& socket, std::chrono::seconds idle_timeout)
+      : stream_(std::move(socket)), idle_timeout_(idle_timeout)
+  {
+  }
 
   /// Starts the read loop; the session keeps itself alive through the handlers it has in flight.
   void run() { do_read(); }
@@ -89,8 +97,11 @@ private:
   void do_read()
   {
     request_ = {};
-    stream_.expires_after(idle_timeout);
-    http::async_read(stream_, buffer_, request_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      stream_.expires_after(idle_timeout_);
+    }
+    http::async_read(stream_, buffer_, request_,
+                     beast::bind_front_handler(&session::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t /*bytes*/)
@@ -102,7 +113,7 @@ private:
       return;  // reset, timeout or malformed request: the connection is dropped with the session
     }
     response_ = handle_request(request_);
-    http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, shared_from_this()));
+    http::async_write(stream_, response_, beast::bind_front_handler(&session::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t /*bytes*/)
@@ -120,10 +131,20 @@ private:
   {
     // Half-close so that the client reads the whole response before it sees the end of the stream.
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  beast::tcp_stream stream_;
+  tcp::socket& socket()
+  {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      return stream_.socket();
+    } else {
+      return stream_;
+    }
+  }
+
+  Stream stream_;
+  std::chrono::seconds idle_timeout_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
@@ -132,7 +153,8 @@ private:
 /// Accepts connections and starts a session on each, until the io_context stops.
 class listener {
 public:
-  listener(net::io_context& context, const tcp::endpoint& endpoint) : context_(context), acceptor_(context)
+  listener(net::io_context& context, const tcp::endpoint& endpoint, std::chrono::seconds idle_timeout)
+      : context_(context), acceptor_(context), idle_timeout_(idle_timeout)
   {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
@@ -155,7 +177,11 @@ private:
       }
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<session>(std::move(socket))->run();
+        if (idle_timeout_.count() > 0) {
+          std::make_shared<session<beast::tcp_stream>>(std::move(socket), idle_timeout_)->run();
+        } else {
+          std::make_shared<session<tcp::socket>>(std::move(socket), idle_timeout_)->run();
+        }
       }
       do_accept();  // a failed accept (EMFILE, ECONNABORTED) does not stop the server
     });
@@ -163,12 +189,24 @@ private:
 
   net::io_context& context_;
   tcp::acceptor acceptor_;
+  std::chrono::seconds idle_timeout_;
 };
 
 [[noreturn]] void usage_error(const std::string& message)
 {
-  std::cerr << "peer_beast_http: " << message << "\nusage: peer_beast_http [--bind ADDRESS] [--port PORT]\n";
+  std::cerr << "peer_beast_http: " << message
+            << "\nusage: peer_beast_http [--bind ADDRESS] [--port PORT] [--idle-timeout SECONDS]\n";
   std::exit(2);
+}
+
+unsigned long parse_number(const std::string& text, unsigned long max, std::string_view flag)
+{
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || text.front() == '-' || *end != '\0' || value > max) {
+    usage_error("invalid value for " + std::string(flag) + ": " + text);
+  }
+  return value;
 }
 
 }  // namespace
@@ -177,6 +215,7 @@ int main(int argc, char** argv)
 {
   std::string bind = "127.0.0.1";
   unsigned long port = 8080;
+  unsigned long idle_timeout = 30;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (i + 1 >= argc) {
@@ -186,11 +225,9 @@ int main(int argc, char** argv)
     if (flag == "--bind") {
       bind = value;
     } else if (flag == "--port") {
-      char* end = nullptr;
-      port = std::strtoul(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || port > 65535) {
-        usage_error("invalid port " + value);
-      }
+      port = parse_number(value, 65535, flag);
+    } else if (flag == "--idle-timeout") {
+      idle_timeout = parse_number(value, 86400, flag);
     } else {
       usage_error("unknown flag " + std::string(flag));
     }
@@ -198,7 +235,8 @@ int main(int argc, char** argv)
 
   try {
     net::io_context context{1};
-    listener server{context, tcp::endpoint{net::ip::make_address(bind), static_cast<unsigned short>(port)}};
+    listener server{context, tcp::endpoint{net::ip::make_address(bind), static_cast<unsigned short>(port)},
+                    std::chrono::seconds{idle_timeout}};
     server.run();
 
     net::signal_set signals{context, SIGINT, SIGTERM};
