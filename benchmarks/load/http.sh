@@ -222,7 +222,8 @@ measure() {
     printf "  %-15s round %-5s %9.0f req/s  p99 %8s  %6.2f us CPU/req  CPU: server %3.0f%% wrk %3.0f%% other %3.0f%%" \
            "%s%s\n", name, round "/" rounds, requests / (duration / 1e6),
            (p99 == "" ? "n/a" : sprintf("%.2f ms", p99 / 1000)), requests ? cpu / requests : 0,
-           cpu / duration * 100, wrk_cpu / duration * 100, (other > 0 ? other : 0), (steal >= 1 ? sprintf(" steal %.0f%%", steal) : ""),
+           cpu / duration * 100, wrk_cpu / duration * 100, (other > 0 ? other : 0),
+           (steal >= 1 ? sprintf(" steal %.0f%%", steal) : ""),
            (failed ? "  ERRORS (connect/read/write/status/timeout): " errors : "")
     exit failed }'
 }
@@ -258,8 +259,9 @@ awk -v medians="$medians_csv" -v rounds="$rounds" -v duration="$duration" -f "$l
   printf '  "host": {"cpus": %d, "cpu_model": %s, "kernel": %s, "load_average": %s},\n' "$cpus" \
     "$(sb_json_string "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)")" \
     "$(sb_json_string "$(uname -r)")" "$(sb_json_string "$(cut -d' ' -f1-3 /proc/loadavg)")"
-  printf '  "config": {"rounds": %d, "duration_s": %d, "warmup_s": %d, "path": %s, "server_cpu": %d, "client_cpu": %d,\n' \
-    "$rounds" "$duration" "$warmup" "$(sb_json_string "$path")" "$server_cpu" "$client_cpu"
+  printf '  "config": {"rounds": %d, "duration_s": %d, "warmup_s": %d, "path": %s,' \
+    "$rounds" "$duration" "$warmup" "$(sb_json_string "$path")"
+  printf ' "server_cpu": %d, "client_cpu": %d,\n' "$server_cpu" "$client_cpu"
   printf '    "wrk": %s, "nginx": %s},\n' "$(sb_json_string "$(wrk -v 2>&1 | head -n1)")" \
     "$(sb_json_string "$( [[ -n $(sb_nginx_binary) ]] && "$(sb_nginx_binary)" -v 2>&1 )")"
   printf '  "skipped": {'

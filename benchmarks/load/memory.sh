@@ -87,7 +87,9 @@ stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
 csv_file=$results_dir/memory-$stamp.csv
 json_file=$results_dir/memory-$stamp.json
-echo "server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib,dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_connection,dirty_kib_per_connection" >"$csv_file"
+header="server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib"
+header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_connection,dirty_kib_per_connection"
+echo "$header" >"$csv_file"
 failures=0
 
 # measure NAME: holds the idle connections against the started server NAME and appends its CSV row.
@@ -159,7 +161,8 @@ awk -F, '
     for (i = 2; i <= NR; i++) print line[i] }' "$csv_file"
 
 {
-  printf '{\n  "benchmark": "memory",\n  "started": %s,\n  "connections": %d,\n' "$(sb_json_string "$stamp")" "$connections"
+  printf '{\n  "benchmark": "memory",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
+  printf '  "connections": %d,\n' "$connections"
   printf '  "results": %s\n}\n' "$(sb_csv_to_json "$csv_file")"
 } >"$json_file"
 echo

@@ -35,12 +35,13 @@ sb_memory_kib() {
 
 # sb_cpus_time_us CPU... : "BUSY STEAL" for the given CPUs together, in microseconds since boot, from
 # /proc/stat: BUSY is user + nice + system + irq + softirq (time spent running anything), STEAL the time
-# the hypervisor ran something else while these virtual CPUs wanted to run.
+# the hypervisor ran something else while these virtual CPUs wanted to run. (Printed with %.0f: the totals
+# since boot pass 2^31, where mawk's %d stops.)
 sb_cpus_time_us() {
   awk -v wanted=" $* " -v tick="$SB_CLK_TCK" '
     $1 ~ /^cpu[0-9]+$/ && index(wanted, " " substr($1, 4) " ") {
       busy += $2 + $3 + $4 + $7 + $8; steal += $9 }
-    END { printf "%.0f %.0f\n", busy * 1000000 / tick, steal * 1000000 / tick }' /proc/stat  # not %d: mawk caps it at 2^31
+    END { printf "%.0f %.0f\n", busy * 1000000 / tick, steal * 1000000 / tick }' /proc/stat
 }
 
 # sb_allowed_cpus: the CPUs this process may run on (its affinity, which a container's cpuset narrows),

@@ -132,8 +132,11 @@ sb_server_start() {
       if [[ $name == nginx ]]; then
         # Validation got answers, so the worker exists; it is the master's only child.
         SB_WORK_PID[$name]=$(pgrep -P "$pid")
-        [[ ${SB_WORK_PID[$name]} =~ ^[0-9]+$ ]] || {
-          echo "nginx: expected one worker process, found '${SB_WORK_PID[$name]}'" >&2; sb_server_stop nginx; return 1; }
+        if [[ ! ${SB_WORK_PID[$name]} =~ ^[0-9]+$ ]]; then
+          echo "nginx: expected one worker process, found '${SB_WORK_PID[$name]}'" >&2
+          sb_server_stop nginx
+          return 1
+        fi
       fi
       return 0
     fi

@@ -48,6 +48,8 @@ function median(key, name,    i, j, k, t, sorted) {
 
 function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : sprintf("%.2f", a / b) }
 function show(x, format) { return x == "" ? "n/a" : sprintf(format, x) }
+# "other" CPU is tick-sampled: a slightly negative estimate means none, and is shown as 0.
+function clamp(x) { return (x == "" || x > 0) ? x : 0 }
 
 END {
   print "scenario,connections,pipeline,server,rounds,ok_rounds,rps,p50_us,p99_us,cpu_us_per_req," \
@@ -74,7 +76,7 @@ END {
              show(med[key, "rps"], "%.0f"), show(med[key, "p50_us"] == "" ? "" : med[key, "p50_us"] / 1000, "%.2f"),
              show(med[key, "p99_us"] == "" ? "" : med[key, "p99_us"] / 1000, "%.2f"),
              show(med[key, "cpu_us_per_req"], "%.2f"), show(med[key, "server_cpu_pct"], "%.0f%%"),
-             show(med[key, "wrk_cpu_pct"], "%.0f%%"), show(med[key, "other_cpu_pct"] == "" ? "" : (med[key, "other_cpu_pct"] > 0 ? med[key, "other_cpu_pct"] : 0), "%.0f%%"),
+             show(med[key, "wrk_cpu_pct"], "%.0f%%"), show(clamp(med[key, "other_cpu_pct"]), "%.0f%%"),
              (ok[key] + 0) "/" runs[key],
              show(rps_ratio, "%s"), show(cpu_ratio, "%s"), show(p99_ratio, "%s")
       if (med[key, "other_cpu_pct"] > busiest) busiest = med[key, "other_cpu_pct"]
