@@ -124,6 +124,7 @@ private:
     if (response_.need_eof()) {
       return do_close();
     }
+    response_ = {};  // an idle connection holds no response, as the async example drops its message here
     do_read();
   }
 
