@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# memory.sh: the memory each server (nginx, Boost.Beast, switchboard's hello) holds per idle keep-alive
+# connection. See benchmarks/load/README.md for how to read the output.
+#
+# Each server is started fresh and validated; its memory is read from /proc/<pid>/smaps_rollup (RSS, PSS
+# and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
+# request on each and holds them idle while the memory is read again. The difference divided by N is the
+# memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
+#
+# Usage: benchmarks/load/memory.sh [options]
+#   --connections N      idle connections to hold (default 10000)
+#   --servers LIST       comma-separated among nginx, beast, beast-notimeout, hello (default
+#                        nginx,beast,hello; one that is not installed or not built is skipped with the reason)
+#   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
+#   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
+#   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
+#   -h, --help           this help
+#
+# Exit status: 0 when every server held every connection, 1 otherwise, 2 for a usage error.
+set -euo pipefail
+
+load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root_dir=$(cd "$load_dir/../.." && pwd)
+
+connections=10000
+servers=nginx,beast,hello
+server_cpu=
+bin_dir=$root_dir/build/release/bin
+results_dir=$load_dir/results
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
+usage_error() { echo "memory.sh: $1 (see --help)" >&2; exit 2; }
+number() { [[ $2 =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, got '$2'"; echo "$2"; }
+
+while (( $# > 0 )); do
+  case $1 in
+    --connections) connections=$(number "$1" "${2:-}"); shift ;;
+    --servers) servers=${2:-}; shift ;;
+    --server-cpu) server_cpu=$(number "$1" "${2:-}"); shift ;;
+    --bin-dir) bin_dir=${2:-}; shift ;;
+    --results-dir) results_dir=${2:-}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown option '$1'" ;;
+  esac
+  shift
+done
+(( connections >= 1 )) || usage_error "--connections must be at least 1"
+IFS=, read -r -a server_list <<<"$servers"
+
+for tool in curl ss awk pgrep taskset; do
+  command -v "$tool" >/dev/null || { echo "memory.sh: $tool is required" >&2; exit 1; }
+done
+[[ -x $bin_dir/idle_connections ]] ||
+  { echo "memory.sh: $bin_dir/idle_connections is not built (cmake --build --preset release)" >&2; exit 1; }
+
+# The servers need a descriptor per connection, plus their own; children inherit the raised soft limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (( $(ulimit -n) < connections + 256 )); then
+  echo "memory.sh: $connections connections need an open-file limit of at least $(( connections + 256 ))," \
+       "and the hard limit is $(ulimit -Hn)" >&2
+  exit 1
+fi
+
+SB_BIN_DIR=$bin_dir
+SB_MAX_CONNECTIONS=$connections
+SB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-memory.XXXXXX")
+# shellcheck source-path=SCRIPTDIR source=lib/servers.sh
+source "$load_dir/lib/servers.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+source "$load_dir/lib/report.sh"
+holder_pid=
+cleanup() {
+  if [[ -n $holder_pid ]] && sb_alive "$holder_pid"; then kill -KILL "$holder_pid" 2>/dev/null || true; fi
+  sb_stop_all
+  rm -rf "$SB_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mapfile -t allowed_cpus < <(sb_allowed_cpus)
+server_cpu=${server_cpu:-${allowed_cpus[0]}}
+[[ " ${allowed_cpus[*]} " == *" $server_cpu "* ]] ||
+  { echo "memory.sh: CPU $server_cpu is not one this script may use (${allowed_cpus[*]})" >&2; exit 1; }
+
+stamp=$(date +%Y%m%d-%H%M%S)
+mkdir -p "$results_dir"
+csv_file=$results_dir/memory-$stamp.csv
+json_file=$results_dir/memory-$stamp.json
+header="server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib"
+header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_connection,dirty_kib_per_connection"
+echo "$header" >"$csv_file"
+failures=0
+
+# measure NAME: holds the idle connections against the started server NAME and appends its CSV row.
+# False when the holder failed or the server closed connections while they were held.
+measure() {
+  local name=$1 pid=${SB_WORK_PID[$1]} line held=0 status=0
+  local -a before after
+  read -r -a before <<<"$(sb_memory_kib "$pid")"
+  # The holder's output comes through a FIFO, so that its "ready" line is awaited rather than polled for.
+  local fifo=$SB_TMP/holder.fifo holder_out
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$connections" \
+    >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
+  holder_pid=$!
+  exec {holder_out}<"$fifo"
+  # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
+  if ! read -r -t $(( 60 + connections / 100 )) -u "$holder_out" line || [[ $line != "ready $connections" ]]; then
+    kill -KILL "$holder_pid" 2>/dev/null || true
+    wait "$holder_pid" 2>/dev/null || true
+    holder_pid=
+    exec {holder_out}<&-
+    echo "  $name: the holder did not get $connections connections ready: ${line:-no output} $(<"$SB_TMP/holder.err")"
+    return 1
+  fi
+  read -r -a after <<<"$(sb_memory_kib "$pid")"
+  kill -TERM "$holder_pid"
+  read -r -t 60 -u "$holder_out" line || line=
+  exec {holder_out}<&-
+  wait "$holder_pid" || status=$?
+  holder_pid=
+  [[ $line =~ ^open\ ([0-9]+)\ closed\ ([0-9]+)$ ]] && held=${BASH_REMATCH[1]}
+  awk -v n="$name" -v c="$connections" -v h="$held" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    printf "%s,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f\n", n, c, h, x[1], y[1], x[2], y[2], x[3], y[3],
+           (y[1] - x[1]) / c, (y[2] - x[2]) / c, (y[3] - x[3]) / c }' >>"$csv_file"
+  if (( status != 0 || held != connections )); then
+    echo "  $name: only $held of $connections connections were still open when measured: $(<"$SB_TMP/holder.err")"
+    return 1
+  fi
+}
+
+echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections connections per server"
+for name in "${server_list[@]}"; do
+  reason=$(sb_server_missing "$name")
+  if [[ -n $reason ]]; then
+    echo "  $name: skipped: $reason"
+    continue
+  fi
+  if ! sb_server_start "$name" "$server_cpu"; then
+    echo "  $name: FAILED to start or to answer correctly (see above)"
+    failures=$((failures + 1))
+    continue
+  fi
+  measure "$name" || failures=$((failures + 1))
+  sb_server_stop "$name"
+done
+
+awk -F, '
+  NR == 1 {
+    printf "\n  %-15s %7s %10s %10s %10s %10s %10s %10s  (KiB)\n", "server", "held", "RSS before", "after",
+           "PSS before", "after", "Dirty bef.", "after"
+    next }
+  { printf "  %-15s %7d %10d %10d %10d %10d %10d %10d\n", $1, $3, $4, $5, $6, $7, $8, $9
+    line[NR] = sprintf("  %-15s %9.2f %9.2f %9.2f", $1, $10, $11, $12) }
+  END {
+    printf "\n  KiB per idle connection, (after - before) / connections:\n  %-15s %9s %9s %9s\n", "server", "RSS",
+           "PSS", "Dirty"
+    for (i = 2; i <= NR; i++) print line[i] }' "$csv_file"
+
+{
+  printf '{\n  "benchmark": "memory",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
+  printf '  "connections": %d,\n' "$connections"
+  printf '  "results": %s\n}\n' "$(sb_csv_to_json "$csv_file")"
+} >"$json_file"
+echo
+echo "Raw results: $csv_file and $json_file"
+if (( failures > 0 )); then
+  echo "memory.sh: $failures server(s) could not be measured" >&2
+  exit 1
+fi
