@@ -111,6 +111,7 @@ class chunked_decoder {
     state_ = state::size_line;
     remaining_ = 0;
     total_ = 0;
+    trailer_scanned_ = 0;
     trailers_.clear();
   }
 
@@ -125,14 +126,18 @@ class chunked_decoder {
   }
 
   // Parses "chunk-size [chunk-ext] CRLF" at p. Returns a pointer past the CRLF, or nullptr (need more / error).
+  // Only the first `max_chunk_line` bytes are looked at, so that the error reported is the first one in the input
+  // however it was split: a malformed line is malformed before it is too long.
   const char* parse_size_line(const char* p, const char* end, std::error_code& ec) noexcept {
     const char* line = p;
-    const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char* limit = lf != nullptr ? lf + 1 : end;
-    if (static_cast<std::size_t>(limit - line) > limits_.max_chunk_line) {
-      ec = error::chunk_line_too_long;
+    const bool window_full = static_cast<std::size_t>(end - line) >= limits_.max_chunk_line;
+    const char* window = window_full ? line + limits_.max_chunk_line : end;
+    const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(window - p)));
+    const char* limit = lf != nullptr ? lf + 1 : window;
+    auto out_of_input = [&]() -> const char* {
+      if (window_full && lf == nullptr) ec = error::chunk_line_too_long;
       return nullptr;
-    }
+    };
     std::uint64_t size = 0;
     int digits = 0;
     for (; p < limit; ++p) {
@@ -145,17 +150,14 @@ class chunked_decoder {
       size = (size << 4) | static_cast<unsigned>(v);
       ++digits;
     }
-    if (p == limit) {
-      // Ran out of input inside the size; a complete line cannot end here.
-      return nullptr;
-    }
+    if (p == limit) return out_of_input();
     if (digits == 0) {
       ec = error::bad_chunk;
       return nullptr;
     }
-    if (!skip_extensions(p, limit, ec)) return nullptr;  // p now at CR
-    if (p + 1 >= end) return nullptr;
-    if (p[0] != '\r' || p[1] != '\n') {
+    if (!skip_extensions(p, limit, ec)) return ec ? nullptr : out_of_input();  // p now at CR
+    if (p + 1 >= limit) return out_of_input();
+    if (p[1] != '\n') {
       ec = error::bad_chunk;
       return nullptr;
     }
@@ -238,25 +240,27 @@ class chunked_decoder {
     }
   }
 
+  // The trailer section, within `max_trailer_bytes` (as the header section: the first error wins over the size).
   const char* parse_trailer(const char* p, const char* end, std::error_code& ec) noexcept {
-    const char* section_end = detail::find_section_end(p, p, end, ec);
-    if (ec) return nullptr;
-    if (section_end == nullptr) {
-      if (static_cast<std::size_t>(end - p) > limits_.max_trailer_bytes) ec = error::header_too_large;
-      return nullptr;
-    }
-    if (static_cast<std::size_t>(section_end - p) > limits_.max_trailer_bytes) {
-      ec = error::header_too_large;
-      return nullptr;
+    const bool window_full = static_cast<std::size_t>(end - p) >= limits_.max_trailer_bytes;
+    const char* window = window_full ? p + limits_.max_trailer_bytes : end;
+    std::error_code bare_lf;
+    const char* from = p + (trailer_scanned_ >= 3 ? trailer_scanned_ - 3 : 0);
+    if (detail::find_section_end(p, from, window, bare_lf) == nullptr && !bare_lf && !window_full) {
+      trailer_scanned_ = static_cast<std::size_t>(window - p);
+      return nullptr;  // need more; parse only once the section (or an error) is there
     }
     trailers_.clear();
-    return detail::parse_field_lines(p, section_end, trailers_, limits_.max_trailer_fields, ec);
+    const char* q = detail::parse_field_lines(p, window, trailers_, limits_.max_trailer_fields, ec);
+    if (q == nullptr && !ec && window_full) ec = error::header_too_large;
+    return q;
   }
 
   chunked_limits limits_;
   state state_ = state::size_line;
   std::uint64_t remaining_ = 0;
   std::uint64_t total_ = 0;
+  std::size_t trailer_scanned_ = 0;  // bytes of an incomplete trailer section already searched
   field_views trailers_;
 };
 

@@ -92,7 +92,7 @@ class basic_parser {
   void reset() noexcept {
     state_ = state::header;
     scanned_ = 0;
-    request_line_seen_ = false;
+    start_line_seen_ = false;
     fields_.clear();
     chunked_.reset();
     body_piece_ = {};
@@ -181,58 +181,58 @@ class basic_parser {
       }
     }
     if (p == end || (end - p == 1 && *p == '\r')) return 0;
-    // After an incomplete attempt, look for the end of the section in the new bytes only before parsing again,
-    // so that a peer sending one byte at a time costs linear, not quadratic, time.
+    // After an incomplete attempt, look for the end of the section in the new bytes only, before parsing again,
+    // so that a peer sending one byte at a time costs linear, not quadratic, time. Whatever the split, the error
+    // reported is the first one in the input: every early stop below re-parses from the start to find it.
     if (scanned_ > 0) {
-      const char* section_end = detail::find_section_end(begin, begin + scanned_ - (scanned_ >= 3 ? 3 : scanned_), end, ec);
-      if (ec) return 0;
-      if (section_end == nullptr) return incomplete(input, ec);
+      std::error_code bare_lf;
+      const char* from = begin + scanned_ - (scanned_ >= 3 ? 3 : scanned_);
+      const char* section_end = detail::find_section_end(begin, from, end, bare_lf);
+      if (section_end == nullptr && !bare_lf && input.size() <= limits_.max_header_bytes) {
+        return incomplete(input, ec);
+      }
     }
+    // Parse within the header limit: a section that does not end inside it is too large, unless an error comes
+    // first.
+    const char* window_end = begin + std::min(input.size(), limits_.max_header_bytes);
     fields_.clear();
-    const char* q = IsRequest ? parse_request_line(p, end, ec) : parse_status_line(p, end, ec);
+    const char* q = IsRequest ? parse_request_line(p, window_end, ec) : parse_status_line(p, window_end, ec);
     if (ec) return 0;
-    if (q == nullptr) return incomplete(input, ec);
-    q = detail::parse_field_lines(q, end, fields_, limits_.max_fields, ec);
-    if (ec) return 0;
-    if (q == nullptr) return incomplete(input, ec);
-    header_bytes_ = static_cast<std::size_t>(q - begin);
-    if (header_bytes_ > limits_.max_header_bytes) {
-      ec = error::header_too_large;
-      return 0;
+    if (q != nullptr) q = detail::parse_field_lines(q, window_end, fields_, limits_.max_fields, ec);
+    if (ec) {
+      // A field error counts only once the section has ended (or is broken, or fills the limit): until then a
+      // split input would not have reached it, and any split must give the same result.
+      std::error_code broken;
+      const bool decided = input.size() >= limits_.max_header_bytes ||
+                           detail::find_section_end(begin, begin, window_end, broken) != nullptr || broken;
+      if (decided) return 0;
+      ec.clear();
+      return incomplete(input, ec);
     }
+    if (q == nullptr) {
+      if (input.size() > limits_.max_header_bytes) {
+        ec = error::header_too_large;
+        return 0;
+      }
+      return incomplete(input, ec);
+    }
+    header_bytes_ = static_cast<std::size_t>(q - begin);
     if (!interpret_fields(ec)) return 0;
     state_ = framing_ == body_framing::none ? state::done : state::body;
     return header_bytes_;
   }
 
-  // The header section is not complete yet: remember how far we looked and enforce the limits on what we have.
+  // The header section is not complete yet: remember how far we looked, and check the start line so far, so
+  // that garbage (a TLS handshake sent to a plain-text port, say) is refused before the header limit.
   std::size_t incomplete(std::string_view input, std::error_code& ec) noexcept {
     scanned_ = input.size();
-    if constexpr (IsRequest) {
-      check_partial_request_line(input, ec);
-      if (ec) return 0;
+    if (!start_line_seen_) {
+      const char* b = input.data();
+      const char* e = b + input.size();
+      const char* q = IsRequest ? parse_request_line(b, e, ec) : parse_status_line(b, e, ec);
+      start_line_seen_ = q != nullptr;
     }
-    if (input.size() > limits_.max_header_bytes) ec = error::header_too_large;
     return 0;
-  }
-
-  // Rejects early what is already wrong in an incomplete request line: a method with non-token characters (such
-  // as a TLS handshake sent to a plain-text port) or a target already longer than the limit.
-  void check_partial_request_line(std::string_view input, std::error_code& ec) noexcept {
-    if (request_line_seen_) return;
-    std::size_t i = 0;
-    while (i < input.size() && detail::is_token_char(static_cast<unsigned char>(input[i]))) ++i;
-    if (i == input.size()) return;
-    if (input[i] != ' ' || i == 0) {
-      ec = error::bad_method;
-      return;
-    }
-    const std::size_t target_begin = i + 1;
-    const std::size_t sp = input.find(' ', target_begin);
-    const std::size_t lf = input.find('\n', target_begin);
-    const std::size_t target_end = std::min({sp, lf, input.size()});
-    if (target_end - target_begin > limits_.max_target) ec = error::target_too_long;
-    request_line_seen_ = lf != std::string_view::npos;
   }
 
   // request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3)
@@ -534,7 +534,7 @@ class basic_parser {
   int version_minor_ = 1;
   unsigned status_ = 0;
   std::size_t scanned_ = 0;  // bytes already searched for the end of an incomplete header section
-  bool request_line_seen_ = false;  // an incomplete header already held the whole request line
+  bool start_line_seen_ = false;  // an incomplete header already held the whole start line
   std::size_t header_bytes_ = 0;
   std::uint64_t content_length_ = 0;
   std::uint64_t body_received_ = 0;

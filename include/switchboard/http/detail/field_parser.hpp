@@ -14,24 +14,26 @@
 namespace switchboard::http::detail {
 
 /// Finds the end of a header or trailer section ("\r\n\r\n", or "\r\n" at `begin` for an empty section)
-/// searching from `from`. Returns a pointer just past it, or nullptr if it is not there yet. Every LF it passes
-/// must end a CRLF: a bare LF is `error::bad_line_ending` at once (no field or start line may contain one), so
-/// that a peer cannot keep an incomplete section open with lines another parser would end early.
+/// searching from `from`. Returns a pointer just past it, or nullptr if it is not there yet. Every CR and LF it
+/// passes must be part of a CRLF: a bare one is `error::bad_line_ending` at once (no field or start line may hold
+/// one), so that a peer cannot keep an incomplete section open with lines another parser would end early.
 inline const char* find_section_end(const char* begin, const char* from, const char* end,
                                     std::error_code& ec) noexcept {
-  if (from < begin) from = begin;
-  const char* p = from;
-  while (p < end) {
-    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    if (p == nullptr) return nullptr;
-    if (p == begin || p[-1] != '\r') {
-      ec = error::bad_line_ending;
-      return nullptr;
+  for (const char* p = from < begin ? begin : from; p < end; ++p) {
+    if (*p == '\r') {
+      if (p + 1 < end && p[1] != '\n') {
+        ec = error::bad_line_ending;
+        return nullptr;
+      }
+    } else if (*p == '\n') {
+      if (p == begin || p[-1] != '\r') {
+        ec = error::bad_line_ending;
+        return nullptr;
+      }
+      // "\r\n\r\n": this LF ends the empty line if the three bytes before it are "\r\n\r".
+      if (p - begin >= 3 && p[-2] == '\n' && p[-3] == '\r') return p + 1;
+      if (p - begin == 1) return p + 1;  // the section is empty
     }
-    // "\r\n\r\n": this LF ends the empty line if the three bytes before it are "\r\n\r".
-    if (p - begin >= 3 && p[-2] == '\n' && p[-3] == '\r') return p + 1;
-    if (p - begin == 1) return p + 1;  // the section is empty
-    ++p;
   }
   return nullptr;
 }
