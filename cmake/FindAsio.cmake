@@ -43,5 +43,11 @@ if(Asio_FOUND AND NOT TARGET asio::asio)
   set_target_properties(asio::asio PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}"
     INTERFACE_LINK_LIBRARIES Threads::Threads)
+  # Asio before 1.24 detects C++20 coroutines in clang only through <experimental/coroutine> (libc++), so with
+  # libstdc++ (Debian's default) clang gets no asio::awaitable. clang 14 and later support <coroutine>: say so.
+  if(Asio_VERSION VERSION_LESS 1.24)
+    set_property(TARGET asio::asio APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS
+      "$<$<CXX_COMPILER_ID:Clang>:ASIO_HAS_CO_AWAIT=1>" "$<$<CXX_COMPILER_ID:Clang>:ASIO_HAS_STD_COROUTINE=1>")
+  endif()
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)
