@@ -74,8 +74,8 @@ struct deflate_options {
 
 /// A server's answer to an offer: the parameters in force and the `Sec-WebSocket-Extensions` value to send.
 struct deflate_agreement {
-  deflate_params params;  ///< what both ends now use
-  std::string response;   ///< the value of the response's Sec-WebSocket-Extensions header
+  deflate_params params{};  ///< what both ends now use
+  std::string response{};   ///< the value of the response's Sec-WebSocket-Extensions header
 };
 
 namespace detail {
@@ -321,7 +321,7 @@ struct inflate_result {
   std::size_t consumed = 0;  ///< input bytes used; pass the rest again in the next call
   std::size_t produced = 0;  ///< bytes written to the front of the output span
   bool message_done = false; ///< the message is complete: everything was inflated and flushed
-  std::error_code error;     ///< set on failure (`invalid_compressed_data`, `message_too_big`, `compression_failure`)
+  std::error_code error{};     ///< set on failure (`invalid_compressed_data`, `message_too_big`, `compression_failure`)
 };
 
 /// Decompresses incoming messages for one connection (RFC 7692 §7.2.2), enforcing a limit on each message's

@@ -31,14 +31,14 @@ namespace switchboard::ws {
 
 /// One parameter of an extension: a name and an optional value (quoted values are stored unescaped).
 struct extension_param {
-  std::string name;                  ///< parameter name, as written
-  std::optional<std::string> value;  ///< its value, or nullopt for a bare name
+  std::string name{};                  ///< parameter name, as written
+  std::optional<std::string> value{};  ///< its value, or nullopt for a bare name
 };
 
 /// One element of the extension list: an extension name and its parameters in order.
 struct extension {
-  std::string name;                     ///< extension token, as written (compare case-insensitively)
-  std::vector<extension_param> params;  ///< parameters in the order written (duplicates are kept)
+  std::string name{};                     ///< extension token, as written (compare case-insensitively)
+  std::vector<extension_param> params{};  ///< parameters in the order written (duplicates are kept)
 };
 
 /// Parses a `Sec-WebSocket-Extensions` value into `out` (cleared first). Returns `error::invalid_header_syntax`

@@ -70,7 +70,7 @@ struct parser_options {
   /// The permessage-deflate parameters agreed in the handshake, or nullopt (the default) if it was not: RSV1
   /// then fails the connection. When set, messages whose first frame has RSV1 are inflated before they are
   /// handed out (and validated as UTF-8 after inflation).
-  std::optional<deflate_params> deflate;
+  std::optional<deflate_params> deflate = std::nullopt;
   /// Size of the parser's buffer for decompressed data, in bytes: the most a `data` event of a compressed
   /// message carries. Allocated with the first compressed message. Must be at least 1. Default 16 KiB.
   std::size_t inflate_buffer_size = 16 * 1024;
@@ -97,13 +97,13 @@ struct parse_result {
   /// data: this piece is the last of its message. A message may end with an empty piece.
   bool message_end = false;
   /// data: the next bytes of the message (unmasked, decompressed); ping, pong: the whole control payload.
-  std::string_view payload;
+  std::string_view payload{};
   /// close: the code the peer sent, or `close_code::no_status` (1005) if its close frame had no payload.
   close_code code = close_code::no_status;
   /// close: the reason text the peer sent (valid UTF-8, at most 123 bytes), possibly empty.
-  std::string_view reason;
+  std::string_view reason{};
   /// error: what went wrong, a `ws::error`.
-  std::error_code error;
+  std::error_code error{};
 };
 
 /// Parses the frames one end of a connection receives. Not thread-safe: one per connection, fed in order.
@@ -246,11 +246,12 @@ class frame_parser {
       if (header_.payload_size <= 0xFFFF) return error::non_minimal_length;
     }
     if (!is_control(header_.op)) {
-      if (header_.payload_size > options_.max_frame_size) return error::frame_too_big;
+      // The message limit first: with the default limits (equal) it is the one that explains the failure.
       const std::uint64_t so_far = header_.op == opcode::continuation ? message_wire_size_ : 0;
       if (header_.payload_size > options_.max_message_size - std::min(so_far, options_.max_message_size)) {
         return error::message_too_big;
       }
+      if (header_.payload_size > options_.max_frame_size) return error::frame_too_big;
     }
     if (header_.masked) std::memcpy(header_.key.data(), header_bytes_.data() + at, 4);
     return std::nullopt;

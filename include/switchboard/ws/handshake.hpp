@@ -154,7 +154,7 @@ struct origin_options {
   /// "https://app.example.com"); scheme and host compare case-insensitively and a default port may be left
   /// out (80 for http and ws, 443 for https and wss). The entry "*" accepts every origin. Entries that are not
   /// origins never match.
-  std::vector<std::string> allowed;
+  std::vector<std::string> allowed{};
   /// Accept requests without an `Origin` header. Browsers always send one, so its absence means a non-browser
   /// client, which could send any Origin it likes anyway: the check protects browser users, not the server.
   bool allow_missing = true;

@@ -79,8 +79,7 @@ class utf8_validator {
     const auto* const end = p + bytes.size();
 
     // Finish a sequence left open by the previous call.
-    p = continue_sequence(p, end);
-    if (p == nullptr) return fail();
+    if (!continue_sequence(p, end)) return fail();
 
     while (p < end) {
       // ASCII fast path: 16 bytes per step while no byte has its high bit set.
@@ -114,7 +113,8 @@ class utf8_validator {
       tails_ = lead.tails;
       lo_ = lead.lo;
       hi_ = lead.hi;
-      if (continue_sequence(p + 1, end) == nullptr) return fail();
+      ++p;
+      if (!continue_sequence(p, end)) return fail();
       break;
     }
     return true;
@@ -130,16 +130,16 @@ class utf8_validator {
   void reset() noexcept { *this = utf8_validator{}; }
 
  private:
-  // Checks continuation bytes of the open sequence from `p` until it is complete or the input ends; returns
-  // where it stopped, or nullptr at a byte outside the allowed range.
-  const unsigned char* continue_sequence(const unsigned char* p, const unsigned char* end) noexcept {
+  // Checks continuation bytes of the open sequence from `p` (advancing it) until the sequence is complete or
+  // the input ends; false at a byte outside the allowed range.
+  bool continue_sequence(const unsigned char*& p, const unsigned char* end) noexcept {
     for (; tails_ > 0 && p < end; ++p) {
-      if (*p < lo_ || *p > hi_) return nullptr;
+      if (*p < lo_ || *p > hi_) return false;
       --tails_;
       lo_ = 0x80;
       hi_ = 0xBF;
     }
-    return p;
+    return true;
   }
 
   bool fail() noexcept {
