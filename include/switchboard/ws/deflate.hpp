@@ -185,10 +185,10 @@ inline std::optional<deflate_agreement> negotiate_deflate(std::span<const extens
     if (p.server_no_context_takeover) a.response += "; server_no_context_takeover";
     if (p.client_no_context_takeover) a.response += "; client_no_context_takeover";
     if (e->server_max_window_bits || p.server_max_window_bits < 15) {
-      a.response += "; server_max_window_bits=" + std::to_string(p.server_max_window_bits);
+      a.response.append("; server_max_window_bits=").append(std::to_string(p.server_max_window_bits));
     }
     if (p.client_max_window_bits < 15) {
-      a.response += "; client_max_window_bits=" + std::to_string(p.client_max_window_bits);
+      a.response.append("; client_max_window_bits=").append(std::to_string(p.client_max_window_bits));
     }
     return a;
   }
@@ -206,10 +206,10 @@ inline std::string deflate_offer(const deflate_options& options) {
   if (options.server_no_context_takeover) offer += "; server_no_context_takeover";
   if (options.client_no_context_takeover) offer += "; client_no_context_takeover";
   if (options.server_max_window_bits < 15) {
-    offer += "; server_max_window_bits=" + std::to_string(options.server_max_window_bits);
+    offer.append("; server_max_window_bits=").append(std::to_string(options.server_max_window_bits));
   }
   offer += "; client_max_window_bits";
-  if (options.client_max_window_bits < 15) offer += "=" + std::to_string(options.client_max_window_bits);
+  if (options.client_max_window_bits < 15) offer.append("=").append(std::to_string(options.client_max_window_bits));
   return offer;
 }
 
