@@ -218,6 +218,12 @@ TEST_CASE("deflate: RFC 7692 §7.2.3 payloads through the parser", "[ws][deflate
   SECTION("a final block that ends the payload exactly") {
     check_all_splits(role::client, deflate_on, hex("c1 07 f3 48 cd c9 c9 07 00"), ok({"text:Hello"}));
   }
+  SECTION("final blocks whose output is drained after their input was consumed (found by fuzzing)") {
+    const parser_options tiny{.deflate = deflate_params{}, .inflate_buffer_size = 3};
+    check_all_splits(role::client, tiny, hex("c1 07 f3 48 cd c9 c9 07 00"), ok({"text:Hello"}));
+    check_all_splits(role::client, tiny, hex("c1 08 f3 48 01 00 23 00 83 00"),
+                     ok({"text:HdHdHdHdHdHdHdHdHdHdHdHdHdHdHdHdHR"}));
+  }
   SECTION("7.2.3.5 two blocks in one message") {
     check_all_splits(role::client, deflate_on, hex("c1 0d f2 48 05 00 00 00 ff ff ca c9 c9 07 00"),
                      ok({"text:Hello"}));
@@ -247,6 +253,11 @@ TEST_CASE("deflate: compressed-frame rules and corrupt data", "[ws][deflate]") {
   }
   SECTION("a message that stops inside a block fails") {
     check_all_splits(role::client, deflate_on, hex("c1 03 f2 48 cd"), failed(error::invalid_compressed_data));
+  }
+  SECTION("text decoded before corrupt data is checked first, however the input is split (found by fuzzing)") {
+    // Inflates to bytes that are not UTF-8, then hits an invalid block: 1007 for UTF-8 either way.
+    check_all_splits(role::server, deflate_on, hex("c1 87 37 6b c1 30 3d 85 37 fa 21 fa c5"),
+                     failed(error::invalid_utf8));
   }
   SECTION("text is checked as UTF-8 after inflation") {
     deflate_compressor c(role::server, {});

@@ -353,11 +353,16 @@ class deflate_decompressor {
   /// Fails with `message_too_big` as soon as the message's output would pass `max_message_size` (it never
   /// writes more than the limit plus one byte), with `invalid_compressed_data` when the bytes are not DEFLATE or
   /// the message does not end on a block boundary, and with `compression_failure` when zlib cannot allocate.
-  /// After a failure the decompressor must not be used again.
+  /// `produced` counts the bytes written even then: what was decoded before the fault (a caller validating the
+  /// text checks them first, so that its verdict does not depend on how the input was split). After a failure
+  /// the decompressor must not be used again.
   inflate_result inflate(std::span<const char> input, bool input_ends_message, std::span<char> out) {
     inflate_result r;
     if (!initialised_) {
-      if (inflateInit2(&z_, -window_bits_) != Z_OK) return fail(r, error::compression_failure);
+      if (inflateInit2(&z_, -window_bits_) != Z_OK) {
+        r.error = error::compression_failure;
+        return r;
+      }
       initialised_ = true;
     }
     if (input_ends_message && input.empty() && !message_started_) {
@@ -375,36 +380,16 @@ class deflate_decompressor {
     z_.avail_out = static_cast<uInt>(std::min<std::size_t>(cap, UINT32_MAX));
     const uInt out_given = z_.avail_out;
 
-    // First the message's own bytes, then (once they are all in) the trailer of §7.2.2 step 1.
-    bool stream_ended_at_input_end = false;
-    if (!run(input.data(), input.size(), r.consumed, stream_ended_at_input_end)) {
-      return fail(r, error::invalid_compressed_data);
-    }
     bool finished = false;
-    if (input_ends_message && r.consumed == input.size() && z_.avail_out > 0) {
-      if (stream_ended_at_input_end && trailer_fed_ == 0) {
-        // The message ended with a final block (BFINAL, §7.2.3.4) and nothing after it: complete as it is.
-        finished = true;
-      } else {
-        std::size_t fed = 0;
-        bool ended = false;
-        if (!run(trailer.data() + trailer_fed_, trailer.size() - trailer_fed_, fed, ended)) {
-          return fail(r, error::invalid_compressed_data);
-        }
-        trailer_fed_ += fed;
-        // Done when the whole trailer is in and zlib stopped for lack of input, not of output. A well-formed
-        // message then sits on a block boundary (data_type bit 7: zlib waits for the next block header).
-        if (trailer_fed_ == trailer.size() && z_.avail_out > 0) {
-          if ((z_.data_type & 128) == 0) return fail(r, error::invalid_compressed_data);
-          finished = true;
-        }
-      }
-    }
-
+    const bool valid = advance(input, input_ends_message, r.consumed, finished);
     r.produced = out_given - z_.avail_out;
     produced_ += r.produced;
-    if (produced_ > max_message_size_) return fail(r, error::message_too_big);
-    if (finished) {
+    // The limit first: the byte past it was decoded before any fault zlib may have found after it.
+    if (produced_ > max_message_size_) {
+      r.error = error::message_too_big;
+    } else if (!valid) {
+      r.error = error::invalid_compressed_data;
+    } else if (finished) {
       r.message_done = true;
       finish_message();
     }
@@ -412,19 +397,47 @@ class deflate_decompressor {
   }
 
  private:
+  // Feeds the message's bytes, then (once they are all in) the trailer of §7.2.2 step 1. Sets `finished` when
+  // the message is complete; false when the data is not a valid message.
+  bool advance(std::span<const char> input, bool input_ends_message, std::size_t& consumed, bool& finished) {
+    if (!run(input.data(), input.size(), consumed)) return false;
+    if (stream_ended_at_input_end_) {
+      final_block_at_end_ = true;  // possibly only now, draining output of bytes consumed earlier
+    } else if (consumed > 0) {
+      final_block_at_end_ = false;
+    }
+    if (!input_ends_message || consumed < input.size() || z_.avail_out == 0) return true;
+    if (final_block_at_end_ && trailer_fed_ == 0) {
+      // The message ended with a final block (BFINAL, §7.2.3.4) and nothing after it: complete as it is.
+      finished = true;
+      return true;
+    }
+    std::size_t fed = 0;
+    if (!run(trailer.data() + trailer_fed_, trailer.size() - trailer_fed_, fed)) return false;
+    trailer_fed_ += fed;
+    // Done when the whole trailer is in and zlib stopped for lack of input, not of output. A well-formed
+    // message then sits on a block boundary (data_type bit 7: zlib waits for the next block header).
+    if (trailer_fed_ == trailer.size() && z_.avail_out > 0) {
+      if ((z_.data_type & 128) == 0) return false;
+      finished = true;
+    }
+    return true;
+  }
+
   // The empty stored block removed by the sender (RFC 7692 §7.2.2 step 1).
   static constexpr std::array<char, 4> trailer = {'\x00', '\x00', '\xff', '\xff'};
 
   // Feeds `size` bytes to zlib until they are consumed or the output is full; `used` gets how many were taken.
   // A final block (Z_STREAM_END) starts a new stream that keeps the window, because RFC 7692 §7.2.3.4 lets a
   // sender end messages with BFINAL blocks and the next message may still refer to this one's data.
-  bool run(const char* data, std::size_t size, std::size_t& used, bool& stream_ended_at_input_end) {
+  bool run(const char* data, std::size_t size, std::size_t& used) {
     z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
     z_.avail_in = static_cast<uInt>(size);
+    stream_ended_at_input_end_ = false;
     for (;;) {
       const int rc = ::inflate(&z_, Z_SYNC_FLUSH);
       if (rc == Z_STREAM_END) {
-        stream_ended_at_input_end = z_.avail_in == 0;
+        stream_ended_at_input_end_ = z_.avail_in == 0;
         if (!restart_keeping_window()) return false;
         if (z_.avail_in > 0 && z_.avail_out > 0) continue;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
@@ -448,12 +461,8 @@ class deflate_decompressor {
     produced_ = 0;
     trailer_fed_ = 0;
     message_started_ = false;
+    final_block_at_end_ = false;
     if (no_context_takeover_) inflateReset(&z_);
-  }
-
-  inflate_result& fail(inflate_result& r, error e) {
-    r.error = e;
-    return r;
   }
 
   z_stream z_{};
@@ -464,6 +473,8 @@ class deflate_decompressor {
   bool message_started_ = false; // some input of the current message reached zlib
   std::uint64_t produced_ = 0;   // bytes of the current message inflated so far
   std::size_t trailer_fed_ = 0;  // bytes of the trailer zlib has taken
+  bool stream_ended_at_input_end_ = false;  // the last run ended a final block exactly at its input's end
+  bool final_block_at_end_ = false;  // the message's bytes so far end exactly with a final block
 };
 
 }  // namespace switchboard::ws

@@ -373,7 +373,13 @@ class frame_parser {
     if (header_.masked) apply_mask(piece, header_.key, payload_offset_);
     const inflate_result ir =
         inflater_->inflate(piece, ends_message, std::span<char>(inflate_buffer_.get(), options_.inflate_buffer_size));
-    if (ir.error) return fail(r, static_cast<error>(ir.error.value()));
+    if (ir.error) {
+      // What was decoded before the fault is checked first, so that the error reported does not depend on how
+      // the input was split (a split can hand out that text, and fail on it, before the fault is reached).
+      const std::string_view decoded(inflate_buffer_.get(), ir.produced);
+      if (message_type_ == opcode::text && !utf8_.feed(decoded)) return fail(r, error::invalid_utf8);
+      return fail(r, static_cast<error>(ir.error.value()));
+    }
     if (header_.masked) apply_mask(piece.subspan(ir.consumed), header_.key, payload_offset_ + ir.consumed);
     pos += ir.consumed;
     payload_offset_ += ir.consumed;
