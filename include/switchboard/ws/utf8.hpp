@@ -14,9 +14,14 @@
 //   UTF8-4 = %xF0 %x90-BF 2( UTF8-tail ) / %xF1-F3 3( UTF8-tail ) / %xF4 %x80-8F 2( UTF8-tail )
 //   UTF8-tail = %x80-BF
 //
-// Speed: text is mostly ASCII, so while no sequence is open the validator checks 16 bytes per step (two 64-bit
-// words tested against 0x80 in every byte); a multi-byte sequence that lies wholly inside the input is checked
-// in one go, and only a sequence cut by the end of the input goes through the carried state.
+// How: a deterministic automaton over those rules, with nine states (between code points, 1/2/3 continuation
+// bytes to go, the four restricted second bytes after E0, ED, F0 and F4, and "invalid", which absorbs). The state
+// is all that is carried between calls, so a code point may be split anywhere.
+//
+// Speed: the automaton is "shift-based": each state is a bit offset, and one 64-bit table word per byte value
+// holds, at each state's offset, the 6-bit offset of the next state; a step is a load, a shift and a mask, with
+// no branch. Text is mostly ASCII, so between code points the validator first tests 16 bytes at a time (two
+// 64-bit words against 0x80 in every byte) and skips blocks of pure ASCII.
 #pragma once
 
 #include <array>
@@ -29,36 +34,54 @@ namespace switchboard::ws {
 
 namespace detail {
 
-/// What a lead byte announces: how many continuation bytes follow, and the range allowed for the first of them
-/// (the later ones are always 0x80-0xBF). `tails == invalid_lead` marks bytes that never start a sequence
-/// (continuation bytes 0x80-0xBF, the overlong leads 0xC0-0xC1, and 0xF5-0xFF).
-struct utf8_lead {
-  std::uint8_t tails;
-  std::uint8_t lo;
-  std::uint8_t hi;
-};
+// The automaton's states, as bit offsets into a transition word (multiples of 6, below 64).
+inline constexpr std::uint8_t utf8_accept = 0;   // between code points
+inline constexpr std::uint8_t utf8_tail1 = 6;    // one continuation byte (80-BF) to go
+inline constexpr std::uint8_t utf8_tail2 = 12;   // two to go
+inline constexpr std::uint8_t utf8_tail3 = 18;   // three to go
+inline constexpr std::uint8_t utf8_e0 = 24;      // after E0: A0-BF (no overlong 3-byte form), then one more
+inline constexpr std::uint8_t utf8_ed = 30;      // after ED: 80-9F (no surrogates), then one more
+inline constexpr std::uint8_t utf8_f0 = 36;      // after F0: 90-BF (no overlong 4-byte form), then two more
+inline constexpr std::uint8_t utf8_f4 = 42;      // after F4: 80-8F (nothing above U+10FFFF), then two more
+inline constexpr std::uint8_t utf8_reject = 48;  // invalid; stays invalid
+inline constexpr std::uint8_t utf8_states[] = {utf8_accept, utf8_tail1, utf8_tail2, utf8_tail3, utf8_e0,
+                                               utf8_ed,     utf8_f0,    utf8_f4,    utf8_reject};
 
-inline constexpr std::uint8_t invalid_lead = 0xFF;
-
-constexpr utf8_lead utf8_lead_of(unsigned b) noexcept {
-  if (b < 0x80) return {0, 0x80, 0xBF};
-  if (b >= 0xC2 && b <= 0xDF) return {1, 0x80, 0xBF};
-  if (b == 0xE0) return {2, 0xA0, 0xBF};  // no overlong 3-byte forms (below U+0800)
-  if (b == 0xED) return {2, 0x80, 0x9F};  // no surrogates U+D800-U+DFFF
-  if (b >= 0xE1 && b <= 0xEF) return {2, 0x80, 0xBF};
-  if (b == 0xF0) return {3, 0x90, 0xBF};  // no overlong 4-byte forms (below U+10000)
-  if (b >= 0xF1 && b <= 0xF3) return {3, 0x80, 0xBF};
-  if (b == 0xF4) return {3, 0x80, 0x8F};  // nothing above U+10FFFF
-  return {invalid_lead, 0, 0};
+// The state after byte `b` in state `state`: the grammar in the file comment, one case per state.
+constexpr std::uint8_t utf8_next(std::uint8_t state, unsigned b) noexcept {
+  const auto within = [b](unsigned lo, unsigned hi) { return b >= lo && b <= hi; };
+  switch (state) {
+    case utf8_accept:
+      if (b < 0x80) return utf8_accept;
+      if (within(0xC2, 0xDF)) return utf8_tail1;
+      if (b == 0xE0) return utf8_e0;
+      if (b == 0xED) return utf8_ed;
+      if (within(0xE1, 0xEF)) return utf8_tail2;
+      if (b == 0xF0) return utf8_f0;
+      if (within(0xF1, 0xF3)) return utf8_tail3;
+      if (b == 0xF4) return utf8_f4;
+      return utf8_reject;  // 80-BF (no lead), C0-C1 (overlong), F5-FF (beyond U+10FFFF)
+    case utf8_tail1: return within(0x80, 0xBF) ? utf8_accept : utf8_reject;
+    case utf8_tail2: return within(0x80, 0xBF) ? utf8_tail1 : utf8_reject;
+    case utf8_tail3: return within(0x80, 0xBF) ? utf8_tail2 : utf8_reject;
+    case utf8_e0: return within(0xA0, 0xBF) ? utf8_tail1 : utf8_reject;
+    case utf8_ed: return within(0x80, 0x9F) ? utf8_tail1 : utf8_reject;
+    case utf8_f0: return within(0x90, 0xBF) ? utf8_tail2 : utf8_reject;
+    case utf8_f4: return within(0x80, 0x8F) ? utf8_tail2 : utf8_reject;
+    default: return utf8_reject;
+  }
 }
 
-constexpr std::array<utf8_lead, 256> make_utf8_leads() noexcept {
-  std::array<utf8_lead, 256> table{};
-  for (unsigned b = 0; b < 256; ++b) table[b] = utf8_lead_of(b);
+// table[b] holds utf8_next(s, b) in the 6 bits at offset s, for every state s.
+constexpr std::array<std::uint64_t, 256> make_utf8_table() noexcept {
+  std::array<std::uint64_t, 256> table{};
+  for (unsigned b = 0; b < 256; ++b) {
+    for (std::uint8_t s : utf8_states) table[b] |= std::uint64_t{utf8_next(s, b)} << s;
+  }
   return table;
 }
 
-inline constexpr std::array<utf8_lead, 256> utf8_leads = make_utf8_leads();
+inline constexpr std::array<std::uint64_t, 256> utf8_table = make_utf8_table();
 
 }  // namespace detail
 
@@ -70,87 +93,48 @@ inline constexpr std::array<utf8_lead, 256> utf8_leads = make_utf8_leads();
 ///     if (!v.complete()) return fail(1007);  // the text ended inside a code point
 class utf8_validator {
  public:
-  /// Validates the next bytes of the text. Returns false as soon as a byte cannot continue valid UTF-8; the
-  /// validator then stays failed (every later call returns false) until `reset`. An incomplete code point at the
-  /// end of `bytes` is not an error: its remaining bytes are expected in the next call.
+  /// Validates the next bytes of the text. Returns false if they contain a byte that cannot continue valid
+  /// UTF-8; the validator then stays failed (every later call returns false) until `reset`. An incomplete code
+  /// point at the end of `bytes` is not an error: its remaining bytes are expected in the next call.
   bool feed(std::string_view bytes) noexcept {
-    if (failed_) return false;
+    if (failed()) return false;
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     const auto* const end = p + bytes.size();
-
-    // Finish a sequence left open by the previous call.
-    if (!continue_sequence(p, end)) return fail();
-
-    while (p < end) {
-      // ASCII fast path: 16 bytes per step while no byte has its high bit set.
-      constexpr std::uint64_t high_bits = 0x8080808080808080ull;
-      while (end - p >= 16) {
+    std::uint64_t state = state_;
+    constexpr std::uint64_t high_bits = 0x8080808080808080ull;
+    while (end - p >= 16 && state != detail::utf8_reject) {
+      if (state == detail::utf8_accept) {
         std::uint64_t a, b;
         std::memcpy(&a, p, 8);
         std::memcpy(&b, p + 8, 8);
-        if (((a | b) & high_bits) != 0) break;
-        p += 16;
-      }
-      if (p == end) break;
-      if (*p < 0x80) {
-        ++p;
-        continue;
-      }
-
-      const detail::utf8_lead lead = detail::utf8_leads[*p];
-      if (lead.tails == detail::invalid_lead) return fail();
-      const auto available = static_cast<std::size_t>(end - p - 1);
-      if (available >= lead.tails) {
-        // The whole sequence is here: check it without touching the carried state.
-        if (p[1] < lead.lo || p[1] > lead.hi) return fail();
-        for (std::size_t i = 2; i <= lead.tails; ++i) {
-          if (p[i] < 0x80 || p[i] > 0xBF) return fail();
+        if (((a | b) & high_bits) == 0) {
+          p += 16;
+          continue;
         }
-        p += 1 + lead.tails;
-        continue;
       }
-      // The input ends inside this sequence: check what is here and carry the rest.
-      tails_ = lead.tails;
-      lo_ = lead.lo;
-      hi_ = lead.hi;
-      ++p;
-      if (!continue_sequence(p, end)) return fail();
-      break;
+      for (int i = 0; i < 16; ++i) state = step(state, p[i]);
+      p += 16;
     }
-    return true;
+    for (; p < end; ++p) state = step(state, *p);
+    state_ = static_cast<std::uint8_t>(state);
+    return state != detail::utf8_reject;
   }
 
   /// True when everything fed so far is valid and ends on a code point boundary, i.e. the text may end here.
-  bool complete() const noexcept { return !failed_ && tails_ == 0; }
+  bool complete() const noexcept { return state_ == detail::utf8_accept; }
 
   /// True after `feed` found an invalid byte.
-  bool failed() const noexcept { return failed_; }
+  bool failed() const noexcept { return state_ == detail::utf8_reject; }
 
   /// Forgets everything fed so far, for the next text.
-  void reset() noexcept { *this = utf8_validator{}; }
+  void reset() noexcept { state_ = detail::utf8_accept; }
 
  private:
-  // Checks continuation bytes of the open sequence from `p` (advancing it) until the sequence is complete or
-  // the input ends; false at a byte outside the allowed range.
-  bool continue_sequence(const unsigned char*& p, const unsigned char* end) noexcept {
-    for (; tails_ > 0 && p < end; ++p) {
-      if (*p < lo_ || *p > hi_) return false;
-      --tails_;
-      lo_ = 0x80;
-      hi_ = 0xBF;
-    }
-    return true;
+  static std::uint64_t step(std::uint64_t state, unsigned char byte) noexcept {
+    return (detail::utf8_table[byte] >> state) & 63;
   }
 
-  bool fail() noexcept {
-    failed_ = true;
-    return false;
-  }
-
-  std::uint8_t tails_ = 0;  // continuation bytes still expected for the open sequence
-  std::uint8_t lo_ = 0x80;  // smallest value allowed for the next continuation byte
-  std::uint8_t hi_ = 0xBF;  // largest value allowed for the next continuation byte
-  bool failed_ = false;
+  std::uint8_t state_ = detail::utf8_accept;
 };
 
 /// True when `text` as a whole is valid UTF-8.
