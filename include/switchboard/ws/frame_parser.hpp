@@ -187,7 +187,7 @@ class frame_parser {
   bool collect(std::span<char> input, std::size_t& pos, std::size_t want) noexcept {
     if (header_have_ < want) {
       const std::size_t n = std::min(want - header_have_, input.size() - pos);
-      std::memcpy(header_bytes_.data() + header_have_, input.data() + pos, n);
+      std::copy_n(input.data() + pos, n, header_bytes_.data() + header_have_);
       header_have_ += n;
       pos += n;
     }
@@ -289,7 +289,7 @@ class frame_parser {
   void read_control_payload(std::span<char> input, std::size_t& pos, parse_result& r) {
     const std::size_t have = header_.payload_size - remaining_;
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, input.size() - pos));
-    std::memcpy(control_.data() + have, input.data() + pos, n);
+    std::copy_n(input.data() + pos, n, control_.data() + have);
     pos += n;
     remaining_ -= n;
     if (remaining_ > 0) return;  // need_more

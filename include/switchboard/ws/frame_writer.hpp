@@ -17,6 +17,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <concepts>
 #include <cstddef>
@@ -126,7 +127,7 @@ class basic_frame_writer {
       throw std::length_error("switchboard::ws: output buffer too small for the frame");
     }
     const std::size_t at = encode_header(h, out);
-    std::memcpy(out.data() + at, payload.data(), payload.size());
+    std::copy_n(payload.data(), payload.size(), out.data() + at);
     if (h.masked) apply_mask(out.subspan(at, payload.size()), h.key);
     return at + payload.size();
   }
@@ -155,7 +156,7 @@ class basic_frame_writer {
     std::array<char, max_control_payload> payload;
     payload[0] = static_cast<char>(value >> 8);
     payload[1] = static_cast<char>(value & 0xFF);
-    std::memcpy(payload.data() + 2, reason.data(), reason.size());
+    std::copy_n(reason.data(), reason.size(), payload.data() + 2);
     return write_frame(out, opcode::close, std::string_view(payload.data(), 2 + reason.size()));
   }
 
