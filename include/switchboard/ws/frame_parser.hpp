@@ -157,7 +157,8 @@ class frame_parser {
     }
   }
 
-  /// True while a fragmented data message is in progress (between its first and its last frame).
+  /// True while a data message is in progress: its first frame has arrived and its last piece has not been
+  /// handed out yet (control frames may still come in between).
   bool in_message() const noexcept { return in_message_; }
 
   /// True after the peer's close frame or an error: the parser accepts no more frames.

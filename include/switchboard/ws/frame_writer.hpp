@@ -6,6 +6,9 @@
 // except `prepared_frame`, which encodes a server frame once so that the same bytes can be queued to any number
 // of connections (a broadcast copies no payload per client).
 //
+// Text payloads are not checked for UTF-8 here (that would cost a pass over every outgoing message); a peer
+// fails the connection with 1007 on invalid text, so senders of untrusted text check it with `is_valid_utf8`.
+//
 // Misuse is a programmer error and throws: an output span too small (`std::length_error`), a control payload
 // over 125 bytes, a fragmented or compressed control frame, or a close code that may not be sent
 // (`std::invalid_argument`).
