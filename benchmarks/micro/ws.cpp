@@ -10,7 +10,6 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -110,18 +109,6 @@ void BM_encode(benchmark::State& state, ws::role sender) {
 }
 BENCHMARK_CAPTURE(BM_encode, server, ws::role::server)->Arg(64)->Arg(16 * 1024);
 BENCHMARK_CAPTURE(BM_encode, client_masked, ws::role::client)->Arg(64)->Arg(16 * 1024);
-
-// Encoding only the header of a 16 KiB server frame, for a gather write of the payload from its own buffer.
-void BM_encode_header_only(benchmark::State& state) {
-  ws::frame_writer writer(ws::role::server);
-  std::array<char, ws::max_header_size> out{};
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(ws::encode_header(writer.make_header(ws::opcode::binary, 16 * 1024), out));
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-}
-BENCHMARK(BM_encode_header_only);
 
 // Unmasking in place; the second argument shifts the data off 8-byte alignment.
 void BM_unmask(benchmark::State& state) {
