@@ -5,7 +5,7 @@
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 #include <switchboard/ws/mask.hpp>
-#include <switchboard/ws/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -127,8 +127,8 @@ BENCHMARK(BM_unmask)->Args({64, 0})->Args({16 * 1024, 0})->Args({16 * 1024, 3})-
 void BM_utf8(benchmark::State& state, bool mixed) {
   const auto size = static_cast<std::size_t>(state.range(0));
   const std::string text = mixed ? mixed_text(size) : ascii_text(size);
-  if (!ws::is_valid_utf8(text)) state.SkipWithError("benchmark text is not UTF-8");
-  for (auto _ : state) benchmark::DoNotOptimize(ws::is_valid_utf8(text));
+  if (!switchboard::is_valid_utf8(text)) state.SkipWithError("benchmark text is not UTF-8");
+  for (auto _ : state) benchmark::DoNotOptimize(switchboard::is_valid_utf8(text));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
 }
 BENCHMARK_CAPTURE(BM_utf8, ascii, false)->Arg(64)->Arg(16 * 1024)->Arg(1 << 20);

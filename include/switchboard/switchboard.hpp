@@ -13,6 +13,7 @@
 #include <switchboard/core/overflow_policy.hpp>
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/core/shared_bytes.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <switchboard/net/listener.hpp>
 
@@ -50,3 +51,13 @@
 
 #include <switchboard/pubsub/glob.hpp>
 #include <switchboard/pubsub/pattern_index.hpp>
+
+#include <switchboard/ws/deflate.hpp>
+#include <switchboard/ws/error.hpp>
+#include <switchboard/ws/extensions.hpp>
+#include <switchboard/ws/frame.hpp>
+#include <switchboard/ws/frame_parser.hpp>
+#include <switchboard/ws/frame_writer.hpp>
+#include <switchboard/ws/handshake.hpp>
+#include <switchboard/ws/mask.hpp>
+#include <switchboard/core/utf8.hpp>

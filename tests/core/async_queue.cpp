@@ -3,6 +3,7 @@
 #include "support/catch.hpp"
 #include "support/test_support.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>

@@ -7,7 +7,7 @@
 //   retry, if present: 2 bytes (little endian)
 // Each record is encoded after the previous ones into one stream, which the parser reads as it grows, so the
 // last event id carries over from record to record as it does for a client.
-#include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 #include <switchboard/sse/encoder.hpp>
 #include <switchboard/sse/parser.hpp>
 
@@ -22,7 +22,7 @@
 namespace {
 
 namespace sse = switchboard::sse;
-using switchboard::detail::is_valid_utf8;
+using switchboard::is_valid_utf8;
 
 void check(bool condition) {
   if (!condition) std::abort();

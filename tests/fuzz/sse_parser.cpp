@@ -5,6 +5,7 @@
 //    follows WHATWG HTML §9.2.6 step by step (differential check of the incremental state machine);
 //  - what is delivered is well-formed UTF-8, within the limits, and typed.
 #include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 #include <switchboard/sse/parser.hpp>
 
 #include <cstddef>
@@ -19,7 +20,7 @@ namespace {
 
 namespace sse = switchboard::sse;
 using switchboard::detail::append_utf8_replacing_invalid;
-using switchboard::detail::is_valid_utf8;
+using switchboard::is_valid_utf8;
 
 struct outcome {
   std::vector<sse::message> messages;

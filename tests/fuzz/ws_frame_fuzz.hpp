@@ -7,7 +7,7 @@
 #pragma once
 
 #include <switchboard/ws/frame_parser.hpp>
-#include <switchboard/ws/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -26,7 +26,7 @@
 
 #include <switchboard/core/detail/prometheus_text.hpp>
 #include <switchboard/core/detail/sharded_counters.hpp>
-#include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -353,7 +353,7 @@ class metrics_registry {
   series_entry& add_series(std::string_view name, std::string_view help, kind type, label_set labels,
                      const std::vector<double>& bounds, Make&& make, std::uint64_t callback_id = 0) {
     if (!detail::is_metric_name(name)) bad(name, "not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
-    if (!detail::is_valid_utf8(help)) bad(name, "help text is not UTF-8");
+    if (!is_valid_utf8(help)) bad(name, "help text is not UTF-8");
 
     // Canonical labels: sorted by name, so that the same set given in another order is the same series.
     std::vector<metric_label> sorted(labels.labels().begin(), labels.labels().end());
@@ -364,7 +364,7 @@ class metrics_registry {
       if (!detail::is_label_name(l.name)) bad(name, "label " + std::string(l.name) + " is not a valid label name");
       if (type == kind::histogram && l.name == "le") bad(name, "label le is reserved for histogram buckets");
       if (!label_names.empty() && label_names.back() == l.name) bad(name, "label " + std::string(l.name) + " given twice");
-      if (!detail::is_valid_utf8(l.value)) bad(name, "value of label " + std::string(l.name) + " is not UTF-8");
+      if (!is_valid_utf8(l.value)) bad(name, "value of label " + std::string(l.name) + " is not UTF-8");
       label_names.emplace_back(l.name);
       if (!rendered.empty()) rendered += ',';
       rendered += l.name;

@@ -184,13 +184,13 @@ class basic_parser {
     // After an incomplete attempt, look for the end of the section in the new bytes only, before parsing again,
     // so that a peer sending one byte at a time costs linear, not quadratic, time. Whatever the split, the error
     // reported is the first one in the input: every early stop below re-parses from the start to find it.
+    // A section that has not ended within the limit never will: the input is then decided either way.
+    const bool window_full = input.size() >= limits_.max_header_bytes;
     if (scanned_ > 0) {
       std::error_code bare_lf;
       const char* from = begin + scanned_ - (scanned_ >= 3 ? 3 : scanned_);
       const char* section_end = detail::find_section_end(begin, from, end, bare_lf);
-      if (section_end == nullptr && !bare_lf && input.size() <= limits_.max_header_bytes) {
-        return incomplete(input, ec);
-      }
+      if (section_end == nullptr && !bare_lf && !window_full) return incomplete(input, ec);
     }
     // Parse within the header limit: a section that does not end inside it is too large, unless an error comes
     // first.
@@ -203,14 +203,13 @@ class basic_parser {
       // A field error counts only once the section has ended (or is broken, or fills the limit): until then a
       // split input would not have reached it, and any split must give the same result.
       std::error_code broken;
-      const bool decided = input.size() >= limits_.max_header_bytes ||
-                           detail::find_section_end(begin, begin, window_end, broken) != nullptr || broken;
+      const bool decided = window_full || detail::find_section_end(begin, begin, window_end, broken) != nullptr || broken;
       if (decided) return 0;
       ec.clear();
       return incomplete(input, ec);
     }
     if (q == nullptr) {
-      if (input.size() > limits_.max_header_bytes) {
+      if (window_full) {
         ec = error::header_too_large;
         return 0;
       }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <switchboard/core/detail/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/sse/detail/line_break.hpp>
 #include <switchboard/sse/error.hpp>
@@ -54,8 +55,8 @@ inline std::optional<error> check(const event& ev) noexcept {
   }
   if (ev.id && has_break(*ev.id, true)) return error::invalid_id;
   if (ev.retry && ev.retry->count() < 0) return error::invalid_retry;
-  if (!switchboard::detail::is_valid_utf8(ev.type) || (ev.id && !switchboard::detail::is_valid_utf8(*ev.id)) ||
-      (ev.data && !switchboard::detail::is_valid_utf8(*ev.data))) {
+  if (!switchboard::is_valid_utf8(ev.type) || (ev.id && !switchboard::is_valid_utf8(*ev.id)) ||
+      (ev.data && !switchboard::is_valid_utf8(*ev.data))) {
     return error::invalid_utf8;
   }
   return std::nullopt;
@@ -130,7 +131,7 @@ inline shared_bytes encode_shared(const event& ev, std::error_code& ec) {
 /// Ill-formed UTF-8 in `text` is written as U+FFFD: the stream stays well-formed UTF-8, as §9.2.5 requires (a
 /// strict client would reject it otherwise), and a client that ignores the comment sees no difference.
 inline void encode_comment(std::string_view text, std::string& out) {
-  if (!switchboard::detail::is_valid_utf8(text)) {
+  if (!switchboard::is_valid_utf8(text)) {
     std::string replaced;
     switchboard::detail::append_utf8_replacing_invalid(text, replaced);
     encode_comment(replaced, out);

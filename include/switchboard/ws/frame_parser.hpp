@@ -43,7 +43,7 @@
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/mask.hpp>
-#include <switchboard/ws/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <algorithm>
 #include <array>

@@ -16,7 +16,7 @@
 
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/mask.hpp>
-#include <switchboard/ws/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include <openssl/rand.h>
 

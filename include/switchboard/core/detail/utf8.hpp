@@ -1,7 +1,7 @@
 // switchboard/core/detail/utf8.hpp
 //
-// Whole-string UTF-8 checks for text formats that must be UTF-8: Server-Sent Events (WHATWG HTML §9.2.5, "event
-// streams are always decoded as UTF-8") and the Prometheus text exposition format (label values and HELP text).
+// Locating and replacing ill-formed UTF-8, for Server-Sent Events (WHATWG HTML §9.2.5, "event streams are always
+// decoded as UTF-8"). Plain validation is `switchboard::is_valid_utf8` in core/utf8.hpp.
 //
 // Well-formed UTF-8 is the grammar of RFC 3629 §4: no overlong forms, no UTF-16 surrogates, nothing above
 // U+10FFFF. The replacing decoder is the one of the WHATWG Encoding Standard (§4.1 "UTF-8 decode", error mode
@@ -79,9 +79,6 @@ inline std::size_t utf8_valid_prefix(std::string_view text) noexcept {
   }
   return size;
 }
-
-/// True when `text` is well-formed UTF-8.
-inline bool is_valid_utf8(std::string_view text) noexcept { return utf8_valid_prefix(text) == text.size(); }
 
 /// Appends `text` to `out` as the WHATWG UTF-8 decoder would read it: well-formed sequences unchanged, each
 /// maximal ill-formed subpart replaced by U+FFFD (EF BF BD).

@@ -1,18 +1,18 @@
 // The incremental UTF-8 validator: Markus Kuhn's decoder test sequences (as Autobahn 6.x uses them), every
 // code point, every 1-3 byte sequence against a simple reference, and the incremental contract (any split gives
 // the same answer; the first bad byte fails at once).
-#include <switchboard/ws/utf8.hpp>
+#include <switchboard/core/utf8.hpp>
 
 #include "support/catch.hpp"
-#include "ws/utf8_reference.hpp"
+#include "support/utf8_reference.hpp"
 
 #include <string>
 #include <vector>
 
-using switchboard::ws::is_valid_utf8;
-using switchboard::ws::utf8_validator;
-using switchboard::ws::test::encode_utf8;
-using switchboard::ws::test::reference_utf8_valid;
+using switchboard::is_valid_utf8;
+using switchboard::utf8_validator;
+using switchboard::test::encode_utf8;
+using switchboard::test::reference_utf8_valid;
 
 namespace {
 

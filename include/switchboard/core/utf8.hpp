@@ -1,6 +1,7 @@
-// switchboard/ws/utf8.hpp
+// switchboard/core/utf8.hpp
 //
-// An incremental UTF-8 validator (RFC 3629 §4). A WebSocket text message must be valid UTF-8 (RFC 6455 §8.1),
+// An incremental UTF-8 validator (RFC 3629 §4), shared by every text format that must be UTF-8 (WebSocket text
+// messages, Server-Sent Events, Prometheus label values). A WebSocket text message must be valid UTF-8 (RFC 6455 §8.1),
 // but it arrives in frames and reads of any size, so a code point may be split across calls: the validator keeps
 // what it still expects between calls, and rejects a message at the first byte that cannot be part of valid
 // UTF-8 (Autobahn's "fail fast" cases 6.4.x), not only at its end.
@@ -30,7 +31,7 @@
 #include <cstring>
 #include <string_view>
 
-namespace switchboard::ws {
+namespace switchboard {
 
 namespace detail {
 
@@ -143,4 +144,4 @@ inline bool is_valid_utf8(std::string_view text) noexcept {
   return v.feed(text) && v.complete();
 }
 
-}  // namespace switchboard::ws
+}  // namespace switchboard

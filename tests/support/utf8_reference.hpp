@@ -1,4 +1,4 @@
-// A deliberately simple UTF-8 validator, written differently from ws/utf8.hpp (it decodes each code point and
+// A deliberately simple UTF-8 validator, written differently from core/utf8.hpp (it decodes each code point and
 // checks its value, instead of checking byte ranges), used as the oracle in the UTF-8 tests and fuzz target.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace switchboard::ws::test {
+namespace switchboard::test {
 
 /// True when `s` is valid UTF-8 by RFC 3629: each code point in its shortest form, no surrogates, none above
 /// U+10FFFF.
@@ -69,4 +69,4 @@ inline std::string encode_utf8(std::uint32_t cp) {
   return out;
 }
 
-}  // namespace switchboard::ws::test
+}  // namespace switchboard::test
