@@ -95,7 +95,8 @@ class server_connection final : public connection_base,
 
   // -- connection_base (called by the shard)
   void check_deadline(clock::time_point now) override {
-    if (closed_ || now < deadline_) return;
+    if (closed_) return;
+    if (now < deadline_) return park_if_idle(now);
     if (phase_ != phase::idle || writing_) shard_->shared().timeouts.fetch_add(1, std::memory_order_relaxed);
     if (pending_body_read_) {
       // A handler streaming the request body waits for bytes that do not come.
@@ -189,12 +190,13 @@ class server_connection final : public connection_base,
   const server_options& options() const noexcept { return shard_->options(); }
 
   void set_deadline(std::chrono::milliseconds timeout) noexcept {
-    deadline_ = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+    deadline_ = timeout.count() > 0 ? coarse_now() + timeout : clock::time_point::max();
   }
 
   // ---------------------------------------------------------------- reading
 
-  // Waits for more bytes: without a buffer when nothing is pending (TCP), else into the read buffer.
+  // Waits for more bytes into the read buffer; a TCP connection that has been idle for a while waits without one
+  // (see `park`).
   void read_more() {
     if (closed_ || reading_) return;
     const bool idle = !ex_ || (ex_->in.empty() && phase_ == phase::idle);
@@ -202,10 +204,11 @@ class server_connection final : public connection_base,
       if (leaving_) return close();
       phase_ = phase::idle;
       set_deadline(options().timeouts.idle);
+      idle_since_ = coarse_now();
     }
     if constexpr (!traits::tls) {
-      if (idle) {
-        if (ex_) shard_->release_exchange(std::move(ex_));
+      if (!ex_) {
+        // Parked: wait for readability without holding a buffer.
         reading_ = true;
         stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
           self->reading_ = false;
@@ -215,6 +218,8 @@ class server_connection final : public connection_base,
         return;
       }
     }
+    // Keep the buffer for the next request: Asio then reads without an extra system call (its reactor knows the
+    // socket is drained and waits for the next edge), which is the fast path of a busy keep-alive connection.
     if (!ex_) ex_ = shard_->acquire_exchange();
     auto space = prepare_read();
     if (space.second == 0) return close();  // cannot happen: the limits are checked before the buffer is full
@@ -224,6 +229,20 @@ class server_connection final : public connection_base,
                               self->reading_ = false;
                               self->on_read(ec, n);
                             });
+  }
+
+  // A keep-alive connection idle for longer than `park_after` gives its per-request state (buffer, parser,
+  // request) back to the shard's pool, so that thousands of idle connections cost little memory. Called by the
+  // shard's clock; the pending read is cancelled and replaced by a wait without a buffer.
+  static constexpr std::chrono::milliseconds park_after{500};
+  void park_if_idle(clock::time_point now) {
+    if constexpr (!traits::tls) {
+      if (phase_ != phase::idle || !reading_ || parking_ || !ex_ || !ex_->in.empty() || writing_) return;
+      if (now - idle_since_ < park_after) return;
+      parking_ = true;
+      std::error_code ignored;
+      stream_.cancel(ignored);
+    }
   }
 
   std::pair<char*, std::size_t> prepare_read() {
@@ -247,6 +266,10 @@ class server_connection final : public connection_base,
 
   void on_read(std::error_code ec, std::size_t n) {
     if (closed_) return;
+    if (std::exchange(parking_, false) && ec == asio::error::operation_aborted) {
+      shard_->release_exchange(std::move(ex_));
+      return read_more();
+    }
     if (ec) {
       // EOF between requests is the normal end of a keep-alive connection; in the middle of one it is not.
       if (phase_ == phase::handling || phase_ == phase::streaming) peer_went_away();
@@ -699,6 +722,7 @@ class server_connection final : public connection_base,
   asio::ip::tcp::endpoint remote_;
   std::unique_ptr<exchange> ex_;
   clock::time_point deadline_ = clock::time_point::max();
+  clock::time_point idle_since_{};
   std::uint64_t sequence_ = 0;
   std::atomic<std::thread::id> dispatch_thread_{};
   read_handler pending_body_read_;
@@ -714,6 +738,7 @@ class server_connection final : public connection_base,
   bool close_after_write_ = false;
   bool lingering_ = false;
   bool peer_gone_ = false;
+  bool parking_ = false;
   bool chunked_stream_ = false;
 };
 

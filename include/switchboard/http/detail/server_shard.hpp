@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <time.h>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -54,6 +55,19 @@ struct server_shared {
             responses_5xx.load(), bad_requests.load(), timeouts.load(), handler_errors.load()};
   }
 };
+
+/// The monotonic clock read cheaply (CLOCK_MONOTONIC_COARSE: no hardware counter read, a few milliseconds of
+/// resolution), for deadlines that the shard's clock checks at a coarser period anyway. It counts from the same
+/// origin as `std::chrono::steady_clock` (CLOCK_MONOTONIC), so the two can be compared.
+inline std::chrono::steady_clock::time_point coarse_now() noexcept {
+#if defined(CLOCK_MONOTONIC_COARSE)
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+#else
+  return std::chrono::steady_clock::now();
+#endif
+}
 
 /// What a shard needs to know of each connection.
 class connection_base {
@@ -119,8 +133,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
         listener_(std::move(listener)),
         ticker_(executor_),
         drain_timer_(executor_),
-        blocks_(16 * 1024, 64) {
-    update_date(std::chrono::system_clock::now());
+        blocks_(4 * 1024, 256) {
   }
 
   std::size_t index() const noexcept { return index_; }
@@ -134,8 +147,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     return std::max<std::size_t>(options_.limits.max_header_bytes + 1024, blocks_.block_size());
   }
 
-  /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), refreshed by the shard's clock.
-  std::string_view date() const noexcept { return date_; }
+  /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per second per thread.
+  std::string_view date() const noexcept { return current_http_date(); }
 
   bool draining() const noexcept { return draining_; }
 
@@ -246,7 +259,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     for (auto& done : waiters) done(report_);
   }
 
-  // The clock: checks every connection's deadline, and refreshes the Date value once per second. Its period is a
+  // The clock: checks every connection's deadline. Its period is a
   // quarter of the shortest timeout (between 10 ms and 1 s), so a timeout fires at most 25% late.
   std::chrono::milliseconds tick_period() const {
     std::chrono::milliseconds shortest{1000};
@@ -263,15 +276,12 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       c->check_deadline(now);
       c = next;
     }
-    update_date(std::chrono::system_clock::now());
     ticker_.expires_after(tick_period());
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
       if (auto self = weak.lock()) self->tick();
     });
   }
-
-  void update_date(std::chrono::system_clock::time_point now) { date_ = date_cache_.get(now); }
 
   std::size_t index_;
   asio::any_io_executor executor_;
@@ -291,8 +301,6 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   std::vector<std::function<void(drain_report)>> drain_waiters_;
   bool drain_finished_ = false;
   drain_report report_;
-  http_date_cache date_cache_;
-  std::string_view date_;  // points into date_cache_
 };
 
 }  // namespace detail
