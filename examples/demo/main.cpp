@@ -19,9 +19,13 @@ int main(int argc, char** argv) {
         "switchboard demo\n"
         "  GET  /plaintext           Hello, World!\n"
         "  GET  /json                {\"message\":\"Hello, World!\"}\n"
-        "  GET  /users               the users resource (POST, GET/PUT/PATCH/DELETE /users/{id})\n");
+        "  GET  /users               the users resource (POST, GET/PUT/PATCH/DELETE /users/{id})\n"
+        "  GET  /metrics             Prometheus metrics of the server\n");
   });
+  switchboard::metrics_registry metrics;
+  routes.get("/metrics", switchboard::http::metrics_handler(metrics));
   switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  server.export_metrics(metrics, "demo");
   try {
     server.start();
   } catch (const std::exception& e) {

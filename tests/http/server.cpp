@@ -377,3 +377,26 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
     CHECK(j["pieces"].get<std::size_t>() > 100);  // read incrementally (each piece at most one read buffer)
   }
 }
+
+TEST_CASE("server: statistics exported as Prometheus metrics", "[http][server][metrics]") {
+  metrics_registry registry;
+  test_server s;
+  add_basic_routes(s.routes());
+  s.routes().get("/metrics", metrics_handler(registry));
+  s.start();
+  s.server().export_metrics(registry, "api");
+  raw_client c(s.port());
+  c.send(get_request("/plaintext"));
+  REQUIRE(c.read_response());
+  c.send(get_request("/missing"));
+  REQUIRE(c.read_response());
+  c.send(get_request("/metrics"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(r->body.find("# TYPE switchboard_http_requests_total counter") != std::string::npos);
+  CHECK(r->body.find("switchboard_http_requests_total{server=\"api\"} 3") != std::string::npos);
+  CHECK(r->body.find("switchboard_http_responses_total{class=\"2xx\",server=\"api\"} 1") != std::string::npos);
+  CHECK(r->body.find("switchboard_http_responses_total{class=\"4xx\",server=\"api\"} 1") != std::string::npos);
+  CHECK(r->body.find("switchboard_http_connections_active{server=\"api\"} 1") != std::string::npos);
+}

@@ -21,6 +21,7 @@
 
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/log.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/detail/server_connection.hpp>
 #include <switchboard/http/detail/server_shard.hpp>
@@ -112,6 +113,31 @@ class server : public drainable {
 
   server_stats stats() const noexcept { return shared_->snapshot(); }
 
+  /// Exports `stats()` to `registry` as Prometheus series labelled `server="<name>"`: counters
+  /// `switchboard_http_connections_accepted_total`, `..._requests_total`, `..._responses_total{class=...}`,
+  /// `..._bad_requests_total`, `..._timeouts_total`, `..._handler_errors_total`, and the gauge
+  /// `switchboard_http_connections_active`. The series stay while the server lives; `registry` must outlive it.
+  void export_metrics(metrics_registry& registry, std::string_view name = "http") {
+    auto shared = shared_;
+    auto count = [&](std::string_view metric, std::string_view help, std::atomic<std::uint64_t> detail::server_shared::*field,
+                     std::string_view response_class = {}) {
+      std::vector<metric_label> labels{{"server", name}};
+      if (!response_class.empty()) labels.push_back({"class", response_class});
+      metrics_.push_back(registry.counter_callback(metric, help, labels, [shared, field] { return ((*shared).*field).load(); }));
+    };
+    count("switchboard_http_connections_accepted_total", "Connections accepted.", &detail::server_shared::accepted);
+    count("switchboard_http_requests_total", "Requests whose header was parsed.", &detail::server_shared::requests);
+    count("switchboard_http_responses_total", "Responses sent, by status class.", &detail::server_shared::responses_2xx, "2xx");
+    count("switchboard_http_responses_total", "Responses sent, by status class.", &detail::server_shared::responses_4xx, "4xx");
+    count("switchboard_http_responses_total", "Responses sent, by status class.", &detail::server_shared::responses_5xx, "5xx");
+    count("switchboard_http_bad_requests_total", "Connections closed for a malformed request.", &detail::server_shared::bad_requests);
+    count("switchboard_http_timeouts_total", "Connections closed by a timeout.", &detail::server_shared::timeouts);
+    count("switchboard_http_handler_errors_total", "Handlers that failed with an unexpected exception.",
+          &detail::server_shared::handler_errors);
+    metrics_.push_back(registry.gauge_callback("switchboard_http_connections_active", "Connections open now.",
+                                               {{"server", name}}, [shared] { return double(shared->active.load()); }));
+  }
+
   /// Graceful drain (DESIGN promise 6): stops accepting; idle connections close now; a request in progress gets
   /// its response with `Connection: close`; streamed responses are stopped; at `deadline` the rest is cut.
   /// `done` gets the counts (from any thread) once nothing is open. Safe from any thread.
@@ -165,6 +191,16 @@ class server : public drainable {
   std::shared_ptr<asio::ssl::context> tls_;
   std::vector<std::shared_ptr<detail::server_shard>> shards_;
   runtime* runtime_ = nullptr;
+  std::vector<metric_callback> metrics_;
 };
+
+/// A handler for `GET /metrics` that answers with `registry` in the Prometheus text format 0.0.4.
+inline auto metrics_handler(const metrics_registry& registry) {
+  return [&registry](request&) {
+    std::string body;
+    registry.expose(body);
+    return response(status::ok, std::move(body), prometheus_content_type);
+  };
+}
 
 }  // namespace switchboard::http
