@@ -19,7 +19,7 @@ using switchboard::runtime;
 namespace {
 
 // A component that reports `report` when drained, after `delay` (or at once).
-class fake_component : public switchboard::drainable {
+class fake_component final : public switchboard::drainable {
  public:
   fake_component(asio::any_io_executor ex, drain_report report, std::chrono::milliseconds delay = 0ms)
       : timer_(ex), report_(report), delay_(delay) {}

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <switchboard/http/detail/chars.hpp>
+#include <switchboard/http/detail/small_buffer.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -20,8 +21,7 @@ class header_block {
   /// value (a programmer error: validate user input before putting it in a header).
   header_block& add(std::string_view name, std::string_view value) {
     validate(name, value);
-    data_.reserve(data_.size() + name.size() + value.size() + 4);
-    data_.append(name).append(": ").append(value).append("\r\n");
+    append_line(name, value);
     return *this;
   }
 
@@ -29,7 +29,7 @@ class header_block {
   header_block& set(std::string_view name, std::string_view value) {
     validate(name, value);
     erase(name);
-    data_.append(name).append(": ").append(value).append("\r\n");
+    append_line(name, value);
     return *this;
   }
 
@@ -38,8 +38,8 @@ class header_block {
     std::size_t removed = 0;
     std::size_t pos = 0;
     while (pos < data_.size()) {
-      const std::size_t line_end = data_.find("\r\n", pos) + 2;
-      if (line_name(pos) == name || detail::iequals(line_name(pos), name)) {
+      const std::size_t line_end = text().find("\r\n", pos) + 2;
+      if (detail::iequals(line_name(pos), name)) {
         data_.erase(pos, line_end - pos);
         ++removed;
       } else {
@@ -53,11 +53,11 @@ class header_block {
   std::string_view get(std::string_view name) const noexcept {
     std::size_t pos = 0;
     while (pos < data_.size()) {
-      const std::size_t line_end = data_.find("\r\n", pos);
+      const std::size_t line_end = text().find("\r\n", pos);
       const std::string_view n = line_name(pos);
       if (detail::iequals(n, name)) {
         const std::size_t value_begin = pos + n.size() + 2;
-        return std::string_view(data_).substr(value_begin, line_end - value_begin);
+        return text().substr(value_begin, line_end - value_begin);
       }
       pos = line_end + 2;
     }
@@ -68,7 +68,7 @@ class header_block {
     std::size_t pos = 0;
     while (pos < data_.size()) {
       if (detail::iequals(line_name(pos), name)) return true;
-      pos = data_.find("\r\n", pos) + 2;
+      pos = text().find("\r\n", pos) + 2;
     }
     return false;
   }
@@ -78,10 +78,10 @@ class header_block {
   void for_each(F&& f) const {
     std::size_t pos = 0;
     while (pos < data_.size()) {
-      const std::size_t line_end = data_.find("\r\n", pos);
+      const std::size_t line_end = text().find("\r\n", pos);
       const std::string_view n = line_name(pos);
       const std::size_t value_begin = pos + n.size() + 2;
-      f(n, std::string_view(data_).substr(value_begin, line_end - value_begin));
+      f(n, text().substr(value_begin, line_end - value_begin));
       pos = line_end + 2;
     }
   }
@@ -90,7 +90,7 @@ class header_block {
   void clear() noexcept { data_.clear(); }
 
   /// The fields serialised as "Name: value\r\n" lines.
-  std::string_view serialized() const noexcept { return data_; }
+  std::string_view serialized() const noexcept { return text(); }
 
   /// True when `name` may be used as a field name.
   static bool valid_name(std::string_view name) noexcept { return detail::is_token(name); }
@@ -112,12 +112,20 @@ class header_block {
     }
   }
 
+  std::string_view text() const noexcept { return data_.view(); }
+
   std::string_view line_name(std::size_t pos) const noexcept {
-    const std::size_t colon = data_.find(':', pos);
-    return std::string_view(data_).substr(pos, colon - pos);
+    const std::size_t colon = text().find(':', pos);
+    return text().substr(pos, colon - pos);
   }
 
-  std::string data_;
+  void append_line(std::string_view name, std::string_view value) {
+    data_.reserve(data_.size() + name.size() + value.size() + 4);
+    data_.append(name).append(": ").append(value).append("\r\n");
+  }
+
+  // Typical responses carry one or two fields (a content type, a location): they fit inline.
+  detail::small_buffer<96> data_;
 };
 
 }  // namespace switchboard::http

@@ -54,7 +54,7 @@ inline void log_handler_exception(std::string_view where, std::exception_ptr e) 
 }
 }  // namespace detail
 
-class server : public drainable {
+class server final : public drainable {
  public:
   /// A server on every thread of `rt`, registered with it for draining.
   server(runtime& rt, const router& routes, server_options options = {})

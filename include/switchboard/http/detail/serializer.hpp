@@ -14,7 +14,11 @@
 #include <string>
 #include <string_view>
 
+// Appends below use std::string_view literals: appending a `const char*` would call strlen every time.
+
 namespace switchboard::http::detail {
+
+using namespace std::string_view_literals;
 
 /// How the server frames a response.
 struct head_info {
@@ -37,13 +41,13 @@ inline void append_decimal(std::string& out, std::uint64_t v) {
 inline void append_status_line(std::string& out, status s) {
   const unsigned code = to_int(s);
   const std::string_view reason = reason_phrase(s);
-  out.append("HTTP/1.1 ");
+  out.append("HTTP/1.1 "sv);
   const char digits[3] = {static_cast<char>('0' + code / 100), static_cast<char>('0' + code / 10 % 10),
                           static_cast<char>('0' + code % 10)};
   out.append(digits, 3);
   out.push_back(' ');
   out.append(reason == "Unknown" ? std::string_view() : reason);
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 /// True for the fields the server writes itself (framing and connection management).
@@ -60,8 +64,8 @@ inline bool is_framing_field(std::string_view name) noexcept {
 /// Appends the status line and header section of `r` to `out`.
 inline void append_response_head(std::string& out, const response& r, const head_info& info) {
   append_status_line(out, r.status());
-  if (!info.date.empty()) out.append("Date: ").append(info.date).append("\r\n");
-  if (!info.server.empty()) out.append("Server: ").append(info.server).append("\r\n");
+  if (!info.date.empty()) out.append("Date: "sv).append(info.date).append("\r\n"sv);
+  if (!info.server.empty()) out.append("Server: "sv).append(info.server).append("\r\n"sv);
   const std::string_view fields = r.headers().serialized();
   // Fast path: copy the handler's fields in one go unless one of them is a framing field.
   bool has_framing = false;
@@ -70,22 +74,22 @@ inline void append_response_head(std::string& out, const response& r, const head
     out.append(fields);
   } else {
     r.headers().for_each([&](std::string_view name, std::string_view value) {
-      if (!is_framing_field(name)) out.append(name).append(": ").append(value).append("\r\n");
+      if (!is_framing_field(name)) out.append(name).append(": "sv).append(value).append("\r\n"sv);
     });
   }
   if (info.chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    out.append("Transfer-Encoding: chunked\r\n"sv);
   } else if (info.send_length) {
-    out.append("Content-Length: ");
+    out.append("Content-Length: "sv);
     append_decimal(out, info.content_length);
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
   if (!info.keep_alive) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
   } else if (info.version_minor == 0) {
-    out.append("Connection: keep-alive\r\n");
+    out.append("Connection: keep-alive\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 /// A chunk header for `size` bytes of data: hex size and CRLF (RFC 9112 §7.1).

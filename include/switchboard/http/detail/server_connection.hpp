@@ -412,9 +412,7 @@ class server_connection final : public connection_base,
     }
     dispatch_thread_.store(std::thread::id(), std::memory_order_release);
     if (x.sync_response) {
-      response r = std::move(*x.sync_response);
-      x.sync_response.reset();
-      finish(std::move(r));
+      finish(std::move(*x.sync_response));  // finish() resets sync_response with the rest of the request state
       return;
     }
     // The handler answers later: free the read buffer if we can, and watch for the client going away.
@@ -480,7 +478,7 @@ class server_connection final : public connection_base,
   // ---------------------------------------------------------------- answering
 
   // Queues the response to the current request and gets ready for the next one.
-  void finish(response r) {
+  void finish(response&& r) {
     exchange& x = *ex_;
     if (x.current_route != nullptr) {
       try {
@@ -513,9 +511,10 @@ class server_connection final : public connection_base,
     append_response_head(x.out.text(), r, info);
     if (!head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
     if (!keep_alive) close_after_write_ = true;
-    x.reset_request();
+    body_producer producer = streamed ? std::move(r.producer()) : body_producer();
+    x.reset_request();  // may destroy `r` (when it is the exchange's sync_response)
     if (streamed) {
-      start_streaming(std::move(r.producer()), info.chunked);
+      start_streaming(std::move(producer), info.chunked);
     } else {
       phase_ = phase::idle;
     }
