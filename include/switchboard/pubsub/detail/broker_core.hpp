@@ -1,0 +1,275 @@
+// switchboard/pubsub/detail/broker_core.hpp
+//
+// The broker's shared state: topics by name (O(1) lookup), pattern subscriptions in a `pattern_index`, the
+// executor groups, and the counts the limits apply to. Publishing takes this lock only to find the topic (shared)
+// or to make it (exclusive); the rest of a publish runs under the topic's own lock.
+//
+// Pattern subscriptions are matched when a topic or a pattern is made, not per publish: a new topic asks the
+// pattern index which patterns match it (patterns that cannot match cost nothing), and a new pattern is tried on
+// every existing topic once. Each topic then keeps the list of subscribers it fans out to.
+//
+// Subscription handles hold the core weakly: a subscription that outlives its broker is simply closed.
+#pragma once
+
+#include <switchboard/core/error.hpp>
+#include <switchboard/pubsub/detail/subscriber.hpp>
+#include <switchboard/pubsub/detail/topic_state.hpp>
+#include <switchboard/pubsub/error.hpp>
+#include <switchboard/pubsub/glob.hpp>
+#include <switchboard/pubsub/options.hpp>
+#include <switchboard/pubsub/pattern_index.hpp>
+#include <switchboard/pubsub/stats.hpp>
+
+#include <asio/any_io_executor.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace switchboard::pubsub::detail {
+
+template <class Message>
+class broker_core {
+ public:
+  using topic_type = topic_state<Message>;
+  using topic_ref = std::shared_ptr<topic_type>;
+  using subscriber_type = subscriber<Message>;
+  using subscriber_ref = std::shared_ptr<subscriber_type>;
+  using group_type = executor_group<Message>;
+  using options_type = basic_subscription_options<Message>;
+
+  /// Throws `std::invalid_argument` on a limit of 0.
+  broker_core(asio::any_io_executor ex, broker_options opts) : executor(std::move(ex)), options(std::move(opts)) {
+    if (!executor) throw std::invalid_argument("switchboard::pubsub::broker: no executor");
+    if (options.max_topics == 0 || options.max_topic_length == 0 || options.max_subscriptions == 0) {
+      throw std::invalid_argument("switchboard::pubsub::broker_options: max_topics, max_topic_length and "
+                                  "max_subscriptions must be at least 1");
+    }
+    check_limits(options.subscriber_limits);
+  }
+
+  const asio::any_io_executor executor;
+  const broker_options options;
+
+  /// The topic `name`, or null.
+  topic_ref find(std::string_view name) const {
+    const std::shared_lock lock(mutex_);
+    const auto it = topics_.find(name);
+    return it == topics_.end() ? nullptr : it->second;
+  }
+
+  /// The topic `name`, made if absent; null with `ec` set when it cannot be made.
+  topic_ref topic(std::string_view name, std::error_code& ec) {
+    if (topic_ref t = find(name)) return t;
+    const std::unique_lock lock(mutex_);
+    return make_topic_locked(name, ec);
+  }
+
+  /// Subscribes to the topic or pattern `name`; null with `ec` set on failure. Throws `std::invalid_argument` for
+  /// bad options (zero queue limits, `from` on a pattern).
+  subscriber_ref subscribe(std::string_view name, bool is_pattern, options_type o, std::error_code& ec) {
+    const queue_limits limits = o.limits.value_or(options.subscriber_limits);
+    check_limits(limits);
+    if (is_pattern && o.from) throw std::invalid_argument("switchboard::pubsub: `from` needs an exact topic");
+    const asio::any_io_executor ex = o.executor ? o.executor : executor;
+
+    const std::unique_lock lock(mutex_);
+    if (closed_) return fail(ec, switchboard::error::closed);
+    if (name.size() > options.max_topic_length) return fail(ec, error::topic_too_long);
+    if (subscriptions_ >= options.max_subscriptions) return fail(ec, error::too_many_subscriptions);
+    subscriber_ref s;
+    if (is_pattern) {
+      s = std::make_shared<subscriber_type>(std::string(name), true, limits, group_locked(ex), std::move(o.on_event));
+      patterns_.try_emplace(name).first.add(s);
+      for (auto& [topic_name, t] : topics_) {
+        if (!glob_match(name, topic_name)) continue;
+        const std::lock_guard topic_lock(t->mutex);
+        t->subscribers.add(s);
+        s->topics.push_back(t);
+      }
+    } else {
+      topic_ref t = make_topic_locked(name, ec);
+      if (!t) return nullptr;
+      // Under the topic's lock, so that every message is either before the replay's end or queued live.
+      const std::lock_guard topic_lock(t->mutex);
+      if (o.from && *o.from > t->last_sequence) return fail(ec, error::cursor_ahead);
+      s = std::make_shared<subscriber_type>(std::string(name), false, limits, group_locked(ex), std::move(o.on_event));
+      if (o.from && *o.from < t->last_sequence) s->start_replay({t, *o.from + 1, t->last_sequence});
+      t->subscribers.add(s);
+      s->topics.push_back(t);
+    }
+    ++s->group->members;
+    ++subscriptions_;
+    all_.add(s);
+    return s;
+  }
+
+  /// Detaches `s` (already cancelled) from its topics, pattern and group, and retries the publishers it held up.
+  void unsubscribe(const subscriber_ref& s, std::vector<topic_ref> wake) {
+    {
+      const std::unique_lock lock(mutex_);
+      if (closed_) return;
+      for (const topic_ref& t : s->topics) {
+        const std::lock_guard topic_lock(t->mutex);
+        t->subscribers.remove_one();
+      }
+      s->topics.clear();
+      if (s->is_pattern) {
+        auto* list = patterns_.find(s->name);
+        list->remove_one();
+        if (list->empty()) patterns_.erase(s->name);
+      }
+      if (--s->group->members == 0) std::erase(groups_, s->group);
+      --subscriptions_;
+      all_.remove_one();
+    }
+    for (const topic_ref& t : wake) t->retry_publishers();
+  }
+
+  /// Erases the topic `name` if only pattern subscriptions refer to it. Its sequence numbers start again at 1.
+  bool erase_topic(std::string_view name) {
+    const std::unique_lock lock(mutex_);
+    const auto it = topics_.find(name);
+    if (it == topics_.end()) return false;
+    const topic_ref t = it->second;
+    {
+      const std::lock_guard topic_lock(t->mutex);
+      if (!t->erasable_locked()) return false;
+      t->erased = true;
+      erased_.published += t->published;
+      erased_.enqueued += t->enqueued;
+      erased_.dropped += t->dropped.load(std::memory_order_relaxed);
+      for (const auto& s : t->subscribers.items()) std::erase(s->topics, t);  // pattern subscribers
+      t->subscribers = {};
+    }
+    topics_.erase(it);
+    return true;
+  }
+
+  /// Sets the retention of `name` (made if absent). Throws `std::system_error` when it cannot be made.
+  void set_retention(std::string_view name, retention_limits limits) {
+    std::error_code ec;
+    const topic_ref t = topic(name, ec);
+    if (!t) throw std::system_error(ec, "switchboard::pubsub::broker::set_retention");
+    t->set_retention(limits);
+  }
+
+  broker_stats stats() const {
+    std::vector<topic_ref> topics;
+    broker_stats s;
+    {
+      const std::shared_lock lock(mutex_);
+      s.topics = topics_.size();
+      s.subscriptions = subscriptions_;
+      s.patterns = patterns_.size();
+      s.published = erased_.published;
+      s.enqueued = erased_.enqueued;
+      s.dropped = erased_.dropped;
+      topics.reserve(topics_.size());
+      for (const auto& entry : topics_) topics.push_back(entry.second);
+    }
+    for (const topic_ref& t : topics) {
+      const topic_stats ts = t->stats();
+      s.published += ts.published;
+      s.enqueued += ts.enqueued;
+      s.dropped += ts.dropped;
+      s.retained_bytes += ts.retained_bytes;
+    }
+    return s;
+  }
+
+  /// The broker is being destroyed: every subscription is closed with `error::closed` (queued messages are
+  /// discarded, waiting receives complete), waiting publishers and readers complete with `error::closed`, and the
+  /// references between topics and subscribers are dropped so that nothing keeps the other alive.
+  void close() {
+    const std::unique_lock lock(mutex_);
+    closed_ = true;
+    for (auto& entry : topics_) entry.second->close();
+    for (const subscriber_ref& s : all_.items()) {
+      s->close(switchboard::error::closed, true);
+      s->topics.clear();
+    }
+    topics_.clear();
+    patterns_ = {};
+    groups_.clear();
+    all_ = {};
+  }
+
+ private:
+  static void check_limits(const queue_limits& limits) {
+    if (limits.max_messages == 0 || limits.max_bytes == 0) {
+      throw std::invalid_argument("switchboard::pubsub: a subscriber queue needs max_messages and max_bytes >= 1");
+    }
+  }
+
+  static std::nullptr_t fail(std::error_code& ec, std::error_code reason) {
+    ec = reason;
+    return nullptr;
+  }
+
+  topic_ref make_topic_locked(std::string_view name, std::error_code& ec) {
+    if (closed_) return fail(ec, switchboard::error::closed);
+    if (const auto it = topics_.find(name); it != topics_.end()) return it->second;
+    if (name.size() > options.max_topic_length) return fail(ec, error::topic_too_long);
+    if (topics_.size() >= options.max_topics) return fail(ec, error::too_many_topics);
+    retention_limits retention = options.retention;
+    for (const retention_rule& rule : options.retention_rules) {
+      if (glob_match(rule.pattern, name)) {
+        retention = rule.limits;
+        break;
+      }
+    }
+    auto t = std::make_shared<topic_type>(std::string(name), retention);
+    patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
+      for (const subscriber_ref& s : list.items()) {
+        if (s->gone) continue;
+        t->subscribers.add(s);
+        s->topics.push_back(t);
+      }
+    });
+    topics_.emplace(std::string(name), t);
+    return t;
+  }
+
+  std::shared_ptr<group_type> group_locked(const asio::any_io_executor& ex) {
+    for (const auto& g : groups_) {
+      if (g->executor == ex) return g;
+    }
+    groups_.push_back(std::make_shared<group_type>(ex));
+    return groups_.back();
+  }
+
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+
+  struct totals {
+    std::uint64_t published = 0;
+    std::uint64_t enqueued = 0;
+    std::uint64_t dropped = 0;
+  };
+
+  mutable std::shared_mutex mutex_;
+  // Guarded by mutex_:
+  std::unordered_map<std::string, topic_ref, string_hash, std::equal_to<>> topics_;
+  pattern_index<subscriber_list<subscriber_type>> patterns_;
+  std::vector<std::shared_ptr<group_type>> groups_;
+  subscriber_list<subscriber_type> all_;  // every subscription, for close()
+  std::size_t subscriptions_ = 0;
+  totals erased_;  // counts of erased topics, so that the broker's totals never go down
+  bool closed_ = false;
+};
+
+}  // namespace switchboard::pubsub::detail

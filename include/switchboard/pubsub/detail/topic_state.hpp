@@ -1,0 +1,430 @@
+// switchboard/pubsub/detail/topic_state.hpp
+//
+// The publishing side of the broker: one topic's sequence number, retention log, subscribers, and the publishers
+// and readers waiting on it. Everything here runs under the topic's lock, so the topic's messages are numbered,
+// retained and queued to each subscriber in one order.
+//
+// Publishing is two-phase when `wait` subscribers are attached. Phase one reserves room in each of them; if one is
+// full, nothing changes (no sequence number is used) and the publisher either fails (`publish`: would_block) or
+// waits in line (`async_publish`); the full subscriber remembers the topic and retries its line when it makes room.
+// Phase two numbers the message, retains it and queues it everywhere. The reservation keeps a publisher of another
+// topic (reaching the same pattern subscriber) from taking the room between the two phases. While publishers
+// wait, later ones queue behind them, so the topic's messages keep the order in which they were offered.
+//
+// A waiting publisher keeps its draft until it reaches the front of the line; there it is stamped with the next
+// sequence number, which stays right while it waits since nobody else may publish to the topic meanwhile.
+#pragma once
+
+#include <switchboard/core/detail/pending_handler.hpp>
+#include <switchboard/core/error.hpp>
+#include <switchboard/pubsub/detail/subscriber.hpp>
+#include <switchboard/pubsub/error.hpp>
+#include <switchboard/pubsub/message.hpp>
+#include <switchboard/pubsub/results.hpp>
+#include <switchboard/pubsub/retention.hpp>
+#include <switchboard/pubsub/stats.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace switchboard::pubsub::detail {
+
+template <class Message>
+struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
+  using subscriber_type = subscriber<Message>;
+  using topic_ref = std::shared_ptr<topic_state>;
+  using draft_type = typename Message::draft_type;
+  using clock = std::chrono::steady_clock;
+  using read_result = basic_read_result<Message>;
+  using publish_handler = switchboard::detail::pending_handler<void(std::error_code, std::uint64_t)>;
+  using read_handler = switchboard::detail::pending_handler<void(std::error_code, read_result)>;
+
+  /// How a waiting operation ends early: its deadline (a timer on the handler's executor), or per-operation
+  /// cancellation through the handler's cancellation slot.
+  struct wait_options {
+    asio::any_io_executor timer_executor;
+    clock::duration timeout = clock::duration::zero();  // zero: no deadline
+    asio::cancellation_slot slot;
+  };
+
+  topic_state(std::string name, retention_limits retention) : name(std::move(name)), log(retention) {}
+
+  const std::string name;
+  /// Copies of this topic's messages discarded by overflow policies (counted by the subscribers, any thread).
+  std::atomic<std::uint64_t> dropped{0};
+
+  std::mutex mutex;
+  // Guarded by mutex:
+  std::uint64_t last_sequence = 0;
+  std::uint64_t published = 0;
+  std::uint64_t enqueued = 0;
+  basic_retained_log<Message> log;
+  subscriber_list<subscriber_type> subscribers;
+  bool closed = false;  // the broker is gone
+  /// Removed from the broker (set under the lock). The operations below then return without doing anything, and
+  /// the broker looks the name up again (making a new topic).
+  std::atomic<bool> erased{false};
+
+  /// `publish`: numbers, retains and queues `draft` now, or fails without publishing. Lock not held. Nullopt
+  /// (and `draft` untouched) when the topic was erased.
+  std::optional<publish_result> publish(const topic_ref& self, draft_type& draft) {
+    const std::lock_guard lock(mutex);
+    if (erased) return std::nullopt;
+    if (closed) return publish_result{make_error_code(switchboard::error::closed)};
+    if (!publishers_.empty()) return publish_result{make_error_code(error::would_block)};  // no overtaking
+    const Message m = stamp(std::move(draft));
+    const std::optional<std::size_t> accepted = commit_locked(self, m);
+    if (!accepted) return publish_result{make_error_code(error::would_block)};
+    return publish_result{std::error_code(), m.sequence(), *accepted};
+  }
+
+  /// `async_publish`: as `publish`, but waits in line while a `wait` subscriber is full. Lock not held. False
+  /// (and nothing taken) when the topic was erased.
+  bool async_publish(const topic_ref& self, draft_type& draft, publish_handler& handler, wait_options& wait) {
+    const std::lock_guard lock(mutex);
+    if (erased) return false;
+    if (closed) {
+      handler.complete(switchboard::error::closed, 0);
+      return true;
+    }
+    const std::uint64_t id = ++next_id_;
+    publishers_.push_back(waiting_publish{id, std::move(draft), std::nullopt, std::move(handler), nullptr});
+    if (publishers_.size() == 1) admit_publishers_locked(self);
+    if (!publishers_.empty() && publishers_.back().id == id) arm(publishers_.back(), wait, &topic_state::abandon_publisher);
+    return true;
+  }
+
+  /// Retries the waiting publishers, after a subscriber they waited for made room or left. Lock not held.
+  void retry_publishers() {
+    const std::lock_guard lock(mutex);
+    admit_publishers_locked(this->shared_from_this());
+  }
+
+  /// `read`: what follows `after`, at most `max` messages. Lock not held.
+  read_result read(std::uint64_t after, std::size_t max) {
+    const std::lock_guard lock(mutex);
+    return read_locked(after, max);
+  }
+
+  /// `async_read`: as `read`, but when nothing follows `after`, waits for the next message. Lock not held. False
+  /// (and nothing taken) when the topic was erased.
+  bool async_read(std::uint64_t after, std::size_t max, read_handler& handler, wait_options& wait) {
+    const std::lock_guard lock(mutex);
+    if (erased) return false;
+    if (closed) {
+      handler.complete(switchboard::error::closed, read_result{});
+      return true;
+    }
+    read_result r = read_locked(after, max);
+    if (r.error || r.missed || !r.messages.empty() || max == 0) {
+      const std::error_code ec = r.error;
+      handler.complete(ec, std::move(r));
+      return true;
+    }
+    readers_.push_back(waiting_read{++next_id_, after, max, std::move(handler), nullptr});
+    arm(readers_.back(), wait, &topic_state::abandon_reader);
+    return true;
+  }
+
+  /// The newest retained message, if any. Lock not held.
+  std::optional<Message> latest() {
+    const std::lock_guard lock(mutex);
+    log.trim(clock::now());
+    if (log.empty() || log.last_sequence() != last_sequence) return std::nullopt;
+    return log.back();
+  }
+
+  /// Changes the retention limits. Lock not held.
+  void set_retention(retention_limits limits) {
+    const std::lock_guard lock(mutex);
+    log.set_limits(limits, clock::now());
+  }
+
+  /// True when nothing but pattern subscribers refers to the topic, so that erasing it surprises nobody. Lock held.
+  bool erasable_locked() const {
+    if (!publishers_.empty() || !readers_.empty()) return false;
+    return std::none_of(subscribers.items().begin(), subscribers.items().end(),
+                        [](const auto& s) { return !s->gone && !s->is_pattern; });
+  }
+
+  /// The broker is going away: waiting publishers and readers complete with `error::closed`, and the topic lets go
+  /// of its subscribers (which hold it: the cycle is broken here). Lock not held.
+  void close() {
+    const std::lock_guard lock(mutex);
+    closed = true;
+    subscribers = {};
+    for (waiting_publish& w : publishers_) finish(w, switchboard::error::closed, 0);
+    publishers_.clear();
+    for (waiting_read& w : readers_) finish(w, switchboard::error::closed, read_result{});
+    readers_.clear();
+  }
+
+  topic_stats stats() {
+    const std::lock_guard lock(mutex);
+    log.trim(clock::now());
+    topic_stats s;
+    s.last_sequence = last_sequence;
+    s.published = published;
+    s.enqueued = enqueued;
+    s.dropped = dropped.load(std::memory_order_relaxed);
+    s.subscribers = subscribers.members();
+    s.retained = log.size();
+    s.retained_bytes = log.bytes();
+    s.waiting_publishers = publishers_.size();
+    s.waiting_reads = readers_.size();
+    return s;
+  }
+
+  /// Appends the next events of a replay (messages from the log, or a gap where it no longer reaches) to `out` and
+  /// advances `cursor`; at most `max`, at least one while `cursor.next <= cursor.end`. Lock not held.
+  void read_replay(typename subscriber_type::replay_cursor& cursor, std::size_t max,
+                   std::deque<basic_event<Message>>& out) {
+    const std::lock_guard lock(mutex);
+    log.trim(clock::now());
+    for (std::size_t n = 0; n < max && cursor.next <= cursor.end; ++n) {
+      if (!log.empty() && cursor.next >= log.first_sequence() && cursor.next <= log.last_sequence()) {
+        out.emplace_back(log.at_sequence(cursor.next));
+        ++cursor.next;
+      } else {
+        // Evicted (or never retained): everything up to the oldest retained message, or to the end of the replay.
+        const std::uint64_t last =
+            !log.empty() && log.first_sequence() > cursor.next ? std::min(log.first_sequence() - 1, cursor.end)
+                                                               : cursor.end;
+        out.emplace_back(pubsub::gap{name, cursor.next, last, gap_reason::retention});
+        cursor.next = last + 1;
+      }
+    }
+  }
+
+ private:
+  struct waiting_publish {
+    std::uint64_t id;
+    std::optional<draft_type> draft;  // until it reaches the front of the line
+    std::optional<Message> stamped;   // from then on
+    publish_handler handler;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+
+  struct waiting_read {
+    std::uint64_t id;
+    std::uint64_t after;
+    std::size_t max;
+    read_handler handler;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+
+  Message stamp(draft_type&& draft) const { return Message(message_stamp{name, last_sequence + 1}, std::move(draft)); }
+
+  // Phase one and two (see the top of this file). Returns how many subscriber queues accepted `m`, or nullopt
+  // when a `wait` subscriber has no room (then nothing changed).
+  std::optional<std::size_t> commit_locked(const topic_ref& self, const Message& m) {
+    const auto& subs = subscribers.items();
+    const std::size_t bytes = queue_traits<Message>::bytes(m);
+    std::size_t reserved = 0;
+    for (; reserved < subs.size(); ++reserved) {
+      const auto& s = subs[reserved];
+      if (s->policy == overflow_policy::wait && !s->gone && !s->reserve(bytes, self)) break;
+    }
+    if (reserved < subs.size()) {
+      for (std::size_t i = 0; i < reserved; ++i) {
+        if (subs[i]->policy == overflow_policy::wait && !subs[i]->gone) subs[i]->unreserve(bytes);
+      }
+      return std::nullopt;
+    }
+    last_sequence = m.sequence();
+    ++published;
+    if (!log.limits().off()) log.append(m, clock::now());
+    std::size_t accepted = 0;
+    for (const auto& s : subs) {
+      // A wait subscriber that went away between the phases keeps its reservation: it is never used again.
+      if (!s->gone && s->push(m, self, s->policy == overflow_policy::wait)) ++accepted;
+    }
+    enqueued += accepted;
+    if (!readers_.empty()) wake_readers_locked(m);
+    return accepted;
+  }
+
+  // Publishes from the front of the line while they fit.
+  void admit_publishers_locked(const topic_ref& self) {
+    while (!publishers_.empty()) {
+      waiting_publish& w = publishers_.front();
+      if (!w.stamped) w.stamped.emplace(stamp(std::move(*w.draft)));
+      if (!commit_locked(self, *w.stamped)) return;  // still full: the full subscriber will call again
+      finish(w, std::error_code(), w.stamped->sequence());
+      publishers_.pop_front();
+    }
+  }
+
+  // Readers wait only when they have read everything, so the new message is what each of them wants.
+  void wake_readers_locked(const Message& m) {
+    const bool retained = !log.empty() && log.last_sequence() == m.sequence();
+    for (waiting_read& w : readers_) {
+      read_result r;
+      if (retained) {
+        r = read_locked(w.after, w.max);
+      } else {
+        r.messages.push_back(m);
+        r.last_sequence = r.next_cursor = m.sequence();
+      }
+      finish(w, std::error_code(), std::move(r));
+    }
+    readers_.clear();
+  }
+
+  read_result read_locked(std::uint64_t after, std::size_t max) {
+    read_result r;
+    r.last_sequence = r.next_cursor = last_sequence;
+    if (after > last_sequence) {
+      r.error = make_error_code(error::cursor_ahead);
+      r.next_cursor = after;
+      return r;
+    }
+    log.trim(clock::now());
+    std::uint64_t cursor = after;
+    const std::uint64_t first = log.empty() ? last_sequence + 1 : log.first_sequence();
+    if (cursor + 1 < first && cursor < last_sequence) {
+      r.missed = pubsub::gap{name, cursor + 1, first - 1, gap_reason::retention};
+      cursor = first - 1;
+    }
+    while (cursor < last_sequence && r.messages.size() < max) r.messages.push_back(log.at_sequence(++cursor));
+    r.next_cursor = cursor;
+    return r;
+  }
+
+  // Starts the deadline and the cancellation of the waiting operation `w` (the last one added).
+  template <class Waiting>
+  void arm(Waiting& w, wait_options& wait, void (topic_state::*abandon)(std::uint64_t, std::error_code)) {
+    const std::uint64_t id = w.id;
+    std::weak_ptr<topic_state> weak = this->weak_from_this();
+    if (wait.timeout > clock::duration::zero()) {
+      w.timer = std::make_shared<asio::steady_timer>(wait.timer_executor, wait.timeout);
+      w.timer->async_wait([weak, id, abandon](std::error_code ec) {
+        if (ec) return;
+        if (auto self = weak.lock()) (self.get()->*abandon)(id, switchboard::error::timeout);
+      });
+    }
+    if (wait.slot.is_connected()) {
+      wait.slot.assign([weak, id, abandon](asio::cancellation_type type) {
+        if (type == asio::cancellation_type::none) return;
+        if (auto self = weak.lock()) (self.get()->*abandon)(id, asio::error::operation_aborted);
+      });
+    }
+  }
+
+  // A waiting publisher's deadline passed or it was cancelled: it leaves the line, unpublished.
+  void abandon_publisher(std::uint64_t id, std::error_code reason) {
+    const std::lock_guard lock(mutex);
+    const auto it = std::find_if(publishers_.begin(), publishers_.end(), [&](const auto& w) { return w.id == id; });
+    if (it == publishers_.end()) return;
+    finish(*it, reason, 0);
+    const bool was_front = it == publishers_.begin();
+    publishers_.erase(it);
+    if (was_front) admit_publishers_locked(this->shared_from_this());  // the next one may fit
+  }
+
+  void abandon_reader(std::uint64_t id, std::error_code reason) {
+    const std::lock_guard lock(mutex);
+    const auto it = std::find_if(readers_.begin(), readers_.end(), [&](const auto& w) { return w.id == id; });
+    if (it == readers_.end()) return;
+    finish(*it, reason, read_result{});
+    readers_.erase(it);
+  }
+
+  // Completes a waiting operation and stops its timer. Timers are not thread-safe: the cancel runs on the timer's
+  // own executor (its handler then finds the operation gone and does nothing).
+  template <class Waiting, class Result>
+  static void finish(Waiting& w, std::error_code ec, Result&& result) {
+    if (w.timer) asio::post(w.timer->get_executor(), [t = std::move(w.timer)] { t->cancel(); });
+    w.handler.complete(ec, std::forward<Result>(result));
+  }
+
+  std::deque<waiting_publish> publishers_;  // async_publish calls waiting for room, in order
+  std::vector<waiting_read> readers_;       // async_read calls waiting for the next message
+  std::uint64_t next_id_ = 0;
+};
+
+// --- The subscriber's functions that need a complete topic_state (see subscriber.hpp). ---
+
+template <class Message>
+void subscriber<Message>::lose(gaps& into, const queued& dropped) {
+  const std::uint64_t seq = dropped.message.sequence();
+  into.add_later(dropped.topic, seq, seq, gap_reason::overflow);
+  dropped.topic->dropped.fetch_add(1, std::memory_order_relaxed);
+}
+
+template <class Message>
+void subscriber<Message>::read_replay() {
+  replay_->topic->read_replay(*replay_, replay_batch, replay_events_);
+  if (replay_->next > replay_->end) replay_.reset();
+}
+
+template <class Message>
+void subscriber<Message>::retry(std::vector<topic_ref>& topics) {
+  for (const topic_ref& t : topics) t->retry_publishers();
+}
+
+template <class Message>
+bool subscriber<Message>::deliver(std::size_t budget) {
+  std::size_t done = 0;
+  while (done < budget) {
+    if (replay_ && replay_events_.empty()) read_replay();
+    std::vector<topic_ref> wake;
+    std::error_code end;  // the close to report, once everything queued is out
+    receiver waiter;
+    {
+      const std::lock_guard lock(mutex_);
+      if (cancelled_) return false;
+      const std::size_t want = callback_ ? budget - done : (waiter_ ? 1 : 0);
+      if (want == 0) {
+        ready_ = false;
+        return false;
+      }
+      const std::size_t popped = collect_locked(want, batch_);
+      if (batch_.empty()) {
+        if (!closed_ || (callback_ && close_reported_)) {
+          ready_ = false;
+          return false;
+        }
+        close_reported_ = true;
+        end = close_reason_;
+      }
+      if (!callback_) waiter = std::move(waiter_);
+      if (popped > 0 && !blocked_.empty()) wake.swap(blocked_);
+    }
+    retry(wake);
+    if (callback_) {
+      for (const event_type& e : batch_) {
+        if (cancelled_) break;  // unsubscribed by an earlier callback, or from another thread
+        callback_(std::error_code(), e);
+      }
+      if (end && !cancelled_) callback_(end, event_type());
+    } else if (end) {
+      waiter.dispatch(end, event_type());
+    } else {
+      waiter.dispatch(std::error_code(), std::move(batch_.front()));
+    }
+    done += std::max<std::size_t>(batch_.size(), 1);
+    batch_.clear();
+  }
+  return true;
+}
+
+}  // namespace switchboard::pubsub::detail

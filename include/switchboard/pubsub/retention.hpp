@@ -1,0 +1,120 @@
+// switchboard/pubsub/retention.hpp
+//
+// Retention: the last messages of a topic, kept so that a subscriber can resume from a cursor (DESIGN promise 4:
+// SSE `Last-Event-ID`, a long-poll cursor, a WebSocket resume and `subscribe(topic, {.from = seq})` all read the
+// same log) and so that pollers can `read` and `latest`.
+//
+// A log holds consecutive sequence numbers, oldest first, bounded by a count, a byte total and an age; the oldest
+// go first. Retention is off by default (`max_messages = 0`): a topic then keeps no message, and a cursor older
+// than the topic's last message resumes with a gap event.
+//
+// `basic_retained_log` is not thread-safe; the broker guards each topic's log with the topic's lock.
+#pragma once
+
+#include <switchboard/core/bounded_queue.hpp>
+
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+
+namespace switchboard::pubsub {
+
+/// How much of a topic to keep. Every limit applies; whichever is reached first evicts the oldest message.
+struct retention_limits {
+  /// Most messages kept. 0 turns retention off.
+  std::size_t max_messages = 0;
+  /// Most bytes kept, as counted by `queue_traits<Message>::bytes`. The newest message is kept even if it alone is
+  /// larger (message sizes are bounded by the protocols' own limits).
+  std::size_t max_bytes = 1024 * 1024;
+  /// Messages older than this are evicted (checked whenever the log is read or appended to). Zero: no age limit.
+  std::chrono::steady_clock::duration max_age = std::chrono::steady_clock::duration::zero();
+
+  /// True when the log keeps nothing.
+  constexpr bool off() const noexcept { return max_messages == 0; }
+};
+
+/// Retention for the topics whose name matches `pattern` (a Redis glob, see glob.hpp), e.g.
+/// `{"chat.*", {.max_messages = 100}}`. Read when a topic is made; the first matching rule wins.
+struct retention_rule {
+  std::string pattern;
+  retention_limits limits;
+};
+
+/// The retained messages of one topic: consecutive sequence numbers `first_sequence()`..`last_sequence()`.
+template <class Message, class Traits = queue_traits<Message>>
+class basic_retained_log {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit basic_retained_log(retention_limits limits = {}) : limits_(limits) {}
+
+  const retention_limits& limits() const noexcept { return limits_; }
+
+  /// Changes the limits and evicts what no longer fits.
+  void set_limits(retention_limits limits, clock::time_point now) {
+    limits_ = limits;
+    trim(now);
+  }
+
+  /// Appends `m`, published at `now`, then evicts what no longer fits. Precondition: `m.sequence()` is one more than
+  /// the last appended message's, whether or not that one is still retained.
+  void append(Message m, clock::time_point now) {
+    assert(entries_.empty() || m.sequence() == last_sequence() + 1);
+    if (limits_.off()) return;
+    bytes_ += Traits::bytes(m);
+    entries_.push_back(entry{std::move(m), now});
+    trim(now);
+  }
+
+  /// Evicts what exceeds the count and byte limits, and what is older than `max_age` at `now`.
+  void trim(clock::time_point now) {
+    while (entries_.size() > limits_.max_messages) pop_front();
+    while (entries_.size() > 1 && bytes_ > limits_.max_bytes) pop_front();
+    if (limits_.max_age > clock::duration::zero()) {
+      while (!entries_.empty() && now - entries_.front().published_at > limits_.max_age) pop_front();
+    }
+  }
+
+  bool empty() const noexcept { return entries_.empty(); }
+  /// Messages retained.
+  std::size_t size() const noexcept { return entries_.size(); }
+  /// Bytes retained.
+  std::size_t bytes() const noexcept { return bytes_; }
+  /// The oldest retained sequence number; 0 when empty.
+  std::uint64_t first_sequence() const noexcept { return entries_.empty() ? 0 : entries_.front().value.sequence(); }
+  /// The newest retained sequence number; 0 when empty.
+  std::uint64_t last_sequence() const noexcept { return entries_.empty() ? 0 : entries_.back().value.sequence(); }
+
+  /// The message numbered `sequence`. Precondition: `first_sequence() <= sequence <= last_sequence()`.
+  const Message& at_sequence(std::uint64_t sequence) const noexcept {
+    assert(!entries_.empty() && sequence >= first_sequence() && sequence <= last_sequence());
+    return entries_[static_cast<std::size_t>(sequence - first_sequence())].value;
+  }
+
+  /// The newest message. Precondition: `!empty()`.
+  const Message& back() const noexcept {
+    assert(!entries_.empty());
+    return entries_.back().value;
+  }
+
+ private:
+  struct entry {
+    Message value;
+    clock::time_point published_at;
+  };
+
+  void pop_front() {
+    bytes_ -= Traits::bytes(entries_.front().value);
+    entries_.pop_front();
+  }
+
+  retention_limits limits_;
+  std::deque<entry> entries_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace switchboard::pubsub
