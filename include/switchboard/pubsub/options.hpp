@@ -42,6 +42,9 @@ struct broker_options {
 /// How to subscribe. For the default message type: `pubsub::subscription_options`.
 template <class Message>
 struct basic_subscription_options {
+  /// The type of `on_event`.
+  using on_event_type = std::function<void(std::error_code, const basic_event<Message>&)>;
+
   /// The subscriber's queue: its bounds and overflow policy. Unset: `broker_options::subscriber_limits`.
   std::optional<queue_limits> limits{};
   /// Exact topics only: resume after this sequence number. The subscriber first receives what the topic retains
@@ -55,7 +58,7 @@ struct basic_subscription_options {
   /// Called for each event on `executor`, in order; then, if the subscription is closed by its `disconnect` policy
   /// or the broker's destruction, once with the error and an empty event. Must not throw. Unset: events are taken
   /// with `async_receive`.
-  std::function<void(std::error_code, const basic_event<Message>&)> on_event{};
+  on_event_type on_event{};
 };
 
 /// The subscription options of the default message type.

@@ -352,7 +352,10 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   // own executor (its handler then finds the operation gone and does nothing).
   template <class Waiting, class Result>
   static void finish(Waiting& w, std::error_code ec, Result&& result) {
-    if (w.timer) asio::post(w.timer->get_executor(), [t = std::move(w.timer)] { t->cancel(); });
+    if (w.timer) {
+      const auto ex = w.timer->get_executor();
+      asio::post(ex, [t = std::move(w.timer)] { t->cancel(); });
+    }
     w.handler.complete(ec, std::forward<Result>(result));
   }
 

@@ -1,0 +1,390 @@
+// Retention and cursors (DESIGN promise 4): resuming a subscription from a sequence number (replay, then live,
+// with nothing missed or repeated at the switch), gap events for what is no longer retained, and the polling
+// reads (`read`, `latest`, `async_read`).
+#include <switchboard/pubsub/broker.hpp>
+
+#include "pubsub/broker_support.hpp"
+#include "support/catch.hpp"
+#include "support/test_support.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace switchboard::pubsub;
+using switchboard::overflow_policy;
+using switchboard::queue_limits;
+using switchboard::pubsub::test::numbered;
+using switchboard::pubsub::test::recorder;
+using switchboard::pubsub::test::text;
+using switchboard::test::poll;
+using switchboard::test::run_until;
+
+namespace {
+
+using strings = std::vector<std::string>;
+
+void publish_numbered(broker& b, std::string_view topic, int first, int last) {
+  for (int i = first; i <= last; ++i) b.publish(topic, text("m" + std::to_string(i)));
+}
+
+strings concat(strings a, const strings& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("replay: resume after a cursor, then live", "[pubsub][broker][replay]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention = {.max_messages = 4}});
+  publish_numbered(b, "t", 1, 6);  // retains 3..6
+  recorder r;
+
+  SECTION("from a retained cursor") {
+    auto sub = b.subscribe("t", {.from = 4, .on_event = r.callback()});
+    publish_numbered(b, "t", 7, 8);
+    poll(ctx);
+    CHECK(r.log == numbered("t", 5, 8, "m"));
+    CHECK(sub.stats().delivered == 4);
+  }
+
+  SECTION("from a cursor older than what is retained: a gap first") {
+    auto sub = b.subscribe("t", {.from = 1, .on_event = r.callback()});
+    poll(ctx);
+    CHECK(r.log == concat({"t gap 2-2 retention"}, numbered("t", 3, 6, "m")));
+    CHECK(sub.stats().gaps == 1);
+    CHECK(sub.stats().missed == 1);
+  }
+
+  SECTION("from 0: everything retained") {
+    auto sub = b.subscribe("t", {.from = 0, .on_event = r.callback()});
+    poll(ctx);
+    CHECK(r.log == concat({"t gap 1-2 retention"}, numbered("t", 3, 6, "m")));
+  }
+
+  SECTION("from the last sequence number: live only") {
+    auto sub = b.subscribe("t", {.from = 6, .on_event = r.callback()});
+    publish_numbered(b, "t", 7, 7);
+    poll(ctx);
+    CHECK(r.log == strings{"t#7=m7"});
+  }
+
+  SECTION("from a cursor past the last sequence number: an error") {
+    std::error_code ec;
+    auto sub = b.subscribe("t", {.from = 7}, ec);
+    CHECK(ec == error::cursor_ahead);
+    CHECK_FALSE(sub);
+    CHECK_THROWS_AS(b.subscribe("new-topic", {.from = 1}), std::system_error);
+  }
+
+  SECTION("with async_receive") {
+    auto sub = b.subscribe("t", {.from = 2});
+    publish_numbered(b, "t", 7, 7);  // evicts 3 before the replay reads it
+    strings got;
+    std::function<void(std::error_code, event)> next = [&](std::error_code ec, event e) {
+      got.push_back(switchboard::pubsub::test::describe(ec, e));
+      if (got.size() < 5) sub.async_receive(next);
+    };
+    sub.async_receive(next);
+    CHECK(run_until(ctx, [&] { return got.size() == 5; }));
+    CHECK(got == concat({"t gap 3-3 retention"}, numbered("t", 4, 7, "m")));
+  }
+
+  SECTION("the replay is not bounded by the subscriber's queue") {
+    b.set_retention("t", {.max_messages = 1000});
+    publish_numbered(b, "t", 7, 300);
+    auto sub = b.subscribe("t", {.limits = queue_limits{.max_messages = 4, .policy = overflow_policy::drop_oldest},
+                                 .from = 2,
+                                 .on_event = r.callback()});
+    poll(ctx);
+    CHECK(r.log == numbered("t", 3, 300, "m"));
+    CHECK(sub.stats().dropped == 0);
+  }
+
+  SECTION("messages evicted while replaying become a gap") {
+    auto sub = b.subscribe("t", {.from = 2, .on_event = r.callback()});
+    publish_numbered(b, "t", 7, 12);  // retains 9..12 now; the replay (3..6) has not started
+    poll(ctx);
+    // Live messages 7..12 were queued as they came; the replay's part is no longer retained.
+    CHECK(r.log == concat({"t gap 3-6 retention"}, numbered("t", 7, 12, "m")));
+  }
+}
+
+TEST_CASE("replay: retention off, rules and per-topic settings", "[pubsub][broker][replay]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention_rules = {{"chat.*", {.max_messages = 2}}}});
+  publish_numbered(b, "t", 1, 3);
+  publish_numbered(b, "chat.1", 1, 3);
+  recorder r;
+
+  SECTION("without retention a cursor resumes with a gap") {
+    auto sub = b.subscribe("t", {.from = 1, .on_event = r.callback()});
+    publish_numbered(b, "t", 4, 4);
+    poll(ctx);
+    CHECK(r.log == strings{"t gap 2-3 retention", "t#4=m4"});
+    CHECK_FALSE(b.latest("t"));
+    CHECK(b.stats("t")->retained == 0);
+  }
+
+  SECTION("a rule gives matching topics their retention") {
+    CHECK(b.stats("chat.1")->retained == 2);
+    CHECK(b.latest("chat.1")->data() == "m3");
+  }
+
+  SECTION("set_retention changes one topic") {
+    b.set_retention("t", {.max_messages = 10});
+    publish_numbered(b, "t", 4, 5);
+    CHECK(b.stats("t")->retained == 2);
+    auto sub = b.subscribe("t", {.from = 0, .on_event = r.callback()});
+    poll(ctx);
+    CHECK(r.log == strings{"t gap 1-3 retention", "t#4=m4", "t#5=m5"});
+  }
+}
+
+TEST_CASE("replay: concurrent publishers, no message missed or repeated at the switch",
+          "[pubsub][broker][replay][threads]") {
+  // Publishers run on other threads while subscribers resume from cursors; each subscriber must then see every
+  // sequence number from its cursor + 1 to the end exactly once, in order, without a gap, and each publisher's
+  // messages in the order it published them.
+  constexpr int publishers = 2;
+  constexpr int per_publisher = 5000;
+  constexpr std::uint64_t before = 500;
+  constexpr std::uint64_t last = before + publishers * per_publisher;
+
+  struct seen {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::vector<std::uint64_t> sequences;
+    int gaps = 0;
+    std::map<int, int> next_per_publisher;  // publisher -> index it should publish next
+    bool in_order = true;
+  };
+
+  asio::io_context ctx;
+  auto work = asio::make_work_guard(ctx);
+  std::thread consumer([&] { ctx.run(); });
+  {
+    broker b(ctx, {.retention = {.max_messages = 100'000, .max_bytes = 64 << 20}});
+    publish_numbered(b, "t", 1, static_cast<int>(before));
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < publishers; ++p) {
+      threads.emplace_back([&, p] {
+        while (!go) std::this_thread::yield();
+        for (int i = 0; i < per_publisher; ++i) b.publish("t", text(std::to_string(p) + ":" + std::to_string(i)));
+      });
+    }
+    const std::vector<std::uint64_t> cursors{0, 100, 450, 499};
+    std::vector<std::unique_ptr<seen>> results;
+    std::vector<subscription> subs;
+    go = true;
+    for (const std::uint64_t from : cursors) {
+      results.push_back(std::make_unique<seen>());
+      seen& s = *results.back();
+      subs.push_back(b.subscribe(
+          "t", {.limits = queue_limits{.max_messages = 1'000'000, .max_bytes = std::size_t{1} << 30},
+                .from = from,
+                .on_event = [&s](std::error_code, const event& e) {
+                  const std::lock_guard lock(s.mutex);
+                  if (e.is_gap()) {
+                    ++s.gaps;
+                    return;
+                  }
+                  s.sequences.push_back(e.message().sequence());
+                  const std::string_view data = e.message().data();
+                  if (data[0] != 'm') {  // published by a thread: "<publisher>:<index>"
+                    const int p = data[0] - '0';
+                    const int i = std::stoi(std::string(data.substr(2)));
+                    int& next = s.next_per_publisher[p];
+                    if (i != next) s.in_order = false;
+                    next = i + 1;
+                  }
+                  if (e.message().sequence() == last) s.done.notify_all();
+                }}));
+    }
+    for (auto& t : threads) t.join();
+    REQUIRE(b.last_sequence("t") == last);
+    for (std::size_t k = 0; k < cursors.size(); ++k) {
+      seen& s = *results[k];
+      std::unique_lock lock(s.mutex);
+      REQUIRE(s.done.wait_for(lock, 30s, [&] { return !s.sequences.empty() && s.sequences.back() == last; }));
+      INFO("cursor " << cursors[k]);
+      CHECK(s.gaps == 0);
+      CHECK(s.in_order);
+      CHECK(s.sequences.size() == last - cursors[k]);
+      bool consecutive = true;
+      for (std::size_t i = 0; i < s.sequences.size(); ++i) consecutive = consecutive && s.sequences[i] == cursors[k] + 1 + i;
+      CHECK(consecutive);
+    }
+  }
+  work.reset();
+  consumer.join();
+}
+
+TEST_CASE("read: what a topic retains after a cursor", "[pubsub][broker][read]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention = {.max_messages = 3}});
+  publish_numbered(b, "t", 1, 5);  // retains 3..5
+
+  const auto sequences = [](const read_result& r) {
+    std::vector<std::uint64_t> out;
+    for (const message& m : r.messages) out.push_back(m.sequence());
+    return out;
+  };
+
+  SECTION("from the start: a gap, then what is retained") {
+    const read_result r = b.read("t", 0, 10);
+    CHECK_FALSE(r.error);
+    REQUIRE(r.missed);
+    CHECK(*r.missed == gap{"t", 1, 2, gap_reason::retention});
+    CHECK(sequences(r) == std::vector<std::uint64_t>{3, 4, 5});
+    CHECK(r.last_sequence == 5);
+    CHECK(r.next_cursor == 5);
+  }
+
+  SECTION("at most `max`") {
+    const read_result r = b.read("t", 0, 2);
+    CHECK(r.missed);
+    CHECK(sequences(r) == std::vector<std::uint64_t>{3, 4});
+    CHECK(r.next_cursor == 4);
+    const read_result rest = b.read("t", r.next_cursor, 2);
+    CHECK_FALSE(rest.missed);
+    CHECK(sequences(rest) == std::vector<std::uint64_t>{5});
+  }
+
+  SECTION("caught up") {
+    const read_result r = b.read("t", 5, 10);
+    CHECK_FALSE(r.error);
+    CHECK_FALSE(r.missed);
+    CHECK(r.messages.empty());
+    CHECK(r.next_cursor == 5);
+  }
+
+  SECTION("a cursor from the future") {
+    CHECK(b.read("t", 6, 10).error == error::cursor_ahead);
+    CHECK(b.read("unknown", 1, 10).error == error::cursor_ahead);
+    CHECK_FALSE(b.read("unknown", 0, 10).error);
+  }
+
+  SECTION("latest") {
+    REQUIRE(b.latest("t"));
+    CHECK(b.latest("t")->sequence() == 5);
+    CHECK_FALSE(b.latest("unknown"));
+  }
+}
+
+TEST_CASE("async_read: long polling", "[pubsub][broker][read]") {
+  asio::io_context ctx;
+  std::optional<std::error_code> ec;
+  read_result result;
+  const auto store = [&](std::error_code e, read_result r) {
+    ec = e;
+    result = std::move(r);
+  };
+
+  SECTION("completes at once when something follows the cursor") {
+    broker b(ctx, {.retention = {.max_messages = 10}});
+    publish_numbered(b, "t", 1, 3);
+    b.async_read("t", 1, 10, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK_FALSE(*ec);
+    CHECK(result.messages.size() == 2);
+  }
+
+  SECTION("waits for the next message, retained or not") {
+    for (const std::size_t retained : {0, 10}) {
+      ec.reset();
+      broker b(ctx, {.retention = {.max_messages = retained}});
+      publish_numbered(b, "t", 1, 3);
+      b.async_read("t", 3, 10, store);
+      poll(ctx);
+      CHECK_FALSE(ec);
+      CHECK(b.stats("t")->waiting_reads == 1);
+      publish_numbered(b, "t", 4, 4);
+      REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+      CHECK_FALSE(*ec);
+      REQUIRE(result.messages.size() == 1);
+      CHECK(result.messages[0].sequence() == 4);
+      CHECK(result.messages[0].data() == "m4");
+      CHECK(result.next_cursor == 4);
+    }
+  }
+
+  SECTION("on a topic that does not exist yet") {
+    broker b(ctx);
+    b.async_read("new", 0, 10, store);
+    poll(ctx);
+    CHECK_FALSE(ec);
+    b.publish("new", text("first"));
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    REQUIRE(result.messages.size() == 1);
+    CHECK(result.messages[0].sequence() == 1);
+  }
+
+  SECTION("with a deadline") {
+    broker b(ctx);
+    b.async_read("t", 0, 10, 5ms, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == switchboard::error::timeout);
+    CHECK(b.stats("t")->waiting_reads == 0);
+  }
+
+  SECTION("cancelled") {
+    broker b(ctx);
+    asio::cancellation_signal signal;
+    b.async_read("t", 0, 10, asio::bind_cancellation_slot(signal.slot(), store));
+    poll(ctx);
+    signal.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == asio::error::operation_aborted);
+  }
+
+  SECTION("with a cursor from the future") {
+    broker b(ctx);
+    b.async_read("t", 3, 10, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == error::cursor_ahead);
+  }
+
+  SECTION("the broker's destruction completes it") {
+    std::optional<broker> b;
+    b.emplace(ctx);
+    b->async_read("t", 0, 10, store);
+    poll(ctx);
+    b.reset();
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == switchboard::error::closed);
+  }
+}
+
+TEST_CASE("erase_topic: for topics that are gone for good", "[pubsub][broker][erase]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention = {.max_messages = 10}});
+  recorder r;
+  auto pattern = b.subscribe_pattern("room.*", {.on_event = r.callback()});
+  auto exact = b.subscribe("room.1");
+  publish_numbered(b, "room.1", 1, 3);
+  CHECK_FALSE(b.erase_topic("room.1"));  // an exact subscriber still uses it
+  CHECK_FALSE(b.erase_topic("unknown"));
+  exact.unsubscribe();
+  CHECK(b.erase_topic("room.1"));
+  CHECK(b.stats().topics == 0);
+  CHECK_FALSE(b.stats("room.1"));
+  CHECK(b.publish("room.1", text("again")).sequence == 1);  // numbering starts again
+  poll(ctx);
+  CHECK(r.log == strings{"room.1#1=m1", "room.1#2=m2", "room.1#3=m3", "room.1#1=again"});
+}
