@@ -13,7 +13,7 @@
 //     broker.publish("news.eu", {.payload = switchboard::shared_bytes::copy("hello")});   // any thread
 //     co_await broker.async_publish("news.eu", {...}, asio::use_awaitable);              // waits for `wait` queues
 //     auto sub = broker.subscribe("news.eu", {.from = last_seen});   // replay after last_seen, then live
-//     auto [ec, ev] = co_await sub.async_receive(asio::as_tuple(asio::use_awaitable));
+//     auto ev = co_await sub.async_receive(asio::use_awaitable);     // throws when the subscription ends
 //     auto page = broker.read("news.eu", cursor, 100);               // polling
 //
 // Thread safety: every member may be called from any thread. Publishing takes the broker's lock shared (to find

@@ -122,7 +122,7 @@ class broker_core {
       if (closed_) return;
       for (const topic_ref& t : s->topics) {
         const std::lock_guard topic_lock(t->mutex);
-        t->subscribers.remove_one();
+        if (!t->erased) t->subscribers.remove_one();  // an erased topic has forgotten its subscribers
       }
       s->topics.clear();
       if (s->is_pattern) {

@@ -1,0 +1,253 @@
+// A checker for the broker, driven by a script of operations (random bytes from libFuzzer or a seeded generator):
+// publishes and async publishes on three topics, exact and pattern subscriptions with every policy but conflate
+// (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes. It runs on one
+// io_context, so the moment each subscription starts is known exactly, and checks:
+//  - per subscriber and topic, messages and gap events cover consecutive sequence numbers exactly once, in order,
+//    from where the subscription started; and at the end, once everything is drained, up to the topic's last;
+//  - `wait` subscribers never get a gap; only `disconnect` subscribers are closed, and nothing follows the error;
+//  - queues never held more than their limits;
+//  - a publish numbers its message one past the topic's last; `would_block` only when a wait subscriber of the
+//    topic is full or publishers wait on it.
+// `run` returns the first violation found, or an empty string.
+#pragma once
+
+#include <switchboard/pubsub/broker.hpp>
+
+#include <asio/io_context.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard::pubsub::fuzz {
+
+class broker_model {
+ public:
+  /// What a run exercised, so that a test can show the checks were not vacuous.
+  struct coverage_counts {
+    std::uint64_t messages = 0;
+    std::uint64_t overflow_gaps = 0;
+    std::uint64_t retention_gaps = 0;
+    std::uint64_t would_block = 0;
+    std::uint64_t disconnects = 0;
+    std::uint64_t async_published = 0;
+  };
+
+  const coverage_counts& coverage() const noexcept { return coverage_; }
+
+  /// Runs the script in `bytes` (pairs of an operation byte and an argument byte), then drains and checks.
+  std::string run(std::string_view bytes) {
+    for (std::size_t i = 0; i + 1 < bytes.size() && failure_.empty(); i += 2) {
+      step(static_cast<std::uint8_t>(bytes[i]), static_cast<std::uint8_t>(bytes[i + 1]));
+    }
+    if (failure_.empty()) finish();
+    subs_.clear();  // unsubscribe before the broker and io_context go
+    return failure_;
+  }
+
+ private:
+  static constexpr const char* topics[3] = {"ta", "tb", "u"};
+  static constexpr std::size_t max_subscribers = 8;
+  static constexpr std::size_t max_waiting_publishes = 8;
+
+  struct sub_state {
+    subscription handle;
+    overflow_policy policy;
+    queue_limits limits;
+    std::vector<std::string> topics;            // topics it receives
+    std::map<std::string, std::uint64_t> next;  // per topic, the next sequence number expected
+    std::size_t credit = 0;                     // events the consumer will still take
+    bool waiting = false;                       // an async_receive is pending
+    bool closed = false;
+  };
+
+  void fail(std::string what) {
+    if (failure_.empty()) failure_ = std::move(what);
+  }
+
+  void step(std::uint8_t op, std::uint8_t arg) {
+    switch (op % 7) {
+      case 0: publish(topics[arg % 3]); break;
+      case 1: async_publish(topics[arg % 3]); break;
+      case 2: subscribe(arg, false); break;
+      case 3: subscribe(arg, true); break;
+      case 4: take(arg); break;
+      case 5: unsubscribe(arg); break;
+      default: poll(); break;
+    }
+  }
+
+  void poll() {
+    ctx_.restart();
+    ctx_.poll();
+  }
+
+  static std::vector<std::string> matching(std::string_view pattern) {
+    std::vector<std::string> out;
+    for (const char* t : topics) {
+      if (glob_match(pattern, t)) out.emplace_back(t);
+    }
+    return out;
+  }
+
+  bool would_have_to_wait(const std::string& topic) {
+    if (b_.stats(topic) && b_.stats(topic)->waiting_publishers > 0) return true;
+    for (const auto& s : subs_) {
+      if (!s->handle || s->closed || s->policy != overflow_policy::wait) continue;
+      bool receives = false;
+      for (const auto& t : s->topics) receives = receives || t == topic;
+      if (receives && s->handle.stats().depth >= s->limits.max_messages) return true;
+    }
+    return false;
+  }
+
+  void publish(const std::string& topic) {
+    const std::uint64_t before = b_.last_sequence(topic);
+    const bool full = would_have_to_wait(topic);
+    const publish_result r = b_.publish(topic, {.payload = shared_bytes::copy(topic)});
+    if (r) {
+      if (r.sequence != before + 1) fail("publish numbered " + std::to_string(r.sequence) + " after " + std::to_string(before));
+      if (full) fail("publish went past a full wait subscriber");
+    } else if (r.error == error::would_block) {
+      ++coverage_.would_block;
+      if (!full) fail("would_block without a full wait subscriber");
+      if (b_.last_sequence(topic) != before) fail("would_block used a sequence number");
+    } else {
+      fail("publish failed: " + r.error.message());
+    }
+  }
+
+  void async_publish(const std::string& topic) {
+    if (waiting_publishes_ >= max_waiting_publishes) return;
+    ++waiting_publishes_;
+    b_.async_publish(topic, {.payload = shared_bytes::copy(topic)}, [this, topic](std::error_code ec, std::uint64_t seq) {
+      --waiting_publishes_;
+      if (ec) return fail("async_publish failed: " + ec.message());
+      ++coverage_.async_published;
+      std::uint64_t& last = async_last_[topic];
+      if (seq <= last) fail("async_publish numbers out of order");
+      last = seq;
+    });
+  }
+
+  void subscribe(std::uint8_t arg, bool pattern) {
+    std::erase_if(subs_, [](const auto& s) { return !s->handle && !s->waiting; });
+    if (subs_.size() >= max_subscribers) return;
+    static constexpr overflow_policy policies[4] = {overflow_policy::drop_oldest, overflow_policy::drop_newest,
+                                                    overflow_policy::disconnect, overflow_policy::wait};
+    auto s = std::make_unique<sub_state>();
+    s->policy = policies[arg % 4];
+    s->limits = queue_limits{.max_messages = 1u + (arg >> 2) % 4, .max_bytes = 1 << 20, .policy = s->policy};
+    subscription_options o{.limits = s->limits};
+    if (pattern) {
+      const char* p = (arg & 0x40) ? "t*" : "*";
+      s->topics = matching(p);
+      for (const auto& t : s->topics) s->next[t] = b_.last_sequence(t) + 1;
+      s->handle = b_.subscribe_pattern(p, o);
+    } else {
+      const std::string topic = topics[(arg >> 4) % 3];
+      const std::uint64_t last = b_.last_sequence(topic);
+      s->topics = {topic};
+      s->next[topic] = last + 1;
+      if ((arg & 0x80) && last > 0) {  // resume from a cursor
+        o.from = (arg >> 1) % (last + 1);
+        s->next[topic] = *o.from + 1;
+      }
+      s->handle = b_.subscribe(topic, o);
+    }
+    subs_.push_back(std::move(s));
+  }
+
+  void arm(sub_state& s) {
+    if (s.waiting || s.credit == 0 || !s.handle || s.closed) return;
+    s.waiting = true;
+    s.handle.async_receive([this, &s](std::error_code ec, event e) {
+      s.waiting = false;
+      if (ec == asio::error::operation_aborted) return;  // unsubscribed
+      --s.credit;
+      check(s, ec, e);
+      arm(s);
+    });
+  }
+
+  void take(std::uint8_t arg) {
+    if (subs_.empty()) return;
+    sub_state& s = *subs_[arg % subs_.size()];
+    s.credit += 1u + (arg >> 4);
+    arm(s);
+    poll();
+  }
+
+  void unsubscribe(std::uint8_t arg) {
+    if (subs_.empty()) return;
+    subs_[arg % subs_.size()]->handle.unsubscribe();
+    poll();
+  }
+
+  void check(sub_state& s, std::error_code ec, const event& e) {
+    if (s.closed) return fail("an event after the close");
+    if (ec) {
+      if (s.policy != overflow_policy::disconnect || ec != switchboard::error::overflow_disconnect) {
+        return fail("unexpected close: " + ec.message());
+      }
+      s.closed = true;
+      ++coverage_.disconnects;
+      return;
+    }
+    const std::string topic = e.is_gap() ? e.gap().topic : std::string(e.message().topic());
+    const auto next = s.next.find(topic);
+    if (next == s.next.end()) return fail("an event of a topic not subscribed: " + topic);
+    if (e.is_gap()) {
+      if (s.policy == overflow_policy::wait && e.gap().reason == gap_reason::overflow) fail("a wait subscriber lost messages");
+      if (e.gap().first != next->second || e.gap().last < e.gap().first) {
+        fail(topic + ": gap " + std::to_string(e.gap().first) + "-" + std::to_string(e.gap().last) + " where " +
+             std::to_string(next->second) + " was next");
+      }
+      next->second = e.gap().last + 1;
+      ++(e.gap().reason == gap_reason::overflow ? coverage_.overflow_gaps : coverage_.retention_gaps);
+    } else {
+      ++coverage_.messages;
+      if (e.message().sequence() != next->second) {
+        fail(topic + ": message " + std::to_string(e.message().sequence()) + " where " + std::to_string(next->second) +
+             " was next");
+      }
+      next->second = e.message().sequence() + 1;
+    }
+  }
+
+  void finish() {
+    for (auto& s : subs_) s->credit = 1'000'000;
+    // Drain until nothing moves: waiting publishers go on as wait subscribers make room.
+    for (int round = 0; round < 1000 && failure_.empty(); ++round) {
+      for (auto& s : subs_) arm(*s);
+      ctx_.restart();
+      if (ctx_.poll() == 0 && waiting_publishes_ == 0) break;
+    }
+    if (waiting_publishes_ != 0) fail("publishers still waiting after every subscriber drained");
+    for (const auto& s : subs_) {
+      if (!s->handle) continue;
+      const subscription_stats st = s->handle.stats();
+      if (st.peak_depth > s->limits.max_messages) fail("a queue held more than its limit");
+      if (s->closed) continue;
+      for (const auto& [topic, next] : s->next) {
+        if (next != b_.last_sequence(topic) + 1) {
+          fail(topic + ": ended at " + std::to_string(next - 1) + " of " + std::to_string(b_.last_sequence(topic)));
+        }
+      }
+    }
+  }
+
+  asio::io_context ctx_;
+  broker b_{ctx_, {.retention = {.max_messages = 4}}};
+  std::vector<std::unique_ptr<sub_state>> subs_;
+  std::map<std::string, std::uint64_t> async_last_;
+  std::size_t waiting_publishes_ = 0;
+  std::string failure_;
+  coverage_counts coverage_;
+};
+
+}  // namespace switchboard::pubsub::fuzz
