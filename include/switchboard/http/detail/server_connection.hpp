@@ -347,7 +347,7 @@ class server_connection final : public connection_base,
     const request_parser& p = x.parser;
     x.req.reset(request::fill{p.method(), p.method_string(), p.target(), p.version_minor(), &p.fields(), p.keep_alive()},
                 this, &x.cancel);
-    x.req.set_remote_endpoint(remote_);
+    x.req.set_remote_endpoint(remote_, traits::tls);
     route_match match = shard_->routes().match(x.req);
     if (match.result != route_match::kind::found) return answer_without_route(match);
     x.current_route = match.matched;
