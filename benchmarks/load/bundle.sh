@@ -79,6 +79,8 @@ if [[ -e $out_dir ]]; then
   rm -rf "$out_dir"
 fi
 mkdir -p "$out_dir/bin" "$out_dir/lib"
+# Marks the folder as a bundle from the start, so that a run that fails half-way can be replaced by the next.
+echo "incomplete: bundle.sh did not finish" >"$out_dir/MANIFEST"
 cp "$build_dir/bin/hello_static" "$out_dir/bin/hello"
 cp "$build_dir/bin/http_load" "$out_dir/bin/http_load"
 cp "$load_dir/scaling.sh" "$out_dir/scaling.sh"
@@ -119,8 +121,9 @@ for placeholder in '^worker_processes @WORKERS@;$' '^@USER@$' ' backlog=4096 reu
 done
 
 # The bundled nginx must start from the bundle alone; -V prints its version and build options.
-nginx_version=$("$loader" --library-path "$out_dir/lib" "$out_dir/bin/nginx" -V 2>&1 | head -n1) ||
+nginx_version=$("$loader" --library-path "$out_dir/lib" "$out_dir/bin/nginx" -V 2>&1) ||
   die "the bundled nginx does not run: $nginx_version"
+nginx_version=${nginx_version%%$'\n'*}
 "$loader" --library-path "$out_dir/lib" "$out_dir/bin/taskset" -c 0 true ||
   die "the bundled taskset does not run"
 

@@ -45,7 +45,11 @@
 set -euo pipefail
 
 command_line="$0${*:+ $*}"
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# (No dirname: the script uses only bash builtins and a few coreutils, listed in README.md.)
+case ${BASH_SOURCE[0]} in
+  */*) script_dir=$(cd "${BASH_SOURCE[0]%/*}" && pwd) ;;
+  *) script_dir=$PWD ;;
+esac
 if [[ -x $script_dir/bin/http_load ]]; then
   bundle=$script_dir
 else
@@ -112,17 +116,22 @@ loader=$bundle/lib/ld-linux-x86-64.so.2
 [[ -x $http_load && -x $bundle/bin/hello ]] ||
   { echo "scaling.sh: no bundle at $bundle (make one with benchmarks/load/bundle.sh, or pass --bundle)" >&2; exit 1; }
 
-# cpu_list SPEC: the CPUs of a taskset-style list ("0-3,8"), one per line.
+# cpu_list SPEC: the CPUs of a taskset-style list ("0-3,8"), one per line. SPEC must be valid_cpu_spec.
 cpu_list() {
   local range
   local -a ranges
   IFS=, read -r -a ranges <<<"$1"
   for range in "${ranges[@]}"; do
-    [[ $range =~ ^([0-9]+)(-([0-9]+))?$ ]] || usage_error "bad CPU list '$1'"
+    [[ $range =~ ^([0-9]+)(-([0-9]+))?$ ]]
     local cpu=${BASH_REMATCH[1]} last=${BASH_REMATCH[3]:-${BASH_REMATCH[1]}}
     for (( ; cpu <= last; cpu++ )); do echo "$cpu"; done
   done
 }
+# valid_cpu_spec SPEC: true for a list of numbers and ranges, such as "0-3,8".
+valid_cpu_spec() { [[ $1 =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]]; }
+for spec in "$server_cpu_spec" "$load_cpu_spec"; do
+  [[ -z $spec ]] || valid_cpu_spec "$spec" || usage_error "bad CPU list '$spec'"
+done
 # join LIST...: the arguments separated by commas.
 join() { local IFS=,; echo "$*"; }
 
@@ -131,7 +140,7 @@ allowed_spec=
 while IFS=$' \t:' read -r key value; do
   [[ $key == Cpus_allowed_list ]] && allowed_spec=$value
 done </proc/self/status
-[[ -n $allowed_spec ]] || allowed_spec="0-$(( $(nproc) - 1 ))"
+valid_cpu_spec "$allowed_spec" || allowed_spec="0-$(( $(nproc) - 1 ))"
 mapfile -t allowed < <(cpu_list "$allowed_spec")
 half=$(( ${#allowed[@]} / 2 ))
 if (( half == 0 )); then
@@ -156,11 +165,11 @@ done
 (( ${#threads[@]} > 0 )) || usage_error "no thread count to measure"
 (( connections >= load_threads )) || usage_error "--connections must be at least --load-threads"
 
-# The whole plan, with about a second to start and check a server and half a second per run on top of
-# the load itself, must fit the limit.
-runs_per_start=${#depths[@]}
+# The whole plan must fit the limit: each server start takes the load of its runs, plus about a second to
+# start, check and stop the server (a fraction of that on the 2-CPU machine this was written on).
+per_start=$(( 1 + ${#depths[@]} * (warmup + duration) ))
 starts=$(( rounds * ${#threads[@]} * ${#servers[@]} ))
-estimate=$(( starts * (2 + runs_per_start * (warmup + duration + 1)) ))
+estimate=$(( starts * per_start ))
 limit_s=$(( max_minutes * 60 ))
 (( estimate <= limit_s )) ||
   usage_error "the plan takes about $estimate s, more than --max-minutes $max_minutes allows; measure less"
@@ -397,7 +406,8 @@ for (( round = 1; round <= rounds; round++ )); do
   (( round % 2 == 0 && ${#servers[@]} == 2 )) && order=("${servers[1]}" "${servers[0]}")
   for n in "${threads[@]}"; do
     for name in "${order[@]}"; do
-      if (( SECONDS - start_time > limit_s )); then
+      # A start that could not finish within the limit is skipped (so is the rest of the plan).
+      if (( SECONDS - start_time + per_start > limit_s )); then
         skipped=$(( skipped + 1 ))
         continue
       fi

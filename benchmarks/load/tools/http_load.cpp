@@ -27,19 +27,7 @@
 // --check instead makes two requests one after the other on one connection and prints the body of the
 // second response on stdout: it succeeds when both are 200 and the server kept the connection open.
 //
-// Usage: http_load --port PORT [options]
-//   --host ADDRESS        server IPv4 address, numeric (default 127.0.0.1)
-//   --port PORT           server port (required)
-//   --path PATH           request target (default /plaintext)
-//   --threads T           load threads (default 1, at most 256)
-//   --connections C       keep-alive connections over all threads (default 64, at least T, at most 10000)
-//   --pipeline P          requests per batch (default 1, at most 256)
-//   --duration S          measured seconds (default 5, 1 to 3600)
-//   --warmup S            unmeasured seconds of load before them (default 1, 0 to 600)
-//   --measure-pids LIST   comma-separated pids whose CPU time (all threads) is read over the window
-//   --wait S              retry the first connection for up to S seconds while it is refused (default 0),
-//                         for a server that is still starting
-//   --check               the check described above, instead of a load run
+// Usage: http_load --port PORT [options]; --help lists the options (usage_text below).
 // Exit status: 0 when the run completed with at least one response and no error (or the check passed),
 // 1 otherwise (the reason on stderr), 2 for a usage error.
 #include "response_parser.hpp"
@@ -98,12 +86,23 @@ constexpr auto connect_deadline = std::chrono::seconds(10);
 /// How long one connect() or, in --check, one read or write may block.
 constexpr auto io_timeout = std::chrono::seconds(5);
 
+constexpr const char* usage_text =
+    "usage: http_load --port PORT [options]\n"
+    "  --host ADDRESS        server IPv4 address, numeric (default 127.0.0.1)\n"
+    "  --port PORT           server port (required)\n"
+    "  --path PATH           request target (default /plaintext)\n"
+    "  --threads T           load threads (default 1, at most 256)\n"
+    "  --connections C       keep-alive connections over all threads (default 64, at least T, at most 10000)\n"
+    "  --pipeline P          requests per batch (default 1: no pipelining; at most 256)\n"
+    "  --duration S          measured seconds (default 5, 1 to 3600)\n"
+    "  --warmup S            unmeasured seconds of load before them (default 1, 0 to 600)\n"
+    "  --measure-pids LIST   comma-separated pids whose CPU time is read over the measured window\n"
+    "  --wait S              retry the first connection for up to S seconds while it is refused (default 0)\n"
+    "  --check               two requests on one connection; print the second body; fail unless both are 200\n"
+    "                        and the connection stays open\n";
+
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr,
-               "http_load: %s\nusage: http_load --port PORT [--host ADDRESS] [--path PATH] [--threads T] "
-               "[--connections C] [--pipeline P] [--duration S] [--warmup S] [--measure-pids LIST] [--wait S] "
-               "[--check]\n",
-               message.c_str());
+  std::fprintf(stderr, "http_load: %s\n%s", message.c_str(), usage_text);
   std::exit(2);
 }
 
@@ -125,7 +124,10 @@ options parse_options(int argc, char** argv) {
       o.check = true;
       continue;
     }
-    if (flag == "-h" || flag == "--help") usage_error("a closed-loop HTTP/1.1 load generator");
+    if (flag == "-h" || flag == "--help") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error("missing value after " + std::string(flag));
     const std::string_view value = argv[++i];
     if (flag == "--host") {
@@ -373,7 +375,9 @@ class load_thread {
   }
 
   /// After a failure on `c`: opens it again and starts a new batch, or, if that fails too, leaves it closed
-  /// for the rest of the run. The requests of the abandoned batch are neither counted nor retried.
+  /// for the rest of the run. The requests of the abandoned batch are neither counted nor retried. The new
+  /// batch is written when epoll reports the socket writable, not from here: a write that failed again
+  /// would otherwise reopen from within reopen, without bound.
   void reopen(connection& c) {
     ::close(c.fd);  // also removes it from the epoll set
     c.fd = -1;
@@ -381,13 +385,18 @@ class load_thread {
       ++errors_.connect;
       return;
     }
-    send_batch(c);
+    start_batch(c);
+    set_writing(c, true);
   }
 
-  void send_batch(connection& c) {
+  void start_batch(connection& c) {
     c.written = 0;
     c.outstanding = pipeline_;
     c.batch_start = clock_type::now();
+  }
+
+  void send_batch(connection& c) {
+    start_batch(c);
     write_some(c);
   }
 
