@@ -19,16 +19,26 @@ inline void add_routes(switchboard::http::router& routes) {
       .origin = {.allowed = {"*"}},
       .session = {.ping_interval = std::chrono::milliseconds(0)},
   };
-  routes.get("/echo", [](request& req) {
-    return switchboard::ws::accept(req, echo_options, [](std::shared_ptr<switchboard::ws::session> s) {
-      std::weak_ptr<switchboard::ws::session> weak = s;
-      s->on_message([weak](switchboard::ws::message&& m) {
-        auto self = weak.lock();
-        if (!self) return;
-        self->send(switchboard::ws::outgoing{switchboard::shared_bytes(std::move(m.data)), m.type});
+  // GET /echo-deflate: the same with permessage-deflate (RFC 7692) accepted.
+  static const switchboard::ws::accept_options deflate_options{
+      .origin = {.allowed = {"*"}},
+      .deflate = {.enabled = true},
+      .session = {.ping_interval = std::chrono::milliseconds(0)},
+  };
+  auto echo = [](const switchboard::ws::accept_options& options) {
+    return [&options](request& req) {
+      return switchboard::ws::accept(req, options, [](std::shared_ptr<switchboard::ws::session> s) {
+        std::weak_ptr<switchboard::ws::session> weak = s;
+        s->on_message([weak](switchboard::ws::message&& m) {
+          auto self = weak.lock();
+          if (!self) return;
+          self->send(switchboard::ws::outgoing{switchboard::shared_bytes(std::move(m.data)), m.type});
+        });
       });
-    });
-  });
+    };
+  };
+  routes.get("/echo", echo(echo_options));
+  routes.get("/echo-deflate", echo(deflate_options));
 }
 
 }  // namespace examples::hello

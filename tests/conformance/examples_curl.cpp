@@ -96,3 +96,18 @@ TEST_CASE("wrk against hello: bounded load, every response a 200", "[conformance
   CHECK(r.out.find("Socket errors") == std::string::npos);
   CHECK(server->stop() == 0);
 }
+
+TEST_CASE("the ws package (npm) against hello's WebSocket echo", "[conformance][ws]") {
+  REQUIRE(switchboard::test::have_program("node"));
+  std::unique_ptr<background_process> server;
+  std::string url = start_example(server, "hello");
+  url.replace(0, 4, "ws");  // http://... -> ws://...
+  for (const char* mode : {"plain", "deflate"}) {
+    INFO(mode);
+    const std::string path = std::string(mode) == "deflate" ? "/echo-deflate" : "/echo";
+    auto r = run_process({"node", std::string(SWITCHBOARD_NODE_PEERS) + "/ws_client.mjs", url + path, mode}, 30s);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+  }
+  CHECK(server->stop() == 0);
+}
