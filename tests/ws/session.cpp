@@ -186,7 +186,10 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   test_server s;
   auto group = std::make_shared<ws::session_group>();
   ws::accept_options options{.group = group};
-  s.routes().get("/ws", [&](http::request& req) { return ws::accept(req, options, [](std::shared_ptr<ws::session>) {}); });
+  std::promise<void> opened;
+  s.routes().get("/ws", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session>) { opened.set_value(); });
+  });
   s.rt().add(*group);
   s.start();
   raw_client c(s.port());
@@ -195,6 +198,7 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   ws_peer peer(c);
   peer.take(c.take_buffered());
   std::string data;
+  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
   std::thread stopper([&] { s.stop(5s); });
   auto e = peer.next(data);
   CHECK(e.event == ws::parse_event::close);

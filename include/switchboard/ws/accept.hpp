@@ -118,8 +118,8 @@ inline http::response accept(http::request& req, const accept_options& options, 
           if (options.group) {
             options.group->add(s);
             std::weak_ptr<session_group> weak_group = options.group;
-            if (on_open) on_open(s);  // the user's on_close first, then the group's bookkeeping
-            s->chain_on_close([weak_group, raw = s.get()](const close_info&) {
+            if (on_open) on_open(s);
+            s->before_on_close([weak_group, raw = s.get()](const close_info&) {
               if (auto g = weak_group.lock()) g->remove(raw);
             });
           } else if (on_open) {

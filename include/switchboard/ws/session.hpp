@@ -96,11 +96,12 @@ class session : public std::enable_shared_from_this<session> {
   void on_message(message_handler h) { on_message_ = std::move(h); }
   /// Called once when the session ends, on its executor.
   void on_close(close_handler h) { on_close_ = std::move(h); }
-  /// Adds `h` to run after the `on_close` handler (used by groups to keep their bookkeeping).
-  void chain_on_close(close_handler h) {
-    on_close_ = [first = std::move(on_close_), h = std::move(h)](const close_info& info) {
-      if (first) first(info);
+  /// Adds `h` to run before the `on_close` handler (groups keep their bookkeeping with it, so that the
+  /// session has left its group when the application hears that it closed).
+  void before_on_close(close_handler h) {
+    on_close_ = [h = std::move(h), then = std::move(on_close_)](const close_info& info) {
       h(info);
+      if (then) then(info);
     };
   }
 
