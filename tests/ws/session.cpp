@@ -4,7 +4,9 @@
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
+#include "support/test_support.hpp"
 
+#include <switchboard/ws/connect.hpp>
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 
@@ -208,4 +210,68 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   const drain_report report = s.stop();
   CHECK(report.drained == 1);
   CHECK(report.cut == 0);
+}
+
+TEST_CASE("ws client: our client against our server", "[ws][client]") {
+  test_server s;
+  ws::accept_options options{.subprotocols = {"chat.v1"}, .deflate = {.enabled = true}};
+  s.routes().get("/echo", [&](http::request& req) {
+    return ws::accept(req, options, [](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
+      });
+    });
+  });
+  s.start();
+  asio::io_context ctx;
+  for (bool deflate : {false, true}) {
+    INFO("deflate " << deflate);
+    std::error_code ec;
+    std::shared_ptr<ws::session> client;
+    bool connected = false;
+    ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + std::to_string(s.port()) + "/echo",
+                      {.subprotocols = {"chat.v1"}, .deflate = {.enabled = deflate}},
+                      [&](std::error_code e, std::shared_ptr<ws::session> c) {
+                        ec = e;
+                        client = std::move(c);
+                        connected = true;
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return connected; }));
+    REQUIRE_FALSE(ec);
+    CHECK(client->subprotocol() == "chat.v1");
+    std::vector<std::string> got;
+    std::optional<ws::close_info> closed;
+    client->on_message([&](ws::message&& m) { got.push_back(std::move(m.data)); });
+    client->on_close([&](const ws::close_info& info) { closed = info; });
+    client->start();
+    const std::string big(100'000, 'q');
+    client->send_text("one");
+    client->send_binary(big);
+    client->send_text("three");
+    REQUIRE(test::run_until(ctx, [&] { return got.size() == 3; }));
+    CHECK(got == std::vector<std::string>{"one", big, "three"});
+    client->close(ws::close_code::normal, "bye");
+    REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+    CHECK(closed->code == ws::close_code::normal);
+    CHECK_FALSE(closed->by_peer);
+  }
+}
+
+TEST_CASE("ws client: handshake failures", "[ws][client]") {
+  test_server s;
+  s.routes().get("/plain", [](http::request&) { return http::response::text("not a websocket"); });
+  s.start();
+  asio::io_context ctx;
+  auto attempt = [&](const std::string& url) {
+    std::optional<std::error_code> result;
+    ws::async_connect(ctx.get_executor(), url, {.connect_timeout = 2s},
+                      [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
+    REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+    return *result;
+  };
+  const std::string base = "ws://127.0.0.1:" + std::to_string(s.port());
+  CHECK(attempt(base + "/plain") == ws::error::handshake_refused);
+  CHECK(attempt(base + "/missing") == ws::error::handshake_refused);
+  CHECK(attempt("http://127.0.0.1/") == asio::error::invalid_argument);
 }

@@ -110,12 +110,15 @@ class session : public std::enable_shared_from_this<session> {
   void send_text(std::string text) { send(make_outgoing(opcode::text, std::move(text))); }
   /// Queues a binary message. Safe from any thread.
   void send_binary(std::string data) { send(make_outgoing(opcode::binary, std::move(data))); }
-  /// Queues a frame encoded once for many sessions (`prepared_frame`): no copy of its payload.
+  /// Queues a frame encoded once for many sessions (`prepared_frame`). Server sessions only: a client masks each
+  /// frame with its own key (`std::logic_error` otherwise).
   void send(const prepared_frame& frame, std::string conflation_key = {}) {
-    send(outgoing{shared_bytes(std::string(frame.bytes())), opcode::binary, true, std::move(conflation_key)});
+    send_frame(shared_bytes(std::string(frame.bytes())), std::move(conflation_key));
   }
-  /// Queues shared bytes that already hold a complete frame (the push hub encodes each event once).
+  /// Queues shared bytes that already hold a complete server frame (the push hub encodes each event once; the
+  /// bytes are not copied). Server sessions only.
   void send_frame(shared_bytes frame, std::string conflation_key = {}) {
+    if (role_ != role::server) throw std::logic_error("switchboard::ws: only server sessions send prepared frames");
     send(outgoing{std::move(frame), opcode::binary, true, std::move(conflation_key)});
   }
   void send(outgoing o) {
@@ -144,6 +147,10 @@ class session : public std::enable_shared_from_this<session> {
     asio::dispatch(executor_, [self = shared_from_this()] { self->finish({close_code::abnormal, "aborted", false}); });
   }
 
+  /// Starts reading and writing. A server session is started by the server once `on_open` returned; a client
+  /// session from `async_connect` must be started by its owner, after setting the handlers. On its executor.
+  virtual void start() = 0;
+
   const asio::any_io_executor& get_executor() const noexcept { return executor_; }
   /// False once closing has started or the connection is gone. A hint: a send may still race with the end.
   bool is_open() const noexcept { return state_.load() == state::open; }
@@ -165,9 +172,9 @@ class session : public std::enable_shared_from_this<session> {
  protected:
   enum class state : std::uint8_t { open, closing, closed };
 
-  session(asio::any_io_executor executor, const session_options& options, std::string subprotocol)
+  session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r)
       : executor_(std::move(executor)), options_(options), queue_(executor_, options.send_queue),
-        subprotocol_(std::move(subprotocol)) {}
+        subprotocol_(std::move(subprotocol)), role_(r) {}
 
   virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
   virtual void finish(close_info info) = 0;
@@ -194,6 +201,7 @@ class session : public std::enable_shared_from_this<session> {
   session_options options_;
   async_queue<outgoing> queue_;
   std::string subprotocol_;
+  role role_;
   message_handler on_message_;
   close_handler on_close_;
   std::atomic<state> state_{state::open};
@@ -211,26 +219,26 @@ asio::ip::tcp::socket& lowest_socket(Stream& s) noexcept {
   }
 }
 
-/// The session over one transport (TCP or TLS): the read loop, the write loop, the timers.
+/// The session over one transport (TCP or TLS) for one role: the read loop, the write loop, the timers.
 template <class Stream>
 class session_impl final : public session {
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
-               std::optional<deflate_params> deflate)
-      : session(stream.get_executor(), options, std::move(subprotocol)),
+               std::optional<deflate_params> deflate, role r = role::server)
+      : session(stream.get_executor(), options, std::move(subprotocol), r),
         stream_(std::move(stream)),
-        parser_(role::server, with_deflate(options.limits, deflate)),
+        parser_(r, with_deflate(options.limits, deflate)),
+        writer_(r),
         keepalive_(executor_),
         close_timer_(executor_),
         write_timer_(executor_) {
-    if (deflate) compressor_.emplace(role::server, *deflate, options.compression_level);
+    if (deflate) compressor_.emplace(r, *deflate, options.compression_level);
     in_.resize(std::max<std::size_t>(16 * 1024, leftover.size() + 4096));
     std::copy(leftover.begin(), leftover.end(), in_.begin());
     in_size_ = leftover.size();
   }
 
-  /// Starts reading and writing. Call once, on the session's executor, after the handlers are set.
-  void start() {
+  void start() override {
     auto self = std::static_pointer_cast<session_impl>(shared_from_this());
     last_heard_ = std::chrono::steady_clock::now();
     arm_keepalive();
@@ -478,7 +486,7 @@ class session_impl final : public session {
 
   Stream stream_;
   frame_parser parser_;
-  frame_writer writer_{role::server};  // server frames are not masked: its key source is never used
+  frame_writer writer_;  // a client's frames are masked with keys from OpenSSL; a server's are not
   std::optional<deflate_compressor> compressor_;
   std::vector<char> in_;
   std::size_t in_size_ = 0;
