@@ -38,6 +38,7 @@
 #include <switchboard/http/status.hpp>
 #include <switchboard/http/url.hpp>
 
+#include <switchboard/resp/client.hpp>
 #include <switchboard/resp/command_parser.hpp>
 #include <switchboard/resp/encoder.hpp>
 #include <switchboard/resp/error.hpp>

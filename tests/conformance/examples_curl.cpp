@@ -3,6 +3,7 @@
 #include "support/test_support.hpp"
 
 #include <nlohmann/json.hpp>
+#include <switchboard/ws/connect.hpp>
 
 #include <csignal>
 #include <string>
@@ -95,4 +96,61 @@ TEST_CASE("wrk against hello: bounded load, every response a 200", "[conformance
   CHECK(r.out.find("Non-2xx") == std::string::npos);
   CHECK(r.out.find("Socket errors") == std::string::npos);
   CHECK(server->stop() == 0);
+}
+
+TEST_CASE("the ws package (npm) against hello's WebSocket echo", "[conformance][ws]") {
+  REQUIRE(switchboard::test::have_program("node"));
+  std::unique_ptr<background_process> server;
+  std::string url = start_example(server, "hello");
+  url.replace(0, 4, "ws");  // http://... -> ws://...
+  for (const char* mode : {"plain", "deflate"}) {
+    INFO(mode);
+    const std::string path = std::string(mode) == "deflate" ? "/echo-deflate" : "/echo";
+    auto r = run_process({"node", std::string(SWITCHBOARD_NODE_PEERS) + "/ws_client.mjs", url + path, mode}, 30s);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+  }
+  CHECK(server->stop() == 0);
+}
+
+TEST_CASE("switchboard's WebSocket client against the ws package's server", "[conformance][ws]") {
+  using namespace switchboard;
+  background_process node({"node", std::string(SWITCHBOARD_NODE_PEERS) + "/ws_server.mjs"},
+                          std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/ws_server.log");
+  const std::string line = node.wait_for_line("listening ");
+  REQUIRE_FALSE(line.empty());
+  const std::string port = line.substr(line.find(' ') + 1);
+  asio::io_context ctx;
+  for (bool deflate : {false, true}) {
+    INFO("deflate " << deflate);
+    std::error_code ec;
+    std::shared_ptr<ws::session> client;
+    bool done = false;
+    ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + port + "/", {.deflate = {.enabled = deflate}},
+                      [&](std::error_code e, std::shared_ptr<ws::session> c) {
+                        ec = e;
+                        client = std::move(c);
+                        done = true;
+                      });
+    REQUIRE(switchboard::test::run_until(ctx, [&] { return done; }));
+    REQUIRE_FALSE(ec);
+    std::vector<ws::message> got;
+    std::optional<ws::close_info> closed;
+    client->on_message([&](ws::message&& m) { got.push_back(std::move(m)); });
+    client->on_close([&](const ws::close_info& info) { closed = info; });
+    client->start();
+    client->send_text("héllo ✓");
+    client->send_binary(std::string("\0\1\2\xff", 4));
+    client->send_text(std::string(70'000, 'z'));
+    REQUIRE(switchboard::test::run_until(ctx, [&] { return got.size() == 3; }));
+    CHECK(got[0].is_text());
+    CHECK(got[0].data == "héllo ✓");
+    CHECK_FALSE(got[1].is_text());
+    CHECK(got[1].data == std::string("\0\1\2\xff", 4));
+    CHECK(got[2].data.size() == 70'000);
+    client->close();
+    REQUIRE(switchboard::test::run_until(ctx, [&] { return closed.has_value(); }));
+    CHECK(closed->code == ws::close_code::normal);
+  }
+  CHECK(node.stop() == 0);
 }

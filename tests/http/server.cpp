@@ -400,3 +400,52 @@ TEST_CASE("server: statistics exported as Prometheus metrics", "[http][server][m
   CHECK(r->body.find("switchboard_http_responses_total{class=\"4xx\",server=\"api\"} 1") != std::string::npos);
   CHECK(r->body.find("switchboard_http_connections_active{server=\"api\"} 1") != std::string::npos);
 }
+
+TEST_CASE("server: a 101 response hands the connection to another protocol", "[http][server][upgrade]") {
+  test_server s;
+  // A toy protocol: after the upgrade, the server echoes every byte back in upper case.
+  s.routes().get("/shout", [](request&) {
+    return response::upgrade("shout", [](upgraded_connection&& c) {
+      auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(std::get<asio::ip::tcp::socket>(c.stream)));
+      auto buffer = std::make_shared<std::string>(std::move(c.leftover));
+      auto echo = std::make_shared<std::function<void()>>();
+      *echo = [socket, buffer, echo] {
+        for (char& ch : *buffer) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        asio::write(*socket, asio::buffer(*buffer));
+        buffer->resize(4096);
+        socket->async_read_some(asio::buffer(*buffer), [socket, buffer, echo](std::error_code ec, std::size_t n) {
+          if (ec) {
+            *echo = nullptr;  // break the cycle
+            return;
+          }
+          buffer->resize(n);
+          (*echo)();
+        });
+      };
+      socket->non_blocking(false);
+      (*echo)();
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  // The request and the first bytes of the new protocol arrive together.
+  c.send("GET /shout HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\nhello");
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 101);
+  CHECK(r->header("connection") == "upgrade");
+  CHECK(r->header("upgrade") == "shout");
+  CHECK_FALSE(r->has_header("content-length"));
+  CHECK(c.read_bytes(5) == "HELLO");
+  c.send("again");
+  CHECK(c.read_bytes(5) == "AGAIN");
+  CHECK(s.server().stats().active == 0);  // no longer the HTTP server's
+
+  SECTION("a request that did not ask to upgrade gets no 101") {
+    raw_client plain(s.port());
+    plain.send(get_request("/shout"));
+    auto p = plain.read_response();
+    REQUIRE(p);
+    CHECK(p->status == 500);
+  }
+}

@@ -123,6 +123,21 @@ class raw_client {
 
   asio::ip::tcp::socket& socket() { return socket_; }
 
+  /// Bytes received after the last response read (e.g. the first bytes of an upgraded protocol).
+  std::string take_buffered() { return std::exchange(buffer_, std::string()); }
+  /// Reads until at least `size` bytes (counting those already buffered) have arrived, or the read times out.
+  std::string read_bytes(std::size_t size) {
+    std::string out = take_buffered();
+    char chunk[4096];
+    while (out.size() < size) {
+      std::error_code ec;
+      const std::size_t got = receive(chunk, sizeof chunk, ec);
+      if (ec) break;
+      out.append(chunk, got);
+    }
+    return out;
+  }
+
  private:
   // Plain recv(2): unlike Asio's synchronous reads (which poll without a timeout), it honours SO_RCVTIMEO.
   std::size_t receive(char* data, std::size_t size, std::error_code& ec) {

@@ -71,8 +71,8 @@ class runtime {
   runtime& operator=(const runtime&) = delete;
 
   ~runtime() {
-    for (auto* c : contexts_) {
-      if (!external_) c->stop();
+    if (!external_) {
+      for (auto* c : contexts_) c->stop();
     }
     join();
   }
@@ -183,14 +183,12 @@ class runtime {
     }
   }
 
-  // Everything is drained: let the threads run out of work, and stop them in case the application left
-  // long-lived work (timers) of its own on the runtime's contexts.
+  // Everything is drained: release the work guards so that each thread returns once its context has no work
+  // left. Work still queued (a response being written) completes first; an application that keeps long-lived
+  // work of its own on the runtime (a periodic timer) must end it when drained (register a `drainable`).
   void finish() {
     if (signals_) signals_->cancel();
     guards_.clear();
-    if (!external_) {
-      for (auto* c : contexts_) c->stop();
-    }
   }
 
   void start_background(std::size_t first) {

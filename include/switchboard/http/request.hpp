@@ -66,6 +66,8 @@ class request {
   /// True if the client wants to keep the connection open after this request.
   bool keep_alive() const noexcept { return keep_alive_; }
   const asio::ip::tcp::endpoint& remote_endpoint() const noexcept { return remote_; }
+  /// True when the request came over TLS (HTTPS).
+  bool is_secure() const noexcept { return secure_; }
 
   /// Emitted (terminal) when the client disconnects, or its connection is cut, while the handler runs. Coroutine
   /// handlers are bound to it (their pending operations complete with `operation_aborted`); deferred handlers can
@@ -183,7 +185,10 @@ class request {
       body_ = owned_body_;
     }
   }
-  void set_remote_endpoint(const asio::ip::tcp::endpoint& e) noexcept { remote_ = e; }
+  void set_remote_endpoint(const asio::ip::tcp::endpoint& e, bool secure) noexcept {
+    remote_ = e;
+    secure_ = secure;
+  }
   void set_body_view(std::string_view body) noexcept { body_ = body; }
   /// Appends to the owned body (bodies that did not arrive in one contiguous piece).
   void append_body(std::string_view piece) {
@@ -210,6 +215,7 @@ class request {
   int version_minor_ = 1;
   field_views fields_;
   bool keep_alive_ = true;
+  bool secure_ = false;
   asio::ip::tcp::endpoint remote_;
   std::string_view body_;
   std::string owned_body_;

@@ -9,6 +9,7 @@
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/problem.hpp>
 #include <switchboard/http/status.hpp>
+#include <switchboard/http/upgrade.hpp>
 
 #include <asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
@@ -67,6 +68,15 @@ class response {
     return r;
   }
 
+  /// 101 Switching Protocols to `protocol` (the `Upgrade` field): after writing it the server hands the
+  /// connection to `handler`. Add the protocol's own fields (Sec-WebSocket-Accept, ...) with `set`.
+  static response upgrade(std::string_view protocol, upgrade_handler handler) {
+    response r(http::status::switching_protocols);
+    r.headers_.set("Upgrade", protocol);
+    r.upgrade_ = std::move(handler);
+    return r;
+  }
+
   http::status status() const noexcept { return status_; }
   response& set_status(http::status s) noexcept {
     status_ = s;
@@ -97,6 +107,8 @@ class response {
   bool closes_connection() const noexcept { return close_; }
 
   bool is_streamed() const noexcept { return static_cast<bool>(producer_); }
+  bool is_upgrade() const noexcept { return static_cast<bool>(upgrade_); }
+  upgrade_handler& upgrade_target() noexcept { return upgrade_; }
   body_producer& producer() noexcept { return producer_; }
 
  private:
@@ -105,6 +117,7 @@ class response {
   header_block headers_;
   std::string body_;
   body_producer producer_;
+  upgrade_handler upgrade_;
 };
 
 }  // namespace switchboard::http

@@ -81,17 +81,20 @@ class server final : public drainable {
   void start() {
     listener_->listen();
     for (auto& shard : shards_) asio::post(shard->executor(), [shard] { shard->start(); });
-    listener_->start([this, shards = shards_](std::size_t index, asio::ip::tcp::socket socket) {
-      auto& shard = shards[index];
+    // Weak references: the shards hold the listener, so the listener's handler must not hold the shards.
+    std::vector<std::weak_ptr<detail::server_shard>> weak_shards(shards_.begin(), shards_.end());
+    listener_->start([tls = tls_, shards = std::move(weak_shards)](std::size_t index, asio::ip::tcp::socket socket) {
+      auto shard = shards[index].lock();
+      if (!shard) return;
       shard->on_accepted();
       if (shard->draining()) {
         std::error_code ignored;
         socket.close(ignored);
         return;
       }
-      if (tls_) {
+      if (tls) {
         auto c = std::make_shared<detail::server_connection<asio::ssl::stream<asio::ip::tcp::socket>>>(
-            shard, asio::ssl::stream<asio::ip::tcp::socket>(std::move(socket), *tls_));
+            shard, asio::ssl::stream<asio::ip::tcp::socket>(std::move(socket), *tls));
         c->start();
       } else {
         auto c = std::make_shared<detail::server_connection<asio::ip::tcp::socket>>(shard, std::move(socket));

@@ -66,6 +66,16 @@ enum class error {
   invalid_verbatim_string,
   /// A streamed string or aggregate (`$?`, `*?`, ...): RESP3 allows them, Redis never sends them, we do not read them.
   streamed_not_supported,
+
+  // -- client (resp/client.hpp)
+  /// A command was issued on a client that is not connected (never connected, or closed).
+  not_connected,
+  /// The connection was lost (or closed) before the reply arrived.
+  connection_lost,
+  /// The server refused the connection set-up: HELLO, AUTH or CLIENT SETNAME answered an error.
+  handshake_failed,
+  /// More commands are waiting for replies than `client_options::max_pending` allows.
+  too_many_pending,
 };
 
 namespace detail {
@@ -96,6 +106,10 @@ class resp_category_impl final : public std::error_category {
       case error::invalid_null: return "invalid RESP null";
       case error::invalid_verbatim_string: return "invalid RESP verbatim string";
       case error::streamed_not_supported: return "RESP streamed strings and aggregates are not supported";
+      case error::not_connected: return "not connected";
+      case error::connection_lost: return "connection lost before the reply";
+      case error::handshake_failed: return "the server refused the connection set-up (HELLO, AUTH or SETNAME)";
+      case error::too_many_pending: return "too many commands waiting for replies";
     }
     return "unknown switchboard.resp error";
   }

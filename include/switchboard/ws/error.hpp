@@ -80,6 +80,9 @@ enum class error {
   /// The server's `Sec-WebSocket-Extensions` response names an extension the client did not offer, or answers
   /// permessage-deflate with parameters the client cannot accept (RFC 6455 §9.1, RFC 7692 §7.1).
   unexpected_extension,
+  /// The server answered the opening handshake with a status other than 101, or without `Upgrade: websocket`
+  /// and `Connection: upgrade` (§4.1 items 1-3).
+  handshake_refused,
 };
 
 }  // namespace switchboard::ws
@@ -121,6 +124,7 @@ class ws_category_impl final : public std::error_category {
       case error::invalid_header_syntax: return "malformed WebSocket handshake header";
       case error::unexpected_subprotocol: return "server selected a subprotocol that was not offered";
       case error::unexpected_extension: return "server accepted an extension that was not offered as answered";
+      case error::handshake_refused: return "server did not switch to WebSocket";
     }
     return "unknown switchboard.ws error";
   }

@@ -24,6 +24,7 @@ using namespace std::string_view_literals;
 struct head_info {
   int version_minor = 1;        ///< of the request: an HTTP/1.0 client gets an HTTP/1.1 response it understands
   bool keep_alive = true;       ///< false: "Connection: close"
+  bool upgrade = false;         ///< 101 Switching Protocols: "Connection: upgrade" (RFC 9110 §7.8)
   bool chunked = false;         ///< streamed body: "Transfer-Encoding: chunked" (HTTP/1.1 clients only)
   bool send_length = true;      ///< write Content-Length (false for 1xx, 204, and streamed bodies)
   std::uint64_t content_length = 0;
@@ -84,7 +85,9 @@ inline void append_response_head(std::string& out, const response& r, const head
     append_decimal(out, info.content_length);
     out.append("\r\n"sv);
   }
-  if (!info.keep_alive) {
+  if (info.upgrade) {
+    out.append("Connection: upgrade\r\n"sv);
+  } else if (!info.keep_alive) {
     out.append("Connection: close\r\n"sv);
   } else if (info.version_minor == 0) {
     out.append("Connection: keep-alive\r\n"sv);

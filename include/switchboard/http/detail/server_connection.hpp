@@ -185,7 +185,7 @@ class server_connection final : public connection_base,
   }
 
  private:
-  enum class phase : std::uint8_t { idle, header, body, handling, streaming };
+  enum class phase : std::uint8_t { idle, header, body, handling, streaming, upgrading };
 
   const server_options& options() const noexcept { return shard_->options(); }
 
@@ -347,7 +347,7 @@ class server_connection final : public connection_base,
     const request_parser& p = x.parser;
     x.req.reset(request::fill{p.method(), p.method_string(), p.target(), p.version_minor(), &p.fields(), p.keep_alive()},
                 this, &x.cancel);
-    x.req.set_remote_endpoint(remote_);
+    x.req.set_remote_endpoint(remote_, traits::tls);
     route_match match = shard_->routes().match(x.req);
     if (match.result != route_match::kind::found) return answer_without_route(match);
     x.current_route = match.matched;
@@ -495,6 +495,11 @@ class server_connection final : public connection_base,
     const bool head = x.req.method() == method::head;
     const bool no_content = has_no_content(r.status());
     const bool streamed = r.is_streamed() && !head && !no_content;
+    // A 101 hands the connection to another protocol; only a request that asked to upgrade may get one.
+    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && p.upgrade() && !leaving_;
+    if (r.is_upgrade() && !upgrading) {
+      r = response::problem(status::internal_server_error, "The server could not switch protocols.");
+    }
     // A body that was not read completely (streamed routes whose handler stopped reading) leaves the connection
     // out of step: close it after the response.
     const bool body_left = !p.done() && p.framing() != body_framing::none;
@@ -503,6 +508,7 @@ class server_connection final : public connection_base,
     head_info info;
     info.version_minor = p.version_minor();
     info.keep_alive = keep_alive;
+    info.upgrade = upgrading;
     info.chunked = streamed && p.version_minor() == 1;
     info.send_length = !streamed && !no_content;
     info.content_length = r.body().size();
@@ -512,8 +518,11 @@ class server_connection final : public connection_base,
     if (!head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
     if (!keep_alive) close_after_write_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
+    if (upgrading) upgrade_ = std::move(r.upgrade_target());
     x.reset_request();  // may destroy `r` (when it is the exchange's sync_response)
-    if (streamed) {
+    if (upgrading) {
+      phase_ = phase::upgrading;  // no more requests: the next bytes belong to the new protocol
+    } else if (streamed) {
       start_streaming(std::move(producer), info.chunked);
     } else {
       phase_ = phase::idle;
@@ -658,12 +667,26 @@ class server_connection final : public connection_base,
       done.complete({});
       return;
     }
+    if (phase_ == phase::upgrading) return hand_over();
     if (phase_ == phase::streaming || phase_ == phase::handling) {
       if (phase_ == phase::handling && pending_body_read_) read_body_more();
       return;
     }
     if (close_after_write_) return shutdown_and_close();
     process();
+  }
+
+  // ---------------------------------------------------------------- upgrading
+
+  // The 101 response is out: give the transport, and the bytes that followed the request, to the new protocol.
+  void hand_over() {
+    std::error_code ignored;
+    if (reading_) traits::socket(stream_).cancel(ignored);  // a disconnect watch; the new owner reads from now on
+    upgraded_connection c{std::move(stream_), std::string(ex_->in.data())};
+    closed_ = true;  // this object no longer owns a connection
+    shard_->remove(this, false);
+    if (!reading_) shard_->release_exchange(std::move(ex_));
+    asio::post(shard_->executor(), [h = std::move(upgrade_), c = std::move(c)]() mutable { h(std::move(c)); });
   }
 
   // ---------------------------------------------------------------- closing
@@ -727,6 +750,7 @@ class server_connection final : public connection_base,
   read_handler pending_body_read_;
   completion pending_stream_write_;
   body_producer producer_;
+  upgrade_handler upgrade_;
   std::size_t linger_budget_ = 0;
   phase phase_ = phase::idle;
   bool reading_ = false;

@@ -1,0 +1,437 @@
+// switchboard/resp/client.hpp
+//
+// `resp::client`: an asynchronous client for Redis (and anything that speaks RESP) over Asio. Commands are
+// pipelined: each `async_exec` appends its command to the output, one write sends everything queued, and replies
+// are matched to commands in order. RESP3 is negotiated with HELLO 3 when the server has it (Redis 6+), else RESP2.
+// Pub/sub messages (RESP3 pushes, or RESP2 messages in subscribed mode) go to a push handler.
+//
+//   resp::client redis(executor, {.port = 6379});
+//   co_await redis.async_connect(asio::use_awaitable);
+//   resp::value v = co_await redis.async_exec(resp::command("INCR", "counter"), asio::use_awaitable);
+//   redis.set_push_handler([](resp::value push) { ... });      // ["message", channel, payload], ...
+//   co_await redis.async_exec(resp::command("SUBSCRIBE", "news"), asio::use_awaitable);
+//
+// Threading: a client lives on one executor; its functions may be called from any thread (they dispatch there).
+// Lifetime: operations keep the client's state alive; destroying the client closes the connection and fails what
+// is still waiting with `error::connection_lost`. Reconnection is the caller's policy (see the pub/sub bridge).
+#pragma once
+
+#include <switchboard/core/detail/pending_handler.hpp>
+#include <switchboard/core/error.hpp>
+#include <switchboard/resp/encoder.hpp>
+#include <switchboard/resp/error.hpp>
+#include <switchboard/resp/reply_parser.hpp>
+#include <switchboard/resp/value.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/connect.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard::resp {
+
+struct client_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  /// AUTH credentials; an empty password sends no AUTH. An empty username means "default".
+  std::string username;
+  std::string password;
+  /// CLIENT SETNAME value; empty sends none.
+  std::string client_name;
+  /// 3: ask for RESP3 (HELLO 3) and fall back to RESP2 if the server refuses; 2: RESP2 only.
+  int protocol = 3;
+  /// Resolving, connecting, TLS and the set-up commands.
+  std::chrono::milliseconds connect_timeout{5'000};
+  /// Most commands queued or waiting for a reply at once; more fail with `error::too_many_pending`.
+  std::size_t max_pending = 100'000;
+  /// Limits of the reply parser.
+  reply_parser_options limits;
+  /// TLS when set (with peer verification as configured in the context; the host name is checked).
+  std::shared_ptr<asio::ssl::context> tls;
+};
+
+/// A command's arguments, for `client::async_exec`: `command("SET", key, value)`. (A braced list of string
+/// literals would do as well outside coroutines; GCC 12 rejects one inside a `co_await` expression.)
+template <class... Args>
+std::vector<std::string> command(Args&&... args) {
+  std::vector<std::string> out;
+  out.reserve(sizeof...(args));
+  (out.emplace_back(std::forward<Args>(args)), ...);
+  return out;
+}
+
+class client {
+ public:
+  using push_handler = std::function<void(value)>;
+  using disconnect_handler = std::function<void(std::error_code)>;
+
+  client(asio::any_io_executor executor, client_options options)
+      : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
+  ~client() {
+    if (state_) close();
+  }
+  client(client&&) noexcept = default;
+  client& operator=(client&&) noexcept = default;
+
+  asio::any_io_executor get_executor() const { return state_->executor; }
+
+  /// Connects and sets the connection up (HELLO or AUTH, CLIENT SETNAME). Completion signature
+  /// `void(std::error_code)`: `switchboard::error::timeout` past `connect_timeout`, `error::handshake_failed` when
+  /// the server refuses the set-up, or the resolver's or socket's error.
+  template <class Token>
+  auto async_connect(Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code)>(
+        [s = state_](auto handler) {
+          asio::dispatch(s->executor, [s, h = connect_handler(std::move(handler), s->executor)]() mutable {
+            s->connect(std::move(h));
+          });
+        },
+        token);
+  }
+
+  /// Sends a command and waits for its reply. Completion signature `void(std::error_code, value)`. An error reply
+  /// is not an error code: it completes with a value whose `is_error()` is true. SUBSCRIBE and its relatives
+  /// complete once written; their confirmations, like the messages, go to the push handler.
+  template <class Token>
+  auto async_exec(std::vector<std::string> args, Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, value)>(
+        [s = state_](auto handler, std::vector<std::string> args) {
+          asio::dispatch(s->executor, [s, args = std::move(args),
+                                       h = reply_handler(std::move(handler), s->executor)]() mutable {
+            s->exec(std::move(args), std::move(h));
+          });
+        },
+        token, std::move(args));
+  }
+
+  /// Receives pushes (RESP3 `>` frames, or RESP2 pub/sub messages and confirmations), on the client's executor.
+  void set_push_handler(push_handler h) {
+    asio::dispatch(state_->executor, [s = state_, h = std::move(h)]() mutable { s->on_push = std::move(h); });
+  }
+  /// Called once when an established connection is lost (not after `close`), on the client's executor.
+  void set_disconnect_handler(disconnect_handler h) {
+    asio::dispatch(state_->executor, [s = state_, h = std::move(h)]() mutable { s->on_disconnect = std::move(h); });
+  }
+
+  /// Closes the connection; commands still waiting fail with `error::connection_lost`. Safe from any thread.
+  void close() {
+    asio::dispatch(state_->executor, [s = state_] { s->fail(error::connection_lost, /*notify=*/false); });
+  }
+
+  /// The protocol negotiated (2 or 3), 0 before a connection. On the executor only.
+  int protocol() const noexcept { return state_->protocol; }
+  bool connected() const noexcept { return state_->connected; }
+
+ private:
+  using connect_handler = switchboard::detail::pending_handler<void(std::error_code)>;
+  using reply_handler = switchboard::detail::pending_handler<void(std::error_code, value)>;
+
+  struct state : std::enable_shared_from_this<state> {
+    state(asio::any_io_executor ex, client_options opts)
+        : executor(std::move(ex)), options(std::move(opts)), socket(executor), timer(executor), parser(options.limits) {}
+
+    asio::any_io_executor executor;
+    client_options options;
+    asio::ip::tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
+    asio::steady_timer timer;
+    reply_parser parser;
+    std::string out, writing, in;
+    std::deque<reply_handler> waiting;                 // in the order their replies will come
+    std::vector<reply_handler> complete_when_written;  // commands without a reply, in the current write
+    std::vector<reply_handler> written_batch;
+    push_handler on_push;
+    disconnect_handler on_disconnect;
+    connect_handler connecting;
+    int protocol = 0;
+    int setup_replies = 0;  // set-up commands whose replies are still expected during connect
+    bool connected = false;
+    bool is_writing = false;
+    bool subscribed = false;  // RESP2: the connection is in subscribed mode
+    std::uint64_t generation = 0;  // incremented on each (re)connection, so stale handlers know they are stale
+
+    void connect(connect_handler h) {
+      if (connected || connecting) {
+        h.complete(make_error_code(std::errc::already_connected));
+        return;
+      }
+      connecting = std::move(h);
+      reset_connection();
+      const std::uint64_t gen = ++generation;
+      timer.expires_after(options.connect_timeout);
+      timer.async_wait([self = shared_from_this(), gen](std::error_code ec) {
+        if (ec || gen != self->generation || !self->connecting) return;
+        self->finish_connect(switchboard::error::timeout);
+      });
+      auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor);
+      resolver->async_resolve(options.host, std::to_string(options.port),
+                              [self = shared_from_this(), resolver, gen](std::error_code ec, auto results) {
+                                if (gen != self->generation || !self->connecting) return;
+                                if (ec) return self->finish_connect(ec);
+                                asio::async_connect(self->socket, results, [self, gen](std::error_code cec, auto) {
+                                  if (gen != self->generation || !self->connecting) return;
+                                  if (cec) return self->finish_connect(cec);
+                                  std::error_code ignored;
+                                  self->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+                                  self->start_tls(gen);
+                                });
+                              });
+    }
+
+    void start_tls(std::uint64_t gen) {
+      if (!options.tls) return send_setup();
+      tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
+      SSL_set_tlsext_host_name(tls->native_handle(), options.host.c_str());
+      tls->set_verify_callback(asio::ssl::host_name_verification(options.host));
+      tls->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(), gen](std::error_code ec) {
+        if (gen != self->generation || !self->connecting) return;
+        if (ec) return self->finish_connect(ec);
+        self->send_setup();
+      });
+    }
+
+    // HELLO 3 [AUTH user pass] [SETNAME name], or for RESP2: [AUTH] [CLIENT SETNAME]. The replies are read by the
+    // normal reader; set-up replies are checked in `on_reply` while `setup_replies` > 0.
+    void send_setup() {
+      connected = true;  // the pipe is open; commands issued now queue behind the set-up
+      protocol = options.protocol >= 3 ? 3 : 2;
+      start_reading();
+      encoder e(out);
+      if (protocol == 3) {
+        std::vector<std::string_view> hello{"HELLO", "3"};
+        if (!options.password.empty()) {
+          hello.insert(hello.end(), {"AUTH", options.username.empty() ? std::string_view("default")
+                                                                      : std::string_view(options.username),
+                                     options.password});
+        }
+        if (!options.client_name.empty()) hello.insert(hello.end(), {"SETNAME", options.client_name});
+        e.command(hello);
+        ++setup_replies;
+      } else {
+        send_resp2_setup();
+      }
+      if (setup_replies == 0) return finish_connect({});
+      flush();
+    }
+
+    void send_resp2_setup() {
+      encoder e(out);
+      if (!options.password.empty()) {
+        if (options.username.empty()) e.command({"AUTH", options.password});
+        else e.command({"AUTH", options.username, options.password});
+        ++setup_replies;
+      }
+      if (!options.client_name.empty()) {
+        e.command({"CLIENT", "SETNAME", options.client_name});
+        ++setup_replies;
+      }
+    }
+
+    // A reply to a set-up command. Returns true when it was one.
+    bool on_setup_reply(const value& v) {
+      if (setup_replies == 0) return false;
+      --setup_replies;
+      if (v.is_error()) {
+        // A server without RESP3 (Redis < 6) answers HELLO with an error: fall back to RESP2.
+        if (protocol == 3 && (v.text.rfind("NOPROTO", 0) == 0 || v.text.find("unknown command") != std::string::npos)) {
+          protocol = 2;
+          send_resp2_setup();
+          if (setup_replies == 0) finish_connect({});
+          else flush();
+          return true;
+        }
+        finish_connect(error::handshake_failed);
+        return true;
+      }
+      if (setup_replies == 0) finish_connect({});
+      return true;
+    }
+
+    void finish_connect(std::error_code ec) {
+      timer.cancel();
+      auto h = std::move(connecting);
+      connecting = connect_handler();
+      if (ec) fail(ec, /*notify=*/false);
+      if (h) h.complete(ec);
+    }
+
+    void exec(std::vector<std::string> args, reply_handler h) {
+      if (!connected) {
+        h.complete(error::not_connected, value{});
+        return;
+      }
+      if (waiting.size() + complete_when_written.size() >= options.max_pending) {
+        h.complete(error::too_many_pending, value{});
+        return;
+      }
+      std::vector<std::string_view> views(args.begin(), args.end());
+      encoder(out).command(views);
+      if (is_subscription_command(args.empty() ? std::string_view() : std::string_view(args[0]))) {
+        if (protocol == 2) subscribed = true;
+        complete_when_written.push_back(std::move(h));
+      } else {
+        waiting.push_back(std::move(h));
+      }
+      flush();
+    }
+
+    static bool iequal(std::string_view a, std::string_view b) {
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
+      }
+      return true;
+    }
+
+    static bool is_subscription_command(std::string_view name) {
+      for (std::string_view c : {"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE"}) {
+        if (iequal(name, c)) return true;
+      }
+      return false;
+    }
+
+    void flush() {
+      if (is_writing || out.empty() || !connected) return;
+      is_writing = true;
+      writing.swap(out);
+      out.clear();
+      written_batch.swap(complete_when_written);
+      complete_when_written.clear();
+      auto done = [self = shared_from_this(), gen = generation](std::error_code ec, std::size_t) {
+        if (gen != self->generation) return;
+        self->is_writing = false;
+        self->writing.clear();
+        if (ec) return self->fail(error::connection_lost, true);
+        for (auto& h : self->written_batch) h.complete({}, value{});
+        self->written_batch.clear();
+        self->flush();
+      };
+      if (tls) asio::async_write(*tls, asio::buffer(writing), std::move(done));
+      else asio::async_write(socket, asio::buffer(writing), std::move(done));
+    }
+
+    void start_reading() {
+      in.resize(16 * 1024);
+      read_more(0);
+    }
+
+    void read_more(std::size_t kept) {
+      if (in.size() - kept < 4096) in.resize(in.size() * 2);
+      auto done = [self = shared_from_this(), gen = generation, kept](std::error_code ec, std::size_t n) {
+        if (gen != self->generation) return;
+        if (ec) return self->fail(error::connection_lost, true);
+        self->on_bytes(kept + n);
+      };
+      auto buffer = asio::buffer(in.data() + kept, in.size() - kept);
+      if (tls) tls->async_read_some(buffer, std::move(done));
+      else socket.async_read_some(buffer, std::move(done));
+    }
+
+    void on_bytes(std::size_t size) {
+      std::size_t pos = 0;
+      const std::uint64_t gen = generation;
+      while (pos < size) {
+        std::error_code ec;
+        const std::size_t used = parser.parse(std::string_view(in.data() + pos, size - pos), ec);
+        if (ec) return fail(ec, true);
+        pos += used;
+        if (!parser.has_value()) break;
+        on_value(parser.take());
+        if (gen != generation) return;  // a handler closed the connection
+      }
+      // Keep the unparsed tail at the front (the parser remembers offsets relative to its input).
+      std::memmove(in.data(), in.data() + pos, size - pos);
+      read_more(size - pos);
+    }
+
+    void on_value(value v) {
+      if (v.kind == value_kind::push || is_resp2_push(v)) {
+        if (protocol == 2) track_resp2_subscriptions(v);
+        if (on_push) on_push(std::move(v));
+        return;
+      }
+      if (on_setup_reply(v)) return;
+      if (waiting.empty()) return fail(error::connection_lost, true);  // a reply nobody asked for: out of step
+      auto h = std::move(waiting.front());
+      waiting.pop_front();
+      h.complete({}, std::move(v));
+    }
+
+    // In RESP2 subscribed mode, messages and (un)subscribe confirmations are arrays like any reply.
+    bool is_resp2_push(const value& v) const {
+      if (protocol != 2 || !subscribed || v.kind != value_kind::array || v.elements.empty()) return false;
+      const std::string& kind = v.elements[0].text;
+      for (std::string_view k : {"message", "pmessage", "smessage", "subscribe", "psubscribe", "ssubscribe",
+                                 "unsubscribe", "punsubscribe", "sunsubscribe"}) {
+        if (kind == k) return true;
+      }
+      return false;
+    }
+
+    void track_resp2_subscriptions(const value& v) {
+      if (v.elements.size() == 3 && v.elements[0].text.find("unsubscribe") != std::string::npos &&
+          v.elements[2].kind == value_kind::integer && v.elements[2].integer == 0) {
+        subscribed = false;  // the last subscription is gone: back to normal replies
+      }
+    }
+
+    void reset_connection() {
+      std::error_code ignored;
+      if (socket.is_open()) socket.close(ignored);
+      tls.reset();
+      parser.reset();
+      out.clear();
+      writing.clear();
+      in.clear();
+      protocol = 0;
+      setup_replies = 0;
+      subscribed = false;
+      is_writing = false;
+    }
+
+    // Closes the connection and fails everything that waits. `notify`: tell the disconnect handler.
+    void fail(std::error_code ec, bool notify) {
+      const bool was_connected = connected;
+      connected = false;
+      ++generation;
+      timer.cancel();
+      reset_connection();
+      auto pending = std::move(waiting);
+      waiting.clear();
+      auto unwritten = std::move(complete_when_written);
+      complete_when_written.clear();
+      auto in_flight = std::move(written_batch);
+      written_batch.clear();
+      for (auto& h : pending) h.complete(error::connection_lost, value{});
+      for (auto& h : unwritten) h.complete(error::connection_lost, value{});
+      for (auto& h : in_flight) h.complete(error::connection_lost, value{});
+      if (connecting) {
+        auto h = std::move(connecting);
+        connecting = connect_handler();
+        h.complete(ec);
+      }
+      if (notify && was_connected && on_disconnect) on_disconnect(ec);
+    }
+  };
+
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace switchboard::resp

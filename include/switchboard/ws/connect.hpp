@@ -1,0 +1,203 @@
+// switchboard/ws/connect.hpp
+//
+// The client side: `ws::async_connect` opens a WebSocket to a `ws://` or `wss://` URL (RFC 6455 §4.1) and gives
+// a `session` (the same type a server gets, in the client role: its frames are masked).
+//
+//   auto s = co_await ws::async_connect(executor, "ws://127.0.0.1:8080/echo", {}, asio::use_awaitable);
+//   s->on_message([](ws::message&& m) { ... });
+//   s->start();                      // after the handlers are set
+//   s->send_text("hello");
+#pragma once
+
+#include <switchboard/core/error.hpp>
+#include <switchboard/http/header_block.hpp>
+#include <switchboard/http/parser.hpp>
+#include <switchboard/http/url.hpp>
+#include <switchboard/ws/deflate.hpp>
+#include <switchboard/ws/error.hpp>
+#include <switchboard/ws/extensions.hpp>
+#include <switchboard/ws/handshake.hpp>
+#include <switchboard/ws/session.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace switchboard::ws {
+
+struct connect_options {
+  /// Subprotocols to offer, in order of preference.
+  std::vector<std::string> subprotocols;
+  /// The Origin header to send; empty sends none (a browser always sends one; other clients need not).
+  std::string origin;
+  /// permessage-deflate to offer; off by default.
+  deflate_options deflate;
+  /// The session's limits, queue, keep-alive and timeouts.
+  session_options session;
+  /// Extra request fields (Authorization, Cookie, ...).
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Resolving, connecting, TLS and the opening handshake.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// For wss:// URLs; default: the system trust store, peer verification and host name checking.
+  std::shared_ptr<asio::ssl::context> tls;
+};
+
+namespace detail {
+
+// Runs the opening handshake on a connected stream; returns the session or an error.
+template <class Stream>
+asio::awaitable<std::shared_ptr<session>> client_handshake(Stream stream, const http::url& u, const connect_options& o,
+                                                          std::error_code& ec) {
+  const std::string key = make_client_key();
+  std::string request = "GET " + u.target + " HTTP/1.1\r\nHost: " + u.host_field() +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                        "\r\nSec-WebSocket-Version: 13\r\n";
+  http::header_block extra;  // validates names and values: no header injection through options
+  if (!o.origin.empty()) extra.set("Origin", o.origin);
+  if (!o.subprotocols.empty()) {
+    std::string list;
+    for (const auto& p : o.subprotocols) list += (list.empty() ? "" : ", ") + p;
+    extra.set("Sec-WebSocket-Protocol", list);
+  }
+  if (o.deflate.enabled) extra.set("Sec-WebSocket-Extensions", deflate_offer(o.deflate));
+  for (const auto& [name, value] : o.headers) extra.add(name, value);
+  request.append(extra.serialized()).append("\r\n");
+  co_await asio::async_write(stream, asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return nullptr;
+
+  http::response_parser parser;
+  std::string buffer;
+  char chunk[4096];
+  for (;;) {
+    const std::size_t used = parser.put(buffer, ec);
+    if (ec) co_return nullptr;
+    if (parser.header_done()) {
+      buffer.erase(0, used);
+      break;
+    }
+    const std::size_t n = co_await stream.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return nullptr;
+    buffer.append(chunk, n);
+  }
+  const auto& h = parser.fields();
+  if (parser.status_code() != 101 || !h.has_token("upgrade", "websocket") || !h.has_token("connection", "upgrade")) {
+    ec = error::handshake_refused;
+    co_return nullptr;
+  }
+  if ((ec = check_accept(key, h.get("sec-websocket-accept")))) co_return nullptr;
+  std::string subprotocol(h.get("sec-websocket-protocol"));
+  if (!subprotocol.empty()) {
+    std::vector<std::string_view> offered(o.subprotocols.begin(), o.subprotocols.end());
+    if ((ec = check_subprotocol(offered, subprotocol))) co_return nullptr;
+  }
+  std::vector<extension> extensions;
+  for (const auto& f : h) {
+    if (!http::detail::iequals(f.name, "sec-websocket-extensions")) continue;
+    if ((ec = parse_extensions(f.value, extensions))) co_return nullptr;
+  }
+  std::optional<deflate_params> deflate;
+  if ((ec = accept_deflate_response(extensions, o.deflate, deflate))) co_return nullptr;
+  co_return std::make_shared<session_impl<Stream>>(std::move(stream), std::move(buffer), o.session, std::move(subprotocol),
+                                                   deflate, role::client);
+}
+
+inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor ex, std::string url_text,
+                                                         connect_options o, std::error_code& ec) {
+  const bool secure = url_text.rfind("wss://", 0) == 0;
+  if (!secure && url_text.rfind("ws://", 0) != 0) {
+    ec = asio::error::invalid_argument;
+    co_return nullptr;
+  }
+  const std::optional<http::url> u = http::parse_url((secure ? "https://" : "http://") + url_text.substr(secure ? 6 : 5));
+  if (!u) {
+    ec = asio::error::invalid_argument;
+    co_return nullptr;
+  }
+  asio::ip::tcp::socket socket(ex);
+  // The timeout closes the socket, which ends whatever step is waiting.
+  asio::steady_timer timer(ex, o.connect_timeout);
+  bool timed_out = false;
+  timer.async_wait([&](std::error_code wait_ec) {
+    if (wait_ec) return;
+    timed_out = true;
+    std::error_code ignored;
+    socket.close(ignored);
+  });
+  asio::ip::tcp::resolver resolver(ex);
+  auto endpoints = co_await resolver.async_resolve(u->host, std::to_string(u->port), asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  std::shared_ptr<session> s;
+  if (!ec) {
+    std::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    if (secure) {
+      auto tls = o.tls;
+      if (!tls) {
+        tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+        tls->set_default_verify_paths();
+        tls->set_verify_mode(asio::ssl::verify_peer);
+      }
+      asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), *tls);
+      SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
+      stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
+      co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) s = co_await client_handshake(std::move(stream), *u, o, ec);
+    } else {
+      s = co_await client_handshake(std::move(socket), *u, o, ec);
+    }
+  }
+  timer.cancel();
+  if (timed_out) ec = switchboard::error::timeout;
+  if (ec) s.reset();
+  co_return s;
+}
+
+}  // namespace detail
+
+/// Opens a WebSocket session to `url` (`ws://` or `wss://`). Completion signature
+/// `void(std::error_code, std::shared_ptr<session>)`; call `start()` on the session once its handlers are set.
+/// Errors: `switchboard::error::timeout`, `ws::error::handshake_refused` (the server answered another status),
+/// `invalid_accept`, `unexpected_subprotocol`, `unexpected_extension`, HTTP parse errors, socket and TLS errors.
+/// Cancellation: per-operation cancellation (terminal) aborts the attempt.
+template <class Token>
+auto async_connect(asio::any_io_executor executor, std::string url, connect_options options, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, std::shared_ptr<session>)>(
+      [](auto handler, asio::any_io_executor ex, std::string url, connect_options options) {
+        auto handler_ex = asio::get_associated_executor(handler, ex);
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto op = [](asio::any_io_executor ex, std::string url, connect_options options)
+            -> asio::awaitable<std::pair<std::error_code, std::shared_ptr<session>>> {
+          std::error_code ec;
+          auto s = co_await detail::connect(ex, std::move(url), std::move(options), ec);
+          co_return std::make_pair(ec, std::move(s));
+        };
+        asio::co_spawn(ex, op(ex, std::move(url), std::move(options)),
+                       asio::bind_cancellation_slot(slot, [h = std::move(handler), handler_ex](
+                                                              std::exception_ptr e,
+                                                              std::pair<std::error_code, std::shared_ptr<session>> r) mutable {
+                         if (e) r = {make_error_code(std::errc::io_error), nullptr};
+                         asio::dispatch(handler_ex, [h = std::move(h), r = std::move(r)]() mutable {
+                           std::move(h)(r.first, std::move(r.second));
+                         });
+                       }));
+      },
+      token, std::move(executor), std::move(url), std::move(options));
+}
+
+}  // namespace switchboard::ws

@@ -1,0 +1,514 @@
+// switchboard/ws/session.hpp
+//
+// `ws::session`: one open WebSocket connection (RFC 6455), over TCP or TLS, driven by the codec in this folder.
+//
+//  - Receiving: whole messages, to a callback (`on_message`) on the session's executor. Pings are answered
+//    automatically; a keep-alive ping goes out after `ping_interval` of silence and the connection is closed if
+//    nothing comes back within `pong_timeout`.
+//  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
+//    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
+//    policy, when there is room. The writer gathers everything queued into one write.
+//  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
+//    the peer's, then closes the socket; a peer's close is answered and reported to `on_close`.
+//  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
+//    `switchboard::error::closed`, nothing dangles.
+#pragma once
+
+#include <switchboard/core/async_queue.hpp>
+#include <switchboard/core/error.hpp>
+#include <switchboard/core/shared_bytes.hpp>
+#include <switchboard/ws/deflate.hpp>
+#include <switchboard/ws/error.hpp>
+#include <switchboard/ws/frame.hpp>
+#include <switchboard/ws/frame_parser.hpp>
+#include <switchboard/ws/frame_writer.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/buffer.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchboard::ws {
+
+/// A received message.
+struct message {
+  opcode type = opcode::text;  ///< `opcode::text` (valid UTF-8) or `opcode::binary`
+  std::string data;
+  bool is_text() const noexcept { return type == opcode::text; }
+};
+
+/// An outgoing message as queued: a complete server frame encoded once (shared), or a payload to frame (and
+/// compress) when it is written. Bounded queues count `size()` bytes and conflate on `conflation_key()`.
+struct outgoing {
+  shared_bytes bytes;      ///< the frame (`encoded`) or the payload
+  opcode type = opcode::text;
+  bool encoded = false;    ///< `bytes` is a complete frame
+  std::string key;         ///< conflation key, for the `conflate` policy (empty: never conflated)
+  std::size_t size() const noexcept { return bytes.size(); }
+  std::string_view conflation_key() const noexcept { return key; }
+};
+
+struct session_options {
+  /// Receive limits (default: 16 MiB messages and frames), 1009 above them.
+  parser_options limits;
+  /// The send queue: at most this many messages and bytes, and what happens when it is full. The default waits
+  /// (`async_send` completes when there is room; fire-and-forget sends to a full queue are dropped and counted).
+  queue_limits send_queue{.max_messages = 4096, .max_bytes = 16 * 1024 * 1024, .policy = overflow_policy::wait};
+  /// A ping is sent after this long without receiving anything; 0 disables keep-alive pings.
+  std::chrono::milliseconds ping_interval{30'000};
+  /// After a keep-alive ping, the connection is closed if nothing arrives within this long.
+  std::chrono::milliseconds pong_timeout{30'000};
+  /// How long a closing handshake may take before the socket is closed anyway.
+  std::chrono::milliseconds close_timeout{5'000};
+  /// The longest wait for the peer to take more bytes; then the connection is closed.
+  std::chrono::milliseconds write_timeout{30'000};
+  /// Compression level for permessage-deflate, when the handshake agreed it.
+  int compression_level = 6;
+};
+
+/// Why a session ended.
+struct close_info {
+  close_code code = close_code::abnormal;  ///< the peer's code, ours, or 1006 if the connection just dropped
+  std::string reason;
+  bool by_peer = false;                    ///< the peer started the closing handshake
+};
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  using message_handler = std::function<void(message&&)>;
+  using close_handler = std::function<void(const close_info&)>;
+
+  virtual ~session() = default;
+
+  /// Called with each message, on the session's executor. Set it in the `on_open` callback (before the first
+  /// read), or later from the session's executor.
+  void on_message(message_handler h) { on_message_ = std::move(h); }
+  /// Called once when the session ends, on its executor.
+  void on_close(close_handler h) { on_close_ = std::move(h); }
+  /// Adds `h` to run before the `on_close` handler (groups keep their bookkeeping with it, so that the
+  /// session has left its group when the application hears that it closed).
+  void before_on_close(close_handler h) {
+    on_close_ = [h = std::move(h), then = std::move(on_close_)](const close_info& info) {
+      h(info);
+      if (then) then(info);
+    };
+  }
+
+  /// Queues a text message (must be UTF-8: checked, `std::invalid_argument` otherwise). Safe from any thread.
+  /// Returns at once; see `async_send` to know when it was queued or to wait for room.
+  void send_text(std::string text) { send(make_outgoing(opcode::text, std::move(text))); }
+  /// Queues a binary message. Safe from any thread.
+  void send_binary(std::string data) { send(make_outgoing(opcode::binary, std::move(data))); }
+  /// Queues a frame encoded once for many sessions (`prepared_frame`). Server sessions only: a client masks each
+  /// frame with its own key (`std::logic_error` otherwise).
+  void send(const prepared_frame& frame, std::string conflation_key = {}) {
+    send_frame(shared_bytes(std::string(frame.bytes())), std::move(conflation_key));
+  }
+  /// Queues shared bytes that already hold a complete server frame (the push hub encodes each event once; the
+  /// bytes are not copied). Server sessions only.
+  void send_frame(shared_bytes frame, std::string conflation_key = {}) {
+    if (role_ != role::server) throw std::logic_error("switchboard::ws: only server sessions send prepared frames");
+    send(outgoing{std::move(frame), opcode::binary, true, std::move(conflation_key)});
+  }
+  void send(outgoing o) {
+    queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome outcome) {
+      self->after_push(ec, outcome);
+    });
+  }
+
+  /// Queues a message and completes when it is queued (or, under the `wait` policy, once there is room).
+  /// Completion signature `void(std::error_code, push_outcome)`: `switchboard::error::closed` once the session is
+  /// closing or closed, `error::overflow_disconnect` if the `disconnect` policy cut it. Safe from any thread.
+  template <class Token>
+  auto async_send(outgoing o, Token&& token) {
+    return queue_.async_push(std::move(o), std::forward<Token>(token));
+  }
+
+  /// Starts the closing handshake: queued messages go first, then the close frame. Safe from any thread.
+  void close(close_code code = close_code::normal, std::string reason = {}) {
+    asio::dispatch(executor_, [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
+      self->begin_close(code, std::move(reason), false);
+    });
+  }
+
+  /// Closes the socket now, without a handshake. Safe from any thread.
+  void abort() {
+    asio::dispatch(executor_, [self = shared_from_this()] { self->finish({close_code::abnormal, "aborted", false}); });
+  }
+
+  /// Starts reading and writing. A server session is started by the server once `on_open` returned; a client
+  /// session from `async_connect` must be started by its owner, after setting the handlers. On its executor.
+  virtual void start() = 0;
+
+  const asio::any_io_executor& get_executor() const noexcept { return executor_; }
+  /// False once closing has started or the connection is gone. A hint: a send may still race with the end.
+  bool is_open() const noexcept { return state_.load() == state::open; }
+  /// The subprotocol agreed in the handshake, or empty.
+  const std::string& subprotocol() const noexcept { return subprotocol_; }
+  /// The send queue's counters (on the session's executor).
+  queue_stats send_stats() const noexcept { return queue_.stats(); }
+  /// Messages dropped because the queue was full under a dropping policy, or refused when closed.
+  std::uint64_t dropped() const noexcept { return dropped_.load(); }
+
+  /// Builds an outgoing message (copies nothing but moves `payload`). Text must be UTF-8.
+  static outgoing make_outgoing(opcode type, std::string payload, std::string conflation_key = {}) {
+    if (type == opcode::text && !is_valid_utf8(payload)) {
+      throw std::invalid_argument("switchboard::ws: text messages must be UTF-8");
+    }
+    return outgoing{shared_bytes(std::move(payload)), type, false, std::move(conflation_key)};
+  }
+
+ protected:
+  enum class state : std::uint8_t { open, closing, closed };
+
+  session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r)
+      : executor_(std::move(executor)), options_(options), queue_(executor_, options.send_queue),
+        subprotocol_(std::move(subprotocol)), role_(r) {}
+
+  virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
+  virtual void finish(close_info info) = 0;
+
+  void after_push(std::error_code ec, push_outcome outcome) {
+    if (ec == switchboard::error::overflow_disconnect) {
+      // The consumer fell too far behind: cut it (policy 1008 would need a frame it cannot take).
+      asio::dispatch(executor_, [self = shared_from_this()] {
+        self->finish({close_code::policy_violation, "send queue overflow", false});
+      });
+    }
+    if (ec || outcome == push_outcome::dropped || outcome == push_outcome::queued_dropping ||
+        outcome == push_outcome::replaced) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void report_close(const close_info& info) {
+    if (auto h = std::move(on_close_)) h(info);
+    on_message_ = nullptr;
+  }
+
+  asio::any_io_executor executor_;
+  session_options options_;
+  async_queue<outgoing> queue_;
+  std::string subprotocol_;
+  role role_;
+  message_handler on_message_;
+  close_handler on_close_;
+  std::atomic<state> state_{state::open};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+namespace detail {
+
+template <class Stream>
+asio::ip::tcp::socket& lowest_socket(Stream& s) noexcept {
+  if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+    return s;
+  } else {
+    return s.next_layer();
+  }
+}
+
+/// The session over one transport (TCP or TLS) for one role: the read loop, the write loop, the timers.
+template <class Stream>
+class session_impl final : public session {
+ public:
+  session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
+               std::optional<deflate_params> deflate, role r = role::server)
+      : session(stream.get_executor(), options, std::move(subprotocol), r),
+        stream_(std::move(stream)),
+        parser_(r, with_deflate(options.limits, deflate)),
+        writer_(r),
+        keepalive_(executor_),
+        close_timer_(executor_),
+        write_timer_(executor_) {
+    if (deflate) compressor_.emplace(r, *deflate, options.compression_level);
+    in_.resize(std::max<std::size_t>(16 * 1024, leftover.size() + 4096));
+    std::copy(leftover.begin(), leftover.end(), in_.begin());
+    in_size_ = leftover.size();
+  }
+
+  void start() override {
+    auto self = std::static_pointer_cast<session_impl>(shared_from_this());
+    last_heard_ = std::chrono::steady_clock::now();
+    arm_keepalive();
+    pump_writes();
+    if (in_size_ > 0) {
+      on_bytes();
+    } else {
+      read();
+    }
+  }
+
+ private:
+  static parser_options with_deflate(parser_options o, const std::optional<deflate_params>& d) {
+    o.deflate = d;
+    return o;
+  }
+
+  std::shared_ptr<session_impl> self() { return std::static_pointer_cast<session_impl>(shared_from_this()); }
+
+  // ------------------------------------------------------------------ reading
+
+  void read() {
+    if (state_ == state::closed) return;
+    if (in_.size() - in_size_ < 4096) in_.resize(in_.size() * 2);
+    stream_.async_read_some(asio::buffer(in_.data() + in_size_, in_.size() - in_size_),
+                            [self = self()](std::error_code ec, std::size_t n) {
+                              if (ec) return self->finish({close_code::abnormal, ec.message(), false});
+                              self->in_size_ += n;
+                              self->last_heard_ = std::chrono::steady_clock::now();
+                              self->awaiting_pong_ = false;
+                              self->on_bytes();
+                            });
+  }
+
+  void on_bytes() {
+    std::size_t pos = 0;
+    while (state_ != state::closed) {
+      const parse_result r = parser_.parse(std::span<char>(in_.data() + pos, in_size_ - pos));
+      pos += r.consumed;
+      switch (r.event) {
+        case parse_event::need_more:
+          compact(pos);
+          return read();
+        case parse_event::data:
+          if (state_ == state::open) {
+            current_.append(r.payload);
+            if (r.message_end) {
+              message m{r.message_type, std::move(current_)};
+              current_ = std::string();
+              if (on_message_) on_message_(std::move(m));
+            }
+          }
+          break;
+        case parse_event::ping:
+          queue_control(opcode::pong, r.payload);
+          break;
+        case parse_event::pong:
+          break;
+        case parse_event::close:
+          compact(pos);
+          return on_peer_close(r.code, std::string(r.reason));
+        case parse_event::error:
+          compact(pos);
+          return begin_close(close_code_for(r.error), r.error.message(), false);
+      }
+    }
+  }
+
+  void compact(std::size_t pos) {
+    std::memmove(in_.data(), in_.data() + pos, in_size_ - pos);
+    in_size_ -= pos;
+  }
+
+  void on_peer_close(close_code code, std::string reason) {
+    peer_closed_ = true;
+    if (state_ == state::open) {
+      // Echo the peer's close (§5.5.1) with its code, or "normal" when it sent none.
+      peer_info_ = close_info{code, reason, true};
+      const close_code echo = (code == close_code::no_status) ? close_code::normal : code;
+      return begin_close(echo, {}, true);
+    }
+    // We started closing and this is the answer: done.
+    if (close_sent_) finish(close_result_);
+  }
+
+  // ------------------------------------------------------------------ writing
+
+  // Control frames (pong, close) jump the queue of messages.
+  void queue_control(opcode op, std::string_view payload) {
+    if (close_sent_) return;
+    char frame[2 + 125];
+    const std::size_t n = writer_.write_frame(frame, op, payload);
+    control_.append(frame, n);
+    pump_writes();
+  }
+
+  // Gathers control frames and every queued message into one write.
+  void pump_writes() {
+    if (writing_ || state_ == state::closed) return;
+    batch_.clear();
+    held_.clear();
+    if (!control_.empty()) {
+      batch_text_ = std::move(control_);
+      control_.clear();
+      batch_.emplace_back(batch_text_.data(), batch_text_.size());
+    }
+    if (!close_sent_) {
+      std::size_t bytes = 0;
+      if (pending_first_) {
+        bytes += add_to_batch(std::move(*pending_first_));
+        pending_first_.reset();
+      }
+      while (bytes < max_batch_bytes) {
+        std::optional<outgoing> o = queue_.try_pop();
+        if (!o) break;
+        bytes += add_to_batch(std::move(*o));
+      }
+    }
+    if (state_ == state::closing && !close_sent_ && queue_.stats().depth == 0 && batch_.empty()) {
+      // Everything queued before close() has gone: now the close frame.
+      char frame[2 + 125];
+      const std::size_t n = writer_.write_close(frame, close_result_.code, close_result_.reason);
+      close_text_.assign(frame, n);
+      batch_.emplace_back(close_text_.data(), close_text_.size());
+      close_sent_ = true;
+    }
+    if (batch_.empty()) {
+      if (!waiting_for_queue_ && !close_sent_) wait_for_queue();
+      return;
+    }
+    writing_ = true;
+    arm_write_timer();
+    asio::async_write(stream_, batch_, [self = self()](std::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->write_timer_.cancel();
+      if (ec) return self->finish({close_code::abnormal, ec.message(), false});
+      self->batch_text_.clear();
+      self->held_.clear();
+      if (self->close_sent_ && self->peer_closed_) return self->finish(self->peer_info_ ? *self->peer_info_ : self->close_result_);
+      if (self->close_sent_) return self->shutdown_send();
+      self->pump_writes();
+    });
+  }
+
+  std::size_t add_to_batch(outgoing o) {
+    if (o.encoded) {
+      const std::string_view v = o.bytes.view();
+      batch_.emplace_back(v.data(), v.size());
+      held_.push_back(std::move(o.bytes));
+      return v.size();
+    }
+    std::string_view payload = o.bytes.view();
+    std::string compressed;
+    const bool compress = compressor_.has_value();
+    if (compress) {
+      compressor_->compress(payload, true, compressed);
+      payload = compressed;
+    }
+    std::string frame(writer_.frame_size(payload.size()), '\0');
+    frame.resize(writer_.write_frame(frame, o.type, payload, true, compress));
+    shared_bytes owned(std::move(frame));
+    const std::string_view v = owned.view();
+    batch_.emplace_back(v.data(), v.size());
+    held_.push_back(std::move(owned));
+    return v.size();
+  }
+
+  // Nothing to write: wait until a message is queued. The popped message is written first by the next pump.
+  void wait_for_queue() {
+    waiting_for_queue_ = true;
+    queue_.async_pop([self = self()](std::error_code ec, outgoing o) {
+      self->waiting_for_queue_ = false;
+      if (ec || self->state_ == state::closed) return;
+      self->pending_first_ = std::move(o);
+      self->pump_writes();
+    });
+  }
+
+  void arm_write_timer() {
+    if (options_.write_timeout.count() == 0) return;
+    write_timer_.expires_after(options_.write_timeout);
+    write_timer_.async_wait([self = self()](std::error_code ec) {
+      if (!ec) self->finish({close_code::abnormal, "write timeout", false});
+    });
+  }
+
+  // ------------------------------------------------------------------ closing and keep-alive
+
+  void begin_close(close_code code, std::string reason, bool by_peer) override {
+    if (state_ != state::open) return;
+    state_ = state::closing;
+    close_result_ = close_info{code, std::move(reason), by_peer};
+    if (close_result_.reason.size() > 123 || !is_valid_utf8(close_result_.reason)) close_result_.reason.clear();
+    queue_.close();  // no more messages; those queued still go out first
+    close_timer_.expires_after(options_.close_timeout);
+    close_timer_.async_wait([self = self()](std::error_code ec) {
+      if (!ec) self->finish(self->peer_info_ ? *self->peer_info_ : self->close_result_);
+    });
+    pump_writes();
+  }
+
+  void shutdown_send() {
+    // The close frame is out; wait (reading) for the peer's close, or the close timer.
+    if (!peer_closed_) return;
+    finish(peer_info_ ? *peer_info_ : close_result_);
+  }
+
+  void arm_keepalive() {
+    if (options_.ping_interval.count() == 0) return;
+    keepalive_.expires_after(options_.ping_interval);
+    keepalive_.async_wait([self = self()](std::error_code ec) {
+      if (ec || self->state_ == state::closed) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (self->awaiting_pong_ && now - self->last_heard_ >= self->options_.ping_interval + self->options_.pong_timeout) {
+        return self->finish({close_code::abnormal, "no pong", false});
+      }
+      if (now - self->last_heard_ >= self->options_.ping_interval && !self->awaiting_pong_) {
+        self->awaiting_pong_ = true;
+        self->queue_control(opcode::ping, {});
+        self->keepalive_.expires_after(self->options_.pong_timeout);
+        self->keepalive_.async_wait([self](std::error_code wait_ec) {
+          if (wait_ec || self->state_ == state::closed) return;
+          if (self->awaiting_pong_) return self->finish({close_code::abnormal, "no pong", false});
+          self->arm_keepalive();
+        });
+        return;
+      }
+      self->arm_keepalive();
+    });
+  }
+
+  void finish(close_info info) override {
+    if (state_ == state::closed) return;
+    state_ = state::closed;
+    queue_.close();
+    keepalive_.cancel();
+    close_timer_.cancel();
+    write_timer_.cancel();
+    std::error_code ignored;
+    lowest_socket(stream_).close(ignored);
+    report_close(info);
+  }
+
+  static constexpr std::size_t max_batch_bytes = 256 * 1024;
+
+  Stream stream_;
+  frame_parser parser_;
+  frame_writer writer_;  // a client's frames are masked with keys from OpenSSL; a server's are not
+  std::optional<deflate_compressor> compressor_;
+  std::vector<char> in_;
+  std::size_t in_size_ = 0;
+  std::string current_;  // the message being assembled
+  std::string control_;  // pong frames waiting to be written
+  std::string batch_text_;
+  std::string close_text_;
+  std::vector<asio::const_buffer> batch_;
+  std::vector<shared_bytes> held_;  // keeps the batch's frames alive during the write
+  std::optional<outgoing> pending_first_;
+  asio::steady_timer keepalive_;
+  asio::steady_timer close_timer_;
+  asio::steady_timer write_timer_;
+  std::chrono::steady_clock::time_point last_heard_;
+  close_info close_result_;
+  std::optional<close_info> peer_info_;
+  bool writing_ = false;
+  bool waiting_for_queue_ = false;
+  bool close_sent_ = false;
+  bool peer_closed_ = false;
+  bool awaiting_pong_ = false;
+};
+
+}  // namespace detail
+}  // namespace switchboard::ws

@@ -1,0 +1,137 @@
+// switchboard/ws/session_group.hpp
+//
+// `ws::session_group`: the open sessions of an endpoint (or of a whole server), for broadcasting a frame encoded
+// once and for the graceful drain (DESIGN promise 6): on drain each session is closed with 1001 (going away),
+// and those still open at the deadline are cut.
+#pragma once
+
+#include <switchboard/core/drain.hpp>
+#include <switchboard/ws/session.hpp>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace switchboard::ws {
+
+class session_group final : public drainable {
+ public:
+  session_group() = default;
+  session_group(const session_group&) = delete;
+  session_group& operator=(const session_group&) = delete;
+
+  /// Adds a session; it leaves the group when it closes. Refused (closed at once with 1001) while draining.
+  void add(const std::shared_ptr<session>& s) {
+    std::unique_lock lock(state_->mutex);
+    if (state_->draining) {
+      lock.unlock();
+      s->close(close_code::going_away, "server shutting down");
+      return;
+    }
+    state_->sessions.emplace(s.get(), s);
+  }
+
+  /// Removes a session (called when it closes).
+  void remove(const session* s) {
+    std::function<void(drain_report)> done;
+    drain_report report;
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->sessions.erase(s) == 0) return;
+      if (state_->draining) {
+        if (state_->cut.erase(s) > 0) ++state_->report.cut;
+        else ++state_->report.drained;
+        if (state_->sessions.empty() && state_->done) {
+          done = std::move(state_->done);
+          report = state_->report;
+        }
+      }
+    }
+    if (done) done(report);
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->sessions.size();
+  }
+
+  /// The open sessions, for a caller that sends to each itself.
+  std::vector<std::shared_ptr<session>> sessions() const {
+    std::vector<std::shared_ptr<session>> out;
+    std::lock_guard lock(state_->mutex);
+    for (const auto& [key, weak] : state_->sessions) {
+      if (auto s = weak.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  /// Queues the same encoded frame to every open session (no copy of its bytes per session). Returns how many.
+  std::size_t broadcast(shared_bytes frame) {
+    std::size_t n = 0;
+    for (auto& s : sessions()) {
+      s->send_frame(frame);
+      ++n;
+    }
+    return n;
+  }
+
+  /// Closes every session with 1001; `done` gets the counts once all have closed, or at `deadline` after the
+  /// rest were cut.
+  void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) override {
+    std::vector<std::shared_ptr<session>> open;
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->draining = true;
+      if (state_->sessions.empty()) {
+        drain_report r = state_->report;
+        done(r);
+        return;
+      }
+      state_->done = std::move(done);
+      for (const auto& [key, weak] : state_->sessions) {
+        if (auto s = weak.lock()) open.push_back(std::move(s));
+      }
+    }
+    if (open.empty()) return;
+    for (auto& s : open) s->close(close_code::going_away, "server shutting down");
+    // At the deadline, cut what is left (on the first session's executor; any executor would do).
+    auto timer = std::make_shared<asio::steady_timer>(open.front()->get_executor(), deadline);
+    timer->async_wait([state = state_, timer](std::error_code) {
+      std::vector<std::shared_ptr<session>> left;
+      {
+        std::lock_guard lock(state->mutex);
+        for (const auto& [key, weak] : state->sessions) {
+          if (auto s = weak.lock()) left.push_back(std::move(s));
+        }
+        for (auto& s : left) state->cut.insert(s.get());
+      }
+      for (auto& s : left) s->abort();
+    });
+  }
+
+  /// True once a drain has started.
+  bool draining() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->draining;
+  }
+
+ private:
+  struct shared_state {
+    mutable std::mutex mutex;
+    std::map<const session*, std::weak_ptr<session>> sessions;
+    bool draining = false;
+    std::set<const session*> cut;  // closed by force at the drain deadline
+    drain_report report;
+    std::function<void(drain_report)> done;
+  };
+  std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
+};
+
+}  // namespace switchboard::ws

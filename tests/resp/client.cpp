@@ -1,0 +1,182 @@
+// The RESP client against a real redis-server started by the test.
+#include <switchboard/resp/client.hpp>
+
+#include "support/catch.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_support.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using resp::command;
+using switchboard::test::run_until;
+
+namespace {
+
+struct exec_result {
+  bool done = false;
+  std::error_code ec;
+  resp::value v;
+};
+
+auto capture(exec_result& r) {
+  return [&r](std::error_code ec, resp::value v) {
+    r.ec = ec;
+    r.v = std::move(v);
+    r.done = true;
+  };
+}
+
+std::error_code connect(asio::io_context& ctx, resp::client& c) {
+  std::optional<std::error_code> result;
+  c.async_connect([&](std::error_code ec) { result = ec; });
+  REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+  return *result;
+}
+
+resp::value exec(asio::io_context& ctx, resp::client& c, std::vector<std::string> args) {
+  exec_result r;
+  c.async_exec(std::move(args), capture(r));
+  REQUIRE(run_until(ctx, [&] { return r.done; }));
+  REQUIRE_FALSE(r.ec);
+  return r.v;
+}
+
+}  // namespace
+
+TEST_CASE("resp client: commands, pipelining and both protocols", "[resp][client]") {
+  REQUIRE(test::have_program("redis-server"));  // installed by scripts/install-deps.sh
+  test::redis_server redis;
+  asio::io_context ctx;
+
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client c(ctx.get_executor(), {.port = redis.port(), .client_name = "switchboard-test", .protocol = protocol});
+    REQUIRE_FALSE(connect(ctx, c));
+    CHECK(c.protocol() == protocol);
+    CHECK(exec(ctx, c, command("SET", "greeting", "hello")).text == "OK");
+    CHECK(exec(ctx, c, command("GET", "greeting")).text == "hello");
+    CHECK(exec(ctx, c, command("CLIENT", "GETNAME")).text == "switchboard-test");
+    const resp::value err = exec(ctx, c, command("NO-SUCH-COMMAND"));
+    CHECK(err.is_error());
+    CHECK(err.text.rfind("ERR unknown command", 0) == 0);
+    // RESP3 maps, RESP2 flat arrays: HGETALL shows which protocol is spoken.
+    exec(ctx, c, command("HSET", "h", "f", "v"));
+    CHECK(exec(ctx, c, command("HGETALL", "h")).kind == (protocol == 3 ? resp::value_kind::map : resp::value_kind::array));
+
+    // 2,000 commands in flight at once: every reply matches its command, in order.
+    std::vector<exec_result> results(2000);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      c.async_exec(command("ECHO", std::to_string(i)), capture(results[i]));
+    }
+    REQUIRE(run_until(ctx, [&] { return results.back().done; }));
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      REQUIRE(results[i].done);
+      CHECK(results[i].v.text == std::to_string(i));
+    }
+    c.close();
+  }
+}
+
+TEST_CASE("resp client: coroutines", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client c(ctx.get_executor(), {.port = redis.port()});
+  std::int64_t counter = 0;
+  bool done = false;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    co_await c.async_connect(asio::use_awaitable);
+    for (int i = 0; i < 10; ++i) co_await c.async_exec(command("INCR", "n"), asio::use_awaitable);
+    counter = (co_await c.async_exec(command("GET", "n"), asio::use_awaitable)).text == "10" ? 10 : -1;
+  }, [&](std::exception_ptr e) {
+    CHECK_FALSE(e);
+    done = true;
+  });
+  REQUIRE(run_until(ctx, [&] { return done; }));
+  CHECK(counter == 10);
+}
+
+TEST_CASE("resp client: pub/sub pushes in RESP3 and RESP2", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client sub(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    resp::client pub(ctx.get_executor(), {.port = redis.port()});
+    REQUIRE_FALSE(connect(ctx, sub));
+    REQUIRE_FALSE(connect(ctx, pub));
+    std::vector<resp::value> pushes;
+    sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+    exec(ctx, sub, command("SUBSCRIBE", "news", "sport"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 2; }));  // the two confirmations
+    CHECK(pushes[0].elements[0].text == "subscribe");
+    CHECK(pushes[1].elements[1].text == "sport");
+    CHECK(exec(ctx, pub, command("PUBLISH", "news", "extra!")).integer == 1);
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 3; }));
+    CHECK(pushes[2].elements[0].text == "message");
+    CHECK(pushes[2].elements[1].text == "news");
+    CHECK(pushes[2].elements[2].text == "extra!");
+    exec(ctx, sub, command("UNSUBSCRIBE"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 5; }));
+    // Out of subscribed mode, replies are replies again.
+    CHECK(exec(ctx, sub, command("ECHO", "back")).text == "back");
+  }
+}
+
+TEST_CASE("resp client: authentication", "[resp][client]") {
+  test::redis_server redis({"--requirepass", "s3cret"});
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client good(ctx.get_executor(), {.port = redis.port(), .password = "s3cret", .protocol = protocol});
+    REQUIRE_FALSE(connect(ctx, good));
+    CHECK(exec(ctx, good, command("PING")).text == "PONG");
+    resp::client bad(ctx.get_executor(), {.port = redis.port(), .password = "wrong", .protocol = protocol});
+    CHECK(connect(ctx, bad) == resp::error::handshake_failed);
+    CHECK_FALSE(bad.connected());
+  }
+}
+
+TEST_CASE("resp client: failures", "[resp][client]") {
+  asio::io_context ctx;
+  SECTION("commands before connecting") {
+    resp::client c(ctx.get_executor(), {});
+    exec_result r;
+    c.async_exec(command("PING"), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == resp::error::not_connected);
+  }
+  SECTION("a server that accepts but never answers: connect timeout") {
+    asio::ip::tcp::acceptor silent(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+    resp::client c(ctx.get_executor(), {.port = silent.local_endpoint().port(), .connect_timeout = 200ms});
+    CHECK(connect(ctx, c) == switchboard::error::timeout);
+  }
+  SECTION("the server goes away: waiting commands fail, the disconnect handler is told") {
+    auto redis = std::make_unique<test::redis_server>();
+    resp::client c(ctx.get_executor(), {.port = redis->port()});
+    REQUIRE_FALSE(connect(ctx, c));
+    std::optional<std::error_code> lost;
+    c.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+    exec_result blocked;
+    c.async_exec(command("BLPOP", "never", "0"), capture(blocked));  // waits forever on the server
+    ctx.poll();
+    redis.reset();  // stops redis-server
+    REQUIRE(run_until(ctx, [&] { return blocked.done && lost.has_value(); }));
+    CHECK(blocked.ec == resp::error::connection_lost);
+    CHECK_FALSE(c.connected());
+  }
+  SECTION("too many commands waiting") {
+    test::redis_server redis;
+    resp::client c(ctx.get_executor(), {.port = redis.port(), .max_pending = 3});
+    REQUIRE_FALSE(connect(ctx, c));
+    std::vector<exec_result> r(4);
+    for (auto& x : r) c.async_exec(command("PING"), capture(x));
+    REQUIRE(run_until(ctx, [&] { return r[3].done; }));
+    CHECK(r[3].ec == resp::error::too_many_pending);
+    REQUIRE(run_until(ctx, [&] { return r[0].done && r[1].done && r[2].done; }));
+    CHECK_FALSE(r[0].ec);
+  }
+}

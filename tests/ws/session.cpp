@@ -1,0 +1,277 @@
+// WebSocket sessions on the HTTP server, driven over a raw socket with frames written by the codec.
+#include <switchboard/ws/accept.hpp>
+
+#include "support/catch.hpp"
+#include "support/raw_http.hpp"
+#include "support/test_server.hpp"
+#include "support/test_support.hpp"
+
+#include <switchboard/ws/connect.hpp>
+#include <switchboard/ws/frame_parser.hpp>
+#include <switchboard/ws/frame_writer.hpp>
+
+#include <future>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::test::raw_client;
+using switchboard::test::test_server;
+
+namespace {
+
+const std::string client_key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 §1.3
+
+std::string upgrade_request(std::string_view path, std::string_view extra = {}) {
+  return "GET " + std::string(path) + " HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: " + client_key + "\r\nSec-WebSocket-Version: 13\r\n" + std::string(extra) + "\r\n";
+}
+
+// A WebSocket client over the raw test socket: masked frames out, parsed frames in.
+class ws_peer {
+ public:
+  explicit ws_peer(raw_client& c) : c_(c) {}
+  void send(ws::opcode op, std::string_view payload) {
+    std::string frame(writer_.frame_size(payload.size()), '\0');
+    frame.resize(writer_.write_frame(frame, op, payload));
+    c_.send(frame);
+  }
+  void send_close(ws::close_code code) {
+    std::string frame(8, '\0');
+    frame.resize(writer_.write_close(frame, code));
+    c_.send(frame);
+  }
+  // The next event from the server (data messages assembled).
+  ws::parse_result next(std::string& data) {
+    data.clear();
+    for (;;) {
+      while (!buffer_.empty()) {
+        ws::parse_result r = parser_.parse(std::span<char>(buffer_.data(), buffer_.size()));
+        std::string payload(r.payload);
+        std::string reason(r.reason);
+        buffer_.erase(0, r.consumed);
+        if (r.event == ws::parse_event::need_more) break;
+        if (r.event == ws::parse_event::data) {
+          data += payload;
+          if (!r.message_end) continue;
+        } else {
+          data = payload.empty() ? reason : payload;
+        }
+        r.payload = {};
+        r.reason = {};
+        return r;
+      }
+      const std::string more = c_.read_bytes(1);
+      if (more.empty()) {
+        ws::parse_result eof;
+        eof.event = ws::parse_event::error;
+        return eof;
+      }
+      buffer_ += more;
+    }
+  }
+  void take(std::string bytes) { buffer_ += bytes; }
+
+ private:
+  raw_client& c_;
+  ws::frame_writer writer_{ws::role::client};
+  ws::frame_parser parser_{ws::role::client};
+  std::string buffer_;
+};
+
+}  // namespace
+
+TEST_CASE("ws session: handshake, echo, ping, close", "[ws][session]") {
+  test_server s;
+  auto group = std::make_shared<ws::session_group>();
+  ws::accept_options options{.subprotocols = {"chat.v2", "chat.v1"}, .group = group};
+  std::promise<ws::close_info> closed;
+  s.routes().get("/echo", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) {
+          if (m.is_text()) self->send_text(std::move(m.data));
+          else self->send_binary(std::move(m.data));
+        }
+      });
+      session->on_close([&](const ws::close_info& info) { closed.set_value(info); });
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/echo", "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  REQUIRE(r->status == 101);
+  CHECK(r->header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // RFC 6455 §1.3
+  CHECK(r->header("sec-websocket-protocol") == "chat.v2");                    // the server's preference
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  std::string data;
+
+  peer.send(ws::opcode::text, "hello");
+  auto e = peer.next(data);
+  CHECK(e.event == ws::parse_event::data);
+  CHECK(e.message_type == ws::opcode::text);
+  CHECK(data == "hello");
+
+  const std::string big(200'000, 'b');
+  peer.send(ws::opcode::binary, big);
+  e = peer.next(data);
+  CHECK(e.message_type == ws::opcode::binary);
+  CHECK(data == big);
+
+  peer.send(ws::opcode::ping, "are you there");
+  e = peer.next(data);
+  CHECK(e.event == ws::parse_event::pong);
+  CHECK(data == "are you there");
+  CHECK(group->size() == 1);
+
+  peer.send_close(ws::close_code::normal);
+  e = peer.next(data);
+  CHECK(e.event == ws::parse_event::close);
+  CHECK(e.code == ws::close_code::normal);
+  auto f = closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const ws::close_info info = f.get();
+  CHECK(info.by_peer);
+  CHECK(info.code == ws::close_code::normal);
+  CHECK(c.closed_by_peer());
+  CHECK(group->size() == 0);
+}
+
+TEST_CASE("ws session: protocol errors close with the right code", "[ws][session]") {
+  test_server s;
+  s.routes().get("/ws", [](http::request& req) { return ws::accept(req, {}, [](std::shared_ptr<ws::session>) {}); });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/ws"));
+  REQUIRE(c.read_response()->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  std::string data;
+  SECTION("an unmasked client frame: 1002") {
+    c.send(std::string("\x81\x02hi", 4));
+    auto e = peer.next(data);
+    CHECK(e.event == ws::parse_event::close);
+    CHECK(e.code == ws::close_code::protocol_error);
+  }
+  SECTION("invalid UTF-8 in a text message: 1007") {
+    peer.send(ws::opcode::text, "\xff\xfe");
+    auto e = peer.next(data);
+    CHECK(e.event == ws::parse_event::close);
+    CHECK(e.code == ws::close_code::invalid_payload);
+  }
+}
+
+TEST_CASE("ws accept: failed handshakes get an HTTP error", "[ws][session]") {
+  test_server s;
+  s.routes().get("/ws", [](http::request& req) { return ws::accept(req, {}, [](std::shared_ptr<ws::session>) {}); });
+  s.start();
+  auto status_of = [&](const std::string& request) {
+    raw_client c(s.port());
+    c.send(request);
+    auto r = c.read_response();
+    REQUIRE(r);
+    return r->status;
+  };
+  CHECK(status_of("GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n") == 426);
+  CHECK(status_of(upgrade_request("/ws").replace(upgrade_request("/ws").find("Version: 13"), 11, "Version: 8")) == 426);
+  std::string bad_key = upgrade_request("/ws");
+  bad_key.replace(bad_key.find(client_key), client_key.size(), "not-a-key");
+  CHECK(status_of(bad_key) == 400);
+  CHECK(status_of(upgrade_request("/ws", "Origin: https://evil.example\r\n")) == 403);
+  CHECK(status_of(upgrade_request("/ws", "Origin: http://localhost\r\n")) == 101);
+}
+
+TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
+  test_server s;
+  auto group = std::make_shared<ws::session_group>();
+  ws::accept_options options{.group = group};
+  std::promise<void> opened;
+  s.routes().get("/ws", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session>) { opened.set_value(); });
+  });
+  s.rt().add(*group);
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/ws"));
+  REQUIRE(c.read_response()->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  std::string data;
+  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
+  std::thread stopper([&] { s.stop(5s); });
+  auto e = peer.next(data);
+  CHECK(e.event == ws::parse_event::close);
+  CHECK(e.code == ws::close_code::going_away);
+  peer.send_close(ws::close_code::going_away);
+  stopper.join();
+  const drain_report report = s.stop();
+  CHECK(report.drained == 1);
+  CHECK(report.cut == 0);
+}
+
+TEST_CASE("ws client: our client against our server", "[ws][client]") {
+  test_server s;
+  ws::accept_options options{.subprotocols = {"chat.v1"}, .deflate = {.enabled = true}};
+  s.routes().get("/echo", [&](http::request& req) {
+    return ws::accept(req, options, [](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
+      });
+    });
+  });
+  s.start();
+  asio::io_context ctx;
+  for (bool deflate : {false, true}) {
+    INFO("deflate " << deflate);
+    std::error_code ec;
+    std::shared_ptr<ws::session> client;
+    bool connected = false;
+    ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + std::to_string(s.port()) + "/echo",
+                      {.subprotocols = {"chat.v1"}, .deflate = {.enabled = deflate}},
+                      [&](std::error_code e, std::shared_ptr<ws::session> c) {
+                        ec = e;
+                        client = std::move(c);
+                        connected = true;
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return connected; }));
+    REQUIRE_FALSE(ec);
+    CHECK(client->subprotocol() == "chat.v1");
+    std::vector<std::string> got;
+    std::optional<ws::close_info> closed;
+    client->on_message([&](ws::message&& m) { got.push_back(std::move(m.data)); });
+    client->on_close([&](const ws::close_info& info) { closed = info; });
+    client->start();
+    const std::string big(100'000, 'q');
+    client->send_text("one");
+    client->send_binary(big);
+    client->send_text("three");
+    REQUIRE(test::run_until(ctx, [&] { return got.size() == 3; }));
+    CHECK(got == std::vector<std::string>{"one", big, "three"});
+    client->close(ws::close_code::normal, "bye");
+    REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+    CHECK(closed->code == ws::close_code::normal);
+    CHECK_FALSE(closed->by_peer);
+  }
+}
+
+TEST_CASE("ws client: handshake failures", "[ws][client]") {
+  test_server s;
+  s.routes().get("/plain", [](http::request&) { return http::response::text("not a websocket"); });
+  s.start();
+  asio::io_context ctx;
+  auto attempt = [&](const std::string& url) {
+    std::optional<std::error_code> result;
+    ws::async_connect(ctx.get_executor(), url, {.connect_timeout = 2s},
+                      [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
+    REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+    return *result;
+  };
+  const std::string base = "ws://127.0.0.1:" + std::to_string(s.port());
+  CHECK(attempt(base + "/plain") == ws::error::handshake_refused);
+  CHECK(attempt(base + "/missing") == ws::error::handshake_refused);
+  CHECK(attempt("http://127.0.0.1/") == asio::error::invalid_argument);
+}
