@@ -22,7 +22,9 @@ class output_queue {
 
   /// The string to append small pieces to.
   std::string& text() {
-    if (pieces_.empty() || pieces_.back().shared.size() != 0 || pieces_.back().large) pieces_.emplace_back();
+    if (pieces_.empty() || pieces_.back().shared.size() != 0 || pieces_.back().large) {
+      pieces_.emplace_back();
+    }
     return pieces_.back().text;
   }
   void append(std::string_view s) { text().append(s); }
@@ -84,8 +86,8 @@ class output_queue {
         n = 0;
       }
     }
+    if (i == pieces_.size()) return clear();  // everything written: keep the first string's capacity
     pieces_.erase(pieces_.begin(), pieces_.begin() + static_cast<std::ptrdiff_t>(i));
-    if (pieces_.empty()) clear();
   }
 
   /// Empties the queue, keeping the first string's capacity for the next responses.

@@ -24,6 +24,7 @@
 #include <switchboard/http/response.hpp>
 #include <switchboard/http/router.hpp>
 
+#include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/ip/tcp.hpp>
@@ -38,6 +39,19 @@
 #include <thread>
 
 namespace switchboard::http::detail {
+
+/// std::allocator under another name: Asio replaces std::allocator with its per-thread recycling allocator, not this.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() noexcept = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(const exact_allocator<U>&) const noexcept { return true; }
+};
 
 template <class Stream>
 struct stream_traits;
@@ -208,13 +222,16 @@ class server_connection final : public connection_base,
     }
     if constexpr (!traits::tls) {
       if (!ex_) {
-        // Parked: wait for readability without holding a buffer.
+        // Parked: wait for readability without holding a buffer. The wait's operation is allocated to its exact
+        // size: Asio's default per-thread recycling would hand it a larger block freed by another operation (the
+        // accept that made this connection), and an idle connection would hold that block for as long as it waits.
         reading_ = true;
-        stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
-          self->reading_ = false;
-          if (ec) return self->close();
-          self->on_readable();
-        });
+        stream_.async_wait(asio::socket_base::wait_read,
+                           asio::bind_allocator(exact_allocator<void>(), [self = this->shared_from_this()](std::error_code ec) {
+                             self->reading_ = false;
+                             if (ec) return self->close();
+                             self->on_readable();
+                           }));
         return;
       }
     }
@@ -250,7 +267,7 @@ class server_connection final : public connection_base,
       ex_->req.make_self_contained(ex_->in.storage(), ex_->in.capacity());
       ex_->views_in_buffer = false;
     }
-    return ex_->in.prepare(shard_->blocks(), 1024, shard_->max_read_buffer());
+    return ex_->in.prepare(1024, shard_->max_read_buffer());
   }
 
   // TCP only: the socket is readable; read what is there without waiting.
@@ -419,7 +436,7 @@ class server_connection final : public connection_base,
     if (!x.current_route->streams_body()) {
       x.req.make_self_contained(x.in.storage(), x.in.capacity());
       x.views_in_buffer = false;
-      x.in.release_if_empty(shard_->blocks());
+      x.in.release_if_empty();
       watch_for_disconnect();
     }
   }
@@ -711,7 +728,7 @@ class server_connection final : public connection_base,
 
   void linger() {
     if (closed_) return;
-    auto space = ex_->in.prepare(shard_->blocks(), 1, shard_->max_read_buffer());
+    auto space = ex_->in.prepare(1, shard_->max_read_buffer());
     reading_ = true;
     stream_.async_read_some(asio::buffer(space.first, space.second),
                             [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
@@ -742,7 +759,7 @@ class server_connection final : public connection_base,
   std::shared_ptr<server_shard> shard_;
   Stream stream_;
   asio::ip::tcp::endpoint remote_;
-  std::unique_ptr<exchange> ex_;
+  exchange_ptr ex_;
   clock::time_point deadline_ = clock::time_point::max();
   clock::time_point idle_since_{};
   std::uint64_t sequence_ = 0;

@@ -5,6 +5,7 @@
 // drain of its connections. Only ever touched from its own executor.
 #pragma once
 
+#include <switchboard/core/detail/page_pool.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/http/date.hpp>
 #include <switchboard/http/detail/output_queue.hpp>
@@ -25,7 +26,9 @@
 #include <functional>
 #include <time.h>
 #include <memory>
+#include <new>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace switchboard::http {
@@ -87,9 +90,11 @@ class connection_base {
   ~connection_base() = default;
 };
 
-/// Per-request state, pooled: an idle connection returns it, so it costs nothing while the connection waits.
+/// Per-request state, pooled: an idle connection returns it, so it costs nothing while the connection waits. It
+/// lives at the start of a unit of whole pages from the shard's page_pool, and its read buffer starts in the rest of
+/// that unit (see server_shard::acquire_exchange).
 struct exchange {
-  explicit exchange(const parser_limits& limits) : parser(limits) {}
+  exchange(const parser_limits& limits, std::span<char> read_storage) : in(read_storage), parser(limits) {}
   read_buffer in;
   request_parser parser;
   request req;
@@ -121,6 +126,16 @@ struct exchange {
   }
 };
 
+/// Destroys an exchange and gives its unit back to the page pool it came from.
+struct exchange_deleter {
+  switchboard::detail::page_pool* pool;
+  void operator()(exchange* e) const noexcept {
+    e->~exchange();
+    pool->release(e);
+  }
+};
+using exchange_ptr = std::unique_ptr<exchange, exchange_deleter>;
+
 class server_shard : public std::enable_shared_from_this<server_shard> {
  public:
   server_shard(std::size_t index, asio::any_io_executor executor, const server_options& options,
@@ -133,7 +148,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
         listener_(std::move(listener)),
         ticker_(executor_),
         drain_timer_(executor_),
-        blocks_(4 * 1024, 256) {
+        exchange_pages_(exchange_unit_size, 0) {
   }
 
   std::size_t index() const noexcept { return index_; }
@@ -141,10 +156,9 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   const server_options& options() const noexcept { return options_; }
   const router& routes() const noexcept { return *routes_; }
   server_shared& shared() noexcept { return *shared_; }
-  block_pool& blocks() noexcept { return blocks_; }
   /// The largest a read buffer may grow: a whole header section plus room to tell that it is too large.
   std::size_t max_read_buffer() const noexcept {
-    return std::max<std::size_t>(options_.limits.max_header_bytes + 1024, blocks_.block_size());
+    return std::max<std::size_t>(options_.limits.max_header_bytes + 1024, exchange_unit_size - read_storage_offset);
   }
 
   /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per second per thread.
@@ -152,19 +166,27 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
 
   bool draining() const noexcept { return draining_; }
 
-  std::unique_ptr<exchange> acquire_exchange() {
-    if (free_exchanges_.empty()) return std::make_unique<exchange>(options_.limits);
-    auto e = std::move(free_exchanges_.back());
-    free_exchanges_.pop_back();
-    return e;
+  exchange_ptr acquire_exchange() {
+    if (!free_exchanges_.empty()) {
+      auto e = std::move(free_exchanges_.back());
+      free_exchanges_.pop_back();
+      return e;
+    }
+    void* unit = exchange_pages_.acquire();
+    auto* bytes = static_cast<char*>(unit);
+    try {
+      const std::span<char> read_storage(bytes + read_storage_offset, exchange_pages_.unit_size() - read_storage_offset);
+      return exchange_ptr(new (unit) exchange(options_.limits, read_storage), exchange_deleter{&exchange_pages_});
+    } catch (...) {
+      exchange_pages_.release(unit);
+      throw;
+    }
   }
-  void release_exchange(std::unique_ptr<exchange> e) {
-    e->in.release(blocks_);
+  void release_exchange(exchange_ptr e) {
+    e->in.release();
     e->reset_request();
     e->out.clear();
-    if (free_exchanges_.size() < max_free_exchanges) {
-      free_exchanges_.push_back(std::move(e));
-    }
+    if (free_exchanges_.size() < max_free_exchanges) free_exchanges_.push_back(std::move(e));
   }
 
   void start() { tick(); }
@@ -238,7 +260,14 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   }
 
  private:
+  // Exchanges kept constructed for reuse (with their strings' capacity); beyond these, an exchange released by a
+  // connection going idle is destroyed and its pages go back to the system (page_pool with no hot units).
   static constexpr std::size_t max_free_exchanges = 256;
+  // An exchange's unit: the exchange, then its read buffer (about 7 KiB: a whole browser request header fits, and a
+  // small request touches only the first page).
+  static constexpr std::size_t exchange_unit_size = 8 * 1024;
+  static constexpr std::size_t read_storage_offset = (sizeof(exchange) + 63) / 64 * 64;
+  static_assert(read_storage_offset + 4096 <= exchange_unit_size);
 
   void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
     drain_deadline_ = deadline;
@@ -291,8 +320,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   std::shared_ptr<net::listener> listener_;
   asio::steady_timer ticker_;
   asio::steady_timer drain_timer_;
-  block_pool blocks_;
-  std::vector<std::unique_ptr<exchange>> free_exchanges_;
+  switchboard::detail::page_pool exchange_pages_;  // declared before free_exchanges_, which it outlives
+  std::vector<exchange_ptr> free_exchanges_;
   connection_base* head_ = nullptr;
   std::size_t count_ = 0;
   bool paused_ = false;
