@@ -4,7 +4,7 @@
 #
 # Each server is started fresh and validated; its memory is read from /proc/<pid>/smaps_rollup (RSS, PSS
 # and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
-# request on each and holds them idle while the memory is read again. The difference divided by N is the
+# request on each and holds them; once they have been idle for the settle time, the memory is read again. The difference divided by N is the
 # memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
 #
 # Usage: benchmarks/load/memory.sh [options]
@@ -12,6 +12,8 @@
 #   --servers LIST       comma-separated among nginx, beast, beast-notimeout, hello (default
 #                        nginx,beast,hello; one that is not installed or not built is skipped with the reason)
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
+#   --settle S           seconds the connections stay idle before the memory is read (default 2): a server
+#                        may keep a just-used connection's buffers for a moment (switchboard: 0.5 s)
 #   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
 #   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
 #   -h, --help           this help
@@ -25,6 +27,7 @@ root_dir=$(cd "$load_dir/../.." && pwd)
 connections=10000
 servers=nginx,beast,hello
 server_cpu=
+settle=2
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 
@@ -37,6 +40,7 @@ while (( $# > 0 )); do
     --connections) connections=$(number "$1" "${2:-}"); shift ;;
     --servers) servers=${2:-}; shift ;;
     --server-cpu) server_cpu=$(number "$1" "${2:-}"); shift ;;
+    --settle) settle=$(number "$1" "${2:-}"); shift ;;
     --bin-dir) bin_dir=${2:-}; shift ;;
     --results-dir) results_dir=${2:-}; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -115,6 +119,7 @@ measure() {
     echo "  $name: the holder did not get $connections connections ready: ${line:-no output} $(<"$SB_TMP/holder.err")"
     return 1
   fi
+  sleep "$settle"  # idle connections, not just-answered ones
   read -r -a after <<<"$(sb_memory_kib "$pid")"
   kill -TERM "$holder_pid"
   read -r -t 60 -u "$holder_out" line || line=

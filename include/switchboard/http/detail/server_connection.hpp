@@ -535,7 +535,7 @@ class server_connection final : public connection_base,
     if (!head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
     if (!keep_alive) close_after_write_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
-    if (upgrading) upgrade_ = std::move(r.upgrade_target());
+    if (upgrading) upgrade_ = std::make_unique<upgrade_handler>(std::move(r.upgrade_target()));
     x.reset_request();  // may destroy `r` (when it is the exchange's sync_response)
     if (upgrading) {
       phase_ = phase::upgrading;  // no more requests: the next bytes belong to the new protocol
@@ -630,8 +630,8 @@ class server_connection final : public connection_base,
     auto self = this->shared_from_this();
     // A coroutine lambda's captures live in the lambda object, not in the coroutine frame: keep the producer
     // alive until its coroutine has finished.
-    producer_ = std::move(producer);
-    asio::co_spawn(shard_->executor(), producer_(*this),
+    producer_ = std::make_unique<body_producer>(std::move(producer));
+    asio::co_spawn(shard_->executor(), (*producer_)(*this),
                    asio::bind_cancellation_slot(ex_->cancel.slot(), [self, chunked](std::exception_ptr e) {
                      self->end_streaming(e, chunked);
                    }));
@@ -639,7 +639,7 @@ class server_connection final : public connection_base,
   }
 
   void end_streaming(std::exception_ptr e, bool chunked) {
-    producer_ = nullptr;
+    producer_.reset();
     if (closed_) return;
     if (e && !peer_gone_) log_handler_exception("http body producer", e);
     if (e) return close();  // the head is out: the only way to signal a failed body is to cut the connection
@@ -703,7 +703,7 @@ class server_connection final : public connection_base,
     closed_ = true;  // this object no longer owns a connection
     shard_->remove(this, false);
     if (!reading_) shard_->release_exchange(std::move(ex_));
-    asio::post(shard_->executor(), [h = std::move(upgrade_), c = std::move(c)]() mutable { h(std::move(c)); });
+    asio::post(shard_->executor(), [h = std::move(*upgrade_), c = std::move(c)]() mutable { h(std::move(c)); });
   }
 
   // ---------------------------------------------------------------- closing
@@ -766,8 +766,9 @@ class server_connection final : public connection_base,
   std::atomic<std::thread::id> dispatch_thread_{};
   read_handler pending_body_read_;
   completion pending_stream_write_;
-  body_producer producer_;
-  upgrade_handler upgrade_;
+  // Rare (streamed responses, upgrades): behind a pointer, so that every connection does not carry them.
+  std::unique_ptr<body_producer> producer_;
+  std::unique_ptr<upgrade_handler> upgrade_;
   std::size_t linger_budget_ = 0;
   phase phase_ = phase::idle;
   bool reading_ = false;
