@@ -6,11 +6,14 @@
 # and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
 # request on each and holds them idle while the memory is read again. The difference divided by N is the
 # memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
+# With --websocket PATH the connections are idle WebSockets opened on PATH (an echo endpoint) after one
+# message each; ws.sh measures its servers that way.
 #
 # Usage: benchmarks/load/memory.sh [options]
 #   --connections N      idle connections to hold (default 10000)
-#   --servers LIST       comma-separated among nginx, beast, beast-notimeout, hello (default
-#                        nginx,beast,hello; one that is not installed or not built is skipped with the reason)
+#   --servers LIST       comma-separated among the servers of lib/servers.sh (default nginx,beast,hello; one
+#                        that is not installed or not built is skipped with the reason)
+#   --websocket PATH     hold WebSockets opened on PATH, an echo endpoint (e.g. /echo), not HTTP connections
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
 #   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
 #   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
@@ -27,6 +30,7 @@ servers=nginx,beast,hello
 server_cpu=
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
+websocket=
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
 usage_error() { echo "memory.sh: $1 (see --help)" >&2; exit 2; }
@@ -39,6 +43,7 @@ while (( $# > 0 )); do
     --server-cpu) server_cpu=$(number "$1" "${2:-}"); shift ;;
     --bin-dir) bin_dir=${2:-}; shift ;;
     --results-dir) results_dir=${2:-}; shift ;;
+    --websocket) websocket=${2:-}; shift; [[ $websocket == /* ]] || usage_error "--websocket needs a path" ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
@@ -85,8 +90,9 @@ server_cpu=${server_cpu:-${allowed_cpus[0]}}
 
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
-csv_file=$results_dir/memory-$stamp.csv
-json_file=$results_dir/memory-$stamp.json
+kind=${websocket:+-ws}
+csv_file=$results_dir/memory$kind-$stamp.csv
+json_file=$results_dir/memory$kind-$stamp.json
 header="server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib"
 header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_connection,dirty_kib_per_connection"
 echo "$header" >"$csv_file"
@@ -102,7 +108,7 @@ measure() {
   local fifo=$SB_TMP/holder.fifo holder_out
   rm -f "$fifo"
   mkfifo "$fifo"
-  "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$connections" \
+  "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$connections" ${websocket:+--websocket "$websocket"} \
     >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
   holder_pid=$!
   exec {holder_out}<"$fifo"
@@ -132,7 +138,8 @@ measure() {
   fi
 }
 
-echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections connections per server"
+echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections" \
+     "${websocket:+WebSocket (at $websocket) }connections per server"
 for name in "${server_list[@]}"; do
   reason=$(sb_server_missing "$name")
   if [[ -n $reason ]]; then
@@ -162,7 +169,7 @@ awk -F, '
 
 {
   printf '{\n  "benchmark": "memory",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
-  printf '  "connections": %d,\n' "$connections"
+  printf '  "connections": %d,\n  "websocket": %s,\n' "$connections" "$(sb_json_string "$websocket")"
   printf '  "results": %s\n}\n' "$(sb_csv_to_json "$csv_file")"
 } >"$json_file"
 echo

@@ -18,7 +18,8 @@
 //              subscriber got the current one (or after --publish-timeout, and the missing deliveries count
 //              as lost). Counts deliveries inside the window and the latency of each, from the publish's
 //              send to its receipt.
-//   --check    one connection to --path, one message, which must come back unchanged; prints "ok".
+//   --check    echo: one message on one connection to --path must come back unchanged; broadcast: one
+//              message sent by a publisher must reach a subscriber unchanged. Prints "ok".
 //
 // Connections are opened one after the other (blocking, bounded by --connect-timeout in all) before the
 // load starts, so the listen backlog never overflows; then --warmup seconds unmeasured, then --duration
@@ -61,10 +62,11 @@ namespace ws = switchboard::ws;
 using asio::ip::tcp;
 using load_tools::clock_type;
 
-enum class mode { echo, broadcast, check };
+enum class mode { echo, broadcast };
 
 struct options {
   mode run_mode = mode::echo;
+  bool check = false;
   std::string host = "127.0.0.1";
   unsigned port = 0;                        ///< 0: not given
   std::string path = "/echo";
@@ -83,7 +85,8 @@ struct options {
 constexpr const char* usage_text =
     "usage: ws_load --port PORT [options]\n"
     "  --mode echo|broadcast   what to measure (default echo)\n"
-    "  --check                 one message on one connection to --path must come back unchanged\n"
+    "  --check                 echo: one message to --path must come back unchanged; broadcast: one message\n"
+    "                          from a publisher must reach a subscriber unchanged\n"
     "  --host ADDRESS          server IPv4 address, numeric (default 127.0.0.1)\n"
     "  --port PORT             server port (required)\n"
     "  --path PATH             echo endpoint (default /echo)\n"
@@ -118,7 +121,7 @@ options parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--check") {
-      o.run_mode = mode::check;
+      o.check = true;
       continue;
     }
     if (flag == "-h" || flag == "--help") {
@@ -129,7 +132,7 @@ options parse_options(int argc, char** argv) {
     const std::string_view value = argv[++i];
     if (flag == "--mode") {
       if (value != "echo" && value != "broadcast") usage_error("--mode is echo or broadcast");
-      if (o.run_mode != mode::check) o.run_mode = value == "echo" ? mode::echo : mode::broadcast;
+      o.run_mode = value == "echo" ? mode::echo : mode::broadcast;
     } else if (flag == "--host") {
       o.host = value;
     } else if (flag == "--port") {
@@ -435,17 +438,26 @@ void connection::fail(const std::string& why) {
   socket_.close(ignored);
 }
 
-/// --check: one message on one connection must come back unchanged.
-int run_check(const options& o) {
+/// --check: in echo mode, one message on one connection to --path must come back unchanged; in broadcast
+/// mode, a message sent by a publisher must reach a subscriber unchanged.
+int run_check(const options& o, bool broadcast) {
   try {
     asio::io_context context;
-    tcp::socket socket(context);
-    socket.connect({asio::ip::make_address(o.host), static_cast<unsigned short>(o.port)});
-    std::string buffer = ws_load::open_websocket(socket, o.host + ":" + std::to_string(o.port), o.path);
+    const tcp::endpoint server{asio::ip::make_address(o.host), static_cast<unsigned short>(o.port)};
+    const std::string host_field = o.host + ":" + std::to_string(o.port);
+    tcp::socket receiver(context), sender(context);
+    receiver.connect(server);
+    std::string buffer = ws_load::open_websocket(receiver, host_field, broadcast ? o.subscribe_path : o.path);
+    tcp::socket& from = broadcast ? sender : receiver;
+    if (broadcast) {
+      sender.connect(server);
+      ws_load::open_websocket(sender, host_field, o.publish_path);
+    }
     std::string payload;
     load_tools::make_payload(payload, o.size, 1, load_tools::to_ns(clock_type::now()));
-    if (ws_load::exchange_message(socket, buffer, payload) != payload) {
-      std::fprintf(stderr, "ws_load: --check: the echo differs from the message sent\n");
+    ws_load::send_message(from, payload);
+    if (ws_load::read_message(receiver, buffer) != payload) {
+      std::fprintf(stderr, "ws_load: --check: the message received differs from the message sent\n");
       return 1;
     }
   } catch (const std::exception& e) {
@@ -460,7 +472,7 @@ int run_check(const options& o) {
 
 int main(int argc, char** argv) {
   const options o = parse_options(argc, argv);
-  if (o.run_mode == mode::check) return run_check(o);
+  if (o.check) return run_check(o, o.run_mode == mode::broadcast);
   if (!load_tools::raise_file_limit(o.connections + 1)) {
     std::fprintf(stderr, "ws_load: %u connections need more open files than the hard limit allows\n", o.connections);
     return 1;

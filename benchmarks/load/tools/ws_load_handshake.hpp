@@ -1,7 +1,7 @@
 // ws_load_handshake: the blocking client steps of the WebSocket load tools (tools/ws_load.cpp and
-// tools/idle_connections.cpp --websocket): the opening handshake on a connected socket (RFC 6455 §4.1) and
-// one message sent and its answer read (a check that the connection works, or the one exchange that makes
-// a server allocate what it keeps per connection).
+// tools/idle_connections.cpp --websocket): the opening handshake on a connected socket (RFC 6455 §4.1),
+// sending one message and reading one (for checks, and for the one exchange that makes a server allocate
+// what it keeps per connection).
 //
 // Both throw std::runtime_error with the reason (or asio's std::system_error) on any failure; they are used
 // while connections are set up, before any load runs, where a blocking call is simplest.
@@ -59,15 +59,18 @@ inline std::string open_websocket(asio::ip::tcp::socket& socket, std::string_vie
   return buffer;
 }
 
-/// Sends `payload` as one masked text frame and reads until one whole message comes back; returns it.
-/// `buffer` holds bytes already received on the connection (from open_websocket) and keeps what follows
-/// the message. Pings are not answered: the servers of the benchmarks send none during a check.
-inline std::string exchange_message(asio::ip::tcp::socket& socket, std::string& buffer, std::string_view payload) {
+/// Sends `payload` as one masked text frame.
+inline void send_message(asio::ip::tcp::socket& socket, std::string_view payload) {
   switchboard::ws::frame_writer writer(switchboard::ws::role::client);
   std::string frame(writer.frame_size(payload.size()), '\0');
   frame.resize(writer.write_frame(frame, switchboard::ws::opcode::text, payload));
   asio::write(socket, asio::buffer(frame));
+}
 
+/// Reads until one whole message has come and returns it. `buffer` holds bytes already received on the
+/// connection (from open_websocket) and keeps what follows the message. Pings are not answered: the servers
+/// of the benchmarks send none during a check.
+inline std::string read_message(asio::ip::tcp::socket& socket, std::string& buffer) {
   switchboard::ws::frame_parser parser(switchboard::ws::role::client);
   std::string message;
   std::array<char, 4096> chunk{};
