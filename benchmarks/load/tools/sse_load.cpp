@@ -232,19 +232,30 @@ class publisher {
  public:
   publisher(tcp::socket socket, std::string request_head) : socket_(std::move(socket)), head_(std::move(request_head)) {}
 
-  /// POSTs `body`; the response is read and checked (2xx) in the background.
+  /// POSTs `body`; the response is read and checked (2xx) in the background. A request queued while the
+  /// previous one is still being written goes out after it.
   void post(std::string_view body) {
-    request_.assign(head_).append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+    pending_.append(head_).append(std::to_string(body.size())).append("\r\n\r\n").append(body);
     ++outstanding_;
-    asio::async_write(socket_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
-      if (ec) fail(ec.message());
-    });
+    write();
     if (!reading_) read();
   }
 
   bool failed() const { return failed_; }
 
  private:
+  void write() {
+    if (writing_ || pending_.empty() || failed_) return;
+    request_.swap(pending_);
+    pending_.clear();
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
+      writing_ = false;
+      if (ec) return fail(ec.message());
+      write();
+    });
+  }
+
   void read() {
     reading_ = true;
     socket_.async_read_some(asio::buffer(in_.data() + buffered_, in_.size() - buffered_),
@@ -282,12 +293,14 @@ class publisher {
 
   tcp::socket socket_;
   std::string head_;
-  std::string request_;
+  std::string request_;  // the bytes of the write in progress
+  std::string pending_;  // requests queued behind it
   std::array<char, 16 * 1024> in_{};
   std::size_t buffered_ = 0;
   http_load::response_parser parser_;
   unsigned outstanding_ = 0;
   bool reading_ = false;
+  bool writing_ = false;
   bool failed_ = false;
 };
 
@@ -377,11 +390,12 @@ class load {
 
   /// --hold: holds the subscribers idle until SIGINT or SIGTERM; then reports how many are still open.
   int hold() {
+    // The signals are caught before "ready" says that the holder may be stopped.
+    asio::signal_set signals(context_, SIGINT, SIGTERM);
+    signals.async_wait([this](std::error_code, int) { context_.stop(); });
     for (auto& s : subscribers_) s->start();
     std::printf("ready %zu\n", subscribers_.size());
     std::fflush(stdout);
-    asio::signal_set signals(context_, SIGINT, SIGTERM);
-    signals.async_wait([this](std::error_code, int) { context_.stop(); });
     context_.run();
     std::size_t open = 0;
     for (auto& s : subscribers_) open += s->still_open() ? 1 : 0;
