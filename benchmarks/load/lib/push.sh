@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154,SC2034 # load_dir, root_dir, command_line, scenario_list and family_list come from the
+# sourcing script, which reads PUSH_SHIFT and the variables set here
 # The run machinery of the push benchmarks, ws.sh and sse.sh: common options, interleaved rounds of a load
 # client against servers pinned to one CPU, per-run CSV rows, medians with ratios, JSON, and the memory
 # figures through memory.sh. Sourced by the two scripts, which set first:
