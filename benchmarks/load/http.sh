@@ -251,7 +251,7 @@ done
 echo
 echo "Medians. CPU us/req: the server's CPU time per request. srv CPU, wrk CPU: their use of one CPU during"
 echo "the run; other: CPU used on the same two CPUs by anything else (other work disturbs the figures)."
-awk -v medians="$medians_csv" -v rounds="$rounds" -v duration="$duration" -f "$load_dir/lib/summarize.awk" "$runs_csv"
+awk -v medians="$medians_csv" -v rounds="$rounds" -v duration="$duration" -f "$load_dir/lib/stats.awk" -f "$load_dir/lib/summarize.awk" "$runs_csv"
 
 {
   printf '{\n  "benchmark": "http",\n  "started": %s,\n' "$(sb_json_string "$stamp")"

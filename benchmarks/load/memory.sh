@@ -6,11 +6,16 @@
 # and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
 # request on each and holds them; once they have been idle for the settle time, the memory is read again. The difference divided by N is the
 # memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
+# With --websocket PATH the connections are idle WebSockets opened on PATH (an echo endpoint) after one
+# message each; ws.sh measures its servers that way. With --sse PATH they are idle event streams (GET PATH,
+# text/event-stream) held by bin/sse_load --hold; sse.sh measures its servers that way.
 #
 # Usage: benchmarks/load/memory.sh [options]
 #   --connections N      idle connections to hold (default 10000)
-#   --servers LIST       comma-separated among nginx, beast, beast-notimeout, hello (default
-#                        nginx,beast,hello; one that is not installed or not built is skipped with the reason)
+#   --servers LIST       comma-separated among the servers of lib/servers.sh (default nginx,beast,hello; one
+#                        that is not installed or not built is skipped with the reason)
+#   --websocket PATH     hold WebSockets opened on PATH, an echo endpoint (e.g. /echo), not HTTP connections
+#   --sse PATH           hold Server-Sent Events streams of PATH (e.g. /topics/bench/events) instead
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
 #   --settle S           seconds the connections stay idle before the memory is read (default 2): a server
 #                        may keep a just-used connection's buffers for a moment (switchboard: 0.5 s)
@@ -30,6 +35,8 @@ server_cpu=
 settle=2
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
+websocket=
+sse=
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
 usage_error() { echo "memory.sh: $1 (see --help)" >&2; exit 2; }
@@ -43,6 +50,8 @@ while (( $# > 0 )); do
     --settle) settle=$(number "$1" "${2:-}"); shift ;;
     --bin-dir) bin_dir=${2:-}; shift ;;
     --results-dir) results_dir=${2:-}; shift ;;
+    --websocket) websocket=${2:-}; shift; [[ $websocket == /* ]] || usage_error "--websocket needs a path" ;;
+    --sse) sse=${2:-}; shift; [[ $sse == /* ]] || usage_error "--sse needs a path" ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
@@ -54,8 +63,14 @@ IFS=, read -r -a server_list <<<"$servers"
 for tool in curl ss awk pgrep taskset; do
   command -v "$tool" >/dev/null || { echo "memory.sh: $tool is required" >&2; exit 1; }
 done
-[[ -x $bin_dir/idle_connections ]] ||
-  { echo "memory.sh: $bin_dir/idle_connections is not built (cmake --build --preset release)" >&2; exit 1; }
+# The holder: idle_connections for HTTP connections and WebSockets, sse_load --hold for event streams. Both
+# print "ready N" once every connection is open, and "open N closed M" after SIGTERM.
+if [[ -n $sse ]]; then
+  holder=("$bin_dir/sse_load" --hold --subscribe-path "$sse")
+else
+  holder=("$bin_dir/idle_connections" ${websocket:+--websocket "$websocket"})
+fi
+[[ -x ${holder[0]} ]] || { echo "memory.sh: ${holder[0]} is not built (cmake --build --preset release)" >&2; exit 1; }
 
 # The servers need a descriptor per connection, plus their own; children inherit the raised soft limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -89,8 +104,9 @@ server_cpu=${server_cpu:-${allowed_cpus[0]}}
 
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
-csv_file=$results_dir/memory-$stamp.csv
-json_file=$results_dir/memory-$stamp.json
+kind=${websocket:+-ws}${sse:+-sse}
+csv_file=$results_dir/memory$kind-$stamp.csv
+json_file=$results_dir/memory$kind-$stamp.json
 header="server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib"
 header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_connection,dirty_kib_per_connection"
 echo "$header" >"$csv_file"
@@ -106,8 +122,7 @@ measure() {
   local fifo=$SB_TMP/holder.fifo holder_out
   rm -f "$fifo"
   mkfifo "$fifo"
-  "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$connections" \
-    >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
+  "${holder[@]}" --port "${SB_PORT[$name]}" --connections "$connections" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
   holder_pid=$!
   exec {holder_out}<"$fifo"
   # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
@@ -137,7 +152,8 @@ measure() {
   fi
 }
 
-echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections connections per server"
+echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections" \
+     "${websocket:+WebSocket (at $websocket) }${sse:+event stream (at $sse) }connections per server"
 for name in "${server_list[@]}"; do
   reason=$(sb_server_missing "$name")
   if [[ -n $reason ]]; then
@@ -167,7 +183,8 @@ awk -F, '
 
 {
   printf '{\n  "benchmark": "memory",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
-  printf '  "connections": %d,\n' "$connections"
+  printf '  "connections": %d,\n  "websocket": %s,\n  "sse": %s,\n' "$connections" "$(sb_json_string "$websocket")" \
+    "$(sb_json_string "$sse")"
   printf '  "results": %s\n}\n' "$(sb_csv_to_json "$csv_file")"
 } >"$json_file"
 echo

@@ -7,8 +7,17 @@
 #   beast   bin/peer_beast_http (peers/beast_http.cpp), built when CMake found the Boost headers
 #   beast-notimeout   the same without Beast's per-operation timeouts (--idle-timeout 0), to show their cost
 #   hello   bin/hello, switchboard's example server, run with --threads 1
+# and the WebSocket servers of ws.sh (each validated with `ws_load --check`, which needs bin/ws_load):
+#   hello-ws       bin/hello --threads 1 again, for its WebSocket echo at /echo
+#   sb-broadcast   bin/peer_ws_broadcast --threads 1 (peers/ws_broadcast.cpp): /subscribe and /publish
+#   beast-ws       bin/peer_beast_ws (peers/beast_ws.cpp): /echo, /subscribe and /publish
+#   node-ws        peers/ws_node.mjs under node, with the `ws` package from SB_NODE_MODULES: the same three
+# and the Server-Sent Events servers of sse.sh (POST /topics/{topic}, GET /topics/{topic}/events; each
+# validated with `sse_load --check`, which needs bin/sse_load):
+#   notifications  bin/notifications --threads 1 (examples/notifications)
+#   nchan          nginx with Debian's Nchan module, run from peers/nchan.conf.in with one worker (measured)
 #
-# Every server listens on 127.0.0.1 and answers GET /plaintext and GET /json. A started server's pid (the
+# Every HTTP server listens on 127.0.0.1 and answers GET /plaintext and GET /json. A started server's pid (the
 # one to stop) is SB_PID[name], the pid to measure SB_WORK_PID[name], its port SB_PORT[name].
 
 SB_LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,7 +25,11 @@ SB_LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$SB_LOAD_DIR/lib/proc.sh"
 
 SB_BIND=127.0.0.1
-SB_ALL_SERVERS=(nginx beast beast-notimeout hello)
+SB_ALL_SERVERS=(nginx beast beast-notimeout hello hello-ws sb-broadcast beast-ws node-ws notifications nchan)
+# Debian's libnginx-mod-nchan installs the module here.
+SB_NCHAN_MODULE=${SB_NCHAN_MODULE:-/usr/lib/nginx/modules/ngx_nchan_module.so}
+# Where node finds the `ws` package (a node_modules folder); ws.sh installs it there.
+SB_NODE_MODULES=${SB_NODE_MODULES:-}
 declare -A SB_PID=() SB_WORK_PID=() SB_PORT=()
 
 # sb_nginx_binary: the nginx executable, or nothing.
@@ -31,6 +44,28 @@ sb_server_missing() {
     beast|beast-notimeout)
       [[ -x $SB_BIN_DIR/peer_beast_http ]] || echo "not built (needs the Boost headers: libboost-dev)" ;;
     hello) [[ -x $SB_BIN_DIR/hello ]] || echo "not built" ;;
+    hello-ws|sb-broadcast|beast-ws)
+      local binary
+      case $1 in hello-ws) binary=hello ;; sb-broadcast) binary=peer_ws_broadcast ;; beast-ws) binary=peer_beast_ws ;; esac
+      if [[ ! -x $SB_BIN_DIR/$binary ]]; then
+        echo "bin/$binary is not built$([[ $binary != peer_beast_ws ]] || echo ' (needs the Boost headers: libboost-dev)')"
+      elif [[ ! -x $SB_BIN_DIR/ws_load ]]; then
+        echo "bin/ws_load (which checks it) is not built"
+      fi ;;
+    node-ws)
+      if ! command -v node >/dev/null; then echo "node is not installed (scripts/install-deps.sh)"
+      elif [[ ! -f $SB_NODE_MODULES/ws/package.json ]]; then echo "the ws package is not installed in '$SB_NODE_MODULES'"
+      elif [[ ! -x $SB_BIN_DIR/ws_load ]]; then echo "bin/ws_load (which checks it) is not built"
+      fi ;;
+    notifications)
+      if [[ ! -x $SB_BIN_DIR/notifications ]]; then echo "bin/notifications is not built (examples/notifications)"
+      elif [[ ! -x $SB_BIN_DIR/sse_load ]]; then echo "bin/sse_load (which checks it) is not built"
+      fi ;;
+    nchan)
+      if [[ -z $(sb_nginx_binary) ]]; then echo "nginx is not installed (scripts/install-deps.sh --bench)"
+      elif [[ ! -f $SB_NCHAN_MODULE ]]; then echo "the Nchan module is not installed (libnginx-mod-nchan: scripts/install-deps.sh --bench)"
+      elif [[ ! -x $SB_BIN_DIR/sse_load ]]; then echo "bin/sse_load (which checks it) is not built"
+      fi ;;
     *) echo "unknown server (known: ${SB_ALL_SERVERS[*]})" ;;
   esac
 }
@@ -59,16 +94,20 @@ sb_free_port() {
 sb_server_command() {
   local name=$1 port=$2 dir=$3
   case $name in
-    nginx)
+    nginx|nchan)
       local nofile
       nofile=$(ulimit -n)
       sed -e "s|@PREFIX@|$dir|g" -e "s|@BIND@|$SB_BIND|g" -e "s|@PORT@|$port|g" -e "s|@NOFILE@|$nofile|g" \
           -e "s|@WORKER_CONNECTIONS@|$(( SB_MAX_CONNECTIONS + SB_MAX_CONNECTIONS / 8 + 64 ))|g" \
-          "$SB_LOAD_DIR/peers/nginx.conf.in" >"$dir/nginx.conf"
+          -e "s|@NCHAN_MODULE@|$SB_NCHAN_MODULE|g" "$SB_LOAD_DIR/peers/$name.conf.in" >"$dir/nginx.conf"
       SB_COMMAND=("$(sb_nginx_binary)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log") ;;
     beast) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port") ;;
     beast-notimeout) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port" --idle-timeout 0) ;;
-    hello) SB_COMMAND=("$SB_BIN_DIR/hello" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    hello|hello-ws) SB_COMMAND=("$SB_BIN_DIR/hello" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    sb-broadcast) SB_COMMAND=("$SB_BIN_DIR/peer_ws_broadcast" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    beast-ws) SB_COMMAND=("$SB_BIN_DIR/peer_beast_ws" --bind "$SB_BIND" --port "$port") ;;
+    node-ws) SB_COMMAND=(node "$SB_LOAD_DIR/peers/ws_node.mjs" "$SB_NODE_MODULES" --bind "$SB_BIND" --port "$port") ;;
+    notifications) SB_COMMAND=("$SB_BIN_DIR/notifications" --bind "$SB_BIND" --port "$port" --threads 1) ;;
   esac
 }
 
@@ -87,10 +126,34 @@ sb_wait_listening() {
   return 1
 }
 
+# sb_validate_ws NAME: checks that the started WebSocket server NAME echoes a message at /echo and, when it
+# has them, delivers a published message from /publish to /subscribe. Prints what is wrong and returns 1
+# otherwise.
+sb_validate_ws() {
+  local name=$1 check mode
+  local -a modes=(echo broadcast)
+  [[ $name == hello-ws ]] && modes=(echo)
+  [[ $name == sb-broadcast ]] && modes=(broadcast)
+  for mode in "${modes[@]}"; do
+    check=$(timeout 10 "$SB_BIN_DIR/ws_load" --check --mode "$mode" --host "$SB_BIND" --port "${SB_PORT[$name]}" 2>&1) || {
+      echo "$name: the WebSocket $mode check failed: $check" >&2; return 1; }
+  done
+}
+
+# sb_validate_sse NAME: checks that a message POSTed to the started server NAME reaches a subscriber of the
+# topic's event stream. Prints what is wrong and returns 1 otherwise.
+sb_validate_sse() {
+  local check
+  check=$(timeout 10 "$SB_BIN_DIR/sse_load" --check --host "$SB_BIND" --port "${SB_PORT[$1]}" 2>&1) || {
+    echo "$1: the Server-Sent Events check failed: $check" >&2; return 1; }
+}
+
 # sb_validate NAME: checks that the started server NAME answers both endpoints with the right status,
 # content type and body, and keeps the connection open between requests (without keep-alive a load run
 # would measure connection set-up instead). Prints what is wrong and returns 1 otherwise.
 sb_validate() {
+  [[ $1 != *-ws && $1 != sb-broadcast ]] || { sb_validate_ws "$1"; return; }
+  [[ $1 != notifications && $1 != nchan ]] || { sb_validate_sse "$1"; return; }
   local name=$1 base="http://$SB_BIND:${SB_PORT[$1]}" body="$SB_TMP/$1/body" path type expected got
   for path in /plaintext /json; do
     case $path in
@@ -129,12 +192,12 @@ sb_server_start() {
       SB_PORT[$name]=$port
       SB_WORK_PID[$name]=$pid
       sb_validate "$name" || { sb_server_stop "$name"; return 1; }
-      if [[ $name == nginx ]]; then
+      if [[ $name == nginx || $name == nchan ]]; then
         # Validation got answers, so the worker exists; it is the master's only child.
         SB_WORK_PID[$name]=$(pgrep -P "$pid")
         if [[ ! ${SB_WORK_PID[$name]} =~ ^[0-9]+$ ]]; then
-          echo "nginx: expected one worker process, found '${SB_WORK_PID[$name]}'" >&2
-          sb_server_stop nginx
+          echo "$name: expected one worker process, found '${SB_WORK_PID[$name]}'" >&2
+          sb_server_stop "$name"
           return 1
         fi
       fi

@@ -1,6 +1,6 @@
 # summarize.awk: the medians over the rounds of http.sh's runs, and their ratios to nginx's medians.
 #
-#   awk -v medians=FILE -v rounds=N -v duration=S -f summarize.awk RUNS.csv
+#   awk -v medians=FILE -v rounds=N -v duration=S -f stats.awk -f summarize.awk RUNS.csv
 #
 # RUNS.csv is http.sh's raw CSV (header row first, one row per run). Writes one row per scenario and server
 # to FILE (CSV) and prints a table per scenario. Failed runs (wrk gave no result) are left out of the
@@ -31,25 +31,6 @@ NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
   n = ++measured[key]
   for (m = 1; m <= metric_count; m++) value[key, metric[m], n] = $col[metric[m]]
 }
-
-# The median of the non-empty values of one metric, or "" when there are none.
-function median(key, name,    i, j, k, t, sorted) {
-  k = 0
-  for (i = 1; i <= measured[key]; i++)
-    if (value[key, name, i] != "") sorted[++k] = value[key, name, i] + 0
-  if (k == 0) return ""
-  for (i = 2; i <= k; i++) {
-    t = sorted[i]
-    for (j = i - 1; j >= 1 && sorted[j] > t; j--) sorted[j + 1] = sorted[j]
-    sorted[j + 1] = t
-  }
-  return (k % 2) ? sorted[(k + 1) / 2] : (sorted[k / 2] + sorted[k / 2 + 1]) / 2
-}
-
-function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : sprintf("%.2f", a / b) }
-function show(x, format) { return x == "" ? "n/a" : sprintf(format, x) }
-# "other" CPU is tick-sampled: a slightly negative estimate means none, and is shown as 0.
-function clamp(x) { return (x == "" || x > 0) ? x : 0 }
 
 END {
   print "scenario,connections,pipeline,server,rounds,ok_rounds,rps,p50_us,p99_us,cpu_us_per_req," \

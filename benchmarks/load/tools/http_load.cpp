@@ -32,13 +32,13 @@
 // 1 otherwise (the reason on stderr), 2 for a usage error.
 #include "response_parser.hpp"
 #include "latency_histogram.hpp"
+#include "process_cpu.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,9 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -64,6 +62,9 @@ using clock_type = std::chrono::steady_clock;
 using http_load::latency_histogram;
 using http_load::parse_error;
 using http_load::response_parser;
+using load_tools::own_cpu_us;
+using load_tools::processes_cpu_us;
+using load_tools::raise_file_limit;
 
 struct options {
   std::string host = "127.0.0.1";
@@ -168,18 +169,6 @@ options parse_options(int argc, char** argv) {
   return o;
 }
 
-/// Raises the soft open-file limit to hold `connections` sockets plus a margin; fails when the hard limit
-/// is too low.
-bool raise_file_limit(std::size_t connections) {
-  const rlim_t needed = static_cast<rlim_t>(connections) + 64;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
-  if (limit.rlim_cur >= needed) return true;
-  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) return false;
-  limit.rlim_cur = needed;
-  return setrlimit(RLIMIT_NOFILE, &limit) == 0;
-}
-
 timeval to_timeval(clock_type::duration d) {
   const auto us = std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count(), 1000);
   return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
@@ -220,44 +209,6 @@ bool wait_for_listener(const sockaddr_in& address, std::chrono::seconds wait) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-}
-
-/// CPU time (user + system, all threads) of process `pid` in microseconds, from /proc/PID/stat (proc(5):
-/// utime and stime are fields 14 and 15, in clock ticks); -1 when it cannot be read.
-std::int64_t process_cpu_us(int pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return -1;
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string field;
-  std::int64_t utime = -1, stime = -1;
-  for (int n = 3; n <= 15 && fields >> field; ++n) {
-    if (n == 14) utime = std::strtoll(field.c_str(), nullptr, 10);
-    if (n == 15) stime = std::strtoll(field.c_str(), nullptr, 10);
-  }
-  if (utime < 0 || stime < 0) return -1;
-  return (utime + stime) * 1000000 / sysconf(_SC_CLK_TCK);
-}
-
-/// Total CPU time of `pids` in microseconds; -1 when any of them cannot be read.
-std::int64_t processes_cpu_us(const std::vector<int>& pids) {
-  std::int64_t total = 0;
-  for (const int pid : pids) {
-    const std::int64_t us = process_cpu_us(pid);
-    if (us < 0) return -1;
-    total += us;
-  }
-  return total;
-}
-
-/// CPU time of this process (all threads) in microseconds.
-std::int64_t own_cpu_us() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return (static_cast<std::int64_t>(usage.ru_utime.tv_sec) + usage.ru_stime.tv_sec) * 1000000 +
-         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
 }
 
 /// Error counts of a run, by kind.

@@ -4,19 +4,25 @@
 // It opens the connections one after the other (so that the server's listen backlog never overflows and
 // no SYN is retried), sends one GET on each and reads its whole response, so that the server has allocated
 // whatever it keeps per connection after a request (buffers, parser, session object), not just an accepted
-// socket. Then it prints "ready N" and holds them idle until SIGINT or SIGTERM. On the signal it checks
+// socket. With --websocket PATH it opens a WebSocket on each instead (the opening handshake for PATH, RFC
+// 6455 §4.1) and sends one 64-byte text message, which the server must echo (a WebSocket echo endpoint),
+// for the same reason: the server then holds what it keeps per open WebSocket after a message. Then it
+// prints "ready N" and holds them idle until SIGINT or SIGTERM. On the signal it checks
 // every connection without blocking and prints "open N closed M": a connection the server has closed (an
 // idle timeout, a limit) would make a memory figure taken while it was held meaningless.
 //
-// Usage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH]
+// Usage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH] [--websocket PATH]
 //   --port          server port (required)
 //   --host          server address, numeric (default 127.0.0.1)
 //   --connections   how many connections to hold (default 10000)
 //   --path          the request target of the one request per connection (default /plaintext)
+//   --websocket     hold WebSockets opened on this echo endpoint instead (e.g. /echo); --path is then unused
 // Exit status: 0 when every connection was still open at the end, 1 when the server closed any or a
 // request failed (the reason goes to stderr), 2 for a usage error.
 //
 // The soft RLIMIT_NOFILE is raised to what N connections need when the hard limit allows it.
+#include "ws_load_handshake.hpp"
+
 #include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -46,6 +52,7 @@ struct options {
   unsigned short port = 0;          ///< server port; 0 means not given
   std::size_t connections = 10000;  ///< connections to hold
   std::string path = "/plaintext";  ///< target of the one request per connection
+  std::string websocket;            ///< when set: open WebSockets on this echo endpoint instead
 };
 
 /// Largest response head accepted; the benchmark endpoints send a few hundred bytes.
@@ -54,7 +61,8 @@ constexpr std::size_t max_head_bytes = 64 * 1024;
 [[noreturn]] void usage_error(const std::string& message)
 {
   std::cerr << "idle_connections: " << message
-            << "\nusage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH]\n";
+            << "\nusage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH]"
+               " [--websocket PATH]\n";
   std::exit(2);
 }
 
@@ -85,6 +93,8 @@ options parse_options(int argc, char** argv)
       result.connections = parse_number(value, 1'000'000, flag);
     } else if (flag == "--path") {
       result.path = value;
+    } else if (flag == "--websocket") {
+      result.websocket = value;
     } else {
       usage_error("unknown flag " + std::string(flag));
     }
@@ -178,6 +188,20 @@ void exchange(asio::ip::tcp::socket& socket, std::string_view request, std::stri
   }
 }
 
+/// Opens a WebSocket on `socket` at `path` and sends one 64-byte text message, which must come back.
+void open_and_echo(asio::ip::tcp::socket& socket, const std::string& host_field, const std::string& path)
+{
+  std::string buffer = ws_load::open_websocket(socket, host_field, path);
+  const std::string message(64, 'x');
+  ws_load::send_message(socket, message);
+  if (ws_load::read_message(socket, buffer) != message) {
+    throw std::runtime_error("the echo differs from the message sent");
+  }
+  if (!buffer.empty()) {
+    throw std::runtime_error("the server sent more than the echo");
+  }
+}
+
 /// True while the server has neither closed nor reset `socket`; never blocks.
 bool still_open(asio::ip::tcp::socket& socket)
 {
@@ -214,7 +238,11 @@ int main(int argc, char** argv)
     for (; index < config.connections; ++index) {
       asio::ip::tcp::socket& socket = sockets.emplace_back(context);
       socket.connect(server);
-      exchange(socket, request, scratch);
+      if (config.websocket.empty()) {
+        exchange(socket, request, scratch);
+      } else {
+        open_and_echo(socket, config.host + ":" + std::to_string(config.port), config.websocket);
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "idle_connections: connection " << index << " of " << config.connections << ": " << e.what()
