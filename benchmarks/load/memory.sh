@@ -4,8 +4,8 @@
 #
 # Each server is started fresh and validated; its memory is read from /proc/<pid>/smaps_rollup (RSS, PSS
 # and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
-# request on each and holds them; once they have been idle for the settle time, the memory is read again. The difference divided by N is the
-# memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
+# request on each and holds them; once they have been idle for the settle time, the memory is read again.
+# The difference divided by N is the memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
 # With --websocket PATH the connections are idle WebSockets opened on PATH (an echo endpoint) after one
 # message each; ws.sh measures its servers that way. With --sse PATH they are idle event streams (GET PATH,
 # text/event-stream) held by bin/sse_load --hold; sse.sh measures its servers that way.
