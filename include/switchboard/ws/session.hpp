@@ -15,6 +15,7 @@
 #pragma once
 
 #include <switchboard/core/async_queue.hpp>
+#include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/ws/deflate.hpp>
@@ -24,6 +25,7 @@
 #include <switchboard/ws/frame_writer.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/bind_allocator.hpp>
 #include <asio/buffer.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/ip/tcp.hpp>
@@ -32,11 +34,15 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace switchboard::ws {
@@ -233,9 +239,15 @@ class session_impl final : public session {
         close_timer_(executor_),
         write_timer_(executor_) {
     if (deflate) compressor_.emplace(r, *deflate, options.compression_level);
-    in_.resize(std::max<std::size_t>(16 * 1024, leftover.size() + 4096));
-    std::copy(leftover.begin(), leftover.end(), in_.begin());
-    in_size_ = leftover.size();
+    if (!leftover.empty()) {
+      in_.resize(leftover.size() + min_read_space);
+      std::copy(leftover.begin(), leftover.end(), in_.begin());
+      in_size_ = leftover.size();
+    }
+    if constexpr (plain_tcp) {
+      std::error_code ignored;
+      stream_.non_blocking(true, ignored);  // on_readable reads what is there and never blocks
+    }
   }
 
   void start() override {
@@ -244,7 +256,7 @@ class session_impl final : public session {
     arm_keepalive();
     pump_writes();
     if (in_size_ > 0) {
-      on_bytes();
+      on_bytes(std::span<char>(in_.data(), in_size_), true);
     } else {
       read();
     }
@@ -260,27 +272,64 @@ class session_impl final : public session {
 
   // ------------------------------------------------------------------ reading
 
+  // Reading. A session with no partial frame buffered holds no buffer: over plain TCP it waits for the socket to
+  // become readable, then reads into its thread's scratch buffer and parses there, keeping only an incomplete frame's
+  // bytes (so that ten thousand idle sessions do not hold ten thousand read buffers). Over TLS, where readiness of
+  // the socket says nothing about decrypted bytes, it reads into its own buffer.
+  static constexpr bool plain_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
+  static constexpr std::size_t min_read_space = 4096;
+  static constexpr std::size_t scratch_size = 64 * 1024;
+
   void read() {
     if (state_ == state::closed) return;
-    if (in_.size() - in_size_ < 4096) in_.resize(in_.size() * 2);
+    if constexpr (plain_tcp) {
+      if (in_size_ == 0) return wait_readable();
+    }
+    if (in_.size() - in_size_ < min_read_space) in_.resize(std::max(in_.size() * 2, in_size_ + min_read_space));
     stream_.async_read_some(asio::buffer(in_.data() + in_size_, in_.size() - in_size_),
                             [self = self()](std::error_code ec, std::size_t n) {
                               if (ec) return self->finish({close_code::abnormal, ec.message(), false});
                               self->in_size_ += n;
-                              self->last_heard_ = std::chrono::steady_clock::now();
-                              self->awaiting_pong_ = false;
-                              self->on_bytes();
+                              self->heard_from_peer();
+                              self->on_bytes(std::span<char>(self->in_.data(), self->in_size_), true);
                             });
   }
 
-  void on_bytes() {
+  void wait_readable() {
+    std::vector<char>().swap(in_);
+    stream_.async_wait(asio::socket_base::wait_read,
+                       asio::bind_allocator(switchboard::detail::exact_allocator<void>(), [self = self()](std::error_code ec) {
+                         if (ec) return self->finish({close_code::abnormal, ec.message(), false});
+                         self->on_readable();
+                       }));
+  }
+
+  void on_readable() {
+    if (state_ == state::closed) return;
+    static thread_local const std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
+    std::error_code ec;
+    const std::size_t n = stream_.read_some(asio::buffer(scratch.get(), scratch_size), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
+    if (ec) return finish({close_code::abnormal, ec.message(), false});
+    heard_from_peer();
+    on_bytes(std::span<char>(scratch.get(), n), false);
+  }
+
+  void heard_from_peer() {
+    last_heard_ = std::chrono::steady_clock::now();
+    awaiting_pong_ = false;
+  }
+
+  // Parses `bytes`: the session's own buffer (`owned`) or the thread's scratch buffer, whose unparsed tail is
+  // copied into the session's buffer before anything else may use the scratch buffer.
+  void on_bytes(std::span<char> bytes, bool owned) {
     std::size_t pos = 0;
     while (state_ != state::closed) {
-      const parse_result r = parser_.parse(std::span<char>(in_.data() + pos, in_size_ - pos));
+      const parse_result r = parser_.parse(bytes.subspan(pos));
       pos += r.consumed;
       switch (r.event) {
         case parse_event::need_more:
-          compact(pos);
+          keep_unparsed(bytes, pos, owned);
           return read();
         case parse_event::data:
           if (state_ == state::open) {
@@ -298,18 +347,20 @@ class session_impl final : public session {
         case parse_event::pong:
           break;
         case parse_event::close:
-          compact(pos);
+          keep_unparsed(bytes, pos, owned);
           return on_peer_close(r.code, std::string(r.reason));
         case parse_event::error:
-          compact(pos);
+          keep_unparsed(bytes, pos, owned);
           return begin_close(close_code_for(r.error), r.error.message(), false);
       }
     }
   }
 
-  void compact(std::size_t pos) {
-    std::memmove(in_.data(), in_.data() + pos, in_size_ - pos);
-    in_size_ -= pos;
+  void keep_unparsed(std::span<char> bytes, std::size_t pos, bool owned) {
+    const std::size_t rest = bytes.size() - pos;
+    if (!owned && rest > 0 && in_.size() < rest + min_read_space) in_.resize(rest + min_read_space);
+    if (rest > 0) std::memmove(in_.data(), bytes.data() + pos, rest);
+    in_size_ = rest;
   }
 
   void on_peer_close(close_code code, std::string reason) {

@@ -16,6 +16,7 @@
 // Timeouts: one deadline per connection (header, body, idle or write), checked by the shard's clock.
 #pragma once
 
+#include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/http/detail/serializer.hpp>
 #include <switchboard/http/detail/server_shard.hpp>
 #include <switchboard/http/error.hpp>
@@ -39,19 +40,6 @@
 #include <thread>
 
 namespace switchboard::http::detail {
-
-/// std::allocator under another name: Asio replaces std::allocator with its per-thread recycling allocator, not this.
-template <class T>
-struct exact_allocator {
-  using value_type = T;
-  exact_allocator() noexcept = default;
-  template <class U>
-  exact_allocator(const exact_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
-  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
-  template <class U>
-  bool operator==(const exact_allocator<U>&) const noexcept { return true; }
-};
 
 template <class Stream>
 struct stream_traits;
@@ -222,12 +210,11 @@ class server_connection final : public connection_base,
     }
     if constexpr (!traits::tls) {
       if (!ex_) {
-        // Parked: wait for readability without holding a buffer. The wait's operation is allocated to its exact
-        // size: Asio's default per-thread recycling would hand it a larger block freed by another operation (the
-        // accept that made this connection), and an idle connection would hold that block for as long as it waits.
+        // Parked: wait for readability without holding a buffer (the wait's operation sized exactly: see
+        // exact_allocator.hpp).
         reading_ = true;
         stream_.async_wait(asio::socket_base::wait_read,
-                           asio::bind_allocator(exact_allocator<void>(), [self = this->shared_from_this()](std::error_code ec) {
+                           asio::bind_allocator(switchboard::detail::exact_allocator<void>(), [self = this->shared_from_this()](std::error_code ec) {
                              self->reading_ = false;
                              if (ec) return self->close();
                              self->on_readable();
