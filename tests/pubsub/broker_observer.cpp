@@ -118,6 +118,18 @@ TEST_CASE("broker: report_gap", "[pubsub][broker][observer]") {
   CHECK(pattern.log == expected);
   CHECK(b.last_sequence("t") == 3);
 
+  SECTION("by name and by pattern, once per topic") {
+    recorder u;
+    auto s3 = b.subscribe("u", {.on_event = u.callback()});
+    b.publish("u", text("x"));
+    b.report_gaps({"t", "nobody"}, {"t*", "u"}, gap_reason::upstream);
+    poll(ctx);
+    CHECK(exact.log.back() == "t gap 4-4 upstream");
+    CHECK(exact.log.size() == 4);
+    CHECK(pattern.log.size() == 4);
+    CHECK(u.log == std::vector<std::string>{"u#1=x", "u gap 2-2 upstream"});
+    CHECK_FALSE(b.stats("nobody"));
+  }
   SECTION("an unknown topic is not made") {
     b.report_gap("nobody", gap_reason::upstream);
     CHECK_FALSE(b.stats("nobody"));

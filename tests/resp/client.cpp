@@ -180,3 +180,25 @@ TEST_CASE("resp client: failures", "[resp][client]") {
     CHECK_FALSE(r[0].ec);
   }
 }
+
+TEST_CASE("resp client: a refused subscription goes to the push handler", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client sub(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    REQUIRE_FALSE(connect(ctx, sub));
+    std::vector<resp::value> pushes;
+    sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+    // Redis answers a subscription it refuses with an error instead of confirmations (MOVED, in a cluster, for
+    // SSUBSCRIBE at the wrong node); no command waits for it, so it is not taken for another command's reply.
+    exec(ctx, sub, command("SUBSCRIBE"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+    CHECK(pushes[0].is_error());
+    CHECK(pushes[0].text.find("wrong number of arguments") != std::string::npos);
+    CHECK(sub.connected());
+    exec(ctx, sub, command("SUBSCRIBE", "after"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 2; }));
+    CHECK(pushes[1].elements[0].text == "subscribe");
+  }
+}

@@ -248,7 +248,13 @@ class basic_broker {
   /// account for everything: the one number stands for an unknown count) and comes after the messages published
   /// before the call, including those of `async_publish` calls still waiting for room. The topic's retained log is
   /// cleared (it holds consecutive numbers only): a later replay from before the gap begins with a retention gap.
-  void report_gap(std::string_view topic, gap_reason reason) { core_->report_gap(topic, reason); }
+  void report_gap(std::string_view topic, gap_reason reason) { core_->report_gaps({std::string(topic)}, {}, reason); }
+
+  /// `report_gap` for each existing topic named in `topics` or matched by one of the glob `patterns`, once each.
+  void report_gaps(const std::vector<std::string>& topics, const std::vector<std::string>& patterns,
+                   gap_reason reason) {
+    core_->report_gaps(topics, patterns, reason);
+  }
 
   /// Installs `observer` (null: removes the current one), which learns which topics and patterns gain their first
   /// and lose their last subscription, and of every message published (see observer.hpp). It is first told of

@@ -163,10 +163,28 @@ class broker_core {
     patterns_.for_each([&](std::string_view pattern, const auto&) { observer_->on_interest(pattern, true, true); });
   }
 
-  /// Gives the subscribers of `name`, if it exists, a gap of `reason` (see `basic_broker::report_gap`).
-  void report_gap(std::string_view name, gap_reason reason) {
-    while (const topic_ref t = find(name)) {
-      if (t->report_gap(t, reason)) return;
+  /// Gives the subscribers of each existing topic named in `topics` or matched by one of `patterns` one gap of
+  /// `reason` (see `basic_broker::report_gap`).
+  void report_gaps(const std::vector<std::string>& topics, const std::vector<std::string>& patterns,
+                   gap_reason reason) {
+    std::vector<topic_ref> found;
+    {
+      const std::shared_lock lock(mutex_);
+      for (const std::string& name : topics) {
+        if (const auto it = topics_.find(name); it != topics_.end()) found.push_back(it->second);
+      }
+      if (!patterns.empty()) {
+        for (const auto& [name, t] : topics_) {
+          if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return glob_match(p, name); })) {
+            found.push_back(t);
+          }
+        }
+      }
+    }
+    std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
+    for (const topic_ref& t : found) {
+      if (!t->report_gap(t, reason)) report_gaps({t->name}, {}, reason);  // erased meanwhile: its successor, if any
     }
   }
 
