@@ -60,8 +60,9 @@ TEST_CASE("broker observer: interest is counted per name", "[pubsub][broker][obs
   }
   SECTION("a closed subscription keeps its interest until its handle goes") {
     obs->log.clear();
-    auto s = b.subscribe("d", {.limits = switchboard::queue_limits{.max_messages = 1, .max_bytes = 100,
-                                                                   .policy = switchboard::overflow_policy::disconnect}});
+    const switchboard::queue_limits one{.max_messages = 1, .max_bytes = 100,
+                                        .policy = switchboard::overflow_policy::disconnect};
+    auto s = b.subscribe("d", {.limits = one});
     b.publish("d", text("1"));
     b.publish("d", text("2"));  // disconnects it
     CHECK(s.stats().closed);

@@ -26,7 +26,8 @@ namespace {
 
 /// One "process": a broker and its bridge to Redis.
 struct peer {
-  peer(asio::io_context& ctx, redis_bridge_options options) : b(ctx), bridge(b, ctx.get_executor(), std::move(options)) {
+  peer(asio::io_context& ctx, redis_bridge_options options)
+      : b(ctx), bridge(b, ctx.get_executor(), std::move(options)) {
     bridge.start();
   }
   broker b;
@@ -88,7 +89,9 @@ TEST_CASE("redis bridge: two brokers share topics", "[pubsub][redis_bridge]") {
   switchboard::test::redis_server redis;
   asio::io_context ctx;
   peer a(ctx, to(redis.port()));
-  peer z(ctx, to(redis.port()));
+  redis_bridge_options resp2 = to(redis.port());
+  resp2.redis.protocol = 2;  // z speaks RESP2: pushes are plain arrays on its subscribed connection
+  peer z(ctx, resp2);
 
   recorder a_news, z_news, z_pattern, z_wide;
   auto s1 = a.b.subscribe("news", {.on_event = a_news.callback()});
@@ -180,7 +183,7 @@ TEST_CASE("redis bridge: subscribes in Redis only to what is subscribed locally"
   }
   REQUIRE(run_until(ctx, [&] { return channels().size() == 1 && numpat() == 0; }));
   CHECK(channels() == std::vector<std::string>{"shared.early"});
-  CHECK(a.bridge.stats().channels == 1);
+  CHECK(run_until(ctx, [&] { return a.bridge.stats().channels == 1; }));  // the confirmations follow
 }
 
 TEST_CASE("redis bridge: a Redis restart", "[pubsub][redis_bridge]") {
@@ -299,4 +302,19 @@ TEST_CASE("redis bridge: Redis Cluster, sharded pub/sub", "[pubsub][redis_bridge
     CHECK(run_until(ctx, [&] { return a.bridge.stats().slot_refreshes >= 2; }));  // the redirection's refresh
     CHECK(a.bridge.stats().dropped_outgoing == 0);
   }
+}
+
+TEST_CASE("redis bridge: local messages wait for Redis in a bounded queue", "[pubsub][redis_bridge]") {
+  asio::io_context ctx;
+  const std::uint16_t nobody = switchboard::test::free_loopback_port();  // nothing listens there
+  redis_bridge_options options = to(nobody);
+  options.max_outgoing = 3;
+  peer a(ctx, options);
+  recorder local;
+  auto s = a.b.subscribe("t", {.on_event = local.callback()});
+  for (int i = 1; i <= 10; ++i) a.b.publish("t", text(std::to_string(i)));
+  // Local subscribers are served without Redis; what waits for Redis is bounded, and the excess counted.
+  REQUIRE(run_until(ctx, [&] { return local.log.size() == 10 && a.bridge.stats().dropped_outgoing == 7; }));
+  CHECK(a.bridge.stats().nodes_up == 0);
+  CHECK(a.bridge.stats().sent == 0);
 }

@@ -1,6 +1,7 @@
 // The RESP client against a real redis-server started by the test.
 #include <switchboard/resp/client.hpp>
 
+#include "resp/client_support.hpp"
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -12,40 +13,11 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using resp::command;
+using switchboard::test::capture;
+using switchboard::test::connect;
+using switchboard::test::exec;
+using switchboard::test::exec_result;
 using switchboard::test::run_until;
-
-namespace {
-
-struct exec_result {
-  bool done = false;
-  std::error_code ec;
-  resp::value v;
-};
-
-auto capture(exec_result& r) {
-  return [&r](std::error_code ec, resp::value v) {
-    r.ec = ec;
-    r.v = std::move(v);
-    r.done = true;
-  };
-}
-
-std::error_code connect(asio::io_context& ctx, resp::client& c) {
-  std::optional<std::error_code> result;
-  c.async_connect([&](std::error_code ec) { result = ec; });
-  REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
-  return *result;
-}
-
-resp::value exec(asio::io_context& ctx, resp::client& c, std::vector<std::string> args) {
-  exec_result r;
-  c.async_exec(std::move(args), capture(r));
-  REQUIRE(run_until(ctx, [&] { return r.done; }));
-  REQUIRE_FALSE(r.ec);
-  return r.v;
-}
-
-}  // namespace
 
 TEST_CASE("resp client: commands, pipelining and both protocols", "[resp][client]") {
   REQUIRE(test::have_program("redis-server"));  // installed by scripts/install-deps.sh

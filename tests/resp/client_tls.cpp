@@ -2,6 +2,7 @@
 // test's self-signed certificate for localhost and 127.0.0.1.
 #include <switchboard/resp/client.hpp>
 
+#include "resp/client_support.hpp"
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -15,28 +16,8 @@
 
 using namespace std::chrono_literals;
 using namespace switchboard;
-using switchboard::test::run_until;
-
-namespace {
-
-std::error_code connect(asio::io_context& ctx, resp::client& c) {
-  std::optional<std::error_code> result;
-  c.async_connect([&](std::error_code ec) { result = ec; });
-  REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
-  return *result;
-}
-
-std::string exec_text(asio::io_context& ctx, resp::client& c, std::vector<std::string> args) {
-  std::optional<resp::value> reply;
-  c.async_exec(std::move(args), [&](std::error_code ec, resp::value v) {
-    CHECK_FALSE(ec);
-    reply = std::move(v);
-  });
-  REQUIRE(run_until(ctx, [&] { return reply.has_value(); }));
-  return reply->text;
-}
-
-}  // namespace
+using switchboard::test::connect;
+using switchboard::test::exec;
 
 TEST_CASE("resp client: TLS", "[resp][client][tls]") {
   REQUIRE(test::have_program("redis-server"));
@@ -57,7 +38,7 @@ TEST_CASE("resp client: TLS", "[resp][client][tls]") {
         resp::client c(ctx.get_executor(), {.host = host, .port = tls_port, .protocol = protocol, .tls = tls});
         REQUIRE_FALSE(connect(ctx, c));
         CHECK(c.protocol() == protocol);
-        CHECK(exec_text(ctx, c, resp::command("ECHO", "over tls")) == "over tls");
+        CHECK(exec(ctx, c, resp::command("ECHO", "over tls")).text == "over tls");
         c.close();
       }
     }
@@ -72,7 +53,7 @@ TEST_CASE("resp client: TLS", "[resp][client][tls]") {
     SECTION("unless turned off") {
       resp::client lax(ctx.get_executor(), {.port = tls_port, .tls = tls, .tls_verify = false});
       REQUIRE_FALSE(connect(ctx, lax));
-      CHECK(exec_text(ctx, lax, resp::command("PING")) == "PONG");
+      CHECK(exec(ctx, lax, resp::command("PING")).text == "PONG");
     }
   }
   SECTION("TLS to a plain port fails, and does not hang") {

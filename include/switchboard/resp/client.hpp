@@ -157,7 +157,9 @@ class client {
     asio::any_io_executor executor;
     client_options options;
     asio::ip::tcp::socket socket;
-    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
+    // Shared with the operations in flight on it: closing lets go of it, and the last of them frees it, since an SSL
+    // operation still touches its stream when it completes with `operation_aborted`.
+    std::shared_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
     asio::steady_timer timer;
     reply_parser parser;
     std::string out, writing, in;
@@ -204,7 +206,7 @@ class client {
 
     void start_tls(std::uint64_t gen) {
       if (!options.tls) return send_setup();
-      tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
+      tls = std::make_shared<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
       std::error_code not_ip;
       asio::ip::make_address(options.host, not_ip);
       // SNI names hosts, never literal addresses (RFC 6066 section 3).
@@ -215,11 +217,12 @@ class client {
       } else {
         tls->set_verify_mode(asio::ssl::verify_none);
       }
-      tls->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(), gen](std::error_code ec) {
+      const auto handshaken = [self = shared_from_this(), gen, keep = tls](std::error_code ec) {
         if (gen != self->generation || !self->connecting) return;
         if (ec) return self->finish_connect(ec);
         self->send_setup();
-      });
+      };
+      tls->async_handshake(asio::ssl::stream_base::client, handshaken);
     }
 
     // HELLO 3 [AUTH user pass] [SETNAME name], or for RESP2: [AUTH] [CLIENT SETNAME]. The replies are read by the
@@ -329,7 +332,7 @@ class client {
       out.clear();
       written_batch.swap(complete_when_written);
       complete_when_written.clear();
-      auto done = [self = shared_from_this(), gen = generation](std::error_code ec, std::size_t) {
+      auto done = [self = shared_from_this(), gen = generation, keep = tls](std::error_code ec, std::size_t) {
         if (gen != self->generation) return;
         self->is_writing = false;
         self->writing.clear();
@@ -349,7 +352,7 @@ class client {
 
     void read_more(std::size_t kept) {
       if (in.size() - kept < 4096) in.resize(in.size() * 2);
-      auto done = [self = shared_from_this(), gen = generation, kept](std::error_code ec, std::size_t n) {
+      auto done = [self = shared_from_this(), gen = generation, kept, keep = tls](std::error_code ec, std::size_t n) {
         if (gen != self->generation) return;
         if (ec) return self->fail(error::connection_lost, true);
         self->on_bytes(kept + n);

@@ -174,10 +174,9 @@ class broker_core {
         if (const auto it = topics_.find(name); it != topics_.end()) found.push_back(it->second);
       }
       if (!patterns.empty()) {
-        for (const auto& [name, t] : topics_) {
-          if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return glob_match(p, name); })) {
-            found.push_back(t);
-          }
+        for (const auto& entry : topics_) {
+          const auto matches = [&](const std::string& p) { return glob_match(p, entry.first); };
+          if (std::any_of(patterns.begin(), patterns.end(), matches)) found.push_back(entry.second);
         }
       }
     }

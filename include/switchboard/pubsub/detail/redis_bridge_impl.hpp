@@ -118,7 +118,8 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
 
   /// Installs the broker observer. Any thread.
   void attach() {
-    observer_ = std::make_shared<observer>(weak_from_this(), executor_, options_.topics);
+    observer_ = std::make_shared<observer>(weak_from_this(), executor_, options_.topics, options_.max_outgoing,
+                                           inbox_dropped_);
     broker_.set_observer(observer_);
   }
 
@@ -151,8 +152,13 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   }
 
   redis_bridge_stats stats() const {
-    const std::lock_guard lock(stats_mutex_);
-    return stats_;
+    redis_bridge_stats s;
+    {
+      const std::lock_guard lock(stats_mutex_);
+      s = stats_;
+    }
+    s.dropped_outgoing += inbox_dropped_->load(std::memory_order_relaxed);
+    return s;
   }
 
  private:
@@ -167,25 +173,43 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
 
   class observer final : public broker_observer {
    public:
-    observer(std::weak_ptr<redis_bridge_impl> bridge, asio::any_io_executor ex, std::string filter)
-        : bridge_(std::move(bridge)), executor_(std::move(ex)), filter_(std::move(filter)) {}
+    observer(std::weak_ptr<redis_bridge_impl> bridge, asio::any_io_executor ex, std::string filter,
+             std::size_t max_messages, std::shared_ptr<std::atomic<std::uint64_t>> dropped)
+        : bridge_(std::move(bridge)),
+          executor_(std::move(ex)),
+          filter_(std::move(filter)),
+          max_messages_(max_messages),
+          dropped_(std::move(dropped)) {}
 
     void on_interest(std::string_view name, bool is_pattern, bool active) override {
       if (glob_match(filter_, name)) add(interest{std::string(name), is_pattern, active});
     }
     void on_publish(const message& m) override {
-      if (!m.header(origin_header) && glob_match(filter_, m.topic())) add(m);  // not one that came from Redis
+      if (m.header(origin_header) || !glob_match(filter_, m.topic())) return;  // came from Redis, or stays local
+      const std::lock_guard lock(mutex_);
+      // Bounded like the outgoing queue: when the bridge's executor falls that far behind, drop and count.
+      if (messages_ >= max_messages_) {
+        dropped_->fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      ++messages_;
+      add_locked(m);
     }
 
     std::vector<inbox_item> take() {
       const std::lock_guard lock(mutex_);
       posted_ = false;
+      messages_ = 0;
       return std::exchange(items_, {});
     }
 
    private:
     void add(inbox_item item) {
       const std::lock_guard lock(mutex_);
+      add_locked(std::move(item));
+    }
+
+    void add_locked(inbox_item item) {
       items_.push_back(std::move(item));
       if (posted_) return;
       posted_ = true;
@@ -197,8 +221,11 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     const std::weak_ptr<redis_bridge_impl> bridge_;
     const asio::any_io_executor executor_;
     const std::string filter_;
+    const std::size_t max_messages_;
+    const std::shared_ptr<std::atomic<std::uint64_t>> dropped_;  // the bridge's count, read by `stats`
     std::mutex mutex_;
-    std::vector<inbox_item> items_;
+    std::vector<inbox_item> items_;  // interest changes (never dropped: a few per subscription) and messages
+    std::size_t messages_ = 0;       // messages in items_
     bool posted_ = false;
   };
 
@@ -642,6 +669,8 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   const asio::any_io_executor executor_;
   redis_bridge_options options_;
   std::shared_ptr<observer> observer_;
+  // Local messages the observer dropped because the bridge's executor fell `max_outgoing` messages behind.
+  const std::shared_ptr<std::atomic<std::uint64_t>> inbox_dropped_ = std::make_shared<std::atomic<std::uint64_t>>(0);
   std::mt19937_64 random_;
   bool stopped_ = false;
 

@@ -126,7 +126,8 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     if (publishers_.empty()) {
       commit_gap_locked(self, reason);
     } else {
-      publishers_.push_back(waiting_publish{++next_id_, std::nullopt, std::nullopt, publish_handler(), nullptr, reason});
+      publishers_.push_back(
+          waiting_publish{++next_id_, std::nullopt, std::nullopt, publish_handler(), nullptr, reason});
     }
     return true;
   }
