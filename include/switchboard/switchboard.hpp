@@ -42,6 +42,7 @@
 #include <switchboard/resp/command_parser.hpp>
 #include <switchboard/resp/encoder.hpp>
 #include <switchboard/resp/error.hpp>
+#include <switchboard/resp/hash_slot.hpp>
 #include <switchboard/resp/reply_parser.hpp>
 #include <switchboard/resp/value.hpp>
 
@@ -51,7 +52,9 @@
 #include <switchboard/sse/parser.hpp>
 
 #include <switchboard/pubsub/glob.hpp>
+#include <switchboard/pubsub/observer.hpp>
 #include <switchboard/pubsub/pattern_index.hpp>
+#include <switchboard/pubsub/redis_bridge.hpp>
 
 #include <switchboard/ws/deflate.hpp>
 #include <switchboard/ws/error.hpp>

@@ -1,6 +1,7 @@
 // The RESP client against a real redis-server started by the test.
 #include <switchboard/resp/client.hpp>
 
+#include "resp/client_support.hpp"
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -12,40 +13,11 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using resp::command;
+using switchboard::test::capture;
+using switchboard::test::connect;
+using switchboard::test::exec;
+using switchboard::test::exec_result;
 using switchboard::test::run_until;
-
-namespace {
-
-struct exec_result {
-  bool done = false;
-  std::error_code ec;
-  resp::value v;
-};
-
-auto capture(exec_result& r) {
-  return [&r](std::error_code ec, resp::value v) {
-    r.ec = ec;
-    r.v = std::move(v);
-    r.done = true;
-  };
-}
-
-std::error_code connect(asio::io_context& ctx, resp::client& c) {
-  std::optional<std::error_code> result;
-  c.async_connect([&](std::error_code ec) { result = ec; });
-  REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
-  return *result;
-}
-
-resp::value exec(asio::io_context& ctx, resp::client& c, std::vector<std::string> args) {
-  exec_result r;
-  c.async_exec(std::move(args), capture(r));
-  REQUIRE(run_until(ctx, [&] { return r.done; }));
-  REQUIRE_FALSE(r.ec);
-  return r.v;
-}
-
-}  // namespace
 
 TEST_CASE("resp client: commands, pipelining and both protocols", "[resp][client]") {
   REQUIRE(test::have_program("redis-server"));  // installed by scripts/install-deps.sh
@@ -178,5 +150,27 @@ TEST_CASE("resp client: failures", "[resp][client]") {
     CHECK(r[3].ec == resp::error::too_many_pending);
     REQUIRE(run_until(ctx, [&] { return r[0].done && r[1].done && r[2].done; }));
     CHECK_FALSE(r[0].ec);
+  }
+}
+
+TEST_CASE("resp client: a refused subscription goes to the push handler", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client sub(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    REQUIRE_FALSE(connect(ctx, sub));
+    std::vector<resp::value> pushes;
+    sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+    // Redis answers a subscription it refuses with an error instead of confirmations (MOVED, in a cluster, for
+    // SSUBSCRIBE at the wrong node); no command waits for it, so it is not taken for another command's reply.
+    exec(ctx, sub, command("SUBSCRIBE"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+    CHECK(pushes[0].is_error());
+    CHECK(pushes[0].text.find("wrong number of arguments") != std::string::npos);
+    CHECK(sub.connected());
+    exec(ctx, sub, command("SUBSCRIBE", "after"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 2; }));
+    CHECK(pushes[1].elements[0].text == "subscribe");
   }
 }

@@ -14,6 +14,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/datagram_protocol.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
 #include <unistd.h>
@@ -34,18 +35,26 @@
 
 namespace switchboard::test {
 
+/// A free loopback port: bound to port 0 and let go, for a server to take just after.
+inline std::uint16_t free_loopback_port() {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor probe(ctx, {asio::ip::address_v4::loopback(), 0});
+  return probe.local_endpoint().port();
+}
+
 /// A redis-server of this test's own, on 127.0.0.1:port(), without persistence. Throws std::runtime_error if it
 /// does not report ready within `deadline`. Tests check `have_program("redis-server")` first and skip without it.
 class redis_server {
  public:
   explicit redis_server(const std::vector<std::string>& extra_args = {},
-                        std::chrono::steady_clock::duration deadline = 10s) {
+                        std::chrono::steady_clock::duration deadline = 10s)
+      : redis_server(free_loopback_port(), extra_args, deadline) {}
+
+  /// On a given port: to start a server again where an earlier one was (a restart).
+  redis_server(std::uint16_t port, const std::vector<std::string>& extra_args,
+               std::chrono::steady_clock::duration deadline = 10s)
+      : port_(port) {
     asio::io_context ctx;
-    {
-      // A free port: bind to port 0 and let it go just before redis-server takes it.
-      asio::ip::tcp::acceptor probe(ctx, {asio::ip::address_v4::loopback(), 0});
-      port_ = probe.local_endpoint().port();
-    }
     const std::string tag = "redis-" + std::to_string(::getpid()) + "-" + std::to_string(port_);
     const std::string notify_path = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".notify";
     std::remove(notify_path.c_str());
@@ -80,6 +89,9 @@ class redis_server {
   }
 
   std::uint16_t port() const noexcept { return port_; }
+
+  /// Stops the server now (SIGTERM, then SIGKILL after the grace period).
+  void stop() { process_.reset(); }
 
  private:
   std::uint16_t port_ = 0;
@@ -165,6 +177,48 @@ class redis_client {
   resp::reply_parser parser_;
   std::string pending_;  // received, not yet parsed
   std::string frame_;    // the bytes of the value being read
+};
+
+/// A Redis Cluster of `masters` redis-servers (no replicas) on free loopback ports, slots spread evenly by
+/// `redis-cli --cluster create`. Ready (every node says cluster_state:ok) when the constructor returns; throws
+/// std::runtime_error past `deadline`. Stopped by pid with the object.
+class redis_cluster {
+ public:
+  explicit redis_cluster(std::size_t masters = 3, std::chrono::steady_clock::duration deadline = 60s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
+    for (std::size_t i = 0; i < masters; ++i) {
+      const std::uint16_t port = free_loopback_port();
+      const std::string config = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/nodes-" + std::to_string(::getpid()) +
+                                 "-" + std::to_string(port) + ".conf";
+      std::remove(config.c_str());
+      // The cluster bus port is named too: the default (port + 10000) may be taken, or past 65535.
+      nodes_.push_back(std::make_unique<redis_server>(
+          port, std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", config,
+                                         "--cluster-port", std::to_string(free_loopback_port()),
+                                         "--cluster-node-timeout", "5000"}));
+      create.push_back("127.0.0.1:" + std::to_string(port));
+    }
+    create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+    const process_result r = run_process(create, deadline);
+    if (r.exit_code != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + r.out + r.err);
+    // Every node must agree that the cluster is up: poll CLUSTER INFO (a state, not an event) until the deadline.
+    asio::io_context ctx;
+    for (const auto& n : nodes_) {
+      redis_client c(ctx, n->port());
+      while (c.call({"CLUSTER", "INFO"}).text.find("cluster_state:ok") == std::string::npos) {
+        if (std::chrono::steady_clock::now() >= until) throw std::runtime_error("the Redis Cluster did not come up");
+        asio::steady_timer pause(ctx, 20ms);
+        pause.wait();
+      }
+    }
+  }
+
+  std::size_t size() const noexcept { return nodes_.size(); }
+  std::uint16_t port(std::size_t i) const { return nodes_.at(i)->port(); }
+
+ private:
+  std::vector<std::unique_ptr<redis_server>> nodes_;
 };
 
 }  // namespace switchboard::test

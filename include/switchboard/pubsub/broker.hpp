@@ -28,6 +28,7 @@
 #include <switchboard/pubsub/error.hpp>
 #include <switchboard/pubsub/event.hpp>
 #include <switchboard/pubsub/message.hpp>
+#include <switchboard/pubsub/observer.hpp>
 #include <switchboard/pubsub/options.hpp>
 #include <switchboard/pubsub/results.hpp>
 #include <switchboard/pubsub/retention.hpp>
@@ -240,6 +241,28 @@ class basic_broker {
   /// waiting publishers or waiting readers use it; pattern subscriptions let go of it. For topics made per entity
   /// (a chat room, a user) that are gone for good.
   bool erase_topic(std::string_view topic) { return core_->erase_topic(topic); }
+
+  /// Tells the current subscribers of `topic` (if it exists) that messages were lost before this point, for a
+  /// `reason` the broker cannot see itself: `gap_reason::upstream` when a bridge to other processes lost its
+  /// connection (see redis_bridge.hpp). The gap takes the topic's next sequence number (so that numbers still
+  /// account for everything: the one number stands for an unknown count) and comes after the messages published
+  /// before the call, including those of `async_publish` calls still waiting for room. The topic's retained log is
+  /// cleared (it holds consecutive numbers only): a later replay from before the gap begins with a retention gap.
+  void report_gap(std::string_view topic, gap_reason reason) { core_->report_gaps({std::string(topic)}, {}, reason); }
+
+  /// `report_gap` for each existing topic named in `topics` or matched by one of the glob `patterns`, once each.
+  void report_gaps(const std::vector<std::string>& topics, const std::vector<std::string>& patterns,
+                   gap_reason reason) {
+    core_->report_gaps(topics, patterns, reason);
+  }
+
+  /// Installs `observer` (null: removes the current one), which learns which topics and patterns gain their first
+  /// and lose their last subscription, and of every message published (see observer.hpp). It is first told of
+  /// every topic and pattern subscribed now. After this returns, a replaced observer is never called again. One
+  /// observer at a time: the Redis bridge is one.
+  void set_observer(std::shared_ptr<basic_broker_observer<Message>> observer) {
+    core_->set_observer(std::move(observer));
+  }
 
   /// The counters of `topic`, if it exists.
   std::optional<topic_stats> stats(std::string_view topic) const {

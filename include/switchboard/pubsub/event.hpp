@@ -29,6 +29,10 @@ enum class gap_reason {
   /// It asked to resume from a cursor older than what the topic retains (or retention evicted them while it was
   /// still replaying).
   retention,
+  /// Messages published outside this process (another process behind the Redis bridge) may have been lost while
+  /// the bridge's connection to Redis was down. How many is unknown: the gap stands for all of them and takes one
+  /// sequence number of the topic (see `basic_broker::report_gap`).
+  upstream,
 };
 
 /// The name of a reason, for logs and wire formats.
@@ -36,6 +40,7 @@ constexpr std::string_view to_string(gap_reason r) noexcept {
   switch (r) {
     case gap_reason::overflow: return "overflow";
     case gap_reason::retention: return "retention";
+    case gap_reason::upstream: return "upstream";
   }
   return "unknown";
 }

@@ -109,6 +109,12 @@ class pattern_index {
     return matched;
   }
 
+  /// Calls `f(std::string_view pattern, const T& value)` for every pattern, in no particular order.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [pattern, s] : entries_) std::invoke(f, std::string_view(pattern), s.value);
+  }
+
   /// Number of patterns.
   std::size_t size() const noexcept { return entries_.size(); }
   bool empty() const noexcept { return entries_.empty(); }

@@ -61,7 +61,7 @@ class basic_retained_log {
   }
 
   /// Appends `m`, published at `now`, then evicts what no longer fits. Precondition: `m.sequence()` is one more than
-  /// the last appended message's, whether or not that one is still retained.
+  /// the newest retained message's, if any.
   void append(Message m, clock::time_point now) {
     assert(entries_.empty() || m.sequence() == last_sequence() + 1);
     if (limits_.off()) return;
@@ -77,6 +77,12 @@ class basic_retained_log {
     if (limits_.max_age > clock::duration::zero()) {
       while (!entries_.empty() && now - entries_.front().published_at > limits_.max_age) pop_front();
     }
+  }
+
+  /// Forgets every retained message (the next one appended may then skip sequence numbers).
+  void clear() noexcept {
+    entries_.clear();
+    bytes_ = 0;
   }
 
   bool empty() const noexcept { return entries_.empty(); }

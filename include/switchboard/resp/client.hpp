@@ -63,8 +63,12 @@ struct client_options {
   std::size_t max_pending = 100'000;
   /// Limits of the reply parser.
   reply_parser_options limits;
-  /// TLS when set (with peer verification as configured in the context; the host name is checked).
+  /// TLS when set: the handshake uses this context (its trusted certificates, client certificate, ciphers).
   std::shared_ptr<asio::ssl::context> tls;
+  /// With `tls`: verify the server's certificate chain against the context's trusted certificates and check that
+  /// it names `host` (RFC 6125), failing the connect otherwise. Turning this off accepts any server, including a
+  /// man in the middle: for tests only.
+  bool tls_verify = true;
 };
 
 /// A command's arguments, for `client::async_exec`: `command("SET", key, value)`. (A braced list of string
@@ -108,7 +112,10 @@ class client {
 
   /// Sends a command and waits for its reply. Completion signature `void(std::error_code, value)`. An error reply
   /// is not an error code: it completes with a value whose `is_error()` is true. SUBSCRIBE and its relatives
-  /// complete once written; their confirmations, like the messages, go to the push handler.
+  /// complete once written; their confirmations, like the messages, go to the push handler, and so does an error
+  /// reply that arrives while no other command waits for a reply (Redis answers a refused subscription with an
+  /// error instead of confirmations: `-MOVED` for SSUBSCRIBE on the wrong cluster node). So that such an error is
+  /// never taken for another command's reply, send subscription commands on a connection of their own.
   template <class Token>
   auto async_exec(std::vector<std::string> args, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, value)>(
@@ -150,7 +157,9 @@ class client {
     asio::any_io_executor executor;
     client_options options;
     asio::ip::tcp::socket socket;
-    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
+    // Shared with the operations in flight on it: closing lets go of it, and the last of them frees it, since an SSL
+    // operation still touches its stream when it completes with `operation_aborted`.
+    std::shared_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
     asio::steady_timer timer;
     reply_parser parser;
     std::string out, writing, in;
@@ -197,14 +206,23 @@ class client {
 
     void start_tls(std::uint64_t gen) {
       if (!options.tls) return send_setup();
-      tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
-      SSL_set_tlsext_host_name(tls->native_handle(), options.host.c_str());
-      tls->set_verify_callback(asio::ssl::host_name_verification(options.host));
-      tls->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(), gen](std::error_code ec) {
+      tls = std::make_shared<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
+      std::error_code not_ip;
+      asio::ip::make_address(options.host, not_ip);
+      // SNI names hosts, never literal addresses (RFC 6066 section 3).
+      if (not_ip) SSL_set_tlsext_host_name(tls->native_handle(), options.host.c_str());
+      if (options.tls_verify) {
+        tls->set_verify_mode(asio::ssl::verify_peer);
+        tls->set_verify_callback(asio::ssl::host_name_verification(options.host));
+      } else {
+        tls->set_verify_mode(asio::ssl::verify_none);
+      }
+      const auto handshaken = [self = shared_from_this(), gen, keep = tls](std::error_code ec) {
         if (gen != self->generation || !self->connecting) return;
         if (ec) return self->finish_connect(ec);
         self->send_setup();
-      });
+      };
+      tls->async_handshake(asio::ssl::stream_base::client, handshaken);
     }
 
     // HELLO 3 [AUTH user pass] [SETNAME name], or for RESP2: [AUTH] [CLIENT SETNAME]. The replies are read by the
@@ -314,7 +332,7 @@ class client {
       out.clear();
       written_batch.swap(complete_when_written);
       complete_when_written.clear();
-      auto done = [self = shared_from_this(), gen = generation](std::error_code ec, std::size_t) {
+      auto done = [self = shared_from_this(), gen = generation, keep = tls](std::error_code ec, std::size_t) {
         if (gen != self->generation) return;
         self->is_writing = false;
         self->writing.clear();
@@ -334,7 +352,7 @@ class client {
 
     void read_more(std::size_t kept) {
       if (in.size() - kept < 4096) in.resize(in.size() * 2);
-      auto done = [self = shared_from_this(), gen = generation, kept](std::error_code ec, std::size_t n) {
+      auto done = [self = shared_from_this(), gen = generation, kept, keep = tls](std::error_code ec, std::size_t n) {
         if (gen != self->generation) return;
         if (ec) return self->fail(error::connection_lost, true);
         self->on_bytes(kept + n);
@@ -368,7 +386,13 @@ class client {
         return;
       }
       if (on_setup_reply(v)) return;
-      if (waiting.empty()) return fail(error::connection_lost, true);  // a reply nobody asked for: out of step
+      if (waiting.empty()) {
+        // An error nobody waits for answers a subscription command (see async_exec); anything else means the
+        // connection is out of step.
+        if (!v.is_error()) return fail(error::connection_lost, true);
+        if (on_push) on_push(std::move(v));
+        return;
+      }
       auto h = std::move(waiting.front());
       waiting.pop_front();
       h.complete({}, std::move(v));

@@ -16,6 +16,7 @@
 #include <switchboard/pubsub/detail/topic_state.hpp>
 #include <switchboard/pubsub/error.hpp>
 #include <switchboard/pubsub/glob.hpp>
+#include <switchboard/pubsub/observer.hpp>
 #include <switchboard/pubsub/options.hpp>
 #include <switchboard/pubsub/pattern_index.hpp>
 #include <switchboard/pubsub/stats.hpp>
@@ -48,6 +49,7 @@ class broker_core {
   using subscriber_ref = std::shared_ptr<subscriber_type>;
   using group_type = executor_group<Message>;
   using options_type = basic_subscription_options<Message>;
+  using observer_type = basic_broker_observer<Message>;
 
   /// Throws `std::invalid_argument` on a limit of 0.
   broker_core(asio::any_io_executor ex, broker_options opts) : executor(std::move(ex)), options(std::move(opts)) {
@@ -112,6 +114,9 @@ class broker_core {
     ++s->group->members;
     ++subscriptions_;
     all_.add(s);
+    if (is_pattern ? patterns_.find(name)->members() == 1 : ++exact_interest_[std::string(name)] == 1) {
+      if (observer_) observer_->on_interest(name, is_pattern, true);
+    }
     return s;
   }
 
@@ -125,16 +130,61 @@ class broker_core {
         if (!t->erased) t->subscribers.remove_one();  // an erased topic has forgotten its subscribers
       }
       s->topics.clear();
+      bool last = false;
       if (s->is_pattern) {
         auto* list = patterns_.find(s->name);
         list->remove_one();
-        if (list->empty()) patterns_.erase(s->name);
+        last = list->empty();
+        if (last) patterns_.erase(s->name);
+      } else if (const auto it = exact_interest_.find(s->name); --it->second == 0) {
+        exact_interest_.erase(it);
+        last = true;
       }
+      if (last && observer_) observer_->on_interest(s->name, s->is_pattern, false);
       if (--s->group->members == 0) std::erase(groups_, s->group);
       --subscriptions_;
       all_.remove_one();
     }
     for (const topic_ref& t : wake) t->retry_publishers();
+  }
+
+  /// Replaces the observer (null: none). The new one is first told of every name that has subscriptions now. After
+  /// this returns, the old one is never called again.
+  void set_observer(std::shared_ptr<observer_type> o) {
+    const std::unique_lock lock(mutex_);
+    if (closed_) return;
+    for (auto& entry : topics_) {
+      const std::lock_guard topic_lock(entry.second->mutex);
+      entry.second->observer = o.get();
+    }
+    observer_ = std::move(o);
+    if (!observer_) return;
+    for (const auto& entry : exact_interest_) observer_->on_interest(entry.first, false, true);
+    patterns_.for_each([&](std::string_view pattern, const auto&) { observer_->on_interest(pattern, true, true); });
+  }
+
+  /// Gives the subscribers of each existing topic named in `topics` or matched by one of `patterns` one gap of
+  /// `reason` (see `basic_broker::report_gap`).
+  void report_gaps(const std::vector<std::string>& topics, const std::vector<std::string>& patterns,
+                   gap_reason reason) {
+    std::vector<topic_ref> found;
+    {
+      const std::shared_lock lock(mutex_);
+      for (const std::string& name : topics) {
+        if (const auto it = topics_.find(name); it != topics_.end()) found.push_back(it->second);
+      }
+      if (!patterns.empty()) {
+        for (const auto& entry : topics_) {
+          const auto matches = [&](const std::string& p) { return glob_match(p, entry.first); };
+          if (std::any_of(patterns.begin(), patterns.end(), matches)) found.push_back(entry.second);
+        }
+      }
+    }
+    std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
+    for (const topic_ref& t : found) {
+      if (!t->report_gap(t, reason)) report_gaps({t->name}, {}, reason);  // erased meanwhile: its successor, if any
+    }
   }
 
   /// Erases the topic `name` if only pattern subscriptions refer to it. Its sequence numbers start again at 1.
@@ -202,6 +252,8 @@ class broker_core {
     }
     topics_.clear();
     patterns_ = {};
+    exact_interest_.clear();
+    observer_.reset();
     groups_.clear();
     all_ = {};
   }
@@ -231,6 +283,7 @@ class broker_core {
       }
     }
     auto t = std::make_shared<topic_type>(std::string(name), retention);
+    t->observer = observer_.get();
     patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
       for (const subscriber_ref& s : list.items()) {
         if (s->gone) continue;
@@ -267,6 +320,8 @@ class broker_core {
   pattern_index<subscriber_list<subscriber_type>> patterns_;
   std::vector<std::shared_ptr<group_type>> groups_;
   subscriber_list<subscriber_type> all_;  // every subscription, for close()
+  std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> exact_interest_;  // exact subs by topic
+  std::shared_ptr<observer_type> observer_;
   std::size_t subscriptions_ = 0;
   totals erased_;  // counts of erased topics, so that the broker's totals never go down
   bool closed_ = false;

@@ -219,6 +219,14 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     return accepted(outcome);
   }
 
+  /// Queues a gap event for `first`..`last` of `topic` after everything queued (`basic_broker::report_gap`).
+  void push_gap(const topic_ref& topic, std::uint64_t first, std::uint64_t last, gap_reason reason) {
+    const std::lock_guard lock(mutex_);
+    if (closed_) return;
+    tail_gaps_.add_later(topic, first, last, reason);
+    schedule_locked();
+  }
+
   /// Closes the subscription with `reason`: nothing more is queued. `discard` (the broker is going away): what is
   /// queued is dropped and a waiting receive completes at once; otherwise the subscriber first receives what is
   /// queued, then the error.
@@ -391,7 +399,7 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
   mutable std::mutex mutex_;
   // Guarded by mutex_:
   bounded_queue<queued, queued_traits> queue_;
-  gaps tail_gaps_;                      // gaps after the last queued message (drop_newest)
+  gaps tail_gaps_;                      // gaps after the last queued message (drop_newest, report_gap)
   std::size_t reserved_messages_ = 0;   // room promised to publishers between their two phases (wait policy)
   std::size_t reserved_bytes_ = 0;
   std::vector<topic_ref> blocked_;      // topics whose waiting publishers this (full, wait) subscriber holds up

@@ -20,6 +20,7 @@
 #include <switchboard/pubsub/detail/subscriber.hpp>
 #include <switchboard/pubsub/error.hpp>
 #include <switchboard/pubsub/message.hpp>
+#include <switchboard/pubsub/observer.hpp>
 #include <switchboard/pubsub/results.hpp>
 #include <switchboard/pubsub/retention.hpp>
 #include <switchboard/pubsub/stats.hpp>
@@ -79,6 +80,8 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   basic_retained_log<Message> log;
   subscriber_list<subscriber_type> subscribers;
   bool closed = false;  // the broker is gone
+  /// Told of each message published (kept alive by the broker core, which clears this before letting it go).
+  basic_broker_observer<Message>* observer = nullptr;
   /// Removed from the broker (set under the lock). The operations below then return without doing anything, and
   /// the broker looks the name up again (making a new topic).
   std::atomic<bool> erased{false};
@@ -109,6 +112,23 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     publishers_.push_back(waiting_publish{id, std::move(draft), std::nullopt, std::move(handler), nullptr});
     if (publishers_.size() == 1) admit_publishers_locked(self);
     if (!publishers_.empty() && publishers_.back().id == id) arm(publishers_.back(), wait, &topic_state::abandon_publisher);
+    return true;
+  }
+
+  /// `report_gap`: takes the next sequence number for a gap of `reason` that every subscriber receives in order (after
+  /// the publishers waiting in line, if any, so that the numbering stays in the order things were offered). The
+  /// retained log is cleared, since it holds consecutive numbers only: a replay from before the gap then starts with
+  /// a retention gap. Lock not held. False when the topic was erased.
+  bool report_gap(const topic_ref& self, gap_reason reason) {
+    const std::lock_guard lock(mutex);
+    if (erased) return false;
+    if (closed) return true;
+    if (publishers_.empty()) {
+      commit_gap_locked(self, reason);
+    } else {
+      publishers_.push_back(
+          waiting_publish{++next_id_, std::nullopt, std::nullopt, publish_handler(), nullptr, reason});
+    }
     return true;
   }
 
@@ -221,6 +241,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     std::optional<Message> stamped;   // from then on
     publish_handler handler;
     std::shared_ptr<asio::steady_timer> timer;
+    std::optional<gap_reason> gap{};  // a `report_gap` waiting for its turn, not a publish
   };
 
   struct waiting_read {
@@ -259,13 +280,34 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     }
     enqueued += accepted;
     if (!readers_.empty()) wake_readers_locked(m);
+    if (observer) observer->on_publish(m);
     return accepted;
+  }
+
+  // Numbers a gap and queues it for every subscriber; waiting readers learn of it as a gap in what they read.
+  void commit_gap_locked(const topic_ref& self, gap_reason reason) {
+    const std::uint64_t sequence = ++last_sequence;
+    log.clear();
+    for (const auto& s : subscribers.items()) {
+      if (!s->gone) s->push_gap(self, sequence, sequence, reason);
+    }
+    for (waiting_read& w : readers_) {
+      read_result r = read_locked(w.after, w.max);
+      if (r.missed) r.missed->reason = reason;
+      finish(w, std::error_code(), std::move(r));
+    }
+    readers_.clear();
   }
 
   // Publishes from the front of the line while they fit.
   void admit_publishers_locked(const topic_ref& self) {
     while (!publishers_.empty()) {
       waiting_publish& w = publishers_.front();
+      if (w.gap) {
+        commit_gap_locked(self, *w.gap);
+        publishers_.pop_front();
+        continue;
+      }
       if (!w.stamped) w.stamped.emplace(stamp(std::move(*w.draft)));
       if (!commit_locked(self, *w.stamped)) return;  // still full: the full subscriber will call again
       finish(w, std::error_code(), w.stamped->sequence());
@@ -356,7 +398,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       const auto ex = w.timer->get_executor();
       asio::post(ex, [t = std::move(w.timer)] { t->cancel(); });
     }
-    w.handler.complete(ec, std::forward<Result>(result));
+    if (w.handler) w.handler.complete(ec, std::forward<Result>(result));  // a waiting report_gap has none
   }
 
   std::deque<waiting_publish> publishers_;  // async_publish calls waiting for room, in order

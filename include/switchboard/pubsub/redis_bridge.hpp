@@ -1,0 +1,82 @@
+// switchboard/pubsub/redis_bridge.hpp
+//
+// `redis_bridge`: connects a local `pubsub::broker` to Redis (or a Redis Cluster) so that several processes share
+// topics. Each process keeps its own broker (its subscribers, queues, policies, sequence numbers and retention stay
+// local); the bridge carries messages between the brokers through Redis channels. See docs/pubsub.md, "Scale-out".
+//
+//     pubsub::broker broker(runtime.executor());
+//     pubsub::redis_bridge bridge(broker, executor, {.redis = {.host = "10.0.0.5", .port = 6379}});
+//     bridge.start();
+//     broker.publish("chat.42", {...});   // delivered here at once, and to every other bridged process via Redis
+//
+//  - Interest: the bridge subscribes in Redis only to the topics and patterns that have local subscriptions (the
+//    broker counts them and tells the bridge of the first and the last, see observer.hpp), so a process receives
+//    only what its own subscribers want.
+//  - No double delivery: every message published to the local broker is delivered locally at once (Redis being up
+//    or not) and published to Redis wrapped in an envelope with this bridge's origin id (detail/redis_envelope.hpp);
+//    when Redis echoes it back, the bridge recognises its origin and drops it. Messages that come from Redis are
+//    published to the local broker once, however many of the bridge's Redis subscriptions matched (a channel and
+//    a pattern, or two patterns), and carry the header `switchboard-origin` (the publishing bridge's origin id, or
+//    "redis" for a payload published by another Redis client); the bridge never forwards such messages back.
+//  - Outages: a lost connection is retried with exponential backoff and jitter; once it is back, the bridge
+//    resubscribes and gives every local topic it covered a gap event (`gap_reason::upstream`) at the point of the
+//    outage, since messages published elsewhere meanwhile are lost. Local messages published meanwhile wait in a
+//    bounded queue and are sent when Redis is back (beyond the bound the oldest are dropped and counted).
+//  - Redis Cluster (`cluster = true`): sharded pub/sub. SPUBLISH and SSUBSCRIBE go to the master that owns the
+//    channel's hash slot (resp/hash_slot.hpp), found with CLUSTER SLOTS; MOVED and ASK redirections are followed
+//    and refresh the slot map; when a slot moves, Redis ends the shard subscriptions of the old owner and the bridge
+//    subscribes at the new one. Sharded pub/sub has no patterns: in a cluster, pattern subscriptions stay local.
+//
+// Threading: the bridge's work runs on its executor (use a strand if that executor is multi-threaded); `start`,
+// `stats` and the destructor may be called from any thread. The bridge must be destroyed before its broker.
+#pragma once
+
+#include <switchboard/core/log.hpp>
+#include <switchboard/pubsub/broker.hpp>
+#include <switchboard/pubsub/detail/redis_bridge_impl.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/dispatch.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace switchboard::pubsub {
+
+class redis_bridge {
+ public:
+  /// A bridge between `broker` and the Redis described by `options` (not connected until `start`). Throws
+  /// `std::invalid_argument` on bad options.
+  redis_bridge(broker& broker, asio::any_io_executor executor, redis_bridge_options options = {})
+      : impl_(std::make_shared<detail::redis_bridge_impl>(broker, std::move(executor), std::move(options))) {}
+
+  redis_bridge(const redis_bridge&) = delete;
+  redis_bridge& operator=(const redis_bridge&) = delete;
+
+  /// Stops bridging: the broker's observer is removed at once (local messages are no longer forwarded), then the
+  /// connections are closed on the bridge's executor.
+  ~redis_bridge() {
+    impl_->detach();
+    asio::dispatch(impl_->executor(), [impl = impl_] { impl->stop(); });
+  }
+
+  /// Starts bridging: observes the broker (subscribing in Redis to what is subscribed locally now and later) and
+  /// connects, retrying with backoff until Redis answers. Call once.
+  void start() {
+    impl_->attach();
+    asio::dispatch(impl_->executor(), [impl = impl_] { impl->connect(); });
+  }
+
+  /// This bridge's origin id (in every envelope it publishes, and in the `switchboard-origin` header of the
+  /// messages other bridges receive from it).
+  const std::string& origin() const noexcept { return impl_->options().origin; }
+
+  /// The bridge's counters. Any thread.
+  redis_bridge_stats stats() const { return impl_->stats(); }
+
+ private:
+  std::shared_ptr<detail::redis_bridge_impl> impl_;
+};
+
+}  // namespace switchboard::pubsub
