@@ -70,10 +70,12 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   void flush() override {
     if (writing_ || closed_) return;
+    if (out_bytes_ > 0) write_now();
     if (out_bytes_ == 0) {
       if (close_after_write_) close(false);
       return;
     }
+    // The socket is full: wait for room, and meanwhile queue what comes in `out_`.
     std::swap(out_, sending_);
     sending_bytes_ = std::exchange(out_bytes_, 0);
     writing_ = true;
@@ -225,6 +227,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   void publish(broker& b, std::span<const std::string_view> args) {
     const auto result = b.publish(args[1], {.payload = shared_bytes::copy(args[2])});
+    if (result.sequence == 1) forget_if_unused(b, args[1]);  // the publish made the topic
     if (result) return reply([&](resp::encoder& e) { e.integer(static_cast<std::int64_t>(result.subscribers)); });
     if (result.error != make_error_code(error::would_block)) return reply_error("ERR " + result.error.message());
     // An in-process subscriber with the `wait` policy is full: this client waits (its later commands too), as a
@@ -244,6 +247,30 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
                       }
                       self->process();
                     });
+  }
+
+  // The broker makes a topic on first use and keeps it, with its numbering, until it is erased; a Redis channel
+  // exists only while subscribed, and clients may well use a new name per message. So a topic that retains nothing
+  // is erased once the front end is done with it (the broker refuses while exact subscribers or waiters use it),
+  // which keeps the broker's topic count (`broker_options::max_topics`) from filling up.
+  static void forget_if_unused(broker& b, std::string_view topic) {
+    const auto stats = b.stats(topic);
+    if (stats && stats->retained == 0) b.erase_topic(topic);
+  }
+
+  broker& broker_for(resp_channel_kind kind) const noexcept {
+    return kind == resp_channel_kind::shard ? *shared_->shard_channels : *shared_->channels;
+  }
+
+  // Drops the client's subscription to `name`; false if it had none.
+  bool drop(resp_channel_kind kind, std::string_view name) {
+    auto& map = subscribed_to(kind);
+    const auto it = map.find(std::string(name));
+    if (it == map.end()) return false;
+    map.erase(it);  // on this executor: no callback runs afterwards
+    shared_->registry.remove(kind, name);
+    if (kind != resp_channel_kind::pattern) forget_if_unused(broker_for(kind), name);
+    return true;
   }
 
   subscriptions& subscribed_to(resp_channel_kind kind) noexcept {
@@ -296,25 +323,25 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     // `this` is enough: subscriptions are dropped on this executor before the connection goes (see close()).
     o.on_event = [this, delivery, pattern = kind == resp_channel_kind::pattern ? std::string(name) : std::string()](
                      std::error_code ev_ec, const event& ev) { deliver(ev_ec, ev, delivery, pattern); };
-    broker& b = kind == resp_channel_kind::shard ? *shared_->shard_channels : *shared_->channels;
+    broker& b = broker_for(kind);
     return kind == resp_channel_kind::pattern ? b.subscribe_pattern(name, std::move(o), ec)
                                               : b.subscribe(name, std::move(o), ec);
   }
 
   void unsubscribe(resp_channel_kind kind, std::span<const std::string_view> args) {
-    auto& map = subscribed_to(kind);
     if (args.size() > 1) {
       for (const std::string_view name : args.subspan(1)) {
-        if (map.erase(std::string(name)) > 0) shared_->registry.remove(kind, name);
+        drop(kind, name);
         confirm(kind, false, name);
       }
       return;
     }
+    auto& map = subscribed_to(kind);
     if (map.empty()) return confirm(kind, false, std::nullopt);
     while (!map.empty()) {
-      auto node = map.extract(map.begin());
-      shared_->registry.remove(kind, node.key());
-      confirm(kind, false, node.key());
+      const std::string name = map.begin()->first;
+      drop(kind, name);
+      confirm(kind, false, name);
     }
   }
 
@@ -505,12 +532,21 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   void unsubscribe_all() {
     for (const auto kind : {resp_channel_kind::channel, resp_channel_kind::pattern, resp_channel_kind::shard}) {
       auto& map = subscribed_to(kind);
-      for (const auto& entry : map) shared_->registry.remove(kind, entry.first);
-      map.clear();  // destroying the handles on this executor: no callback runs afterwards
+      while (!map.empty()) drop(kind, std::string(map.begin()->first));
     }
   }
 
   // --- Output ---
+
+  // Writes what the socket takes now, without waiting (the listener made it non-blocking): most replies and
+  // message batches fit, and then no asynchronous operation is needed, as in Redis's writeToClient.
+  void write_now() {
+    std::error_code ec;
+    const std::size_t n = socket_.write_some(out_.buffers(), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return close(false);
+    out_.consume(n);
+    out_bytes_ -= n;
+  }
 
   template <class Encode>
   void reply(Encode&& encode) {
