@@ -20,7 +20,7 @@ namespace switchboard::pubsub::detail {
 /// What a command does (the connection's dispatch switches on it).
 enum class resp_command_id {
   publish, spublish, subscribe, unsubscribe, psubscribe, punsubscribe, ssubscribe, sunsubscribe,
-  ping, echo, hello, auth, quit, reset,
+  ping, echo, hello, auth, quit, reset, info,
   client, client_id, client_getname, client_setname,
   command, command_count, command_info, command_list, command_docs,
   pubsub, pubsub_channels, pubsub_numsub, pubsub_numpat, pubsub_shardchannels, pubsub_shardnumsub,
@@ -46,7 +46,7 @@ inline constexpr std::string_view pubsub_flags = "pubsub noscript loading stale"
 inline constexpr std::string_view connection_flags = "noscript loading stale fast no_auth allow_busy";
 
 /// Top-level commands, the most frequent first (lookup is a linear scan).
-inline constexpr std::array<resp_command_spec, 17> resp_commands{{
+inline constexpr std::array<resp_command_spec, 18> resp_commands{{
     {resp_command_id::publish, "publish", 3, "pubsub loading stale fast", "@pubsub @fast", ""},
     {resp_command_id::spublish, "spublish", 3, "pubsub loading stale fast", "@pubsub @fast", "",
      resp_key_spec::first_argument},
@@ -66,6 +66,8 @@ inline constexpr std::array<resp_command_spec, 17> resp_commands{{
     {resp_command_id::auth, "auth", -2, connection_flags, "@fast @connection", ""},
     {resp_command_id::quit, "quit", -1, connection_flags, "@fast @connection", "", resp_key_spec::none, true},
     {resp_command_id::reset, "reset", 1, connection_flags, "@fast @connection", "", resp_key_spec::none, true},
+    {resp_command_id::info, "info", -1, "loading stale", "@slow @dangerous",
+     "nondeterministic_output request_policy:all_shards response_policy:special"},
     {resp_command_id::client, "client", -2, "", "@slow", ""},
     {resp_command_id::command, "command", -1, "loading stale", "@slow @connection", "nondeterministic_output_order"},
     {resp_command_id::pubsub, "pubsub", -2, "", "@slow", ""},

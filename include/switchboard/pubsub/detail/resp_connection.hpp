@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -195,6 +196,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
         close_after_write_ = true;
         return;
       case resp_command_id::reset: return reset();
+      case resp_command_id::info: return info(args);
       case resp_command_id::client_id: return reply([&](resp::encoder& e) { e.integer(static_cast<std::int64_t>(id_)); });
       case resp_command_id::client_getname:
         return reply([&](resp::encoder& e) { name_.empty() ? e.null() : e.bulk(name_); });
@@ -464,6 +466,45 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     name_.clear();
     authenticated_ = shared_->options.requirepass.empty();
     reply([](resp::encoder& e) { e.simple_string("RESET"); });
+  }
+
+  // INFO [section ...]: the fields clients probe (ioredis waits for `loading:0` before it reports ready), in
+  // Redis's format: "# Section" headers, "field:value" lines, a blank line between sections.
+  void info(std::span<const std::string_view> args) {
+    const auto wanted = [&](std::string_view section) {
+      if (args.size() == 1) return true;
+      for (const std::string_view a : args.subspan(1)) {
+        if (equals_ignoring_case(a, section) || equals_ignoring_case(a, "all") || equals_ignoring_case(a, "default") ||
+            equals_ignoring_case(a, "everything")) {
+          return true;
+        }
+      }
+      return false;
+    };
+    const auto stats = shared_->snapshot();
+    const auto& registry = shared_->registry;
+    std::string text;
+    const auto section = [&](std::string_view name, std::initializer_list<std::pair<std::string_view, std::string>> fields) {
+      if (!wanted(name)) return;
+      if (!text.empty()) text += "\r\n";
+      text += "# ";
+      text += name;
+      text += "\r\n";
+      for (const auto& [field, value] : fields) text += std::string(field) + ":" + value + "\r\n";
+    };
+    section("Server", {{"redis_version", shared_->options.hello_version}, {"redis_mode", "standalone"},
+                       {"server_name", "switchboard"}});
+    section("Clients", {{"connected_clients", std::to_string(stats.clients)}});
+    section("Persistence", {{"loading", "0"}});
+    section("Stats", {{"total_connections_received", std::to_string(stats.accepted)},
+                      {"total_commands_processed", std::to_string(stats.commands)},
+                      {"rejected_connections", std::to_string(stats.rejected)},
+                      {"client_output_buffer_limit_disconnections", std::to_string(stats.output_limit_disconnects)},
+                      {"pubsub_channels", std::to_string(registry.size(resp_channel_kind::channel))},
+                      {"pubsub_patterns", std::to_string(registry.size(resp_channel_kind::pattern))},
+                      {"pubsub_shardchannels", std::to_string(registry.size(resp_channel_kind::shard))}});
+    section("Replication", {{"role", "master"}, {"connected_slaves", "0"}});
+    reply([&](resp::encoder& e) { e.verbatim("txt", text); });
   }
 
   void command_info(std::span<const resp_command_spec> specs) {
