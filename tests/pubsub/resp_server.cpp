@@ -526,7 +526,30 @@ TEST_CASE("resp_server: resp::client in RESP3 receives pushes", "[pubsub][resp_s
   CHECK(pushes[1].elements.at(2).text == "hi");
 }
 
-TEST_CASE("resp_server: a message is encoded once per protocol and pattern", "[pubsub][resp_server]") {
+TEST_CASE("resp_server: one broker subscription per thread and channel, one encoding per protocol",
+          "[pubsub][resp_server]") {
+  front_end fe;  // one thread
+  asio::io_context ctx;
+  std::vector<std::unique_ptr<redis_client>> subs;
+  for (int i = 0; i < 4; ++i) {
+    subs.push_back(std::make_unique<redis_client>(ctx, fe.port()));
+    if (i % 2 == 1) subs.back()->call({"HELLO", "3"});
+    subs.back()->call({"SUBSCRIBE", "t"});
+  }
+  CHECK(fe.broker.stats().subscriptions == 1);
+  redis_client pub(ctx, fe.port());
+  CHECK(call(pub, {"PUBLISH", "t", "p"}) == ":4\r\n");  // clients, as Redis counts
+  for (int i = 0; i < 4; ++i) {
+    CHECK(next(*subs[i]) == (i % 2 == 1 ? ">3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n"
+                                        : "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n"));
+  }
+  subs[0]->call({"UNSUBSCRIBE", "t"});
+  CHECK(call(pub, {"PUBLISH", "t", "q"}) == ":3\r\n");
+  subs.clear();
+  CHECK(eventually([&] { return fe.broker.stats().subscriptions == 0 && fe.broker.stats().topics == 0; }));
+}
+
+TEST_CASE("resp_server: message frames", "[pubsub][resp_server]") {
   asio::io_context ctx;
   pubsub::broker b(ctx);
   std::optional<pubsub::message> m;
@@ -534,19 +557,14 @@ TEST_CASE("resp_server: a message is encoded once per protocol and pattern", "[p
   b.publish("t", {.payload = shared_bytes::copy("p")});
   test::poll(ctx);
   REQUIRE(m);
-  pubsub::detail::resp_frame_cache cache;
+  using pubsub::detail::encode_delivery;
   using pubsub::detail::resp_delivery;
-  const auto a = cache.frame(*m, resp::protocol::resp2, resp_delivery::message, "");
-  const auto a2 = cache.frame(*m, resp::protocol::resp2, resp_delivery::message, "");
-  CHECK(a.data() == a2.data());  // shared, not encoded again
-  CHECK(a.view() == "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
-  const auto b3 = cache.frame(*m, resp::protocol::resp3, resp_delivery::message, "");
-  CHECK(b3.view() == ">3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
-  const auto p1 = cache.frame(*m, resp::protocol::resp2, resp_delivery::pmessage, "t*");
-  const auto p2 = cache.frame(*m, resp::protocol::resp2, resp_delivery::pmessage, "?");
-  CHECK(p1.view() == "*4\r\n$8\r\npmessage\r\n$2\r\nt*\r\n$1\r\nt\r\n$1\r\np\r\n");
-  CHECK(p2.view() == "*4\r\n$8\r\npmessage\r\n$1\r\n?\r\n$1\r\nt\r\n$1\r\np\r\n");
-  CHECK(cache.frame(*m, resp::protocol::resp2, resp_delivery::pmessage, "t*").data() == p1.data());
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::message, "", *m) ==
+        "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
+  CHECK(encode_delivery(resp::protocol::resp3, resp_delivery::smessage, "", *m) ==
+        ">3\r\n$8\r\nsmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::pmessage, "t*", *m) ==
+        "*4\r\n$8\r\npmessage\r\n$2\r\nt*\r\n$1\r\nt\r\n$1\r\np\r\n");
 }
 
 TEST_CASE("resp_server: command lookup", "[pubsub][resp_server]") {

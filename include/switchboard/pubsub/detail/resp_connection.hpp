@@ -4,11 +4,10 @@
 // against the broker and writes Redis 7's replies, byte for byte. Lives on its shard's executor; every member runs
 // there.
 //
-// Subscriptions. Each SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE of a client is one broker subscription delivering on the
-// client's executor. Its queue is bounded by the client's hard output limit with the `disconnect` policy, and its
-// callback moves each message at once into the client's output queue (as the shared frame of resp_frames.hpp),
-// where the output limits apply: so a client that does not read ends up above its limit and is disconnected, and
-// nothing else waits for it (Redis's client-output-buffer-limit pubsub).
+// Subscriptions. A client's SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE joins its thread's broker subscription to the name
+// (resp_shard.hpp), which hands each message at once, encoded, to the output queues of the thread's clients of
+// that name; the output limits apply there: so a client that does not read ends up above its limit and is
+// disconnected, and nothing else waits for it (Redis's client-output-buffer-limit pubsub).
 //
 // Output. Replies and messages are appended to `out_`; one write at a time sends everything queued (`sending_`
 // holds the bytes in flight, so appending never moves them). Messages are flushed by the shard after the batch
@@ -43,7 +42,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -114,7 +113,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   /// replies is slowed down instead of growing our buffers).
   static constexpr std::size_t read_pause_bytes = 256 * 1024;
 
-  using subscriptions = std::unordered_map<std::string, subscription>;
+  using subscriptions = std::unordered_set<std::string>;
 
   // --- Reading and dispatching ---
 
@@ -229,8 +228,14 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   void publish(broker& b, std::span<const std::string_view> args) {
     const auto result = b.publish(args[1], {.payload = shared_bytes::copy(args[2])});
-    if (result.sequence == 1) forget_if_unused(b, args[1]);  // the publish made the topic
-    if (result) return reply([&](resp::encoder& e) { e.integer(static_cast<std::int64_t>(result.subscribers)); });
+    if (result.sequence == 1) resp_shard::forget_if_unused(b, args[1]);  // this publish made the topic
+    // The broker counts one receiver per thread subscribed; Redis counts clients.
+    const auto kind = &b == shared_->shard_channels ? resp_channel_kind::shard : resp_channel_kind::channel;
+    if (result) {
+      return reply([&](resp::encoder& e) {
+        e.integer(static_cast<std::int64_t>(result.subscribers + shared_->registry.extra_receivers(kind, args[1])));
+      });
+    }
     if (result.error != make_error_code(error::would_block)) return reply_error("ERR " + result.error.message());
     // An in-process subscriber with the `wait` policy is full: this client waits (its later commands too), as a
     // publisher of the broker would; the reply then counts the topic's subscribers.
@@ -251,27 +256,13 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
                     });
   }
 
-  // The broker makes a topic on first use and keeps it, with its numbering, until it is erased; a Redis channel
-  // exists only while subscribed, and clients may well use a new name per message. So a topic that retains nothing
-  // is erased once the front end is done with it (the broker refuses while exact subscribers or waiters use it),
-  // which keeps the broker's topic count (`broker_options::max_topics`) from filling up.
-  static void forget_if_unused(broker& b, std::string_view topic) {
-    const auto stats = b.stats(topic);
-    if (stats && stats->retained == 0) b.erase_topic(topic);
-  }
-
-  broker& broker_for(resp_channel_kind kind) const noexcept {
-    return kind == resp_channel_kind::shard ? *shared_->shard_channels : *shared_->channels;
-  }
-
   // Drops the client's subscription to `name`; false if it had none.
   bool drop(resp_channel_kind kind, std::string_view name) {
-    auto& map = subscribed_to(kind);
-    const auto it = map.find(std::string(name));
-    if (it == map.end()) return false;
-    map.erase(it);  // on this executor: no callback runs afterwards
-    shared_->registry.remove(kind, name);
-    if (kind != resp_channel_kind::pattern) forget_if_unused(broker_for(kind), name);
+    auto& set = subscribed_to(kind);
+    const auto it = set.find(std::string(name));
+    if (it == set.end()) return false;
+    shard_->leave(kind, name, this);
+    set.erase(it);
     return true;
   }
 
@@ -296,38 +287,19 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   }
 
   void subscribe(resp_channel_kind kind, std::span<const std::string_view> args) {
-    auto& map = subscribed_to(kind);
+    auto& set = subscribed_to(kind);
     for (const std::string_view name : args.subspan(1)) {
-      if (!map.contains(std::string(name))) {
+      if (!set.contains(std::string(name))) {
         std::error_code ec;
-        subscription s = make_subscription(kind, name, ec);
+        shard_->join(kind, name, this, ec);
         if (ec) {
           reply_error("ERR " + ec.message());
           continue;
         }
-        map.emplace(std::string(name), std::move(s));
-        shared_->registry.add(kind, name);
+        set.emplace(name);
       }
       confirm(kind, true, name);
     }
-  }
-
-  subscription make_subscription(resp_channel_kind kind, std::string_view name, std::error_code& ec) {
-    subscription_options o;
-    o.executor = shard_->executor();
-    // The output limits apply in the output queue; this bound only catches a thread too busy to run deliveries.
-    o.limits = queue_limits{.max_messages = 1'000'000,
-                            .max_bytes = shared_->options.output_limits.hard,
-                            .policy = overflow_policy::disconnect};
-    const resp_delivery delivery = kind == resp_channel_kind::channel   ? resp_delivery::message
-                                   : kind == resp_channel_kind::pattern ? resp_delivery::pmessage
-                                                                        : resp_delivery::smessage;
-    // `this` is enough: subscriptions are dropped on this executor before the connection goes (see close()).
-    o.on_event = [this, delivery, pattern = kind == resp_channel_kind::pattern ? std::string(name) : std::string()](
-                     std::error_code ev_ec, const event& ev) { deliver(ev_ec, ev, delivery, pattern); };
-    broker& b = broker_for(kind);
-    return kind == resp_channel_kind::pattern ? b.subscribe_pattern(name, std::move(o), ec)
-                                              : b.subscribe(name, std::move(o), ec);
   }
 
   void unsubscribe(resp_channel_kind kind, std::span<const std::string_view> args) {
@@ -338,10 +310,10 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       }
       return;
     }
-    auto& map = subscribed_to(kind);
-    if (map.empty()) return confirm(kind, false, std::nullopt);
-    while (!map.empty()) {
-      const std::string name = map.begin()->first;
+    auto& set = subscribed_to(kind);
+    if (set.empty()) return confirm(kind, false, std::nullopt);
+    while (!set.empty()) {
+      const std::string name = *set.begin();
       drop(kind, name);
       confirm(kind, false, name);
     }
@@ -553,27 +525,24 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     });
   }
 
-  // --- Deliveries ---
+  // --- Deliveries (called by the shard's fan-out) ---
 
-  void deliver(std::error_code ec, const event& ev, resp_delivery delivery, const std::string& pattern) {
+  resp::protocol version() const noexcept override { return version_; }
+
+  void deliver(const shared_bytes& frame) override {
     if (closed_) return;
-    if (ec) {
-      // The broker's queue of this subscription overflowed (the thread fell far behind), or the broker is gone.
-      if (ec == make_error_code(switchboard::error::overflow_disconnect)) return output_limit_reached();
-      return close(false);
-    }
-    if (!ev.is_message()) return;  // gaps cannot happen under `disconnect`, and Redis has no way to say them
-    const shared_bytes frame = shard_->frames().frame(ev.message(), version_, delivery, pattern);
     out_.append_shared(frame);
     shared_->messages_sent.fetch_add(1, std::memory_order_relaxed);
-    if (queued(frame.size())) shard_->flush_later(shared_from_this());
+    if (queued(frame.size()) && !flush_queued_) shard_->flush_later(shared_from_this());
   }
+
+  void overflowed() override { output_limit_reached(); }
 
   // Without confirmations (RESET, closing, draining), as Redis's pubsubUnsubscribeAllChannels(c, 0).
   void unsubscribe_all() {
     for (const auto kind : {resp_channel_kind::channel, resp_channel_kind::pattern, resp_channel_kind::shard}) {
-      auto& map = subscribed_to(kind);
-      while (!map.empty()) drop(kind, std::string(map.begin()->first));
+      auto& set = subscribed_to(kind);
+      while (!set.empty()) drop(kind, std::string(*set.begin()));
     }
   }
 

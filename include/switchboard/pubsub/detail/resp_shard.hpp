@@ -1,27 +1,39 @@
 // switchboard/pubsub/detail/resp_shard.hpp
 //
-// The part of a `resp_server` that lives on one event-loop thread: its clients, the frame cache they share, the
-// list of clients with output to write (written together once the thread's current deliveries are done), a
+// The part of a `resp_server` that lives on one event-loop thread: its clients, their subscriptions, the list of
+// clients with output to write (written together once the thread's current deliveries are done), a
 // once-a-second clock for the soft output limit and the idle timeout, and the drain. Only ever touched from its
 // own executor; `resp_server_shared` holds what the threads share.
+//
+// Fan-out. A thread holds one broker subscription per channel (pattern, shard channel) that any of its clients
+// subscribes to, not one per client: the broker delivers a message once per thread, the thread encodes it once
+// per protocol and appends the bytes to the output of each of its clients of that channel. So a delivery costs
+// a client a copy of the encoded frame (or a reference, for large ones) and nothing else, which is what lets one
+// core deliver more messages than Redis, which formats every message again for each client.
 #pragma once
 
 #include <switchboard/core/drain.hpp>
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/pubsub/detail/resp_channels.hpp>
 #include <switchboard/pubsub/detail/resp_frames.hpp>
+#include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/pubsub/resp_server_options.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace switchboard::pubsub::detail {
@@ -56,6 +68,12 @@ class resp_session {
   virtual void leave() = 0;
   /// Close now.
   virtual void cut() = 0;
+  /// The protocol it speaks (which frame it takes).
+  virtual resp::protocol version() const noexcept = 0;
+  /// Takes the encoded frame of a message of one of its subscriptions.
+  virtual void deliver(const shared_bytes& frame) = 0;
+  /// Its subscription could not keep up (the thread fell behind): close it as over its output limit.
+  virtual void overflowed() = 0;
 
   std::size_t shard_slot_ = 0;  ///< Its index in the shard's list (for O(1) removal).
   bool flush_queued_ = false;   ///< In the shard's list of clients to flush.
@@ -71,7 +89,6 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
   resp_server_shared& shared() noexcept { return *shared_; }
-  resp_frame_cache& frames() noexcept { return frames_; }
   bool draining() const noexcept { return draining_; }
 
   void start() { tick(); }
@@ -95,6 +112,77 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
       else ++report_.drained;
       if (sessions_.empty()) finish_drain();
     }
+  }
+
+  /// Subscribes `s` to `name` of `kind`, through this thread's broker subscription (made if it is the first).
+  /// Fails (with the broker's error) only when the broker subscription cannot be made.
+  void join(resp_channel_kind kind, std::string_view name, resp_session* s, std::error_code& ec) {
+    auto& table = tables_[static_cast<std::size_t>(kind)];
+    auto it = table.find(std::string(name));
+    const bool first = it == table.end();
+    if (first) {
+      auto local = std::make_unique<local_channel>();
+      local->delivery = kind == resp_channel_kind::channel   ? resp_delivery::message
+                        : kind == resp_channel_kind::pattern ? resp_delivery::pmessage
+                                                             : resp_delivery::smessage;
+      local->name = std::string(name);
+      subscription_options o;
+      o.executor = executor_;
+      // The clients' output limits apply in their output queues; this bound only catches a thread that falls far
+      // behind its publishers, and then the clients of the channel on this thread are cut (`overflowed`).
+      o.limits = queue_limits{.max_messages = 1'000'000,
+                              .max_bytes = shared_->options.output_limits.hard,
+                              .policy = overflow_policy::disconnect};
+      // The pointer stays valid: the subscription is dropped (on this executor) before `local` goes.
+      o.on_event = [l = local.get()](std::error_code e, const event& ev) { fan_out(*l, e, ev); };
+      broker& b = broker_for(kind);
+      local->sub = kind == resp_channel_kind::pattern ? b.subscribe_pattern(name, std::move(o), ec)
+                                                      : b.subscribe(name, std::move(o), ec);
+      if (ec) return;
+      it = table.emplace(local->name, std::move(local)).first;
+    }
+    it->second->clients.push_back(s);
+    shared_->registry.add(kind, name, first);
+  }
+
+  /// Unsubscribes `s` from `name` of `kind` (which it joined); the last client of the thread drops the broker
+  /// subscription, and the topic if it retains nothing.
+  void leave(resp_channel_kind kind, std::string_view name, resp_session* s) {
+    auto& table = tables_[static_cast<std::size_t>(kind)];
+    const auto it = table.find(std::string(name));
+    if (it == table.end()) return;
+    local_channel& local = *it->second;
+    // Linear: a client leaves a channel once; the list is the thread's subscribers of that one channel.
+    const auto pos = std::find(local.clients.begin(), local.clients.end(), s);
+    if (pos == local.clients.end()) return;
+    if (local.delivering) {
+      *pos = nullptr;  // fan_out is walking the list: it compacts it afterwards
+    } else {
+      local.clients.erase(pos);
+    }
+    const bool last = std::none_of(local.clients.begin(), local.clients.end(), [](auto* c) { return c != nullptr; });
+    shared_->registry.remove(kind, name, last);
+    if (!last) return;
+    // Dropping a subscription from inside its own callback is allowed, but the callback's captures must stay
+    // alive until it returns: hand the entry to the executor to destroy.
+    auto gone = std::move(it->second);
+    table.erase(it);
+    gone->sub.unsubscribe();
+    if (kind != resp_channel_kind::pattern) forget_if_unused(broker_for(kind), name);
+    if (gone->delivering) asio::post(executor_, [g = std::shared_ptr<local_channel>(std::move(gone))] {});
+  }
+
+  /// The broker makes a topic on first use and keeps it, with its numbering, until it is erased; a Redis channel
+  /// exists only while subscribed, and clients may well use a new name per message. So a topic that retains
+  /// nothing is erased once the front end is done with it (the broker refuses while exact subscribers or waiters
+  /// use it), which keeps the broker's topic count (`broker_options::max_topics`) from filling up.
+  static void forget_if_unused(broker& b, std::string_view topic) {
+    const auto stats = b.stats(topic);
+    if (stats && stats->retained == 0) b.erase_topic(topic);
+  }
+
+  broker& broker_for(resp_channel_kind kind) const noexcept {
+    return kind == resp_channel_kind::shard ? *shared_->shard_channels : *shared_->channels;
   }
 
   /// Asks for `s` to be flushed once the handlers already queued on this thread (the broker's deliveries of the
@@ -127,6 +215,39 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   }
 
  private:
+  /// This thread's clients of one channel, pattern or shard channel, and the broker subscription they share.
+  struct local_channel {
+    subscription sub;
+    resp_delivery delivery = resp_delivery::message;
+    std::string name;
+    std::vector<resp_session*> clients;  // null: left during a fan-out, removed after it
+    bool delivering = false;
+  };
+
+  // One message to every client of `local` on this thread: encoded once per protocol, shared by all.
+  static void fan_out(local_channel& local, std::error_code ec, const event& ev) {
+    local.delivering = true;
+    if (ec) {
+      // The broker cut the subscription (this thread fell behind), or the broker is gone: so are the clients.
+      for (std::size_t i = 0; i < local.clients.size(); ++i) {
+        if (local.clients[i] != nullptr) local.clients[i]->overflowed();
+      }
+    } else if (ev.is_message()) {  // gaps cannot happen under `disconnect`, and RESP has no way to say them
+      shared_bytes frames[2];
+      const std::string_view pattern = local.delivery == resp_delivery::pmessage ? std::string_view(local.name) : "";
+      for (std::size_t i = 0; i < local.clients.size(); ++i) {  // the list may grow meanwhile: no iterators
+        resp_session* c = local.clients[i];
+        if (c == nullptr) continue;
+        const resp::protocol version = c->version();
+        shared_bytes& frame = frames[version == resp::protocol::resp3 ? 1 : 0];
+        if (frame.empty()) frame = shared_bytes(encode_delivery(version, local.delivery, pattern, ev.message()));
+        c->deliver(frame);
+      }
+    }
+    local.delivering = false;
+    std::erase(local.clients, nullptr);
+  }
+
   void flush_all() {
     auto batch = std::move(to_flush_);
     to_flush_.clear();
@@ -134,7 +255,6 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
       s->flush_queued_ = false;
       s->flush();
     }
-    frames_.clear();
   }
 
   void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
@@ -170,7 +290,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   std::shared_ptr<resp_server_shared> shared_;
   asio::steady_timer ticker_;
   asio::steady_timer drain_timer_;
-  resp_frame_cache frames_;
+  std::array<std::unordered_map<std::string, std::unique_ptr<local_channel>>, 3> tables_;
   std::vector<resp_session*> sessions_;
   std::vector<std::shared_ptr<resp_session>> to_flush_;
   bool draining_ = false;
