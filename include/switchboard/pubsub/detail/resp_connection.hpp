@@ -127,15 +127,37 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     }
     if (in_.size() - in_end_ < read_chunk / 2) in_.resize(std::max(in_.size() * 2, in_end_ + read_chunk));
     reading_ = true;
-    socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-                            [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                              self->reading_ = false;
-                              if (ec || self->closed_) return self->close(false);
-                              if (self->close_after_write_) return;  // draining or quitting: input is ignored
-                              self->in_end_ += n;
-                              self->last_active_ = std::chrono::steady_clock::now();
-                              self->process();
-                            });
+    const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
+    if (maybe_more_) {
+      // The last read filled the buffer: more may be waiting, which no readiness event would announce again
+      // (edge-triggered epoll), so read now.
+      socket_.async_read_some(space, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+        self->on_read(ec, n);
+      });
+      return;
+    }
+    // Otherwise wait for readability, then read: async_read_some would first try a read that, for a client
+    // waiting for its reply, fails with EAGAIN: one system call per command more than Redis makes.
+    socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this(), space](std::error_code ec) {
+      if (ec) return self->on_read(ec, 0);
+      std::error_code read_ec;
+      const std::size_t n = self->socket_.read_some(space, read_ec);
+      if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+        self->reading_ = false;
+        return self->read();
+      }
+      self->on_read(read_ec, n);
+    });
+  }
+
+  void on_read(std::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (ec || closed_) return close(false);
+    if (close_after_write_) return;  // draining or quitting: input is ignored
+    maybe_more_ = n == in_.size() - in_end_;
+    in_end_ += n;
+    last_active_ = std::chrono::steady_clock::now();
+    process();
   }
 
   void resume_reading() {
@@ -228,9 +250,9 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   void publish(broker& b, std::span<const std::string_view> args) {
     const auto result = b.publish(args[1], {.payload = shared_bytes::copy(args[2])});
-    if (result.sequence == 1) resp_shard::forget_if_unused(b, args[1]);  // this publish made the topic
     // The broker counts one receiver per thread subscribed; Redis counts clients.
     const auto kind = &b == shared_->shard_channels ? resp_channel_kind::shard : resp_channel_kind::channel;
+    if (result.sequence == 1) shard_->forget_later(kind, args[1]);  // this publish made the topic
     if (result) {
       return reply([&](resp::encoder& e) {
         e.integer(static_cast<std::int64_t>(result.subscribers + shared_->registry.extra_receivers(kind, args[1])));
@@ -634,6 +656,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   resp::protocol version_ = resp::protocol::resp2;
   bool authenticated_;
   bool reading_ = false;
+  bool maybe_more_ = false;  // the last read filled the buffer
   bool writing_ = false;
   bool waiting_ = false;            // a PUBLISH waits for room in a `wait` subscriber
   bool close_after_write_ = false;  // QUIT, a protocol error or a drain: close once the output is sent

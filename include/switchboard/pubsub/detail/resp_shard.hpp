@@ -34,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace switchboard::pubsub::detail {
@@ -181,6 +182,14 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     if (stats && stats->retained == 0) b.erase_topic(topic);
   }
 
+  /// A PUBLISH made `topic` (its message was the topic's first): erase it at the next tick if nobody subscribed
+  /// by then. Not at once: a client publishing to a channel nobody listens to would otherwise make and erase a
+  /// topic per message; this way it is once per second, and the topics made meanwhile stay few.
+  void forget_later(resp_channel_kind kind, std::string_view topic) {
+    made_.emplace_back(kind, std::string(topic));
+    if (made_.size() >= max_made) forget_made();
+  }
+
   broker& broker_for(resp_channel_kind kind) const noexcept {
     return kind == resp_channel_kind::shard ? *shared_->shard_channels : *shared_->channels;
   }
@@ -276,7 +285,15 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     for (auto& done : waiters) done(report_);
   }
 
+  static constexpr std::size_t max_made = 1024;
+
+  void forget_made() {
+    for (const auto& [kind, topic] : made_) forget_if_unused(broker_for(kind), topic);
+    made_.clear();
+  }
+
   void tick() {
+    forget_made();
     const auto now = std::chrono::steady_clock::now();
     for (resp_session* s : std::vector<resp_session*>(sessions_)) s->tick(now);
     ticker_.expires_after(std::chrono::seconds(1));
@@ -293,6 +310,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   std::array<std::unordered_map<std::string, std::unique_ptr<local_channel>>, 3> tables_;
   std::vector<resp_session*> sessions_;
   std::vector<std::shared_ptr<resp_session>> to_flush_;
+  std::vector<std::pair<resp_channel_kind, std::string>> made_;  // topics made by PUBLISH, to erase if unused
   bool draining_ = false;
   bool drain_finished_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
