@@ -168,6 +168,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   // Runs the commands read so far, then reads more (unless paused) and writes the replies.
   void process() {
+    std::uint64_t commands = 0;  // counted once per batch: the counter is shared by every thread
     while (!closed_ && !waiting_ && !close_after_write_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) {
       std::error_code ec;
       const std::string_view data(in_.data() + in_start_, in_end_ - in_start_);
@@ -182,10 +183,11 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
         in_start_ += used;
         break;
       }
-      shared_->commands.fetch_add(1, std::memory_order_relaxed);
+      ++commands;
       execute(parser_.args());
       in_start_ += used;  // the arguments pointed into these bytes
     }
+    shared_->commands.fetch_add(commands, std::memory_order_relaxed);
     flush();
     if (!waiting_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) read();
   }
@@ -554,7 +556,6 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   void deliver(const shared_bytes& frame) override {
     if (closed_) return;
     out_.append_shared(frame);
-    shared_->messages_sent.fetch_add(1, std::memory_order_relaxed);
     if (queued(frame.size()) && !flush_queued_) shard_->flush_later(shared_from_this());
   }
 

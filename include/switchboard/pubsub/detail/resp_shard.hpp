@@ -134,8 +134,9 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
       o.limits = queue_limits{.max_messages = 1'000'000,
                               .max_bytes = shared_->options.output_limits.hard,
                               .policy = overflow_policy::disconnect};
-      // The pointer stays valid: the subscription is dropped (on this executor) before `local` goes.
-      o.on_event = [l = local.get()](std::error_code e, const event& ev) { fan_out(*l, e, ev); };
+      // The pointers stay valid: the subscription is dropped (on this executor) before `local` goes, and the
+      // shard outlives its clients' subscriptions.
+      o.on_event = [this, l = local.get()](std::error_code e, const event& ev) { fan_out(*l, e, ev); };
       broker& b = broker_for(kind);
       local->sub = kind == resp_channel_kind::pattern ? b.subscribe_pattern(name, std::move(o), ec)
                                                       : b.subscribe(name, std::move(o), ec);
@@ -234,7 +235,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   };
 
   // One message to every client of `local` on this thread: encoded once per protocol, shared by all.
-  static void fan_out(local_channel& local, std::error_code ec, const event& ev) {
+  void fan_out(local_channel& local, std::error_code ec, const event& ev) {
     local.delivering = true;
     if (ec) {
       // The broker cut the subscription (this thread fell behind), or the broker is gone: so are the clients.
@@ -243,6 +244,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
       }
     } else if (ev.is_message()) {  // gaps cannot happen under `disconnect`, and RESP has no way to say them
       shared_bytes frames[2];
+      std::uint64_t sent = 0;
       const std::string_view pattern = local.delivery == resp_delivery::pmessage ? std::string_view(local.name) : "";
       for (std::size_t i = 0; i < local.clients.size(); ++i) {  // the list may grow meanwhile: no iterators
         resp_session* c = local.clients[i];
@@ -251,7 +253,9 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
         shared_bytes& frame = frames[version == resp::protocol::resp3 ? 1 : 0];
         if (frame.empty()) frame = shared_bytes(encode_delivery(version, local.delivery, pattern, ev.message()));
         c->deliver(frame);
+        ++sent;
       }
+      shared_->messages_sent.fetch_add(sent, std::memory_order_relaxed);
     }
     local.delivering = false;
     std::erase(local.clients, nullptr);
