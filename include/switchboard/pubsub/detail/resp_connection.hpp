@@ -109,6 +109,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
  private:
   static constexpr std::size_t read_chunk = 16 * 1024;
+  static constexpr std::size_t max_idle_buffer = 1024 * 1024;
   /// Above this many bytes of unsent output, commands are not read (a client that pipelines without reading
   /// replies is slowed down instead of growing our buffers).
   static constexpr std::size_t read_pause_bytes = 256 * 1024;
@@ -125,6 +126,8 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       in_end_ -= in_start_;
       in_start_ = 0;
     }
+    // A buffer grown for one large command is not kept once it is consumed.
+    if (in_end_ == 0 && in_.size() > max_idle_buffer) std::vector<char>().swap(in_);
     if (in_.size() - in_end_ < read_chunk / 2) in_.resize(std::max(in_.size() * 2, in_end_ + read_chunk));
     reading_ = true;
     const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
