@@ -29,13 +29,13 @@ struct options {
   }
 };
 
-[[noreturn]] inline void usage(const char* program, std::string_view extra_help) {
+[[noreturn]] inline void usage(const char* program, std::string_view extra_help, unsigned default_port) {
   std::fprintf(stderr,
                "usage: %s [--bind ADDRESS] [--port PORT] [--threads N]%.*s\n"
                "  --bind     address to listen on (default 127.0.0.1)\n"
-               "  --port     TCP port (default 8080; 0 picks a free one)\n"
+               "  --port     TCP port (default %u; 0 picks a free one)\n"
                "  --threads  event-loop threads (default: one per hardware thread)\n",
-               program, static_cast<int>(extra_help.size()), extra_help.data());
+               program, static_cast<int>(extra_help.size()), extra_help.data(), default_port);
   std::exit(2);
 }
 
@@ -46,24 +46,24 @@ inline options parse(int argc, char** argv, unsigned default_port, std::initiali
   o.port = default_port;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") usage(argv[0], extra_help);
-    if (i + 1 >= argc) usage(argv[0], extra_help);
+    if (arg == "--help" || arg == "-h") usage(argv[0], extra_help, default_port);
+    if (i + 1 >= argc) usage(argv[0], extra_help, default_port);
     const std::string value = argv[++i];
     auto number = [&](auto& out) {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
-      if (ec != std::errc() || end != value.data() + value.size()) usage(argv[0], extra_help);
+      if (ec != std::errc() || end != value.data() + value.size()) usage(argv[0], extra_help, default_port);
     };
     if (arg == "--bind") {
       o.bind = value;
     } else if (arg == "--port") {
       number(o.port);
-      if (o.port > 65535) usage(argv[0], extra_help);
+      if (o.port > 65535) usage(argv[0], extra_help, default_port);
     } else if (arg == "--threads") {
       number(o.threads);
     } else {
       bool known = false;
       for (auto name : extra_names) known = known || name == arg;
-      if (!known) usage(argv[0], extra_help);
+      if (!known) usage(argv[0], extra_help, default_port);
       o.extra[std::string(arg.substr(2))] = value;
     }
   }

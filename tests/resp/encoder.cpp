@@ -101,6 +101,16 @@ TEST_CASE("encoder: types that differ between RESP2 and RESP3", "[resp][encoder]
   CHECK(std::isnan(parsed[9].number));
 }
 
+TEST_CASE("encoder: verbatim strings", "[resp][encoder]") {
+  std::string two;
+  std::string three;
+  encoder(two, protocol::resp2).verbatim("txt", "a\r\nb");
+  encoder(three, protocol::resp3).verbatim("txt", "a\r\nb");
+  CHECK(two == "$4\r\na\r\nb\r\n");
+  CHECK(three == "=8\r\ntxt:a\r\nb\r\n");
+  CHECK(parse_all(three) == std::vector<value>{verbatim("txt:a\r\nb")});
+}
+
 TEST_CASE("encoder: doubles read back exactly", "[resp][encoder]") {
   // The shortest round-trip form must parse back to the very same double, in both versions.
   const double samples[] = {0.0, -0.0, 1.0 / 3, 2.5e-308, 4.9e-324, 1.7976931348623157e308, 123456789.125, -7e-7};

@@ -105,6 +105,18 @@ class encoder {
     return *this;
   }
 
+  /// A verbatim string, `=len\r\nfmt:text\r\n` in RESP3 (`format` is three bytes: "txt" or "mkd"), the bulk string
+  /// `text` in RESP2 (what Redis sends for INFO and CLIENT LIST).
+  encoder& verbatim(std::string_view format, std::string_view text) {
+    if (version_ == protocol::resp2) return bulk(text);
+    header('=', static_cast<std::int64_t>(format.size() + 1 + text.size()));
+    out_->append(format);
+    out_->push_back(':');
+    out_->append(text);
+    out_->append("\r\n", 2);
+    return *this;
+  }
+
   /// `#t\r\n` / `#f\r\n` in RESP3, `:1\r\n` / `:0\r\n` in RESP2.
   encoder& boolean(bool b) {
     if (version_ == protocol::resp2) return integer(b ? 1 : 0);

@@ -1,0 +1,595 @@
+// The broker's Redis-protocol front end: every command with Redis 7's exact reply bytes (and, where a real
+// redis-server is installed, the same script run against both), subscribed mode in RESP2 and RESP3, AUTH, limits,
+// the output-limit disconnect of a client that never reads, interplay with in-process subscribers, and the drain.
+#include <switchboard/core/metrics.hpp>
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/pubsub/broker.hpp>
+#include <switchboard/pubsub/detail/resp_commands.hpp>
+#include <switchboard/pubsub/detail/resp_frames.hpp>
+#include <switchboard/pubsub/resp_server.hpp>
+#include <switchboard/resp/client.hpp>
+
+#include "support/catch.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_support.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::test::redis_client;
+using switchboard::test::run_until;
+
+namespace {
+
+/// A resp_server on a runtime of its own (background threads), on a free loopback port.
+struct front_end {
+  explicit front_end(pubsub::resp_server_options options = {}, std::size_t threads = 1)
+      : rt({.threads = threads, .handle_signals = false}), broker(rt.executor()), server(rt, broker, port0(options)) {
+    server.start();
+    rt.start();
+  }
+  ~front_end() {
+    rt.stop(0ms);
+    rt.wait();
+  }
+  std::uint16_t port() const { return server.local_endpoint().port(); }
+
+  static pubsub::resp_server_options port0(pubsub::resp_server_options o) {
+    o.port = 0;
+    return o;
+  }
+
+  runtime rt;
+  pubsub::broker broker;
+  pubsub::resp_server server;
+};
+
+/// Sends a command and returns the reply's exact bytes.
+std::string call(redis_client& c, std::initializer_list<std::string_view> args) {
+  c.call(args);
+  return c.last_frame();
+}
+
+/// Reads the next value (a push or a reply) and returns its exact bytes.
+std::string next(redis_client& c) {
+  c.read();
+  return c.last_frame();
+}
+
+/// Waits until `done()`, polling the server's counters (they change on the server's threads).
+bool eventually(const std::function<bool()>& done) {
+  asio::io_context idle;
+  asio::steady_timer tick(idle);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    tick.expires_after(1ms);
+    tick.wait();
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("resp_server: connection commands answer as Redis 7", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+  redis_client c(ctx, fe.port());
+
+  CHECK(call(c, {"PING"}) == "+PONG\r\n");
+  CHECK(call(c, {"ping", "hi"}) == "$2\r\nhi\r\n");
+  CHECK(call(c, {"PING", "a", "b"}) == "-ERR wrong number of arguments for 'ping' command\r\n");
+  CHECK(call(c, {"ECHO", "x y"}) == "$3\r\nx y\r\n");
+  CHECK(call(c, {"echo"}) == "-ERR wrong number of arguments for 'echo' command\r\n");
+  CHECK(call(c, {"GET", "k", "v"}) == "-ERR unknown command 'GET', with args beginning with: 'k' 'v' \r\n");
+  CHECK(call(c, {"FLUSHALL"}) == "-ERR unknown command 'FLUSHALL', with args beginning with: \r\n");
+  CHECK(call(c, {"publish", "a"}) == "-ERR wrong number of arguments for 'publish' command\r\n");
+  CHECK(call(c, {"PUBLISH", "nobody", "x"}) == ":0\r\n");
+
+  SECTION("CLIENT") {
+    const resp::value id = c.call({"CLIENT", "ID"});
+    CHECK(id.kind == resp::value_kind::integer);
+    CHECK(id.integer > 0);
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "$-1\r\n");
+    CHECK(call(c, {"client", "setname", "worker-1"}) == "+OK\r\n");
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "$8\r\nworker-1\r\n");
+    CHECK(call(c, {"CLIENT", "SETNAME", "a b"}) ==
+          "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+    CHECK(call(c, {"CLIENT", "SETNAME", ""}) == "+OK\r\n");
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "$-1\r\n");
+    CHECK(call(c, {"CLIENT"}) == "-ERR wrong number of arguments for 'client' command\r\n");
+    CHECK(call(c, {"client", "list"}) == "-ERR unknown subcommand 'list'. Try CLIENT HELP.\r\n");
+    CHECK(call(c, {"CLIENT", "ID", "x"}) == "-ERR wrong number of arguments for 'client|id' command\r\n");
+  }
+
+  SECTION("HELLO") {
+    const std::string id = std::to_string(c.call({"CLIENT", "ID"}).integer);
+    const std::string tail = "$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+    const std::string head = "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n";
+    const std::string id_field = "$2\r\nid\r\n:" + id + "\r\n";
+    CHECK(call(c, {"HELLO"}) == "*14\r\n" + head + ":2\r\n" + id_field + tail);
+    CHECK(call(c, {"HELLO", "4"}) == "-NOPROTO unsupported protocol version\r\n");
+    CHECK(call(c, {"HELLO", "x"}) == "-ERR Protocol version is not an integer or out of range\r\n");
+    CHECK(call(c, {"HELLO", "3", "FOO"}) == "-ERR Syntax error in HELLO option 'FOO'\r\n");
+    CHECK(call(c, {"HELLO", "3", "SETNAME", "n1"}) == "%7\r\n" + head + ":3\r\n" + id_field + tail);
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "$2\r\nn1\r\n");
+    CHECK(call(c, {"CLIENT", "SETNAME", ""}) == "+OK\r\n");
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "_\r\n");  // RESP3 null
+    CHECK(call(c, {"RESET"}) == "+RESET\r\n");
+    CHECK(call(c, {"CLIENT", "GETNAME"}) == "$-1\r\n");  // back to RESP2
+  }
+
+  SECTION("AUTH without requirepass") {
+    CHECK(call(c, {"AUTH", "x"}) ==
+          "-ERR AUTH <password> called without any password configured for the default user. Are you sure your "
+          "configuration is correct?\r\n");
+    CHECK(call(c, {"AUTH", "someone", "x"}) == "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    CHECK(call(c, {"AUTH", "default", "anything"}) == "+OK\r\n");
+    CHECK(call(c, {"AUTH", "a", "b", "c"}) == "-ERR syntax error\r\n");
+    CHECK(call(c, {"AUTH"}) == "-ERR wrong number of arguments for 'auth' command\r\n");
+  }
+
+  SECTION("COMMAND") {
+    CHECK(call(c, {"COMMAND", "COUNT"}) ==
+          ":" + std::to_string(pubsub::detail::top_level_commands().size()) + "\r\n");
+    CHECK(call(c, {"COMMAND", "INFO", "publish", "nope"}) ==
+          "*2\r\n*10\r\n$7\r\npublish\r\n:3\r\n*4\r\n+pubsub\r\n+loading\r\n+stale\r\n+fast\r\n:0\r\n:0\r\n:0\r\n"
+          "*2\r\n+@pubsub\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n$-1\r\n");
+    CHECK(call(c, {"COMMAND", "DOCS", "ping"}) == "*0\r\n");
+    CHECK(call(c, {"COMMAND", "LIST", "FILTERBY"}) == "-ERR syntax error\r\n");
+    CHECK(call(c, {"COMMAND", "COUNT", "x"}) == "-ERR wrong number of arguments for 'command|count' command\r\n");
+    CHECK(call(c, {"COMMAND", "nope"}) == "-ERR unknown subcommand 'nope'. Try COMMAND HELP.\r\n");
+    const resp::value all = c.call({"COMMAND"});
+    CHECK(all.elements.size() == pubsub::detail::top_level_commands().size());
+    const resp::value list = c.call({"COMMAND", "LIST"});
+    CHECK(list.elements.size() == pubsub::detail::top_level_commands().size() + pubsub::detail::resp_subcommands.size());
+  }
+
+  SECTION("PUBSUB argument errors") {
+    CHECK(call(c, {"PUBSUB"}) == "-ERR wrong number of arguments for 'pubsub' command\r\n");
+    CHECK(call(c, {"PUBSUB", "foo"}) == "-ERR unknown subcommand 'foo'. Try PUBSUB HELP.\r\n");
+    CHECK(call(c, {"pubsub", "numpat", "x"}) == "-ERR wrong number of arguments for 'pubsub|numpat' command\r\n");
+    CHECK(call(c, {"pubsub", "channels", "a", "b"}) ==
+          "-ERR unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.\r\n");
+  }
+
+  SECTION("QUIT answers and closes") {
+    c.send({"QUIT"});
+    CHECK(c.read_until_closed() == "+OK\r\n");
+  }
+  CHECK(fe.server.stats().commands > 0);
+}
+
+TEST_CASE("resp_server: subscribed mode in RESP2", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+  redis_client sub(ctx, fe.port());
+  redis_client pub(ctx, fe.port());
+
+  CHECK(call(sub, {"SUBSCRIBE"}) == "-ERR wrong number of arguments for 'subscribe' command\r\n");
+  sub.send({"SUBSCRIBE", "a", "b", "a"});
+  CHECK(next(sub) == "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+  CHECK(next(sub) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n");
+  CHECK(next(sub) == "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n");
+  CHECK(call(sub, {"PSUBSCRIBE", "a*"}) == "*3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:3\r\n");
+  CHECK(call(sub, {"SSUBSCRIBE", "a"}) == "*3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n");  // counted apart
+
+  CHECK(call(sub, {"PUBLISH", "a", "x"}) ==
+        "-ERR Can't execute 'publish': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+        "this context\r\n");
+  CHECK(call(sub, {"CLIENT", "ID"}) ==
+        "-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+        "this context\r\n");
+  CHECK(call(sub, {"PING"}) == "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+  CHECK(call(sub, {"PING", "hi"}) == "*2\r\n$4\r\npong\r\n$2\r\nhi\r\n");
+
+  CHECK(call(pub, {"PUBLISH", "a", "hello"}) == ":2\r\n");  // the channel and the pattern
+  std::vector<std::string> got{next(sub), next(sub)};
+  std::sort(got.begin(), got.end());
+  CHECK(got[0] == "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nhello\r\n");
+  CHECK(got[1] == "*4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$1\r\na\r\n$5\r\nhello\r\n");
+
+  // Shard channels are a namespace of their own.
+  CHECK(call(pub, {"SPUBLISH", "a", "sharded"}) == ":1\r\n");
+  CHECK(next(sub) == "*3\r\n$8\r\nsmessage\r\n$1\r\na\r\n$7\r\nsharded\r\n");
+  CHECK(call(pub, {"SPUBLISH", "b", "x"}) == ":0\r\n");
+
+  SECTION("PUBSUB introspection") {
+    CHECK(call(pub, {"PUBSUB", "NUMSUB", "a", "zz"}) == "*4\r\n$1\r\na\r\n:1\r\n$2\r\nzz\r\n:0\r\n");
+    CHECK(call(pub, {"PUBSUB", "NUMPAT"}) == ":1\r\n");
+    const resp::value channels = pub.call({"PUBSUB", "CHANNELS"});
+    CHECK(channels.elements.size() == 2);
+    CHECK(call(pub, {"PUBSUB", "CHANNELS", "b*"}) == "*1\r\n$1\r\nb\r\n");
+    CHECK(call(pub, {"PUBSUB", "SHARDCHANNELS"}) == "*1\r\n$1\r\na\r\n");
+    CHECK(call(pub, {"PUBSUB", "SHARDNUMSUB", "a"}) == "*2\r\n$1\r\na\r\n:1\r\n");
+    CHECK(call(pub, {"PUBSUB", "SHARDNUMSUB"}) == "*0\r\n");
+  }
+
+  SECTION("unsubscribing") {
+    CHECK(call(sub, {"UNSUBSCRIBE", "q"}) == "*3\r\n$11\r\nunsubscribe\r\n$1\r\nq\r\n:3\r\n");
+    sub.send({"UNSUBSCRIBE"});
+    std::vector<std::string> left{next(sub), next(sub)};
+    std::sort(left.begin(), left.end());
+    CHECK(left[0].find("$1\r\na\r\n") != std::string::npos);
+    CHECK(left[1].find("$1\r\nb\r\n") != std::string::npos);
+    CHECK(call(sub, {"PUNSUBSCRIBE"}) == "*3\r\n$12\r\npunsubscribe\r\n$2\r\na*\r\n:0\r\n");
+    CHECK(call(sub, {"SUNSUBSCRIBE"}) == "*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n");
+    CHECK(call(sub, {"UNSUBSCRIBE"}) == "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    CHECK(call(sub, {"PING"}) == "+PONG\r\n");  // out of subscribed mode
+    CHECK(call(pub, {"PUBLISH", "a", "x"}) == ":0\r\n");
+    CHECK(call(pub, {"PUBSUB", "NUMPAT"}) == ":0\r\n");
+    CHECK(call(pub, {"PUBSUB", "CHANNELS"}) == "*0\r\n");
+    // The front end's topics are forgotten with their last subscriber (and the one the PUBLISH made, at the next
+    // tick of the server's clock).
+    CHECK(eventually([&] { return fe.broker.stats().topics == 0; }));
+  }
+
+  SECTION("RESET leaves subscribed mode silently") {
+    CHECK(call(sub, {"RESET"}) == "+RESET\r\n");
+    CHECK(call(sub, {"ECHO", "e"}) == "$1\r\ne\r\n");
+    CHECK(call(pub, {"PUBLISH", "a", "x"}) == ":0\r\n");
+  }
+}
+
+TEST_CASE("resp_server: RESP3 pushes after HELLO 3", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+  redis_client sub(ctx, fe.port());
+  redis_client pub(ctx, fe.port());
+  CHECK(sub.call({"HELLO", "3"}).kind == resp::value_kind::map);
+  CHECK(call(sub, {"SUBSCRIBE", "a"}) == ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+  CHECK(call(sub, {"PSUBSCRIBE", "a*"}) == ">3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:2\r\n");
+  // RESP3 has no subscribed-mode restriction.
+  CHECK(call(sub, {"PING"}) == "+PONG\r\n");
+  CHECK(call(sub, {"ECHO", "e"}) == "$1\r\ne\r\n");
+  CHECK(call(sub, {"PUBSUB", "NUMSUB", "a"}) == "*2\r\n$1\r\na\r\n:1\r\n");
+
+  CHECK(call(pub, {"PUBLISH", "a", "x"}) == ":2\r\n");
+  std::vector<std::string> got{next(sub), next(sub)};
+  std::sort(got.begin(), got.end());
+  CHECK(got[0] == ">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n");
+  CHECK(got[1] == ">4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$1\r\na\r\n$1\r\nx\r\n");
+  CHECK(call(sub, {"UNSUBSCRIBE", "zz"}) == ">3\r\n$11\r\nunsubscribe\r\n$2\r\nzz\r\n:2\r\n");
+  CHECK(call(sub, {"PUNSUBSCRIBE"}) == ">3\r\n$12\r\npunsubscribe\r\n$2\r\na*\r\n:1\r\n");
+  CHECK(call(sub, {"UNSUBSCRIBE"}) == ">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n");
+  CHECK(call(sub, {"SUNSUBSCRIBE"}) == ">3\r\n$12\r\nsunsubscribe\r\n_\r\n:0\r\n");
+}
+
+TEST_CASE("resp_server: requirepass", "[pubsub][resp_server]") {
+  front_end fe({.requirepass = "sekret"});
+  asio::io_context ctx;
+  redis_client c(ctx, fe.port());
+  const std::string noauth = "-NOAUTH Authentication required.\r\n";
+  CHECK(call(c, {"PING"}) == noauth);
+  CHECK(call(c, {"SUBSCRIBE", "a"}) == noauth);
+  CHECK(call(c, {"CLIENT", "ID"}) == noauth);
+  CHECK(call(c, {"FOO"}) == "-ERR unknown command 'FOO', with args beginning with: \r\n");  // looked up first
+  CHECK(call(c, {"HELLO", "3"}) ==
+        "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> "
+        "option can be used to authenticate the client and select the RESP protocol version at the same time\r\n");
+  const std::string wrongpass = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+  CHECK(call(c, {"AUTH", "bad"}) == wrongpass);
+  CHECK(call(c, {"AUTH", "someone", "sekret"}) == wrongpass);
+  CHECK(call(c, {"HELLO", "3", "AUTH", "default", "bad"}) == wrongpass);
+  CHECK(call(c, {"AUTH", "sekret"}) == "+OK\r\n");
+  CHECK(call(c, {"PING"}) == "+PONG\r\n");
+  CHECK(call(c, {"RESET"}) == "+RESET\r\n");
+  CHECK(call(c, {"PING"}) == noauth);
+  CHECK(c.call({"HELLO", "3", "AUTH", "default", "sekret"}).kind == resp::value_kind::map);
+  CHECK(call(c, {"PING"}) == "+PONG\r\n");
+  c.send({"QUIT"});  // allowed before AUTH too
+  CHECK(c.read_until_closed() == "+OK\r\n");
+}
+
+TEST_CASE("resp_server: inline commands and protocol errors", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+
+  SECTION("inline, as telnet and redis-cli send them") {
+    redis_client c(ctx, fe.port());
+    c.write("PING\r\necho \"a b\"\nsubscribe news\r\n");
+    CHECK(next(c) == "+PONG\r\n");
+    CHECK(next(c) == "$3\r\na b\r\n");
+    CHECK(next(c) == "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+  }
+
+  SECTION("a protocol error gets Redis's reply, then the connection closes") {
+    redis_client c(ctx, fe.port());
+    c.write("PING\r\n*1\r\n$x\r\n");
+    CHECK(c.read_until_closed() == "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+    CHECK(eventually([&] { return fe.server.stats().protocol_errors == 1; }));
+  }
+
+  SECTION("unbalanced quotes") {
+    redis_client c(ctx, fe.port());
+    c.write("echo \"abc\r\n");
+    CHECK(c.read_until_closed() == "-ERR Protocol error: unbalanced quotes in request\r\n");
+  }
+
+  SECTION("a burst larger than the read buffer") {
+    redis_client c(ctx, fe.port());
+    std::string all;
+    for (int i = 0; i < 20000; ++i) resp::encoder(all).command({"ECHO", "hello"});
+    c.write(all);  // 520 KB in one write: many reads, each filling the buffer
+    for (int i = 0; i < 20000; ++i) REQUIRE(next(c) == "$5\r\nhello\r\n");
+  }
+
+  SECTION("pipelined commands split anywhere") {
+    redis_client c(ctx, fe.port());
+    std::string all;
+    for (int i = 0; i < 100; ++i) resp::encoder(all).command({"ECHO", std::to_string(i)});
+    for (std::size_t i = 0; i < all.size(); i += 7) c.write(std::string_view(all).substr(i, 7));
+    for (int i = 0; i < 100; ++i) CHECK(c.read().text == std::to_string(i));
+  }
+}
+
+TEST_CASE("resp_server: the same bytes as a real redis-server", "[pubsub][resp_server][redis]") {
+  REQUIRE(test::have_program("redis-server"));  // installed by scripts/install-deps.sh
+  test::redis_server redis;
+  front_end fe;
+  asio::io_context ctx;
+  // Everything but what names the server (HELLO's version and client ids) and what Redis orders by hash.
+  const std::vector<std::vector<std::string_view>> script = {
+      {"PING"}, {"PING", "x"}, {"PING", "a", "b"}, {"ECHO", "e"}, {"ECHO"}, {"NOPE", "a", "b"}, {"publish", "c"},
+      {"PUBLISH", "c", "m"}, {"AUTH", "x"}, {"AUTH", "u", "p"}, {"AUTH", "default", "p"}, {"AUTH", "a", "b", "c"},
+      {"HELLO", "4"}, {"HELLO", "x"}, {"HELLO", "2", "FOO"}, {"HELLO", "2", "SETNAME", "a b"},
+      {"CLIENT", "GETNAME"}, {"CLIENT", "SETNAME", "n"}, {"CLIENT", "GETNAME"}, {"CLIENT"}, {"CLIENT", "nope"},
+      {"CLIENT", "ID", "x"}, {"COMMAND", "COUNT", "x"}, {"COMMAND", "nope"}, {"COMMAND", "DOCS", "nope"},
+      {"COMMAND", "LIST", "x"},
+      {"COMMAND", "INFO", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe",
+       "publish", "spublish", "ping", "echo", "hello", "auth", "quit", "reset", "nope", "client|id",
+       "client|getname", "client|setname", "pubsub|numpat", "pubsub|channels", "command|count"},
+      {"PUBSUB"}, {"PUBSUB", "nope"}, {"PUBSUB", "NUMPAT", "x"}, {"PUBSUB", "CHANNELS", "a", "b"},
+      {"PUBSUB", "NUMSUB", "a"}, {"PUBSUB", "NUMPAT"}, {"PUBSUB", "SHARDNUMSUB"},
+      {"SUBSCRIBE", "a"}, {"PSUBSCRIBE", "p*"}, {"SSUBSCRIBE", "s"}, {"PING"}, {"PING", "x"}, {"ECHO", "e"},
+      {"PUBLISH", "a", "b"}, {"UNSUBSCRIBE", "x"}, {"UNSUBSCRIBE", "a"}, {"PUNSUBSCRIBE"}, {"SUNSUBSCRIBE", "s"},
+      {"SUNSUBSCRIBE"}, {"PING"}, {"RESET"}, {"HELLO", "3", "FOO"}, {"SUBSCRIBE", "a"}, {"PING"},
+      {"UNSUBSCRIBE"}, {"UNSUBSCRIBE"}, {"CLIENT", "GETNAME"}, {"COMMAND", "INFO", "spublish", "nope"}, {"RESET"},
+      {"QUIT", "x"},
+  };
+  redis_client ours(ctx, fe.port());
+  redis_client theirs(ctx, redis.port());
+  for (const auto& command : script) {
+    std::string text;
+    for (auto a : command) text += std::string(a) + " ";
+    INFO(text);
+    std::string out;
+    resp::encoder(out).command(command);
+    if (command[0] == "HELLO" && command.size() > 1 && command[1] == "3") {
+      ours.write(out);  // a RESP3 map naming the server: not compared
+      theirs.write(out);
+      ours.read();
+      theirs.read();
+      continue;
+    }
+    ours.write(out);
+    theirs.write(out);
+    CHECK(next(ours) == next(theirs));
+  }
+}
+
+TEST_CASE("resp_server: in-process publishers and subscribers share the topics", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+  redis_client sub(ctx, fe.port());
+  redis_client pub(ctx, fe.port());
+  CHECK(call(sub, {"SUBSCRIBE", "news"}) == "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+
+  fe.broker.publish("news", {.payload = shared_bytes::copy("from inside")});
+  CHECK(next(sub) == "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$11\r\nfrom inside\r\n");
+
+  std::atomic<int> inside{0};
+  auto local = fe.broker.subscribe("news", {.on_event = [&](std::error_code, const pubsub::event& e) {
+    if (e.is_message() && e.message().data() == "from outside") ++inside;
+  }});
+  CHECK(call(pub, {"PUBLISH", "news", "from outside"}) == ":2\r\n");  // the RESP client and the local one
+  CHECK(next(sub) == "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$12\r\nfrom outside\r\n");
+  CHECK(eventually([&] { return inside == 1; }));
+
+  std::atomic<int> sharded{0};
+  auto shard_local = fe.server.shard_channels().subscribe(
+      "s", {.on_event = [&](std::error_code, const pubsub::event& e) { sharded += e.is_message(); }});
+  CHECK(call(pub, {"SPUBLISH", "s", "x"}) == ":1\r\n");
+  CHECK(eventually([&] { return sharded == 1; }));
+  local.unsubscribe();
+  shard_local.unsubscribe();
+}
+
+TEST_CASE("resp_server: a client that does not read is disconnected at its output limit", "[pubsub][resp_server]") {
+  metrics_registry registry;  // outlives the server, whose series it holds
+  front_end fe({.output_limits = {.hard = 256 * 1024, .soft = 128 * 1024, .soft_seconds = 60s}}, 2);
+  fe.server.export_metrics(registry, "broker");
+  asio::io_context ctx;
+
+  // The slow client: a tiny receive buffer, and it never reads after subscribing.
+  asio::ip::tcp::socket slow(ctx);
+  slow.open(asio::ip::tcp::v4());
+  slow.set_option(asio::socket_base::receive_buffer_size(4096));
+  slow.connect({asio::ip::address_v4::loopback(), fe.port()});
+  const std::string subscribe_slow = "*2\r\n$9\r\nSUBSCRIBE\r\n$8\r\nfirehose\r\n";
+  asio::write(slow, asio::buffer(subscribe_slow));
+
+  redis_client fast(ctx, fe.port());
+  CHECK(call(fast, {"SUBSCRIBE", "firehose"}) == "*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n");
+  CHECK(eventually([&] { return fe.server.stats().clients == 2; }));
+  redis_client pub(ctx, fe.port());
+  CHECK(eventually([&] {
+    return pub.call({"PUBSUB", "NUMSUB", "firehose"}).elements.at(1).integer == 2;
+  }));
+
+  // Publish 16 KiB messages until the slow client is cut (bounded: 2,000 messages, 32 MiB); the fast one reads
+  // every message, in order.
+  const std::string payload(16 * 1024, 'x');
+  int published = 0;
+  for (; published < 2000 && fe.server.stats().output_limit_disconnects == 0; ++published) {
+    const std::string n = std::to_string(published);
+    pub.call({"PUBLISH", "firehose", n + payload});
+    CHECK(fast.read().elements.at(2).text == n + payload);
+  }
+  CHECK(fe.server.stats().output_limit_disconnects == 1);
+  CHECK(eventually([&] { return fe.server.stats().clients == 2; }));  // the fast client and the publisher
+
+  // The others go on.
+  for (int i = 0; i < 10; ++i) {
+    CHECK(pub.call({"PUBLISH", "firehose", "after"}).integer == 1);
+    CHECK(fast.read().elements.at(2).text == "after");
+  }
+  std::string exposed;
+  registry.expose(exposed);
+  CHECK(exposed.find("switchboard_resp_output_limit_disconnects_total{server=\"broker\"} 1") != std::string::npos);
+  CHECK(exposed.find("switchboard_resp_clients{server=\"broker\"} 2") != std::string::npos);
+}
+
+TEST_CASE("resp_server: the soft output limit", "[pubsub][resp_server]") {
+  // Above `soft` for longer than soft_seconds (0 s here: at the next check).
+  front_end fe({.output_limits = {.hard = 64 * 1024 * 1024, .soft = 64 * 1024, .soft_seconds = 0s}});
+  asio::io_context ctx;
+  asio::ip::tcp::socket slow(ctx);
+  slow.open(asio::ip::tcp::v4());
+  slow.set_option(asio::socket_base::receive_buffer_size(4096));
+  slow.connect({asio::ip::address_v4::loopback(), fe.port()});
+  const std::string subscribe_slow = "*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nt\r\n";
+  asio::write(slow, asio::buffer(subscribe_slow));
+  CHECK(eventually([&] { return fe.server.stats().clients == 1 && fe.broker.stats().subscriptions == 1; }));
+  const std::string payload(16 * 1024, 'x');
+  for (int i = 0; i < 2000 && fe.server.stats().output_limit_disconnects == 0; ++i) {
+    fe.broker.publish("t", {.payload = shared_bytes::copy(payload)});
+    if (i % 64 == 63) eventually([&] { return fe.broker.stats("t") && fe.broker.stats().subscriptions <= 1; });
+  }
+  CHECK(eventually([&] { return fe.server.stats().output_limit_disconnects == 1; }));
+}
+
+TEST_CASE("resp_server: max clients", "[pubsub][resp_server]") {
+  front_end fe({.max_clients = 1});
+  asio::io_context ctx;
+  redis_client first(ctx, fe.port());
+  CHECK(call(first, {"PING"}) == "+PONG\r\n");
+  redis_client second(ctx, fe.port());
+  CHECK(second.read_until_closed() == "-ERR max number of clients reached\r\n");
+  CHECK(fe.server.stats().rejected == 1);
+}
+
+TEST_CASE("resp_server: drain closes clients after what was queued for them", "[pubsub][resp_server]") {
+  front_end fe;
+  asio::io_context ctx;
+  redis_client sub(ctx, fe.port());
+  redis_client idle(ctx, fe.port());
+  CHECK(call(sub, {"SUBSCRIBE", "t"}) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nt\r\n:1\r\n");
+  CHECK(call(idle, {"PING"}) == "+PONG\r\n");
+  fe.broker.publish("t", {.payload = shared_bytes::copy("last")});
+  std::optional<drain_report> report;
+  std::mutex m;
+  CHECK(next(sub) == "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$4\r\nlast\r\n");
+  fe.server.async_drain(std::chrono::steady_clock::now() + 10s, [&](drain_report r) {
+    std::lock_guard lock(m);
+    report = r;
+  });
+  CHECK(sub.read_until_closed().empty());
+  CHECK(idle.read_until_closed().empty());
+  CHECK(eventually([&] {
+    std::lock_guard lock(m);
+    return report.has_value();
+  }));
+  CHECK(report->drained == 2);
+  CHECK(report->cut == 0);
+  CHECK(fe.broker.stats().subscriptions == 0);
+  // New connections are refused once the drain started.
+  asio::ip::tcp::socket late(ctx);
+  std::error_code ec;
+  late.connect({asio::ip::address_v4::loopback(), fe.port()}, ec);
+  CHECK(ec);
+}
+
+TEST_CASE("resp_server: resp::client in RESP3 receives pushes", "[pubsub][resp_server][resp]") {
+  front_end fe({}, 2);
+  asio::io_context ctx;
+  resp::client sub(ctx.get_executor(), {.port = fe.port(), .client_name = "sub", .protocol = 3});
+  resp::client pub(ctx.get_executor(), {.port = fe.port(), .protocol = 2});
+  std::optional<std::error_code> c1, c2;
+  sub.async_connect([&](std::error_code ec) { c1 = ec; });
+  pub.async_connect([&](std::error_code ec) { c2 = ec; });
+  REQUIRE(run_until(ctx, [&] { return c1 && c2; }));
+  REQUIRE_FALSE(*c1);
+  REQUIRE_FALSE(*c2);
+  CHECK(sub.protocol() == 3);
+  std::vector<resp::value> pushes;
+  sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+  bool subscribed = false;
+  sub.async_exec(resp::command("SUBSCRIBE", "t"), [&](std::error_code, resp::value) { subscribed = true; });
+  REQUIRE(run_until(ctx, [&] { return subscribed && pushes.size() == 1; }));
+  CHECK(pushes[0].elements.at(0).text == "subscribe");
+  std::optional<resp::value> count;
+  pub.async_exec(resp::command("PUBLISH", "t", "hi"), [&](std::error_code, resp::value v) { count = v; });
+  REQUIRE(run_until(ctx, [&] { return count && pushes.size() == 2; }));
+  CHECK(count->integer == 1);
+  CHECK(pushes[1].kind == resp::value_kind::push);
+  CHECK(pushes[1].elements.at(0).text == "message");
+  CHECK(pushes[1].elements.at(2).text == "hi");
+}
+
+TEST_CASE("resp_server: one broker subscription per thread and channel, one encoding per protocol",
+          "[pubsub][resp_server]") {
+  front_end fe;  // one thread
+  asio::io_context ctx;
+  std::vector<std::unique_ptr<redis_client>> subs;
+  for (int i = 0; i < 4; ++i) {
+    subs.push_back(std::make_unique<redis_client>(ctx, fe.port()));
+    if (i % 2 == 1) subs.back()->call({"HELLO", "3"});
+    subs.back()->call({"SUBSCRIBE", "t"});
+  }
+  CHECK(fe.broker.stats().subscriptions == 1);
+  redis_client pub(ctx, fe.port());
+  CHECK(call(pub, {"PUBLISH", "t", "p"}) == ":4\r\n");  // clients, as Redis counts
+  for (int i = 0; i < 4; ++i) {
+    CHECK(next(*subs[i]) == (i % 2 == 1 ? ">3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n"
+                                        : "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n"));
+  }
+  subs[0]->call({"UNSUBSCRIBE", "t"});
+  CHECK(call(pub, {"PUBLISH", "t", "q"}) == ":3\r\n");
+  subs.clear();
+  CHECK(eventually([&] { return fe.broker.stats().subscriptions == 0 && fe.broker.stats().topics == 0; }));
+}
+
+TEST_CASE("resp_server: message frames", "[pubsub][resp_server]") {
+  asio::io_context ctx;
+  pubsub::broker b(ctx);
+  std::optional<pubsub::message> m;
+  auto s = b.subscribe("t", {.on_event = [&](std::error_code, const pubsub::event& e) { m = e.message(); }});
+  b.publish("t", {.payload = shared_bytes::copy("p")});
+  test::poll(ctx);
+  REQUIRE(m);
+  using pubsub::detail::encode_delivery;
+  using pubsub::detail::resp_delivery;
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::message, "", *m) ==
+        "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
+  CHECK(encode_delivery(resp::protocol::resp3, resp_delivery::smessage, "", *m) ==
+        ">3\r\n$8\r\nsmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::pmessage, "t*", *m) ==
+        "*4\r\n$8\r\npmessage\r\n$2\r\nt*\r\n$1\r\nt\r\n$1\r\np\r\n");
+}
+
+TEST_CASE("resp_server: command lookup", "[pubsub][resp_server]") {
+  using pubsub::detail::lookup_command;
+  const auto find = [](std::initializer_list<std::string_view> args) {
+    return lookup_command(std::span<const std::string_view>(args.begin(), args.size()));
+  };
+  CHECK(find({"pUbLiSh", "a", "b"}).spec->id == pubsub::detail::resp_command_id::publish);
+  CHECK(find({"client", "SETNAME", "x"}).spec->name == "client|setname");
+  CHECK(find({"client", "SETNAME"}).error == "ERR wrong number of arguments for 'client|setname' command");
+  // Redis lists arguments while under 128 bytes, each cut to what is left.
+  const std::string long_arg(200, 'a');
+  CHECK(find({"x", long_arg, "b"}).error ==
+        "ERR unknown command 'x', with args beginning with: '" + std::string(128, 'a') + "' ");
+  for (const auto& s : pubsub::detail::resp_subcommands) {
+    CHECK(pubsub::detail::find_spec(s.name) == &s);
+  }
+}
