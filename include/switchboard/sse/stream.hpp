@@ -29,8 +29,8 @@
 #include <switchboard/http/request.hpp>
 #include <switchboard/http/response.hpp>
 
-#include <asio/as_tuple.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -102,22 +102,27 @@ class stream_writer {
   /// (client gone, drain). Completes when the bytes have been handed to the socket, so a producer that awaits
   /// each write is never more than one write ahead of a slow client (backpressure).
   asio::awaitable<bool> write(shared_bytes bytes) {
-    if (!co_await start()) co_return false;
-    co_return co_await send(std::move(bytes));
+    // (Each co_await stands alone in its statement: g++ 12 miscompiles some inside conditions.)
+    const bool started = co_await start();
+    if (!started) co_return false;
+    const bool sent = co_await send(std::move(bytes));
+    co_return sent;
   }
 
   /// Waits until `wake` is called, `limit` passes (when not zero), or the stream must end, writing a heartbeat
   /// comment each time `stream_options::heartbeat` passes meanwhile. Returns false when the stream must end (as
   /// `write`), true otherwise.
   asio::awaitable<bool> idle(std::chrono::steady_clock::duration limit = {}) {
-    if (!co_await start()) co_return false;
+    const bool started = co_await start();
+    if (!started) co_return false;
     const auto now = std::chrono::steady_clock::now();
     const auto until = limit.count() > 0 ? now + limit : std::chrono::steady_clock::time_point::max();
     while (!woken_) {
       const bool beat = options_.heartbeat.count() > 0 && last_write_ + options_.heartbeat < until;
       wake_.expires_at(beat ? last_write_ + options_.heartbeat : until);
       waiting_ = true;
-      auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+      std::error_code ec;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       waiting_ = false;
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
       if (state.cancelled() != asio::cancellation_type::none || body_.closed()) co_return false;
@@ -125,7 +130,8 @@ class stream_writer {
       if (ec) continue;  // a cancelled wait whose wake was already consumed
       if (!beat) break;  // `limit` passed
       ++heartbeats_;
-      if (!co_await send(shared_bytes(std::string(":\n")))) co_return false;
+      const bool sent = co_await send(shared_bytes(std::string(":\n")));
+      if (!sent) co_return false;
     }
     woken_ = false;
     co_return true;
@@ -149,12 +155,14 @@ class stream_writer {
     last_write_ = std::chrono::steady_clock::now();
     if (!options_.retry) co_return true;
     std::string field = "retry: " + std::to_string(options_.retry->count()) + "\n\n";
-    co_return co_await send(shared_bytes(std::move(field)));
+    const bool sent = co_await send(shared_bytes(std::move(field)));
+    co_return sent;
   }
 
   asio::awaitable<bool> send(shared_bytes bytes) {
     if (body_.closed()) co_return false;
-    auto [ec] = co_await body_.async_write(std::move(bytes), asio::as_tuple(asio::use_awaitable));
+    std::error_code ec;
+    co_await body_.async_write(std::move(bytes), asio::redirect_error(asio::use_awaitable, ec));
     last_write_ = std::chrono::steady_clock::now();
     co_return !ec;
   }
