@@ -234,3 +234,15 @@ TEST_CASE("push hub: feeds end with their last client; drain closes WebSockets w
   REQUIRE(test::run_until(p.ctx, [&] { return p.closed.has_value(); }));
   CHECK(p.closed->code == ws::close_code::going_away);
 }
+
+TEST_CASE("push hub: max_stream_age ends SSE streams; the client resumes where it was", "[push][hub]") {
+  hub_server h({.max_stream_age = 50ms});
+  h.publish("news", "m1");
+  event_stream_client c(h.s.port(), "/topics/news/events?lastEventId=0");
+  REQUIRE(c.read_until([&] { return c.ended; }));
+  REQUIRE(c.events.size() == 1);
+  h.publish("news", "m2");  // while the client is away
+  event_stream_client again(h.s.port(), "/topics/news/events", "Last-Event-ID: " + c.parser.last_event_id() + "\r\n");
+  REQUIRE(again.read_events(1));
+  CHECK(ids_and_data(again.events) == std::vector<std::string>{"2:m2"});
+}

@@ -60,6 +60,10 @@ struct hub_options {
   queue_limits client_queue{.max_messages = 1024, .max_bytes = 1024 * 1024, .policy = overflow_policy::drop_oldest};
   /// Heartbeats (default every 15 s) and the `retry` field of SSE streams.
   sse::stream_options sse{};
+  /// When not zero, an SSE stream ends after this long (at the next moment it has nothing to write): the client
+  /// reconnects at once and resumes from its last id. Long-lived connections then spread again over the instances
+  /// behind a load balancer after a scale-out. Default 0: streams last as long as the client stays.
+  std::chrono::milliseconds max_stream_age{0};
   /// The SSE event type of gaps. Must be one line of UTF-8.
   std::string gap_event = "gap";
   /// The query parameter that carries a resume point for clients that cannot send `Last-Event-ID`.
@@ -601,12 +605,18 @@ class hub final : public drainable {
     } guard{state, *c, lease};
     c->writer = &out;
     lease.get().attach(c, from, nullptr);
+    const auto age = state->options.max_stream_age;
+    const auto end = std::chrono::steady_clock::now() + age;
     for (;;) {
       while (std::optional<outbound> item = c->box().next()) {
-        if (!co_await out.write(std::move(item->bytes))) co_return;
+        const bool written = co_await out.write(std::move(item->bytes));
+        if (!written) co_return;
       }
       if (c->box().overflowed()) co_return;
-      if (!co_await out.idle()) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      if (age.count() > 0 && now >= end) co_return;
+      const bool open = co_await out.idle(age.count() > 0 ? end - now : std::chrono::steady_clock::duration{});
+      if (!open) co_return;
     }
   }
 
