@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   examples::hello::add_routes(routes);
   examples::rest_crud::user_store users;
   examples::rest_crud::add_routes(routes, users);
-  examples::notifications::service notifications(rt.executor(0), 1000, {.sse = {.retry = std::chrono::milliseconds(1000)}});
+  examples::notifications::service notifications(rt.executor(0), 1000, {.sse = {.retry = std::chrono::milliseconds(1000)}, .websocket = {.deflate = {.enabled = true}}});
   rt.add(notifications.hub);
   examples::notifications::add_routes(routes, notifications, "/notifications");
   routes.get("/", [](switchboard::http::request&) {

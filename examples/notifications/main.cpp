@@ -22,7 +22,9 @@ int main(int argc, char** argv) {
   switchboard::runtime rt({.threads = opts.threads});
   examples::notifications::service service(
       rt.executor(0), static_cast<std::size_t>(retain),
-      {.sse = {.retry = std::chrono::milliseconds(1000)}, .max_stream_age = std::chrono::seconds(max_age)});
+      {.sse = {.retry = std::chrono::milliseconds(1000)},
+       .max_stream_age = std::chrono::seconds(max_age),
+       .websocket = {.deflate = {.enabled = true}}});
   rt.add(service.hub);
   switchboard::http::router routes;
   examples::notifications::add_routes(routes, service);

@@ -60,7 +60,7 @@ function status(list, text) { document.getElementById(list + '-status').textCont
 const ws = new WebSocket(base + path + '/ws?from=0');
 ws.onopen = () => { status('ws', 'open'); start(); };
 ws.onclose = (e) => status('ws', 'closed ' + e.code);
-ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.seq !== undefined) show('ws', m.seq, m.data); };
+ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.op === undefined && m.seq !== undefined) show('ws', m.seq, m.data); };
 
 // Rooms: one socket, topics joined with control messages.
 const rooms = new WebSocket(base + '/ws');
@@ -69,7 +69,7 @@ rooms.onclose = (e) => status('rooms', 'closed ' + e.code);
 rooms.onmessage = (e) => {
   const m = JSON.parse(e.data);
   if (m.op === 'joined') { status('rooms', 'joined at seq ' + m.seq); start(); }
-  else if (m.seq !== undefined && m.topic === topic) show('rooms', m.seq, m.data);
+  else if (m.op === undefined && m.seq !== undefined && m.topic === topic) show('rooms', m.seq, m.data);
 };
 
 // EventSource: resumes by itself after a cut, sending Last-Event-ID.
