@@ -1,7 +1,9 @@
 // demo: the flagship example that `make demo` starts. It wires the patterns together on one server:
-// the hello endpoints (/plaintext, /json) and the users resource of rest_crud (/users).
+// the hello endpoints (/plaintext, /json, /echo), the users resource of rest_crud (/users), and the topics of
+// notifications (push and polling, /topics/..., its page at /notifications).
 #include "common/example_options.hpp"
 #include "hello/routes.hpp"
+#include "notifications/routes.hpp"
 #include "rest_crud/routes.hpp"
 
 #include <switchboard/core/runtime.hpp>
@@ -14,12 +16,17 @@ int main(int argc, char** argv) {
   examples::hello::add_routes(routes);
   examples::rest_crud::user_store users;
   examples::rest_crud::add_routes(routes, users);
+  examples::notifications::service notifications(rt.executor(0), 1000, {.sse = {.retry = std::chrono::milliseconds(1000)}, .websocket = {.deflate = {.enabled = true}}});
+  rt.add(notifications.hub);
+  examples::notifications::add_routes(routes, notifications, "/notifications");
   routes.get("/", [](switchboard::http::request&) {
     return switchboard::http::response::text(
         "switchboard demo\n"
         "  GET  /plaintext           Hello, World!\n"
         "  GET  /json                {\"message\":\"Hello, World!\"}\n"
         "  GET  /users               the users resource (POST, GET/PUT/PATCH/DELETE /users/{id})\n"
+        "  POST /topics/{topic}      publish; GET .../ws, .../events (SSE), .../latest (ETag/304); /ws rooms\n"
+        "  GET  /notifications       a page showing each transport receiving the same events\n"
         "  GET  /metrics             Prometheus metrics of the server\n");
   });
   switchboard::metrics_registry metrics;

@@ -20,6 +20,7 @@
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/chunked_decoder.hpp>
 #include <switchboard/http/client.hpp>
+#include <switchboard/http/conditional.hpp>
 #include <switchboard/http/date.hpp>
 #include <switchboard/http/error.hpp>
 #include <switchboard/http/etag.hpp>
@@ -50,6 +51,11 @@
 #include <switchboard/sse/error.hpp>
 #include <switchboard/sse/event.hpp>
 #include <switchboard/sse/parser.hpp>
+#include <switchboard/sse/stream.hpp>
+#include <switchboard/push/encoding.hpp>
+#include <switchboard/push/hub.hpp>
+#include <switchboard/push/latest.hpp>
+#include <switchboard/push/outbox.hpp>
 
 #include <switchboard/pubsub/glob.hpp>
 #include <switchboard/pubsub/observer.hpp>

@@ -84,13 +84,11 @@ asio::awaitable<std::shared_ptr<session>> client_handshake(Stream stream, const 
   http::response_parser parser;
   std::string buffer;
   char chunk[4096];
+  std::size_t head_size = 0;
   for (;;) {
-    const std::size_t used = parser.put(buffer, ec);
+    head_size = parser.put(buffer, ec);
     if (ec) co_return nullptr;
-    if (parser.header_done()) {
-      buffer.erase(0, used);
-      break;
-    }
+    if (parser.header_done()) break;
     const std::size_t n = co_await stream.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return nullptr;
     buffer.append(chunk, n);
@@ -113,6 +111,9 @@ asio::awaitable<std::shared_ptr<session>> client_handshake(Stream stream, const 
   }
   std::optional<deflate_params> deflate;
   if ((ec = accept_deflate_response(extensions, o.deflate, deflate))) co_return nullptr;
+  // The parser's fields are views into `buffer`: only now may the head go, leaving the first frames a server may
+  // have sent right behind its 101.
+  buffer.erase(0, head_size);
   co_return std::make_shared<session_impl<Stream>>(std::move(stream), std::move(buffer), o.session, std::move(subprotocol),
                                                    deflate, role::client);
 }

@@ -162,6 +162,9 @@ class session : public std::enable_shared_from_this<session> {
   bool is_open() const noexcept { return state_.load() == state::open; }
   /// The subprotocol agreed in the handshake, or empty.
   const std::string& subprotocol() const noexcept { return subprotocol_; }
+  /// The permessage-deflate parameters agreed in the handshake, or nullopt when messages go uncompressed. Code
+  /// that queues frames it compressed itself (`send_frame`) picks the frame that matches them.
+  const std::optional<deflate_params>& deflate() const noexcept { return deflate_; }
   /// The send queue's counters (on the session's executor).
   queue_stats send_stats() const noexcept { return queue_.stats(); }
   /// Messages dropped because the queue was full under a dropping policy, or refused when closed.
@@ -178,9 +181,10 @@ class session : public std::enable_shared_from_this<session> {
  protected:
   enum class state : std::uint8_t { open, closing, closed };
 
-  session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r)
+  session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r,
+          std::optional<deflate_params> deflate = std::nullopt)
       : executor_(std::move(executor)), options_(options), queue_(executor_, options.send_queue),
-        subprotocol_(std::move(subprotocol)), role_(r) {}
+        subprotocol_(std::move(subprotocol)), role_(r), deflate_(std::move(deflate)) {}
 
   virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
   virtual void finish(close_info info) = 0;
@@ -208,6 +212,7 @@ class session : public std::enable_shared_from_this<session> {
   async_queue<outgoing> queue_;
   std::string subprotocol_;
   role role_;
+  std::optional<deflate_params> deflate_;
   message_handler on_message_;
   close_handler on_close_;
   std::atomic<state> state_{state::open};
@@ -231,7 +236,7 @@ class session_impl final : public session {
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
                std::optional<deflate_params> deflate, role r = role::server)
-      : session(stream.get_executor(), options, std::move(subprotocol), r),
+      : session(stream.get_executor(), options, std::move(subprotocol), r, deflate),
         stream_(std::move(stream)),
         parser_(r, with_deflate(options.limits, deflate)),
         writer_(r),

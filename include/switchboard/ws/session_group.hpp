@@ -51,6 +51,8 @@ class session_group final : public drainable {
         if (state_->sessions.empty() && state_->done) {
           done = std::move(state_->done);
           report = state_->report;
+          // Nothing is left to cut: the deadline timer must not keep its io_context running until the deadline.
+          if (auto t = std::move(state_->deadline_timer)) asio::post(t->get_executor(), [t] { t->cancel(); });
         }
       }
     }
@@ -100,10 +102,15 @@ class session_group final : public drainable {
       }
     }
     if (open.empty()) return;
-    for (auto& s : open) s->close(close_code::going_away, "server shutting down");
-    // At the deadline, cut what is left (on the first session's executor; any executor would do).
+    // At the deadline, cut what is left (on the first session's executor; any executor would do). Armed before
+    // the sessions are asked to close, so that the last one to leave finds it to cancel.
     auto timer = std::make_shared<asio::steady_timer>(open.front()->get_executor(), deadline);
-    timer->async_wait([state = state_, timer](std::error_code) {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->deadline_timer = timer;
+    }
+    timer->async_wait([state = state_, timer](std::error_code ec) {
+      if (ec) return;  // cancelled: every session closed in time
       std::vector<std::shared_ptr<session>> left;
       {
         std::lock_guard lock(state->mutex);
@@ -114,6 +121,7 @@ class session_group final : public drainable {
       }
       for (auto& s : left) s->abort();
     });
+    for (auto& s : open) s->close(close_code::going_away, "server shutting down");
   }
 
   /// True once a drain has started.
@@ -130,6 +138,7 @@ class session_group final : public drainable {
     std::set<const session*> cut;  // closed by force at the drain deadline
     drain_report report;
     std::function<void(drain_report)> done;
+    std::shared_ptr<asio::steady_timer> deadline_timer;  // cuts what is left at the deadline
   };
   std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
 };

@@ -1,0 +1,67 @@
+// The routes of the `notifications` example: broker topics delivered several ways (docs/push.md, docs/polling.md).
+//
+//   POST /topics/{topic}            publishes the request body; answers {"topic": ..., "seq": N}
+//   GET  /topics/{topic}/ws         a WebSocket with the topic's messages ({"topic","seq","data"}); ?from=N resumes
+//   GET  /topics/{topic}/events     Server-Sent Events (id = seq); Last-Event-ID or ?lastEventId=N resumes
+//   GET  /topics/{topic}/latest     the latest message for polling, with ETag / If-None-Match -> 304
+//   GET  /ws                        rooms: one WebSocket, several topics ({"op":"join","topic":...,"from":N})
+//   GET  /                          a page showing each transport receiving the same events (`page_path`)
+#pragma once
+
+#include "notifications/page.hpp"
+
+#include <switchboard/http/date.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/pubsub/broker.hpp>
+#include <switchboard/push/hub.hpp>
+#include <switchboard/push/latest.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace examples::notifications {
+
+/// The broker, the push hub and the polling endpoint the routes use.
+struct service {
+  /// `retain`: messages kept per topic for resuming and polling (`--retain`, default 1,000), at most 16 MiB.
+  service(asio::any_io_executor executor, std::size_t retain, switchboard::push::hub_options options = {})
+      : broker(executor, {.retention = {.max_messages = retain, .max_bytes = 16 * 1024 * 1024}}),
+        hub(broker, std::move(options)),
+        latest(broker) {}
+
+  switchboard::pubsub::broker broker;
+  switchboard::push::hub hub;
+  switchboard::push::latest_endpoint latest;
+};
+
+/// The largest message a client may publish.
+inline constexpr std::size_t max_message_bytes = 64 * 1024;
+
+/// Adds the routes above; the page is served at `page_path`.
+inline void add_routes(switchboard::http::router& routes, service& s, std::string_view page_path = "/") {
+  using namespace switchboard;
+  using http::request;
+  using http::response;
+  routes
+      .post("/topics/{topic}",
+            [&s](request& req) {
+              pubsub::message_draft draft{.payload = shared_bytes::copy(req.body())};
+              if (auto type = req.header("content-type"); !type.empty()) draft.headers.push_back({"content-type", std::string(type)});
+              draft.headers.push_back({"last-modified", std::string(http::current_http_date())});
+              if (auto event = req.query_param("event")) draft.headers.push_back({"event", *event});
+              const std::string topic(req.param("topic"));
+              const pubsub::publish_result r = s.broker.publish(topic, std::move(draft));
+              if (!r) return response::problem(http::status::service_unavailable, r.error.message());
+              return response::json({{"topic", topic}, {"seq", r.sequence}});
+            })
+      .body_limit(max_message_bytes);
+  routes.get("/topics/{topic}/ws", [&s](request& req) { return s.hub.websocket(req, req.param("topic")); });
+  routes.get("/topics/{topic}/events", [&s](request& req) { return s.hub.sse(req, req.param("topic")); });
+  routes.get("/topics/{topic}/latest", [&s](request& req) { return s.latest(req, req.param("topic")); });
+  // GET /topics/{topic}/poll: long polling (issue 5's library) is wired here when it is merged: it answers with the
+  // messages after ?cursor=N from the same broker topic (the same sequence numbers), parking while there are none.
+  routes.get("/ws", [&s](request& req) { return s.hub.rooms(req); });
+  routes.get(page_path, [](request&) { return response::html(std::string(page)); });
+}
+
+}  // namespace examples::notifications

@@ -1,0 +1,642 @@
+// switchboard/push/hub.hpp
+//
+// `push::hub`: bridges broker topics to browsers and other clients over Server-Sent Events and WebSocket.
+//
+//     pubsub::broker broker(rt.executor(0), {.retention = {.max_messages = 1000}});
+//     push::hub hub(broker);
+//     rt.add(hub);                                                       // WebSocket clients leave on drain
+//     routes.get("/topics/{topic}/events", [&](http::request& req) { return hub.sse(req, req.param("topic")); });
+//     routes.get("/topics/{topic}/ws", [&](http::request& req) { return hub.websocket(req, req.param("topic")); });
+//     routes.get("/ws", [&](http::request& req) { return hub.rooms(req); });
+//
+// Encoded once: each topic with clients has one feed (one broker subscription). The feed encodes each message
+// once per transport (one SSE event; one WebSocket frame, and one compressed frame per permessage-deflate window
+// size in use) and queues the same bytes to every client, whose connection writes them without copying.
+//
+// Resume: SSE clients send `Last-Event-ID` (an EventSource does on reconnection) or `?lastEventId=N`; WebSocket
+// clients pass `?from=N` or `"from"` in a join. The hub replays what the topic retains after N, then goes live,
+// with nothing missed or repeated at the switch; messages older than what is retained arrive as a gap first.
+// Without a cursor a client starts with the next message published.
+//
+// Backpressure (DESIGN promise 2): each client has its own bounded queue (`hub_options::client_queue`, an
+// `outbox`) with an overflow policy; what it drops becomes a gap for that client only. Rooms: one WebSocket
+// joins and leaves several topics with JSON control messages (docs/push.md has the protocol). Encodings: see
+// encoding.hpp.
+#pragma once
+
+#include <switchboard/core/drain.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/pubsub/broker.hpp>
+#include <switchboard/push/encoding.hpp>
+#include <switchboard/push/outbox.hpp>
+#include <switchboard/sse/stream.hpp>
+#include <switchboard/ws/accept.hpp>
+
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace switchboard::push {
+
+/// The limits and defaults of a hub. Usable with designated initializers.
+struct hub_options {
+  /// Each client's queue (see `outbox`): 1,024 events or 1 MiB, `drop_oldest` (the client gets a gap for what it
+  /// lost). `disconnect` ends the client's connection instead (it resumes when it reconnects); `conflate` keeps
+  /// the latest message per conflation key; `wait` is refused (`std::invalid_argument`).
+  queue_limits client_queue{.max_messages = 1024, .max_bytes = 1024 * 1024, .policy = overflow_policy::drop_oldest};
+  /// Heartbeats (default every 15 s) and the `retry` field of SSE streams.
+  sse::stream_options sse{};
+  /// When not zero, an SSE stream ends after this long (at the next moment it has nothing to write): the client
+  /// reconnects at once and resumes from its last id. Long-lived connections then spread again over the instances
+  /// behind a load balancer after a scale-out. Default 0: streams last as long as the client stays.
+  std::chrono::milliseconds max_stream_age{0};
+  /// The SSE event type of gaps. Must be one line of UTF-8.
+  std::string gap_event = "gap";
+  /// The query parameter that carries a resume point for clients that cannot send `Last-Event-ID`.
+  std::string last_event_id_param = "lastEventId";
+  /// The WebSocket handshake (origin allow-list: same origin by default; permessage-deflate: off by default) and
+  /// sessions (keep-alive pings, timeouts). The hub sets `group` and replaces `session.send_queue` with
+  /// `socket_queue`: the client queue above is where the overflow policy applies.
+  ws::accept_options websocket{};
+  /// Each WebSocket's own send queue, behind its client queue: a few frames waiting for the socket.
+  queue_limits socket_queue{.max_messages = 64, .max_bytes = 1024 * 1024, .policy = overflow_policy::wait};
+  /// Most topics one WebSocket may have joined at once. Default 64.
+  std::size_t max_rooms = 64;
+  /// Largest message (a join or leave) a WebSocket client may send, in bytes; a larger one closes the connection
+  /// with 1009 (the hub sets the session's message and frame limits to it). Default 4 KiB.
+  std::size_t max_control_bytes = 4096;
+  /// Most retained messages replayed to one resuming client; older ones are reported as a gap. Default 10,000.
+  std::size_t max_replay = 10'000;
+  /// Most clients (SSE streams and WebSockets) at once; more are refused with 503. Default 100,000.
+  std::size_t max_clients = 100'000;
+  /// The broker subscription of each topic's feed: 65,536 messages or 64 MiB, `drop_oldest`. A feed only
+  /// encodes and hands out, so it falls behind only when the process is overloaded; its gaps go to every client.
+  queue_limits feed_queue{.max_messages = 65'536, .max_bytes = 64 * 1024 * 1024, .policy = overflow_policy::drop_oldest};
+  /// Where feeds run (each on its own strand). Unset: the broker's executor.
+  asio::any_io_executor executor{};
+};
+
+/// The hub's counters.
+struct hub_stats {
+  std::size_t feeds = 0;    ///< topics with at least one client
+  std::size_t clients = 0;  ///< SSE streams and WebSockets open now
+};
+
+namespace detail {
+
+/// Which encoding a client takes: SSE, an uncompressed WebSocket frame, or a frame compressed with a window of
+/// `window_bits` (9-15).
+struct variant {
+  enum class kind : std::uint8_t { sse, ws, ws_deflate } type = kind::sse;
+  int window_bits = 0;
+};
+
+/// A connected client: its queue and executor. Items reach it from feeds on other executors.
+class client : public std::enable_shared_from_this<client> {
+ public:
+  client(asio::any_io_executor ex, variant v, const queue_limits& limits, outbox::gap_encoder encode_gap)
+      : executor_(std::move(ex)), variant_(v), box_(limits, std::move(encode_gap)) {}
+  virtual ~client() = default;
+
+  /// Queues `item` on the client's executor. Safe from any thread.
+  void deliver(outbound item) {
+    asio::dispatch(executor_, [self = shared_from_this(), item = std::move(item)]() mutable {
+      if (self->box_.offer(std::move(item))) {
+        self->ready();
+      } else {
+        self->overflowed();
+      }
+    });
+  }
+
+  const variant& encoding() const noexcept { return variant_; }
+  outbox& box() noexcept { return box_; }
+
+ protected:
+  /// On the executor: something was queued.
+  virtual void ready() = 0;
+  /// On the executor: the `disconnect` policy cut the client.
+  virtual void overflowed() = 0;
+
+ private:
+  asio::any_io_executor executor_;
+  variant variant_;
+  outbox box_;
+};
+
+/// The encodings of one message or gap, each made on first use and then shared by every client that takes it.
+class encodings {
+ public:
+  explicit encodings(const pubsub::message& m) : message_(&m) {}
+  explicit encodings(const pubsub::gap& g) : gap_(&g) {}
+
+  shared_bytes get(const variant& v, std::string_view gap_event, std::map<int, ws::deflate_compressor>& compressors,
+                   int level) {
+    switch (v.type) {
+      case variant::kind::sse:
+        if (sse_.empty()) sse_ = message_ ? sse_message(*message_) : sse_gap(*gap_, gap_event);
+        return sse_;
+      case variant::kind::ws:
+        if (ws_.empty()) ws_ = ws_text_frame(text());
+        return ws_;
+      case variant::kind::ws_deflate: {
+        shared_bytes& frame = deflated_[v.window_bits];
+        if (frame.empty()) {
+          auto it = compressors.find(v.window_bits);
+          if (it == compressors.end()) {
+            const ws::deflate_params params{.server_no_context_takeover = true, .server_max_window_bits = v.window_bits};
+            it = compressors.try_emplace(v.window_bits, ws::role::server, params, level).first;
+          }
+          frame = ws_compressed_frame(text(), it->second);
+        }
+        return frame;
+      }
+    }
+    return {};
+  }
+
+ private:
+  const std::string& text() {
+    if (text_.empty()) text_ = message_ ? ws_message_text(*message_) : ws_gap_text(*gap_);
+    return text_;
+  }
+
+  const pubsub::message* message_ = nullptr;
+  const pubsub::gap* gap_ = nullptr;
+  std::string text_;
+  shared_bytes sse_;
+  shared_bytes ws_;
+  std::map<int, shared_bytes> deflated_;
+};
+
+struct hub_state;
+
+/// One topic's broker subscription and the clients it serves. Everything but construction runs on its strand.
+class feed : public std::enable_shared_from_this<feed> {
+ public:
+  feed(std::shared_ptr<hub_state> hub, std::string topic, asio::strand<asio::any_io_executor> strand)
+      : hub_(std::move(hub)), topic_(std::move(topic)), strand_(std::move(strand)) {}
+
+  /// Subscribes to the broker (throws `std::system_error` as `broker::subscribe` does).
+  void start(pubsub::broker& broker, const queue_limits& limits) {
+    std::weak_ptr<feed> weak = weak_from_this();
+    subscription_ = broker.subscribe(topic_, {.limits = limits, .executor = strand_,
+                                              .on_event = [weak](std::error_code ec, const pubsub::event& ev) {
+                                                auto self = weak.lock();
+                                                if (!self || ec) return;
+                                                if (ev.is_message()) self->publish(ev.message());
+                                                else if (ev.is_gap()) self->publish_gap(ev.gap());
+                                              }});
+  }
+
+  /// Adds `c`: `ack` (if any) with the topic's last sequence number, a replay after `from` (if any), then live.
+  void attach(std::shared_ptr<client> c, std::optional<std::uint64_t> from,
+              std::function<shared_bytes(std::uint64_t)> ack);
+
+  /// Removes `c` (it receives nothing more from this topic).
+  void detach(const client* c) {
+    asio::dispatch(strand_, [self = shared_from_this(), c] {
+      std::erase_if(self->links_, [c](const link& l) { return l.target.get() == c; });
+    });
+  }
+
+  /// Leaves the broker topic.
+  void stop() {
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      self->subscription_.unsubscribe();
+      self->links_.clear();
+    });
+  }
+
+  const std::string& topic() const noexcept { return topic_; }
+
+ private:
+  struct link {
+    std::shared_ptr<client> target;
+    std::uint64_t after = 0;  // messages up to this one reached the client by replay
+  };
+
+  void publish(const pubsub::message& m);
+  void publish_gap(const pubsub::gap& g);
+  std::uint64_t replay(client& c, std::uint64_t from);
+  shared_bytes encode(encodings& e, const variant& v);
+
+  std::shared_ptr<hub_state> hub_;  // released when the feed stops: the feed is then out of the hub's map
+  std::string topic_;
+  asio::strand<asio::any_io_executor> strand_;
+  pubsub::subscription subscription_;
+  std::vector<link> links_;
+  std::map<int, ws::deflate_compressor> compressors_;  // one per window size in use, reset after each message
+};
+
+/// A client's hold on a feed: releases it (and detaches the client) when destroyed.
+class feed_lease {
+ public:
+  feed_lease(std::shared_ptr<hub_state> hub, std::shared_ptr<feed> f) : hub_(std::move(hub)), feed_(std::move(f)) {}
+  feed_lease(feed_lease&&) noexcept = default;
+  feed_lease& operator=(feed_lease&&) = delete;
+  feed_lease(const feed_lease&) = delete;
+  feed_lease& operator=(const feed_lease&) = delete;
+  ~feed_lease();
+
+  feed& get() const noexcept { return *feed_; }
+  /// The client this lease detaches when it ends.
+  void bind(const client* c) noexcept { client_ = c; }
+
+ private:
+  std::shared_ptr<hub_state> hub_;
+  std::shared_ptr<feed> feed_;
+  const client* client_ = nullptr;
+};
+
+/// What the hub's handles and its clients share; outlives the `hub` object while clients remain.
+struct hub_state : std::enable_shared_from_this<hub_state> {
+  hub_state(pubsub::broker& b, hub_options o)
+      : broker(b), options(std::move(o)), executor(options.executor ? options.executor : b.get_executor()) {
+    if (options.client_queue.policy == overflow_policy::wait) {
+      throw std::invalid_argument("switchboard::push::hub: client_queue cannot use overflow_policy::wait");
+    }
+    (void)sse_gap(pubsub::gap{}, options.gap_event);  // checks the name now rather than at the first gap
+    options.websocket.session.send_queue = options.socket_queue;
+    options.websocket.session.limits.max_message_size = options.max_control_bytes;
+    options.websocket.session.limits.max_frame_size = options.max_control_bytes;
+    options.websocket.group = group;
+  }
+
+  /// The feed of `topic`, made (and subscribed) if absent. Throws `std::system_error` when the broker refuses.
+  feed_lease acquire(std::string_view topic) {
+    std::lock_guard lock(mutex);
+    auto it = feeds.find(topic);
+    if (it == feeds.end()) {
+      auto f = std::make_shared<feed>(shared_from_this(), std::string(topic), asio::make_strand(executor));
+      f->start(broker, options.feed_queue);
+      it = feeds.emplace(std::string(topic), entry{std::move(f), 0}).first;
+    }
+    ++it->second.users;
+    return feed_lease(shared_from_this(), it->second.f);
+  }
+
+  /// Gives back a lease; the last one stops the feed.
+  void release(const std::shared_ptr<feed>& f) {
+    std::lock_guard lock(mutex);
+    auto it = feeds.find(f->topic());
+    if (it == feeds.end() || it->second.f != f) return;
+    if (--it->second.users > 0) return;
+    f->stop();
+    feeds.erase(it);
+  }
+
+  /// True when `max_clients` are connected (a quick refusal before a handshake).
+  bool full() const noexcept { return clients.load() >= options.max_clients; }
+
+  /// Counts a client in; false when `max_clients` are already connected.
+  bool admit() {
+    if (clients.fetch_add(1) < options.max_clients) return true;
+    clients.fetch_sub(1);
+    return false;
+  }
+  void leave() noexcept { clients.fetch_sub(1); }
+
+  struct entry {
+    std::shared_ptr<feed> f;
+    std::size_t users = 0;
+  };
+
+  pubsub::broker& broker;
+  hub_options options;
+  asio::any_io_executor executor;
+  std::shared_ptr<ws::session_group> group = std::make_shared<ws::session_group>();
+  std::mutex mutex;
+  std::map<std::string, entry, std::less<>> feeds;
+  std::atomic<std::size_t> clients{0};
+};
+
+inline feed_lease::~feed_lease() {
+  if (!feed_) return;
+  if (client_) feed_->detach(client_);
+  hub_->release(feed_);
+}
+
+inline shared_bytes feed::encode(encodings& e, const variant& v) {
+  return e.get(v, hub_->options.gap_event, compressors_, hub_->options.websocket.session.compression_level);
+}
+
+inline void feed::publish(const pubsub::message& m) {
+  encodings e(m);
+  for (const link& l : links_) {
+    if (m.sequence() <= l.after) continue;  // replayed already
+    l.target->deliver(outbound{encode(e, l.target->encoding()), m});
+  }
+}
+
+inline void feed::publish_gap(const pubsub::gap& g) {
+  encodings e(g);
+  for (const link& l : links_) {
+    if (g.last <= l.after) continue;
+    l.target->deliver(outbound{encode(e, l.target->encoding())});
+  }
+}
+
+inline void feed::attach(std::shared_ptr<client> c, std::optional<std::uint64_t> from,
+                         std::function<shared_bytes(std::uint64_t)> ack) {
+  asio::dispatch(strand_, [self = shared_from_this(), c = std::move(c), from, ack = std::move(ack)] {
+    // Serialised with `publish` on the strand: every message after `after` is still to come through the feed
+    // (its subscription was made before this read), and those up to `after` are skipped for this client.
+    std::uint64_t after = self->hub_->broker.last_sequence(self->topic_);
+    if (ack) c->deliver(outbound{ack(after)});
+    if (from) after = self->replay(*c, *from);
+    self->links_.push_back(link{c, after});
+  });
+}
+
+inline std::uint64_t feed::replay(client& c, std::uint64_t from) {
+  const std::uint64_t last = hub_->broker.last_sequence(topic_);
+  if (from > last) from = 0;  // a cursor of another life of the topic (restart, erase): replay what is retained
+  const std::uint64_t max_replay = hub_->options.max_replay;
+  std::uint64_t cursor = from;
+  if (last - from > max_replay) {
+    // Older than the replay limit: report them as one gap, as if they were no longer retained.
+    const pubsub::gap g{topic_, from + 1, last - max_replay, pubsub::gap_reason::retention};
+    encodings e(g);
+    c.deliver(outbound{encode(e, c.encoding())});
+    cursor = last - max_replay;
+  }
+  constexpr std::size_t batch = 256;
+  // Bounded: the retained messages up to `last`, plus those published meanwhile, at most twice the limit.
+  for (std::uint64_t sent = 0; sent <= 2 * max_replay;) {
+    const auto r = hub_->broker.read(topic_, cursor, batch);
+    if (r.missed) {
+      encodings e(*r.missed);
+      c.deliver(outbound{encode(e, c.encoding())});
+    }
+    for (const pubsub::message& m : r.messages) {
+      encodings e(m);
+      c.deliver(outbound{encode(e, c.encoding()), m});
+    }
+    if (r.error || r.next_cursor == cursor) break;
+    sent += r.messages.size();
+    cursor = r.next_cursor;
+  }
+  return cursor;
+}
+
+/// An SSE client: its queue is written by the response's body producer.
+class sse_client final : public client {
+ public:
+  using client::client;
+
+  /// The writer of the stream, while the producer runs.
+  sse::stream_writer* writer = nullptr;
+
+ private:
+  void ready() override {
+    if (writer) writer->wake();
+  }
+  void overflowed() override { ready(); }
+};
+
+/// A WebSocket client (one topic or rooms): its queue is moved to the session's send queue one frame at a time.
+class ws_client final : public client {
+ public:
+  ws_client(std::shared_ptr<hub_state> hub, const std::shared_ptr<ws::session>& s, variant v)
+      : client(s->get_executor(), v, hub->options.client_queue,
+               [](const pubsub::gap& g) {
+                 encodings e(g);
+                 std::map<int, ws::deflate_compressor> none;
+                 return e.get(variant{variant::kind::ws}, {}, none, 0);
+               }),
+        hub_(std::move(hub)), session_(s) {}
+
+  ~ws_client() override { hub_->leave(); }
+
+  /// Handles a control message from the client (on the session's executor).
+  void on_message(const ws::message& m) {
+    const nlohmann::json j = nlohmann::json::parse(m.data, nullptr, false);
+    if (!j.is_object() || !j.contains("op") || !j["op"].is_string()) return reply_error("expected {\"op\": ...}", {});
+    const std::string op = j["op"].get<std::string>();
+    const auto topic = j.find("topic");
+    if (topic == j.end() || !topic->is_string() || topic->get_ref<const std::string&>().empty()) {
+      return reply_error("expected a \"topic\" string", {});
+    }
+    const std::string& name = topic->get_ref<const std::string&>();
+    if (op == "join") {
+      std::optional<std::uint64_t> from;
+      if (const auto f = j.find("from"); f != j.end()) {
+        if (!f->is_number_unsigned()) return reply_error("\"from\" must be a sequence number", name);
+        from = f->get<std::uint64_t>();
+      }
+      return join(name, from);
+    }
+    if (op == "leave") return leave(name);
+    reply_error("unknown op (join, leave)", name);
+  }
+
+  /// Joins `topic`, replaying after `from` if given (on the session's executor).
+  void join(const std::string& topic, std::optional<std::uint64_t> from) {
+    if (rooms_.contains(topic)) return reply_error("already joined", topic);
+    if (rooms_.size() >= hub_->options.max_rooms) return reply_error("too many topics on this socket", topic);
+    std::optional<feed_lease> lease;
+    try {
+      lease.emplace(hub_->acquire(topic));
+    } catch (const std::system_error& e) {
+      return reply_error(e.code().message(), topic);
+    }
+    lease->bind(this);
+    feed& f = lease->get();
+    rooms_.emplace(topic, std::move(*lease));
+    f.attach(shared_from_this(), from, [topic](std::uint64_t last) {
+      return ws_text_frame(nlohmann::json{{"op", "joined"}, {"topic", topic}, {"seq", last}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace));
+    });
+  }
+
+  /// Leaves every topic (the session closed).
+  void leave_all() { rooms_.clear(); }
+
+ private:
+  void leave(const std::string& topic) {
+    if (rooms_.erase(topic) == 0) return reply_error("not joined", topic);
+    reply({{"op", "left"}, {"topic", topic}});
+  }
+
+  void reply_error(std::string_view what, std::string_view topic) {
+    nlohmann::json j{{"op", "error"}, {"error", what}};
+    if (!topic.empty()) j["topic"] = topic;
+    reply(j);
+  }
+
+  // Control replies go through the queue too, so that they keep their place among the topic's messages.
+  void reply(const nlohmann::json& j) {
+    deliver(outbound{ws_text_frame(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))});
+  }
+
+  void close(ws::close_code code, std::string reason) {
+    if (auto s = session_.lock()) s->close(code, std::move(reason));
+  }
+
+  void ready() override { pump(); }
+  void overflowed() override { close(ws::close_code::policy_violation, "client too slow"); }
+
+  // Moves queued frames to the session one at a time: its send queue (`wait`) completes when there is room.
+  void pump() {
+    if (sending_) return;
+    auto s = session_.lock();
+    if (!s || !s->is_open()) return;
+    std::optional<outbound> item = box().next();
+    if (!item) return;
+    sending_ = true;
+    s->async_send(ws::outgoing{std::move(item->bytes), ws::opcode::text, true, {}},
+                  [self = std::static_pointer_cast<ws_client>(shared_from_this())](std::error_code ec, push_outcome) {
+                    self->sending_ = false;
+                    if (!ec) self->pump();
+                  });
+  }
+
+  std::shared_ptr<hub_state> hub_;
+  std::weak_ptr<ws::session> session_;
+  std::map<std::string, feed_lease, std::less<>> rooms_;
+  bool sending_ = false;
+};
+
+inline variant encoding_of(const ws::session& s) {
+  if (!s.deflate()) return {variant::kind::ws};
+  return {variant::kind::ws_deflate, s.deflate()->server_max_window_bits};
+}
+
+}  // namespace detail
+
+/// Serves broker topics to SSE and WebSocket clients (see the file comment). Not copyable. Thread-safe: its
+/// handlers run on any connection's executor. Must outlive the server's routes that use it; the broker must
+/// outlive the hub and its clients.
+class hub final : public drainable {
+ public:
+  /// Throws `std::invalid_argument` for a `wait` client queue or a gap event name that is not one line.
+  explicit hub(pubsub::broker& broker, hub_options options = {})
+      : state_(std::make_shared<detail::hub_state>(broker, std::move(options))) {}
+
+  hub(const hub&) = delete;
+  hub& operator=(const hub&) = delete;
+
+  /// Answers `GET` with an event stream of `topic` (see the file comment): resumes after `Last-Event-ID` or the
+  /// `lastEventId` query parameter when it is a sequence number (other ids are ignored: the stream starts live).
+  /// Refuses with 503 when `max_clients` are connected, 400 for a topic the broker refuses.
+  http::response sse(http::request& req, std::string_view topic) {
+    std::optional<std::uint64_t> from;
+    if (auto id = sse::last_event_id(req, state_->options.last_event_id_param)) from = sse::parse_sequence_id(*id);
+    if (state_->full()) return busy();
+    std::shared_ptr<detail::feed_lease> lease;
+    try {
+      lease = std::make_shared<detail::feed_lease>(state_->acquire(topic));
+    } catch (const std::system_error& e) {
+      return http::response::problem(http::status::bad_request, e.code().message());
+    }
+    return sse::stream_response([state = state_, lease, from](http::body_writer& body) -> asio::awaitable<void> {
+      co_await stream(state, *lease, from, body);
+    });
+  }
+
+  /// Answers a WebSocket handshake for one topic: the client receives the topic's messages (resuming after the
+  /// `from` query parameter, if given) and may join and leave others with the rooms protocol.
+  http::response websocket(http::request& req, std::string_view topic) {
+    std::optional<std::uint64_t> from;
+    if (auto f = req.query_param("from")) {
+      from = sse::parse_sequence_id(*f);
+      if (!from) return http::response::problem(http::status::bad_request, "from must be a sequence number");
+    }
+    return accept(req, std::string(topic), from);
+  }
+
+  /// Answers a WebSocket handshake for rooms: the client joins and leaves topics with JSON control messages.
+  http::response rooms(http::request& req) { return accept(req, {}, std::nullopt); }
+
+  /// Closes every WebSocket with 1001 and cuts those still open at `deadline`. (SSE streams are responses of the
+  /// HTTP server, which ends them when it drains.)
+  void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) override {
+    state_->group->async_drain(deadline, std::move(done));
+  }
+
+  /// Feeds and clients now.
+  hub_stats stats() const {
+    std::lock_guard lock(state_->mutex);
+    return {state_->feeds.size(), state_->clients.load()};
+  }
+
+  const hub_options& options() const noexcept { return state_->options; }
+
+ private:
+  static http::response busy() {
+    http::response r = http::response::problem(http::status::service_unavailable, "Too many clients.");
+    r.set("Retry-After", "5");
+    return r;
+  }
+
+  static asio::awaitable<void> stream(std::shared_ptr<detail::hub_state> state, detail::feed_lease& lease,
+                                      std::optional<std::uint64_t> from, http::body_writer& body) {
+    if (!state->admit()) co_return;  // filled up since the request was admitted: end at once
+    const std::string gap_event = state->options.gap_event;
+    auto c = std::make_shared<detail::sse_client>(
+        body.get_executor(), detail::variant{}, state->options.client_queue,
+        [gap_event](const pubsub::gap& g) { return sse_gap(g, gap_event); });
+    sse::stream_writer out(body, state->options.sse);
+    // Detaches the client however the coroutine ends (client gone, drain, overflow, exception).
+    struct detach_guard {
+      std::shared_ptr<detail::hub_state> state;
+      detail::sse_client& client;
+      detail::feed_lease& lease;
+      ~detach_guard() {
+        client.writer = nullptr;
+        lease.get().detach(&client);
+        state->leave();
+      }
+    } guard{state, *c, lease};
+    c->writer = &out;
+    lease.get().attach(c, from, nullptr);
+    const auto age = state->options.max_stream_age;
+    const auto end = std::chrono::steady_clock::now() + age;
+    for (;;) {
+      while (std::optional<outbound> item = c->box().next()) {
+        const bool written = co_await out.write(std::move(item->bytes));
+        if (!written) co_return;
+      }
+      if (c->box().overflowed()) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      if (age.count() > 0 && now >= end) co_return;
+      const bool open = co_await out.idle(age.count() > 0 ? end - now : std::chrono::steady_clock::duration{});
+      if (!open) co_return;
+    }
+  }
+
+  http::response accept(http::request& req, std::string topic, std::optional<std::uint64_t> from) {
+    if (state_->full()) return busy();
+    std::shared_ptr<detail::hub_state> state = state_;
+    return ws::accept(req, state->options.websocket, [state, topic, from](std::shared_ptr<ws::session> s) {
+      if (!state->admit()) return s->close(ws::close_code::try_again_later, "too many clients");
+      auto c = std::make_shared<detail::ws_client>(state, s, detail::encoding_of(*s));
+      std::weak_ptr<detail::ws_client> weak = c;
+      s->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->on_message(m);
+      });
+      // The session's handlers hold the client until it closes, then the client lets go of its topics.
+      s->on_close([c](const ws::close_info&) { c->leave_all(); });
+      if (!topic.empty()) c->join(topic, from);
+    });
+  }
+
+  std::shared_ptr<detail::hub_state> state_;
+};
+
+}  // namespace switchboard::push

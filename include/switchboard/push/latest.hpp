@@ -1,0 +1,106 @@
+// switchboard/push/latest.hpp
+//
+// `push::latest_endpoint`: serves a broker topic's latest message for polling clients, as a conditional resource
+// (http/conditional.hpp). The entity tag is made from the message's sequence number, so a client that polls with
+// `If-None-Match` gets a 304 without a body, decided by comparing two numbers, until something is published.
+//
+//     push::latest_endpoint latest(broker);
+//     routes.get("/topics/{topic}/latest", [&](http::request& req) { return latest(req, req.param("topic")); });
+//
+//   200  the latest message: its payload as the body, `Content-Type` from its `content-type` header (default
+//        application/octet-stream), `ETag: "<epoch>-<seq>"`, `Last-Modified` from its `last-modified` header (an
+//        HTTP-date, when the publisher set one), `Cache-Control: no-cache`, and `X-Sequence: <seq>`
+//   204  nothing published yet (with `ETag: "<epoch>-0"`, so that polling an empty topic also costs a 304)
+//   304  `If-None-Match` matches (or `If-Modified-Since` is not older), nothing changed
+//   412  `If-Match` does not match the latest version
+//   404  messages were published but the topic retains none (retention off, or all older than its max_age)
+//
+// The epoch, a random string drawn when the endpoint is made, keeps tags of an earlier process (whose topics
+// numbered from 1 too) from matching: after a restart every client gets a full response once.
+#pragma once
+
+#include <switchboard/http/conditional.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/pubsub/broker.hpp>
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace switchboard::push {
+
+/// How `latest_endpoint` answers. Usable with designated initializers.
+struct latest_options {
+  /// `Cache-Control` (default "no-cache": store, but revalidate every time) and an optional `Retry-After` hint.
+  http::conditional_options conditional{};
+  /// The entity tags' prefix before "-<seq>". Empty: 16 random hex digits drawn at construction.
+  std::string epoch{};
+  /// The `Content-Type` of a message without a `content-type` header.
+  std::string default_content_type = "application/octet-stream";
+};
+
+/// Serves the latest message of a topic (see the file comment). Thread-safe: const after construction.
+class latest_endpoint {
+ public:
+  /// Throws `std::invalid_argument` if `options.epoch` has a character an entity tag cannot hold,
+  /// `std::runtime_error` if OpenSSL cannot draw a random epoch.
+  explicit latest_endpoint(const pubsub::broker& broker, latest_options options = {})
+      : broker_(broker), options_(std::move(options)) {
+    if (options_.epoch.empty()) options_.epoch = random_epoch();
+    (void)http::version_etag(0, options_.epoch);  // checks the epoch now
+  }
+
+  /// Answers a GET or HEAD for `topic`'s latest message.
+  http::response operator()(const http::request& req, std::string_view topic) const {
+    const std::optional<pubsub::message> m = broker_.latest(topic);
+    const std::uint64_t version = m ? m->sequence() : broker_.last_sequence(topic);
+    if (!m && version > 0) {
+      return http::response::problem(http::status::not_found, "The topic retains no message to serve.");
+    }
+    const http::entity_tag tag = etag(version);
+    http::resource_validators validators{.etag = &tag};
+    if (m) {
+      if (auto modified = m->header("last-modified")) validators.last_modified = http::parse_http_date(*modified);
+    }
+    if (auto early = http::check_conditions(req, validators, options_.conditional)) return std::move(*early);
+    http::response r(http::status::no_content);
+    if (m) {
+      const std::string_view type = m->content_type();
+      r = http::response(http::status::ok, std::string(m->data()), type.empty() ? options_.default_content_type : type);
+    }
+    http::set_validators(r, validators, options_.conditional);
+    r.set("X-Sequence", std::to_string(version));
+    return r;
+  }
+
+  /// The entity tag of version `version` of any topic served here.
+  http::entity_tag etag(std::uint64_t version) const { return http::version_etag(version, options_.epoch + "-"); }
+
+  /// The epoch of this endpoint's tags.
+  const std::string& epoch() const noexcept { return options_.epoch; }
+
+ private:
+  static std::string random_epoch() {
+    std::array<unsigned char, 8> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+      throw std::runtime_error("switchboard::push::latest_endpoint: RAND_bytes failed");
+    }
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : bytes) {
+      out.push_back(digits[b >> 4]);
+      out.push_back(digits[b & 15]);
+    }
+    return out;
+  }
+
+  const pubsub::broker& broker_;
+  latest_options options_;
+};
+
+}  // namespace switchboard::push

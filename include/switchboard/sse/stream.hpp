@@ -1,0 +1,180 @@
+// switchboard/sse/stream.hpp
+//
+// Serving a `text/event-stream` response (WHATWG HTML §9.2) on the HTTP server: the response head, the client's
+// resume point (`Last-Event-ID`), and `stream_writer`, which writes encoded events to the response's body as the
+// peer makes room, sends comment heartbeats while nothing else is sent, and notices when the client has gone.
+//
+//     routes.get("/clock", [](http::request& req) {
+//       return sse::stream_response([](http::body_writer& body) -> asio::awaitable<void> {
+//         sse::stream_writer out(body, {.heartbeat = 15s});
+//         for (int i = 0;; ++i) {
+//           std::string e;
+//           sse::encode({.data = "tick", .id = std::to_string(i)}, e);
+//           if (!co_await out.write(shared_bytes(std::move(e)))) co_return;    // the client has gone
+//           if (!co_await out.idle(1s)) co_return;                              // heartbeats while it waits
+//         }
+//       });
+//     });
+//
+// Where the events come from is the caller's: `push::hub` feeds a writer from a bounded queue of events encoded
+// once for every client of a broker topic (docs/push.md).
+//
+// Ending: the producer returns (the response ends with the last chunk; an EventSource then reconnects after its
+// retry time), the client goes away (the server cancels the producer: `write` and `idle` return false), or the
+// server drains (the same cancellation: the stream ends cleanly, and clients reconnect to another instance).
+#pragma once
+
+#include <switchboard/core/shared_bytes.hpp>
+#include <switchboard/http/body_writer.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+
+#include <asio/awaitable.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace switchboard::sse {
+
+/// The behaviour of one event stream response. Usable with designated initializers.
+struct stream_options {
+  /// A comment line (`:` LF, which clients ignore, §9.2.6) is written after this long without any other write,
+  /// so that proxies and load balancers do not close an idle stream, and so that a client that has gone is
+  /// noticed by the failed write even where the connection gives no other sign (TLS). Default 15 s; 0 disables.
+  std::chrono::milliseconds heartbeat{15'000};
+  /// When set, the stream starts with `retry: <ms>`: how long the client waits before reconnecting (§9.2.6).
+  /// Unset: the client's default (a few seconds in browsers).
+  std::optional<std::chrono::milliseconds> retry = std::nullopt;
+};
+
+/// A `200 text/event-stream` response whose body `producer` writes (see `http::response::stream`), with
+/// `Cache-Control: no-cache` (an event stream is never stored: RFC 9111 §5.2.2.4) and `X-Accel-Buffering: no`
+/// (proxies such as nginx would otherwise buffer events).
+inline http::response stream_response(http::body_producer producer) {
+  http::response r = http::response::stream("text/event-stream", std::move(producer));
+  r.set("Cache-Control", "no-cache");
+  r.set("X-Accel-Buffering", "no");
+  return r;
+}
+
+/// The id the client last saw: the `Last-Event-ID` header that an EventSource sends when it reconnects (§9.2.4),
+/// or else the query parameter `query_name`, for a first connection that resumes from a stored id (an
+/// EventSource cannot set headers, but its URL can carry one). nullopt when neither is present.
+inline std::optional<std::string> last_event_id(const http::request& req, std::string_view query_name = "lastEventId") {
+  if (req.headers().contains("last-event-id")) return std::string(req.header("last-event-id"));
+  if (query_name.empty()) return std::nullopt;
+  return req.query_param(query_name);
+}
+
+/// Reads an event id that is a sequence number: decimal digits only, no sign, no leading or trailing space, at
+/// most 2^64 - 1. nullopt for anything else (such an id is not one this server issued).
+inline std::optional<std::uint64_t> parse_sequence_id(std::string_view id) noexcept {
+  std::uint64_t value = 0;
+  if (id.empty() || id.front() < '0' || id.front() > '9') return std::nullopt;
+  const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
+  if (ec != std::errc() || end != id.data() + id.size()) return std::nullopt;
+  return value;
+}
+
+/// Writes an event stream to a response body: encoded events, heartbeats while idle, and the end of the stream.
+/// Lives in the body producer's coroutine, on the connection's executor; `wake` is the one member that other code
+/// on that executor calls, to end an `idle` wait early because there is something to write.
+class stream_writer {
+ public:
+  /// Writes to `body` under `options`. Nothing is written until the first `write` or `idle` (which first writes
+  /// the `retry` field, if set).
+  stream_writer(http::body_writer& body, stream_options options)
+      : body_(body), options_(std::move(options)), wake_(body.get_executor()) {}
+
+  stream_writer(const stream_writer&) = delete;
+  stream_writer& operator=(const stream_writer&) = delete;
+
+  /// Writes `bytes` (whole encoded events or comments), shared with other streams rather than copied. Returns
+  /// false when the stream must end: the client has gone, the write failed, or the server cancelled the producer
+  /// (client gone, drain). Completes when the bytes have been handed to the socket, so a producer that awaits
+  /// each write is never more than one write ahead of a slow client (backpressure).
+  asio::awaitable<bool> write(shared_bytes bytes) {
+    // (Each co_await stands alone in its statement: g++ 12 miscompiles some inside conditions.)
+    const bool started = co_await start();
+    if (!started) co_return false;
+    const bool sent = co_await send(std::move(bytes));
+    co_return sent;
+  }
+
+  /// Waits until `wake` is called, `limit` passes (when not zero), or the stream must end, writing a heartbeat
+  /// comment each time `stream_options::heartbeat` passes meanwhile. Returns false when the stream must end (as
+  /// `write`), true otherwise.
+  asio::awaitable<bool> idle(std::chrono::steady_clock::duration limit = {}) {
+    const bool started = co_await start();
+    if (!started) co_return false;
+    const auto now = std::chrono::steady_clock::now();
+    const auto until = limit.count() > 0 ? now + limit : std::chrono::steady_clock::time_point::max();
+    while (!woken_) {
+      const bool beat = options_.heartbeat.count() > 0 && last_write_ + options_.heartbeat < until;
+      wake_.expires_at(beat ? last_write_ + options_.heartbeat : until);
+      waiting_ = true;
+      std::error_code ec;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      waiting_ = false;
+      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      if (state.cancelled() != asio::cancellation_type::none || body_.closed()) co_return false;
+      if (woken_) break;
+      if (ec) continue;  // a cancelled wait whose wake was already consumed
+      if (!beat) break;  // `limit` passed
+      ++heartbeats_;
+      const bool sent = co_await send(shared_bytes(std::string(":\n")));
+      if (!sent) co_return false;
+    }
+    woken_ = false;
+    co_return true;
+  }
+
+  /// Ends a pending `idle` early, or the next one at once if none is pending: there is something to write. On
+  /// the connection's executor.
+  void wake() {
+    woken_ = true;
+    if (waiting_) wake_.cancel();
+  }
+
+  /// Heartbeat comments written so far.
+  std::uint64_t heartbeats() const noexcept { return heartbeats_; }
+
+ private:
+  // Writes the `retry` field once, before anything else.
+  asio::awaitable<bool> start() {
+    if (started_) co_return true;
+    started_ = true;
+    last_write_ = std::chrono::steady_clock::now();
+    if (!options_.retry) co_return true;
+    std::string field = "retry: " + std::to_string(options_.retry->count()) + "\n\n";
+    const bool sent = co_await send(shared_bytes(std::move(field)));
+    co_return sent;
+  }
+
+  asio::awaitable<bool> send(shared_bytes bytes) {
+    if (body_.closed()) co_return false;
+    std::error_code ec;
+    co_await body_.async_write(std::move(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    last_write_ = std::chrono::steady_clock::now();
+    co_return !ec;
+  }
+
+  http::body_writer& body_;
+  stream_options options_;
+  asio::steady_timer wake_;  // the idle wait: expires at the next heartbeat, cancelled by `wake`
+  std::chrono::steady_clock::time_point last_write_{};
+  std::uint64_t heartbeats_ = 0;
+  bool started_ = false;
+  bool waiting_ = false;
+  bool woken_ = false;
+};
+
+}  // namespace switchboard::sse

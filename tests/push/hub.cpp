@@ -1,0 +1,248 @@
+#include <switchboard/push/hub.hpp>
+#include <switchboard/ws/connect.hpp>
+
+#include "sse/event_stream_client.hpp"
+#include "support/catch.hpp"
+#include "support/test_server.hpp"
+#include "support/test_support.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::test::event_stream_client;
+
+namespace {
+
+// A server with a broker and a hub on the routes of the notifications example.
+struct hub_server {
+  explicit hub_server(push::hub_options options = {}, std::size_t retain = 5)
+      : broker(s.rt().executor(), {.retention = {.max_messages = retain}}), hub(broker, std::move(options)) {
+    s.routes().get("/topics/{topic}/events", [this](http::request& req) { return hub.sse(req, req.param("topic")); });
+    s.routes().get("/topics/{topic}/ws", [this](http::request& req) { return hub.websocket(req, req.param("topic")); });
+    s.routes().get("/ws", [this](http::request& req) { return hub.rooms(req); });
+    s.rt().add(hub);
+    s.start();
+  }
+  ~hub_server() { s.stop(); }
+
+  void publish(const std::string& topic, std::string payload) {
+    REQUIRE(broker.publish(topic, {.payload = shared_bytes(std::move(payload))}));
+  }
+  std::string url(const std::string& path) const { return "ws://127.0.0.1:" + std::to_string(s.port()) + path; }
+
+  test::test_server s;
+  pubsub::broker broker;
+  push::hub hub;
+};
+
+// A WebSocket client (ours) that records every message as JSON.
+struct ws_peer {
+  ws_peer(const std::string& url, bool deflate = false) {
+    bool done = false;
+    std::error_code ec;
+    ws::async_connect(ctx.get_executor(), url, {.deflate = {.enabled = deflate}},
+                      [&](std::error_code e, std::shared_ptr<ws::session> s) {
+                        ec = e;
+                        session = std::move(s);
+                        done = true;
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return done; }));
+    INFO(ec.message());
+    REQUIRE_FALSE(ec);
+    session->on_message([this](ws::message&& m) { got.push_back(nlohmann::json::parse(m.data)); });
+    session->on_close([this](const ws::close_info& info) { closed = info; });
+    session->start();
+  }
+  ~ws_peer() {
+    if (!closed) {
+      session->close();
+      test::run_until(ctx, [&] { return closed.has_value(); });
+    }
+  }
+  void send(const nlohmann::json& j) { session->send_text(j.dump()); }
+  bool wait_for(std::size_t count) {
+    return test::run_until(ctx, [&] { return got.size() >= count; });
+  }
+  // The messages received for `topic` as "seq:data".
+  std::vector<std::string> messages(const std::string& topic) const {
+    std::vector<std::string> out;
+    for (const auto& j : got) {
+      if (j.value("topic", "") == topic && j.contains("seq") && j.contains("data")) {
+        out.push_back(std::to_string(j["seq"].get<std::uint64_t>()) + ":" + j["data"].get<std::string>());
+      }
+    }
+    return out;
+  }
+
+  asio::io_context ctx;
+  std::shared_ptr<ws::session> session;
+  std::vector<nlohmann::json> got;
+  std::optional<ws::close_info> closed;
+};
+
+std::vector<std::string> ids_and_data(const std::vector<sse::message>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.last_event_id + ":" + e.data);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("push hub: SSE resumes from Last-Event-ID or the query, replays, then goes live", "[push][hub]") {
+  hub_server h;
+  for (int i = 1; i <= 3; ++i) h.publish("news", "m" + std::to_string(i));
+  event_stream_client caught_up(h.s.port(), "/topics/news/events", "Last-Event-ID: 3\r\n");
+  event_stream_client behind(h.s.port(), "/topics/news/events", "Last-Event-ID: 1\r\n");
+  event_stream_client first(h.s.port(), "/topics/news/events?lastEventId=0");
+  REQUIRE(behind.read_events(2));
+  REQUIRE(first.read_events(3));
+  h.publish("news", "m4");
+  REQUIRE(caught_up.read_events(1));
+  REQUIRE(behind.read_events(3));
+  REQUIRE(first.read_events(4));
+  CHECK(ids_and_data(caught_up.events) == std::vector<std::string>{"4:m4"});
+  CHECK(ids_and_data(behind.events) == std::vector<std::string>{"2:m2", "3:m3", "4:m4"});
+  CHECK(ids_and_data(first.events) == std::vector<std::string>{"1:m1", "2:m2", "3:m3", "4:m4"});
+  CHECK(caught_up.head.find("Content-Type: text/event-stream") != std::string::npos);
+  CHECK(h.hub.stats().feeds == 1);  // one broker subscription for every client of the topic
+  CHECK(h.hub.stats().clients == 3);
+}
+
+TEST_CASE("push hub: resuming older than retained starts with a gap event", "[push][hub]") {
+  hub_server h({}, 5);
+  for (int i = 1; i <= 8; ++i) h.publish("news", "m" + std::to_string(i));  // retains 4..8
+  event_stream_client c(h.s.port(), "/topics/news/events", "Last-Event-ID: 1\r\n");
+  REQUIRE(c.read_events(6));
+  CHECK(c.events[0].type == "gap");
+  CHECK(c.events[0].last_event_id == "3");  // a reconnection resumes after the gap
+  CHECK(nlohmann::json::parse(c.events[0].data) ==
+        nlohmann::json{{"topic", "news"}, {"first", 2}, {"last", 3}, {"reason", "retention"}});
+  std::vector<sse::message> rest(c.events.begin() + 1, c.events.end());
+  CHECK(ids_and_data(rest) == std::vector<std::string>{"4:m4", "5:m5", "6:m6", "7:m7", "8:m8"});
+}
+
+TEST_CASE("push hub: the replay limit turns older messages into a gap", "[push][hub]") {
+  hub_server h({.max_replay = 2}, 100);
+  for (int i = 1; i <= 6; ++i) h.publish("news", "m" + std::to_string(i));
+  event_stream_client c(h.s.port(), "/topics/news/events?lastEventId=0");
+  REQUIRE(c.read_events(3));
+  CHECK(c.events[0].type == "gap");
+  CHECK(nlohmann::json::parse(c.events[0].data)["last"] == 4);
+  CHECK(c.events[1].data == "m5");
+  CHECK(c.events[2].data == "m6");
+}
+
+TEST_CASE("push hub: rooms over one WebSocket", "[push][hub]") {
+  hub_server h;
+  h.publish("news", "old");
+  ws_peer p(h.url("/ws"));
+  p.send({{"op", "join"}, {"topic", "news"}, {"from", 0}});
+  p.send({{"op", "join"}, {"topic", "sports"}});
+  REQUIRE(p.wait_for(3));  // joined news, its replay, joined sports
+  CHECK(p.got[0] == nlohmann::json{{"op", "joined"}, {"topic", "news"}, {"seq", 1}});
+  CHECK(p.got[1] == nlohmann::json{{"topic", "news"}, {"seq", 1}, {"data", "old"}});
+  CHECK(p.got[2] == nlohmann::json{{"op", "joined"}, {"topic", "sports"}, {"seq", 0}});
+  h.publish("sports", "goal");
+  h.publish("news", "new");
+  REQUIRE(p.wait_for(5));
+  CHECK(p.messages("sports") == std::vector<std::string>{"1:goal"});
+  CHECK(p.messages("news") == std::vector<std::string>{"1:old", "2:new"});
+
+  p.send({{"op", "leave"}, {"topic", "news"}});
+  REQUIRE(p.wait_for(6));
+  CHECK(p.got[5] == nlohmann::json{{"op", "left"}, {"topic", "news"}});
+  h.publish("news", "unseen");
+  h.publish("sports", "second");
+  REQUIRE(p.wait_for(7));
+  CHECK(p.got[6]["data"] == "second");
+
+  SECTION("control errors are answered, the socket stays open") {
+    p.send({{"op", "join"}, {"topic", "sports"}});
+    p.send({{"op", "dance"}, {"topic", "sports"}});
+    p.send({{"op", "leave"}, {"topic", "news"}});
+    p.send({{"op", "join"}});
+    p.send({{"op", "join"}, {"topic", "x"}, {"from", -1}});
+    p.session->send_text("not json");
+    REQUIRE(p.wait_for(13));
+    for (std::size_t i = 7; i < 13; ++i) CHECK(p.got[i]["op"] == "error");
+    CHECK(p.got[7]["error"] == "already joined");
+    CHECK(p.got[9]["error"] == "not joined");
+    CHECK_FALSE(p.closed);
+  }
+  SECTION("a control message over the limit closes with 1009") {
+    p.send({{"op", "join"}, {"topic", std::string(5000, 't')}});
+    REQUIRE(test::run_until(p.ctx, [&] { return p.closed.has_value(); }));
+    CHECK(p.closed->code == ws::close_code::message_too_big);
+  }
+}
+
+TEST_CASE("push hub: a WebSocket per topic resumes with ?from=, plain or compressed", "[push][hub]") {
+  hub_server h({.websocket = {.deflate = {.enabled = true}}}, 100);
+  for (bool deflate : {false, true}) {
+    INFO("deflate " << deflate);
+    h.publish("news", std::string(300, 'a'));
+    h.publish("news", std::string(300, 'b'));
+    const std::uint64_t last = h.broker.last_sequence("news");
+    ws_peer p(h.url("/topics/news/ws?from=" + std::to_string(last - 2)), deflate);
+    REQUIRE(p.wait_for(3));  // joined, then the two replayed
+    CHECK(p.got[0]["op"] == "joined");
+    CHECK(p.messages("news") == std::vector<std::string>{std::to_string(last - 1) + ":" + std::string(300, 'a'),
+                                                         std::to_string(last) + ":" + std::string(300, 'b')});
+    CHECK(p.session->deflate().has_value() == deflate);
+    h.publish("news", "live");
+    REQUIRE(p.wait_for(4));
+    CHECK(p.got[3]["data"] == "live");
+  }
+}
+
+TEST_CASE("push hub: bad cursors and refusals", "[push][hub]") {
+  hub_server h({.max_clients = 1});
+  test::raw_client c(h.s.port());
+  c.send(test::get_request("/topics/news/ws?from=abc", "Upgrade: websocket\r\nConnection: Upgrade\r\n"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  event_stream_client one(h.s.port(), "/topics/news/events");
+  REQUIRE(one.read_until([&] { return !one.head.empty(); }));
+  REQUIRE(test::run_until(h.s.rt().context(0), [&] { return h.hub.stats().clients == 1; }));
+  test::raw_client second(h.s.port());
+  second.send(test::get_request("/topics/news/events"));
+  auto refused = second.read_response();
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->header("retry-after") == "5");
+}
+
+TEST_CASE("push hub: feeds end with their last client; drain closes WebSockets with 1001", "[push][hub]") {
+  hub_server h;
+  {
+    event_stream_client c(h.s.port(), "/topics/a/events?lastEventId=0");
+    h.publish("a", "x");
+    REQUIRE(c.read_events(1));
+    CHECK(h.hub.stats().feeds == 1);
+  }
+  asio::io_context idle;
+  CHECK(test::run_until(idle, [&] { return h.hub.stats().feeds == 0 && h.hub.stats().clients == 0; }));
+  ws_peer p(h.url("/topics/b/ws"));
+  REQUIRE(p.wait_for(1));
+  h.s.rt().stop(5s);
+  REQUIRE(test::run_until(p.ctx, [&] { return p.closed.has_value(); }));
+  CHECK(p.closed->code == ws::close_code::going_away);
+}
+
+TEST_CASE("push hub: max_stream_age ends SSE streams; the client resumes where it was", "[push][hub]") {
+  hub_server h({.max_stream_age = 50ms});
+  h.publish("news", "m1");
+  event_stream_client c(h.s.port(), "/topics/news/events?lastEventId=0");
+  REQUIRE(c.read_until([&] { return c.ended; }));
+  REQUIRE(c.events.size() == 1);
+  h.publish("news", "m2");  // while the client is away
+  event_stream_client again(h.s.port(), "/topics/news/events", "Last-Event-ID: " + c.parser.last_event_id() + "\r\n");
+  REQUIRE(again.read_events(1));
+  CHECK(ids_and_data(again.events) == std::vector<std::string>{"2:m2"});
+}

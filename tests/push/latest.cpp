@@ -1,0 +1,90 @@
+#include <switchboard/push/latest.hpp>
+
+#include "support/catch.hpp"
+#include "support/raw_http.hpp"
+#include "support/test_server.hpp"
+
+#include <string>
+
+using namespace switchboard;
+
+namespace {
+
+struct latest_server {
+  explicit latest_server(std::size_t retain = 10)
+      : broker(s.rt().executor(), {.retention = {.max_messages = retain}}),
+        latest(broker, {.conditional = {.retry_after = std::chrono::seconds(3)}, .epoch = "e1"}) {
+    s.routes().get("/topics/{topic}/latest", [this](http::request& req) { return latest(req, req.param("topic")); });
+    s.start();
+  }
+  ~latest_server() { s.stop(); }
+
+  test::raw_response get(const std::string& topic, const std::string& extra = {}) {
+    test::raw_client c(s.port());
+    c.send(test::get_request("/topics/" + topic + "/latest", extra));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return *r;
+  }
+
+  test::test_server s;
+  pubsub::broker broker;
+  push::latest_endpoint latest;
+};
+
+}  // namespace
+
+TEST_CASE("push latest: polling costs a 304 until something is published", "[push][latest]") {
+  latest_server h;
+  auto empty = h.get("news");
+  CHECK(empty.status == 204);
+  CHECK(empty.header("etag") == R"("e1-0")");
+  CHECK(h.get("news", "If-None-Match: \"e1-0\"\r\n").status == 304);
+
+  REQUIRE(h.broker.publish("news", {.payload = shared_bytes::copy(R"({"v":1})"),
+                                    .headers = {{"content-type", "application/json"},
+                                                {"last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"}}}));
+  auto full = h.get("news", "If-None-Match: \"e1-0\"\r\n");
+  CHECK(full.status == 200);
+  CHECK(full.body == R"({"v":1})");
+  CHECK(full.header("content-type") == "application/json");
+  CHECK(full.header("etag") == R"("e1-1")");
+  CHECK(full.header("x-sequence") == "1");
+  CHECK(full.header("cache-control") == "no-cache");
+  CHECK(full.header("retry-after") == "3");
+  CHECK(full.header("last-modified") == "Sun, 06 Nov 1994 08:49:37 GMT");
+
+  auto same = h.get("news", "If-None-Match: \"e1-1\"\r\n");
+  CHECK(same.status == 304);
+  CHECK(same.body.empty());
+  CHECK(same.header("etag") == R"("e1-1")");
+  CHECK(h.get("news", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n").status == 304);
+  CHECK(h.get("news", "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n").status == 200);
+  // A tag from another process (epoch) or an older version: the full response.
+  CHECK(h.get("news", "If-None-Match: \"e0-1\"\r\n").status == 200);
+
+  REQUIRE(h.broker.publish("news", {.payload = shared_bytes::copy("plain")}));
+  auto next = h.get("news", "If-None-Match: \"e1-1\"\r\n");
+  CHECK(next.status == 200);
+  CHECK(next.body == "plain");
+  CHECK(next.header("content-type") == "application/octet-stream");
+  CHECK_FALSE(next.has_header("last-modified"));
+}
+
+TEST_CASE("push latest: If-Match, nothing retained, random epochs", "[push][latest]") {
+  latest_server h;
+  REQUIRE(h.broker.publish("news", {.payload = shared_bytes::copy("a")}));
+  CHECK(h.get("news", "If-Match: \"e1-1\"\r\n").status == 200);
+  auto stale = h.get("news", "If-Match: \"e1-0\"\r\n");
+  CHECK(stale.status == 412);
+  CHECK(stale.header("etag") == R"("e1-1")");
+
+  latest_server off(0);
+  REQUIRE(off.broker.publish("news", {.payload = shared_bytes::copy("a")}));
+  CHECK(off.get("news").status == 404);
+
+  const push::latest_endpoint a(h.broker), b(h.broker);
+  CHECK(a.epoch().size() == 16);
+  CHECK(a.epoch() != b.epoch());
+  CHECK_THROWS_AS(push::latest_endpoint(h.broker, {.epoch = "bad epoch"}), std::invalid_argument);
+}

@@ -1,0 +1,122 @@
+#include <switchboard/sse/encoder.hpp>
+#include <switchboard/sse/stream.hpp>
+
+#include "sse/event_stream_client.hpp"
+#include "support/catch.hpp"
+#include "support/test_server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::test::event_stream_client;
+using switchboard::test::test_server;
+
+namespace {
+
+shared_bytes event_bytes(std::string_view data, std::string_view id) {
+  std::string out;
+  REQUIRE_FALSE(sse::encode({.data = data, .id = id}, out));
+  return shared_bytes(std::move(out));
+}
+
+}  // namespace
+
+TEST_CASE("sse stream: parse_sequence_id accepts decimal sequence numbers only", "[sse][stream]") {
+  CHECK(sse::parse_sequence_id("0") == 0u);
+  CHECK(sse::parse_sequence_id("42") == 42u);
+  CHECK(sse::parse_sequence_id("18446744073709551615") == 18446744073709551615ull);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1a", "0x10", "18446744073709551616", "abc"}) {
+    INFO(bad);
+    CHECK_FALSE(sse::parse_sequence_id(bad));
+  }
+}
+
+TEST_CASE("sse stream: Last-Event-ID from the header, else from the query", "[sse][stream]") {
+  test_server s;
+  s.routes().get("/id", [](http::request& req) {
+    return http::response::text(sse::last_event_id(req).value_or("none"));
+  });
+  s.start();
+  auto ask = [&](const std::string& target, const std::string& extra) {
+    test::raw_client c(s.port());
+    c.send(test::get_request(target, extra));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return r->body;
+  };
+  CHECK(ask("/id", "") == "none");
+  CHECK(ask("/id", "Last-Event-ID: 17\r\n") == "17");
+  CHECK(ask("/id?lastEventId=9", "") == "9");
+  CHECK(ask("/id?lastEventId=9", "Last-Event-ID: 17\r\n") == "17");  // a reconnection's header wins
+  CHECK(ask("/id", "Last-Event-ID: \r\n") == "");                   // an empty id is an id (the client forgot it)
+}
+
+TEST_CASE("sse stream: head, retry, events, heartbeats while idle", "[sse][stream]") {
+  test_server s;
+  std::promise<bool> ended;
+  s.routes().get("/events", [&](http::request&) {
+    return sse::stream_response([&](http::body_writer& body) -> asio::awaitable<void> {
+      sse::stream_writer out(body, {.heartbeat = 20ms, .retry = 1500ms});
+      const shared_bytes one = event_bytes("one", "1"), two = event_bytes("two\nlines", "2"),
+                         three = event_bytes("three", "3");
+      bool ok = co_await out.write(one);
+      if (ok) ok = co_await out.write(two);
+      if (ok) ok = co_await out.idle(30ms);  // the limit passes: no wake
+      if (ok) ok = co_await out.write(three);
+      while (ok) ok = co_await out.idle();  // heartbeats until the client goes
+      ended.set_value(out.heartbeats() > 0);
+    });
+  });
+  s.start();
+  {
+    event_stream_client c(s.port(), "/events");
+    REQUIRE(c.read_events(3));
+    CHECK(c.head.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(c.head.find("Content-Type: text/event-stream\r\n") != std::string::npos);
+    CHECK(c.head.find("Cache-Control: no-cache\r\n") != std::string::npos);
+    CHECK(c.head.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+    CHECK(c.body.starts_with("retry: 1500\n\n"));
+    CHECK(c.parser.retry() == 1500ms);
+    CHECK(c.events[0].data == "one");
+    CHECK(c.events[1].data == "two\nlines");
+    CHECK(c.events[2].data == "three");
+    CHECK(c.events[2].last_event_id == "3");
+    REQUIRE(c.read_until([&] { return c.body.find("three\n\n:\n") != std::string::npos; }));  // a heartbeat comment
+  }
+  // The client went away: the producer's wait reports it and the producer ends.
+  auto done = ended.get_future();
+  REQUIRE(done.wait_for(10s) == std::future_status::ready);
+  CHECK(done.get());
+}
+
+TEST_CASE("sse stream: wake ends an idle wait; a drain ends the stream cleanly", "[sse][stream]") {
+  test_server s;
+  std::atomic<int> woken{0};
+  s.routes().get("/events", [&](http::request&) {
+    return sse::stream_response([&](http::body_writer& body) -> asio::awaitable<void> {
+      sse::stream_writer out(body, {.heartbeat = 0ms});
+      // Another handler on the connection's executor wakes the writer (as a queue does when it gets an item).
+      asio::post(body.get_executor(), [&out] { out.wake(); });
+      const shared_bytes event = event_bytes("after wake", "1");
+      bool ok = co_await out.idle();
+      if (ok) ++woken;
+      if (ok) ok = co_await out.write(event);
+      while (ok) ok = co_await out.idle();
+    });
+  });
+  s.start();
+  {
+    event_stream_client c(s.port(), "/events");
+    REQUIRE(c.read_events(1));
+    CHECK(woken == 1);
+    CHECK(c.events[0].data == "after wake");
+    s.rt().stop(5s);
+    REQUIRE(c.read_until([&] { return c.ended; }));  // the last chunk: an EventSource reconnects elsewhere
+  }
+  const drain_report report = s.stop();
+  CHECK(report.cut == 0);
+}
