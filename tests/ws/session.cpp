@@ -30,10 +30,12 @@ std::string upgrade_request(std::string_view path, std::string_view extra = {}) 
 class ws_peer {
  public:
   explicit ws_peer(raw_client& c) : c_(c) {}
-  void send(ws::opcode op, std::string_view payload) {
+  void send(ws::opcode op, std::string_view payload) { c_.send(encode(op, payload)); }
+  // One masked frame, to send together with others in one write.
+  std::string encode(ws::opcode op, std::string_view payload) {
     std::string frame(writer_.frame_size(payload.size()), '\0');
     frame.resize(writer_.write_frame(frame, op, payload));
-    c_.send(frame);
+    return frame;
   }
   void send_close(ws::close_code code) {
     std::string frame(8, '\0');
@@ -79,6 +81,45 @@ class ws_peer {
 };
 
 }  // namespace
+
+TEST_CASE("ws session: echoes keep their order when a pong is written while the first one is being handed over",
+          "[ws][session]") {
+  // Messages and a ping arriving in one read: the first echo goes to the session's waiting pop (its completion
+  // is posted), the next ones into the queue, and the ping makes the session write its pong at once. The queued
+  // echoes must not be written ahead of the one being handed over.
+  test_server s;
+  s.routes().get("/echo", [&](http::request& req) {
+    return ws::accept(req, {}, [](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send_text(std::move(m.data));
+      });
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/echo"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  REQUIRE(r->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  for (int round = 0; round < 20; ++round) {
+    std::string burst;
+    for (int i = 0; i < 3; ++i) burst += peer.encode(ws::opcode::text, std::to_string(round) + "." + std::to_string(i));
+    burst += peer.encode(ws::opcode::ping, "p");
+    c.send(burst);
+    std::vector<std::string> echoes;
+    std::string data;
+    while (echoes.size() < 3) {
+      auto e = peer.next(data);
+      REQUIRE((e.event == ws::parse_event::data || e.event == ws::parse_event::pong));
+      if (e.event == ws::parse_event::data) echoes.push_back(data);
+    }
+    const std::string p = std::to_string(round) + ".";
+    CHECK(echoes == std::vector<std::string>{p + "0", p + "1", p + "2"});
+  }
+}
 
 TEST_CASE("ws session: handshake, echo, ping, close", "[ws][session]") {
   test_server s;

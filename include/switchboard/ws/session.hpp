@@ -401,7 +401,9 @@ class session_impl final : public session {
       control_.clear();
       batch_.emplace_back(batch_text_.data(), batch_text_.size());
     }
-    if (!close_sent_) {
+    // While a pop waits, a message pushed meanwhile is on its way to that pop's completion: taking later ones
+    // from the queue (or writing the close frame) now would put them ahead of it.
+    if (!close_sent_ && !waiting_for_queue_) {
       std::size_t bytes = 0;
       if (pending_first_) {
         bytes += add_to_batch(std::move(*pending_first_));
@@ -413,7 +415,7 @@ class session_impl final : public session {
         bytes += add_to_batch(std::move(*o));
       }
     }
-    if (state_ == state::closing && !close_sent_ && queue_.stats().depth == 0 && batch_.empty()) {
+    if (state_ == state::closing && !close_sent_ && !waiting_for_queue_ && queue_.stats().depth == 0 && batch_.empty()) {
       // Everything queued before close() has gone: now the close frame.
       char frame[2 + 125];
       const std::size_t n = writer_.write_close(frame, close_result_.code, close_result_.reason);
@@ -422,7 +424,7 @@ class session_impl final : public session {
       close_sent_ = true;
     }
     if (batch_.empty()) {
-      if (!waiting_for_queue_ && !close_sent_) wait_for_queue();
+      if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) wait_for_queue();
       return;
     }
     writing_ = true;
@@ -467,8 +469,12 @@ class session_impl final : public session {
     waiting_for_queue_ = true;
     queue_.async_pop([self = self()](std::error_code ec, outgoing o) {
       self->waiting_for_queue_ = false;
-      if (ec || self->state_ == state::closed) return;
-      self->pending_first_ = std::move(o);
+      if (self->state_ == state::closed) return;
+      if (ec) {
+        self->queue_finished_ = true;  // closed and empty: nothing more will come (the close frame may be due)
+      } else {
+        self->pending_first_ = std::move(o);
+      }
       self->pump_writes();
     });
   }
@@ -553,6 +559,7 @@ class session_impl final : public session {
   std::vector<asio::const_buffer> batch_;
   std::vector<shared_bytes> held_;  // keeps the batch's frames alive during the write
   std::optional<outgoing> pending_first_;
+  bool queue_finished_ = false;  // the send queue is closed and empty
   asio::steady_timer keepalive_;
   asio::steady_timer close_timer_;
   asio::steady_timer write_timer_;
