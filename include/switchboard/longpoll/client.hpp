@@ -154,7 +154,11 @@ class client {
     using asio::experimental::as_tuple;
     unsigned failures = 0;
     for (;;) {
-      auto [ec, r] = co_await http_.async_request(poll_url(), http::client_request{}, as_tuple(asio::use_awaitable));
+      // Named locals, not temporaries, inside the co_await: g++ 12 destroys some temporaries of a co_await
+      // expression twice.
+      const std::string target = poll_url();
+      http::client_request req;
+      auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
       std::string_view retry_after;
       if (!ec) {
