@@ -2,6 +2,7 @@
 // the hello endpoints (/plaintext, /json) and the users resource of rest_crud (/users).
 #include "common/example_options.hpp"
 #include "hello/routes.hpp"
+#include "jobs/routes.hpp"  // jobs example: POST /jobs, GET/DELETE /jobs/{id}, /jobs/{id}/poll, /jobs/{id}/events
 #include "rest_crud/routes.hpp"
 
 #include <switchboard/core/runtime.hpp>
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   examples::hello::add_routes(routes);
   examples::rest_crud::user_store users;
   examples::rest_crud::add_routes(routes, users);
+  examples::jobs::service jobs(rt, routes);  // the jobs example (asynchronous request-reply, primes)
   routes.get("/", [](switchboard::http::request&) {
     return switchboard::http::response::text(
         "switchboard demo\n"

@@ -113,8 +113,9 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
   }
 
   void handle(http::request& req, http::responder res) {
-    const std::string_view topic = req.param("topic");
-    if (topic.empty() || (options_.allow_topic && !options_.allow_topic(topic))) {
+    const std::string_view name = req.param(options_.topic_param);
+    const std::string topic = options_.topic_prefix + std::string(name);
+    if (name.empty() || (options_.allow_topic && !options_.allow_topic(topic))) {
       return res.send(http::response::problem(http::status::not_found, "No such topic."));
     }
     const poll_query q = parse(req, topic);  // throws problem_error (400) on a bad query
@@ -161,6 +162,8 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
       });
     }
   }
+
+  const endpoint_options& options() const noexcept { return options_; }
 
   endpoint_stats stats() const {
     const std::lock_guard lock(mutex_);
@@ -387,6 +390,8 @@ class endpoint final : public drainable {
     state_->drain(std::move(done));
   }
 
+  /// The options in force.
+  const endpoint_options& options() const noexcept { return state_->options(); }
   /// The counters (any thread).
   endpoint_stats stats() const { return state_->stats(); }
   /// Requests parked now.
@@ -397,12 +402,13 @@ class endpoint final : public drainable {
   runtime* runtime_ = nullptr;
 };
 
-/// Adds `GET pattern` (default `/topics/{topic}/poll`; the pattern must name a `{topic}` parameter) to `routes`,
-/// served by `polls`. HEAD is answered too, as for every GET route.
+/// Adds `GET pattern` (default `/topics/{topic}/poll`; the pattern must name the `topic_param` parameter) to
+/// `routes`, served by `polls`. HEAD is answered too, as for every GET route.
 inline http::route& add_route(http::router& routes, const endpoint& polls,
                               std::string_view pattern = "/topics/{topic}/poll") {
-  if (pattern.find("{topic}") == std::string_view::npos) {
-    throw std::invalid_argument("switchboard::longpoll::add_route: the pattern needs a {topic} parameter");
+  if (pattern.find("{" + polls.options().topic_param + "}") == std::string_view::npos) {
+    throw std::invalid_argument("switchboard::longpoll::add_route: the pattern needs a {" +
+                                polls.options().topic_param + "} parameter");
   }
   return routes.add(http::method::get, pattern, polls.handler());
 }

@@ -32,6 +32,11 @@ struct endpoint_options {
   std::size_t max_parked_per_client = 64;
   /// The `Retry-After` of 429 and 503 answers.
   std::chrono::seconds retry_after{2};
+  /// The route parameter that names the topic (`{topic}` in `/topics/{topic}/poll`).
+  std::string topic_param = "topic";
+  /// Prepended to the parameter to make the broker topic: with "jobs." and the route `/jobs/{id}/poll`,
+  /// `/jobs/42/poll` polls topic `jobs.42`, and no other topic can be reached through the route.
+  std::string topic_prefix{};
   /// Which topics may be polled; empty: any. A refused topic gets 404. Polling makes the topic in the broker (to
   /// wait on it), so a server whose topics are a fixed set should say which (the broker's `max_topics` bounds the
   /// rest).
