@@ -254,3 +254,17 @@ TEST_CASE("bad endpoint options are refused", "[longpoll][endpoint]") {
   longpoll::endpoint polls(broker);
   CHECK_THROWS_AS(longpoll::add_route(routes, polls, "/poll"), std::invalid_argument);
 }
+
+TEST_CASE("a route can poll one family of topics under its own parameter", "[longpoll][endpoint]") {
+  test::test_server server;
+  pubsub::broker broker(server.rt().executor(), {.retention = {.max_messages = 10}});
+  longpoll::endpoint polls(server.rt(), broker, {.topic_param = "id", .topic_prefix = "jobs."});
+  longpoll::add_route(server.routes(), polls, "/jobs/{id}/poll");
+  CHECK_THROWS_AS(longpoll::add_route(server.routes(), polls, "/x/{topic}/poll"), std::invalid_argument);
+  server.start();
+  broker.publish("jobs.7", {.payload = shared_bytes::copy("seven")});
+  broker.publish("7", {.payload = shared_bytes::copy("other")});
+  const auto body = body_json(poll(server.port(), "/jobs/7/poll?cursor=0"));
+  CHECK(body["messages"][0]["data"] == "seven");
+  server.stop();
+}
