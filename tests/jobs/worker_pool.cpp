@@ -19,8 +19,8 @@ using namespace switchboard;
 using namespace std::chrono_literals;
 
 TEST_CASE("offload runs on a worker and resumes on the caller's executor", "[jobs][offload]") {
+  asio::io_context ctx;  // before the pool: its workers finish (and let go of ctx's executor) first
   jobs::worker_pool pool({.threads = 2});
-  asio::io_context ctx;
   const auto caller = std::this_thread::get_id();
   std::thread::id worker, resumed;
   int result = 0;
@@ -48,8 +48,8 @@ TEST_CASE("offload runs on a worker and resumes on the caller's executor", "[job
 }
 
 TEST_CASE("offload passes the function's exception on", "[jobs][offload]") {
-  jobs::worker_pool pool({.threads = 1});
   asio::io_context ctx;
+  jobs::worker_pool pool({.threads = 1});
   std::string message;
   asio::co_spawn(
       ctx,

@@ -60,7 +60,8 @@ struct offload_op {
 ///  - at once, `std::system_error` with `error::pool_full` when the pool's queue is full (answer 503);
 ///  - `std::system_error` with `switchboard::error::shutting_down` when the pool is destroyed first.
 /// Cancellation: none; once queued, `fn` runs (pass it a flag of your own to stop it early). `fn` is moved into the
-/// pool and destroyed on the worker that ran it.
+/// pool and destroyed on the worker that ran it. As for any Asio I/O object, destroy the pool before the
+/// io_contexts its callers' executors belong to (a worker completing a call still holds that executor).
 template <class F, class Token>
   requires std::is_invocable_v<F&>
 auto offload(worker_pool& pool, F fn, Token&& token) {
