@@ -44,7 +44,6 @@ TEST_CASE("offload runs on a worker and resumes on the caller's executor", "[job
   CHECK(result == 42);
   CHECK(worker != caller);
   CHECK(resumed == caller);
-  CHECK(pool.stats().completed == 1);
 }
 
 TEST_CASE("offload passes the function's exception on", "[jobs][offload]") {

@@ -36,7 +36,7 @@ struct worker_pool_stats {
   std::size_t threads = 0;       ///< worker threads
   std::size_t busy = 0;          ///< workers running a task now
   std::size_t queued = 0;        ///< tasks waiting for a worker
-  std::uint64_t completed = 0;   ///< tasks run
+  std::uint64_t completed = 0;   ///< tasks run (counted after each returns, so after its completion was posted)
   std::uint64_t refused = 0;     ///< tasks refused because the pool was full
 };
 
