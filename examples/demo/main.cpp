@@ -1,8 +1,10 @@
 // demo: the flagship example that `make demo` starts. It wires the patterns together on one server:
 // the hello endpoints (/plaintext, /json, /echo), the users resource of rest_crud (/users), and the topics of
-// notifications (push and polling, /topics/..., its page at /notifications).
+// notifications (push and polling, /topics/..., its page at /notifications, long polling at /topics/{topic}/poll),
+// and the jobs of examples/jobs (POST /jobs: asynchronous request-reply).
 #include "common/example_options.hpp"
 #include "hello/routes.hpp"
+#include "jobs/routes.hpp"
 #include "notifications/routes.hpp"
 #include "rest_crud/routes.hpp"
 
@@ -18,15 +20,18 @@ int main(int argc, char** argv) {
   examples::rest_crud::add_routes(routes, users);
   examples::notifications::service notifications(rt.executor(0), 1000, {.sse = {.retry = std::chrono::milliseconds(1000)}, .websocket = {.deflate = {.enabled = true}}});
   rt.add(notifications.hub);
+  rt.add(notifications.polls);
   examples::notifications::add_routes(routes, notifications, "/notifications");
+  examples::jobs::service jobs(rt, routes);  // asynchronous request-reply: counting primes
   routes.get("/", [](switchboard::http::request&) {
     return switchboard::http::response::text(
         "switchboard demo\n"
         "  GET  /plaintext           Hello, World!\n"
         "  GET  /json                {\"message\":\"Hello, World!\"}\n"
         "  GET  /users               the users resource (POST, GET/PUT/PATCH/DELETE /users/{id})\n"
-        "  POST /topics/{topic}      publish; GET .../ws, .../events (SSE), .../latest (ETag/304); /ws rooms\n"
+        "  POST /topics/{topic}      publish; GET .../ws, .../events (SSE), .../latest (ETag/304), .../poll; /ws rooms\n"
         "  GET  /notifications       a page showing each transport receiving the same events\n"
+        "  POST /jobs                a job ({\"kind\":\"primes\",\"limit\":N}): 202 + Location; GET/DELETE /jobs/{id}\n"
         "  GET  /metrics             Prometheus metrics of the server\n");
   });
   switchboard::metrics_registry metrics;

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
        .max_stream_age = std::chrono::seconds(max_age),
        .websocket = {.deflate = {.enabled = true}}});
   rt.add(service.hub);
+  rt.add(service.polls);
   switchboard::http::router routes;
   examples::notifications::add_routes(routes, service);
   switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});

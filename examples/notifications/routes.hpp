@@ -4,6 +4,7 @@
 //   GET  /topics/{topic}/ws         a WebSocket with the topic's messages ({"topic","seq","data"}); ?from=N resumes
 //   GET  /topics/{topic}/events     Server-Sent Events (id = seq); Last-Event-ID or ?lastEventId=N resumes
 //   GET  /topics/{topic}/latest     the latest message for polling, with ETag / If-None-Match -> 304
+//   GET  /topics/{topic}/poll       long polling: the messages after ?cursor=N, or wait for the next (docs/long-polling.md)
 //   GET  /ws                        rooms: one WebSocket, several topics ({"op":"join","topic":...,"from":N})
 //   GET  /                          a page showing each transport receiving the same events (`page_path`)
 #pragma once
@@ -12,6 +13,7 @@
 
 #include <switchboard/http/date.hpp>
 #include <switchboard/http/router.hpp>
+#include <switchboard/longpoll/endpoint.hpp>
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/push/hub.hpp>
 #include <switchboard/push/latest.hpp>
@@ -21,17 +23,20 @@
 
 namespace examples::notifications {
 
-/// The broker, the push hub and the polling endpoint the routes use.
+/// The broker, the push hub and the polling endpoints the routes use. Register `hub` and `polls` with the runtime
+/// (`runtime::add`) so that a drain answers their clients.
 struct service {
   /// `retain`: messages kept per topic for resuming and polling (`--retain`, default 1,000), at most 16 MiB.
   service(asio::any_io_executor executor, std::size_t retain, switchboard::push::hub_options options = {})
       : broker(executor, {.retention = {.max_messages = retain, .max_bytes = 16 * 1024 * 1024}}),
         hub(broker, std::move(options)),
-        latest(broker) {}
+        latest(broker),
+        polls(broker) {}
 
   switchboard::pubsub::broker broker;
   switchboard::push::hub hub;
   switchboard::push::latest_endpoint latest;
+  switchboard::longpoll::endpoint polls;
 };
 
 /// The largest message a client may publish.
@@ -58,8 +63,8 @@ inline void add_routes(switchboard::http::router& routes, service& s, std::strin
   routes.get("/topics/{topic}/ws", [&s](request& req) { return s.hub.websocket(req, req.param("topic")); });
   routes.get("/topics/{topic}/events", [&s](request& req) { return s.hub.sse(req, req.param("topic")); });
   routes.get("/topics/{topic}/latest", [&s](request& req) { return s.latest(req, req.param("topic")); });
-  // GET /topics/{topic}/poll: long polling (issue 5's library) is wired here when it is merged: it answers with the
-  // messages after ?cursor=N from the same broker topic (the same sequence numbers), parking while there are none.
+  // The same topics and sequence numbers as the push transports: a poll's cursor is an SSE event id.
+  longpoll::add_route(routes, s.polls);
   routes.get("/ws", [&s](request& req) { return s.hub.rooms(req); });
   routes.get(page_path, [](request&) { return response::html(std::string(page)); });
 }

@@ -57,11 +57,20 @@
 #include <switchboard/push/latest.hpp>
 #include <switchboard/push/outbox.hpp>
 
+#include <switchboard/pubsub/broker.hpp>
 #include <switchboard/pubsub/glob.hpp>
 #include <switchboard/pubsub/observer.hpp>
 #include <switchboard/pubsub/pattern_index.hpp>
 #include <switchboard/pubsub/redis_bridge.hpp>
+#include <switchboard/pubsub/resp_server.hpp>
+#include <switchboard/longpoll/client.hpp>
+#include <switchboard/longpoll/endpoint.hpp>
+#include <switchboard/jobs/endpoint.hpp>
+#include <switchboard/jobs/offload.hpp>
+#include <switchboard/jobs/worker_pool.hpp>
 
+#include <switchboard/ws/accept.hpp>
+#include <switchboard/ws/connect.hpp>
 #include <switchboard/ws/deflate.hpp>
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/extensions.hpp>
@@ -70,4 +79,5 @@
 #include <switchboard/ws/frame_writer.hpp>
 #include <switchboard/ws/handshake.hpp>
 #include <switchboard/ws/mask.hpp>
-#include <switchboard/core/utf8.hpp>
+#include <switchboard/ws/session.hpp>
+#include <switchboard/ws/session_group.hpp>

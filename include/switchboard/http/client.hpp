@@ -275,6 +275,17 @@ class client {
     origin_pool& pool = pool_for(u.origin());
     std::unique_ptr<connection> c = co_await checkout(pool, deadline, out.ec);
     if (out.ec) co_return out;
+    // A cancelled coroutine throws at its next co_await (asio::this_coro::throw_if_cancelled), skipping the
+    // release calls below: give the connection back to the pool then too, or the origin's count leaks until no
+    // request can get a connection.
+    struct give_back {
+      client& self;
+      origin_pool& pool;
+      std::unique_ptr<connection>& c;
+      ~give_back() {
+        if (c) self.release(pool, std::move(c), false);
+      }
+    } on_exit{*this, pool, c};
     watchdog guard(executor_);
     if (!c) {
       // Connect within the connect timeout (and the total deadline).

@@ -207,7 +207,7 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
       case push_outcome::dropped:
         break;
       case push_outcome::must_disconnect:
-        close_locked(error::overflow_disconnect);
+        close_locked(switchboard::error::overflow_disconnect);
         return false;
       case push_outcome::must_wait:
         assert(false && "a wait subscriber is pushed to only after reserve()");

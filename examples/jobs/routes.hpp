@@ -1,0 +1,106 @@
+// The routes of the `jobs` example: a CPU-bound job (counting primes) behind the asynchronous request-reply
+// endpoint, with its progress told by long polling (GET /jobs/{id}/poll) and by Server-Sent Events
+// (GET /jobs/{id}/events). `service` owns everything, so that a server mounts it in one line:
+//
+//   examples::jobs::service jobs(rt, routes);
+#pragma once
+
+#include <switchboard/core/runtime.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/jobs/endpoint.hpp>
+#include <switchboard/longpoll/endpoint.hpp>
+#include <switchboard/pubsub/broker.hpp>
+#include <switchboard/sse/encoder.hpp>
+
+#include <asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+
+namespace examples::jobs {
+
+namespace sb = switchboard;
+
+/// The largest `limit` accepted: about a second of work for one core.
+inline constexpr std::uint64_t max_limit = 50'000'000;
+
+/// Counts the primes below `limit` (trial division by odd numbers: deliberately CPU-bound), reporting progress
+/// every percent and stopping when the job is cancelled.
+inline nlohmann::json count_primes(std::uint64_t limit, sb::jobs::job_context& ctx) {
+  std::uint64_t count = limit > 2 ? 1 : 0;  // 2
+  const std::uint64_t step = limit / 100 + 1;
+  for (std::uint64_t n = 3; n < limit; n += 2) {
+    if ((n - 1) % step < 2) {
+      ctx.throw_if_cancelled();
+      ctx.progress(double(n) / double(limit));
+    }
+    bool prime = true;
+    for (std::uint64_t d = 3; d * d <= n; d += 2) {
+      if (n % d == 0) {
+        prime = false;
+        break;
+      }
+    }
+    if (prime) ++count;
+  }
+  return {{"count", count}};
+}
+
+/// `{"kind": "primes", "limit": N}` (N up to `max_limit`) becomes a job; anything else is refused with 400.
+inline sb::jobs::job_work make_job(const nlohmann::json& body) {
+  if (!body.is_object() || body.value("kind", "") != "primes" || !body.contains("limit") ||
+      !body["limit"].is_number_unsigned() || body["limit"].get<std::uint64_t>() > max_limit) {
+    throw sb::http::problem_error(sb::http::status::bad_request,
+                                  "expected {\"kind\": \"primes\", \"limit\": N} with N at most " +
+                                      std::to_string(max_limit));
+  }
+  const auto limit = body["limit"].get<std::uint64_t>();
+  return [limit](sb::jobs::job_context& ctx) { return count_primes(limit, ctx); };
+}
+
+/// A job's changes as Server-Sent Events (`id:` is the sequence number, so `Last-Event-ID` resumes), ending
+/// after the final status.
+inline sb::http::response job_events(sb::pubsub::broker& broker, const std::string& topic, std::uint64_t from) {
+  return sb::http::response::stream("text/event-stream", [&broker, topic, from](sb::http::body_writer& out)
+                                                             -> asio::awaitable<void> {
+    auto sub = broker.subscribe(topic, {.from = from});
+    for (;;) {
+      const auto ev = co_await sub.async_receive(asio::use_awaitable);
+      if (!ev.is_message()) continue;  // a gap: the next status says where the job is
+      const std::string id = std::to_string(ev.message().sequence());
+      std::string bytes;
+      sb::sse::encode({.data = ev.message().data(), .type = "status", .id = id}, bytes);
+      co_await out.async_write(bytes, asio::use_awaitable);
+      const auto status = nlohmann::json::parse(ev.message().data())["status"];
+      if (status == "succeeded" || status == "failed" || status == "cancelled") co_return;
+    }
+  });
+}
+
+/// The worker pool, the broker of job topics, the job endpoint and the long-poll endpoint, with their routes.
+class service {
+ public:
+  service(sb::runtime& rt, sb::http::router& routes, std::size_t workers = 0)
+      : pool_({.threads = workers, .max_queued = 64}),
+        broker_(rt.executor(), {.retention = {.max_messages = 200}}),
+        jobs_(pool_, broker_, make_job),
+        polls_(rt, broker_, {.topic_param = "id", .topic_prefix = "jobs."}) {
+    sb::jobs::add_routes(routes, jobs_);
+    sb::longpoll::add_route(routes, polls_, "/jobs/{id}/poll");
+    routes.get("/jobs/{id}/events", [this](sb::http::request& req) {
+      std::uint64_t from = 0;
+      const std::string_view last = req.header("Last-Event-ID");
+      std::from_chars(last.data(), last.data() + last.size(), from);
+      return job_events(broker_, jobs_.topic(req.param("id")), from);
+    });
+  }
+
+ private:
+  sb::jobs::worker_pool pool_;
+  sb::pubsub::broker broker_;
+  sb::jobs::endpoint jobs_;
+  sb::longpoll::endpoint polls_;
+};
+
+}  // namespace examples::jobs

@@ -1,0 +1,374 @@
+// switchboard/jobs/endpoint.hpp
+//
+// The asynchronous request-reply pattern over HTTP, with its synchronous form from the same handler:
+//
+//   POST   /jobs            202 Accepted, Location: /jobs/{id}, Retry-After; the job runs on a worker pool
+//   POST   /jobs?wait=S     holds up to S seconds: 200 with the result if the job finished, else the 202 above
+//   GET    /jobs/{id}       {"id", "status", "progress", "result" | "error"}; Retry-After while not final
+//   GET    /jobs/{id}/result  200 with the result once succeeded, else 303 See Other to the status
+//   DELETE /jobs/{id}       cancels (a queued job at once, a running one when its function notices)
+//
+// `Idempotency-Key` makes a retried submission return the same job (a different body under the same key is 422).
+// Finished jobs are kept for `retention`, then forgotten (404). Every change of a job (running, progress, final)
+// is published on the broker topic `<topic_prefix><id>` as the status JSON, so SSE, WebSocket and long-poll
+// clients are told without polling the status.
+//
+//   jobs::worker_pool pool({.threads = 2});
+//   jobs::endpoint work(pool, broker, [](const nlohmann::json& body) -> jobs::job_work { ... });
+//   jobs::add_routes(routes, work);
+//
+// Thread safety: handlers run on the connection threads, job functions on the pool's workers; the state is shared
+// under one lock. The pool and broker must outlive the endpoint and its routes.
+#pragma once
+
+#include <switchboard/http/handler.hpp>
+#include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/http/router.hpp>
+#include <switchboard/jobs/error.hpp>
+#include <switchboard/jobs/job.hpp>
+#include <switchboard/jobs/offload.hpp>
+#include <switchboard/jobs/worker_pool.hpp>
+#include <switchboard/pubsub/broker.hpp>
+
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace switchboard::jobs {
+
+struct endpoint_options {
+  /// How long a finished job (and its idempotency key) is kept for `GET`; then it is forgotten.
+  std::chrono::seconds retention{600};
+  /// Jobs stored at most, unfinished and retained together; past it submissions get 503 with `Retry-After`.
+  std::size_t max_jobs = 10'000;
+  /// The `Retry-After` of 202 answers and of unfinished statuses: when a poller should look again.
+  std::chrono::seconds retry_after{1};
+  /// The longest `?wait=S` honoured.
+  std::chrono::seconds max_wait{30};
+  /// Job `id` publishes its changes on topic `<topic_prefix><id>`.
+  std::string topic_prefix = "jobs.";
+  /// Where the routes live (`Location` headers are built from it).
+  std::string base_path = "/jobs";
+};
+
+namespace detail {
+
+struct job_record {
+  std::string id;
+  job_status status = job_status::queued;
+  double progress = 0;
+  nlohmann::json result;
+  std::string error;
+  std::atomic<bool> cancel{false};
+  std::string key;               // Idempotency-Key, if any
+  std::size_t body_hash = 0;     // of the submission under that key
+  std::chrono::steady_clock::time_point finished_at;
+  std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // ?wait requests, woken when final
+};
+
+class job_state : public std::enable_shared_from_this<job_state> {
+ public:
+  job_state(worker_pool& pool, pubsub::broker& broker, job_factory factory, endpoint_options options)
+      : pool_(pool), broker_(broker), factory_(std::move(factory)), options_(std::move(options)) {
+    if (!factory_) throw std::invalid_argument("switchboard::jobs::endpoint: no job factory");
+    if (options_.max_jobs == 0) throw std::invalid_argument("switchboard::jobs::endpoint: max_jobs is 0");
+  }
+
+  const endpoint_options& options() const noexcept { return options_; }
+
+  asio::awaitable<http::response> submit(http::request& req) {
+    const std::chrono::milliseconds wait = wait_param(req);
+    const nlohmann::json& body = req.json();  // 400 when not JSON
+    const std::string key(req.header("Idempotency-Key"));
+    const std::size_t hash = std::hash<std::string_view>{}(req.body());
+    std::shared_ptr<job_record> job;
+    if (!key.empty()) job = find_by_key(key, hash);  // 422 on a different body
+    if (!job) {
+      job_work work = factory_(body);  // validates; throws problem_error
+      job = start(key, hash, std::move(work));
+      if (!job) co_return overloaded_response(options_.retry_after);
+    }
+    if (wait.count() > 0) co_await wait_final(*job, wait);
+    co_return submitted(*job, wait.count() > 0);
+  }
+
+  http::response status(http::request& req) {
+    const auto job = find(req.param("id"));
+    if (!job) return http::response::problem(http::status::not_found, "No such job (or it has expired).");
+    const std::lock_guard lock(mutex_);
+    return status_locked(*job, http::status::ok);
+  }
+
+  http::response result(http::request& req) {
+    const auto job = find(req.param("id"));
+    if (!job) return http::response::problem(http::status::not_found, "No such job (or it has expired).");
+    const std::lock_guard lock(mutex_);
+    if (job->status != job_status::succeeded) return http::response::redirect(location(*job), http::status::see_other);
+    return http::response::json(job->result);
+  }
+
+  http::response cancel(http::request& req) {
+    const auto job = find(req.param("id"));
+    if (!job) return http::response::problem(http::status::not_found, "No such job (or it has expired).");
+    std::unique_lock lock(mutex_);
+    if (is_final(job->status)) return status_locked(*job, http::status::ok);
+    job->cancel = true;
+    if (job->status == job_status::queued) {
+      // Not started: final now (the worker that picks it up finds it cancelled and skips it).
+      finish_locked(lock, job, job_status::cancelled, {}, {});
+      lock.lock();
+      return status_locked(*job, http::status::ok);
+    }
+    return status_locked(*job, http::status::accepted);  // running: stops when its function checks
+  }
+
+ private:
+  static std::chrono::milliseconds parse_seconds(const std::optional<std::string>& text) {
+    double seconds = 0;
+    const char* end = text->data() + text->size();
+    const auto [ptr, ec] = std::from_chars(text->data(), end, seconds);
+    if (text->empty() || ec != std::errc() || ptr != end || !(seconds >= 0)) {
+      throw http::problem_error(http::status::bad_request, "query parameter 'wait' is not a non-negative number");
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  }
+
+  std::chrono::milliseconds wait_param(const http::request& req) const {
+    const auto text = req.query_param("wait");
+    if (!text) return std::chrono::milliseconds(0);
+    return std::min<std::chrono::milliseconds>(parse_seconds(text), options_.max_wait);
+  }
+
+  std::string location(const job_record& job) const { return options_.base_path + "/" + job.id; }
+
+  std::shared_ptr<job_record> find(std::string_view id) {
+    const std::lock_guard lock(mutex_);
+    expire_locked();
+    const auto it = jobs_.find(std::string(id));
+    return it == jobs_.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<job_record> find_by_key(const std::string& key, std::size_t hash) {
+    const std::lock_guard lock(mutex_);
+    expire_locked();
+    const auto it = by_key_.find(key);
+    if (it == by_key_.end()) return nullptr;
+    const auto& job = jobs_.at(it->second);
+    if (job->body_hash != hash) {
+      throw http::problem_error(http::status::unprocessable_content,
+                                "This Idempotency-Key was used with a different request body.");
+    }
+    return job;
+  }
+
+  // Stores a new job and queues it on the pool; nullptr when the store or the pool is full.
+  std::shared_ptr<job_record> start(const std::string& key, std::size_t hash, job_work work) {
+    auto job = std::make_shared<job_record>();
+    {
+      const std::lock_guard lock(mutex_);
+      expire_locked();
+      if (jobs_.size() >= options_.max_jobs) return nullptr;
+      do {
+        job->id = new_id();
+      } while (jobs_.contains(job->id));
+      job->key = key;
+      job->body_hash = hash;
+      jobs_.emplace(job->id, job);
+      if (!key.empty()) by_key_.emplace(key, job->id);
+    }
+    std::function<void()> task = [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); };
+    if (!pool_.try_post(task)) {
+      const std::lock_guard lock(mutex_);
+      jobs_.erase(job->id);
+      if (!key.empty()) by_key_.erase(key);
+      return nullptr;
+    }
+    publish(*job);
+    return job;
+  }
+
+  // On a worker thread.
+  void run(const std::shared_ptr<job_record>& job, const job_work& work) {
+    {
+      std::lock_guard lock(mutex_);
+      if (job->status != job_status::queued) return;  // cancelled while queued
+      job->status = job_status::running;
+    }
+    publish(*job);
+    job_context context(job->cancel, [this, job](double fraction) {
+      {
+        const std::lock_guard lock(mutex_);
+        job->progress = fraction;
+      }
+      publish(*job);
+    });
+    std::unique_lock lock(mutex_, std::defer_lock);
+    try {
+      nlohmann::json result = work(context);
+      lock.lock();
+      finish_locked(lock, job, job->cancel ? job_status::cancelled : job_status::succeeded, std::move(result), {});
+    } catch (const cancelled_error&) {
+      if (!lock.owns_lock()) lock.lock();
+      finish_locked(lock, job, job_status::cancelled, {}, {});
+    } catch (const std::exception& e) {
+      if (!lock.owns_lock()) lock.lock();
+      finish_locked(lock, job, job_status::failed, {}, e.what());
+    } catch (...) {
+      if (!lock.owns_lock()) lock.lock();
+      finish_locked(lock, job, job_status::failed, {}, "the job failed");
+    }
+  }
+
+  // Makes the job final, wakes its ?wait requests and publishes it. Called and returns with the lock released
+  // in between: publishing runs without it.
+  void finish_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job, job_status status,
+                     nlohmann::json result, std::string error) {
+    job->status = status;
+    if (status == job_status::succeeded) {
+      job->result = std::move(result);
+      job->progress = 1;
+    }
+    job->error = std::move(error);
+    job->finished_at = std::chrono::steady_clock::now();
+    finished_.push_back(job->id);
+    auto waiters = std::move(job->waiters);
+    lock.unlock();
+    // Each waiting request's timer is moved to the past on its own executor (timers are not thread-safe): a wait
+    // in progress ends at once.
+    for (auto& t : waiters) asio::post(t->get_executor(), [t] { t->expires_at(std::chrono::steady_clock::time_point::min()); });
+    publish(*job);
+  }
+
+  asio::awaitable<void> wait_final(job_record& job, std::chrono::milliseconds wait) {
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, wait);
+    {
+      const std::lock_guard lock(mutex_);
+      if (is_final(job.status)) co_return;
+      job.waiters.push_back(timer);
+    }
+    co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    const std::lock_guard lock(mutex_);
+    std::erase(job.waiters, timer);
+  }
+
+  http::response submitted(job_record& job, bool waited) {
+    const std::lock_guard lock(mutex_);
+    if (waited && is_final(job.status)) return status_locked(job, http::status::ok);
+    http::response r = status_locked(job, http::status::accepted);
+    r.set("Location", location(job));  // RFC 9110 §15.3.3: where to monitor the request
+    r.set("Retry-After", std::to_string(options_.retry_after.count()));
+    return r;
+  }
+
+  nlohmann::json json_locked(const job_record& job) const {
+    nlohmann::json j = {{"id", job.id}, {"status", to_string(job.status)}, {"progress", job.progress}};
+    if (job.status == job_status::succeeded) j["result"] = job.result;
+    if (job.status == job_status::failed) j["error"] = job.error;
+    return j;
+  }
+
+  http::response status_locked(const job_record& job, http::status s) const {
+    http::response r = http::response::json(json_locked(job), s);
+    if (!is_final(job.status)) r.set("Retry-After", std::to_string(options_.retry_after.count()));
+    r.set("Cache-Control", "no-store");
+    return r;
+  }
+
+  void publish(const job_record& job) {
+    std::string text;
+    {
+      const std::lock_guard lock(mutex_);
+      text = json_locked(job).dump();
+    }
+    broker_.publish(options_.topic_prefix + job.id,
+                    {.payload = shared_bytes::copy(text), .headers = {{"content-type", "application/json"}}});
+  }
+
+  void expire_locked() {
+    const auto now = std::chrono::steady_clock::now();
+    while (!finished_.empty()) {
+      const auto it = jobs_.find(finished_.front());
+      if (it != jobs_.end()) {
+        if (now - it->second->finished_at < options_.retention) return;
+        if (!it->second->key.empty()) by_key_.erase(it->second->key);
+        broker_.erase_topic(options_.topic_prefix + it->first);  // refused while someone still listens: fine
+        jobs_.erase(it);
+      }
+      finished_.pop_front();
+    }
+  }
+
+  // 128 random bits in hex: job ids are not guessable, so knowing one's own job reveals no other.
+  static std::string new_id() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id;
+    for (int half = 0; half < 2; ++half) {
+      std::uint64_t bits = rng();
+      for (int i = 0; i < 16; ++i, bits >>= 4) id.push_back(digits[bits & 15]);
+    }
+    return id;
+  }
+
+  worker_pool& pool_;
+  pubsub::broker& broker_;
+  job_factory factory_;
+  endpoint_options options_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<job_record>> jobs_;
+  std::unordered_map<std::string, std::string> by_key_;
+  std::deque<std::string> finished_;  // ids in the order they finished, for retention
+};
+
+}  // namespace detail
+
+/// The job endpoint. Not copyable; its routes keep its state alive.
+class endpoint {
+ public:
+  /// Jobs made by `factory`, run on `pool`, their changes published on `broker`. Throws `std::invalid_argument`
+  /// on bad options.
+  endpoint(worker_pool& pool, pubsub::broker& broker, job_factory factory, endpoint_options options = {})
+      : state_(std::make_shared<detail::job_state>(pool, broker, std::move(factory), std::move(options))) {}
+
+  endpoint(const endpoint&) = delete;
+  endpoint& operator=(const endpoint&) = delete;
+
+  /// The topic on which job `id` publishes its changes.
+  std::string topic(std::string_view id) const { return state_->options().topic_prefix + std::string(id); }
+
+ private:
+  friend void add_routes(http::router& routes, const endpoint& jobs);
+  std::shared_ptr<detail::job_state> state_;
+};
+
+/// Adds `POST base`, `GET base/{id}`, `GET base/{id}/result` and `DELETE base/{id}` to `routes`.
+inline void add_routes(http::router& routes, const endpoint& jobs) {
+  const auto state = jobs.state_;
+  const std::string& base = state->options().base_path;
+  routes.post(base, [state](http::request& req) { return state->submit(req); });
+  routes.get(base + "/{id}", [state](http::request& req) { return state->status(req); });
+  routes.get(base + "/{id}/result", [state](http::request& req) { return state->result(req); });
+  routes.del(base + "/{id}", [state](http::request& req) { return state->cancel(req); });
+}
+
+}  // namespace switchboard::jobs

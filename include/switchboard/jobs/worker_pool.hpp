@@ -1,0 +1,119 @@
+// switchboard/jobs/worker_pool.hpp
+//
+// `worker_pool`: a fixed set of threads for CPU-bound work, with a bounded queue in front, so that the I/O threads
+// never run (or wait for) long computations. A full pool refuses new work at once (`try_post` returns false)
+// instead of queueing without bound: the caller answers 503 with `Retry-After` (DESIGN promise 2, backpressure).
+//
+//   switchboard::jobs::worker_pool pool({.threads = 4, .max_queued = 256});
+//   auto n = co_await switchboard::jobs::offload(pool, [] { return count_primes(1'000'000); }, asio::use_awaitable);
+//
+// Thread safety: every member may be called from any thread. The destructor stops the workers after the task each
+// is running; tasks still queued are destroyed without running (their owners see that: `offload` completes them
+// with `switchboard::error::shutting_down`).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace switchboard::jobs {
+
+struct worker_pool_options {
+  /// Worker threads; 0: one per hardware thread. Leave room for the I/O threads on the same machine.
+  std::size_t threads = 0;
+  /// Tasks waiting for a worker at most; past it `try_post` refuses.
+  std::size_t max_queued = 1024;
+};
+
+/// The pool's counters.
+struct worker_pool_stats {
+  std::size_t threads = 0;       ///< worker threads
+  std::size_t busy = 0;          ///< workers running a task now
+  std::size_t queued = 0;        ///< tasks waiting for a worker
+  std::uint64_t completed = 0;   ///< tasks run (counted after each returns, so after its completion was posted)
+  std::uint64_t refused = 0;     ///< tasks refused because the pool was full
+};
+
+class worker_pool {
+ public:
+  /// Starts the workers. Throws `std::invalid_argument` when `max_queued` is 0.
+  explicit worker_pool(worker_pool_options options = {}) : options_(options) {
+    if (options_.max_queued == 0) throw std::invalid_argument("switchboard::jobs::worker_pool: max_queued is 0");
+    std::size_t n = options_.threads != 0 ? options_.threads : std::thread::hardware_concurrency();
+    if (n == 0) n = 1;
+    workers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  /// Stops the workers (each finishes its task) and destroys the tasks still queued.
+  ~worker_pool() {
+    std::deque<std::function<void()>> dropped;
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+      dropped.swap(queue_);
+    }
+    ready_.notify_all();
+    dropped.clear();  // before waiting for the busy workers: their owners hear at once that they will not run
+    for (auto& t : workers_) t.join();
+  }
+
+  /// Queues `task` for a worker, or returns false (and leaves `task` untouched) when the queue is full or the pool
+  /// is stopping.
+  bool try_post(std::function<void()>& task) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (stopping_ || queue_.size() >= options_.max_queued) {
+        ++refused_;
+        return false;
+      }
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+    return true;
+  }
+
+  worker_pool_stats stats() const {
+    const std::lock_guard lock(mutex_);
+    return {workers_.size(), busy_, queue_.size(), completed_, refused_};
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      std::function<void()> task = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_;
+      lock.unlock();
+      task();  // tasks report their own failures (offload catches); an escaping exception ends the program
+      task = nullptr;
+      lock.lock();
+      --busy_;
+      ++completed_;
+    }
+  }
+
+  worker_pool_options options_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+  std::size_t busy_ = 0;
+  std::uint64_t completed_ = 0;
+  std::uint64_t refused_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace switchboard::jobs

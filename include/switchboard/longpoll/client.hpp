@@ -1,0 +1,196 @@
+// switchboard/longpoll/client.hpp
+//
+// `longpoll::client`: polls one long-poll URL (`GET /topics/{topic}/poll`, see endpoint.hpp) in a loop. It keeps
+// the cursor, so that each message is delivered once and in order however often the connection drops: a poll
+// whose answer was lost is simply asked again from the same cursor. Lost messages (no longer retained by the
+// server) come as an explicit `missed` range, never silently. Errors are retried with exponential backoff and
+// jitter; 429 and 503 answers are retried after their `Retry-After`.
+//
+//   longpoll::client news(ctx.get_executor(), "http://127.0.0.1:8080/topics/news/poll");
+//   for (;;) {
+//     longpoll::batch b = co_await news.async_next(asio::use_awaitable);
+//     if (b.missed) resync(b.missed->first, b.missed->last);
+//     for (auto& m : b.messages) show(m.sequence, m.data);
+//   }
+//
+// Threading: as `http::client`, use it from its executor's thread (or a strand). Lifetime: the client must outlive
+// its operations. One `async_next` at a time.
+#pragma once
+
+#include <switchboard/http/client.hpp>
+#include <switchboard/longpoll/batch.hpp>
+#include <switchboard/longpoll/error.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace switchboard::longpoll {
+
+struct client_options {
+  /// The wait asked of the server per poll (`timeout=`). The HTTP client's total timeout is raised to this plus
+  /// 10 s if it is shorter, so that a parked poll is not cut by the client itself.
+  std::chrono::milliseconds poll_timeout{25'000};
+  /// The most messages per answer asked of the server (`max=`); 0: the server's default.
+  std::size_t max_batch = 0;
+  /// The wait after the first failure (an error, a 5xx without Retry-After); doubled after each further one,
+  /// with up to 50% random jitter, up to `max_backoff`.
+  std::chrono::milliseconds initial_backoff{200};
+  /// The longest wait between attempts (a server's `Retry-After` is capped to it too).
+  std::chrono::milliseconds max_backoff{30'000};
+  /// Failed attempts in a row before `async_next` gives up with `error::too_many_failures`; 0: never gives up.
+  unsigned max_attempts = 0;
+  /// Options of the underlying HTTP client (connection pool, connect timeout, TLS).
+  http::client_options http{};
+};
+
+class client {
+ public:
+  /// A client of `url`, e.g. "http://127.0.0.1:8080/topics/news/poll" (no query). Starts at the newest message
+  /// unless `cursor` is given (the cursor of the last message seen, 0 for the beginning of the topic).
+  client(asio::any_io_executor executor, std::string url, client_options options = {},
+         std::optional<std::uint64_t> cursor = std::nullopt)
+      : options_(with_room(std::move(options))),
+        http_(executor, options_.http),
+        url_(std::move(url)),
+        cursor_(cursor),
+        rng_(std::random_device{}()) {}
+
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  asio::any_io_executor get_executor() const { return http_.get_executor(); }
+
+  /// The cursor: the sequence number of the last message (or missed one) delivered; nullopt before the first
+  /// answer when the client started at the newest.
+  std::optional<std::uint64_t> cursor() const noexcept { return cursor_; }
+
+  /// Waits for the next batch: messages, a `missed` range, or a `reset` (the server's topic is younger than the
+  /// cursor). Polls that time out with nothing new are repeated inside, so the batch is never empty. Completion
+  /// signature: `void(std::error_code, batch)`. Errors: `error::unexpected_status` (400, 404, ...: not worth
+  /// retrying), `error::too_many_failures` (`max_attempts`), `asio::error::operation_aborted`. The cursor advances
+  /// only when a batch is delivered.
+  /// Cancellation: per-operation cancellation (terminal) aborts the poll in flight and closes its connection.
+  template <class Token>
+  auto async_next(Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code, batch)>(
+        [this](auto handler) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto handler_ex = asio::get_associated_executor(handler, get_executor());
+          asio::co_spawn(get_executor(), next(),
+                         asio::bind_cancellation_slot(
+                             slot, [h = std::move(handler), handler_ex](std::exception_ptr e, outcome o) mutable {
+                               if (e) o.ec = to_error(e);
+                               asio::dispatch(handler_ex, [h = std::move(h), o = std::move(o)]() mutable {
+                                 std::move(h)(o.ec, std::move(o.result));
+                               });
+                             }));
+        },
+        token);
+  }
+
+ private:
+  struct outcome {
+    std::error_code ec;
+    batch result;
+  };
+
+  static client_options with_room(client_options o) {
+    const auto needed = o.poll_timeout + std::chrono::milliseconds(10'000);
+    if (o.http.total_timeout.count() != 0 && o.http.total_timeout < needed) o.http.total_timeout = needed;
+    return o;
+  }
+
+  static std::error_code to_error(std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::system_error& se) {
+      return se.code();
+    } catch (...) {
+      return make_error_code(std::errc::io_error);
+    }
+  }
+
+  std::string poll_url() const {
+    std::string u = url_ + "?timeout=" + std::to_string(options_.poll_timeout.count() / 1000) + "." +
+                    std::to_string(options_.poll_timeout.count() % 1000 / 100);
+    if (cursor_) u += "&cursor=" + std::to_string(*cursor_);
+    if (options_.max_batch != 0) u += "&max=" + std::to_string(options_.max_batch);
+    return u;
+  }
+
+  // The wait before attempt number `failures + 1`: exponential, with up to 50% jitter, or the server's
+  // Retry-After (delay-seconds form, RFC 9110 §10.2.3) when it gave one.
+  std::chrono::milliseconds backoff(unsigned failures, std::string_view retry_after) {
+    std::uint32_t seconds = 0;
+    const auto [ptr, ec] = std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
+    if (!retry_after.empty() && ec == std::errc() && ptr == retry_after.data() + retry_after.size()) {
+      return std::min<std::chrono::milliseconds>(std::chrono::seconds(seconds), options_.max_backoff);
+    }
+    auto wait = options_.initial_backoff;
+    for (unsigned i = 1; i < failures && wait < options_.max_backoff; ++i) wait *= 2;
+    wait = std::min(wait, options_.max_backoff);
+    std::uniform_int_distribution<std::int64_t> jitter(0, wait.count() / 2);
+    return wait - std::chrono::milliseconds(jitter(rng_));
+  }
+
+  asio::awaitable<outcome> next() {
+    using asio::experimental::as_tuple;
+    unsigned failures = 0;
+    for (;;) {
+      // Named locals, not temporaries, inside the co_await: g++ 12 destroys some temporaries of a co_await
+      // expression twice.
+      const std::string target = poll_url();
+      http::client_request req;
+      auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
+      std::string_view retry_after;
+      if (!ec) {
+        if (r.status == http::status::ok) {
+          if (std::optional<batch> b = decode_batch(r.body)) {
+            failures = 0;
+            cursor_ = b->cursor;
+            if (!b->messages.empty() || b->missed || b->reset) co_return outcome{{}, std::move(*b)};
+            continue;  // the wait ran out: poll again
+          }
+          ec = error::bad_response;  // a proxy's error page, say: retried
+        } else if (r.status == http::status::not_modified) {
+          continue;
+        } else if (r.status == http::status::too_many_requests || http::to_int(r.status) >= 500) {
+          retry_after = r.headers.get("Retry-After");
+          ec = error::unexpected_status;
+        } else {
+          co_return outcome{error::unexpected_status, {}};
+        }
+      }
+      if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
+      asio::steady_timer timer(http_.get_executor(), backoff(failures, retry_after));
+      auto [wait_ec] = co_await timer.async_wait(as_tuple(asio::use_awaitable));
+      if (wait_ec) co_return outcome{wait_ec, {}};
+    }
+  }
+
+  client_options options_;
+  http::client http_;
+  std::string url_;
+  std::optional<std::uint64_t> cursor_;
+  std::minstd_rand rng_;
+};
+
+}  // namespace switchboard::longpoll

@@ -1,0 +1,188 @@
+// The job endpoint over HTTP: 202 + Location + Retry-After, status and result, ?wait, cancellation,
+// Idempotency-Key, a full pool, retention, and the completion published on the broker.
+#include <switchboard/jobs/endpoint.hpp>
+
+#include "support/catch.hpp"
+#include "support/raw_http.hpp"
+#include "support/test_server.hpp"
+
+#include <atomic>
+#include <thread>
+
+using namespace switchboard;
+using namespace std::chrono_literals;
+using test::raw_client;
+
+namespace {
+
+// Jobs for the tests: {"kind": "echo", "value": x} returns x; "block" runs until released or cancelled; "fail"
+// throws. Anything else is refused with 400.
+struct job_server {
+  explicit job_server(jobs::endpoint_options options = {}, jobs::worker_pool_options pool_options = {.threads = 1})
+      : broker(server.rt().executor(), {.retention = {.max_messages = 10}}), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
+    jobs::add_routes(server.routes(), work);
+    server.start();
+  }
+  ~job_server() {
+    release = true;
+    server.stop();
+  }
+
+  jobs::job_factory factory() {
+    return [this](const nlohmann::json& body) -> jobs::job_work {
+      const std::string kind = body.value("kind", "");
+      if (kind == "echo") return [value = body.value("value", nlohmann::json())](jobs::job_context&) { return value; };
+      if (kind == "fail") return [](jobs::job_context&) -> nlohmann::json { throw std::runtime_error("boom"); };
+      if (kind == "block") {
+        return [this](jobs::job_context& ctx) -> nlohmann::json {
+          ctx.progress(0.5);
+          ++blocked;
+          while (!release) {  // the job's own work loop, checking for cancellation as real work does
+            ctx.throw_if_cancelled();
+            std::this_thread::sleep_for(1ms);
+          }
+          return "released";
+        };
+      }
+      throw http::problem_error(http::status::bad_request, "unknown kind");
+    };
+  }
+
+  test::raw_response request(std::string_view method, std::string_view target, std::string_view body = {},
+                             std::string_view extra = {}) {
+    raw_client c(server.port());
+    c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return *r;
+  }
+
+  // Waits (with a deadline) until the blocking job runs.
+  bool wait_blocked() {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (blocked == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    return blocked > 0;
+  }
+
+  // Polls the status until it is `status` (the job runs on another thread), with a deadline.
+  nlohmann::json await_status(const std::string& location, std::string_view status) {
+    nlohmann::json j;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    do {
+      j = nlohmann::json::parse(request("GET", location).body);
+      if (j["status"] == status) break;
+      std::this_thread::sleep_for(1ms);
+    } while (std::chrono::steady_clock::now() < until);
+    return j;
+  }
+
+  test::test_server server;
+  std::atomic<bool> release{false};
+  std::atomic<int> blocked{0};
+  pubsub::broker broker;
+  jobs::worker_pool pool;  // after the broker: its workers stop before the broker goes
+  jobs::endpoint work;
+};
+
+}  // namespace
+
+TEST_CASE("a submitted job is accepted, runs, and its result is there", "[jobs][endpoint]") {
+  job_server s;
+  const auto r = s.request("POST", "/jobs", R"({"kind": "echo", "value": {"n": 7}})");
+  CHECK(r.status == 202);
+  const std::string location = r.header("Location");
+  CHECK(location.starts_with("/jobs/"));
+  CHECK(r.header("Retry-After") == "1");
+  const auto status = s.await_status(location, "succeeded");
+  CHECK(status["status"] == "succeeded");
+  CHECK(status["progress"] == 1.0);
+  CHECK(status["result"] == nlohmann::json{{"n", 7}});
+  CHECK(s.request("GET", location + "/result").body == R"({"n":7})");
+
+  SECTION("its changes were published on its topic, the last one final") {
+    const std::string id = location.substr(6);
+    const auto page = s.broker.read(s.work.topic(id), 0, 100);
+    REQUIRE_FALSE(page.messages.empty());
+    CHECK(nlohmann::json::parse(page.messages.back().data())["status"] == "succeeded");
+  }
+  SECTION("unknown jobs are 404") { CHECK(s.request("GET", "/jobs/nope").status == 404); }
+}
+
+TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs][endpoint]") {
+  job_server s;
+  SECTION("in time: 200 with the result") {
+    const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 5})");
+    CHECK(r.status == 200);
+    CHECK(nlohmann::json::parse(r.body)["result"] == 5);
+  }
+  SECTION("not in time: 202") {
+    const auto r = s.request("POST", "/jobs?wait=0.05", R"({"kind": "block"})");
+    CHECK(r.status == 202);
+    CHECK(nlohmann::json::parse(r.body)["status"] != "succeeded");
+    CHECK(s.request("GET", r.header("Location") + "/result").status == 303);
+  }
+  SECTION("a failing job: 200 with the error") {
+    const auto j = nlohmann::json::parse(s.request("POST", "/jobs?wait=10", R"({"kind": "fail"})").body);
+    CHECK(j["status"] == "failed");
+    CHECK(j["error"] == "boom");
+  }
+  SECTION("bad submissions") {
+    CHECK(s.request("POST", "/jobs", R"({"kind": "nope"})").status == 400);
+    CHECK(s.request("POST", "/jobs", "not json").status == 400);
+    CHECK(s.request("POST", "/jobs?wait=x", R"({"kind": "echo"})").status == 400);
+  }
+}
+
+TEST_CASE("DELETE cancels a job cooperatively", "[jobs][endpoint]") {
+  job_server s;
+  const std::string running = s.request("POST", "/jobs", R"({"kind": "block"})").header("Location");
+  REQUIRE(s.wait_blocked());
+  CHECK(nlohmann::json::parse(s.request("GET", running).body)["progress"] == 0.5);
+  // The only worker is busy: a second job stays queued.
+  const std::string queued = s.request("POST", "/jobs", R"({"kind": "echo"})").header("Location");
+  CHECK(nlohmann::json::parse(s.request("GET", queued).body)["status"] == "queued");
+
+  const auto q = s.request("DELETE", queued);
+  CHECK(q.status == 200);
+  CHECK(nlohmann::json::parse(q.body)["status"] == "cancelled");
+  const auto r = s.request("DELETE", running);
+  CHECK(r.status == 202);
+  CHECK(s.await_status(running, "cancelled")["status"] == "cancelled");
+  CHECK(s.request("DELETE", running).status == 200);  // already final
+}
+
+TEST_CASE("an Idempotency-Key returns the same job", "[jobs][endpoint]") {
+  job_server s;
+  const std::string body = R"({"kind": "echo", "value": 1})";
+  const auto a = s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n");
+  const auto b = s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n");
+  CHECK(a.header("Location") == b.header("Location"));
+  CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: k2\r\n").header("Location") != a.header("Location"));
+  CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})", "Idempotency-Key: k1\r\n").status == 422);
+}
+
+TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]") {
+  SECTION("pool") {
+    job_server s({}, {.threads = 1, .max_queued = 1});
+    s.request("POST", "/jobs", R"({"kind": "block"})");
+    REQUIRE(s.wait_blocked());
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 202);  // queued
+    const auto r = s.request("POST", "/jobs", R"({"kind": "echo"})");
+    CHECK(r.status == 503);
+    CHECK(r.header("Retry-After") == "1");
+  }
+  SECTION("store") {
+    job_server s({.max_jobs = 1});
+    CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
+  }
+}
+
+TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]") {
+  job_server s({.retention = 0s});
+  const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 1})");
+  CHECK(r.status == 200);
+  const std::string id = nlohmann::json::parse(r.body)["id"];
+  CHECK(s.request("GET", "/jobs/" + id).status == 404);
+}
