@@ -12,13 +12,15 @@
 #include <switchboard/http/server.hpp>
 
 int main(int argc, char** argv) {
-  const auto opts = examples::parse(argc, argv, 8080, {"--retain", "--stream-max-age"},
-                                    " [--retain N] [--stream-max-age SECONDS]\n"
-                                    "  --retain          messages kept per topic for resuming and polling (default 1000)\n"
-                                    "  --stream-max-age  end SSE streams after this many seconds; clients resume (default 0: never)");
+  constexpr unsigned default_port = 8080;
+  constexpr std::string_view help =
+      " [--retain N] [--stream-max-age SECONDS]\n"
+      "  --retain          messages kept per topic for resuming and polling (default 1000)\n"
+      "  --stream-max-age  end SSE streams after this many seconds; clients resume (default 0: never)";
+  const auto opts = examples::parse(argc, argv, default_port, {"--retain", "--stream-max-age"}, help);
   const long retain = opts.get_number("retain", 1000);
   const long max_age = opts.get_number("stream-max-age", 0);
-  if (retain < 0 || max_age < 0) examples::usage(argv[0], "");
+  if (retain < 0 || max_age < 0) examples::usage(argv[0], help, default_port);
   switchboard::runtime rt({.threads = opts.threads});
   examples::notifications::service service(
       rt.executor(0), static_cast<std::size_t>(retain),
