@@ -87,13 +87,17 @@ class resp_server final : public drainable {
       auto& shared = shard->shared();
       shared.accepted.fetch_add(1, std::memory_order_relaxed);
       std::error_code ignored;
-      if (shard->draining()) return socket.close(ignored);
+      if (shard->draining()) {
+        socket.close(ignored);  // not `return socket.close(...)`: it returns an error_code without ASIO_NO_DEPRECATED
+        return;
+      }
       if (shared.clients.load(std::memory_order_relaxed) >= shared.options.max_clients) {
         // Redis answers before closing (networking.c, acceptCommonHandler); the socket is new, so this fits.
         shared.rejected.fetch_add(1, std::memory_order_relaxed);
         constexpr std::string_view full = "-ERR max number of clients reached\r\n";
         socket.write_some(asio::buffer(full.data(), full.size()), ignored);
-        return socket.close(ignored);
+        socket.close(ignored);
+        return;
       }
       std::make_shared<detail::resp_connection>(std::move(shard), std::move(socket))->start();
     });
