@@ -7,6 +7,9 @@
 #include "support/test_server.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <thread>
 
 using namespace switchboard;
@@ -36,7 +39,11 @@ struct job_server {
       if (kind == "block") {
         return [this](jobs::job_context& ctx) -> nlohmann::json {
           ctx.progress(0.5);
-          ++blocked;
+          {
+            std::lock_guard lock(blocked_mutex);
+            ++blocked;
+          }
+          blocked_changed.notify_all();
           while (!release) {  // the job's own work loop, checking for cancellation as real work does
             ctx.throw_if_cancelled();
             std::this_thread::sleep_for(1ms);
@@ -60,26 +67,38 @@ struct job_server {
 
   // Waits (with a deadline) until the blocking job runs.
   bool wait_blocked() {
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (blocked == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
-    return blocked > 0;
+    std::unique_lock lock(blocked_mutex);
+    return blocked_changed.wait_for(lock, 10s, [this] { return blocked > 0; });
   }
 
-  // Polls the status until it is `status` (the job runs on another thread), with a deadline.
+  // Waits (with a deadline) until the job at `location` reaches `status`, told by the status messages the endpoint
+  // publishes on the job's broker topic (retained, so none published before the subscription is missed), then
+  // returns the status document.
   nlohmann::json await_status(const std::string& location, std::string_view status) {
-    nlohmann::json j;
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    do {
-      j = nlohmann::json::parse(request("GET", location).body);
-      if (j["status"] == status) break;
-      std::this_thread::sleep_for(1ms);
-    } while (std::chrono::steady_clock::now() < until);
-    return j;
+    struct waiter {
+      std::promise<void> reached;
+      std::atomic<bool> done{false};
+    };
+    // Shared with the callback, which may still run on the server's thread while the subscription goes away.
+    auto w = std::make_shared<waiter>();
+    auto reached = w->reached.get_future();
+    const std::string id = location.substr(location.rfind('/') + 1);
+    auto sub = broker.subscribe(
+        work.topic(id), {.from = 0, .on_event = [w, wanted = std::string(status)](std::error_code ec, const pubsub::event& ev) {
+          if (ec || !ev.is_message() || w->done) return;
+          if (nlohmann::json::parse(ev.message().data()).value("status", "") == wanted && !w->done.exchange(true)) {
+            w->reached.set_value();
+          }
+        }});
+    reached.wait_for(10s);
+    return nlohmann::json::parse(request("GET", location).body);
   }
 
   test::test_server server;
   std::atomic<bool> release{false};
-  std::atomic<int> blocked{0};
+  std::mutex blocked_mutex;
+  std::condition_variable blocked_changed;
+  int blocked = 0;  // blocking jobs started (under blocked_mutex)
   pubsub::broker broker;
   jobs::worker_pool pool;  // after the broker: its workers stop before the broker goes
   jobs::endpoint work;
