@@ -29,6 +29,7 @@
 // drain has completed).
 #pragma once
 
+#include <switchboard/core/detail/drain_shards.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/metrics.hpp>
 #include <switchboard/core/runtime.hpp>
@@ -151,32 +152,7 @@ class resp_server final : public drainable {
   /// thread) once no client is left. Safe from any thread.
   void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) override {
     listener_->close();
-    struct tally {
-      std::mutex mutex;
-      drain_report report;
-      std::size_t remaining;
-      std::function<void(drain_report)> done;
-    };
-    auto t = std::make_shared<tally>();
-    t->remaining = shards_.size();
-    t->done = std::move(done);
-    for (auto& shard : shards_) {
-      asio::post(shard->executor(), [shard, deadline, t] {
-        shard->drain(deadline, [t](drain_report r) {
-          std::function<void(drain_report)> finished;
-          drain_report total;
-          {
-            std::lock_guard lock(t->mutex);
-            t->report += r;
-            if (--t->remaining == 0) {
-              finished = std::move(t->done);
-              total = t->report;
-            }
-          }
-          if (finished) finished(total);
-        });
-      });
-    }
+    switchboard::detail::drain_shards(shards_, deadline, std::move(done));
   }
 
  private:
