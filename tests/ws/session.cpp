@@ -253,6 +253,35 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   CHECK(report.cut == 0);
 }
 
+// A second stop while a session is still closing (the runtime's "stop now" after "stop within a minute") must move
+// the deadline and finish the drain, not replace the first caller's completion (which left the runtime's threads
+// waiting for ever).
+TEST_CASE("ws session group: a second earlier drain cuts what is left and finishes", "[ws][session]") {
+  test_server s;
+  auto group = std::make_shared<ws::session_group>();
+  ws::accept_options options{.group = group};
+  std::promise<void> opened;
+  s.routes().get("/ws", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session>) { opened.set_value(); });
+  });
+  s.rt().add(*group);
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/ws"));
+  REQUIRE(c.read_response()->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);
+  s.rt().stop(60s);
+  std::string data;
+  auto e = peer.next(data);  // the 1001 close, which this peer leaves unanswered
+  CHECK(e.event == ws::parse_event::close);
+  const drain_report report = s.stop();  // grace 0: cut now, and wait for the runtime's threads
+  CHECK(report.drained == 0);
+  CHECK(report.cut == 1);
+  CHECK(group->size() == 0);
+}
+
 TEST_CASE("ws client: our client against our server", "[ws][client]") {
   test_server s;
   ws::accept_options options{.subprotocols = {"chat.v1"}, .deflate = {.enabled = true}};

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace switchboard::ws {
@@ -40,7 +41,7 @@ class session_group final : public drainable {
 
   /// Removes a session (called when it closes).
   void remove(const session* s) {
-    std::function<void(drain_report)> done;
+    std::vector<std::function<void(drain_report)>> finished;
     drain_report report;
     {
       std::lock_guard lock(state_->mutex);
@@ -48,15 +49,10 @@ class session_group final : public drainable {
       if (state_->draining) {
         if (state_->cut.erase(s) > 0) ++state_->report.cut;
         else ++state_->report.drained;
-        if (state_->sessions.empty() && state_->done) {
-          done = std::move(state_->done);
-          report = state_->report;
-          // Nothing is left to cut: the deadline timer must not keep its io_context running until the deadline.
-          if (auto t = std::move(state_->deadline_timer)) asio::post(t->get_executor(), [t] { t->cancel(); });
-        }
+        if (state_->sessions.empty()) finished = state_->finish_drain(report);
       }
     }
-    if (done) done(report);
+    for (auto& done : finished) done(report);
   }
 
   std::size_t size() const {
@@ -85,43 +81,41 @@ class session_group final : public drainable {
   }
 
   /// Closes every session with 1001; `done` gets the counts once all have closed, or at `deadline` after the
-  /// rest were cut.
+  /// rest were cut. A later call (the runtime's second stop) moves the deadline if it is earlier and has its
+  /// `done` called too, as `drainable` promises.
   void async_drain(std::chrono::steady_clock::time_point deadline, std::function<void(drain_report)> done) override {
     std::vector<std::shared_ptr<session>> open;
+    bool first = false;
     {
-      std::lock_guard lock(state_->mutex);
+      std::unique_lock lock(state_->mutex);
+      first = !state_->draining;
       state_->draining = true;
+      // A session destroyed without closing has nothing left to drain.
+      std::erase_if(state_->sessions, [this](const auto& entry) {
+        if (!entry.second.expired()) return false;
+        ++state_->report.drained;
+        return true;
+      });
       if (state_->sessions.empty()) {
-        drain_report r = state_->report;
-        done(r);
+        drain_report report;
+        std::vector<std::function<void(drain_report)>> finished = state_->finish_drain(report);
+        lock.unlock();
+        for (auto& waiter : finished) waiter(report);
+        done(report);
         return;
       }
-      state_->done = std::move(done);
+      state_->drain_waiters.push_back(std::move(done));
+      if (!first && deadline >= state_->deadline) return;
+      state_->deadline = deadline;
       for (const auto& [key, weak] : state_->sessions) {
         if (auto s = weak.lock()) open.push_back(std::move(s));
       }
     }
-    if (open.empty()) return;
-    // At the deadline, cut what is left (on the first session's executor; any executor would do). Armed before
-    // the sessions are asked to close, so that the last one to leave finds it to cancel.
-    auto timer = std::make_shared<asio::steady_timer>(open.front()->get_executor(), deadline);
-    {
-      std::lock_guard lock(state_->mutex);
-      state_->deadline_timer = timer;
+    if (open.empty()) return;  // the last ones are closing now; `remove` finishes the drain
+    arm_deadline(open.front()->get_executor(), deadline);
+    if (first) {
+      for (auto& s : open) s->close(close_code::going_away, "server shutting down");
     }
-    timer->async_wait([state = state_, timer](std::error_code ec) {
-      if (ec) return;  // cancelled: every session closed in time
-      std::vector<std::shared_ptr<session>> left;
-      {
-        std::lock_guard lock(state->mutex);
-        for (const auto& [key, weak] : state->sessions) {
-          if (auto s = weak.lock()) left.push_back(std::move(s));
-        }
-        for (auto& s : left) state->cut.insert(s.get());
-      }
-      for (auto& s : left) s->abort();
-    });
-    for (auto& s : open) s->close(close_code::going_away, "server shutting down");
   }
 
   /// True once a drain has started.
@@ -137,9 +131,49 @@ class session_group final : public drainable {
     bool draining = false;
     std::set<const session*> cut;  // closed by force at the drain deadline
     drain_report report;
-    std::function<void(drain_report)> done;
+    std::vector<std::function<void(drain_report)>> drain_waiters;
+    std::chrono::steady_clock::time_point deadline{};
     std::shared_ptr<asio::steady_timer> deadline_timer;  // cuts what is left at the deadline
+
+    // The last session has left (the mutex is held): the waiters to call with `report`, and the deadline timer
+    // cancelled so that it does not keep its io_context running until the deadline.
+    std::vector<std::function<void(drain_report)>> finish_drain(drain_report& out) {
+      out = report;
+      cancel_timer();
+      return std::exchange(drain_waiters, {});
+    }
+
+    void cancel_timer() {
+      // Posted: a timer may only be touched on its own executor.
+      if (auto t = std::move(deadline_timer)) asio::post(t->get_executor(), [t] { t->cancel(); });
+    }
   };
+
+  // At `deadline`, cut what is left (on `executor`: any session's executor would do). A timer armed earlier for a
+  // later deadline is cancelled. Armed before the sessions are asked to close, so that the last one to leave finds
+  // it to cancel.
+  void arm_deadline(const asio::any_io_executor& executor, std::chrono::steady_clock::time_point deadline) {
+    auto timer = std::make_shared<asio::steady_timer>(executor, deadline);
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->sessions.empty()) return;  // finished in the meantime
+      state_->cancel_timer();
+      state_->deadline_timer = timer;
+    }
+    timer->async_wait([state = state_, timer](std::error_code ec) {
+      if (ec) return;  // cancelled: every session closed in time, or an earlier deadline replaced this one
+      std::vector<std::shared_ptr<session>> left;
+      {
+        std::lock_guard lock(state->mutex);
+        for (const auto& [key, weak] : state->sessions) {
+          if (auto s = weak.lock()) left.push_back(std::move(s));
+        }
+        for (auto& s : left) state->cut.insert(s.get());
+      }
+      for (auto& s : left) s->abort();
+    });
+  }
+
   std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
 };
 
