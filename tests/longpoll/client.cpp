@@ -19,7 +19,6 @@
 using namespace switchboard;
 using namespace std::chrono_literals;
 using test::poll_server;
-using test::wait_for;
 
 namespace {
 
@@ -58,7 +57,7 @@ TEST_CASE("the client delivers batches in order and resumes by cursor", "[longpo
 
   // Caught up: the next poll parks until a publish.
   auto third = c.async_next(asio::use_future);
-  REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+  REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
   s.publish("t", "m6");
   const auto b = third.get();
   REQUIRE(b.messages.size() == 1);
@@ -72,7 +71,7 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
   longpoll::client c(asio::make_strand(io.ctx), url(s, "t"));
   CHECK_FALSE(c.cursor());
   auto next = c.async_next(asio::use_future);
-  REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+  REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
   s.publish("t", "new");
   const auto b = next.get();
   REQUIRE(b.messages.size() == 1);
@@ -84,7 +83,7 @@ TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
   client_thread io;
   longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {}, 0);
   auto next = c.async_next(asio::use_future);
-  REQUIRE(wait_for([&] { return s.polls.stats().timed_out >= 2 && s.polls.parked() == 1; }));
+  REQUIRE(s.wait_for([&] { return s.polls.stats().timed_out >= 2 && s.polls.parked() == 1; }));
   s.publish("t", "late");
   CHECK(next.get().messages.at(0).data == "late");
 }
@@ -121,12 +120,12 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
     poll_server s({.max_parked = 1, .retry_after = 0s});
     auto holder = std::make_unique<test::raw_client>(s.server.port());
     holder->send(test::get_request("/topics/t/poll?timeout=60"));
-    REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
     longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {}, 0);
     auto next = c.async_next(asio::use_future);
-    REQUIRE(wait_for([&] { return s.polls.stats().refused_total >= 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.stats().refused_total >= 1; }));
     holder.reset();  // frees the slot; the client gets it
-    REQUIRE(wait_for([&] { return s.polls.stats().disconnected == 1 && s.polls.parked() == 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.stats().disconnected == 1 && s.polls.parked() == 1; }));
     s.publish("t", "x");
     CHECK(next.get().messages.at(0).data == "x");
   }

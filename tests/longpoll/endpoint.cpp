@@ -15,7 +15,6 @@ using test::body_json;
 using test::get_request;
 using test::poll_server;
 using test::raw_client;
-using test::wait_for;
 
 namespace {
 
@@ -37,7 +36,7 @@ std::vector<std::uint64_t> sequences(const nlohmann::json& body) {
 std::unique_ptr<raw_client> park(poll_server& s, std::string_view target, std::size_t parked_after) {
   auto c = std::make_unique<raw_client>(s.server.port());
   c->send(get_request(target));
-  REQUIRE(wait_for([&] { return s.polls.parked() == parked_after; }));
+  REQUIRE(s.wait_for([&] { return s.polls.parked() == parked_after; }));
   return c;
 }
 
@@ -179,7 +178,7 @@ TEST_CASE("a client that disconnects while parked is released at once", "[longpo
   auto c = park(s, "/topics/t/poll?cursor=0&timeout=60", 1);
   CHECK(s.broker.stats("t")->waiting_reads == 1);
   c.reset();  // closes the connection
-  REQUIRE(wait_for([&] { return s.polls.parked() == 0; }));
+  REQUIRE(s.wait_for([&] { return s.polls.parked() == 0; }));
   CHECK(s.polls.stats().disconnected == 1);
   CHECK(s.broker.stats("t")->waiting_reads == 0);
   // The endpoint still serves others.
@@ -201,7 +200,7 @@ TEST_CASE("parked polls are limited per client and in total", "[longpoll][endpoi
     CHECK(s.polls.stats().refused_client == 1);
     // A slot freed is a slot usable again.
     a.reset();
-    REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
     auto c = park(s, "/topics/t/poll?timeout=60", 2);
   }
   SECTION("in total: 503 with Retry-After") {
@@ -219,10 +218,10 @@ TEST_CASE("parked polls are limited per client and in total", "[longpoll][endpoi
                    .client_key = [](const http::request& req) { return std::string(req.header("X-User")); }});
     auto a = std::make_unique<raw_client>(s.server.port());
     a->send(get_request("/topics/t/poll?timeout=60", "X-User: ann\r\n"));
-    REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
     auto b = std::make_unique<raw_client>(s.server.port());
     b->send(get_request("/topics/t/poll?timeout=60", "X-User: bob\r\n"));
-    REQUIRE(wait_for([&] { return s.polls.parked() == 2; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 2; }));
     CHECK(poll(s.server.port(), "/topics/t/poll?timeout=60", "X-User: ann\r\n").status == 429);
   }
 }

@@ -173,7 +173,7 @@ TEST_CASE("10,000 parked polls are all answered by one publish", "[longpoll][end
     CHECK(idle == clients);
     const std::size_t before = resident_bytes();
     REQUIRE(::write(down[1], "P", 1) == 1);
-    REQUIRE(test::wait_for([&] { return s.polls.parked() == clients; }, 60s));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == clients; }, 60s));
     const std::size_t after = resident_bytes();
     std::printf("longpoll: %zu idle connections: %+.0f bytes resident each; parked polls on them: %+.0f bytes each "
                 "more\n", clients, (double(before) - double(empty)) / double(clients),

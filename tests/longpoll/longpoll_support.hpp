@@ -10,18 +10,29 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
-#include <thread>
 
 namespace switchboard::test {
 
 using namespace std::chrono_literals;
 
-struct poll_server {
+class poll_server {
+  struct changes {
+    std::mutex mutex;
+    std::condition_variable changed;
+  };
+  // Declared first, so that it exists when the endpoint's options (which refer to it) are made.
+  std::shared_ptr<changes> changes_ = std::make_shared<changes>();
+
+ public:
   explicit poll_server(longpoll::endpoint_options options = {}, http::server_options server_options = {},
                        pubsub::broker_options broker_options = {.retention = {.max_messages = 100}})
-      : broker(server.rt().executor(), std::move(broker_options)), polls(server.rt(), broker, std::move(options)) {
+      : broker(server.rt().executor(), std::move(broker_options)),
+        polls(server.rt(), broker, watched(std::move(options))) {
     longpoll::add_route(server.routes(), polls);
     server.start(std::move(server_options));
   }
@@ -32,21 +43,30 @@ struct poll_server {
     return broker.publish(topic, {.payload = shared_bytes::copy(data)}).sequence;
   }
 
+  /// Waits until `done()` holds, for at most `deadline`; returns whether it held. `done` reads the endpoint's
+  /// counters, which change on the server's thread: it is checked again each time the endpoint reports a change
+  /// (`endpoint_options::on_change`).
+  bool wait_for(const std::function<bool()>& done, std::chrono::steady_clock::duration deadline = 10s) {
+    std::unique_lock lock(changes_->mutex);
+    return changes_->changed.wait_for(lock, deadline, done);
+  }
+
   test_server server;
   pubsub::broker broker;
   longpoll::endpoint polls;
-};
 
-/// Waits until `done()` holds, checking every millisecond, for at most `deadline`; returns whether it held. For
-/// state that changes on the server's threads (a parked count), which gives no event to wait on.
-inline bool wait_for(const std::function<bool()>& done, std::chrono::steady_clock::duration deadline = 10s) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+ private:
+  // The options with an `on_change` that wakes `wait_for` (after the test's own, if it set one).
+  longpoll::endpoint_options watched(longpoll::endpoint_options options) {
+    options.on_change = [changes = changes_, own = std::move(options.on_change)] {
+      if (own) own();
+      // Taking the mutex orders the change before a waiter's next check of `done`.
+      { const std::lock_guard lock(changes->mutex); }
+      changes->changed.notify_all();
+    };
+    return options;
   }
-  return true;
-}
+};
 
 /// The JSON body of a response.
 inline nlohmann::json body_json(const raw_response& r) { return nlohmann::json::parse(r.body); }

@@ -123,7 +123,10 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     if (!caught_up(now) || q.timeout.count() == 0) return res.send(answer(now, q));
 
     auto p = std::make_shared<parked>(std::move(res), q, client_key(req));
-    if (auto refusal = admit(p)) return p->res.send(std::move(*refusal));
+    if (auto refusal = admit(p)) {
+      changed();
+      return p->res.send(std::move(*refusal));
+    }
     // The server emits the request's slot (on this thread) when the client goes away: pass it on to the read.
     p->request_slot = req.cancellation_slot();
     if (p->request_slot.is_connected()) {
@@ -138,6 +141,7 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
                                                                                            pubsub::read_result r) {
                              self->finish(*p, ec, std::move(r));
                            })));
+    changed();  // once the read waits, so that an observer sees a parked request that a publish will answer
   }
 
   void drain(std::function<void(drain_report)> done) {
@@ -314,9 +318,14 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     } else {
       p.res.send(failure(ec));
     }
+    changed();
     for (auto& done : drained) {
       if (done) done(report);
     }
+  }
+
+  void changed() const {
+    if (options_.on_change) options_.on_change();
   }
 
   static http::response failure(std::error_code ec) {

@@ -44,6 +44,11 @@ struct endpoint_options {
   /// What identifies a client for `max_parked_per_client`; empty: the peer's IP address. Behind a trusted reverse
   /// proxy, return the address it forwards instead.
   std::function<std::string(const http::request&)> client_key{};
+  /// Called after the endpoint's counters (`endpoint::stats()`) change: a request parked, was released or was
+  /// refused. It runs on the thread that changed them (a connection's), outside the endpoint's lock, so it may
+  /// read `stats()`; keep it short, it delays that connection. For monitors and for tests that wait for a request
+  /// to park.
+  std::function<void()> on_change{};
 };
 
 }  // namespace switchboard::longpoll
