@@ -12,7 +12,6 @@
 using namespace std::chrono_literals;
 using switchboard::test::poll_server;
 using switchboard::test::run_process;
-using switchboard::test::wait_for;
 
 namespace {
 
@@ -40,7 +39,7 @@ TEST_CASE("curl polls the long-poll endpoint", "[conformance][longpoll]") {
   }
   SECTION("a parked poll answered by a publish") {
     auto pending = std::async(std::launch::async, [&] { return curl({base(s) + "news/poll?cursor=1&timeout=25"}); });
-    REQUIRE(wait_for([&] { return s.polls.parked() == 1; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
     s.publish("news", "second");
     const auto r = pending.get();
     REQUIRE(r.exit_code == 0);
@@ -60,7 +59,7 @@ TEST_CASE("curl polls the long-poll endpoint", "[conformance][longpoll]") {
   SECTION("a client that gives up while parked is released") {
     const auto r = curl({"--max-time", "1", base(s) + "news/poll?cursor=1&timeout=25"});
     CHECK(r.exit_code == 28);  // curl: operation timed out
-    REQUIRE(wait_for([&] { return s.polls.parked() == 0; }));
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == 0; }));
     CHECK(s.polls.stats().disconnected == 1);
   }
 }

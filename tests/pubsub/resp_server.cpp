@@ -592,4 +592,9 @@ TEST_CASE("resp_server: command lookup", "[pubsub][resp_server]") {
   for (const auto& s : pubsub::detail::resp_subcommands) {
     CHECK(pubsub::detail::find_spec(s.name) == &s);
   }
+  // The lookup asks has_subcommands before it searches the subcommand table: the two must agree.
+  for (const auto& s : pubsub::detail::resp_commands) {
+    INFO(s.name);
+    CHECK(pubsub::detail::has_subcommands(s.id) == !pubsub::detail::subcommands_of(s.name).empty());
+  }
 }

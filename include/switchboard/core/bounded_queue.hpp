@@ -6,6 +6,7 @@
 // whose producers wait for room, see `async_queue.hpp`.
 #pragma once
 
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/core/overflow_policy.hpp>
 
 #include <cassert>
@@ -185,10 +186,6 @@ class bounded_queue {
     std::uint64_t index;  // push index: position = index - front_index_
   };
 
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
 
   std::optional<entry>& cell(std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
   T& slot(std::size_t i) noexcept { return cell(i)->value; }
@@ -253,7 +250,7 @@ class bounded_queue {
   std::size_t bytes_ = 0;
   std::uint64_t front_index_ = 0;
   // Conflation index, only filled under overflow_policy::conflate: key -> push index of the queued item.
-  std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> keys_;
+  detail::string_map<std::uint64_t> keys_;
   queue_stats stats_;
 };
 

@@ -25,6 +25,7 @@
 // Not thread-safe to modify: add every route before the server starts. The router must outlive the server.
 #pragma once
 
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/http/handler.hpp>
 #include <switchboard/http/method.hpp>
 #include <switchboard/http/request.hpp>
@@ -179,12 +180,8 @@ struct route_node {
     param_type type;
     std::unique_ptr<route_node> child;
   };
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
 
-  std::unordered_map<std::string, std::unique_ptr<route_node>, string_hash, std::equal_to<>> literals;
+  switchboard::detail::string_map<std::unique_ptr<route_node>> literals;
   std::vector<param_edge> params;  // typed ones first
   std::string catch_all_name;      // non-empty when this node has a `{name...}` child
   std::unique_ptr<route_node> catch_all;

@@ -13,6 +13,7 @@
 // Not thread-safe; the broker serialises access.
 #pragma once
 
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/pubsub/glob.hpp>
 
 #include <algorithm>
@@ -127,12 +128,8 @@ class pattern_index {
     std::size_t position = 0;  // index of this entry in its node's `patterns`
   };
 
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
 
-  using map_type = std::unordered_map<std::string, slot, string_hash, std::equal_to<>>;
+  using map_type = switchboard::detail::string_map<slot>;
   using entry = typename map_type::value_type;  // stays at one address until erased
 
   struct node {

@@ -11,6 +11,7 @@
 // Subscription handles hold the core weakly: a subscription that outlives its broker is simply closed.
 #pragma once
 
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/pubsub/detail/subscriber.hpp>
 #include <switchboard/pubsub/detail/topic_state.hpp>
@@ -303,10 +304,6 @@ class broker_core {
     return groups_.back();
   }
 
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
 
   struct totals {
     std::uint64_t published = 0;
@@ -316,11 +313,11 @@ class broker_core {
 
   mutable std::shared_mutex mutex_;
   // Guarded by mutex_:
-  std::unordered_map<std::string, topic_ref, string_hash, std::equal_to<>> topics_;
+  switchboard::detail::string_map<topic_ref> topics_;
   pattern_index<subscriber_list<subscriber_type>> patterns_;
   std::vector<std::shared_ptr<group_type>> groups_;
   subscriber_list<subscriber_type> all_;  // every subscription, for close()
-  std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> exact_interest_;  // exact subs by topic
+  switchboard::detail::string_map<std::size_t> exact_interest_;  // exact subs by topic
   std::shared_ptr<observer_type> observer_;
   std::size_t subscriptions_ = 0;
   totals erased_;  // counts of erased topics, so that the broker's totals never go down

@@ -7,6 +7,7 @@
 // PUBLISH adds to the broker's count of receivers so that its reply counts clients, as Redis's does.
 #pragma once
 
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/pubsub/glob.hpp>
 
 #include <array>
@@ -16,7 +17,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace switchboard::pubsub::detail {
@@ -41,7 +41,7 @@ class resp_channel_registry {
   void remove(resp_channel_kind kind, std::string_view name, bool thread_left) {
     std::unique_lock lock(mutex_);
     auto& map = names(kind);
-    const auto it = map.find(std::string(name));
+    const auto it = map.find(name);
     if (it == map.end()) return;
     --it->second.clients;
     it->second.threads -= thread_left ? 1 : 0;
@@ -62,7 +62,7 @@ class resp_channel_registry {
   std::size_t count(resp_channel_kind kind, std::string_view name) const {
     std::shared_lock lock(mutex_);
     const auto& map = names(kind);
-    const auto it = map.find(std::string(name));
+    const auto it = map.find(name);
     return it == map.end() ? 0 : it->second.clients;
   }
 
@@ -79,7 +79,7 @@ class resp_channel_registry {
     std::shared_lock lock(mutex_);
     std::size_t extra = 0;
     const auto& exact = names(kind);
-    if (const auto it = exact.find(std::string(channel)); it != exact.end()) {
+    if (const auto it = exact.find(channel); it != exact.end()) {
       extra += it->second.clients - it->second.threads;
     }
     if (kind == resp_channel_kind::channel) {
@@ -95,7 +95,7 @@ class resp_channel_registry {
     std::size_t clients = 0;
     std::size_t threads = 0;
   };
-  using map_type = std::unordered_map<std::string, entry>;
+  using map_type = switchboard::detail::string_map<entry>;
   map_type& names(resp_channel_kind kind) noexcept { return maps_[static_cast<std::size_t>(kind)]; }
   const map_type& names(resp_channel_kind kind) const noexcept { return maps_[static_cast<std::size_t>(kind)]; }
 

@@ -113,6 +113,12 @@ inline std::string upper_case(std::string_view text) {
   return out;
 }
 
+/// True for the commands that have subcommands (CLIENT, COMMAND, PUBSUB): the lookup of every other command, a
+/// PUBLISH above all, skips the search of the subcommand table.
+constexpr bool has_subcommands(resp_command_id id) noexcept {
+  return id == resp_command_id::client || id == resp_command_id::command || id == resp_command_id::pubsub;
+}
+
 /// The subcommands of `container` ("client", "command", "pubsub").
 inline std::span<const resp_command_spec> subcommands_of(std::string_view container) noexcept {
   const auto in = [container](const resp_command_spec& s) {
@@ -164,8 +170,8 @@ inline resp_lookup lookup_command(std::span<const std::string_view> args) {
     return out;
   }
   const resp_command_spec* spec = &*it;
-  const auto subs = subcommands_of(spec->name);
-  if (!subs.empty() && args.size() >= 2) {
+  if (has_subcommands(spec->id) && args.size() >= 2) {
+    const auto subs = subcommands_of(spec->name);
     const auto sub = std::find_if(subs.begin(), subs.end(), [&](const resp_command_spec& s) {
       return equals_ignoring_case(short_name(s.name), args[1]);
     });

@@ -259,9 +259,10 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     const auto kind = &b == shared_->shard_channels ? resp_channel_kind::shard : resp_channel_kind::channel;
     if (result.sequence == 1) shard_->forget_later(kind, args[1]);  // this publish made the topic
     if (result) {
-      return reply([&](resp::encoder& e) {
-        e.integer(static_cast<std::int64_t>(result.subscribers + shared_->registry.extra_receivers(kind, args[1])));
-      });
+      // No broker receiver means no client of this server either (each thread's clients of a name share one
+      // subscription): the registry is only asked when there is someone to count.
+      const std::size_t extra = result.subscribers == 0 ? 0 : shared_->registry.extra_receivers(kind, args[1]);
+      return reply([&](resp::encoder& e) { e.integer(static_cast<std::int64_t>(result.subscribers + extra)); });
     }
     if (result.error != make_error_code(error::would_block)) return reply_error("ERR " + result.error.message());
     // An in-process subscriber with the `wait` policy is full: this client waits (its later commands too), as a
