@@ -322,6 +322,33 @@ TEST_CASE("server: coroutine and deferred handlers", "[http][server]") {
   }
 }
 
+// After a deferred response, the connection's wait for a disconnect goes on as its wait for the next request. When
+// the clock then parks the idle connection it cancels that wait: the connection must park, not close (it closed
+// every keep-alive connection whose handler had taken longer than the park delay).
+TEST_CASE("server: a connection idle after a deferred response parks and serves its next request",
+          "[http][server]") {
+  test_server s;
+  std::promise<responder> parked;
+  s.routes().get("/park", [&](request&, responder res) { parked.set_value(std::move(res)); });
+  s.routes().get("/now", [](request&) { return response::text("now"); });
+  // Park at the first check of the clock, which runs every 100 ms (a quarter of the shortest timeout).
+  s.start({.timeouts = {.header = 400ms, .park_idle_after = 0ms}});
+
+  raw_client c(s.port());
+  c.send(get_request("/park"));
+  parked.get_future().get().send(response::text("later"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->body == "later");
+  // Several ticks of the clock: the connection parks meanwhile, and must stay open.
+  c.set_timeout(1s);
+  CHECK_FALSE(c.closed_by_peer());
+  c.send(get_request("/now"));
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->body == "now");
+}
+
 TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
   test_server s;
   s.routes().get("/stream", [](request&) {

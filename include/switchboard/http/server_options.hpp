@@ -26,6 +26,11 @@ struct server_timeouts {
   std::chrono::milliseconds idle{60'000};
   /// The longest wait for the peer to take more response bytes (then the connection is closed).
   std::chrono::milliseconds write{30'000};
+  /// How long a keep-alive connection waits for its next request while holding its per-request state (read
+  /// buffer, parser, request) before it gives that back to its thread's pool and waits without it, so that
+  /// thousands of idle connections cost little memory. Checked by the server's clock (up to a second later).
+  /// Not a timeout: nothing is closed. 0 parks at the first check.
+  std::chrono::milliseconds park_idle_after{500};
 };
 
 struct server_options {

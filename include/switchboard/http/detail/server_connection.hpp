@@ -200,7 +200,7 @@ class server_connection final : public connection_base,
   // Waits for more bytes into the read buffer; a TCP connection that has been idle for a while waits without one
   // (see `park`).
   void read_more() {
-    if (closed_ || reading_) return;
+    if (closed_) return;
     const bool idle = !ex_ || (ex_->in.empty() && phase_ == phase::idle);
     if (idle) {
       if (leaving_) return close();
@@ -208,6 +208,9 @@ class server_connection final : public connection_base,
       set_deadline(options().timeouts.idle);
       idle_since_ = coarse_now();
     }
+    // Still reading: the wait that watched for a disconnect while a deferred handler ran, which now waits for
+    // the next request (its handler reads it). The connection is idle from now all the same.
+    if (reading_) return;
     if constexpr (!traits::tls) {
       if (!ex_) {
         // Parked: wait for readability without holding a buffer (the wait's operation sized exactly: see
@@ -235,18 +238,26 @@ class server_connection final : public connection_base,
                             });
   }
 
-  // A keep-alive connection idle for longer than `park_after` gives its per-request state (buffer, parser,
-  // request) back to the shard's pool, so that thousands of idle connections cost little memory. Called by the
-  // shard's clock; the pending read is cancelled and replaced by a wait without a buffer.
-  static constexpr std::chrono::milliseconds park_after{500};
+  // A keep-alive connection idle for longer than `timeouts.park_idle_after` gives its per-request state (buffer,
+  // parser, request) back to the shard's pool, so that thousands of idle connections cost little memory. Called by
+  // the shard's clock; the pending read (or disconnect watch) is cancelled and replaced by a wait without a buffer.
   void park_if_idle(clock::time_point now) {
     if constexpr (!traits::tls) {
       if (phase_ != phase::idle || !reading_ || parking_ || !ex_ || !ex_->in.empty() || writing_) return;
-      if (now - idle_since_ < park_after) return;
+      if (now - idle_since_ < options().timeouts.park_idle_after) return;
       parking_ = true;
       std::error_code ignored;
       stream_.cancel(ignored);
     }
+  }
+
+  // The clock cancelled the pending read to park the connection (park_if_idle): give the request state back and
+  // wait without it. False when the read ended for another reason.
+  bool finish_parking(std::error_code ec) {
+    if (!std::exchange(parking_, false) || ec != asio::error::operation_aborted) return false;
+    shard_->release_exchange(std::move(ex_));
+    read_more();
+    return true;
   }
 
   std::pair<char*, std::size_t> prepare_read() {
@@ -270,10 +281,7 @@ class server_connection final : public connection_base,
 
   void on_read(std::error_code ec, std::size_t n) {
     if (closed_) return;
-    if (std::exchange(parking_, false) && ec == asio::error::operation_aborted) {
-      shard_->release_exchange(std::move(ex_));
-      return read_more();
-    }
+    if (finish_parking(ec)) return;
     if (ec) {
       // EOF between requests is the normal end of a keep-alive connection; in the middle of one it is not.
       if (phase_ == phase::handling || phase_ == phase::streaming) peer_went_away();
@@ -446,6 +454,7 @@ class server_connection final : public connection_base,
       stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
         self->reading_ = false;
         if (self->closed_) return;
+        if (self->finish_parking(ec)) return;  // the handler finished, and the connection has idled since
         if (ec) return self->close();
         if (self->phase_ != phase::handling && self->phase_ != phase::streaming) {
           // The handler finished meanwhile: this is the next request arriving.
