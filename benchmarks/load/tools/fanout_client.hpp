@@ -196,6 +196,50 @@ inline bool socket_still_open(tcp::socket& socket) {
   return ec == asio::error::would_block || (!ec && n > 0);
 }
 
+/// A subscriber on one TCP connection: reads whatever arrives and hands it to received(); on an error, or when the
+/// server closes the connection, it fails (closes the connection and says why on stderr).
+class socket_subscriber : public subscriber_base {
+ public:
+  void start() override { read(); }
+  bool failed() const override { return failed_; }
+  bool still_open() override { return !failed_ && socket_still_open(socket_); }
+
+ protected:
+  /// `socket` is connected; `tool` and `role` ("subscriber", "poller") name it in messages; `buffer_bytes`: the
+  /// most one read takes.
+  socket_subscriber(tcp::socket socket, const char* tool, const char* role, std::size_t buffer_bytes)
+      : socket_(std::move(socket)), tool_(tool), role_(role), in_(buffer_bytes) {}
+
+  /// Bytes arrived. Calls fail() when they are wrong.
+  virtual void received(std::string_view bytes) = 0;
+
+  /// Closes the connection and says why; the subscriber has failed.
+  void fail(const std::string& why) {
+    if (failed_) return;
+    failed_ = true;
+    std::fprintf(stderr, "%s: a %s failed: %s\n", tool_, role_, why.c_str());
+    std::error_code ignored;
+    socket_.close(ignored);
+  }
+
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  void read() {
+    socket_.async_read_some(asio::buffer(in_), [this](std::error_code ec, std::size_t n) {
+      if (ec) return fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
+      received(std::string_view(in_.data(), n));
+      if (!failed_) read();
+    });
+  }
+
+  tcp::socket socket_;
+  const char* tool_;
+  const char* role_;
+  std::vector<char> in_;
+  bool failed_ = false;
+};
+
 /// The publisher: one keep-alive connection, one POST at a time.
 class publisher {
  public:

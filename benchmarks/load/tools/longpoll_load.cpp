@@ -155,8 +155,6 @@ http_response round_trip(tcp::socket& socket, const std::string& request) {
   return response;
 }
 
-class poller;
-
 /// What every poller shares: the protocol and the request parts.
 struct poll_setup {
   protocol wire;
@@ -179,32 +177,24 @@ struct poll_setup {
 };
 
 /// One poller: one poll outstanding at a time, polled again as soon as it is answered.
-class poller final : public load_tools::subscriber_base {
+class poller final : public load_tools::socket_subscriber {
  public:
-  /// `socket` is connected; switchboard: `cursor` is where to poll from.
+  /// `socket` is connected; switchboard: `cursor` is where to poll from. An answer is a few hundred bytes.
   poller(tcp::socket socket, const poll_setup& setup, std::uint64_t cursor, load_tools::fanout_client& owner)
-      : socket_(std::move(socket)), setup_(setup), owner_(owner), cursor_(cursor) {}
+      : socket_subscriber(std::move(socket), tool, "poller", 4096), setup_(setup), owner_(owner), cursor_(cursor) {}
 
   /// Sends the first poll, blocking: it goes out as the poller is opened, so that it is parked before anything
   /// is published.
-  void send_first() { asio::write(socket_, asio::buffer(request())); }
-
-  void start() override { read(); }
-  bool failed() const override { return failed_; }
-  bool still_open() override { return !failed_ && load_tools::socket_still_open(socket_); }
+  void send_first() { asio::write(socket(), asio::buffer(request())); }
 
  private:
-  void read() {
-    socket_.async_read_some(asio::buffer(in_), [this](std::error_code ec, std::size_t n) {
-      if (ec) return fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
-      reader_.append(std::string_view(in_.data(), n));
-      try {
-        while (!failed_ && reader_.next(response_)) answered(clock_type::now());
-      } catch (const std::exception& e) {
-        return fail(e.what());
-      }
-      if (!failed_) read();
-    });
+  void received(std::string_view bytes) override {
+    reader_.append(bytes);
+    try {
+      while (!failed() && reader_.next(response_)) answered(clock_type::now());
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
   }
 
   // A poll was answered at `now`: hands its messages to the run and polls again.
@@ -230,32 +220,21 @@ class poller final : public load_tools::subscriber_base {
       return fail("a poll answered " + std::to_string(response_.status) + ": " + response_.body.substr(0, 200));
     }
     out_ = request();
-    asio::async_write(socket_, asio::buffer(out_), [this](std::error_code ec, std::size_t) {
+    asio::async_write(socket(), asio::buffer(out_), [this](std::error_code ec, std::size_t) {
       if (ec) fail(ec.message());
     });
   }
 
   std::string request() const { return setup_.request(cursor_, last_modified_, etag_); }
 
-  void fail(const std::string& why) {
-    if (failed_) return;
-    failed_ = true;
-    std::fprintf(stderr, "%s: a poller failed: %s\n", tool, why.c_str());
-    std::error_code ignored;
-    socket_.close(ignored);
-  }
-
-  tcp::socket socket_;
   const poll_setup& setup_;
   load_tools::fanout_client& owner_;
   std::uint64_t cursor_;         // switchboard: the cursor of the next poll
   std::string last_modified_;    // nchan: of the last answer
   std::string etag_;             // nchan: of the last answer
-  std::array<char, 16 * 1024> in_{};
   response_reader reader_;
   http_response response_;
   std::string out_;              // the poll being written
-  bool failed_ = false;
 };
 
 /// The cursor a switchboard poller starts from: the topic's now (`timeout=0` answers at once).

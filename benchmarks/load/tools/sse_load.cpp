@@ -74,25 +74,16 @@ std::string open_stream(tcp::socket& socket, const std::string& host_field, cons
 }
 
 /// One subscriber: reads its event stream and hands each event's data to the run.
-class subscriber final : public load_tools::subscriber_base {
+class subscriber final : public load_tools::socket_subscriber {
  public:
-  subscriber(tcp::socket socket, std::string received, load_tools::fanout_client& owner)
-      : socket_(std::move(socket)), owner_(owner) {
+  /// `received`: what open_stream read, the response head included.
+  subscriber(tcp::socket socket, std::string_view received, load_tools::fanout_client& owner)
+      : socket_subscriber(std::move(socket), "sse_load", "subscriber", 64 * 1024), owner_(owner) {
     body_bytes(received);
   }
 
-  void start() override { read(); }
-  bool failed() const override { return failed_; }
-  bool still_open() override { return !failed_ && load_tools::socket_still_open(socket_); }
-
  private:
-  void read() {
-    socket_.async_read_some(asio::buffer(in_), [this](std::error_code ec, std::size_t n) {
-      if (ec) return fail(ec == asio::error::eof ? "the server ended the stream" : ec.message());
-      body_bytes(std::string_view(in_.data(), n));
-      if (!failed_) read();
-    });
-  }
+  void received(std::string_view bytes) override { body_bytes(bytes); }
 
   // Removes the HTTP framing from newly received bytes and parses the events in them.
   void body_bytes(std::string_view bytes) {
@@ -111,22 +102,11 @@ class subscriber final : public load_tools::subscriber_base {
     if (foreign) return fail("an event this client did not publish");
   }
 
-  void fail(const std::string& why) {
-    if (failed_) return;
-    failed_ = true;
-    std::fprintf(stderr, "sse_load: a subscriber failed: %s\n", why.c_str());
-    std::error_code ignored;
-    socket_.close(ignored);
-  }
-
-  tcp::socket socket_;
   load_tools::fanout_client& owner_;
-  std::array<char, 64 * 1024> in_{};
   std::string unframed_;  // received bytes the framing parser has not consumed yet (at most a line)
   std::string body_;      // event-stream bytes not fed to the SSE parser yet
   http_load::response_parser framing_;
   switchboard::sse::parser events_{{.utf8 = switchboard::sse::utf8_policy::reject}};
-  bool failed_ = false;
 };
 
 }  // namespace
@@ -148,7 +128,7 @@ int main(int argc, char** argv) {
     socket.connect(server);
     socket.set_option(tcp::no_delay(true));
     std::string received = open_stream(socket, host_field, o.subscribe_path);
-    return std::make_unique<subscriber>(std::move(socket), std::move(received), run);
+    return std::make_unique<subscriber>(std::move(socket), received, run);
   };
   if (!run.connect_all(subscribers, open)) return 1;
   return run.run();
