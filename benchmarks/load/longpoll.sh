@@ -89,7 +89,8 @@ push_scenario() {
 # (lib/servers.sh has checked its event stream only).
 push_check_server() {
   local check
-  check=$(timeout 10 "$bin_dir/longpoll_load" --check --protocol "$1" --host "$SB_BIND" --port "${SB_PORT[$2]}" 2>&1) || {
+  check=$(timeout 10 "$bin_dir/longpoll_load" --check --protocol "$1" --host "$SB_BIND" \
+            --port "${SB_PORT[$2]}" 2>&1) || {
     echo "$2: the long-poll check failed: $check" >&2; return 1; }
 }
 

@@ -168,8 +168,9 @@ measure() {
   fi
 }
 
-echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections" \
-     "${websocket:+WebSocket (at $websocket) }${sse:+event stream (at $sse) }${longpoll:+parked long-poll (at $longpoll) }connections per server"
+what="${websocket:+WebSocket (at $websocket) }${sse:+event stream (at $sse) }"
+what+="${longpoll:+parked long-poll (at $longpoll) }"
+echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections ${what}connections per server"
 for name in "${server_list[@]}"; do
   reason=$(sb_server_missing "$name")
   if [[ -n $reason ]]; then

@@ -352,7 +352,8 @@ class fanout_client {
       socket.set_option(tcp::no_delay(true));
       publisher_ = std::make_unique<publisher>(
           std::move(socket),
-          "POST " + o_.publish_path + " HTTP/1.1\r\nHost: " + host_field() + "\r\nContent-Type: text/plain\r\nContent-Length: ",
+          "POST " + o_.publish_path + " HTTP/1.1\r\nHost: " + host_field() +
+              "\r\nContent-Type: text/plain\r\nContent-Length: ",
           tool_);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s: subscriber %zu of %zu (%s): %s\n", tool_, subscribers_.size() + 1, subscribers,

@@ -247,7 +247,9 @@ std::uint64_t current_cursor(tcp::socket& socket, const poll_setup& setup) {
                              r.body.substr(0, 200));
   }
   const auto batch = switchboard::longpoll::decode_batch(r.body);
-  if (!batch) throw std::runtime_error("GET " + setup.path + "?timeout=0 answered no long-poll batch: " + r.body.substr(0, 200));
+  if (!batch) {
+    throw std::runtime_error("GET " + setup.path + "?timeout=0 answered no long-poll batch: " + r.body.substr(0, 200));
+  }
   return batch->cursor;
 }
 
