@@ -8,7 +8,10 @@
 # The difference divided by N is the memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
 # With --websocket PATH the connections are idle WebSockets opened on PATH (an echo endpoint) after one
 # message each; ws.sh measures its servers that way. With --sse PATH they are idle event streams (GET PATH,
-# text/event-stream) held by bin/sse_load --hold; sse.sh measures its servers that way.
+# text/event-stream) held by bin/sse_load --hold; sse.sh measures its servers that way. With --longpoll PATH
+# they are parked long polls of PATH held by bin/longpoll_load --hold (switchboard's protocol for notifications,
+# Nchan's for nchan; each poll waits up to 60 s and is renewed when answered); longpoll.sh measures its servers
+# that way.
 #
 # Usage: benchmarks/load/memory.sh [options]
 #   --connections N      idle connections to hold (default 10000)
@@ -16,6 +19,7 @@
 #                        that is not installed or not built is skipped with the reason)
 #   --websocket PATH     hold WebSockets opened on PATH, an echo endpoint (e.g. /echo), not HTTP connections
 #   --sse PATH           hold Server-Sent Events streams of PATH (e.g. /topics/bench/events) instead
+#   --longpoll PATH      hold parked long polls of PATH (e.g. /topics/bench/poll; notifications, nchan) instead
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
 #   --settle S           seconds the connections stay idle before the memory is read (default 2): a server
 #                        may keep a just-used connection's buffers for a moment (switchboard: 0.5 s)
@@ -37,6 +41,7 @@ bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 websocket=
 sse=
+longpoll=
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
 usage_error() { echo "memory.sh: $1 (see --help)" >&2; exit 2; }
@@ -52,6 +57,7 @@ while (( $# > 0 )); do
     --results-dir) results_dir=${2:-}; shift ;;
     --websocket) websocket=${2:-}; shift; [[ $websocket == /* ]] || usage_error "--websocket needs a path" ;;
     --sse) sse=${2:-}; shift; [[ $sse == /* ]] || usage_error "--sse needs a path" ;;
+    --longpoll) longpoll=${2:-}; shift; [[ $longpoll == /* ]] || usage_error "--longpoll needs a path" ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
@@ -63,10 +69,13 @@ IFS=, read -r -a server_list <<<"$servers"
 for tool in curl ss awk pgrep taskset; do
   command -v "$tool" >/dev/null || { echo "memory.sh: $tool is required" >&2; exit 1; }
 done
-# The holder: idle_connections for HTTP connections and WebSockets, sse_load --hold for event streams. Both
-# print "ready N" once every connection is open, and "open N closed M" after SIGTERM.
+# The holder: idle_connections for HTTP connections and WebSockets, sse_load --hold for event streams,
+# longpoll_load --hold for long polls (measure adds the protocol of the server). All print "ready N" once every
+# connection is open, and "open N closed M" after SIGTERM.
 if [[ -n $sse ]]; then
   holder=("$bin_dir/sse_load" --hold --subscribe-path "$sse")
+elif [[ -n $longpoll ]]; then
+  holder=("$bin_dir/longpoll_load" --hold --subscribe-path "$longpoll")
 else
   holder=("$bin_dir/idle_connections" ${websocket:+--websocket "$websocket"})
 fi
@@ -104,7 +113,7 @@ server_cpu=${server_cpu:-${allowed_cpus[0]}}
 
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
-kind=${websocket:+-ws}${sse:+-sse}
+kind=${websocket:+-ws}${sse:+-sse}${longpoll:+-longpoll}
 csv_file=$results_dir/memory$kind-$stamp.csv
 json_file=$results_dir/memory$kind-$stamp.json
 header="server,connections,held,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib"
@@ -116,13 +125,20 @@ failures=0
 # False when the holder failed or the server closed connections while they were held.
 measure() {
   local name=$1 pid=${SB_WORK_PID[$1]} line held=0 status=0
-  local -a before after
+  local -a before after protocol=()
+  if [[ -n $longpoll ]]; then
+    case $name in
+      notifications) protocol=(--protocol switchboard) ;;
+      nchan) protocol=(--protocol nchan) ;;
+      *) echo "  $name: no long-poll protocol known for it (notifications, nchan)"; return 1 ;;
+    esac
+  fi
   read -r -a before <<<"$(sb_memory_kib "$pid")"
   # The holder's output comes through a FIFO, so that its "ready" line is awaited rather than polled for.
   local fifo=$SB_TMP/holder.fifo holder_out
   rm -f "$fifo"
   mkfifo "$fifo"
-  "${holder[@]}" --port "${SB_PORT[$name]}" --connections "$connections" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
+  "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" --connections "$connections" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
   holder_pid=$!
   exec {holder_out}<"$fifo"
   # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
@@ -152,8 +168,9 @@ measure() {
   fi
 }
 
-echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections" \
-     "${websocket:+WebSocket (at $websocket) }${sse:+event stream (at $sse) }connections per server"
+what="${websocket:+WebSocket (at $websocket) }${sse:+event stream (at $sse) }"
+what+="${longpoll:+parked long-poll (at $longpoll) }"
+echo "switchboard idle-connection memory, $(date -u +%Y-%m-%dT%H:%M:%SZ): $connections ${what}connections per server"
 for name in "${server_list[@]}"; do
   reason=$(sb_server_missing "$name")
   if [[ -n $reason ]]; then
@@ -183,8 +200,8 @@ awk -F, '
 
 {
   printf '{\n  "benchmark": "memory",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
-  printf '  "connections": %d,\n  "websocket": %s,\n  "sse": %s,\n' "$connections" "$(sb_json_string "$websocket")" \
-    "$(sb_json_string "$sse")"
+  printf '  "connections": %d,\n  "websocket": %s,\n  "sse": %s,\n  "longpoll": %s,\n' "$connections" \
+    "$(sb_json_string "$websocket")" "$(sb_json_string "$sse")" "$(sb_json_string "$longpoll")"
   printf '  "results": %s\n}\n' "$(sb_csv_to_json "$csv_file")"
 } >"$json_file"
 echo

@@ -1,12 +1,12 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034 # load_dir, root_dir, command_line, scenario_list and family_list come from the
 # sourcing script, which reads PUSH_SHIFT and the variables set here
-# The run machinery of the push benchmarks, ws.sh and sse.sh: common options, interleaved rounds of a load
+# The run machinery of the push benchmarks, ws.sh, sse.sh and longpoll.sh: common options, interleaved rounds of a load
 # client against servers pinned to one CPU, per-run CSV rows, medians with ratios, JSON, and the memory
-# figures through memory.sh. Sourced by the two scripts, which set first:
+# figures through memory.sh. Sourced by those scripts, which set first:
 #
-#   PUSH_BENCH          "ws" or "sse": names the result files
-#   PUSH_TOOL           the load client in the bin directory: ws_load or sse_load
+#   PUSH_BENCH          "ws", "sse" or "longpoll": names the result files
+#   PUSH_TOOL           the load client in the bin directory: ws_load, sse_load or longpoll_load
 #   PUSH_BASES          the servers the ratios are taken to (e.g. "beast node")
 #   PUSH_SCENARIO_RE    a regular expression every scenario must match
 #   PUSH_MEMORY_FLAGS   memory.sh's flags that choose the kind of idle connection (e.g. --websocket /echo)
@@ -14,8 +14,13 @@
 #   push_server_name FAMILY KIND         prints the lib/servers.sh server of FAMILY for scenarios of KIND
 #   push_scenario SCENARIO KIND          false unless SCENARIO is of KIND; else sets PUSH_CONNECTIONS,
 #                                        PUSH_DEPTH and PUSH_DESCRIPTION (no commas)
-#   push_client_command KIND PORT PID    sets PUSH_COMMAND to the client's command line for a run of the
-#                                        current scenario against the server on PORT whose CPU is PID's
+#   push_client_command KIND PORT PID FAMILY
+#                                        sets PUSH_COMMAND to the client's command line for a run of the
+#                                        current scenario against the server of FAMILY on PORT whose CPU is PID's
+# and may define:
+#   push_check_server FAMILY NAME        after lib/servers.sh started and validated the server NAME of FAMILY:
+#                                        checks what this benchmark uses of it; false (the reason on stderr)
+#                                        when it does not work, and the server is then not measured
 # The defaults of the common options (rounds ... memory_connections below) may be changed before
 # push_parse_common is used.
 
@@ -139,7 +144,7 @@ push_measure() {
     echo "$row,failed$PUSH_FAILED_TAIL" >>"$PUSH_RUNS_CSV"
     return 1
   fi
-  push_client_command "$kind" "${SB_PORT[$name]}" "$pid"
+  push_client_command "$kind" "${SB_PORT[$name]}" "$pid" "$family"
   cpu_before=$(sb_cpu_us "$pid")
   load_before=$(sb_cpus_time_us "$server_cpu" "$client_cpu")
   # The client stops by itself; the timeout only bounds one that hangs (opening 10,000 connections takes seconds).
@@ -196,7 +201,9 @@ push_run_kind() {
       if [[ -n $reason ]]; then
         echo "  $family: skipped: $reason"
         PUSH_SKIPPED[$family]=$reason
-      elif sb_server_start "$name" "$server_cpu"; then
+      elif sb_server_start "$name" "$server_cpu" &&
+           { ! declare -F push_check_server >/dev/null || push_check_server "$family" "$name" ||
+             { sb_server_stop "$name"; false; }; }; then
         echo "  $family: $name, pid ${SB_PID[$name]} on port ${SB_PORT[$name]} (measured pid ${SB_WORK_PID[$name]})"
         started+=("$family")
         PUSH_STARTED_ANY=1
