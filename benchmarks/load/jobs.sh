@@ -31,7 +31,8 @@
 #   --rounds N                rounds (default 3)
 #   --duration S              seconds per measured window (default 5)
 #   --warmup S                unmeasured seconds of load before each window (default 1)
-#   --workers N               job worker threads (default 1)
+#   --workers N               job worker threads (default 2: one alone does not keep up with the submissions
+#                             of tiny jobs; README)
 #   --queue N                 jobs waiting for a worker at most, past which submissions get 503 (default 1024)
 #   --submit-connections N    connections of the submit phase (default 16)
 #   --connections N           connections of the GET /plaintext phases (default 16)
@@ -57,7 +58,7 @@ root_dir=$(cd "$load_dir/../.." && pwd)
 rounds=3
 duration=5
 warmup=1
-workers=1
+workers=2
 queue=1024
 submit_connections=16
 connections=16

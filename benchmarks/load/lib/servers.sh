@@ -34,7 +34,7 @@ SB_NCHAN_MODULE=${SB_NCHAN_MODULE:-/usr/lib/nginx/modules/ngx_nchan_module.so}
 # Where node finds the `ws` package (a node_modules folder); ws.sh installs it there.
 SB_NODE_MODULES=${SB_NODE_MODULES:-}
 # The pool of the jobs server: worker threads and the most jobs waiting for one.
-SB_JOBS_WORKERS=${SB_JOBS_WORKERS:-1}
+SB_JOBS_WORKERS=${SB_JOBS_WORKERS:-2}
 SB_JOBS_QUEUE=${SB_JOBS_QUEUE:-1024}
 declare -A SB_PID=() SB_WORK_PID=() SB_PORT=()
 
