@@ -205,13 +205,25 @@ workers_all() {
     [[ ${stat%% *} == "$1" ]] || return 1
   done
 }
-# wait_workers STATE SECONDS: waits until every worker is in STATE, for at most SECONDS; false then.
+# wait_workers STATE SECONDS: waits until every worker is in STATE at once, for at most SECONDS; false then. For R
+# one such moment is enough: a busy worker leaves R only for an instant (to take a lock).
 wait_workers() {
   local deadline=$(( $(date +%s) + $2 ))
   until workers_all "$1"; do
     (( $(date +%s) < deadline )) && sb_alive "$pid" || return 1
     sleep 0.05
   done
+}
+# wait_idle SECONDS: waits until the pool is idle, for at most SECONDS; false then. Idle: every worker sleeping,
+# and their CPU time unchanged over 0.2 s (two busy workers may be waiting for the same lock at one moment).
+wait_idle() {
+  local deadline=$(( $(date +%s) + $1 )) before
+  while wait_workers S $(( deadline - $(date +%s) )); do
+    before=$(workers_cpu_us)
+    sleep 0.2
+    workers_all S && [[ $(workers_cpu_us) == "$before" ]] && return 0
+  done
+  return 1
 }
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 
@@ -278,14 +290,14 @@ saturated() {
   elif load "$round" saturated --connections "$connections"; then
     ok=1
     # Every worker must still be busy at the end of the window, or the pool was not saturated throughout.
-    if ! workers_all R; then
-      echo "  round $round saturated: a worker was idle at the end of the window (jobs too short?)"
+    if ! wait_workers R 2; then
+      echo "  round $round saturated: a worker was idle at the end of the window (did the submitter stop?)"
       ok=0
     fi
   fi
   stop_submitter
   # The jobs in flight run to their end (a few tenths of a second each) before the next phase.
-  if ! wait_workers S 60; then
+  if ! wait_idle 60; then
     echo "  round $round: the workers were still busy 60 s after the submitter stopped"
     ok=0
   fi
@@ -295,7 +307,7 @@ saturated() {
 for (( round = 1; round <= rounds; round++ )); do
   load "$round" submit --method POST --path /jobs --content-type application/json --body "$small_body" \
     --connections "$submit_connections" || failures=$(( failures + 1 ))
-  wait_workers S 60 || { echo "  round $round: the workers did not go idle after the submissions"; failures=$(( failures + 1 )); }
+  wait_idle 60 || { echo "  round $round: the workers did not go idle after the submissions"; failures=$(( failures + 1 )); }
   if (( round % 2 == 1 )); then
     load "$round" idle --connections "$connections" || failures=$(( failures + 1 ))
     saturated "$round" || failures=$(( failures + 1 ))
