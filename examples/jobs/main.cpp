@@ -1,17 +1,30 @@
 // jobs: asynchronous request-reply with a CPU-bound job. POST /jobs {"kind": "primes", "limit": N} counts the
 // primes below N on a worker pool; see README.md for the curl session (submit, progress by long poll and SSE,
-// result, cancel, and the synchronous ?wait form).
+// result, cancel, and the synchronous ?wait form). It also answers GET /plaintext and GET /json like examples/hello,
+// for benchmarks/load/jobs.sh, which measures them while the workers are busy.
 #include "common/example_options.hpp"
+#include "hello/routes.hpp"
 #include "jobs/routes.hpp"
 
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/server.hpp>
 
 int main(int argc, char** argv) {
-  const auto opts = examples::parse(argc, argv, 8083, {"--workers"}, " [--workers N]\n  --workers  job worker threads (default: one per hardware thread)");
+  constexpr std::string_view extra_help =
+      " [--workers N] [--queue N] [--retention S]\n"
+      "  --workers    job worker threads (default: one per hardware thread)\n"
+      "  --queue      jobs waiting for a worker at most, past which submissions get 503 (default 64)\n"
+      "  --retention  seconds a finished job stays readable (default 600; 0: forgotten at the next request)";
+  const auto opts = examples::parse(argc, argv, 8083, {"--workers", "--queue", "--retention"}, extra_help);
+  const long workers = opts.get_number("workers", 0), queue = opts.get_number("queue", 64),
+             retention = opts.get_number("retention", 600);
+  if (workers < 0 || queue < 1 || retention < 0) examples::usage(argv[0], extra_help, 8083);
   switchboard::runtime rt({.threads = opts.threads});
   switchboard::http::router routes;
-  examples::jobs::service jobs(rt, routes, static_cast<std::size_t>(opts.get_number("workers", 0)));
+  examples::hello::add_routes(routes);
+  examples::jobs::service jobs(rt, routes, {.workers = static_cast<std::size_t>(workers),
+                                            .max_queued = static_cast<std::size_t>(queue),
+                                            .retention = std::chrono::seconds(retention)});
   switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
   try {
     server.start();

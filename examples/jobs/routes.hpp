@@ -15,6 +15,8 @@
 #include <asio/use_awaitable.hpp>
 
 #include <charconv>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -78,13 +80,23 @@ inline sb::http::response job_events(sb::pubsub::broker& broker, const std::stri
   });
 }
 
+/// How `service` sizes its pool and keeps finished jobs.
+struct service_options {
+  /// Worker threads; 0: one per hardware thread.
+  std::size_t workers = 0;
+  /// Jobs waiting for a worker at most; past it submissions get 503 with `Retry-After`.
+  std::size_t max_queued = 64;
+  /// How long a finished job stays readable (`jobs::endpoint_options::retention`).
+  std::chrono::seconds retention{600};
+};
+
 /// The worker pool, the broker of job topics, the job endpoint and the long-poll endpoint, with their routes.
 class service {
  public:
-  service(sb::runtime& rt, sb::http::router& routes, std::size_t workers = 0)
-      : pool_({.threads = workers, .max_queued = 64}),
+  service(sb::runtime& rt, sb::http::router& routes, service_options options = {})
+      : pool_({.threads = options.workers, .max_queued = options.max_queued}),
         broker_(rt.executor(), {.retention = {.max_messages = 200}}),
-        jobs_(pool_, broker_, make_job),
+        jobs_(pool_, broker_, make_job, {.retention = options.retention}),
         polls_(rt, broker_, {.topic_param = "id", .topic_prefix = "jobs."}) {
     sb::jobs::add_routes(routes, jobs_);
     sb::longpoll::add_route(routes, polls_, "/jobs/{id}/poll");

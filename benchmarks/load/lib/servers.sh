@@ -16,6 +16,9 @@
 # validated with `sse_load --check`, which needs bin/sse_load):
 #   notifications  bin/notifications --threads 1 (examples/notifications)
 #   nchan          nginx with Debian's Nchan module, run from peers/nchan.conf.in with one worker (measured)
+# and the job server of jobs.sh (validated like hello):
+#   jobs           bin/jobs --threads 1 --workers SB_JOBS_WORKERS --queue SB_JOBS_QUEUE --retention 0
+#                  (examples/jobs; finished jobs are forgotten at once, so the store never fills)
 #
 # Every HTTP server listens on 127.0.0.1 and answers GET /plaintext and GET /json. A started server's pid (the
 # one to stop) is SB_PID[name], the pid to measure SB_WORK_PID[name], its port SB_PORT[name].
@@ -25,11 +28,14 @@ SB_LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$SB_LOAD_DIR/lib/proc.sh"
 
 SB_BIND=127.0.0.1
-SB_ALL_SERVERS=(nginx beast beast-notimeout hello hello-ws sb-broadcast beast-ws node-ws notifications nchan)
+SB_ALL_SERVERS=(nginx beast beast-notimeout hello hello-ws sb-broadcast beast-ws node-ws notifications nchan jobs)
 # Debian's libnginx-mod-nchan installs the module here.
 SB_NCHAN_MODULE=${SB_NCHAN_MODULE:-/usr/lib/nginx/modules/ngx_nchan_module.so}
 # Where node finds the `ws` package (a node_modules folder); ws.sh installs it there.
 SB_NODE_MODULES=${SB_NODE_MODULES:-}
+# The pool of the jobs server: worker threads and the most jobs waiting for one.
+SB_JOBS_WORKERS=${SB_JOBS_WORKERS:-2}
+SB_JOBS_QUEUE=${SB_JOBS_QUEUE:-1024}
 declare -A SB_PID=() SB_WORK_PID=() SB_PORT=()
 
 # sb_nginx_binary: the nginx executable, or nothing.
@@ -44,6 +50,7 @@ sb_server_missing() {
     beast|beast-notimeout)
       [[ -x $SB_BIN_DIR/peer_beast_http ]] || echo "not built (needs the Boost headers: libboost-dev)" ;;
     hello) [[ -x $SB_BIN_DIR/hello ]] || echo "not built" ;;
+    jobs) [[ -x $SB_BIN_DIR/jobs ]] || echo "bin/jobs is not built (examples/jobs)" ;;
     hello-ws|sb-broadcast|beast-ws)
       local binary
       case $1 in hello-ws) binary=hello ;; sb-broadcast) binary=peer_ws_broadcast ;; beast-ws) binary=peer_beast_ws ;; esac
@@ -108,6 +115,8 @@ sb_server_command() {
     beast-ws) SB_COMMAND=("$SB_BIN_DIR/peer_beast_ws" --bind "$SB_BIND" --port "$port") ;;
     node-ws) SB_COMMAND=(node "$SB_LOAD_DIR/peers/ws_node.mjs" "$SB_NODE_MODULES" --bind "$SB_BIND" --port "$port") ;;
     notifications) SB_COMMAND=("$SB_BIN_DIR/notifications" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    jobs) SB_COMMAND=("$SB_BIN_DIR/jobs" --bind "$SB_BIND" --port "$port" --threads 1 --workers "$SB_JOBS_WORKERS"
+                      --queue "$SB_JOBS_QUEUE" --retention 0) ;;
   esac
 }
 

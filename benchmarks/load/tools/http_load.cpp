@@ -5,11 +5,15 @@
 // system calls (epoll). It does what the benchmark needs of wrk and no more:
 //
 //   - T threads, each with its own epoll instance and its share of C keep-alive connections;
-//   - closed loop: each connection writes a batch of P copies of `GET PATH` (P = 1: no pipelining; P > 1:
-//     HTTP/1.1 pipelining, RFC 9112 §9.3.2), waits for all P responses, then writes the next batch;
+//   - closed loop: each connection writes a batch of P copies of one request, built once before the run
+//     (http_request.hpp: `GET PATH` by default; --method, --body and --content-type make it, say, a POST
+//     with a JSON body for jobs.sh), waits for all P responses, then writes the next batch (P = 1: no
+//     pipelining; P > 1: HTTP/1.1 pipelining, RFC 9112 §9.3.2);
 //   - every response is framed (response_parser.hpp: Content-Length, chunked or until close) and its status
-//     must be 200; anything else, a connection the server closes or resets, or framing it cannot parse is
-//     an error, and a connection that failed is opened again so the load goes on;
+//     should be 2xx; a response with another status (a 503 from a full queue, say) is counted apart, as
+//     non_2xx, and left out of the requests and the latency; it is an error all the same (err_status), as
+//     are a connection the server closes or resets and framing that cannot be parsed; a connection that
+//     failed is opened again so the load goes on;
 //   - an unmeasured warm-up, then a measured window of fixed length: responses that complete inside the
 //     window are counted, and the latency of each batch (from its write to its last response; with P = 1,
 //     of each request) goes into a histogram (latency_histogram.hpp);
@@ -20,17 +24,20 @@
 // It stops by itself when the window ends, whatever the server does: connecting is bounded by a deadline,
 // the event loops by the window's end. It prints a summary and one machine-readable line:
 //   SB_LOAD requests=N duration_us=N rps=N p50_us=N p90_us=N p99_us=N max_us=N samples=N errors=N
-//           err_connect=N err_io=N err_closed=N err_parse=N err_status=N cpu_us=N server_cpu_us=N
+//           err_connect=N err_io=N err_closed=N err_parse=N err_status=N non_2xx=N cpu_us=N server_cpu_us=N
 //           threads=N connections=N pipeline=N
-// (one line; server_cpu_us is -1 without --measure-pids, or when a measured process ended meanwhile).
+// (one line; requests, rps and the latency count the 2xx responses of the window; non_2xx counts the others
+// in the window, err_status those of the whole run, warm-up included; server_cpu_us is -1 without
+// --measure-pids, or when a measured process ended meanwhile).
 //
 // --check instead makes two requests one after the other on one connection and prints the body of the
-// second response on stdout: it succeeds when both are 200 and the server kept the connection open.
+// second response on stdout: it succeeds when both are 2xx and the server kept the connection open.
 //
 // Usage: http_load --port PORT [options]; --help lists the options (usage_text below).
 // Exit status: 0 when the run completed with at least one response and no error (or the check passed),
 // 1 otherwise (the reason on stderr), 2 for a usage error.
 #include "response_parser.hpp"
+#include "http_request.hpp"
 #include "latency_histogram.hpp"
 #include "process_cpu.hpp"
 
@@ -50,6 +57,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -59,8 +68,10 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+using http_load::is_success;
 using http_load::latency_histogram;
 using http_load::parse_error;
+using http_load::request_spec;
 using http_load::response_parser;
 using load_tools::own_cpu_us;
 using load_tools::processes_cpu_us;
@@ -70,6 +81,10 @@ struct options {
   std::string host = "127.0.0.1";
   unsigned port = 0;                   ///< 0: not given
   std::string path = "/plaintext";
+  std::string method = "GET";
+  std::string content_type;            ///< empty: no Content-Type field
+  std::string body;
+  bool has_body = false;               ///< --body or --body-file was given
   unsigned threads = 1;
   unsigned connections = 64;
   unsigned pipeline = 1;               ///< requests per batch
@@ -86,12 +101,19 @@ constexpr std::size_t read_buffer_bytes = 16 * 1024;
 constexpr auto connect_deadline = std::chrono::seconds(10);
 /// How long one connect() or, in --check, one read or write may block.
 constexpr auto io_timeout = std::chrono::seconds(5);
+/// The largest request body: each connection's batch holds --pipeline copies of it.
+constexpr std::size_t max_body_bytes = 1024 * 1024;
 
 constexpr const char* usage_text =
     "usage: http_load --port PORT [options]\n"
     "  --host ADDRESS        server IPv4 address, numeric (default 127.0.0.1)\n"
     "  --port PORT           server port (required)\n"
     "  --path PATH           request target (default /plaintext)\n"
+    "  --method METHOD       request method (default GET; not HEAD or CONNECT)\n"
+    "  --body STRING         request content, sent with Content-Length (POST, PUT and PATCH send\n"
+    "                        Content-Length: 0 without it)\n"
+    "  --body-file FILE      request content read from FILE (at most 1 MiB)\n"
+    "  --content-type TYPE   the Content-Type field of the request (default: none)\n"
     "  --threads T           load threads (default 1, at most 256)\n"
     "  --connections C       keep-alive connections over all threads (default 64, at least T, at most 10000)\n"
     "  --pipeline P          requests per batch (default 1: no pipelining; at most 256)\n"
@@ -99,8 +121,9 @@ constexpr const char* usage_text =
     "  --warmup S            unmeasured seconds of load before them (default 1, 0 to 600)\n"
     "  --measure-pids LIST   comma-separated pids whose CPU time is read over the measured window\n"
     "  --wait S              retry the first connection for up to S seconds while it is refused (default 0)\n"
-    "  --check               two requests on one connection; print the second body; fail unless both are 200\n"
-    "                        and the connection stays open\n";
+    "  --check               two requests on one connection; print the second body; fail unless both are 2xx\n"
+    "                        and the connection stays open\n"
+    "Responses other than 2xx are counted apart (non_2xx) and make the exit status 1.\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "http_load: %s\n%s", message.c_str(), usage_text);
@@ -137,6 +160,20 @@ options parse_options(int argc, char** argv) {
       o.port = parse_number(value, 1, 65535, flag);
     } else if (flag == "--path") {
       o.path = value;
+    } else if (flag == "--method") {
+      o.method = value;
+    } else if (flag == "--body") {
+      if (o.has_body) usage_error("give one of --body and --body-file, once");
+      o.body = value;
+      o.has_body = true;
+    } else if (flag == "--body-file") {
+      if (o.has_body) usage_error("give one of --body and --body-file, once");
+      std::ifstream file{std::string(value), std::ios::binary};
+      if (!file) usage_error("cannot read --body-file " + std::string(value));
+      o.body.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+      o.has_body = true;
+    } else if (flag == "--content-type") {
+      o.content_type = value;
     } else if (flag == "--threads") {
       o.threads = parse_number(value, 1, 256, flag);
     } else if (flag == "--connections") {
@@ -166,6 +203,11 @@ options parse_options(int argc, char** argv) {
   if (o.path.empty() || o.path.front() != '/' || o.path.find_first_of(" \t\r\n") != std::string::npos) {
     usage_error("--path must start with / and hold no whitespace");
   }
+  if (const std::string problem = http_load::method_problem(o.method); !problem.empty()) {
+    usage_error("--method " + o.method + ": " + problem);
+  }
+  if (!http_load::is_field_value(o.content_type)) usage_error("--content-type must not hold control characters");
+  if (o.body.size() > max_body_bytes) usage_error("the body is larger than 1 MiB");
   return o;
 }
 
@@ -217,7 +259,7 @@ struct error_counts {
   std::uint64_t io = 0;       ///< send() or recv() failed (a reset, for instance)
   std::uint64_t closed = 0;   ///< the server closed a connection (or said it would, Connection: close)
   std::uint64_t parse = 0;    ///< a response could not be framed, or came without a request
-  std::uint64_t status = 0;   ///< a response with a status other than 200
+  std::uint64_t status = 0;   ///< a response with a status other than 2xx
 
   std::uint64_t total() const { return connect + io + closed + parse + status; }
   void add(const error_counts& o) {
@@ -285,6 +327,7 @@ class load_thread {
   }
 
   std::uint64_t responses() const { return responses_; }
+  std::uint64_t non_2xx() const { return non_2xx_; }
   const latency_histogram& latency() const { return latency_; }
   const error_counts& errors() const { return errors_; }
   const std::string& error() const { return error_; }
@@ -425,8 +468,15 @@ class load_thread {
 
   void count_response(connection& c, clock_type::time_point now) {
     --c.outstanding;
-    if (c.parser.status() != 200) ++errors_.status;
+    const bool success = is_success(c.parser.status());
+    if (!success) ++errors_.status;
     if (now < schedule_.measure_start || now >= schedule_.measure_end) return;
+    if (!success) {
+      // A refusal (503 from a full queue, say) is quick to make: counted with the successes it would
+      // inflate the throughput and flatter the latency.
+      ++non_2xx_;
+      return;
+    }
     ++responses_;
     if (c.outstanding == 0) {
       latency_.record(static_cast<std::uint64_t>(
@@ -449,6 +499,7 @@ class load_thread {
   int epoll_ = -1;
   schedule schedule_{};
   std::uint64_t responses_ = 0;
+  std::uint64_t non_2xx_ = 0;
   latency_histogram latency_;
   error_counts errors_;
   std::string error_;
@@ -496,9 +547,9 @@ int run_check(const sockaddr_in& address, const std::string& request) {
       buffered -= step.consumed;
       std::memmove(buffer.data(), buffer.data() + step.consumed, buffered);
     }
-    if (complete && parser.status() != 200) {
+    if (complete && !is_success(parser.status())) {
       std::fprintf(stderr, "http_load: --check: status %d\n", parser.status());
-      problem = "the status is not 200";
+      problem = "the status is not 2xx";
     } else if (problem == nullptr && !parser.keep_alive()) {
       problem = "the server does not keep the connection open";
     }
@@ -573,11 +624,12 @@ int run_load(const options& o, const sockaddr_in& address, const std::string& re
     return 1;
   }
 
-  std::uint64_t responses = 0;
+  std::uint64_t responses = 0, non_2xx = 0;
   latency_histogram latency;
   error_counts errors;
   for (auto& load : loads) {
     responses += load->responses();
+    non_2xx += load->non_2xx();
     latency.merge(load->latency());
     errors.add(load->errors());
   }
@@ -587,16 +639,17 @@ int run_load(const options& o, const sockaddr_in& address, const std::string& re
   const auto rps = static_cast<std::uint64_t>(static_cast<double>(responses) * 1e6 / static_cast<double>(window_us));
   const auto us = [](std::uint64_t ns) { return static_cast<unsigned long long>((ns + 500) / 1000); };
 
-  std::printf("http_load: %s:%u GET %s, %u threads, %u connections, %u per batch, %u s warm-up + %u s\n",
-              o.host.c_str(), o.port, o.path.c_str(), o.threads, o.connections, o.pipeline, o.warmup_s,
-              o.duration_s);
-  std::printf("  %llu responses in %u s: %llu requests/s\n", static_cast<unsigned long long>(responses),
-              o.duration_s, static_cast<unsigned long long>(rps));
+  std::printf("http_load: %s:%u %s %s, %u threads, %u connections, %u per batch, %u s warm-up + %u s\n",
+              o.host.c_str(), o.port, o.method.c_str(), o.path.c_str(), o.threads, o.connections, o.pipeline,
+              o.warmup_s, o.duration_s);
+  std::printf("  %llu 2xx responses in %u s: %llu requests/s; %llu other responses\n",
+              static_cast<unsigned long long>(responses), o.duration_s, static_cast<unsigned long long>(rps),
+              static_cast<unsigned long long>(non_2xx));
   std::printf("  latency %s: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms (%llu samples)\n",
               o.pipeline > 1 ? "per batch" : "per request", static_cast<double>(latency.percentile(0.50)) / 1e6,
               static_cast<double>(latency.percentile(0.90)) / 1e6, static_cast<double>(latency.percentile(0.99)) / 1e6,
               static_cast<double>(latency.max()) / 1e6, static_cast<unsigned long long>(latency.count()));
-  std::printf("  errors: connect %llu, io %llu, closed %llu, parse %llu, status %llu\n",
+  std::printf("  errors: connect %llu, io %llu, closed %llu, parse %llu, status other than 2xx %llu\n",
               static_cast<unsigned long long>(errors.connect), static_cast<unsigned long long>(errors.io),
               static_cast<unsigned long long>(errors.closed), static_cast<unsigned long long>(errors.parse),
               static_cast<unsigned long long>(errors.status));
@@ -607,14 +660,14 @@ int run_load(const options& o, const sockaddr_in& address, const std::string& re
   }
   std::printf("\nSB_LOAD requests=%llu duration_us=%lld rps=%llu p50_us=%llu p90_us=%llu p99_us=%llu max_us=%llu "
               "samples=%llu errors=%llu err_connect=%llu err_io=%llu err_closed=%llu err_parse=%llu "
-              "err_status=%llu cpu_us=%lld server_cpu_us=%lld threads=%u connections=%u pipeline=%u\n",
+              "err_status=%llu non_2xx=%llu cpu_us=%lld server_cpu_us=%lld threads=%u connections=%u pipeline=%u\n",
               static_cast<unsigned long long>(responses), static_cast<long long>(window_us),
               static_cast<unsigned long long>(rps), us(latency.percentile(0.50)), us(latency.percentile(0.90)),
               us(latency.percentile(0.99)), us(latency.max()), static_cast<unsigned long long>(latency.count()),
               static_cast<unsigned long long>(errors.total()), static_cast<unsigned long long>(errors.connect),
               static_cast<unsigned long long>(errors.io), static_cast<unsigned long long>(errors.closed),
               static_cast<unsigned long long>(errors.parse), static_cast<unsigned long long>(errors.status),
-              static_cast<long long>(cpu_us), static_cast<long long>(server_cpu_us), o.threads, o.connections,
+              static_cast<unsigned long long>(non_2xx), static_cast<long long>(cpu_us), static_cast<long long>(server_cpu_us), o.threads, o.connections,
               o.pipeline);
   std::fflush(stdout);
   if (!o.measure_pids.empty() && server_cpu_us < 0) {
@@ -632,7 +685,12 @@ int main(int argc, char** argv) {
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(o.port));
   if (::inet_pton(AF_INET, o.host.c_str(), &address.sin_addr) != 1) usage_error("--host must be a numeric IPv4 address");
-  const std::string request = "GET " + o.path + " HTTP/1.1\r\nHost: " + o.host + ":" + std::to_string(o.port) + "\r\n\r\n";
+  const std::string request = http_load::build_request(request_spec{.method = o.method,
+                                                                      .target = o.path,
+                                                                      .host = o.host + ":" + std::to_string(o.port),
+                                                                      .content_type = o.content_type,
+                                                                      .body = o.body,
+                                                                      .has_body = o.has_body});
 
   if (!wait_for_listener(address, std::chrono::seconds(o.wait_s))) return 1;
   return o.check ? run_check(address, request) : run_load(o, address, request);

@@ -1,6 +1,7 @@
 // Tests of http_load's parts: the response framing (response_parser.hpp), as conformance tables fed whole and
-// split at every byte (every split must give the same responses or the same error), and the latency
-// histogram (latency_histogram.hpp).
+// split at every byte (every split must give the same responses or the same error), the latency histogram
+// (latency_histogram.hpp), and the request it sends (http_request.hpp).
+#include "http_request.hpp"
 #include "latency_histogram.hpp"
 #include "response_parser.hpp"
 
@@ -252,5 +253,64 @@ TEST_CASE("latency histogram", "[load][latency_histogram]") {
     CHECK(h.max() == 1'000'000);
     CHECK(h.percentile(0.6) == 10);
     CHECK(h.percentile(0.8) == 20);
+  }
+}
+
+TEST_CASE("request: the bytes sent", "[load][http_request]") {
+  using http_load::build_request;
+  using http_load::request_spec;
+  SECTION("GET without a body: the request line, Host and nothing else, as before --method existed") {
+    CHECK(build_request({.method = "GET", .target = "/plaintext", .host = "127.0.0.1:8080"}) ==
+          "GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
+  }
+  SECTION("POST with a JSON body: Content-Type and Content-Length, then the body") {
+    const std::string body = R"({"kind":"primes","limit":1000})";
+    CHECK(build_request({.method = "POST", .target = "/jobs?wait=5", .host = "h:1", .content_type = "application/json",
+                         .body = body, .has_body = true}) ==
+          "POST /jobs?wait=5 HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n" +
+              body);
+  }
+  SECTION("POST, PUT and PATCH without a body say Content-Length: 0; other methods say nothing") {
+    for (const char* method : {"POST", "PUT", "PATCH"}) {
+      INFO(method);
+      CHECK(build_request({.method = method, .target = "/x", .host = "h:1"}) ==
+            std::string(method) + " /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\n\r\n");
+    }
+    CHECK(build_request({.method = "DELETE", .target = "/x", .host = "h:1"}) == "DELETE /x HTTP/1.1\r\nHost: h:1\r\n\r\n");
+  }
+  SECTION("an empty body given explicitly is announced") {
+    CHECK(build_request({.method = "GET", .target = "/x", .host = "h:1", .has_body = true}) ==
+          "GET /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\n\r\n");
+  }
+  SECTION("a body with line breaks and NUL bytes goes out as is, counted in bytes") {
+    const std::string body = "a\r\n\0b"s;
+    const std::string request = build_request({.method = "PUT", .target = "/x", .host = "h:1", .body = body, .has_body = true});
+    CHECK(request.ends_with("Content-Length: 5\r\n\r\n" + body));
+  }
+}
+
+TEST_CASE("request: methods and field values http_load refuses", "[load][http_request]") {
+  using http_load::method_problem;
+  for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "X-CUSTOM!"}) {
+    INFO(method);
+    CHECK(method_problem(method).empty());
+  }
+  for (const char* method : {"", "G ET", "GET\r\n", "P(OST)", "HEAD", "CONNECT"}) {
+    INFO(method);
+    CHECK_FALSE(method_problem(method).empty());
+  }
+  CHECK(http_load::is_field_value("application/json; charset=utf-8\tx"));
+  CHECK_FALSE(http_load::is_field_value("text/plain\r\nX-Injected: 1"));
+  CHECK_FALSE(http_load::is_field_value("a\x7f"));
+}
+
+TEST_CASE("request: which statuses count as successes", "[load][http_request]") {
+  for (const int status : {200, 201, 202, 204, 299}) {
+    INFO(status);
+    CHECK(http_load::is_success(status));
+  }
+  for (const int status : {100, 199, 300, 303, 404, 429, 503}) {
+    INFO(status);
+    CHECK_FALSE(http_load::is_success(status));
   }
 }

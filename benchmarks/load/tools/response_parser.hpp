@@ -8,7 +8,8 @@
 // does not use, and it never allocates: the caller keeps the bytes it has not consumed yet (at most a line,
 // max_line_bytes) and presents them again with more data appended.
 //
-// It only parses responses to GET: a response to HEAD would be framed differently (RFC 9112 §6.3 item 1).
+// It parses responses to any method but HEAD and CONNECT, whose responses are framed differently (RFC 9112
+// §6.3 items 1 and 2); http_load refuses those two methods (http_request.hpp).
 //
 // It deliberately does not use switchboard's own http::response_parser: the load generator judges the
 // server, and a framing bug shared by the server's serializer and the client's parser would go unseen.
