@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   switchboard::pubsub::resp_server server(rt, broker,
                                           {.bind = opts.bind,
                                            .port = static_cast<std::uint16_t>(opts.port),
-                                           .requirepass = opts.get("requirepass", "")});
+                                           .requirepass = opts.get("requirepass", ""),
+                                           .max_clients = opts.max_connections});
   try {
     server.start();
   } catch (const std::exception& e) {

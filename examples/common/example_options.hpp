@@ -1,6 +1,8 @@
-// Command-line options shared by the example servers: --bind, --port, --threads (and any extra --name value
-// pairs an example declares). Parsing errors print usage and exit with status 2.
+// Command-line options shared by the example servers: --bind, --port, --threads, --max-connections (and any extra
+// --name value pairs an example declares). Parsing errors print usage and exit with status 2.
 #pragma once
+
+#include <switchboard/http/server_options.hpp>
 
 #include <charconv>
 #include <cstdio>
@@ -16,7 +18,17 @@ struct options {
   std::string bind = "127.0.0.1";
   unsigned port = 8080;
   std::size_t threads = 0;  // 0: one per hardware thread
+  std::size_t max_connections = switchboard::http::server_options{}.max_connections;
   std::map<std::string, std::string> extra;
+
+  /// The HTTP server's options these give (the rest at their defaults).
+  switchboard::http::server_options server() const {
+    switchboard::http::server_options o;
+    o.bind = bind;
+    o.port = static_cast<std::uint16_t>(port);
+    o.max_connections = max_connections;
+    return o;
+  }
 
   std::string get(const std::string& name, std::string fallback) const {
     auto it = extra.find(name);
@@ -31,11 +43,13 @@ struct options {
 
 [[noreturn]] inline void usage(const char* program, std::string_view extra_help, unsigned default_port) {
   std::fprintf(stderr,
-               "usage: %s [--bind ADDRESS] [--port PORT] [--threads N]%.*s\n"
-               "  --bind     address to listen on (default 127.0.0.1)\n"
-               "  --port     TCP port (default %u; 0 picks a free one)\n"
-               "  --threads  event-loop threads (default: one per hardware thread)\n",
-               program, static_cast<int>(extra_help.size()), extra_help.data(), default_port);
+               "usage: %s [--bind ADDRESS] [--port PORT] [--threads N] [--max-connections N]%.*s\n"
+               "  --bind             address to listen on (default 127.0.0.1)\n"
+               "  --port             TCP port (default %u; 0 picks a free one)\n"
+               "  --threads          event-loop threads (default: one per hardware thread)\n"
+               "  --max-connections  connections open at once; past it the server stops accepting (default %zu)\n",
+               program, static_cast<int>(extra_help.size()), extra_help.data(), default_port,
+               switchboard::http::server_options{}.max_connections);
   std::exit(2);
 }
 
@@ -60,6 +74,9 @@ inline options parse(int argc, char** argv, unsigned default_port, std::initiali
       if (o.port > 65535) usage(argv[0], extra_help, default_port);
     } else if (arg == "--threads") {
       number(o.threads);
+    } else if (arg == "--max-connections") {
+      number(o.max_connections);
+      if (o.max_connections == 0) usage(argv[0], extra_help, default_port);
     } else {
       bool known = false;
       for (auto name : extra_names) known = known || name == arg;

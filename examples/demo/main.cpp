@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   });
   switchboard::metrics_registry metrics;
   routes.get("/metrics", switchboard::http::metrics_handler(metrics));
-  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  switchboard::http::server server(rt, routes, opts.server());
   server.export_metrics(metrics, "demo");
   try {
     server.start();

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   switchboard::http::router routes;
   examples::hello::add_routes(routes);
   switchboard::http::server server(rt, routes,
-                                   {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+                                   opts.server());
   try {
     server.start();
   } catch (const std::exception& e) {

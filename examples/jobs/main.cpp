@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   examples::jobs::service jobs(rt, routes, {.workers = static_cast<std::size_t>(workers),
                                             .max_queued = static_cast<std::size_t>(queue),
                                             .retention = std::chrono::seconds(retention)});
-  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  switchboard::http::server server(rt, routes, opts.server());
   try {
     server.start();
   } catch (const std::exception& e) {

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   rt.add(service.polls);
   switchboard::http::router routes;
   examples::notifications::add_routes(routes, service);
-  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  switchboard::http::server server(rt, routes, opts.server());
   try {
     server.start();
   } catch (const std::exception& e) {

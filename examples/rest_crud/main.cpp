@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   switchboard::http::router routes;
   examples::rest_crud::user_store store;
   examples::rest_crud::add_routes(routes, store);
-  switchboard::http::server server(rt, routes, {.bind = opts.bind, .port = static_cast<std::uint16_t>(opts.port)});
+  switchboard::http::server server(rt, routes, opts.server());
   try {
     server.start();
   } catch (const std::exception& e) {

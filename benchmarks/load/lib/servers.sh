@@ -100,23 +100,28 @@ sb_free_port() {
 # files (nginx's configuration and logs) under DIR.
 sb_server_command() {
   local name=$1 port=$2 dir=$3
+  # Room for the most connections a run opens plus an eighth, for nginx's workers and our servers alike.
+  local connections=$(( SB_MAX_CONNECTIONS + SB_MAX_CONNECTIONS / 8 + 64 ))
   case $name in
     nginx|nchan)
       local nofile
       nofile=$(ulimit -n)
       sed -e "s|@PREFIX@|$dir|g" -e "s|@BIND@|$SB_BIND|g" -e "s|@PORT@|$port|g" -e "s|@NOFILE@|$nofile|g" \
-          -e "s|@WORKER_CONNECTIONS@|$(( SB_MAX_CONNECTIONS + SB_MAX_CONNECTIONS / 8 + 64 ))|g" \
+          -e "s|@WORKER_CONNECTIONS@|$connections|g" \
           -e "s|@NCHAN_MODULE@|$SB_NCHAN_MODULE|g" "$SB_LOAD_DIR/peers/$name.conf.in" >"$dir/nginx.conf"
       SB_COMMAND=("$(sb_nginx_binary)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log") ;;
     beast) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port") ;;
     beast-notimeout) SB_COMMAND=("$SB_BIN_DIR/peer_beast_http" --bind "$SB_BIND" --port "$port" --idle-timeout 0) ;;
-    hello|hello-ws) SB_COMMAND=("$SB_BIN_DIR/hello" --bind "$SB_BIND" --port "$port" --threads 1) ;;
-    sb-broadcast) SB_COMMAND=("$SB_BIN_DIR/peer_ws_broadcast" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    hello|hello-ws) SB_COMMAND=("$SB_BIN_DIR/hello" --bind "$SB_BIND" --port "$port" --threads 1
+                                --max-connections "$connections") ;;
+    sb-broadcast) SB_COMMAND=("$SB_BIN_DIR/peer_ws_broadcast" --bind "$SB_BIND" --port "$port" --threads 1
+                              --max-connections "$connections") ;;
     beast-ws) SB_COMMAND=("$SB_BIN_DIR/peer_beast_ws" --bind "$SB_BIND" --port "$port") ;;
     node-ws) SB_COMMAND=(node "$SB_LOAD_DIR/peers/ws_node.mjs" "$SB_NODE_MODULES" --bind "$SB_BIND" --port "$port") ;;
-    notifications) SB_COMMAND=("$SB_BIN_DIR/notifications" --bind "$SB_BIND" --port "$port" --threads 1) ;;
+    notifications) SB_COMMAND=("$SB_BIN_DIR/notifications" --bind "$SB_BIND" --port "$port" --threads 1
+                               --max-connections "$connections") ;;
     jobs) SB_COMMAND=("$SB_BIN_DIR/jobs" --bind "$SB_BIND" --port "$port" --threads 1 --workers "$SB_JOBS_WORKERS"
-                      --queue "$SB_JOBS_QUEUE" --retention 0) ;;
+                      --queue "$SB_JOBS_QUEUE" --retention 0 --max-connections "$connections") ;;
   esac
 }
 
