@@ -24,7 +24,8 @@ namespace examples::jobs {
 
 namespace sb = switchboard;
 
-/// The largest `limit` accepted: about a second of work for one core.
+/// The largest `limit` accepted: about half a minute of work for one core of the 2-core test machine (5,000,000
+/// takes about a second), long enough to watch progress and cancel.
 inline constexpr std::uint64_t max_limit = 50'000'000;
 
 /// Counts the primes below `limit` (trial division by odd numbers: deliberately CPU-bound), reporting progress
