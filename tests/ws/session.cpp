@@ -253,6 +253,32 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   CHECK(report.cut == 0);
 }
 
+// A peer that stops reading: once the socket's buffers are full, a write waits, and the write timeout cuts the
+// session. The timer is armed once and re-armed for the write under way, not around every write.
+TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "[ws][session]") {
+  test_server s;
+  std::promise<ws::close_info> closed;
+  const ws::accept_options options{.session = {.ping_interval = 0ms, .write_timeout = 300ms}};
+  s.routes().get("/flood", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session> session) {
+      session->on_close([&](const ws::close_info& info) { closed.set_value(info); });
+      // 64 MiB in all: far more than loopback buffers hold, and within the send queue's limits (wait policy).
+      for (int i = 0; i < 64; ++i) session->send_binary(std::string(1 << 20, 'f'));
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/flood"));
+  REQUIRE(c.read_response()->status == 101);
+  // Never read again.
+  auto f = closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const ws::close_info info = f.get();
+  CHECK(info.code == ws::close_code::abnormal);
+  CHECK(info.reason == "write timeout");
+  CHECK_FALSE(info.by_peer);
+}
+
 // A second stop while a session is still closing (the runtime's "stop now" after "stop within a minute") must move
 // the deadline and finish the drain, not replace the first caller's completion (which left the runtime's threads
 // waiting for ever).

@@ -97,9 +97,15 @@ class async_queue {
         token, state_);
   }
 
-  /// On the executor only: `bounded_queue::push` semantics, never waiting (a full `wait` queue answers
-  /// `must_wait`). Wakes a waiting consumer.
-  push_outcome try_push(T item) { return state_->offer(item); }
+  /// On the executor only: `bounded_queue::push` semantics, never waiting, for a producer that runs there (it
+  /// saves `async_push`'s completion). Answers `must_wait` when the queue is full under `wait` or when producers
+  /// already wait (a push must not overtake them), and `must_disconnect` when the queue is full under
+  /// `disconnect` or closed; `item` is then left as it was, for `async_push`, which does what those call for.
+  /// Otherwise `item` is taken and a waiting consumer woken.
+  push_outcome try_push(T&& item) {
+    if (!state_->producers.empty()) return push_outcome::must_wait;
+    return state_->offer(item);
+  }
 
   /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes.
   std::optional<T> try_pop() { return state_->take(); }

@@ -28,6 +28,7 @@
 #include <asio/bind_allocator.hpp>
 #include <asio/buffer.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/ssl/stream.hpp>
@@ -128,6 +129,15 @@ class session : public std::enable_shared_from_this<session> {
     send(outgoing{std::move(frame), opcode::binary, true, std::move(conflation_key)});
   }
   void send(outgoing o) {
+    if (on_own_thread()) {
+      // The fast path of a session's own thread (a broadcast to the sessions of one thread): queue now, without
+      // the completion `async_push` would allocate and post. A push that must wait or cut takes the slow path,
+      // which does what the policy says; `o` is still whole then.
+      const push_outcome outcome = queue_.try_push(std::move(o));
+      if (outcome != push_outcome::must_wait && outcome != push_outcome::must_disconnect) {
+        return after_push({}, outcome);
+      }
+    }
     queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome outcome) {
       self->after_push(ec, outcome);
     });
@@ -200,6 +210,13 @@ class session : public std::enable_shared_from_this<session> {
         outcome == push_outcome::replaced) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
     }
+  }
+
+  // True on the thread that runs this session's io_context (one thread per context, as the runtime runs them).
+  // False for any other executor type (a strand): those take the asynchronous path.
+  bool on_own_thread() const noexcept {
+    const auto* context_executor = executor_.target<asio::io_context::executor_type>();
+    return context_executor != nullptr && context_executor->running_in_this_thread();
   }
 
   void report_close(const close_info& info) {
@@ -428,10 +445,10 @@ class session_impl final : public session {
       return;
     }
     writing_ = true;
-    arm_write_timer();
+    write_started_ = std::chrono::steady_clock::now();
+    watch_write();
     asio::async_write(stream_, batch_, [self = self()](std::error_code ec, std::size_t) {
       self->writing_ = false;
-      self->write_timer_.cancel();
       if (ec) return self->finish({close_code::abnormal, ec.message(), false});
       self->batch_text_.clear();
       self->held_.clear();
@@ -479,11 +496,21 @@ class session_impl final : public session {
     });
   }
 
-  void arm_write_timer() {
-    if (options_.write_timeout.count() == 0) return;
-    write_timer_.expires_after(options_.write_timeout);
+  // The write timeout, checked lazily: the timer is armed when a write starts and none is armed; when it fires it
+  // cuts a write that has taken the whole timeout, or waits out the rest of the current write's time. A busy
+  // session arms it about once per timeout instead of arming and cancelling it around every write (two
+  // timer-heap operations and a completion each, per message of a broadcast).
+  void watch_write() {
+    if (options_.write_timeout.count() == 0 || write_timer_armed_) return;
+    write_timer_armed_ = true;
+    write_timer_.expires_at(write_started_ + options_.write_timeout);
     write_timer_.async_wait([self = self()](std::error_code ec) {
-      if (!ec) self->finish({close_code::abnormal, "write timeout", false});
+      self->write_timer_armed_ = false;
+      if (ec || self->state_ == state::closed || !self->writing_) return;
+      if (std::chrono::steady_clock::now() - self->write_started_ >= self->options_.write_timeout) {
+        return self->finish({close_code::abnormal, "write timeout", false});
+      }
+      self->watch_write();  // a later write is under way
     });
   }
 
@@ -563,6 +590,8 @@ class session_impl final : public session {
   asio::steady_timer keepalive_;
   asio::steady_timer close_timer_;
   asio::steady_timer write_timer_;
+  std::chrono::steady_clock::time_point write_started_{};  // of the write under way
+  bool write_timer_armed_ = false;
   std::chrono::steady_clock::time_point last_heard_;
   close_info close_result_;
   std::optional<close_info> peer_info_;
