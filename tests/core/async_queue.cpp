@@ -10,6 +10,8 @@
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -160,4 +162,42 @@ TEST_CASE("async_queue: coroutine producers on other threads lose nothing under 
   for (auto& t : threads) t.join();
   CHECK(in_order);
   CHECK(q.stats().dropped == 0);
+}
+
+TEST_CASE("async_queue: try_push queues at once and refuses without taking the item", "[core][async_queue]") {
+  asio::io_context ctx;
+  async_queue<std::string> q(ctx.get_executor(), queue_limits{.max_messages = 1, .policy = overflow_policy::wait});
+  std::optional<std::string> got;
+  q.async_pop([&](std::error_code ec, std::string v) {
+    REQUIRE_FALSE(ec);
+    got = std::move(v);
+  });
+  switchboard::test::poll(ctx);
+  std::string first = "first";
+  CHECK(q.try_push(std::move(first)) == push_outcome::queued);
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return got.has_value(); }));  // the waiting pop was woken
+  CHECK(*got == "first");
+
+  std::string second = "second";
+  CHECK(q.try_push(std::move(second)) == push_outcome::queued);
+  std::string third = "third";
+  CHECK(q.try_push(std::move(third)) == push_outcome::must_wait);  // full under `wait`
+  CHECK(third == "third");                                          // left whole, for async_push
+  bool third_queued = false;
+  q.async_push(std::move(third), [&](std::error_code ec, push_outcome) { third_queued = !ec; });
+  switchboard::test::poll(ctx);
+  CHECK_FALSE(third_queued);  // waits for room
+  REQUIRE(q.try_pop() == std::optional<std::string>("second"));
+  // Room now, but "third" waits ahead of it: a try_push must not overtake a waiting producer.
+  std::string fourth = "fourth";
+  CHECK(q.try_push(std::move(fourth)) == push_outcome::must_wait);
+  CHECK(fourth == "fourth");
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return third_queued; }));
+  REQUIRE(q.try_pop() == std::optional<std::string>("third"));
+
+  q.close();
+  switchboard::test::poll(ctx);  // close runs on the queue's executor
+  std::string fifth = "fifth";
+  CHECK(q.try_push(std::move(fifth)) == push_outcome::must_disconnect);
+  CHECK(fifth == "fifth");
 }
