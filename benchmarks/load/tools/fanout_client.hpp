@@ -12,6 +12,7 @@
 //     "open N closed M" (a subscriber whose connection ended or failed is closed): memory.sh's figures.
 #pragma once
 
+#include "command_line.hpp"
 #include "fanout.hpp"
 #include "latency_histogram.hpp"
 #include "process_cpu.hpp"
@@ -65,12 +66,12 @@ struct fanout_options {
 };
 
 /// The command line of a tool: the common options, and the tool's own through a callback.
-class fanout_cli {
+class fanout_cli : public command_line {
  public:
   /// `tool`: the program's name for messages; `usage`: its full usage text; `subscribe_path`: the default of
   /// --subscribe-path.
   fanout_cli(const char* tool, std::string usage, std::string subscribe_path)
-      : tool_(tool), usage_(std::move(usage)), subscribe_path_(std::move(subscribe_path)) {}
+      : command_line(tool, std::move(usage)), subscribe_path_(std::move(subscribe_path)) {}
 
   /// The usage lines of the common options, for a tool's usage text.
   static std::string common_usage(std::string_view subscribe_path, std::string_view subscriber) {
@@ -92,23 +93,6 @@ class fanout_cli {
            "  --measure-pids LIST     comma-separated pids whose CPU time is read over the measured window\n";
   }
 
-  /// Exits with status 2 after printing `message` and the usage text.
-  [[noreturn]] void usage_error(const std::string& message) const {
-    std::fprintf(stderr, "%s: %s\n%s", tool_, message.c_str(), usage_.c_str());
-    std::exit(2);
-  }
-
-  /// `text` as a whole number in [low, high], or a usage error naming `flag`.
-  unsigned number(std::string_view text, unsigned low, unsigned high, std::string_view flag) const {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-      usage_error(std::string(flag) + " needs a whole number from " + std::to_string(low) + " to " +
-                  std::to_string(high) + ", got '" + std::string(text) + "'");
-    }
-    return value;
-  }
-
   /// Parses the command line. A flag with a value that is not a common option goes to `own` (flag, value),
   /// which returns false when it does not know it either.
   fanout_options parse(int argc, char** argv,
@@ -121,10 +105,7 @@ class fanout_cli {
         o.run_mode = flag == "--check" ? fanout_mode::check : fanout_mode::hold;
         continue;
       }
-      if (flag == "-h" || flag == "--help") {
-        std::fputs(usage_.c_str(), stdout);
-        std::exit(0);
-      }
+      if (flag == "-h" || flag == "--help") help();
       if (i + 1 >= argc) usage_error("missing value after " + std::string(flag));
       const std::string_view value = argv[++i];
       if (flag == "--host") {
@@ -148,12 +129,7 @@ class fanout_cli {
       } else if (flag == "--publish-timeout") {
         o.publish_timeout_ms = number(value, 1, 600000, flag);
       } else if (flag == "--measure-pids") {
-        std::string_view list = value;
-        while (!list.empty()) {
-          const std::size_t comma = list.find(',');
-          o.measure_pids.push_back(static_cast<int>(number(list.substr(0, comma), 1, 1u << 30, flag)));
-          list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-        }
+        o.measure_pids = pid_list(value, flag);
       } else if (!own || !own(flag, value)) {
         usage_error("unknown option " + std::string(flag));
       }
@@ -168,8 +144,6 @@ class fanout_cli {
   }
 
  private:
-  const char* tool_;
-  std::string usage_;
   std::string subscribe_path_;
 };
 

@@ -36,6 +36,7 @@
 // Usage: http_load --port PORT [options]; --help lists the options (usage_text below).
 // Exit status: 0 when the run completed with at least one response and no error (or the check passed),
 // 1 otherwise (the reason on stderr), 2 for a usage error.
+#include "command_line.hpp"
 #include "response_parser.hpp"
 #include "http_request.hpp"
 #include "latency_histogram.hpp"
@@ -125,20 +126,7 @@ constexpr const char* usage_text =
     "                        and the connection stays open\n"
     "Responses other than 2xx are counted apart (non_2xx) and make the exit status 1.\n";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "http_load: %s\n%s", message.c_str(), usage_text);
-  std::exit(2);
-}
-
-unsigned parse_number(std::string_view text, unsigned low, unsigned high, std::string_view flag) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-    usage_error(std::string(flag) + " needs a whole number from " + std::to_string(low) + " to " +
-                std::to_string(high) + ", got '" + std::string(text) + "'");
-  }
-  return value;
-}
+const load_tools::command_line cli("http_load", usage_text);
 
 options parse_options(int argc, char** argv) {
   options o;
@@ -149,65 +137,59 @@ options parse_options(int argc, char** argv) {
       continue;
     }
     if (flag == "-h" || flag == "--help") {
-      std::fputs(usage_text, stdout);
-      std::exit(0);
+      cli.help();
     }
-    if (i + 1 >= argc) usage_error("missing value after " + std::string(flag));
+    if (i + 1 >= argc) cli.usage_error("missing value after " + std::string(flag));
     const std::string_view value = argv[++i];
     if (flag == "--host") {
       o.host = value;
     } else if (flag == "--port") {
-      o.port = parse_number(value, 1, 65535, flag);
+      o.port = cli.number(value, 1, 65535, flag);
     } else if (flag == "--path") {
       o.path = value;
     } else if (flag == "--method") {
       o.method = value;
     } else if (flag == "--body") {
-      if (o.has_body) usage_error("give one of --body and --body-file, once");
+      if (o.has_body) cli.usage_error("give one of --body and --body-file, once");
       o.body = value;
       o.has_body = true;
     } else if (flag == "--body-file") {
-      if (o.has_body) usage_error("give one of --body and --body-file, once");
+      if (o.has_body) cli.usage_error("give one of --body and --body-file, once");
       std::ifstream file{std::string(value), std::ios::binary};
-      if (!file) usage_error("cannot read --body-file " + std::string(value));
+      if (!file) cli.usage_error("cannot read --body-file " + std::string(value));
       o.body.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
       o.has_body = true;
     } else if (flag == "--content-type") {
       o.content_type = value;
     } else if (flag == "--threads") {
-      o.threads = parse_number(value, 1, 256, flag);
+      o.threads = cli.number(value, 1, 256, flag);
     } else if (flag == "--connections") {
-      o.connections = parse_number(value, 1, 10000, flag);
+      o.connections = cli.number(value, 1, 10000, flag);
     } else if (flag == "--pipeline") {
-      o.pipeline = parse_number(value, 1, 256, flag);
+      o.pipeline = cli.number(value, 1, 256, flag);
     } else if (flag == "--duration") {
-      o.duration_s = parse_number(value, 1, 3600, flag);
+      o.duration_s = cli.number(value, 1, 3600, flag);
     } else if (flag == "--warmup") {
-      o.warmup_s = parse_number(value, 0, 600, flag);
+      o.warmup_s = cli.number(value, 0, 600, flag);
     } else if (flag == "--wait") {
-      o.wait_s = parse_number(value, 0, 600, flag);
+      o.wait_s = cli.number(value, 0, 600, flag);
     } else if (flag == "--measure-pids") {
-      std::string_view list = value;
-      while (!list.empty()) {
-        const std::size_t comma = list.find(',');
-        o.measure_pids.push_back(static_cast<int>(parse_number(list.substr(0, comma), 1, 1u << 30, flag)));
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      }
+      o.measure_pids = cli.pid_list(value, flag);
     } else {
-      usage_error("unknown option " + std::string(flag));
+      cli.usage_error("unknown option " + std::string(flag));
     }
   }
-  if (o.port == 0) usage_error("--port is required");
-  if (o.connections < o.threads) usage_error("--connections must be at least --threads");
+  if (o.port == 0) cli.usage_error("--port is required");
+  if (o.connections < o.threads) cli.usage_error("--connections must be at least --threads");
   // The request target must be one token without spaces or line breaks (RFC 9112 §3.2).
   if (o.path.empty() || o.path.front() != '/' || o.path.find_first_of(" \t\r\n") != std::string::npos) {
-    usage_error("--path must start with / and hold no whitespace");
+    cli.usage_error("--path must start with / and hold no whitespace");
   }
   if (const std::string problem = http_load::method_problem(o.method); !problem.empty()) {
-    usage_error("--method " + o.method + ": " + problem);
+    cli.usage_error("--method " + o.method + ": " + problem);
   }
-  if (!http_load::is_field_value(o.content_type)) usage_error("--content-type must not hold control characters");
-  if (o.body.size() > max_body_bytes) usage_error("the body is larger than 1 MiB");
+  if (!http_load::is_field_value(o.content_type)) cli.usage_error("--content-type must not hold control characters");
+  if (o.body.size() > max_body_bytes) cli.usage_error("the body is larger than 1 MiB");
   return o;
 }
 
@@ -684,7 +666,7 @@ int main(int argc, char** argv) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(o.port));
-  if (::inet_pton(AF_INET, o.host.c_str(), &address.sin_addr) != 1) usage_error("--host must be a numeric IPv4 address");
+  if (::inet_pton(AF_INET, o.host.c_str(), &address.sin_addr) != 1) cli.usage_error("--host must be a numeric IPv4 address");
   const std::string request = http_load::build_request(request_spec{.method = o.method,
                                                                       .target = o.path,
                                                                       .host = o.host + ":" + std::to_string(o.port),

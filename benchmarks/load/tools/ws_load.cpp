@@ -29,6 +29,7 @@
 // Usage: ws_load --port PORT [options]; --help lists them (usage_text below).
 // Exit status: 0 when the run completed with messages and no error (or the check passed), 1 otherwise (the
 // reason on stderr), 2 for a usage error.
+#include "command_line.hpp"
 #include "fanout.hpp"
 #include "latency_histogram.hpp"
 #include "process_cpu.hpp"
@@ -101,20 +102,7 @@ constexpr const char* usage_text =
     "  --publish-timeout MS    broadcast: how long a publish may wait for its deliveries (default 5000)\n"
     "  --measure-pids LIST     comma-separated pids whose CPU time is read over the measured window\n";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "ws_load: %s\n%s", message.c_str(), usage_text);
-  std::exit(2);
-}
-
-unsigned parse_number(std::string_view text, unsigned low, unsigned high, std::string_view flag) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-    usage_error(std::string(flag) + " needs a whole number from " + std::to_string(low) + " to " +
-                std::to_string(high) + ", got '" + std::string(text) + "'");
-  }
-  return value;
-}
+const load_tools::command_line cli("ws_load", usage_text);
 
 options parse_options(int argc, char** argv) {
   options o;
@@ -125,18 +113,17 @@ options parse_options(int argc, char** argv) {
       continue;
     }
     if (flag == "-h" || flag == "--help") {
-      std::fputs(usage_text, stdout);
-      std::exit(0);
+      cli.help();
     }
-    if (i + 1 >= argc) usage_error("missing value after " + std::string(flag));
+    if (i + 1 >= argc) cli.usage_error("missing value after " + std::string(flag));
     const std::string_view value = argv[++i];
     if (flag == "--mode") {
-      if (value != "echo" && value != "broadcast") usage_error("--mode is echo or broadcast");
+      if (value != "echo" && value != "broadcast") cli.usage_error("--mode is echo or broadcast");
       o.run_mode = value == "echo" ? mode::echo : mode::broadcast;
     } else if (flag == "--host") {
       o.host = value;
     } else if (flag == "--port") {
-      o.port = parse_number(value, 1, 65535, flag);
+      o.port = cli.number(value, 1, 65535, flag);
     } else if (flag == "--path") {
       o.path = value;
     } else if (flag == "--subscribe-path") {
@@ -144,34 +131,29 @@ options parse_options(int argc, char** argv) {
     } else if (flag == "--publish-path") {
       o.publish_path = value;
     } else if (flag == "--connections") {
-      o.connections = parse_number(value, 1, 100000, flag);
+      o.connections = cli.number(value, 1, 100000, flag);
     } else if (flag == "--in-flight") {
-      o.in_flight = parse_number(value, 1, 1024, flag);
+      o.in_flight = cli.number(value, 1, 1024, flag);
     } else if (flag == "--size") {
-      o.size = parse_number(value, load_tools::stamp_bytes, 65536, flag);
+      o.size = cli.number(value, load_tools::stamp_bytes, 65536, flag);
     } else if (flag == "--duration") {
-      o.duration_s = parse_number(value, 1, 3600, flag);
+      o.duration_s = cli.number(value, 1, 3600, flag);
     } else if (flag == "--warmup") {
-      o.warmup_s = parse_number(value, 0, 600, flag);
+      o.warmup_s = cli.number(value, 0, 600, flag);
     } else if (flag == "--connect-timeout") {
-      o.connect_timeout_s = parse_number(value, 1, 3600, flag);
+      o.connect_timeout_s = cli.number(value, 1, 3600, flag);
     } else if (flag == "--publish-timeout") {
-      o.publish_timeout_ms = parse_number(value, 1, 600000, flag);
+      o.publish_timeout_ms = cli.number(value, 1, 600000, flag);
     } else if (flag == "--measure-pids") {
-      std::string_view list = value;
-      while (!list.empty()) {
-        const std::size_t comma = list.find(',');
-        o.measure_pids.push_back(static_cast<int>(parse_number(list.substr(0, comma), 1, 1u << 30, flag)));
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      }
+      o.measure_pids = cli.pid_list(value, flag);
     } else {
-      usage_error("unknown option " + std::string(flag));
+      cli.usage_error("unknown option " + std::string(flag));
     }
   }
-  if (o.port == 0) usage_error("--port is required");
+  if (o.port == 0) cli.usage_error("--port is required");
   for (const std::string* p : {&o.path, &o.subscribe_path, &o.publish_path}) {
     if (p->empty() || p->front() != '/' || p->find_first_of(" \t\r\n") != std::string::npos) {
-      usage_error("paths must start with / and hold no whitespace");
+      cli.usage_error("paths must start with / and hold no whitespace");
     }
   }
   return o;
