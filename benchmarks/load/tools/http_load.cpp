@@ -136,9 +136,7 @@ options parse_options(int argc, char** argv) {
       o.check = true;
       continue;
     }
-    if (flag == "-h" || flag == "--help") {
-      cli.help();
-    }
+    if (flag == "-h" || flag == "--help") cli.help();
     if (i + 1 >= argc) cli.usage_error("missing value after " + std::string(flag));
     const std::string_view value = argv[++i];
     if (flag == "--host") {
