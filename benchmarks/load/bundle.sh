@@ -25,6 +25,8 @@
 set -euo pipefail
 
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 build_dir=$root_dir/build/release
 out_dir=$root_dir/build/bundle
@@ -32,8 +34,6 @@ build=1
 # A device run carries at most 64 MiB of extra files; leave room for anything else the lead carries.
 max_bundle_mib=48
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
-usage_error() { echo "bundle.sh: $1 (see --help)" >&2; exit 2; }
 die() { echo "bundle.sh: $1" >&2; exit 1; }
 
 while (( $# > 0 )); do

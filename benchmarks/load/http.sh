@@ -37,6 +37,8 @@ set -euo pipefail
 
 command_line="$0${*:+ $*}"
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 
 rounds=3
@@ -52,9 +54,6 @@ results_dir=$load_dir/results
 memory_connections=10000
 run_memory=1
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
-usage_error() { echo "http.sh: $1 (see --help)" >&2; exit 2; }
-number() { [[ $2 =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, got '$2'"; echo "$2"; }
 
 while (( $# > 0 )); do
   case $1 in

@@ -53,6 +53,8 @@ set -euo pipefail
 
 command_line="$0${*:+ $*}"
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 
 rounds=3
@@ -70,9 +72,6 @@ worker_cpus=
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
-usage_error() { echo "jobs.sh: $1 (see --help)" >&2; exit 2; }
-number() { [[ $2 =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, got '$2'"; echo "$2"; }
 
 while (( $# > 0 )); do
   case $1 in

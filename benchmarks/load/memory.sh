@@ -31,6 +31,8 @@
 set -euo pipefail
 
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 
 connections=10000
@@ -43,9 +45,6 @@ websocket=
 sse=
 longpoll=
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
-usage_error() { echo "memory.sh: $1 (see --help)" >&2; exit 2; }
-number() { [[ $2 =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, got '$2'"; echo "$2"; }
 
 while (( $# > 0 )); do
   case $1 in

@@ -41,6 +41,8 @@ set -euo pipefail
 
 command_line="$0${*:+ $*}"
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 
 PUSH_BENCH=sse
@@ -54,21 +56,20 @@ scenarios=s100,s1000
 families=switchboard,nchan
 memory_connections=1000
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
 while (( $# > 0 )); do
   if push_parse_common "$1" "${2:-}"; then shift "$PUSH_SHIFT"; continue; fi
   case $1 in
     --scenarios) scenarios=${2:-}; shift ;;
     --servers) families=${2:-}; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) push_usage_error "unknown option '$1'" ;;
+    *) usage_error "unknown option '$1'" ;;
   esac
   shift
 done
 IFS=, read -r -a scenario_list <<<"$scenarios"
 IFS=, read -r -a family_list <<<"$families"
 for family in "${family_list[@]}"; do
-  [[ $family =~ ^(switchboard|nchan)$ ]] || push_usage_error "unknown server '$family' (switchboard, nchan)"
+  [[ $family =~ ^(switchboard|nchan)$ ]] || usage_error "unknown server '$family' (switchboard, nchan)"
 done
 
 # push_server_name FAMILY KIND: the lib/servers.sh server of FAMILY.

@@ -42,6 +42,8 @@ set -euo pipefail
 
 command_line="$0${*:+ $*}"
 load_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/cli.sh
+source "$load_dir/lib/cli.sh"
 root_dir=$(cd "$load_dir/../.." && pwd)
 
 PUSH_BENCH=ws
@@ -55,7 +57,6 @@ scenarios=e50,e50-f16,b1000,b10000
 families=switchboard,beast,node
 node_dir=$root_dir/build/release/benchmarks/load/node_peers
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "${BASH_SOURCE[0]}"; }
 while (( $# > 0 )); do
   if push_parse_common "$1" "${2:-}"; then shift "$PUSH_SHIFT"; continue; fi
   case $1 in
@@ -63,14 +64,14 @@ while (( $# > 0 )); do
     --servers) families=${2:-}; shift ;;
     --node-dir) node_dir=${2:-}; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) push_usage_error "unknown option '$1'" ;;
+    *) usage_error "unknown option '$1'" ;;
   esac
   shift
 done
 IFS=, read -r -a scenario_list <<<"$scenarios"
 IFS=, read -r -a family_list <<<"$families"
 for family in "${family_list[@]}"; do
-  [[ $family =~ ^(switchboard|beast|node)$ ]] || push_usage_error "unknown server '$family' (switchboard, beast, node)"
+  [[ $family =~ ^(switchboard|beast|node)$ ]] || usage_error "unknown server '$family' (switchboard, beast, node)"
 done
 
 # push_server_name FAMILY KIND: the lib/servers.sh server of FAMILY for KIND (echo or broadcast).

@@ -42,23 +42,21 @@ memory_connections=10000
 run_memory=1
 PUSH_FAILURES=0
 
-push_usage_error() { echo "$PUSH_BENCH.sh: $1 (see --help)" >&2; exit 2; }
-push_number() { [[ $2 =~ ^[0-9]+$ ]] || push_usage_error "$1 needs a whole number, got '$2'"; echo "$2"; }
 
 # push_parse_common OPTION VALUE: handles one of the options every push benchmark has and sets PUSH_SHIFT to
 # the arguments it took (1 or 2); false when OPTION is not one of them.
 push_parse_common() {
   PUSH_SHIFT=2
   case $1 in
-    --rounds) rounds=$(push_number "$1" "$2") ;;
-    --duration) duration=$(push_number "$1" "$2") ;;
-    --warmup) warmup=$(push_number "$1" "$2") ;;
-    --size) size=$(push_number "$1" "$2") ;;
-    --server-cpu) server_cpu=$(push_number "$1" "$2") ;;
-    --client-cpu) client_cpu=$(push_number "$1" "$2") ;;
+    --rounds) rounds=$(number "$1" "$2") ;;
+    --duration) duration=$(number "$1" "$2") ;;
+    --warmup) warmup=$(number "$1" "$2") ;;
+    --size) size=$(number "$1" "$2") ;;
+    --server-cpu) server_cpu=$(number "$1" "$2") ;;
+    --client-cpu) client_cpu=$(number "$1" "$2") ;;
     --bin-dir) bin_dir=$2 ;;
     --results-dir) results_dir=$2 ;;
-    --memory-connections) memory_connections=$(push_number "$1" "$2") ;;
+    --memory-connections) memory_connections=$(number "$1" "$2") ;;
     --no-memory) run_memory=0; PUSH_SHIFT=1 ;;
     *) return 1 ;;
   esac
@@ -67,12 +65,12 @@ push_parse_common() {
 # push_prepare: checks the options, tools and limits, sets up the server library, picks the CPUs, creates
 # the result files and prints the run's header. Uses scenario_list and family_list (arrays).
 push_prepare() {
-  (( rounds >= 1 && duration >= 1 )) || push_usage_error "--rounds and --duration must be at least 1"
+  (( rounds >= 1 && duration >= 1 )) || usage_error "--rounds and --duration must be at least 1"
   local scenario tool n max=$memory_connections
   for scenario in "${scenario_list[@]}"; do
-    [[ $scenario =~ $PUSH_SCENARIO_RE ]] || push_usage_error "bad scenario '$scenario'"
+    [[ $scenario =~ $PUSH_SCENARIO_RE ]] || usage_error "bad scenario '$scenario'"
     n=${scenario//[^0-9-]/}; n=${n%%-*}
-    (( n <= 100000 )) || push_usage_error "at most 100000 connections per scenario"
+    (( n <= 100000 )) || usage_error "at most 100000 connections per scenario"
     (( n <= max )) || max=$n
   done
   for tool in taskset ss awk; do
