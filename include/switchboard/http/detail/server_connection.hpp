@@ -225,8 +225,9 @@ class server_connection final : public connection_base,
         return;
       }
     }
-    // Keep the buffer for the next request: Asio then reads without an extra system call (its reactor knows the
-    // socket is drained and waits for the next edge), which is the fast path of a busy keep-alive connection.
+    // Keep the buffer for the next request, the fast path of a busy keep-alive connection: Asio tries the read at
+    // once (a recv that finds nothing) and then waits on the descriptor it already registered, with no epoll_ctl
+    // (which a wait for readability costs on every start, see watch_for_disconnect).
     if (!ex_) ex_ = shard_->acquire_exchange();
     auto space = prepare_read();
     if (space.second == 0) return close();  // cannot happen: the limits are checked before the buffer is full
@@ -446,7 +447,9 @@ class server_connection final : public connection_base,
   }
 
   // While a handler runs, a readable socket means either a pipelined request (kept for later) or EOF (the client
-  // went away: cancel the handler).
+  // went away: cancel the handler). A read into the exchange's buffer would serve as well and costs the same one
+  // system call to start (Asio 1.22 tries every read at once: a recv that finds nothing, where this wait costs an
+  // epoll_ctl); the wait leaves a pipelined request in the socket, where it costs nothing.
   void watch_for_disconnect() {
     if (closed_ || reading_) return;
     if constexpr (!traits::tls) {
