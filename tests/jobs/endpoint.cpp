@@ -27,7 +27,11 @@ struct job_server {
     server.start();
   }
   ~job_server() {
-    release = true;
+    {
+      std::lock_guard lock(blocked_mutex);
+      release = true;
+    }
+    blocked_changed.notify_all();
     server.stop();
   }
 
@@ -44,10 +48,12 @@ struct job_server {
             ++blocked;
           }
           blocked_changed.notify_all();
-          while (!release) {  // the job's own work loop, checking for cancellation as real work does
-            ctx.throw_if_cancelled();
-            std::this_thread::sleep_for(1ms);
-          }
+          // Until released (the server's end) or cancelled. Cancellation only sets the job's flag, so a test
+          // that cancels wakes this wait itself (`wake_blocked`).
+          std::unique_lock lock(blocked_mutex);
+          blocked_changed.wait(lock, [&] { return release || ctx.cancelled(); });
+          lock.unlock();
+          ctx.throw_if_cancelled();
           return "released";
         };
       }
@@ -63,6 +69,12 @@ struct job_server {
     auto r = c.read_response();
     REQUIRE(r);
     return *r;
+  }
+
+  // Wakes blocking jobs to look at their cancellation flag (after a DELETE).
+  void wake_blocked() {
+    { const std::lock_guard lock(blocked_mutex); }
+    blocked_changed.notify_all();
   }
 
   // Waits (with a deadline) until the blocking job runs.
@@ -95,8 +107,8 @@ struct job_server {
   }
 
   test::test_server server;
-  std::atomic<bool> release{false};
   std::mutex blocked_mutex;
+  bool release = false;  // under blocked_mutex
   std::condition_variable blocked_changed;
   int blocked = 0;  // blocking jobs started (under blocked_mutex)
   pubsub::broker broker;
@@ -167,6 +179,7 @@ TEST_CASE("DELETE cancels a job cooperatively", "[jobs][endpoint]") {
   CHECK(nlohmann::json::parse(q.body)["status"] == "cancelled");
   const auto r = s.request("DELETE", running);
   CHECK(r.status == 202);
+  s.wake_blocked();
   CHECK(s.await_status(running, "cancelled")["status"] == "cancelled");
   CHECK(s.request("DELETE", running).status == 200);  // already final
 }
