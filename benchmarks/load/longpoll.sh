@@ -61,19 +61,9 @@ families=switchboard,nchan
 
 while (( $# > 0 )); do
   if push_parse_common "$1" "${2:-}"; then shift "$PUSH_SHIFT"; continue; fi
-  case $1 in
-    --scenarios) scenarios=${2:-}; shift ;;
-    --servers) families=${2:-}; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown option '$1'" ;;
-  esac
-  shift
+  usage_error "unknown option '$1'"
 done
-IFS=, read -r -a scenario_list <<<"$scenarios"
-IFS=, read -r -a family_list <<<"$families"
-for family in "${family_list[@]}"; do
-  [[ $family =~ ^(switchboard|nchan)$ ]] || usage_error "unknown server '$family' (switchboard, nchan)"
-done
+push_split_lists switchboard nchan
 
 # push_server_name FAMILY KIND: the lib/servers.sh server of FAMILY.
 push_server_name() { [[ $1 == switchboard ]] && echo notifications || echo "$1"; }

@@ -60,19 +60,11 @@ node_dir=$root_dir/build/release/benchmarks/load/node_peers
 while (( $# > 0 )); do
   if push_parse_common "$1" "${2:-}"; then shift "$PUSH_SHIFT"; continue; fi
   case $1 in
-    --scenarios) scenarios=${2:-}; shift ;;
-    --servers) families=${2:-}; shift ;;
-    --node-dir) node_dir=${2:-}; shift ;;
-    -h|--help) usage; exit 0 ;;
+    --node-dir) node_dir=${2:-}; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
-  shift
 done
-IFS=, read -r -a scenario_list <<<"$scenarios"
-IFS=, read -r -a family_list <<<"$families"
-for family in "${family_list[@]}"; do
-  [[ $family =~ ^(switchboard|beast|node)$ ]] || usage_error "unknown server '$family' (switchboard, beast, node)"
-done
+push_split_lists switchboard beast node
 
 # push_server_name FAMILY KIND: the lib/servers.sh server of FAMILY for KIND (echo or broadcast).
 push_server_name() {

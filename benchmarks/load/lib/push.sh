@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154,SC2034 # load_dir, root_dir, command_line, scenario_list and family_list come from the
+# shellcheck disable=SC2154,SC2034 # load_dir, root_dir, command_line, scenarios and families come from the
 # sourcing script, which reads PUSH_SHIFT and the variables set here
 # The run machinery of the push benchmarks, ws.sh, sse.sh and longpoll.sh: common options, interleaved rounds of a load
 # client against servers pinned to one CPU, per-run CSV rows, medians with ratios, JSON, and the memory
@@ -21,8 +21,8 @@
 #   push_check_server FAMILY NAME        after lib/servers.sh started and validated the server NAME of FAMILY:
 #                                        checks what this benchmark uses of it; false (the reason on stderr)
 #                                        when it does not work, and the server is then not measured
-# The defaults of the common options (rounds ... memory_connections below) may be changed before
-# push_parse_common is used.
+# and set the defaults of `scenarios` and `families` (comma-separated). The defaults of the other common options
+# (rounds ... memory_connections below) may be changed before push_parse_common is used.
 
 # At the top level, so that their global arrays (SB_PID, ...) are not local to a function.
 # shellcheck source-path=SCRIPTDIR source=servers.sh
@@ -58,8 +58,22 @@ push_parse_common() {
     --results-dir) results_dir=$2 ;;
     --memory-connections) memory_connections=$(number "$1" "$2") ;;
     --no-memory) run_memory=0; PUSH_SHIFT=1 ;;
+    --scenarios) scenarios=$2 ;;
+    --servers) families=$2 ;;
+    -h|--help) usage; exit 0 ;;
     *) return 1 ;;
   esac
+}
+
+# push_split_lists FAMILY...: splits `scenarios` and `families` into the arrays scenario_list and family_list;
+# a usage error for a family that is not one of FAMILY.
+push_split_lists() {
+  IFS=, read -r -a scenario_list <<<"$scenarios"
+  IFS=, read -r -a family_list <<<"$families"
+  local family
+  for family in "${family_list[@]}"; do
+    [[ " $* " == *" $family "* ]] || usage_error "unknown server '$family' (one of: $*)"
+  done
 }
 
 # push_prepare: checks the options, tools and limits, sets up the server library, picks the CPUs, creates
