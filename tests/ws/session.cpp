@@ -11,6 +11,7 @@
 #include <switchboard/ws/frame_writer.hpp>
 
 #include <future>
+#include <memory>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -225,23 +226,40 @@ TEST_CASE("ws accept: failed handshakes get an HTTP error", "[ws][session]") {
   CHECK(status_of(upgrade_request("/ws", "Origin: http://localhost\r\n")) == 101);
 }
 
-TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
+namespace {
+
+// A server whose /ws sessions join a group that drains with the runtime, and one session open and in the group,
+// seen from the client side through a raw peer.
+struct grouped_session {
+  grouped_session() {
+    s.routes().get("/ws", [this](http::request& req) {
+      return ws::accept(req, options, [this](std::shared_ptr<ws::session>) { opened.set_value(); });
+    });
+    s.rt().add(*group);
+    s.start();
+    c = std::make_unique<raw_client>(s.port());
+    c->send(upgrade_request("/ws"));
+    REQUIRE(c->read_response()->status == 101);
+    peer = std::make_unique<ws_peer>(*c);
+    peer->take(c->take_buffered());
+    REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
+  }
+
   test_server s;
-  auto group = std::make_shared<ws::session_group>();
+  std::shared_ptr<ws::session_group> group = std::make_shared<ws::session_group>();
   ws::accept_options options{.group = group};
   std::promise<void> opened;
-  s.routes().get("/ws", [&](http::request& req) {
-    return ws::accept(req, options, [&](std::shared_ptr<ws::session>) { opened.set_value(); });
-  });
-  s.rt().add(*group);
-  s.start();
-  raw_client c(s.port());
-  c.send(upgrade_request("/ws"));
-  REQUIRE(c.read_response()->status == 101);
-  ws_peer peer(c);
-  peer.take(c.take_buffered());
+  std::unique_ptr<raw_client> c;
+  std::unique_ptr<ws_peer> peer;
+};
+
+}  // namespace
+
+TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
+  grouped_session g;
+  test_server& s = g.s;
+  ws_peer& peer = *g.peer;
   std::string data;
-  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
   std::thread stopper([&] { s.stop(5s); });
   auto e = peer.next(data);
   CHECK(e.event == ws::parse_event::close);
@@ -283,21 +301,9 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
 // the deadline and finish the drain, not replace the first caller's completion (which left the runtime's threads
 // waiting for ever).
 TEST_CASE("ws session group: a second earlier drain cuts what is left and finishes", "[ws][session]") {
-  test_server s;
-  auto group = std::make_shared<ws::session_group>();
-  ws::accept_options options{.group = group};
-  std::promise<void> opened;
-  s.routes().get("/ws", [&](http::request& req) {
-    return ws::accept(req, options, [&](std::shared_ptr<ws::session>) { opened.set_value(); });
-  });
-  s.rt().add(*group);
-  s.start();
-  raw_client c(s.port());
-  c.send(upgrade_request("/ws"));
-  REQUIRE(c.read_response()->status == 101);
-  ws_peer peer(c);
-  peer.take(c.take_buffered());
-  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);
+  grouped_session g;
+  test_server& s = g.s;
+  ws_peer& peer = *g.peer;
   s.rt().stop(60s);
   std::string data;
   auto e = peer.next(data);  // the 1001 close, which this peer leaves unanswered
@@ -305,7 +311,7 @@ TEST_CASE("ws session group: a second earlier drain cuts what is left and finish
   const drain_report report = s.stop();  // grace 0: cut now, and wait for the runtime's threads
   CHECK(report.drained == 0);
   CHECK(report.cut == 1);
-  CHECK(group->size() == 0);
+  CHECK(g.group->size() == 0);
 }
 
 TEST_CASE("ws client: our client against our server", "[ws][client]") {
