@@ -3,28 +3,39 @@
 // Bytes waiting to be written on a connection: small pieces (heads, small bodies, chunk headers) are copied into
 // one string; large bodies and shared payloads are kept as their own pieces and written with scatter/gather, not
 // copied. One write sends everything queued (the responses to a batch of pipelined requests go out together).
+//
+// The allocator serves the queue's own containers: the HTTP server's exchange gives it an arena in its page unit
+// (core/detail/arena.hpp), so that a connection's output state goes back to the system with the unit.
 #pragma once
 
 #include <switchboard/core/shared_bytes.hpp>
 
 #include <asio/buffer.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace switchboard::http::detail {
 
-class output_queue {
+template <class Allocator = std::allocator<char>>
+class basic_output_queue {
+  template <class T>
+  using rebound = typename std::allocator_traits<Allocator>::template rebind_alloc<T>;
+
  public:
+  using text_type = std::basic_string<char, std::char_traits<char>, Allocator>;
+
   /// Bodies at least this large are not copied into the small-piece string.
   static constexpr std::size_t copy_threshold = 16 * 1024;
 
+  explicit basic_output_queue(const Allocator& allocator = Allocator())
+      : pieces_(rebound<piece>(allocator)), buffers_(rebound<asio::const_buffer>(allocator)) {}
+
   /// The string to append small pieces to.
-  std::string& text() {
-    if (pieces_.empty() || pieces_.back().shared.size() != 0 || pieces_.back().large) {
-      pieces_.emplace_back();
-    }
+  text_type& text() {
+    if (pieces_.empty() || pieces_.back().shared.size() != 0) pieces_.emplace_back(pieces_.get_allocator());
     return pieces_.back().text;
   }
   void append(std::string_view s) { text().append(s); }
@@ -34,10 +45,7 @@ class output_queue {
       text().append(body);
       return;
     }
-    piece p;
-    p.text = std::move(body);
-    p.large = true;
-    pieces_.push_back(std::move(p));
+    pieces_.emplace_back(pieces_.get_allocator()).shared = shared_bytes(std::move(body));
   }
   /// Shared bytes: referenced, not copied.
   void append_shared(shared_bytes bytes) {
@@ -45,9 +53,7 @@ class output_queue {
       text().append(bytes.view());
       return;
     }
-    piece p;
-    p.shared = std::move(bytes);
-    pieces_.push_back(std::move(p));
+    pieces_.emplace_back(pieces_.get_allocator()).shared = std::move(bytes);
   }
 
   bool empty() const noexcept {
@@ -63,7 +69,7 @@ class output_queue {
   }
 
   /// Buffers for the unwritten bytes (valid until the queue changes).
-  const std::vector<asio::const_buffer>& buffers() {
+  const std::vector<asio::const_buffer, rebound<asio::const_buffer>>& buffers() {
     buffers_.clear();
     for (const auto& p : pieces_) {
       const std::string_view v = p.view();
@@ -92,34 +98,38 @@ class output_queue {
 
   /// Empties the queue, keeping the first string's capacity for the next responses.
   void clear() {
-    if (pieces_.size() > 1) pieces_.resize(1);
+    if (pieces_.size() > 1) pieces_.erase(pieces_.begin() + 1, pieces_.end());
     if (!pieces_.empty()) {
       pieces_[0].text.clear();
       pieces_[0].shared = {};
       pieces_[0].offset = 0;
-      pieces_[0].large = false;
     }
   }
   /// Frees all memory (a connection going idle).
   void release() {
-    std::vector<piece>().swap(pieces_);
-    std::vector<asio::const_buffer>().swap(buffers_);
+    pieces_.clear();
+    pieces_.shrink_to_fit();
+    buffers_.clear();
+    buffers_.shrink_to_fit();
   }
 
  private:
+  // Small pieces are copied into `text`; a large or shared piece is referenced by `shared`.
   struct piece {
-    std::string text;
+    explicit piece(const rebound<piece>& allocator) : text(Allocator(allocator)) {}
+    text_type text;
     shared_bytes shared;
     std::size_t offset = 0;
-    bool large = false;
     std::string_view view() const noexcept {
       const std::string_view all = shared.size() != 0 ? shared.view() : std::string_view(text);
       return all.substr(offset);
     }
     std::size_t size() const noexcept { return view().size(); }
   };
-  std::vector<piece> pieces_;
-  std::vector<asio::const_buffer> buffers_;
+  std::vector<piece, rebound<piece>> pieces_;
+  std::vector<asio::const_buffer, rebound<asio::const_buffer>> buffers_;
 };
+
+using output_queue = basic_output_queue<>;
 
 }  // namespace switchboard::http::detail

@@ -32,14 +32,16 @@ struct head_info {
   std::string_view server;      ///< "Server" field value, or empty for none
 };
 
-inline void append_decimal(std::string& out, std::uint64_t v) {
+template <class String>
+void append_decimal(String& out, std::uint64_t v) {
   char digits[20];
   const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
   (void)ec;
   out.append(digits, static_cast<std::size_t>(end - digits));
 }
 
-inline void append_status_line(std::string& out, status s) {
+template <class String>
+void append_status_line(String& out, status s) {
   const unsigned code = to_int(s);
   const std::string_view reason = reason_phrase(s);
   out.append("HTTP/1.1 "sv);
@@ -62,8 +64,9 @@ inline bool is_framing_field(std::string_view name) noexcept {
   }
 }
 
-/// Appends the status line and header section of `r` to `out`.
-inline void append_response_head(std::string& out, const response& r, const head_info& info) {
+/// Appends the status line and header section of `r` to `out` (a std::basic_string of char).
+template <class String>
+void append_response_head(String& out, const response& r, const head_info& info) {
   append_status_line(out, r.status());
   if (!info.date.empty()) out.append("Date: "sv).append(info.date).append("\r\n"sv);
   if (!info.server.empty()) out.append("Server: "sv).append(info.server).append("\r\n"sv);

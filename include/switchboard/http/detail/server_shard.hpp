@@ -5,6 +5,7 @@
 // drain of its connections. Only ever touched from its own executor.
 #pragma once
 
+#include <switchboard/core/detail/arena.hpp>
 #include <switchboard/core/detail/page_pool.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/http/date.hpp>
@@ -91,14 +92,16 @@ class connection_base {
 };
 
 /// Per-request state, pooled: an idle connection returns it, so it costs nothing while the connection waits. It
-/// lives at the start of a unit of whole pages from the shard's page_pool, and its read buffer starts in the rest of
-/// that unit (see server_shard::acquire_exchange).
+/// lives at the start of a unit of whole pages from the shard's page_pool: then comes the arena its output queue
+/// allocates from, then its read buffer (see server_shard::acquire_exchange).
 struct exchange {
-  exchange(const parser_limits& limits, std::span<char> read_storage) : in(read_storage), parser(limits) {}
+  exchange(const parser_limits& limits, std::span<char> arena_region, std::span<char> read_storage)
+      : scratch(arena_region), in(read_storage), parser(limits), out(switchboard::detail::arena_allocator<char>(&scratch)) {}
+  switchboard::detail::arena scratch;  // declared first: the containers below allocate from it
   read_buffer in;
   request_parser parser;
   request req;
-  output_queue out;
+  basic_output_queue<switchboard::detail::arena_allocator<char>> out;
   asio::cancellation_signal cancel;
   const route* current_route = nullptr;
   std::uint64_t body_pieces = 0;
@@ -175,8 +178,10 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     void* unit = exchange_pages_.acquire();
     auto* bytes = static_cast<char*>(unit);
     try {
+      const std::span<char> arena_region(bytes + arena_offset, arena_size);
       const std::span<char> read_storage(bytes + read_storage_offset, exchange_pages_.unit_size() - read_storage_offset);
-      return exchange_ptr(new (unit) exchange(options_.limits, read_storage), exchange_deleter{&exchange_pages_});
+      return exchange_ptr(new (unit) exchange(options_.limits, arena_region, read_storage),
+                          exchange_deleter{&exchange_pages_});
     } catch (...) {
       exchange_pages_.release(unit);
       throw;
@@ -263,10 +268,13 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   // Exchanges kept constructed for reuse (with their strings' capacity); beyond these, an exchange released by a
   // connection going idle is destroyed and its pages go back to the system (page_pool with no hot units).
   static constexpr std::size_t max_free_exchanges = 256;
-  // An exchange's unit: the exchange, then its read buffer (about 7 KiB: a whole browser request header fits, and a
-  // small request touches only the first page).
+  // An exchange's unit: the exchange, its arena (the output queue's pieces, and the text of typical responses:
+  // heads and small bodies), then its read buffer (about 6 KiB: a whole browser request header fits, and a small
+  // request touches only the first page).
   static constexpr std::size_t exchange_unit_size = 8 * 1024;
-  static constexpr std::size_t read_storage_offset = (sizeof(exchange) + 63) / 64 * 64;
+  static constexpr std::size_t arena_offset = (sizeof(exchange) + 63) / 64 * 64;
+  static constexpr std::size_t arena_size = 1024;
+  static constexpr std::size_t read_storage_offset = arena_offset + arena_size;
   static_assert(read_storage_offset + 4096 <= exchange_unit_size);
 
   void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
