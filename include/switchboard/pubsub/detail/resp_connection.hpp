@@ -130,19 +130,34 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     if (in_end_ == 0 && in_.size() > max_idle_buffer) std::vector<char>().swap(in_);
     if (in_.size() - in_end_ < read_chunk / 2) in_.resize(std::max(in_.size() * 2, in_end_ + read_chunk));
     reading_ = true;
-    // No system call when the last read drained the socket: Asio 1.22 then skips its first read attempt and
-    // waits for the next readiness event (epoll_reactor's try_speculative_, cleared by a read that returns less
-    // than its buffer). A client waiting for its reply thus costs a read and a write per command, as in Redis.
-    // (A wait for readability would cost an epoll_ctl each time; a read attempt on a drained socket, a recv that
-    // fails with EAGAIN.)
-    socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-                            [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+    const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
+    if (maybe_more_) {
+      // The last read filled the buffer: more may be waiting, which no readiness event would announce again
+      // (edge-triggered epoll), so read now.
+      socket_.async_read_some(space, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+        self->on_read(ec, n);
+      });
+      return;
+    }
+    // Otherwise wait for readability, then read: async_read_some would first try a read that, for a client
+    // waiting for its reply, fails with EAGAIN: one system call per command more than Redis makes.
+    socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this(), space](std::error_code ec) {
+      if (ec) return self->on_read(ec, 0);
+      std::error_code read_ec;
+      const std::size_t n = self->socket_.read_some(space, read_ec);
+      if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+        self->reading_ = false;
+        return self->read();
+      }
+      self->on_read(read_ec, n);
+    });
   }
 
   void on_read(std::error_code ec, std::size_t n) {
     reading_ = false;
     if (ec || closed_) return close(false);
     if (close_after_write_) return;  // draining or quitting: input is ignored
+    maybe_more_ = n == in_.size() - in_end_;
     in_end_ += n;
     last_active_ = std::chrono::steady_clock::now();
     process();
@@ -646,6 +661,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   resp::protocol version_ = resp::protocol::resp2;
   bool authenticated_;
   bool reading_ = false;
+  bool maybe_more_ = false;  // the last read filled the buffer
   bool writing_ = false;
   bool waiting_ = false;            // a PUBLISH waits for room in a `wait` subscriber
   bool close_after_write_ = false;  // QUIT, a protocol error or a drain: close once the output is sent
