@@ -1,8 +1,8 @@
 // switchboard/core/detail/page_pool.hpp
 //
 // Fixed-size units of whole memory pages, for per-request state that a connection holds only while it is busy
-// (the HTTP server's exchange: parser, request and read buffer). Why not the general allocator: a server that
-// accepts many connections interleaves their long-lived objects (socket state, connection object) with this
+// (the HTTP server's exchange: parser, request, output queue and read buffer). Why not the general allocator: a
+// server that accepts many connections interleaves their long-lived objects (socket state, connection object) with this
 // short-lived state on the heap; when thousands of connections go idle at once and free it, the heap is left
 // full of holes a few KiB wide that the allocator cannot give back to the operating system, so an idle
 // connection keeps costing what a busy one did (measured: 6 KiB per idle keep-alive connection instead of 1).
