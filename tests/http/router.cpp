@@ -36,6 +36,7 @@ std::string pick(const router& r, method m, const std::string& target, route_mat
     std::string* out;
     void deliver(std::uint64_t, response resp) override { *out = resp.body(); }
     void deliver_exception(std::uint64_t, std::exception_ptr) override { *out = "exception"; }
+    void release_request(std::uint64_t) override {}
     asio::any_io_executor sink_executor() const override { return {}; }
   };
   auto s = std::make_shared<sink>();
@@ -192,6 +193,22 @@ TEST_CASE("router: groups and middleware run in order", "[http][router]") {
   auto early = sm.matched->run_before(s.req);
   REQUIRE(early);
   CHECK(early->status() == status::unauthorized);
+}
+
+TEST_CASE("router: has_after sees the route's own, its groups' and the router's after-middleware", "[http][router]") {
+  router r;
+  route& plain = r.get("/plain", [](request&) { return named("plain"); });
+  auto api = r.group("/api");
+  route& in_group = api.get("/x", [](request&) { return named("x"); });
+  route& own = r.get("/own", [](request&) { return named("own"); }).after([](request&, response&) {});
+  CHECK_FALSE(plain.has_after());
+  CHECK_FALSE(in_group.has_after());
+  CHECK(own.has_after());
+  api.after([](request&, response&) {});
+  CHECK(in_group.has_after());
+  CHECK_FALSE(plain.has_after());
+  r.after([](request&, response&) {});
+  CHECK(plain.has_after());
 }
 
 TEST_CASE("router: ten thousand routes", "[http][router]") {

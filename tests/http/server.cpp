@@ -9,7 +9,10 @@
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -319,6 +322,127 @@ TEST_CASE("server: coroutine and deferred handlers", "[http][server]") {
     p.reset();  // close
     CHECK(cancelled.get_future().wait_for(10s) == std::future_status::ready);
     res.send(response::text("nobody listens"));  // dropped, no crash
+  }
+}
+
+namespace {
+
+// Responders handed over by deferred handlers, taken by the test in order.
+class parked_responders {
+ public:
+  void put(responder r) {
+    const std::lock_guard lock(mutex_);
+    parked_.push_back(std::move(r));
+    changed_.notify_all();
+  }
+  responder take() {
+    std::unique_lock lock(mutex_);
+    REQUIRE(changed_.wait_for(lock, 10s, [&] { return !parked_.empty(); }));
+    responder r = std::move(parked_.front());
+    parked_.pop_front();
+    return r;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<responder> parked_;
+};
+
+}  // namespace
+
+// responder::release_request lets a handler that answers later (a parked long poll) give back the request's
+// memory: the response then gets a fresh exchange, framed from what the connection kept of the request.
+TEST_CASE("server: a deferred handler that releases its request", "[http][server]") {
+  test_server s;
+  parked_responders parked;
+  std::promise<void> cancelled;
+  s.routes().get("/release", [&](request& req, responder res) {
+    req.cancellation_slot().assign([&](asio::cancellation_type) { cancelled.set_value(); });
+    res.release_request();
+    parked.put(std::move(res));
+  });
+  s.routes().get("/release-later", [&](request&, responder res) { parked.put(std::move(res)); });
+  s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  auto tagged = s.routes().group("/tagged");
+  tagged.after([](request& req, response& res) { res.set("X-Tag", std::string(req.header("x-tag"))); });
+  tagged.get("/release", [&](request&, responder res) {
+    res.release_request();  // ignored: the after-middleware reads the request when the response comes
+    parked.put(std::move(res));
+  });
+  s.start();
+  raw_client c(s.port());
+
+  SECTION("the response comes later, from another thread, and the connection stays usable") {
+    c.send(get_request("/release"));
+    responder res = parked.take();
+    std::thread([&res] { res.send(response::text("later")); }).join();
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "later");
+    CHECK(r->header("content-length") == "5");
+    c.send(get_request("/plaintext"));
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "Hello, World!");
+  }
+  SECTION("a HEAD request gets the head only") {
+    c.send("HEAD /release HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    parked.take().send(response::text("later"));
+    auto r = c.read_response(true);
+    REQUIRE(r);
+    CHECK(r->header("content-length") == "5");
+    CHECK(r->body.empty());
+    c.send(get_request("/plaintext"));
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "Hello, World!");
+  }
+  SECTION("an HTTP/1.0 request still closes the connection after its response") {
+    c.send("GET /release HTTP/1.0\r\n\r\n");
+    parked.take().send(response::text("later"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "later");
+    CHECK(c.closed_by_peer());
+  }
+  SECTION("a client that goes away is still noticed") {
+    auto gone = std::make_unique<raw_client>(s.port());
+    gone->send(get_request("/release"));
+    responder res = parked.take();
+    gone.reset();
+    CHECK(cancelled.get_future().wait_for(10s) == std::future_status::ready);
+    res.send(response::text("nobody listens"));  // dropped, no crash
+  }
+  SECTION("a release from another thread, after the handler has returned") {
+    c.send(get_request("/release-later"));
+    responder res = parked.take();
+    std::thread([&res] {
+      res.release_request();
+      res.send(response::text("released, then answered"));
+    }).join();
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "released, then answered");
+  }
+  SECTION("after-middleware keeps the request: the release is ignored") {
+    c.send(get_request("/tagged/release", "X-Tag: kept\r\n"));
+    parked.take().send(response::text("tagged"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "tagged");
+    CHECK(r->header("x-tag") == "kept");
+  }
+  SECTION("a request pipelined behind a released one is answered after it") {
+    c.send(get_request("/release") + get_request("/plaintext"));
+    parked.take().send(response::text("first"));
+    auto first = c.read_response();
+    auto second = c.read_response();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->body == "first");
+    CHECK(second->body == "Hello, World!");
   }
 }
 

@@ -36,6 +36,8 @@ class response_sink {
   /// Delivers the response (or the exception that replaced it) for request number `sequence`. Safe from any thread.
   virtual void deliver(std::uint64_t sequence, response r) = 0;
   virtual void deliver_exception(std::uint64_t sequence, std::exception_ptr e) = 0;
+  /// The handler of request number `sequence` will not read its request again (see responder::release_request).
+  virtual void release_request(std::uint64_t sequence) = 0;
   virtual asio::any_io_executor sink_executor() const = 0;
 };
 }  // namespace detail
@@ -65,6 +67,15 @@ class responder {
   /// Answers as if the handler had thrown `e` (500, or the problem of a `problem_error`).
   void fail(std::exception_ptr e) {
     if (auto sink = std::exchange(sink_, nullptr)) sink->deliver_exception(sequence_, std::move(e));
+  }
+  /// Says that the handler will not use its request again (headers, parameters, body, anything it views), so that
+  /// the connection may free the request's memory while the response is pending: a handler that holds many
+  /// requests for long (a parked long poll) then costs little more than its own state. The request's
+  /// cancellation slot, taken before, stays valid. Ignored when the route has `after` middleware (which reads the
+  /// request when the response comes), when the request's body is streamed, when further requests are already
+  /// buffered on the connection, and after `send` or `fail`.
+  void release_request() {
+    if (sink_) sink_->release_request(sequence_);
   }
   /// True until `send` or `fail` has been called.
   bool pending() const noexcept { return sink_ != nullptr; }

@@ -90,6 +90,8 @@ class route {
   std::optional<response> run_before(request& req) const;
   /// Runs the after-middleware chain, innermost first (the route's own, then its groups', then the router's).
   void run_after(request& req, response& res) const;
+  /// True when any after-middleware applies to this route (its own, its groups' or the router's).
+  bool has_after() const noexcept;
 
  private:
   friend class router;
@@ -135,6 +137,14 @@ inline void route::run_after(request& req, response& res) const {
   for (const group_data* g = group_.get(); g != nullptr; g = g->parent.get()) {
     for (const auto& m : g->after) m(req, res);
   }
+}
+
+inline bool route::has_after() const noexcept {
+  if (!after_.empty()) return true;
+  for (const group_data* g = group_.get(); g != nullptr; g = g->parent.get()) {
+    if (!g->after.empty()) return true;
+  }
+  return false;
 }
 
 /// The result of a lookup.

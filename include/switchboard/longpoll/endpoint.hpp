@@ -17,8 +17,9 @@
 //   http::router routes;
 //   switchboard::longpoll::add_route(routes, polls);     // GET /topics/{topic}/poll
 //
-// A parked request holds no thread: it is a waiting `broker::async_read` (with its deadline timer) and a small
-// record here, a few hundred bytes beyond the connection (docs/long-polling.md has the measurement). A client
+// A parked request holds no thread, nor its HTTP request and buffers (given back with `responder::release_request`):
+// it is a waiting `broker::async_read` (with its deadline timer) and a small record here, beyond the connection
+// (docs/long-polling.md has the measurement). A client
 // that disconnects while parked is noticed by the server (the request's cancellation slot) and its request is
 // released at once. Limits: `max_parked_per_client` (429) and `max_parked` (503), both with `Retry-After`. A drain
 // answers every parked request at once (with what it has: nothing new, the same cursor), so that a restart does
@@ -141,6 +142,8 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
                                                                                            pubsub::read_result r) {
                              self->finish(*p, ec, std::move(r));
                            })));
+    // Everything the answer needs is in `p`: the connection may free the request (and its buffers) while it waits.
+    p->res.release_request();
     changed();  // once the read waits, so that an observer sees a parked request that a publish will answer
   }
 

@@ -28,6 +28,7 @@
 #include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/ssl/stream.hpp>
@@ -120,7 +121,7 @@ class server_connection final : public connection_base,
     leaving_ = true;
     if (phase_ == phase::idle && !writing_) close();
     // A streamed response (an event stream, say) has no natural end: stop its producer.
-    if (phase_ == phase::streaming && ex_) ex_->cancel_handler();
+    if (phase_ == phase::streaming) cancel_handler();
   }
 
   void cut() override {
@@ -141,6 +142,16 @@ class server_connection final : public connection_base,
 
   void deliver_exception(std::uint64_t sequence, std::exception_ptr e) override {
     deliver(sequence, response_for_exception(std::move(e)));
+  }
+
+  void release_request(std::uint64_t sequence) override {
+    if (dispatch_thread_.load(std::memory_order_acquire) == std::this_thread::get_id() && sequence == sequence_) {
+      release_wanted_ = true;  // the handler is still being called: dispatch() releases when it returns
+      return;
+    }
+    asio::post(shard_->executor(), [self = this->shared_from_this(), sequence] {
+      if (sequence == self->sequence_ && self->phase_ == phase::handling) self->release_request_state();
+    });
   }
 
   asio::any_io_executor sink_executor() const override { return shard_->executor(); }
@@ -339,7 +350,7 @@ class server_connection final : public connection_base,
 
   void after_processing() {
     if (closed_) return;
-    if (!ex_->out.empty()) return write();
+    if (ex_ && !ex_->out.empty()) return write();  // (no exchange: a handler released its request, and waits)
     if (phase_ == phase::handling || phase_ == phase::streaming) return;
     if (close_after_write_) return shutdown_and_close();
     read_more();
@@ -359,7 +370,7 @@ class server_connection final : public connection_base,
     exchange& x = *ex_;
     const request_parser& p = x.parser;
     x.req.reset(request::fill{p.method(), p.method_string(), p.target(), p.version_minor(), &p.fields(), p.keep_alive()},
-                this, &x.cancel);
+                this, &cancel_);
     x.req.set_remote_endpoint(remote_, traits::tls);
     route_match match = shard_->routes().match(x.req);
     if (match.result != route_match::kind::found) return answer_without_route(match);
@@ -412,6 +423,7 @@ class server_connection final : public connection_base,
     phase_ = phase::handling;
     deadline_ = clock::time_point::max();  // a handler may take its time (a parked long poll); no read is pending
     const std::uint64_t sequence = ++sequence_;
+    release_wanted_ = false;
     exchange& x = *ex_;
     dispatch_thread_.store(std::this_thread::get_id(), std::memory_order_release);
     try {
@@ -428,17 +440,36 @@ class server_connection final : public connection_base,
       finish(std::move(*x.sync_response));  // finish() resets sync_response with the rest of the request state
       return;
     }
-    // The handler answers later: free the read buffer if we can, and watch for the client going away.
+    // The handler answers later: free the request if it said it is done with it, else the read buffer if we can;
+    // and watch for the client going away.
     if (!x.current_route->streams_body()) {
-      x.req.make_self_contained(x.in.storage(), x.in.capacity());
-      x.views_in_buffer = false;
-      x.in.release_if_empty();
+      if (!release_wanted_ || !release_request_state()) {
+        x.req.make_self_contained(x.in.storage(), x.in.capacity());
+        x.views_in_buffer = false;
+        x.in.release_if_empty();
+      }
       watch_for_disconnect();
     }
   }
 
+  // The handler will not read its request again (responder::release_request): give the exchange back to the
+  // shard, keeping only what framing the response needs. Not when after-middleware will read the request, nor when
+  // the body is streamed or more requests are buffered. The response gets a fresh exchange (finish).
+  bool release_request_state() {
+    if (closed_ || !ex_ || request_released_) return false;
+    const exchange& x = *ex_;
+    if (x.current_route == nullptr || x.current_route->has_after() || x.current_route->streams_body()) return false;
+    // Nothing else in the exchange: no buffered request, no earlier response still queued or being written. (A
+    // read pending while a handler runs is the disconnect watch, which uses no buffer.)
+    if (!x.in.empty() || !x.out.empty() || writing_ || !x.parser.done() || x.parser.upgrade()) return false;
+    released_framing_ = framing_of(x);
+    request_released_ = true;
+    shard_->release_exchange(std::move(ex_));
+    return true;
+  }
+
   void on_async_response(std::uint64_t sequence, response r) {
-    if (closed_ || !ex_ || sequence != sequence_ || phase_ != phase::handling) {
+    if (closed_ || (!ex_ && !request_released_) || sequence != sequence_ || phase_ != phase::handling) {
       if (closed_ && ex_ && !reading_ && !writing_) shard_->release_exchange(std::move(ex_));
       return;
     }
@@ -477,7 +508,21 @@ class server_connection final : public connection_base,
 
   void peer_went_away() {
     peer_gone_ = true;
-    if (ex_) ex_->cancel_handler();
+    cancel_handler();
+  }
+
+  // Tells the running handler (once per request) that its client has gone or its connection is being closed.
+  void cancel_handler() {
+    if (handler_cancelled_) return;
+    handler_cancelled_ = true;
+    cancel_.emit(asio::cancellation_type::terminal);
+  }
+
+  // A finished handler's (or body producer's) cancellation handler must not outlive it; the next request's handler
+  // may be cancelled in its turn.
+  void end_cancellation() {
+    cancel_.slot().clear();
+    handler_cancelled_ = false;
   }
 
   static response response_for_exception(std::exception_ptr e) {
@@ -493,49 +538,72 @@ class server_connection final : public connection_base,
 
   // ---------------------------------------------------------------- answering
 
+  // What framing a response needs to know of its request.
+  struct request_framing {
+    bool head = false;        // HEAD: the head only
+    bool upgrade = false;     // the request asked to switch protocols
+    bool body_left = false;   // its body was not read completely
+    bool keep_alive = false;  // the request allows the connection to stay open
+    bool routed = false;      // a handler answers (not a parse error or a missing route)
+    int version_minor = 1;
+  };
+
+  static request_framing framing_of(const exchange& x) noexcept {
+    const request_parser& p = x.parser;
+    request_framing f;
+    f.head = x.req.method() == method::head;
+    f.upgrade = p.upgrade();
+    // A body that was not read completely (streamed routes whose handler stopped reading) leaves the connection
+    // out of step: close it after the response.
+    f.body_left = !p.done() && p.framing() != body_framing::none;
+    f.keep_alive = p.keep_alive();
+    f.routed = x.current_route != nullptr;
+    f.version_minor = p.version_minor();
+    return f;
+  }
+
   // Queues the response to the current request and gets ready for the next one.
   void finish(response&& r) {
+    const bool released = std::exchange(request_released_, false);
+    if (!ex_) ex_ = shard_->acquire_exchange();  // the request was released: the response needs only an output queue
     exchange& x = *ex_;
-    if (x.current_route != nullptr) {
+    if (x.current_route != nullptr) {  // (a released request's route has no after-middleware)
       try {
         x.current_route->run_after(x.req, r);
       } catch (...) {
         r = response_for_exception(std::current_exception());
       }
     }
-    if (r.status() == status::internal_server_error && x.current_route != nullptr) {
+    const request_framing f = released ? released_framing_ : framing_of(x);
+    if (r.status() == status::internal_server_error && f.routed) {
       shard_->shared().handler_errors.fetch_add(1, std::memory_order_relaxed);
     }
     count_status(r.status());
-    const request_parser& p = x.parser;
-    const bool head = x.req.method() == method::head;
     const bool no_content = has_no_content(r.status());
-    const bool streamed = r.is_streamed() && !head && !no_content;
+    const bool streamed = r.is_streamed() && !f.head && !no_content;
     // A 101 hands the connection to another protocol; only a request that asked to upgrade may get one.
-    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && p.upgrade() && !leaving_;
+    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && f.upgrade && !leaving_;
     if (r.is_upgrade() && !upgrading) {
       r = response::problem(status::internal_server_error, "The server could not switch protocols.");
     }
-    // A body that was not read completely (streamed routes whose handler stopped reading) leaves the connection
-    // out of step: close it after the response.
-    const bool body_left = !p.done() && p.framing() != body_framing::none;
-    bool keep_alive = p.keep_alive() && !r.closes_connection() && !leaving_ && !body_left && !shard_->draining();
-    if (streamed && p.version_minor() == 0) keep_alive = false;  // no chunked coding: the body ends with the connection
+    bool keep_alive = f.keep_alive && !r.closes_connection() && !leaving_ && !f.body_left && !shard_->draining();
+    if (streamed && f.version_minor == 0) keep_alive = false;  // no chunked coding: the body ends with the connection
     head_info info;
-    info.version_minor = p.version_minor();
+    info.version_minor = f.version_minor;
     info.keep_alive = keep_alive;
     info.upgrade = upgrading;
-    info.chunked = streamed && p.version_minor() == 1;
+    info.chunked = streamed && f.version_minor == 1;
     info.send_length = !streamed && !no_content;
     info.content_length = r.body().size();
     info.date = shard_->date();
     info.server = options().server_header;
     append_response_head(x.out.text(), r, info);
-    if (!head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
+    if (!f.head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
     if (!keep_alive) close_after_write_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
     if (upgrading) upgrade_ = std::make_unique<upgrade_handler>(std::move(r.upgrade_target()));
     x.reset_request();  // may destroy `r` (when it is the exchange's sync_response)
+    end_cancellation();
     if (upgrading) {
       phase_ = phase::upgrading;  // no more requests: the next bytes belong to the new protocol
     } else if (streamed) {
@@ -631,7 +699,7 @@ class server_connection final : public connection_base,
     // alive until its coroutine has finished.
     producer_ = std::make_unique<body_producer>(std::move(producer));
     asio::co_spawn(shard_->executor(), (*producer_)(*this),
-                   asio::bind_cancellation_slot(ex_->cancel.slot(), [self, chunked](std::exception_ptr e) {
+                   asio::bind_cancellation_slot(cancel_.slot(), [self, chunked](std::exception_ptr e) {
                      self->end_streaming(e, chunked);
                    }));
     watch_for_disconnect();
@@ -639,6 +707,7 @@ class server_connection final : public connection_base,
 
   void end_streaming(std::exception_ptr e, bool chunked) {
     producer_.reset();
+    end_cancellation();
     if (closed_) return;
     if (e && !peer_gone_) log_handler_exception("http body producer", e);
     if (e) return close();  // the head is out: the only way to signal a failed body is to cut the connection
@@ -744,8 +813,8 @@ class server_connection final : public connection_base,
     std::error_code ignored;
     traits::socket(stream_).close(ignored);
     shard_->remove(this, cut_);
+    cancel_handler();
     if (ex_) {
-      ex_->cancel_handler();
       if (auto h = std::move(pending_body_read_)) h.complete(asio::error::operation_aborted, {});
       if (auto done = std::move(pending_stream_write_)) done.complete(asio::error::operation_aborted);
       // A handler still running may use its request: keep the exchange until it answers.
@@ -759,6 +828,8 @@ class server_connection final : public connection_base,
   Stream stream_;
   asio::ip::tcp::endpoint remote_;
   exchange_ptr ex_;
+  // Here rather than in the exchange: it outlives an exchange released while the handler waits (release_request).
+  asio::cancellation_signal cancel_;
   clock::time_point deadline_ = clock::time_point::max();
   clock::time_point idle_since_{};
   std::uint64_t sequence_ = 0;
@@ -780,6 +851,10 @@ class server_connection final : public connection_base,
   bool peer_gone_ = false;
   bool parking_ = false;
   bool chunked_stream_ = false;
+  bool handler_cancelled_ = false;  // cancel_ was emitted for the current request
+  bool release_wanted_ = false;     // the handler called release_request while it was being called
+  bool request_released_ = false;   // the exchange went back to the shard while the handler waits
+  request_framing released_framing_;
 };
 
 }  // namespace switchboard::http::detail

@@ -18,7 +18,6 @@
 #include <switchboard/net/listener.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/cancellation_signal.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -102,25 +101,14 @@ struct exchange {
   request_parser parser;
   request req;
   basic_output_queue<switchboard::detail::arena_allocator<char>> out;
-  asio::cancellation_signal cancel;
   const route* current_route = nullptr;
   std::uint64_t body_pieces = 0;
   bool views_in_buffer = false;  // req's views point into `in` (see request::make_self_contained)
   bool continue_sent = false;    // "100 Continue" already queued for this request
-  bool cancelled = false;        // `cancel` was emitted for this request
   std::optional<response> sync_response;  // a response delivered while the handler was still being called
-
-  /// Tells the handler (once) that its client has gone or its connection is being closed.
-  void cancel_handler() {
-    if (cancelled) return;
-    cancelled = true;
-    cancel.emit(asio::cancellation_type::terminal);
-  }
 
   void reset_request() {
     parser.reset();
-    cancel.slot().clear();  // a finished handler's cancellation handler must not outlive it
-    cancelled = false;
     current_route = nullptr;
     body_pieces = 0;
     views_in_buffer = false;
