@@ -21,8 +21,10 @@
 #   --sse PATH           hold Server-Sent Events streams of PATH (e.g. /topics/bench/events) instead
 #   --longpoll PATH      hold parked long polls of PATH (e.g. /topics/bench/poll; notifications, nchan) instead
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
-#   --settle S           seconds the connections stay idle before the memory is read (default 2): a server
-#                        may keep a just-used connection's buffers for a moment (switchboard: 0.5 s)
+#   --settle S           seconds the connections stay idle before the memory is read (default 4): a server
+#                        may keep a just-used connection's memory for a moment (switchboard parks a connection
+#                        idle for 0.5 s at the next tick of its 1 s clock, and hands the pages back at the tick
+#                        after a whole tick unused: up to 3.5 s)
 #   --bin-dir DIR        where idle_connections, peer_beast_http and hello are (default build/release/bin)
 #   --results-dir DIR    where the CSV and JSON go (default benchmarks/load/results)
 #   -h, --help           this help
@@ -38,7 +40,7 @@ root_dir=$(cd "$load_dir/../.." && pwd)
 connections=10000
 servers=nginx,beast,hello
 server_cpu=
-settle=2
+settle=4
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 websocket=

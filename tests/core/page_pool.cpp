@@ -1,4 +1,4 @@
-// page_pool: units of whole pages, reused, and handed back to the system beyond the hot ones.
+// page_pool: units of whole pages, reused, and handed back to the system once unused for a whole interval.
 #include <switchboard/core/detail/page_pool.hpp>
 
 #include "support/catch.hpp"
@@ -11,7 +11,7 @@
 using switchboard::detail::page_pool;
 
 TEST_CASE("page_pool: units are page-aligned, whole pages, distinct and writable", "[core][page_pool]") {
-  page_pool pool(5000, 4);
+  page_pool pool(5000);
   CHECK(pool.unit_size() % 4096 == 0);
   CHECK(pool.unit_size() >= 5000);
   std::vector<void*> units;
@@ -27,26 +27,36 @@ TEST_CASE("page_pool: units are page-aligned, whole pages, distinct and writable
   for (void* u : units) pool.release(u);
 }
 
-TEST_CASE("page_pool: hot units keep their content, cold ones come back zero-filled", "[core][page_pool]") {
-  page_pool pool(4096, 1);
+TEST_CASE("page_pool: released units keep their pages until a trim finds them unused", "[core][page_pool]") {
+  page_pool pool(4096);
   void* a = pool.acquire();
   void* b = pool.acquire();
   std::memset(a, 'a', 4096);
   std::memset(b, 'b', 4096);
-  pool.release(a);  // hot: kept as it is
-  pool.release(b);  // beyond max_hot: its page goes back to the system
-  void* first = pool.acquire();
-  CHECK(first == a);
-  CHECK(static_cast<char*>(first)[100] == 'a');
-  void* second = pool.acquire();
-  CHECK(second == b);
+  pool.release(a);
+  pool.release(b);
+  pool.trim();  // both were released during this interval: kept
+  CHECK(pool.hot() == 2);
+
+  void* reused = pool.acquire();  // the most recent first
+  CHECK(reused == b);
+  CHECK(static_cast<char*>(reused)[100] == 'b');
+  pool.trim();  // `a` stayed released for a whole interval; `b` was in use
+  CHECK(pool.hot() == 0);
+
+  void* cold = pool.acquire();
+  CHECK(cold == a);
 #if SWITCHBOARD_HAS_MMAP
-  CHECK(static_cast<char*>(second)[100] == 0);  // MADV_DONTNEED: a fresh zero page on next touch
+  CHECK(static_cast<char*>(cold)[100] == 0);  // MADV_DONTNEED: a fresh zero page on next touch
 #endif
-  pool.release(first);
-  pool.release(second);
+  pool.release(reused);
+  pool.release(cold);
+  pool.trim();
+  CHECK(pool.hot() == 2);
+  pool.trim();
+  CHECK(pool.hot() == 0);
 }
 
 TEST_CASE("page_pool: a unit size of zero is a configuration error", "[core][page_pool]") {
-  CHECK_THROWS_AS(page_pool(0, 1), std::invalid_argument);
+  CHECK_THROWS_AS(page_pool(0), std::invalid_argument);
 }

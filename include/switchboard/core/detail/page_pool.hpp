@@ -7,12 +7,14 @@
 // full of holes a few KiB wide that the allocator cannot give back to the operating system, so an idle
 // connection keeps costing what a busy one did (measured: 6 KiB per idle keep-alive connection instead of 1).
 //
-// Units here come from their own mappings (slabs of several units) and a released unit beyond the `max_hot`
-// kept for reuse has its pages handed back with madvise(MADV_DONTNEED): resident memory follows the number of
-// busy connections, whatever the order of allocation. A cold unit is reused before a new slab is mapped (its
-// pages come back zero-filled on first touch). Slabs are unmapped when the pool is destroyed: every unit must be
-// released by then. Where mmap is not available, units are plain aligned allocations and released ones beyond
-// `max_hot` are freed.
+// Units here come from their own mappings (slabs of several units). A released unit stays "hot" (its pages kept)
+// until `trim`, which its owner calls periodically (the HTTP server: every tick of its clock): a unit that stayed
+// released for a whole interval between two calls has its pages handed back with madvise(MADV_DONTNEED). So a
+// unit released and taken again soon (a long poll answered, then parked again) costs no page fault and no system
+// call, and resident memory still follows the number of busy connections once the load has passed, whatever the
+// order of allocation. A cold unit is reused after the hot ones and before a new slab is mapped (its pages come
+// back zero-filled on first touch). Slabs are unmapped when the pool is destroyed: every unit must be released by
+// then. Where mmap is not available, units are plain aligned allocations and `trim` frees them.
 //
 // One thread: no locking (each server shard has its own pool).
 #pragma once
@@ -35,11 +37,8 @@ namespace switchboard::detail {
 
 class page_pool {
  public:
-  /// Units of at least `unit_size` bytes (rounded up to whole pages); at most `max_hot` released units keep their
-  /// pages for quick reuse.
-  page_pool(std::size_t unit_size, std::size_t max_hot) : unit_size_(round_to_pages(unit_size)), max_hot_(max_hot) {
-    hot_.reserve(max_hot_);  // so that release() never allocates (it runs in noexcept paths)
-  }
+  /// Units of at least `unit_size` bytes (rounded up to whole pages).
+  explicit page_pool(std::size_t unit_size) : unit_size_(round_to_pages(unit_size)) {}
   page_pool(const page_pool&) = delete;
   page_pool& operator=(const page_pool&) = delete;
   ~page_pool() {
@@ -53,30 +52,46 @@ class page_pool {
   /// The size of every unit, a multiple of the page size.
   std::size_t unit_size() const noexcept { return unit_size_; }
 
-  /// A unit, aligned to a page. Throws std::bad_alloc when no memory is left.
+  /// A unit, aligned to a page: the most recently released one first. Throws std::bad_alloc when no memory is left.
   void* acquire() {
-    if (!hot_.empty()) return pop(hot_);
+    if (!hot_.empty()) {
+      void* unit = pop(hot_);
+      low_water_ = std::min(low_water_, hot_.size());
+      return unit;
+    }
 #if SWITCHBOARD_HAS_MMAP
     if (cold_.empty()) map_slab();
     return pop(cold_);
 #else
+    reserve_room(hot_, ++allocated_);  // so that release() never allocates (it runs in noexcept paths)
     return ::operator new(unit_size_, std::align_val_t{alignment});
 #endif
   }
 
-  /// Gives a unit back. Its content is lost.
+  /// Gives a unit back. Its content is lost (it keeps its pages until a `trim` finds it unused).
   void release(void* unit) noexcept {
-    if (hot_.size() < max_hot_) {
-      hot_.push_back(unit);  // within the capacity reserved by the constructor
-      return;
-    }
-#if SWITCHBOARD_HAS_MMAP
-    ::madvise(unit, unit_size_, MADV_DONTNEED);  // the pages go back to the system; the range stays mapped
-    cold_.push_back(unit);
-#else
-    ::operator delete(unit, std::align_val_t{alignment});
-#endif
+    hot_.push_back(unit);  // within the capacity reserved when the unit was made
   }
+
+  /// Hands back the pages of the units that stayed released since the previous call: the oldest of the hot units,
+  /// as many as the fewest there were since then.
+  void trim() noexcept {
+    const std::size_t unused = std::min(low_water_, hot_.size());
+    for (std::size_t i = 0; i < unused; ++i) {
+#if SWITCHBOARD_HAS_MMAP
+      ::madvise(hot_[i], unit_size_, MADV_DONTNEED);  // the pages go back to the system; the range stays mapped
+      cold_.push_back(hot_[i]);                        // within the capacity reserved by map_slab
+#else
+      ::operator delete(hot_[i], std::align_val_t{alignment});
+      --allocated_;
+#endif
+    }
+    hot_.erase(hot_.begin(), hot_.begin() + static_cast<std::ptrdiff_t>(unused));
+    low_water_ = hot_.size();
+  }
+
+  /// Released units that still hold their pages (for tests).
+  std::size_t hot() const noexcept { return hot_.size(); }
 
  private:
   static constexpr std::size_t alignment = 4096;
@@ -98,6 +113,11 @@ class page_pool {
   std::size_t units_per_slab() const noexcept { return std::max<std::size_t>(1, min_slab_bytes / unit_size_); }
   std::size_t slab_bytes() const noexcept { return units_per_slab() * unit_size_; }
 
+  // Grows geometrically: a list grown one slab at a time would leave a trail of freed buffers in the heap.
+  static void reserve_room(std::vector<void*>& list, std::size_t wanted) {
+    if (wanted > list.capacity()) list.reserve(std::max(wanted, 2 * list.capacity()));
+  }
+
   static void* pop(std::vector<void*>& list) noexcept {
     void* unit = list.back();
     list.pop_back();
@@ -106,9 +126,11 @@ class page_pool {
 
 #if SWITCHBOARD_HAS_MMAP
   void map_slab() {
-    // Room in the lists first, so that release() never allocates (it runs in noexcept paths).
-    slabs_.reserve(slabs_.size() + 1);
-    cold_.reserve((slabs_.size() + 1) * units_per_slab());
+    // Room in the lists first, so that release() and trim() never allocate (they run in noexcept paths).
+    const std::size_t units = (slabs_.size() + 1) * units_per_slab();
+    reserve_room(slabs_, slabs_.size() + 1);
+    reserve_room(cold_, units);
+    reserve_room(hot_, units);
     void* slab = ::mmap(nullptr, slab_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (slab == MAP_FAILED) throw std::bad_alloc();
     slabs_.push_back(slab);
@@ -119,9 +141,12 @@ class page_pool {
   std::vector<void*> slabs_;
   std::vector<void*> cold_;  // released units whose pages went back to the system
 #endif
+#if !SWITCHBOARD_HAS_MMAP
+  std::size_t allocated_ = 0;  // units made and not freed
+#endif
   std::size_t unit_size_;
-  std::size_t max_hot_;
-  std::vector<void*> hot_;  // released units that kept their pages
+  std::vector<void*> hot_;     // released units that kept their pages, oldest first
+  std::size_t low_water_ = 0;  // the fewest hot units since the last trim
 };
 
 }  // namespace switchboard::detail

@@ -545,7 +545,7 @@ class server_connection final : public connection_base,
     bool body_left = false;   // its body was not read completely
     bool keep_alive = false;  // the request allows the connection to stay open
     bool routed = false;      // a handler answers (not a parse error or a missing route)
-    int version_minor = 1;
+    std::uint8_t version_minor = 1;
   };
 
   static request_framing framing_of(const exchange& x) noexcept {
@@ -558,7 +558,7 @@ class server_connection final : public connection_base,
     f.body_left = !p.done() && p.framing() != body_framing::none;
     f.keep_alive = p.keep_alive();
     f.routed = x.current_route != nullptr;
-    f.version_minor = p.version_minor();
+    f.version_minor = static_cast<std::uint8_t>(p.version_minor());
     return f;
   }
 

@@ -139,7 +139,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
         listener_(std::move(listener)),
         ticker_(executor_),
         drain_timer_(executor_),
-        exchange_pages_(exchange_unit_size, 0) {
+        exchange_pages_(exchange_unit_size) {
   }
 
   std::size_t index() const noexcept { return index_; }
@@ -254,7 +254,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
 
  private:
   // Exchanges kept constructed for reuse (with their strings' capacity); beyond these, an exchange released by a
-  // connection going idle is destroyed and its pages go back to the system (page_pool with no hot units).
+  // connection going idle is destroyed, and its pages go back to the system at the next tick of the clock that
+  // finds it still unused (page_pool::trim).
   static constexpr std::size_t max_free_exchanges = 256;
   // An exchange's unit: the exchange, its arena (the output queue's pieces, and the text of typical responses:
   // heads and small bodies), then its read buffer (about 6 KiB: a whole browser request header fits, and a small
@@ -301,6 +302,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       c->check_deadline(now);
       c = next;
     }
+    exchange_pages_.trim();  // pages of exchanges unused since the last tick go back to the system
     ticker_.expires_after(tick_period());
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
