@@ -178,10 +178,11 @@ class server_connection final : public connection_base,
 
  protected:
   void start_write(std::string_view data, shared_bytes owner, completion done) override {
-    if (closed_ || peer_gone_ || !ex_) {
+    if (closed_ || peer_gone_ || phase_ != phase::streaming) {
       done.complete(asio::error::connection_reset);
       return;
     }
+    if (!ex_) ex_ = shard_->acquire_exchange();  // given back while the stream waited (release_between_writes)
     if (data.empty()) {
       done.complete({});
       return;
@@ -705,12 +706,21 @@ class server_connection final : public connection_base,
     watch_for_disconnect();
   }
 
+  // A streamed response between two writes (an event stream waiting for its next event) needs no buffer: give
+  // the exchange back, as an idle connection does; the next write takes one (within a tick of the server's clock,
+  // the same pages: see page_pool::trim).
+  void release_between_writes() {
+    if (phase_ != phase::streaming || !ex_ || writing_ || !ex_->in.empty() || !ex_->out.empty()) return;
+    shard_->release_exchange(std::move(ex_));
+  }
+
   void end_streaming(std::exception_ptr e, bool chunked) {
     producer_.reset();
     end_cancellation();
     if (closed_) return;
     if (e && !peer_gone_) log_handler_exception("http body producer", e);
     if (e) return close();  // the head is out: the only way to signal a failed body is to cut the connection
+    if (!ex_) ex_ = shard_->acquire_exchange();
     if (chunked) ex_->out.append("0\r\n\r\n");
     phase_ = phase::idle;
     if (!writing_) process();
@@ -749,12 +759,14 @@ class server_connection final : public connection_base,
     ex_->out.clear();
     if (auto done = std::move(pending_stream_write_)) {
       set_deadline(std::chrono::milliseconds(0));  // a producer waiting for data has no deadline
+      release_between_writes();
       done.complete({});
       return;
     }
     if (phase_ == phase::upgrading) return hand_over();
-    if (phase_ == phase::streaming || phase_ == phase::handling) {
-      if (phase_ == phase::handling && pending_body_read_) read_body_more();
+    if (phase_ == phase::streaming) return release_between_writes();
+    if (phase_ == phase::handling) {
+      if (pending_body_read_) read_body_more();
       return;
     }
     if (close_after_write_) return shutdown_and_close();
