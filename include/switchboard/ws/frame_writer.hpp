@@ -67,22 +67,26 @@ concept mask_source = requires(T& source) {
 
 /// Masking keys from OpenSSL's CSPRNG (RFC 6455 §5.3: "derived from a strong source of entropy", so that a
 /// page's script cannot predict what its frames look like on the wire). Keys are drawn 64 at a time to make
-/// the per-frame cost a copy. Throws `std::runtime_error` if OpenSSL cannot produce random bytes.
+/// the per-frame cost a copy. Throws `std::runtime_error` if OpenSSL cannot produce random bytes. The batch is
+/// allocated at the first key: a server, which never masks, carries a pointer, not 256 bytes per connection.
 class random_mask_source {
  public:
   mask_key operator()() {
-    if (next_ == batch_.size()) {
-      if (RAND_bytes(reinterpret_cast<unsigned char*>(batch_.data()), static_cast<int>(sizeof batch_)) != 1) {
+    if (!batch_) batch_ = std::make_unique<batch>();
+    if (next_ == batch_size) {
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(batch_->data()), static_cast<int>(sizeof(batch))) != 1) {
         throw std::runtime_error("switchboard::ws: RAND_bytes failed");
       }
       next_ = 0;
     }
-    return batch_[next_++];
+    return (*batch_)[next_++];
   }
 
  private:
-  std::array<mask_key, 64> batch_{};
-  std::size_t next_ = batch_.size();
+  static constexpr std::size_t batch_size = 64;
+  using batch = std::array<mask_key, batch_size>;
+  std::unique_ptr<batch> batch_;
+  std::size_t next_ = batch_size;
 };
 
 /// Encodes the frames one end of a connection sends: masked with keys from `MaskSource` for a client, unmasked

@@ -260,7 +260,7 @@ class session_impl final : public session {
         keepalive_(executor_),
         close_timer_(executor_),
         write_timer_(executor_) {
-    if (deflate) compressor_.emplace(r, *deflate, options.compression_level);
+    if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate, options.compression_level);
     if (!leftover.empty()) {
       in_.resize(leftover.size() + min_read_space);
       std::copy(leftover.begin(), leftover.end(), in_.begin());
@@ -467,7 +467,7 @@ class session_impl final : public session {
     }
     std::string_view payload = o.bytes.view();
     std::string compressed;
-    const bool compress = compressor_.has_value();
+    const bool compress = compressor_ != nullptr;
     if (compress) {
       compressor_->compress(payload, true, compressed);
       payload = compressed;
@@ -576,7 +576,7 @@ class session_impl final : public session {
   Stream stream_;
   frame_parser parser_;
   frame_writer writer_;  // a client's frames are masked with keys from OpenSSL; a server's are not
-  std::optional<deflate_compressor> compressor_;
+  std::unique_ptr<deflate_compressor> compressor_;  // only when permessage-deflate was negotiated
   std::vector<char> in_;
   std::size_t in_size_ = 0;
   std::string current_;  // the message being assembled
