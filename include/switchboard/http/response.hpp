@@ -1,10 +1,12 @@
 // switchboard/http/response.hpp
 //
 // `response`: what a handler returns. A status, header fields (validated, see header_block.hpp) and a body: in
-// memory, or streamed by a producer coroutine that writes to a `body_writer` as the peer makes room.
+// memory, or streamed: by a producer coroutine that writes to a `body_writer` as the peer makes room, or by a
+// `body_stream_handler` that the server calls back (body_stream.hpp).
 // The server adds Date, Content-Length (or Transfer-Encoding: chunked for streamed bodies) and Connection.
 #pragma once
 
+#include <switchboard/http/body_stream.hpp>
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/problem.hpp>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -67,6 +70,14 @@ class response {
     r.producer_ = std::move(producer);
     return r;
   }
+  /// A streamed body written by `handler` from the server's callbacks (body_stream.hpp), with no coroutine.
+  static response stream(std::string_view content_type, std::shared_ptr<body_stream_handler> handler,
+                         http::status s = http::status::ok) {
+    response r(s);
+    r.headers_.set("Content-Type", content_type);
+    r.stream_handler_ = std::move(handler);
+    return r;
+  }
 
   /// 101 Switching Protocols to `protocol` (the `Upgrade` field): after writing it the server hands the
   /// connection to `handler`. Add the protocol's own fields (Sec-WebSocket-Accept, ...) with `set`.
@@ -106,10 +117,11 @@ class response {
   }
   bool closes_connection() const noexcept { return close_; }
 
-  bool is_streamed() const noexcept { return static_cast<bool>(producer_); }
+  bool is_streamed() const noexcept { return producer_ || stream_handler_; }
   bool is_upgrade() const noexcept { return static_cast<bool>(upgrade_); }
   upgrade_handler& upgrade_target() noexcept { return upgrade_; }
   body_producer& producer() noexcept { return producer_; }
+  std::shared_ptr<body_stream_handler>& stream_handler() noexcept { return stream_handler_; }
 
  private:
   http::status status_ = http::status::ok;
@@ -117,6 +129,7 @@ class response {
   header_block headers_;
   std::string body_;
   body_producer producer_;
+  std::shared_ptr<body_stream_handler> stream_handler_;
   upgrade_handler upgrade_;
 };
 

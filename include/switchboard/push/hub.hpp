@@ -38,12 +38,14 @@
 #include <asio/strand.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -58,9 +60,11 @@ struct hub_options {
   /// lost). `disconnect` ends the client's connection instead (it resumes when it reconnects); `conflate` keeps
   /// the latest message per conflation key; `wait` is refused (`std::invalid_argument`).
   queue_limits client_queue{.max_messages = 1024, .max_bytes = 1024 * 1024, .policy = overflow_policy::drop_oldest};
-  /// Heartbeats (default every 15 s) and the `retry` field of SSE streams.
+  /// Heartbeats (default every 15 s) and the `retry` field of SSE streams. The server's clock wakes a stream for
+  /// its heartbeat, so one may come up to a second late (a quarter of the server's shortest timeout).
   sse::stream_options sse{};
-  /// When not zero, an SSE stream ends after this long (at the next moment it has nothing to write): the client
+  /// When not zero, an SSE stream ends after this long (at the next moment it has nothing to write, and up to a
+  /// second late, as heartbeats): the client
   /// reconnects at once and resumes from its last id. Long-lived connections then spread again over the instances
   /// behind a load balancer after a scale-out. Default 0: streams last as long as the client stays.
   std::chrono::milliseconds max_stream_age{0};
@@ -127,6 +131,9 @@ class client : public std::enable_shared_from_this<client> {
   outbox& box() noexcept { return box_; }
 
  protected:
+  /// For a client whose executor is known only once it starts (before any delivery).
+  void set_executor(asio::any_io_executor ex) { executor_ = std::move(ex); }
+
   /// On the executor: something was queued.
   virtual void ready() = 0;
   /// On the executor: the `disconnect` policy cut the client.
@@ -275,6 +282,7 @@ struct hub_state : std::enable_shared_from_this<hub_state> {
     options.websocket.session.limits.max_message_size = options.max_control_bytes;
     options.websocket.session.limits.max_frame_size = options.max_control_bytes;
     options.websocket.group = group;
+    if (options.sse.retry) retry_field = shared_bytes("retry: " + std::to_string(options.sse.retry->count()) + "\n\n");
   }
 
   /// The feed of `topic`, made (and subscribed) if absent. Throws `std::system_error` when the broker refuses.
@@ -318,6 +326,8 @@ struct hub_state : std::enable_shared_from_this<hub_state> {
 
   pubsub::broker& broker;
   hub_options options;
+  shared_bytes heartbeat{std::string(":\n")};  // an SSE comment (WHATWG HTML §9.2.6), shared by every stream
+  shared_bytes retry_field;                       // `retry: <ms>` when options.sse.retry is set
   asio::any_io_executor executor;
   std::shared_ptr<ws::session_group> group = std::make_shared<ws::session_group>();
   std::mutex mutex;
@@ -394,20 +404,110 @@ inline std::uint64_t feed::replay(client& c, std::uint64_t from) {
   return cursor;
 }
 
-/// An SSE client: its queue is written by the response's body producer.
-class sse_client final : public client {
+/// An SSE client: the handler of its response's body (http/body_stream.hpp), which writes the client's queue as the
+/// connection makes room. No coroutine and no timer (the server's clock wakes it for heartbeats): an idle
+/// subscriber costs little more than its connection.
+class sse_client final : public client, public http::body_stream_handler {
  public:
-  using client::client;
+  sse_client(std::shared_ptr<hub_state> state, feed_lease lease, std::optional<std::uint64_t> from);
+  ~sse_client() override;
 
-  /// The writer of the stream, while the producer runs.
-  sse::stream_writer* writer = nullptr;
+  void on_start(http::body_stream& out) override;
+  void on_written() override {
+    writing_ = false;
+    last_write_ = std::chrono::steady_clock::now();
+    pump();
+  }
+  void on_wake() override;
+  void on_end() override {
+    out_ = nullptr;
+    lease_.reset();  // detaches at once
+  }
 
  private:
-  void ready() override {
-    if (writer) writer->wake();
+  void ready() override { pump(); }
+  void overflowed() override { pump(); }
+
+  // Writes what is queued (up to a batch, as one chunk), else ends (overflow) or waits.
+  void pump();
+  // Asks to be woken for the next heartbeat or the end of the stream's age.
+  void wait();
+  void write(shared_bytes bytes) {
+    writing_ = true;
+    out_->write(std::span<shared_bytes>(&bytes, 1));
   }
-  void overflowed() override { ready(); }
+  void finish() {
+    lease_.reset();
+    std::exchange(out_, nullptr)->finish();
+  }
+  const hub_options& options() const noexcept;
+
+  std::shared_ptr<hub_state> state_;
+  std::optional<feed_lease> lease_;
+  std::optional<std::uint64_t> from_;
+  http::body_stream* out_ = nullptr;  // from on_start to the end
+  std::chrono::steady_clock::time_point last_write_{};
+  std::chrono::steady_clock::time_point end_of_age_ = std::chrono::steady_clock::time_point::max();
+  bool admitted_ = false;
+  bool writing_ = false;
 };
+
+inline sse_client::sse_client(std::shared_ptr<hub_state> state, feed_lease lease, std::optional<std::uint64_t> from)
+    : client({}, variant{}, state->options.client_queue,
+             [hub = state.get()](const pubsub::gap& g) { return sse_gap(g, hub->options.gap_event); }),
+      state_(std::move(state)), lease_(std::move(lease)), from_(from) {}
+
+inline sse_client::~sse_client() {
+  if (admitted_) state_->leave();
+}
+
+inline const hub_options& sse_client::options() const noexcept { return state_->options; }
+
+inline void sse_client::on_start(http::body_stream& out) {
+  if (!state_->admit()) return out.finish();  // filled up since the request was admitted: end at once
+  admitted_ = true;
+  out_ = &out;
+  set_executor(out.get_executor());
+  last_write_ = std::chrono::steady_clock::now();
+  if (options().max_stream_age.count() > 0) end_of_age_ = last_write_ + options().max_stream_age;
+  lease_->bind(this);
+  if (!state_->retry_field.empty()) write(state_->retry_field);
+  lease_->get().attach(shared_from_this(), from_, nullptr);  // deliveries come later, on this executor
+  if (!writing_) wait();
+}
+
+inline void sse_client::on_wake() {
+  if (!out_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= end_of_age_) return finish();
+  const auto heartbeat = options().sse.heartbeat;
+  if (heartbeat.count() > 0 && now - last_write_ >= heartbeat) return write(state_->heartbeat);
+  wait();
+}
+
+inline void sse_client::pump() {
+  if (!out_ || writing_) return;
+  std::array<shared_bytes, 16> batch;
+  std::size_t n = 0;
+  while (n < batch.size()) {
+    std::optional<outbound> item = box().next();
+    if (!item) break;
+    batch[n++] = std::move(item->bytes);
+  }
+  if (n > 0) {
+    writing_ = true;
+    return out_->write(std::span<shared_bytes>(batch.data(), n));
+  }
+  if (box().overflowed()) return finish();  // the `disconnect` policy: the client resumes when it reconnects
+  wait();
+}
+
+inline void sse_client::wait() {
+  if (std::chrono::steady_clock::now() >= end_of_age_) return finish();
+  auto when = end_of_age_;
+  if (options().sse.heartbeat.count() > 0) when = std::min(when, last_write_ + options().sse.heartbeat);
+  out_->wake_at(when);
+}
 
 /// A WebSocket client (one topic or rooms): its queue is moved to the session's send queue one frame at a time.
 class ws_client final : public client {
@@ -538,15 +638,11 @@ class hub final : public drainable {
     std::optional<std::uint64_t> from;
     if (auto id = sse::last_event_id(req, state_->options.last_event_id_param)) from = sse::parse_sequence_id(*id);
     if (state_->full()) return busy();
-    std::shared_ptr<detail::feed_lease> lease;
     try {
-      lease = std::make_shared<detail::feed_lease>(state_->acquire(topic));
+      return sse::stream_response(std::make_shared<detail::sse_client>(state_, state_->acquire(topic), from));
     } catch (const std::system_error& e) {
       return http::response::problem(http::status::bad_request, e.code().message());
     }
-    return sse::stream_response([state = state_, lease, from](http::body_writer& body) -> asio::awaitable<void> {
-      co_await stream(state, *lease, from, body);
-    });
   }
 
   /// Answers a WebSocket handshake for one topic: the client receives the topic's messages (resuming after the
@@ -582,42 +678,6 @@ class hub final : public drainable {
     http::response r = http::response::problem(http::status::service_unavailable, "Too many clients.");
     r.set("Retry-After", "5");
     return r;
-  }
-
-  static asio::awaitable<void> stream(std::shared_ptr<detail::hub_state> state, detail::feed_lease& lease,
-                                      std::optional<std::uint64_t> from, http::body_writer& body) {
-    if (!state->admit()) co_return;  // filled up since the request was admitted: end at once
-    const std::string gap_event = state->options.gap_event;
-    auto c = std::make_shared<detail::sse_client>(
-        body.get_executor(), detail::variant{}, state->options.client_queue,
-        [gap_event](const pubsub::gap& g) { return sse_gap(g, gap_event); });
-    sse::stream_writer out(body, state->options.sse);
-    // Detaches the client however the coroutine ends (client gone, drain, overflow, exception).
-    struct detach_guard {
-      std::shared_ptr<detail::hub_state> state;
-      detail::sse_client& client;
-      detail::feed_lease& lease;
-      ~detach_guard() {
-        client.writer = nullptr;
-        lease.get().detach(&client);
-        state->leave();
-      }
-    } guard{state, *c, lease};
-    c->writer = &out;
-    lease.get().attach(c, from, nullptr);
-    const auto age = state->options.max_stream_age;
-    const auto end = std::chrono::steady_clock::now() + age;
-    for (;;) {
-      while (std::optional<outbound> item = c->box().next()) {
-        const bool written = co_await out.write(std::move(item->bytes));
-        if (!written) co_return;
-      }
-      if (c->box().overflowed()) co_return;
-      const auto now = std::chrono::steady_clock::now();
-      if (age.count() > 0 && now >= end) co_return;
-      const bool open = co_await out.idle(age.count() > 0 ? end - now : std::chrono::steady_clock::duration{});
-      if (!open) co_return;
-    }
   }
 
   http::response accept(http::request& req, std::string topic, std::optional<std::uint64_t> from) {

@@ -16,8 +16,8 @@
 //       });
 //     });
 //
-// Where the events come from is the caller's: `push::hub` feeds a writer from a bounded queue of events encoded
-// once for every client of a broker topic (docs/push.md).
+// Where the events come from is the caller's. `push::hub`, which serves thousands of subscribers, writes its events
+// from the server's callbacks instead (http/body_stream.hpp), sharing this file's response head (docs/push.md).
 //
 // Ending: the producer returns (the response ends with the last chunk; an EventSource then reconnects after its
 // retry time), the client goes away (the server cancels the producer: `write` and `idle` return false), or the
@@ -38,6 +38,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,14 +56,26 @@ struct stream_options {
   std::optional<std::chrono::milliseconds> retry = std::nullopt;
 };
 
-/// A `200 text/event-stream` response whose body `producer` writes (see `http::response::stream`), with
+namespace detail {
 /// `Cache-Control: no-cache` (an event stream is never stored: RFC 9111 §5.2.2.4) and `X-Accel-Buffering: no`
 /// (proxies such as nginx would otherwise buffer events).
-inline http::response stream_response(http::body_producer producer) {
-  http::response r = http::response::stream("text/event-stream", std::move(producer));
+inline http::response with_stream_fields(http::response r) {
   r.set("Cache-Control", "no-cache");
   r.set("X-Accel-Buffering", "no");
   return r;
+}
+}  // namespace detail
+
+/// A `200 text/event-stream` response whose body `producer` writes (see `http::response::stream`), with the
+/// fields of `detail::with_stream_fields`.
+inline http::response stream_response(http::body_producer producer) {
+  return detail::with_stream_fields(http::response::stream("text/event-stream", std::move(producer)));
+}
+
+/// The same response with a body written by `handler` from the server's callbacks (http/body_stream.hpp): what
+/// `push::hub` uses, so that an idle subscriber costs little more than its connection.
+inline http::response stream_response(std::shared_ptr<http::body_stream_handler> handler) {
+  return detail::with_stream_fields(http::response::stream("text/event-stream", std::move(handler)));
 }
 
 /// The id the client last saw: the `Last-Event-ID` header that an EventSource sends when it reconnects (§9.2.4),

@@ -19,6 +19,7 @@
 #include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/http/detail/serializer.hpp>
 #include <switchboard/http/detail/server_shard.hpp>
+#include <switchboard/http/body_stream.hpp>
 #include <switchboard/http/error.hpp>
 #include <switchboard/http/handler.hpp>
 #include <switchboard/http/request.hpp>
@@ -38,6 +39,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <span>
 #include <thread>
 
 namespace switchboard::http::detail {
@@ -100,6 +102,8 @@ class server_connection final : public connection_base,
   void check_deadline(clock::time_point now) override {
     if (closed_) return;
     if (now < deadline_) return park_if_idle(now);
+    // A stream handler's wake time (wake_at); while a write is in progress the deadline is the write's.
+    if (phase_ == phase::streaming && !writing_ && !streaming_->producer) return wake_stream();
     if (phase_ != phase::idle || writing_) shard_->shared().timeouts.fetch_add(1, std::memory_order_relaxed);
     if (pending_body_read_) {
       // A handler streaming the request body waits for bytes that do not come.
@@ -120,8 +124,13 @@ class server_connection final : public connection_base,
   void leave() override {
     leaving_ = true;
     if (phase_ == phase::idle && !writing_) close();
-    // A streamed response (an event stream, say) has no natural end: stop its producer.
-    if (phase_ == phase::streaming) cancel_handler();
+    // A streamed response (an event stream, say) has no natural end: stop its producer, or tell its handler and
+    // end the body once the write in progress is out.
+    if (phase_ != phase::streaming) return;
+    if (streaming_->producer) return cancel_handler();
+    streaming_->finishing = true;
+    cancel_handler();                 // on_end
+    if (streaming_) settle_stream();  // (when the handler had been told already)
   }
 
   void cut() override {
@@ -187,13 +196,10 @@ class server_connection final : public connection_base,
       done.complete({});
       return;
     }
-    if (chunked_stream_) {
-      char header[20];
-      ex_->out.append(std::string_view(header, format_chunk_header(header, data.size())));
-    }
+    begin_body_piece(data.size());
     if (owner.size() != 0) ex_->out.append_shared(std::move(owner));
     else ex_->out.append(data);
-    if (chunked_stream_) ex_->out.append("\r\n");
+    end_body_piece();
     pending_stream_write_ = std::move(done);
     write();
   }
@@ -475,7 +481,8 @@ class server_connection final : public connection_base,
       return;
     }
     finish(std::move(r));
-    if (phase_ != phase::streaming) process();
+    // A producer coroutine sends the head with its first write; a stream handler starts once the head is out.
+    if (phase_ != phase::streaming || !streaming_->producer) process();
   }
 
   // While a handler runs, a readable socket means either a pipelined request (kept for later) or EOF (the client
@@ -517,6 +524,7 @@ class server_connection final : public connection_base,
     if (handler_cancelled_) return;
     handler_cancelled_ = true;
     cancel_.emit(asio::cancellation_type::terminal);
+    end_stream_handler();
   }
 
   // A finished handler's (or body producer's) cancellation handler must not outlive it; the next request's handler
@@ -602,13 +610,14 @@ class server_connection final : public connection_base,
     if (!f.head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
     if (!keep_alive) close_after_write_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
+    std::shared_ptr<body_stream_handler> stream_handler = streamed ? std::move(r.stream_handler()) : nullptr;
     if (upgrading) upgrade_ = std::make_unique<upgrade_handler>(std::move(r.upgrade_target()));
     x.reset_request();  // may destroy `r` (when it is the exchange's sync_response)
     end_cancellation();
     if (upgrading) {
       phase_ = phase::upgrading;  // no more requests: the next bytes belong to the new protocol
     } else if (streamed) {
-      start_streaming(std::move(producer), info.chunked);
+      start_streaming(std::move(producer), std::move(stream_handler), info.chunked);
     } else {
       phase_ = phase::idle;
     }
@@ -692,17 +701,22 @@ class server_connection final : public connection_base,
 
   // ---------------------------------------------------------------- streamed responses
 
-  void start_streaming(body_producer producer, bool chunked) {
+  void start_streaming(body_producer producer, std::shared_ptr<body_stream_handler> handler, bool chunked) {
     phase_ = phase::streaming;
     chunked_stream_ = chunked;
-    auto self = this->shared_from_this();
-    // A coroutine lambda's captures live in the lambda object, not in the coroutine frame: keep the producer
-    // alive until its coroutine has finished.
-    producer_ = std::make_unique<body_producer>(std::move(producer));
-    asio::co_spawn(shard_->executor(), (*producer_)(*this),
-                   asio::bind_cancellation_slot(cancel_.slot(), [self, chunked](std::exception_ptr e) {
-                     self->end_streaming(e, chunked);
-                   }));
+    streaming_ = std::make_unique<streaming_state>(*this);
+    if (producer) {
+      // The producer function lives here until its coroutine has finished: a coroutine lambda's captures live in
+      // the lambda object, not in the coroutine frame.
+      streaming_->producer = std::move(producer);
+      auto self = this->shared_from_this();
+      asio::co_spawn(shard_->executor(), streaming_->producer(*this),
+                     asio::bind_cancellation_slot(cancel_.slot(), [self, chunked](std::exception_ptr e) {
+                       self->end_streaming(e, chunked);
+                     }));
+    } else {
+      streaming_->handler = std::move(handler);  // started once the head is out (on_stream_written)
+    }
     watch_for_disconnect();
   }
 
@@ -715,7 +729,7 @@ class server_connection final : public connection_base,
   }
 
   void end_streaming(std::exception_ptr e, bool chunked) {
-    producer_.reset();
+    streaming_.reset();
     end_cancellation();
     if (closed_) return;
     if (e && !peer_gone_) log_handler_exception("http body producer", e);
@@ -724,6 +738,120 @@ class server_connection final : public connection_base,
     if (chunked) ex_->out.append("0\r\n\r\n");
     phase_ = phase::idle;
     if (!writing_) process();
+  }
+
+  // One piece of a streamed body: a chunk (RFC 9112 §7.1) to an HTTP/1.1 client, the bytes alone to HTTP/1.0.
+  void begin_body_piece(std::size_t size) {
+    if (!chunked_stream_) return;
+    char header[20];
+    ex_->out.append(std::string_view(header, format_chunk_header(header, size)));
+  }
+  void end_body_piece() {
+    if (chunked_stream_) ex_->out.append("\r\n");
+  }
+
+  // ---------------------------------------------------------------- streamed responses driven by a handler
+  //
+  // The handler (body_stream.hpp) is called from three places: when a write is out (on_stream_written, the first
+  // time with on_start once the head is out), when its wake time comes (check_deadline), and when the stream ends
+  // without its asking (end_stream_handler). Two rules keep that simple for the handler and safe here:
+  // - no call while another runs: a write that the socket takes at once, inside a callback, is reported by the
+  //   loop in call_stream_handler when the callback returns (a loop, so a long backlog does not deepen the stack);
+  // - what ends the stream (finish, on_end) happens in settle_stream, outside any callback and any write.
+
+  void stream_write(std::span<shared_bytes> pieces) {
+    streaming_state& s = *streaming_;
+    if (closed_ || peer_gone_ || !s.handler || s.finishing || s.write_pending) return;  // ended, or misused
+    s.wake = clock::time_point::max();
+    s.write_pending = true;
+    std::size_t size = 0;
+    for (const shared_bytes& p : pieces) size += p.size();
+    if (size == 0) return on_stream_written();
+    if (!ex_) ex_ = shard_->acquire_exchange();  // given back while the stream waited (release_between_writes)
+    begin_body_piece(size);
+    for (shared_bytes& p : pieces) {
+      if (!p.empty()) ex_->out.append_shared(std::move(p));
+    }
+    end_body_piece();
+    write();
+  }
+
+  void stream_wake_at(clock::time_point when) {
+    streaming_->wake = when;
+    if (!writing_) deadline_ = when;
+  }
+
+  void stream_finish() {
+    streaming_->finishing = true;
+    settle_stream();
+  }
+
+  // A write of a handler-driven stream is out: the head (then the handler starts) or the handler's own.
+  void on_stream_written() {
+    streaming_state& s = *streaming_;
+    deadline_ = s.wake;
+    release_between_writes();
+    const bool was_handler_write = std::exchange(s.write_pending, false);
+    if (s.handler && !s.finishing && !s.end_pending) {
+      if (!s.started) {
+        s.started = true;
+        return call_stream_handler([&s](body_stream_handler& h) { h.on_start(s); });
+      }
+      if (was_handler_write) {
+        if (s.in_callback) {
+          s.written_inline = true;
+          return;
+        }
+        return call_stream_handler([](body_stream_handler& h) { h.on_written(); });
+      }
+    }
+    settle_stream();
+  }
+
+  // Called by the shard's clock when the stream's deadline (its wake time) has come and no write is in progress.
+  void wake_stream() {
+    streaming_state& s = *streaming_;
+    s.wake = clock::time_point::max();
+    deadline_ = s.wake;
+    if (s.handler && s.started && !s.finishing && !s.end_pending && !s.in_callback) {
+      call_stream_handler([](body_stream_handler& h) { h.on_wake(); });
+    }
+  }
+
+  template <class Call>
+  void call_stream_handler(Call call) {
+    streaming_state& s = *streaming_;
+    s.in_callback = true;
+    call(*s.handler);
+    while (s.written_inline && !s.finishing && !s.end_pending) {
+      s.written_inline = false;
+      s.handler->on_written();
+    }
+    s.written_inline = false;
+    s.in_callback = false;
+    settle_stream();
+  }
+
+  // The stream ends without the handler's asking (client gone, failed write, closing, draining): tell it.
+  void end_stream_handler() {
+    if (!streaming_ || streaming_->producer || !streaming_->handler) return;
+    streaming_->end_pending = true;
+    settle_stream();
+  }
+
+  // Outside callbacks: tell the handler that the stream has ended, and end the body the handler (or a drain)
+  // finished once no write is in progress. May destroy the stream's state: the caller's last step.
+  void settle_stream() {
+    streaming_state& s = *streaming_;
+    if (s.in_callback) return;
+    if (s.end_pending) {
+      s.end_pending = false;
+      if (auto h = std::move(s.handler)) h->on_end();
+    }
+    if (s.finishing && !writing_ && !closed_) {
+      s.handler.reset();
+      end_streaming(nullptr, chunked_stream_);
+    }
   }
 
   // ---------------------------------------------------------------- writing
@@ -764,7 +892,11 @@ class server_connection final : public connection_base,
       return;
     }
     if (phase_ == phase::upgrading) return hand_over();
-    if (phase_ == phase::streaming) return release_between_writes();
+    if (phase_ == phase::streaming) {
+      deadline_ = clock::time_point::max();  // a stream waiting for its next write has no deadline
+      if (!streaming_->producer) return on_stream_written();
+      return release_between_writes();
+    }
     if (phase_ == phase::handling) {
       if (pending_body_read_) read_body_more();
       return;
@@ -848,8 +980,29 @@ class server_connection final : public connection_base,
   std::atomic<std::thread::id> dispatch_thread_{};
   read_handler pending_body_read_;
   completion pending_stream_write_;
+  // A streamed response in progress: a producer coroutine, or a handler that the connection calls back. It is the
+  // handler's body_stream too (the connection does not carry another vtable pointer for it).
+  struct streaming_state final : body_stream {
+    explicit streaming_state(server_connection& c) : connection(c) {}
+    void write(std::span<shared_bytes> pieces) override { connection.stream_write(pieces); }
+    void wake_at(clock::time_point when) override { connection.stream_wake_at(when); }
+    void finish() override { connection.stream_finish(); }
+    asio::any_io_executor get_executor() const override { return connection.shard_->executor(); }
+
+    server_connection& connection;
+    body_producer producer;                        // the coroutine's function, alive until the coroutine ends
+    std::shared_ptr<body_stream_handler> handler;  // or the handler, until the stream ends
+    clock::time_point wake = clock::time_point::max();  // the handler's wake_at
+    bool started = false;         // on_start was called
+    bool write_pending = false;   // the handler's write is in progress
+    bool in_callback = false;     // the handler is being called (call_stream_handler)
+    bool written_inline = false;  // its write went out during that call
+    bool finishing = false;       // finish() (or a drain): end the body once no write is in progress
+    bool end_pending = false;     // on_end is owed
+  };
+
   // Rare (streamed responses, upgrades): behind a pointer, so that every connection does not carry them.
-  std::unique_ptr<body_producer> producer_;
+  std::unique_ptr<streaming_state> streaming_;
   std::unique_ptr<upgrade_handler> upgrade_;
   std::size_t linger_budget_ = 0;
   phase phase_ = phase::idle;
