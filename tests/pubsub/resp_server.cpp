@@ -569,12 +569,18 @@ TEST_CASE("resp_server: message frames", "[pubsub][resp_server]") {
   REQUIRE(m);
   using pubsub::detail::encode_delivery;
   using pubsub::detail::resp_delivery;
-  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::message, "", *m) ==
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::message, "", *m).view() ==
         "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
-  CHECK(encode_delivery(resp::protocol::resp3, resp_delivery::smessage, "", *m) ==
+  CHECK(encode_delivery(resp::protocol::resp3, resp_delivery::smessage, "", *m).view() ==
         ">3\r\n$8\r\nsmessage\r\n$1\r\nt\r\n$1\r\np\r\n");
-  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::pmessage, "t*", *m) ==
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::pmessage, "t*", *m).view() ==
         "*4\r\n$8\r\npmessage\r\n$2\r\nt*\r\n$1\r\nt\r\n$1\r\np\r\n");
+  // A large payload is encoded into its own string rather than the thread's scratch: the same bytes.
+  const std::string big(5000, 'b');
+  b.publish("t", {.payload = shared_bytes::copy(big)});
+  test::poll(ctx);
+  CHECK(encode_delivery(resp::protocol::resp2, resp_delivery::message, "", *m).view() ==
+        "*3\r\n$7\r\nmessage\r\n$1\r\nt\r\n$5000\r\n" + big + "\r\n");
 }
 
 TEST_CASE("resp_server: command lookup", "[pubsub][resp_server]") {

@@ -251,7 +251,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
         if (c == nullptr) continue;
         const resp::protocol version = c->version();
         shared_bytes& frame = frames[version == resp::protocol::resp3 ? 1 : 0];
-        if (frame.empty()) frame = shared_bytes(encode_delivery(version, local.delivery, pattern, ev.message()));
+        if (frame.empty()) frame = encode_delivery(version, local.delivery, pattern, ev.message());
         c->deliver(frame);
         ++sent;
       }
