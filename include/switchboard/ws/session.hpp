@@ -25,7 +25,6 @@
 #include <switchboard/ws/frame_writer.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/bind_allocator.hpp>
 #include <asio/buffer.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/io_context.hpp>
@@ -257,9 +256,7 @@ class session_impl final : public session {
         stream_(std::move(stream)),
         parser_(r, with_deflate(options.limits, deflate)),
         writer_(r),
-        keepalive_(executor_),
-        close_timer_(executor_),
-        write_timer_(executor_) {
+        keepalive_(executor_) {
     if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate, options.compression_level);
     if (!leftover.empty()) {
       in_.resize(leftover.size() + min_read_space);
@@ -320,7 +317,7 @@ class session_impl final : public session {
   void wait_readable() {
     std::vector<char>().swap(in_);
     stream_.async_wait(asio::socket_base::wait_read,
-                       asio::bind_allocator(switchboard::detail::exact_allocator<void>(), [self = self()](std::error_code ec) {
+                       switchboard::detail::long_wait([self = self()](std::error_code ec) {
                          if (ec) return self->finish({close_code::abnormal, ec.message(), false});
                          self->on_readable();
                        }));
@@ -445,17 +442,36 @@ class session_impl final : public session {
       return;
     }
     writing_ = true;
+    if constexpr (plain_tcp) {
+      // Most batches fit in the socket buffer: write at once (the socket is non-blocking), and only wait, with the
+      // write timeout watched, when the peer is slow. No operation, and no timer left armed, for the usual write.
+      std::error_code ec;
+      const std::size_t n = stream_.write_some(batch_, ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return on_batch_written(ec);
+      if (consume_batch(ec ? 0 : n)) return on_batch_written({});
+    }
     write_started_ = std::chrono::steady_clock::now();
     watch_write();
-    asio::async_write(stream_, batch_, [self = self()](std::error_code ec, std::size_t) {
-      self->writing_ = false;
-      if (ec) return self->finish({close_code::abnormal, ec.message(), false});
-      self->batch_text_.clear();
-      self->held_.clear();
-      if (self->close_sent_ && self->peer_closed_) return self->finish(self->peer_info_ ? *self->peer_info_ : self->close_result_);
-      if (self->close_sent_) return self->shutdown_send();
-      self->pump_writes();
-    });
+    asio::async_write(stream_, batch_, [self = self()](std::error_code ec, std::size_t) { self->on_batch_written(ec); });
+  }
+
+  // Drops the first `n` bytes of the batch (a partial write); true when nothing is left.
+  bool consume_batch(std::size_t n) {
+    auto it = batch_.begin();
+    for (; it != batch_.end() && n >= it->size(); ++it) n -= it->size();
+    if (it != batch_.end()) *it += n;
+    batch_.erase(batch_.begin(), it);
+    return batch_.empty();
+  }
+
+  void on_batch_written(std::error_code ec) {
+    writing_ = false;
+    if (ec) return finish({close_code::abnormal, ec.message(), false});
+    batch_text_.clear();
+    held_.clear();
+    if (close_sent_ && peer_closed_) return finish(peer_info_ ? *peer_info_ : close_result_);
+    if (close_sent_) return shutdown_send();
+    pump_writes();
   }
 
   std::size_t add_to_batch(outgoing o) {
@@ -496,22 +512,24 @@ class session_impl final : public session {
     });
   }
 
-  // The write timeout, checked lazily: the timer is armed when a write starts and none is armed; when it fires it
-  // cuts a write that has taken the whole timeout, or waits out the rest of the current write's time. A busy
-  // session arms it about once per timeout instead of arming and cancelling it around every write (two
-  // timer-heap operations and a completion each, per message of a broadcast).
+  // The write timeout, checked lazily: the timer is armed when a write has to wait for the socket (over plain TCP,
+  // only when a write at once did not take everything) and none is armed; when it fires it cuts a write that has
+  // taken the whole timeout, or waits out the rest of the current write's time. A busy session arms it about once
+  // per timeout instead of arming and cancelling it around every write (two timer-heap operations and a
+  // completion each, per message of a broadcast).
   void watch_write() {
     if (options_.write_timeout.count() == 0 || write_timer_armed_) return;
     write_timer_armed_ = true;
-    write_timer_.expires_at(write_started_ + options_.write_timeout);
-    write_timer_.async_wait([self = self()](std::error_code ec) {
+    if (!write_timer_) write_timer_ = std::make_unique<asio::steady_timer>(executor_);
+    write_timer_->expires_at(write_started_ + options_.write_timeout);
+    write_timer_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       self->write_timer_armed_ = false;
       if (ec || self->state_ == state::closed || !self->writing_) return;
       if (std::chrono::steady_clock::now() - self->write_started_ >= self->options_.write_timeout) {
         return self->finish({close_code::abnormal, "write timeout", false});
       }
       self->watch_write();  // a later write is under way
-    });
+    }));
   }
 
   // ------------------------------------------------------------------ closing and keep-alive
@@ -522,10 +540,10 @@ class session_impl final : public session {
     close_result_ = close_info{code, std::move(reason), by_peer};
     if (close_result_.reason.size() > 123 || !is_valid_utf8(close_result_.reason)) close_result_.reason.clear();
     queue_.close();  // no more messages; those queued still go out first
-    close_timer_.expires_after(options_.close_timeout);
-    close_timer_.async_wait([self = self()](std::error_code ec) {
+    close_timer_ = std::make_unique<asio::steady_timer>(executor_, options_.close_timeout);
+    close_timer_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       if (!ec) self->finish(self->peer_info_ ? *self->peer_info_ : self->close_result_);
-    });
+    }));
     pump_writes();
   }
 
@@ -538,7 +556,7 @@ class session_impl final : public session {
   void arm_keepalive() {
     if (options_.ping_interval.count() == 0) return;
     keepalive_.expires_after(options_.ping_interval);
-    keepalive_.async_wait([self = self()](std::error_code ec) {
+    keepalive_.async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       if (ec || self->state_ == state::closed) return;
       const auto now = std::chrono::steady_clock::now();
       if (self->awaiting_pong_ && now - self->last_heard_ >= self->options_.ping_interval + self->options_.pong_timeout) {
@@ -548,15 +566,15 @@ class session_impl final : public session {
         self->awaiting_pong_ = true;
         self->queue_control(opcode::ping, {});
         self->keepalive_.expires_after(self->options_.pong_timeout);
-        self->keepalive_.async_wait([self](std::error_code wait_ec) {
+        self->keepalive_.async_wait(switchboard::detail::long_wait([self](std::error_code wait_ec) {
           if (wait_ec || self->state_ == state::closed) return;
           if (self->awaiting_pong_) return self->finish({close_code::abnormal, "no pong", false});
           self->arm_keepalive();
-        });
+        }));
         return;
       }
       self->arm_keepalive();
-    });
+    }));
   }
 
   void finish(close_info info) override {
@@ -564,8 +582,8 @@ class session_impl final : public session {
     state_ = state::closed;
     queue_.close();
     keepalive_.cancel();
-    close_timer_.cancel();
-    write_timer_.cancel();
+    if (close_timer_) close_timer_->cancel();
+    if (write_timer_) write_timer_->cancel();
     std::error_code ignored;
     lowest_socket(stream_).close(ignored);
     report_close(info);
@@ -588,8 +606,9 @@ class session_impl final : public session {
   std::optional<outgoing> pending_first_;
   bool queue_finished_ = false;  // the send queue is closed and empty
   asio::steady_timer keepalive_;
-  asio::steady_timer close_timer_;
-  asio::steady_timer write_timer_;
+  // Made when first needed: most sessions never wait for a write, and close once.
+  std::unique_ptr<asio::steady_timer> close_timer_;
+  std::unique_ptr<asio::steady_timer> write_timer_;
   std::chrono::steady_clock::time_point write_started_{};  // of the write under way
   bool write_timer_armed_ = false;
   std::chrono::steady_clock::time_point last_heard_;

@@ -7,8 +7,11 @@
 // and get a block of their own size.
 #pragma once
 
+#include <asio/bind_allocator.hpp>
+
 #include <cstddef>
 #include <memory>
+#include <utility>
 
 namespace switchboard::detail {
 
@@ -23,5 +26,11 @@ struct exact_allocator {
   template <class U>
   bool operator==(const exact_allocator<U>&) const noexcept { return true; }
 };
+
+/// `handler` bound to exact_allocator: for the completion of an operation that may wait a long time.
+template <class Handler>
+auto long_wait(Handler&& handler) {
+  return asio::bind_allocator(exact_allocator<void>(), std::forward<Handler>(handler));
+}
 
 }  // namespace switchboard::detail

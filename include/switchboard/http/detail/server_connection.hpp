@@ -26,7 +26,6 @@
 #include <switchboard/http/response.hpp>
 #include <switchboard/http/router.hpp>
 
-#include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -235,7 +234,7 @@ class server_connection final : public connection_base,
         // exact_allocator.hpp).
         reading_ = true;
         stream_.async_wait(asio::socket_base::wait_read,
-                           asio::bind_allocator(switchboard::detail::exact_allocator<void>(), [self = this->shared_from_this()](std::error_code ec) {
+                           switchboard::detail::long_wait([self = this->shared_from_this()](std::error_code ec) {
                              self->reading_ = false;
                              if (ec) return self->close();
                              self->on_readable();
