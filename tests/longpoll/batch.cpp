@@ -21,6 +21,26 @@ pubsub::read_result read_back(std::initializer_list<std::string> payloads, std::
 
 }  // namespace
 
+TEST_CASE("a batch is the JSON a JSON library would write for it, byte for byte", "[longpoll][batch]") {
+  // Every byte that JSON escapes (RFC 8259 §7), and some that it does not: DEL, '/', two- and four-byte UTF-8.
+  std::string tricky = "quote \" backslash \\ / del \x7f \xc3\xa9 \xf0\x9f\x98\x80 controls";
+  for (char c = 0; c < 0x20; ++c) tricky += c;
+  const std::string binary("\x00\xff\xfe\x80", 4);
+  nlohmann::json messages = nlohmann::json::array();
+  messages.push_back({{"data", tricky}, {"seq", 1}});
+  messages.push_back({{"data", "AP/+gA=="}, {"encoding", "base64"}, {"seq", 2}});
+  const nlohmann::json plain{{"cursor", 2}, {"messages", messages}};
+  CHECK(longpoll::encode_batch(read_back({tricky, binary}, 0, 10)) == plain.dump());
+
+  const nlohmann::json with_gap{{"cursor", 4},
+                                {"gap", {{"first", 1}, {"last", 2}, {"reason", "retention"}}},
+                                {"messages", {{{"data", "c"}, {"seq", 3}}, {{"data", "d"}, {"seq", 4}}}}};
+  CHECK(longpoll::encode_batch(read_back({"a", "b", "c", "d"}, 0, 2)) == with_gap.dump());
+
+  const nlohmann::json reset{{"cursor", 1}, {"messages", nlohmann::json::array()}, {"reset", true}};
+  CHECK(longpoll::encode_batch(read_back({"a"}, 7, 2)) == reset.dump());
+}
+
 TEST_CASE("a batch survives the trip through JSON", "[longpoll][batch]") {
   SECTION("text and binary payloads") {
     const std::string binary("\x00\xff\xfe\x80", 4);

@@ -3,10 +3,9 @@
 // The long-poll wire format: the JSON body of `GET /topics/{topic}/poll`, written by the endpoint and read by the
 // client. Free of I/O.
 //
-//   {"messages": [{"seq": 41, "data": "hello"}, {"seq": 42, "data": "AAEC", "encoding": "base64"}],
-//    "cursor": 42}
-//   {"gap": {"first": 1, "last": 40, "reason": "retention"}, "messages": [...], "cursor": 60}
-//   {"messages": [], "cursor": 17, "reset": true}
+//   {"cursor":42,"messages":[{"data":"hello","seq":41},{"data":"AAEC","encoding":"base64","seq":42}]}
+//   {"cursor":60,"gap":{"first":1,"last":40,"reason":"retention"},"messages":[...]}
+//   {"cursor":17,"messages":[],"reset":true}
 //
 //  - `messages`: consecutive messages after the cursor the client sent, oldest first. `data` is the payload as a
 //    string when it is valid UTF-8, else its base64 form with `"encoding": "base64"` (JSON strings hold Unicode
@@ -26,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,29 +60,83 @@ struct batch {
   bool reset = false;
 };
 
-/// The JSON body for what `broker::read` or `async_read` returned.
-inline std::string encode_batch(const pubsub::basic_read_result<pubsub::message>& r) {
-  nlohmann::json body = nlohmann::json::object();
-  if (r.missed) {
-    body["gap"] = {{"first", r.missed->first}, {"last", r.missed->last}, {"reason", "retention"}};
-  }
-  nlohmann::json messages = nlohmann::json::array();
-  for (const pubsub::message& m : r.messages) {
-    const std::string_view data = m.data();
-    if (is_valid_utf8(data)) {
-      messages.push_back({{"seq", m.sequence()}, {"data", data}});
-    } else {
-      messages.push_back({{"seq", m.sequence()}, {"data", detail::base64_encode(data)}, {"encoding", "base64"}});
+namespace detail {
+
+/// Appends `text`, valid UTF-8, as a JSON string (RFC 8259 §7): `"` and `\` escaped, control characters as
+/// their short escapes or `\u00XX`, everything else as it is (UTF-8 needs no escaping in JSON text).
+inline void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  std::size_t run = 0;  // start of the bytes not yet appended
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: {
+        static constexpr char hex[] = "0123456789abcdef";
+        const char escape[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+        out.append(escape, sizeof escape);
+      }
     }
   }
-  body["messages"] = std::move(messages);
-  if (r.error == pubsub::error::cursor_ahead) {
-    body["cursor"] = r.last_sequence;
-    body["reset"] = true;
-  } else {
-    body["cursor"] = r.next_cursor;
+  out.append(text.data() + run, text.size() - run);
+  out += '"';
+}
+
+inline void append_json_number(std::string& out, std::uint64_t n) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
+}  // namespace detail
+
+/// The JSON body for what `broker::read` or `async_read` returned. Written directly rather than through a JSON
+/// document: the endpoint encodes one per answered poll, for every parked poll a publish wakes. Keys in the order
+/// a JSON library with sorted objects would write them.
+inline std::string encode_batch(const pubsub::basic_read_result<pubsub::message>& r) {
+  std::string out;
+  std::size_t size = 64;
+  for (const pubsub::message& m : r.messages) size += m.data().size() + 48;
+  out.reserve(size);
+  const bool reset = r.error == pubsub::error::cursor_ahead;
+  out += "{\"cursor\":";
+  detail::append_json_number(out, reset ? r.last_sequence : r.next_cursor);
+  if (r.missed) {
+    out += ",\"gap\":{\"first\":";
+    detail::append_json_number(out, r.missed->first);
+    out += ",\"last\":";
+    detail::append_json_number(out, r.missed->last);
+    out += ",\"reason\":\"retention\"}";
   }
-  return body.dump();
+  out += ",\"messages\":[";
+  for (std::size_t i = 0; i < r.messages.size(); ++i) {
+    const pubsub::message& m = r.messages[i];
+    if (i > 0) out += ',';
+    out += "{\"data\":";
+    const std::string_view data = m.data();
+    if (is_valid_utf8(data)) {
+      detail::append_json_string(out, data);
+    } else {
+      detail::append_json_string(out, detail::base64_encode(data));
+      out += ",\"encoding\":\"base64\"";
+    }
+    out += ",\"seq\":";
+    detail::append_json_number(out, m.sequence());
+    out += '}';
+  }
+  out += ']';
+  if (reset) out += ",\"reset\":true";
+  out += '}';
+  return out;
 }
 
 /// Reads a long-poll JSON body; nullopt when it is not one (wrong types, a bad base64 payload, sequence numbers
