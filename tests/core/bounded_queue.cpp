@@ -59,6 +59,20 @@ TEST_CASE("bounded_queue: the ring grows across wrap-around", "[core][bounded_qu
   CHECK(next_out == next_in);
 }
 
+TEST_CASE("bounded_queue: storage released while empty, and only then", "[core][bounded_queue]") {
+  bounded_queue<std::string> q({.max_messages = 100, .max_bytes = 1 << 20});
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 7; ++i) q.push(std::to_string(round) + ":" + std::to_string(i));
+    q.pop();
+    q.release_storage();  // not empty: kept, order intact
+    CHECK(q.size() == 6);
+    CHECK(q.front() == std::to_string(round) + ":1");
+    CHECK(drain(q).back() == std::to_string(round) + ":6");
+    q.release_storage();  // empty: the ring goes; the next round allocates one again
+    CHECK(q.stats().popped == 7 * static_cast<std::size_t>(round + 1));
+  }
+}
+
 TEST_CASE("bounded_queue: each overflow policy", "[core][bounded_queue]") {
   std::vector<std::string> dropped;
   auto on_drop = [&](std::string&& s) { dropped.push_back(std::move(s)); };

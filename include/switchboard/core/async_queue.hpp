@@ -110,6 +110,9 @@ class async_queue {
   /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes.
   std::optional<T> try_pop() { return state_->take(); }
 
+  /// Frees the queue's storage if it is empty (`bounded_queue::release_storage`). On the queue's executor.
+  void release_storage() noexcept { state_->queue.release_storage(); }
+
   /// Closes the queue: waiting producers complete with `error::closed`; the consumer drains what is queued and
   /// then gets `error::closed`. Safe from any thread; idempotent.
   void close() {

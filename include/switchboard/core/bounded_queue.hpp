@@ -174,6 +174,14 @@ class bounded_queue {
     return take_front();
   }
 
+  /// Frees the ring when the queue is empty (else does nothing), for an owner about to sit idle: a WebSocket with
+  /// nothing left to send holds no queue storage. The next push allocates a small ring again.
+  void release_storage() noexcept {
+    if (count_ != 0) return;
+    std::vector<std::optional<entry>>().swap(ring_);
+    head_ = 0;
+  }
+
   /// Removes everything (not counted as dropped: the owner is closing).
   void clear() noexcept {
     while (count_ > 0) (void)take_front();

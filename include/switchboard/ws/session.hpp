@@ -438,7 +438,10 @@ class session_impl final : public session {
       close_sent_ = true;
     }
     if (batch_.empty()) {
-      if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) wait_for_queue();
+      if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) {
+        queue_.release_storage();  // idle until the next message: hold no ring meanwhile
+        wait_for_queue();
+      }
       return;
     }
     writing_ = true;
