@@ -73,7 +73,8 @@ class body_stream_handler {
   virtual void on_wake() = 0;
 
   /// The stream is over without `finish`: the client went away, a write failed or timed out, or the server is
-  /// draining (the body then ends cleanly with its last chunk) or closing. `out` must not be used again.
+  /// draining (the body then ends cleanly with its last chunk) or closing. `out` must not be used again. It may
+  /// come without `on_start`, when that happens while the head is still being sent.
   virtual void on_end() = 0;
 };
 
