@@ -256,7 +256,16 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
   }
 
   std::string client_key(const http::request& req) const {
-    return options_.client_key ? options_.client_key(req) : req.remote_endpoint().address().to_string();
+    if (options_.client_key) return options_.client_key(req);
+    // The address's bytes rather than its text: the key is only compared, formatting it (inet_ntop, through the
+    // printf machinery) showed in profiles of 10,000 parked polls, and an IPv4 key needs no allocation.
+    const asio::ip::address a = req.remote_endpoint().address();
+    if (a.is_v4()) {
+      const auto bytes = a.to_v4().to_bytes();
+      return std::string(bytes.begin(), bytes.end());
+    }
+    const auto bytes = a.to_v6().to_bytes();
+    return std::string(bytes.begin(), bytes.end());
   }
 
   // Shortens the wait by a random part of up to `jitter` of it.
