@@ -64,9 +64,9 @@ struct hub_options {
   /// its heartbeat, so one may come up to a second late (a quarter of the server's shortest timeout).
   sse::stream_options sse{};
   /// When not zero, an SSE stream ends after this long (at the next moment it has nothing to write, and up to a
-  /// second late, as heartbeats): the client
-  /// reconnects at once and resumes from its last id. Long-lived connections then spread again over the instances
-  /// behind a load balancer after a scale-out. Default 0: streams last as long as the client stays.
+  /// second late, as heartbeats): the client reconnects at once and resumes from its last id. Long-lived
+  /// connections then spread again over the instances behind a load balancer after a scale-out. Default 0: streams
+  /// last as long as the client stays.
   std::chrono::milliseconds max_stream_age{0};
   /// The SSE event type of gaps. Must be one line of UTF-8.
   std::string gap_event = "gap";
