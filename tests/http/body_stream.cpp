@@ -10,6 +10,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -165,6 +166,23 @@ TEST_CASE("body stream: a drain ends the body cleanly and calls on_end", "[http]
   CHECK(all.find("\r\n\r\n5\r\nfirst\r\n0\r\n\r\n") != std::string::npos);
   CHECK(ready(h->ended));
   CHECK(stopped.get().drained == 1);
+}
+
+TEST_CASE("body stream: a handler that throws cuts its connection, and only its own", "[http][body_stream]") {
+  auto h = std::make_shared<scripted_handler>();
+  h->start = [](scripted_handler& self) { self.write("partial"); };
+  h->written = [](scripted_handler&) { throw std::runtime_error("handler failed"); };
+  stream_server server(h);
+  raw_client c(server.s.port());
+  c.send(get_request("/stream"));
+  const std::string all = c.read_until_close();  // the connection ends without the last chunk
+  CHECK(all.ends_with("\r\n\r\n7\r\npartial\r\n"));
+  CHECK(h->ended.get_future().wait_for(0s) == std::future_status::timeout);  // not called after it threw
+  raw_client other(server.s.port());
+  other.send(get_request("/plain"));
+  auto r = other.read_response();
+  REQUIRE(r);
+  CHECK(r->body == "plain");
 }
 
 TEST_CASE("body stream: no call without a body to write", "[http][body_stream]") {

@@ -57,7 +57,8 @@ class body_stream {
 };
 
 /// The handler of a callback-driven body (see the file comment). The server holds it, through the `shared_ptr`
-/// given to `response::stream`, until the stream ends. None of its calls may throw.
+/// given to `response::stream`, until the stream ends. A callback that throws is logged and cuts the connection
+/// (the head is out: there is no other way to say that the body failed); the handler is not called again.
 class body_stream_handler {
  public:
   virtual ~body_stream_handler() = default;

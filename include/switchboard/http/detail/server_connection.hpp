@@ -821,10 +821,19 @@ class server_connection final : public connection_base,
   void call_stream_handler(Call call) {
     streaming_state& s = *streaming_;
     s.in_callback = true;
-    call(*s.handler);
-    while (s.written_inline && !s.finishing && !s.end_pending) {
-      s.written_inline = false;
-      s.handler->on_written();
+    try {
+      call(*s.handler);
+      while (s.written_inline && !s.finishing && !s.end_pending) {
+        s.written_inline = false;
+        s.handler->on_written();
+      }
+    } catch (...) {
+      // As for a producer coroutine: the head is out, so cutting the connection is the only way to say that the
+      // body failed. The handler is not called again.
+      log_handler_exception("http body stream handler", std::current_exception());
+      s.in_callback = false;
+      s.handler.reset();
+      return close();
     }
     s.written_inline = false;
     s.in_callback = false;
@@ -845,7 +854,13 @@ class server_connection final : public connection_base,
     if (s.in_callback) return;
     if (s.end_pending) {
       s.end_pending = false;
-      if (auto h = std::move(s.handler)) h->on_end();
+      if (auto h = std::move(s.handler)) {
+        try {
+          h->on_end();
+        } catch (...) {
+          log_handler_exception("http body stream handler", std::current_exception());
+        }
+      }
     }
     if (s.finishing && !writing_ && !closed_) {
       s.handler.reset();
