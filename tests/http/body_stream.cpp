@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -74,6 +75,14 @@ struct stream_server {
   std::thread answerer;
 };
 
+// GETs `target` on `c` and returns the response's body (the test fails if no response comes).
+std::string get_body(raw_client& c, std::string_view target) {
+  c.send(get_request(target));
+  auto r = c.read_response();
+  REQUIRE(r);
+  return r->body;
+}
+
 // Reads until `text` has arrived, or a read times out; returns everything read.
 std::string read_until_contains(raw_client& c, std::string_view text) {
   std::string all;
@@ -107,10 +116,7 @@ TEST_CASE("body stream: a handler writes a long backlog as the socket takes it, 
   CHECK(r->header("transfer-encoding") == "chunked");
   CHECK(r->header("content-type") == "text/plain");
   CHECK(r->body == expected);
-  c.send(get_request("/plain"));  // the connection goes on with the next request
-  auto next = c.read_response();
-  REQUIRE(next);
-  CHECK(next->body == "plain");
+  CHECK(get_body(c, "/plain") == "plain");  // the connection goes on with the next request
   CHECK(h->ended.get_future().wait_for(0s) == std::future_status::timeout);  // finish() is not followed by on_end
 }
 
@@ -135,10 +141,7 @@ TEST_CASE("body stream: wake_at calls the handler back when its time comes", "[h
   h->written = [](scripted_handler& self) { self.out->finish(); };
   stream_server server(h);
   raw_client c(server.s.port());
-  c.send(get_request("/stream"));
-  auto r = c.read_response();
-  REQUIRE(r);
-  CHECK(r->body == "woke");
+  CHECK(get_body(c, "/stream") == "woke");
 }
 
 TEST_CASE("body stream: the stream ends with on_end when the client goes away", "[http][body_stream]") {
@@ -179,10 +182,7 @@ TEST_CASE("body stream: a handler that throws cuts its connection, and only its 
   CHECK(all.ends_with("\r\n\r\n7\r\npartial\r\n"));
   CHECK(h->ended.get_future().wait_for(0s) == std::future_status::timeout);  // not called after it threw
   raw_client other(server.s.port());
-  other.send(get_request("/plain"));
-  auto r = other.read_response();
-  REQUIRE(r);
-  CHECK(r->body == "plain");
+  CHECK(get_body(other, "/plain") == "plain");
 }
 
 TEST_CASE("body stream: no call without a body to write", "[http][body_stream]") {
@@ -196,10 +196,7 @@ TEST_CASE("body stream: no call without a body to write", "[http][body_stream]")
   CHECK(r->status == 200);
   CHECK(!h->started);
   CHECK(h.use_count() == 2);  // the test's and the route's: the response's went before its head was written
-  c.send(get_request("/plain"));  // and the connection goes on
-  auto next = c.read_response();
-  REQUIRE(next);
-  CHECK(next->body == "plain");
+  CHECK(get_body(c, "/plain") == "plain");  // and the connection goes on
 }
 
 TEST_CASE("body stream: an answer from another thread, and an HTTP/1.0 client", "[http][body_stream]") {
@@ -210,10 +207,7 @@ TEST_CASE("body stream: an answer from another thread, and an HTTP/1.0 client", 
   raw_client c(server.s.port());
 
   SECTION("the head goes out, then the handler starts") {
-    c.send(get_request("/later"));
-    auto r = c.read_response();
-    REQUIRE(r);
-    CHECK(r->body == "later");
+    CHECK(get_body(c, "/later") == "later");
   }
   SECTION("HTTP/1.0 gets the body raw, then the connection closes") {
     c.send("GET /stream HTTP/1.0\r\n\r\n");
