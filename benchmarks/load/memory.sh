@@ -2,8 +2,9 @@
 # memory.sh: the memory each server (nginx, Boost.Beast, switchboard's hello) holds per idle keep-alive
 # connection. See benchmarks/load/README.md for how to read the output.
 #
-# Each server is started fresh and validated; its memory is read from /proc/<pid>/smaps_rollup (RSS, PSS
-# and Private_Dirty; nginx's worker process); then bin/idle_connections opens N connections, makes one
+# Each server is started fresh and validated, and warmed up with a few connections of the kind measured, opened
+# and closed (--warmup); its memory is read from /proc/<pid>/smaps_rollup (RSS, PSS and Private_Dirty; nginx's
+# worker process); then bin/idle_connections opens N connections, makes one
 # request on each and holds them; once they have been idle for the settle time, the memory is read again.
 # The difference divided by N is the memory per idle connection, in KiB. Kernel socket buffers are not part of any process and not counted.
 # With --websocket PATH the connections are idle WebSockets opened on PATH (an echo endpoint) after one
@@ -21,6 +22,9 @@
 #   --sse PATH           hold Server-Sent Events streams of PATH (e.g. /topics/bench/events) instead
 #   --longpoll PATH      hold parked long polls of PATH (e.g. /topics/bench/poll; notifications, nchan) instead
 #   --server-cpu N       CPU the servers are pinned to (default: the first CPU this script may use)
+#   --warmup N           connections opened, held until ready and closed before the first reading (default 100), so
+#                        that one-time costs are not counted per connection: code pages and library state touched
+#                        by the first handshake (OpenSSL's SHA-1 for a WebSocket accept key), per-thread buffers
 #   --settle S           seconds the connections stay idle before the memory is read (default 4): a server
 #                        may keep a just-used connection's memory for a moment (switchboard parks a connection
 #                        idle for 0.5 s at the next tick of its 1 s clock, and hands the pages back at the tick
@@ -41,6 +45,7 @@ connections=10000
 servers=nginx,beast,hello
 server_cpu=
 settle=4
+warmup=100
 bin_dir=$root_dir/build/release/bin
 results_dir=$load_dir/results
 websocket=
@@ -54,6 +59,7 @@ while (( $# > 0 )); do
     --servers) servers=${2:-}; shift ;;
     --server-cpu) server_cpu=$(number "$1" "${2:-}"); shift ;;
     --settle) settle=$(number "$1" "${2:-}"); shift ;;
+    --warmup) warmup=$(number "$1" "${2:-}"); shift ;;
     --bin-dir) bin_dir=${2:-}; shift ;;
     --results-dir) results_dir=${2:-}; shift ;;
     --websocket) websocket=${2:-}; shift; [[ $websocket == /* ]] || usage_error "--websocket needs a path" ;;
@@ -122,11 +128,48 @@ header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_co
 echo "$header" >"$csv_file"
 failures=0
 
+# start_holder NAME COUNT: starts the holder with COUNT connections to the started server NAME and waits for its
+# "ready COUNT" line. False, with the reason printed, when that does not come.
+holder_out=
+start_holder() {
+  local name=$1 count=$2 line
+  # The holder's output comes through a FIFO, so that its "ready" line is awaited rather than polled for.
+  local fifo=$SB_TMP/holder.fifo
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" --connections "$count" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
+  holder_pid=$!
+  exec {holder_out}<"$fifo"
+  # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
+  if ! read -r -t $(( 60 + count / 100 )) -u "$holder_out" line || [[ $line != "ready $count" ]]; then
+    kill -KILL "$holder_pid" 2>/dev/null || true
+    wait "$holder_pid" 2>/dev/null || true
+    holder_pid=
+    exec {holder_out}<&-
+    echo "  $name: the holder did not get $count connections ready: ${line:-no output} $(<"$SB_TMP/holder.err")"
+    return 1
+  fi
+}
+
+# stop_holder: ends the holder (SIGTERM) and sets `held` to the connections it still had open. False when it failed.
+stop_holder() {
+  local line status=0
+  kill -TERM "$holder_pid"
+  read -r -t 60 -u "$holder_out" line || line=
+  exec {holder_out}<&-
+  wait "$holder_pid" || status=$?
+  holder_pid=
+  held=0
+  [[ $line =~ ^open\ ([0-9]+)\ closed\ ([0-9]+)$ ]] && held=${BASH_REMATCH[1]}
+  return "$status"
+}
+
 # measure NAME: holds the idle connections against the started server NAME and appends its CSV row.
 # False when the holder failed or the server closed connections while they were held.
 measure() {
-  local name=$1 pid=${SB_WORK_PID[$1]} line held=0 status=0
-  local -a before after protocol=()
+  local name=$1 pid=${SB_WORK_PID[$1]} held=0 status=0
+  local -a before after
+  protocol=()
   if [[ -n $longpoll ]]; then
     case $name in
       notifications) protocol=(--protocol switchboard) ;;
@@ -134,31 +177,15 @@ measure() {
       *) echo "  $name: no long-poll protocol known for it (notifications, nchan)"; return 1 ;;
     esac
   fi
-  read -r -a before <<<"$(sb_memory_kib "$pid")"
-  # The holder's output comes through a FIFO, so that its "ready" line is awaited rather than polled for.
-  local fifo=$SB_TMP/holder.fifo holder_out
-  rm -f "$fifo"
-  mkfifo "$fifo"
-  "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" --connections "$connections" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
-  holder_pid=$!
-  exec {holder_out}<"$fifo"
-  # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
-  if ! read -r -t $(( 60 + connections / 100 )) -u "$holder_out" line || [[ $line != "ready $connections" ]]; then
-    kill -KILL "$holder_pid" 2>/dev/null || true
-    wait "$holder_pid" 2>/dev/null || true
-    holder_pid=
-    exec {holder_out}<&-
-    echo "  $name: the holder did not get $connections connections ready: ${line:-no output} $(<"$SB_TMP/holder.err")"
-    return 1
+  if (( warmup > 0 )); then
+    start_holder "$name" "$warmup" || return 1
+    stop_holder || { echo "  $name: the warm-up holder failed: $(<"$SB_TMP/holder.err")"; return 1; }
   fi
+  read -r -a before <<<"$(sb_memory_kib "$pid")"
+  start_holder "$name" "$connections" || return 1
   sleep "$settle"  # idle connections, not just-answered ones
   read -r -a after <<<"$(sb_memory_kib "$pid")"
-  kill -TERM "$holder_pid"
-  read -r -t 60 -u "$holder_out" line || line=
-  exec {holder_out}<&-
-  wait "$holder_pid" || status=$?
-  holder_pid=
-  [[ $line =~ ^open\ ([0-9]+)\ closed\ ([0-9]+)$ ]] && held=${BASH_REMATCH[1]}
+  stop_holder || status=$?
   awk -v n="$name" -v c="$connections" -v h="$held" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
     split(b, x, " "); split(a, y, " ")
     printf "%s,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f\n", n, c, h, x[1], y[1], x[2], y[2], x[3], y[3],

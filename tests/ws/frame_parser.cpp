@@ -401,15 +401,26 @@ TEST_CASE("frame_parser: buffer ownership", "[ws][frame_parser]") {
     CHECK(buffer.substr(6, 5) == "Hello");  // unmasked in place
     CHECK(buffer.substr(11) == second);     // bytes not consumed are untouched
   }
-  SECTION("control payloads live in the parser, whole however they were split") {
+  SECTION("a control payload that arrives whole is unmasked in place") {
     std::string frame = client_frame(0x9, "ping!");
     frame_parser p(role::server);
-    auto first = p.parse(std::span<char>(frame.data(), 4));
+    auto first = p.parse(std::span<char>(frame.data(), 4));  // part of the header only
     CHECK(first.event == parse_event::need_more);
-    CHECK(first.consumed == 4);
     auto rest = p.parse(std::span<char>(frame.data() + 4, frame.size() - 4));
     REQUIRE(rest.event == parse_event::ping);
     CHECK(rest.payload == "ping!");
+    CHECK(rest.payload.data() == frame.data() + 6);
+  }
+  SECTION("a control payload split across inputs is collected in the parser and handed out whole") {
+    std::string frame = client_frame(0xA, "pong!");
+    frame_parser p(role::server);
+    auto first = p.parse(std::span<char>(frame.data(), 8));  // the header and two payload bytes
+    CHECK(first.event == parse_event::need_more);
+    CHECK(first.consumed == 8);
+    auto rest = p.parse(std::span<char>(frame.data() + 8, frame.size() - 8));
+    REQUIRE(rest.event == parse_event::pong);
+    CHECK(rest.consumed == 3);
+    CHECK(rest.payload == "pong!");
     CHECK((rest.payload.data() < frame.data() || rest.payload.data() >= frame.data() + frame.size()));
   }
   SECTION("after an error every call repeats it and consumes nothing") {

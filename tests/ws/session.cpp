@@ -360,6 +360,49 @@ TEST_CASE("ws client: our client against our server", "[ws][client]") {
   }
 }
 
+TEST_CASE("ws client: control frames with the largest payloads go out whole", "[ws][client]") {
+  // A client's control frame carries a 4-byte mask key: a 125-byte pong or a close with a 123-byte reason is 131
+  // bytes on the wire (RFC 6455 §5.2, §5.5).
+  test_server s;
+  std::promise<ws::close_info> server_closed;
+  s.routes().get("/ctl", [&](http::request& req) {
+    return ws::accept(req, {}, [&](std::shared_ptr<ws::session> session) {
+      session->on_close([&](const ws::close_info& info) { server_closed.set_value(info); });
+      ws::frame_writer writer(ws::role::server);
+      std::string ping(writer.frame_size(125), '\0');
+      ping.resize(writer.write_frame(ping, ws::opcode::ping, std::string(125, 'p')));
+      session->send_frame(shared_bytes(std::move(ping)));
+      session->send_text("after the ping");
+    });
+  });
+  s.start();
+  asio::io_context ctx;
+  std::shared_ptr<ws::session> client;
+  ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + std::to_string(s.port()) + "/ctl", {},
+                    [&](std::error_code ec, std::shared_ptr<ws::session> c) {
+                      REQUIRE_FALSE(ec);
+                      client = std::move(c);
+                    });
+  REQUIRE(test::run_until(ctx, [&] { return client != nullptr; }));
+  std::vector<std::string> got;
+  std::optional<ws::close_info> closed;
+  client->on_message([&](ws::message&& m) { got.push_back(std::move(m.data)); });
+  client->on_close([&](const ws::close_info& info) { closed = info; });
+  client->start();
+  REQUIRE(test::run_until(ctx, [&] { return !got.empty(); }));  // the pong went out; the session lives on
+  CHECK(got.front() == "after the ping");
+  const std::string reason(123, 'r');
+  client->close(ws::close_code::going_away, reason);
+  REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+  CHECK(closed->code == ws::close_code::going_away);
+  auto f = server_closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const ws::close_info at_server = f.get();
+  CHECK(at_server.by_peer);
+  CHECK(at_server.code == ws::close_code::going_away);
+  CHECK(at_server.reason == reason);
+}
+
 TEST_CASE("ws client: handshake failures", "[ws][client]") {
   test_server s;
   s.routes().get("/plain", [](http::request&) { return http::response::text("not a websocket"); });

@@ -46,7 +46,7 @@ class async_queue {
   async_queue(async_queue&&) noexcept = default;
   async_queue& operator=(async_queue&&) noexcept = default;
 
-  executor_type get_executor() const noexcept { return state_->executor; }
+  const executor_type& get_executor() const noexcept { return state_->executor; }
 
   /// Offers `item`. Completion signature: `void(std::error_code, push_outcome)`.
   ///  - Completes at once (posted) with the outcome of `bounded_queue::push` under every policy but `wait`.

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -104,10 +105,8 @@ class bounded_queue {
   }
 
   queue_stats stats() const noexcept {
-    queue_stats s = stats_;
-    s.depth = count_;
-    s.bytes = bytes_;
-    return s;
+    return {.depth = count_, .bytes = bytes_, .pushed = counts_.pushed, .popped = counts_.popped,
+            .dropped = counts_.dropped, .refused = counts_.refused};
   }
 
   /// Offers `item` under the queue's policy. Every item the policy discards (oldest ones, the replaced one, or
@@ -126,19 +125,19 @@ class bounded_queue {
     }
     switch (limits_.policy) {
       case overflow_policy::wait:
-        ++stats_.refused;
+        ++counts_.refused;
         return push_outcome::must_wait;
       case overflow_policy::disconnect:
-        ++stats_.refused;
+        ++counts_.refused;
         return push_outcome::must_disconnect;
       case overflow_policy::drop_newest:
-        ++stats_.dropped;
+        ++counts_.dropped;
         on_drop(std::move(item));
         return push_outcome::dropped;
       case overflow_policy::drop_oldest:
       case overflow_policy::conflate:
         while (!has_room_for(item_bytes)) {
-          ++stats_.dropped;
+          ++counts_.dropped;
           on_drop(take_front());
         }
         append(std::move(item), item_bytes);
@@ -170,7 +169,7 @@ class bounded_queue {
 
   /// Removes and returns the oldest item. Precondition: `!empty()`.
   T pop() {
-    ++stats_.popped;
+    ++counts_.popped;
     return take_front();
   }
 
@@ -185,7 +184,7 @@ class bounded_queue {
   /// Removes everything (not counted as dropped: the owner is closing).
   void clear() noexcept {
     while (count_ > 0) (void)take_front();
-    keys_.clear();
+    keys_.reset();
   }
 
  private:
@@ -202,13 +201,14 @@ class bounded_queue {
   std::optional<push_outcome> try_replace(T& item, std::size_t item_bytes, OnDrop& on_drop) {
     const std::string_view key = Traits::key(item);
     if (key.empty()) return std::nullopt;
-    auto found = keys_.find(key);
-    if (found == keys_.end()) return std::nullopt;
+    if (!keys_) return std::nullopt;
+    auto found = keys_->find(key);
+    if (found == keys_->end()) return std::nullopt;
     entry& old = *cell(found->second - front_index_);
     bytes_ = bytes_ - Traits::bytes(old.value) + item_bytes;
     T previous = std::exchange(old.value, std::move(item));
-    ++stats_.dropped;
-    ++stats_.pushed;
+    ++counts_.dropped;
+    ++counts_.pushed;
     on_drop(std::move(previous));
     return push_outcome::replaced;
   }
@@ -218,12 +218,15 @@ class bounded_queue {
     const std::uint64_t index = front_index_ + count_;
     if (limits_.policy == overflow_policy::conflate) {
       const std::string_view key = Traits::key(item);
-      if (!key.empty()) keys_[std::string(key)] = index;
+      if (!key.empty()) {
+        if (!keys_) keys_ = std::make_unique<detail::string_map<std::uint64_t>>();
+        (*keys_)[std::string(key)] = index;
+      }
     }
     cell(count_).emplace(entry{std::move(item), index});
     ++count_;
     bytes_ += item_bytes;
-    ++stats_.pushed;
+    ++counts_.pushed;
   }
 
   T take_front() {
@@ -233,11 +236,11 @@ class bounded_queue {
     --count_;
     ++front_index_;
     bytes_ -= Traits::bytes(e->value);
-    if (!keys_.empty()) {
+    if (keys_ && !keys_->empty()) {
       const std::string_view key = Traits::key(e->value);
       if (!key.empty()) {
-        auto found = keys_.find(key);
-        if (found != keys_.end() && found->second == e->index) keys_.erase(found);
+        auto found = keys_->find(key);
+        if (found != keys_->end() && found->second == e->index) keys_->erase(found);
       }
     }
     return std::move(e->value);
@@ -257,9 +260,12 @@ class bounded_queue {
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
   std::uint64_t front_index_ = 0;
-  // Conflation index, only filled under overflow_policy::conflate: key -> push index of the queued item.
-  detail::string_map<std::uint64_t> keys_;
-  queue_stats stats_;
+  // Conflation index, made by the first keyed push under overflow_policy::conflate: key -> push index of the
+  // queued item. A pointer, so that the many queues under other policies do not carry an empty map.
+  std::unique_ptr<detail::string_map<std::uint64_t>> keys_;
+  struct {
+    std::uint64_t pushed = 0, popped = 0, dropped = 0, refused = 0;
+  } counts_;  // queue_stats without the depth and bytes, which are count_ and bytes_
 };
 
 }  // namespace switchboard

@@ -15,9 +15,11 @@
 // payloads in place (one pass over the bytes, no copy). It only ever modifies the bytes it reports consumed;
 // bytes it did not consume are left as they were, so the caller may keep them, move them to the front of its
 // buffer and append more before the next call. Payload views handed out in a result point
-//  - into the caller's buffer, for uncompressed data: valid until the caller reuses those bytes;
-//  - into the parser, for ping/pong payloads, close reasons and decompressed data: valid until the next call
-//    to `parse`.
+//  - into the caller's buffer, for uncompressed data and for control frames (ping/pong payloads, close
+//    reasons) that arrived whole in one input: valid until the caller reuses those bytes;
+//  - into the parser, for control frames split across inputs and for decompressed data: valid until the next
+//    call to `parse`.
+// Either way a view is valid until the next call to `parse` if the caller keeps its buffer until then.
 // Large messages are therefore streamed piece by piece; a caller that wants whole messages appends the pieces
 // (the limits bound how much that may take).
 //
@@ -285,18 +287,28 @@ class frame_parser {
 
   // --- control frames (RFC 6455 §5.5) -----------------------------------------------------------------------
 
-  // Collects the (at most 125-byte) payload into the parser, so that the event carries it whole however the
-  // input was split.
+  // A control frame that arrived whole is unmasked where it lies in the input. One split across inputs is
+  // collected into a buffer of the parser's, allocated the first time that happens (few connections ever see a
+  // split ping, and an idle connection should not carry 125 bytes for it), so that the event carries the payload
+  // whole however the input was split.
   void read_control_payload(std::span<char> input, std::size_t& pos, parse_result& r) {
-    const std::size_t have = header_.payload_size - remaining_;
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, input.size() - pos));
-    std::copy_n(input.data() + pos, n, control_.data() + have);
-    pos += n;
-    remaining_ -= n;
-    if (remaining_ > 0) return;  // need_more
-
     const auto size = static_cast<std::size_t>(header_.payload_size);
-    std::span<char> payload(control_.data(), size);
+    const std::size_t have = size - static_cast<std::size_t>(remaining_);
+    std::span<char> payload;
+    if (have == 0 && input.size() - pos >= size) {
+      payload = input.subspan(pos, size);
+      pos += size;
+      remaining_ = 0;
+    } else {
+      if (!control_) control_ = std::make_unique_for_overwrite<char[]>(max_control_payload);
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, input.size() - pos));
+      std::copy_n(input.data() + pos, n, control_.get() + have);
+      pos += n;
+      remaining_ -= n;
+      if (remaining_ > 0) return;  // need_more
+      payload = std::span<char>(control_.get(), size);
+    }
+
     if (header_.masked) apply_mask(payload, header_.key);
     const std::string_view view(payload.data(), payload.size());
     state_ = state::header;
@@ -426,7 +438,7 @@ class frame_parser {
   frame_header header_;
   std::uint64_t remaining_ = 0;       // payload bytes of this frame not yet consumed
   std::uint64_t payload_offset_ = 0;  // payload bytes of this frame consumed so far (the mask's phase)
-  std::array<char, max_control_payload> control_{};
+  std::unique_ptr<char[]> control_;  // a split control frame's payload (max_control_payload bytes), made on demand
 
   // The data message in progress.
   bool in_message_ = false;

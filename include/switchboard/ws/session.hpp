@@ -152,21 +152,21 @@ class session : public std::enable_shared_from_this<session> {
 
   /// Starts the closing handshake: queued messages go first, then the close frame. Safe from any thread.
   void close(close_code code = close_code::normal, std::string reason = {}) {
-    asio::dispatch(executor_, [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
+    asio::dispatch(get_executor(), [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
       self->begin_close(code, std::move(reason), false);
     });
   }
 
   /// Closes the socket now, without a handshake. Safe from any thread.
   void abort() {
-    asio::dispatch(executor_, [self = shared_from_this()] { self->finish({close_code::abnormal, "aborted", false}); });
+    asio::dispatch(get_executor(), [self = shared_from_this()] { self->finish({close_code::abnormal, "aborted", false}); });
   }
 
   /// Starts reading and writing. A server session is started by the server once `on_open` returned; a client
   /// session from `async_connect` must be started by its owner, after setting the handlers. On its executor.
   virtual void start() = 0;
 
-  const asio::any_io_executor& get_executor() const noexcept { return executor_; }
+  const asio::any_io_executor& get_executor() const noexcept { return queue_.get_executor(); }
   /// False once closing has started or the connection is gone. A hint: a send may still race with the end.
   bool is_open() const noexcept { return state_.load() == state::open; }
   /// The subprotocol agreed in the handshake, or empty.
@@ -192,8 +192,9 @@ class session : public std::enable_shared_from_this<session> {
 
   session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r,
           std::optional<deflate_params> deflate = std::nullopt)
-      : executor_(std::move(executor)), options_(options), queue_(executor_, options.send_queue),
-        subprotocol_(std::move(subprotocol)), role_(r), deflate_(std::move(deflate)) {}
+      : timeouts_{options.ping_interval, options.pong_timeout, options.close_timeout, options.write_timeout},
+        queue_(std::move(executor), options.send_queue), subprotocol_(std::move(subprotocol)), role_(r),
+        deflate_(std::move(deflate)) {}
 
   virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
   virtual void finish(close_info info) = 0;
@@ -201,7 +202,7 @@ class session : public std::enable_shared_from_this<session> {
   void after_push(std::error_code ec, push_outcome outcome) {
     if (ec == switchboard::error::overflow_disconnect) {
       // The consumer fell too far behind: cut it (policy 1008 would need a frame it cannot take).
-      asio::dispatch(executor_, [self = shared_from_this()] {
+      asio::dispatch(get_executor(), [self = shared_from_this()] {
         self->finish({close_code::policy_violation, "send queue overflow", false});
       });
     }
@@ -214,7 +215,7 @@ class session : public std::enable_shared_from_this<session> {
   // True on the thread that runs this session's io_context (one thread per context, as the runtime runs them).
   // False for any other executor type (a strand): those take the asynchronous path.
   bool on_own_thread() const noexcept {
-    const auto* context_executor = executor_.target<asio::io_context::executor_type>();
+    const auto* context_executor = get_executor().target<asio::io_context::executor_type>();
     return context_executor != nullptr && context_executor->running_in_this_thread();
   }
 
@@ -223,9 +224,13 @@ class session : public std::enable_shared_from_this<session> {
     on_message_ = nullptr;
   }
 
-  asio::any_io_executor executor_;
-  session_options options_;
-  async_queue<outgoing> queue_;
+  // The options a session reads after it started (the limits and the queue's went to the parser and the queue).
+  struct timeouts {
+    std::chrono::milliseconds ping_interval, pong_timeout, close_timeout, write_timeout;
+  };
+
+  timeouts timeouts_;
+  async_queue<outgoing> queue_;  // also holds the session's executor
   std::string subprotocol_;
   role role_;
   std::optional<deflate_params> deflate_;
@@ -255,8 +260,7 @@ class session_impl final : public session {
       : session(stream.get_executor(), options, std::move(subprotocol), r, deflate),
         stream_(std::move(stream)),
         parser_(r, with_deflate(options.limits, deflate)),
-        writer_(r),
-        keepalive_(executor_) {
+        writer_(r) {
     if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate, options.compression_level);
     if (!leftover.empty()) {
       in_.resize(leftover.size() + min_read_space);
@@ -386,58 +390,86 @@ class session_impl final : public session {
     peer_closed_ = true;
     if (state_ == state::open) {
       // Echo the peer's close (§5.5.1) with its code, or "normal" when it sent none.
-      peer_info_ = close_info{code, reason, true};
       const close_code echo = (code == close_code::no_status) ? close_code::normal : code;
-      return begin_close(echo, {}, true);
+      enter_closing(close_info{echo, {}, true});
+      closing_->peer = close_info{code, std::move(reason), true};
+      return pump_writes();
     }
     // We started closing and this is the answer: done.
-    if (close_sent_) finish(close_result_);
+    if (close_sent_) finish(closing_->outcome());
   }
 
   // ------------------------------------------------------------------ writing
 
-  // Control frames (pong, close) jump the queue of messages.
+  // The frames of one write, and the shared bytes that keep them alive until it is done.
+  struct write_batch {
+    std::vector<asio::const_buffer> buffers;
+    std::vector<shared_bytes> held;
+
+    void add(shared_bytes bytes) {
+      buffers.emplace_back(bytes.data(), bytes.size());
+      held.push_back(std::move(bytes));
+    }
+    bool empty() const noexcept { return buffers.empty(); }
+    void clear() noexcept {
+      buffers.clear();
+      held.clear();
+    }
+    // Drops the first `n` bytes (a partial write); true when nothing is left.
+    bool consume(std::size_t n) {
+      auto it = buffers.begin();
+      for (; it != buffers.end() && n >= it->size(); ++it) n -= it->size();
+      if (it != buffers.end()) *it += n;
+      buffers.erase(buffers.begin(), it);
+      return buffers.empty();
+    }
+  };
+
+  // A control frame: a 2-byte header, a client's 4-byte mask key, at most 125 bytes of payload (§5.5).
+  static constexpr std::size_t max_control_frame = 2 + 4 + max_control_payload;
+
+  // Control frames (pong, ping) jump the queue of messages.
   void queue_control(opcode op, std::string_view payload) {
     if (close_sent_) return;
-    char frame[2 + 125];
+    char frame[max_control_frame];
     const std::size_t n = writer_.write_frame(frame, op, payload);
-    control_.append(frame, n);
+    control_.push_back(shared_bytes::copy(std::string_view(frame, n)));
     pump_writes();
   }
 
-  // Gathers control frames and every queued message into one write.
+  // Gathers control frames and every queued message into one write. The batch is gathered in the thread's own
+  // `write_batch`: over plain TCP most writes are taken by the socket at once, so a session holds a batch of its
+  // own (`in_flight_`) only while a write waits for the socket, and an idle session holds none.
   void pump_writes() {
     if (writing_ || state_ == state::closed) return;
-    batch_.clear();
-    held_.clear();
+    static thread_local write_batch gathered;
+    write_batch& batch = gathered;
+    batch.clear();
     if (!control_.empty()) {
-      batch_text_ = std::move(control_);
-      control_.clear();
-      batch_.emplace_back(batch_text_.data(), batch_text_.size());
+      for (shared_bytes& frame : control_) batch.add(std::move(frame));
+      std::vector<shared_bytes>().swap(control_);  // rare: hold no storage for them in between
     }
+    if (!popped_.empty()) batch.add(std::move(popped_));
     // While a pop waits, a message pushed meanwhile is on its way to that pop's completion: taking later ones
     // from the queue (or writing the close frame) now would put them ahead of it.
     if (!close_sent_ && !waiting_for_queue_) {
       std::size_t bytes = 0;
-      if (pending_first_) {
-        bytes += add_to_batch(std::move(*pending_first_));
-        pending_first_.reset();
-      }
       while (bytes < max_batch_bytes) {
         std::optional<outgoing> o = queue_.try_pop();
         if (!o) break;
-        bytes += add_to_batch(std::move(*o));
+        shared_bytes frame = encode(std::move(*o));
+        bytes += frame.size();
+        batch.add(std::move(frame));
       }
     }
-    if (state_ == state::closing && !close_sent_ && !waiting_for_queue_ && queue_.stats().depth == 0 && batch_.empty()) {
+    if (state_ == state::closing && !close_sent_ && !waiting_for_queue_ && queue_.stats().depth == 0 && batch.empty()) {
       // Everything queued before close() has gone: now the close frame.
-      char frame[2 + 125];
-      const std::size_t n = writer_.write_close(frame, close_result_.code, close_result_.reason);
-      close_text_.assign(frame, n);
-      batch_.emplace_back(close_text_.data(), close_text_.size());
+      char frame[max_control_frame];
+      const std::size_t n = writer_.write_close(frame, closing_->ours.code, closing_->ours.reason);
+      batch.add(shared_bytes::copy(std::string_view(frame, n)));
       close_sent_ = true;
     }
-    if (batch_.empty()) {
+    if (batch.empty()) {
       if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) {
         queue_.release_storage();  // idle until the next message: hold no ring meanwhile
         wait_for_queue();
@@ -449,41 +481,37 @@ class session_impl final : public session {
       // Most batches fit in the socket buffer: write at once (the socket is non-blocking), and only wait, with the
       // write timeout watched, when the peer is slow. No operation, and no timer left armed, for the usual write.
       std::error_code ec;
-      const std::size_t n = stream_.write_some(batch_, ec);
-      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return on_batch_written(ec);
-      if (consume_batch(ec ? 0 : n)) return on_batch_written({});
+      const std::size_t n = stream_.write_some(batch.buffers, ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+        batch.clear();
+        return on_batch_written(ec);
+      }
+      if (batch.consume(ec ? 0 : n)) {
+        batch.clear();
+        return on_batch_written({});
+      }
     }
+    in_flight_ = std::make_unique<write_batch>();
+    std::swap(*in_flight_, batch);
     write_started_ = std::chrono::steady_clock::now();
     watch_write();
-    asio::async_write(stream_, batch_, [self = self()](std::error_code ec, std::size_t) { self->on_batch_written(ec); });
-  }
-
-  // Drops the first `n` bytes of the batch (a partial write); true when nothing is left.
-  bool consume_batch(std::size_t n) {
-    auto it = batch_.begin();
-    for (; it != batch_.end() && n >= it->size(); ++it) n -= it->size();
-    if (it != batch_.end()) *it += n;
-    batch_.erase(batch_.begin(), it);
-    return batch_.empty();
+    asio::async_write(stream_, in_flight_->buffers,
+                      [self = self()](std::error_code ec, std::size_t) { self->on_batch_written(ec); });
   }
 
   void on_batch_written(std::error_code ec) {
     writing_ = false;
+    in_flight_.reset();
     if (ec) return finish({close_code::abnormal, ec.message(), false});
-    batch_text_.clear();
-    held_.clear();
-    if (close_sent_ && peer_closed_) return finish(peer_info_ ? *peer_info_ : close_result_);
+    if (close_sent_ && peer_closed_) return finish(closing_->outcome());
     if (close_sent_) return shutdown_send();
     pump_writes();
   }
 
-  std::size_t add_to_batch(outgoing o) {
-    if (o.encoded) {
-      const std::string_view v = o.bytes.view();
-      batch_.emplace_back(v.data(), v.size());
-      held_.push_back(std::move(o.bytes));
-      return v.size();
-    }
+  // The frame of a queued message: as queued when it was encoded once for many sessions, else framed (and
+  // compressed) here, in the order the messages go out (the compressor's context follows that order).
+  shared_bytes encode(outgoing o) {
+    if (o.encoded) return std::move(o.bytes);
     std::string_view payload = o.bytes.view();
     std::string compressed;
     const bool compress = compressor_ != nullptr;
@@ -493,14 +521,11 @@ class session_impl final : public session {
     }
     std::string frame(writer_.frame_size(payload.size()), '\0');
     frame.resize(writer_.write_frame(frame, o.type, payload, true, compress));
-    shared_bytes owned(std::move(frame));
-    const std::string_view v = owned.view();
-    batch_.emplace_back(v.data(), v.size());
-    held_.push_back(std::move(owned));
-    return v.size();
+    return shared_bytes(std::move(frame));
   }
 
-  // Nothing to write: wait until a message is queued. The popped message is written first by the next pump.
+  // Nothing to write: wait until a message is queued. The popped message is framed at once and written by the
+  // next pump, after any control frames waiting.
   void wait_for_queue() {
     waiting_for_queue_ = true;
     queue_.async_pop([self = self()](std::error_code ec, outgoing o) {
@@ -509,7 +534,7 @@ class session_impl final : public session {
       if (ec) {
         self->queue_finished_ = true;  // closed and empty: nothing more will come (the close frame may be due)
       } else {
-        self->pending_first_ = std::move(o);
+        self->popped_ = self->encode(std::move(o));
       }
       self->pump_writes();
     });
@@ -521,14 +546,14 @@ class session_impl final : public session {
   // per timeout instead of arming and cancelling it around every write (two timer-heap operations and a
   // completion each, per message of a broadcast).
   void watch_write() {
-    if (options_.write_timeout.count() == 0 || write_timer_armed_) return;
+    if (timeouts_.write_timeout.count() == 0 || write_timer_armed_) return;
     write_timer_armed_ = true;
-    if (!write_timer_) write_timer_ = std::make_unique<asio::steady_timer>(executor_);
-    write_timer_->expires_at(write_started_ + options_.write_timeout);
+    if (!write_timer_) write_timer_ = std::make_unique<asio::steady_timer>(get_executor());
+    write_timer_->expires_at(write_started_ + timeouts_.write_timeout);
     write_timer_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       self->write_timer_armed_ = false;
       if (ec || self->state_ == state::closed || !self->writing_) return;
-      if (std::chrono::steady_clock::now() - self->write_started_ >= self->options_.write_timeout) {
+      if (std::chrono::steady_clock::now() - self->write_started_ >= self->timeouts_.write_timeout) {
         return self->finish({close_code::abnormal, "write timeout", false});
       }
       self->watch_write();  // a later write is under way
@@ -539,37 +564,44 @@ class session_impl final : public session {
 
   void begin_close(close_code code, std::string reason, bool by_peer) override {
     if (state_ != state::open) return;
-    state_ = state::closing;
-    close_result_ = close_info{code, std::move(reason), by_peer};
-    if (close_result_.reason.size() > 123 || !is_valid_utf8(close_result_.reason)) close_result_.reason.clear();
-    queue_.close();  // no more messages; those queued still go out first
-    close_timer_ = std::make_unique<asio::steady_timer>(executor_, options_.close_timeout);
-    close_timer_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
-      if (!ec) self->finish(self->peer_info_ ? *self->peer_info_ : self->close_result_);
-    }));
+    enter_closing(close_info{code, std::move(reason), by_peer});
     pump_writes();
+  }
+
+  // Moves to `closing` with `ours` as the close frame to send once the queue has drained, and starts the
+  // closing handshake's deadline.
+  void enter_closing(close_info ours) {
+    state_ = state::closing;
+    if (ours.reason.size() > 123 || !is_valid_utf8(ours.reason)) ours.reason.clear();  // §5.5.1: 125 with the code
+    closing_ = std::make_unique<closing_state>(get_executor(), std::move(ours));
+    queue_.close();  // no more messages; those queued still go out first
+    closing_->timer.expires_after(timeouts_.close_timeout);
+    closing_->timer.async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
+      if (!ec) self->finish(self->closing_->outcome());
+    }));
   }
 
   void shutdown_send() {
     // The close frame is out; wait (reading) for the peer's close, or the close timer.
     if (!peer_closed_) return;
-    finish(peer_info_ ? *peer_info_ : close_result_);
+    finish(closing_->outcome());
   }
 
   void arm_keepalive() {
-    if (options_.ping_interval.count() == 0) return;
-    keepalive_.expires_after(options_.ping_interval);
-    keepalive_.async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
+    if (timeouts_.ping_interval.count() == 0) return;
+    if (!keepalive_) keepalive_ = std::make_unique<asio::steady_timer>(get_executor());
+    keepalive_->expires_after(timeouts_.ping_interval);
+    keepalive_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       if (ec || self->state_ == state::closed) return;
       const auto now = std::chrono::steady_clock::now();
-      if (self->awaiting_pong_ && now - self->last_heard_ >= self->options_.ping_interval + self->options_.pong_timeout) {
+      if (self->awaiting_pong_ && now - self->last_heard_ >= self->timeouts_.ping_interval + self->timeouts_.pong_timeout) {
         return self->finish({close_code::abnormal, "no pong", false});
       }
-      if (now - self->last_heard_ >= self->options_.ping_interval && !self->awaiting_pong_) {
+      if (now - self->last_heard_ >= self->timeouts_.ping_interval && !self->awaiting_pong_) {
         self->awaiting_pong_ = true;
         self->queue_control(opcode::ping, {});
-        self->keepalive_.expires_after(self->options_.pong_timeout);
-        self->keepalive_.async_wait(switchboard::detail::long_wait([self](std::error_code wait_ec) {
+        self->keepalive_->expires_after(self->timeouts_.pong_timeout);
+        self->keepalive_->async_wait(switchboard::detail::long_wait([self](std::error_code wait_ec) {
           if (wait_ec || self->state_ == state::closed) return;
           if (self->awaiting_pong_) return self->finish({close_code::abnormal, "no pong", false});
           self->arm_keepalive();
@@ -584,8 +616,8 @@ class session_impl final : public session {
     if (state_ == state::closed) return;
     state_ = state::closed;
     queue_.close();
-    keepalive_.cancel();
-    if (close_timer_) close_timer_->cancel();
+    if (keepalive_) keepalive_->cancel();
+    if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
     std::error_code ignored;
     lowest_socket(stream_).close(ignored);
@@ -594,29 +626,35 @@ class session_impl final : public session {
 
   static constexpr std::size_t max_batch_bytes = 256 * 1024;
 
+  // What a closing session needs, made when closing starts: most of a session's life is spent open.
+  struct closing_state {
+    closing_state(const asio::any_io_executor& executor, close_info our_close)
+        : timer(executor), ours(std::move(our_close)) {}
+    const close_info& outcome() const noexcept { return peer ? *peer : ours; }
+
+    asio::steady_timer timer;        // the closing handshake's deadline
+    close_info ours;                 // the close frame we send (an echo of the peer's when it started)
+    std::optional<close_info> peer;  // the peer's close, when the peer started: what on_close hears
+  };
+
   Stream stream_;
   frame_parser parser_;
   frame_writer writer_;  // a client's frames are masked with keys from OpenSSL; a server's are not
   std::unique_ptr<deflate_compressor> compressor_;  // only when permessage-deflate was negotiated
   std::vector<char> in_;
   std::size_t in_size_ = 0;
-  std::string current_;  // the message being assembled
-  std::string control_;  // pong frames waiting to be written
-  std::string batch_text_;
-  std::string close_text_;
-  std::vector<asio::const_buffer> batch_;
-  std::vector<shared_bytes> held_;  // keeps the batch's frames alive during the write
-  std::optional<outgoing> pending_first_;
-  bool queue_finished_ = false;  // the send queue is closed and empty
-  asio::steady_timer keepalive_;
-  // Made when first needed: most sessions never wait for a write, and close once.
-  std::unique_ptr<asio::steady_timer> close_timer_;
+  std::string current_;                  // the message being assembled
+  std::vector<shared_bytes> control_;  // pong and ping frames waiting for the writer
+  shared_bytes popped_;                // the frame of the message a waiting pop took (empty: none)
+  std::unique_ptr<write_batch> in_flight_;  // the batch of a write that waits for the socket
+  // Timers are made when first needed: pings may be off, most sessions never wait for a write, and close once.
+  std::unique_ptr<asio::steady_timer> keepalive_;
   std::unique_ptr<asio::steady_timer> write_timer_;
+  std::unique_ptr<closing_state> closing_;
   std::chrono::steady_clock::time_point write_started_{};  // of the write under way
-  bool write_timer_armed_ = false;
   std::chrono::steady_clock::time_point last_heard_;
-  close_info close_result_;
-  std::optional<close_info> peer_info_;
+  bool queue_finished_ = false;  // the send queue is closed and empty
+  bool write_timer_armed_ = false;
   bool writing_ = false;
   bool waiting_for_queue_ = false;
   bool close_sent_ = false;

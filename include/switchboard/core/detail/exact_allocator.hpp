@@ -7,10 +7,9 @@
 // and get a block of their own size.
 #pragma once
 
-#include <asio/bind_allocator.hpp>
-
 #include <cstddef>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace switchboard::detail {
@@ -27,10 +26,30 @@ struct exact_allocator {
   bool operator==(const exact_allocator<U>&) const noexcept { return true; }
 };
 
-/// `handler` bound to exact_allocator: for the completion of an operation that may wait a long time.
+/// A completion handler that allocates its operation with exact_allocator. The allocator is a member type, not an
+/// `asio::bind_allocator` wrapper: Asio 1.22 treats a handler wrapped by a binder as having an executor of its own
+/// and stores a second copy of the I/O executor (56 bytes for `any_io_executor`) in every operation.
+template <class Handler>
+class long_wait_handler {
+ public:
+  using allocator_type = exact_allocator<void>;
+
+  explicit long_wait_handler(Handler handler) : handler_(std::move(handler)) {}
+  allocator_type get_allocator() const noexcept { return {}; }
+
+  template <class... Args>
+  void operator()(Args&&... args) {
+    std::move(handler_)(std::forward<Args>(args)...);
+  }
+
+ private:
+  Handler handler_;
+};
+
+/// `handler` with exact_allocator: for the completion of an operation that may wait a long time.
 template <class Handler>
 auto long_wait(Handler&& handler) {
-  return asio::bind_allocator(exact_allocator<void>(), std::forward<Handler>(handler));
+  return long_wait_handler<std::decay_t<Handler>>(std::forward<Handler>(handler));
 }
 
 }  // namespace switchboard::detail
