@@ -47,13 +47,15 @@ class basic_output_queue {
     }
     pieces_.emplace_back(pieces_.get_allocator()).shared = shared_bytes(std::move(body));
   }
-  /// Shared bytes: referenced, not copied.
-  void append_shared(shared_bytes bytes) {
+  /// Shared bytes: referenced, not copied, unless smaller than 512 bytes (copied into the small-piece string, which
+  /// one write sends whole). Taken by reference, so that a small piece touches no reference count (a broker fans
+  /// one frame out to many connections).
+  void append_shared(const shared_bytes& bytes) {
     if (bytes.size() < 512) {
       text().append(bytes.view());
       return;
     }
-    pieces_.emplace_back(pieces_.get_allocator()).shared = std::move(bytes);
+    pieces_.emplace_back(pieces_.get_allocator()).shared = bytes;
   }
 
   bool empty() const noexcept {
