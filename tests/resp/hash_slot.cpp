@@ -28,9 +28,7 @@ TEST_CASE("hash slot: CRC16 and hash tags", "[resp][hash_slot]") {
 
 TEST_CASE("hash slot: the same as Redis's CLUSTER KEYSLOT", "[resp][hash_slot]") {
   REQUIRE(test::have_program("redis-server"));
-  test::redis_server redis({"--cluster-enabled", "yes", "--cluster-config-file",
-                            std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/keyslot-" + std::to_string(::getpid()) +
-                                ".conf"});
+  test::redis_server redis({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
   asio::io_context ctx;
   test::redis_client c(ctx, redis.port());
   std::vector<std::string> keys = {"", "a", "foo", "{a}b", "x{}y", "{}{a}", "{{a}}", "}{a}", "chat.room.42",

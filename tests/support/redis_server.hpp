@@ -2,6 +2,7 @@
 // to talk to it. The server starts on a free loopback port and is stopped by its pid when the object goes away.
 // Readiness is an event, not a guess: redis-server is started with `--supervised systemd`, so it sends "READY=1"
 // to the datagram socket named by NOTIFY_SOCKET once it accepts connections, and we wait for that datagram.
+// Each server works in a directory of its own (its log, a cluster node's state file), removed with the object.
 #pragma once
 
 #include "support/test_support.hpp"
@@ -42,8 +43,10 @@ inline std::uint16_t free_loopback_port() {
   return probe.local_endpoint().port();
 }
 
-/// A redis-server of this test's own, on 127.0.0.1:port(), without persistence. Throws std::runtime_error if it
-/// does not report ready within `deadline`. Tests check `have_program("redis-server")` first and skip without it.
+/// A redis-server of this test's own, on 127.0.0.1:port(), without persistence, working in `directory()` (a
+/// relative file name in `extra_args`, such as a cluster config file, lands there). Throws std::runtime_error if
+/// it does not report ready within `deadline`. Tests check `have_program("redis-server")` first and skip without
+/// it.
 class redis_server {
  public:
   explicit redis_server(const std::vector<std::string>& extra_args = {},
@@ -53,19 +56,16 @@ class redis_server {
   /// On a given port: to start a server again where an earlier one was (a restart).
   redis_server(std::uint16_t port, const std::vector<std::string>& extra_args,
                std::chrono::steady_clock::duration deadline = 10s)
-      : port_(port) {
+      : port_(port), directory_("redis-" + std::to_string(::getpid()) + "-" + std::to_string(port) + "-") {
     asio::io_context ctx;
-    const std::string tag = "redis-" + std::to_string(::getpid()) + "-" + std::to_string(port_);
-    const std::string notify_path = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".notify";
-    std::remove(notify_path.c_str());
+    const std::string notify_path = directory_.path() + "/notify";
     asio::local::datagram_protocol::socket notify(ctx, asio::local::datagram_protocol::endpoint(notify_path));
     std::vector<std::string> argv = {"env", "NOTIFY_SOCKET=" + notify_path, "redis-server",
                                      "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                      "--save", "", "--appendonly", "no",
-                                     "--supervised", "systemd", "--dir", SWITCHBOARD_TEST_BINARY_DIR};
+                                     "--supervised", "systemd", "--dir", directory_.path()};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    const std::string log = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + tag + ".log";
-    process_ = std::make_unique<background_process>(argv, log);
+    process_ = std::make_unique<background_process>(argv, directory_.path() + "/redis.log");
 
     bool ready = false;
     std::array<char, 512> datagram{};
@@ -89,12 +89,14 @@ class redis_server {
   }
 
   std::uint16_t port() const noexcept { return port_; }
+  const std::string& directory() const noexcept { return directory_.path(); }
 
   /// Stops the server now (SIGTERM, then SIGKILL after the grace period).
   void stop() { process_.reset(); }
 
  private:
   std::uint16_t port_ = 0;
+  scratch_directory directory_;  // declared before the process: removed after it has stopped
   std::unique_ptr<background_process> process_;
 };
 
@@ -189,12 +191,10 @@ class redis_cluster {
     std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
     for (std::size_t i = 0; i < masters; ++i) {
       const std::uint16_t port = free_loopback_port();
-      const std::string config = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/nodes-" + std::to_string(::getpid()) +
-                                 "-" + std::to_string(port) + ".conf";
-      std::remove(config.c_str());
-      // The cluster bus port is named too: the default (port + 10000) may be taken, or past 65535.
+      // The cluster bus port is named too: the default (port + 10000) may be taken, or past 65535. The node's
+      // state file goes to its own directory.
       nodes_.push_back(std::make_unique<redis_server>(
-          port, std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", config,
+          port, std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                                          "--cluster-port", std::to_string(free_loopback_port()),
                                          "--cluster-node-timeout", "5000"}));
       create.push_back("127.0.0.1:" + std::to_string(port));

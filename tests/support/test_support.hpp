@@ -63,6 +63,22 @@ class background_process {
   std::string log_path_;
 };
 
+/// A fresh directory under the test binary directory (`prefix` and a random suffix), removed with everything in
+/// it when the object goes away: the working files of a child process (a redis-server's log and cluster state),
+/// so that test runs do not pile up files.
+class scratch_directory {
+ public:
+  explicit scratch_directory(const std::string& prefix);
+  ~scratch_directory();
+  scratch_directory(const scratch_directory&) = delete;
+  scratch_directory& operator=(const scratch_directory&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+};
+
 /// True when `program` is found on PATH.
 bool have_program(const std::string& program);
 
