@@ -249,22 +249,16 @@ TEST_CASE("client: retries and timeouts", "[http][client]") {
 
 TEST_CASE("client and server over TLS", "[http][client][tls]") {
   const auto& cert = switchboard::test::localhost_certificate();
-  auto server_tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  server_tls->use_certificate_chain(asio::buffer(cert.certificate_pem));
-  server_tls->use_private_key(asio::buffer(cert.private_key_pem), asio::ssl::context::pem);
   test_server s;
   s.routes().get("/secure", [](request&) { return response::text("over TLS"); });
   server_options o;
-  o.tls = server_tls;
+  o.tls = switchboard::test::localhost_server_tls();
   s.start(o);
   REQUIRE(s.server().url().rfind("https://", 0) == 0);
   asio::io_context ctx;
 
   SECTION("a client that trusts the certificate") {
-    auto trust = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    trust->add_certificate_authority(asio::buffer(cert.certificate_pem));
-    trust->set_verify_mode(asio::ssl::verify_peer);
-    client c(ctx.get_executor(), {.tls = trust});
+    client c(ctx.get_executor(), {.tls = switchboard::test::localhost_client_tls()});
     for (int i = 0; i < 3; ++i) {
       result r;
       c.async_get("https://localhost:" + std::to_string(s.port()) + "/secure", capture(r));
@@ -282,10 +276,7 @@ TEST_CASE("client and server over TLS", "[http][client][tls]") {
     CHECK(r.ec);
   }
   SECTION("a name that does not match the certificate is refused") {
-    auto trust = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    trust->add_certificate_authority(asio::buffer(cert.certificate_pem));
-    trust->set_verify_mode(asio::ssl::verify_peer);
-    client c(ctx.get_executor(), {.tls = trust});
+    client c(ctx.get_executor(), {.tls = switchboard::test::localhost_client_tls()});
     result r;
     c.async_get("https://127.0.0.2:" + std::to_string(s.port()) + "/secure", capture(r));
     REQUIRE(run_until(ctx, [&] { return r.done; }));

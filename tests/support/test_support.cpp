@@ -265,6 +265,20 @@ const test_certificate& localhost_certificate() {
   return cert;
 }
 
+std::shared_ptr<asio::ssl::context> localhost_server_tls() {
+  auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  tls->use_certificate_chain(asio::buffer(localhost_certificate().certificate_pem));
+  tls->use_private_key(asio::buffer(localhost_certificate().private_key_pem), asio::ssl::context::pem);
+  return tls;
+}
+
+std::shared_ptr<asio::ssl::context> localhost_client_tls() {
+  auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  tls->add_certificate_authority(asio::buffer(localhost_certificate().certificate_pem));
+  tls->set_verify_mode(asio::ssl::verify_peer);
+  return tls;
+}
+
 std::string write_temp_file(const std::string& name, const std::string& contents) {
   const std::string path = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + name;
   std::ofstream(path, std::ios::binary) << contents;

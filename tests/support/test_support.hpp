@@ -3,9 +3,11 @@
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/ssl/context.hpp>
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,6 +90,10 @@ struct test_certificate {
   std::string private_key_pem;
 };
 const test_certificate& localhost_certificate();
+/// A TLS server context that presents localhost_certificate().
+std::shared_ptr<asio::ssl::context> localhost_server_tls();
+/// A TLS client context that trusts localhost_certificate() and verifies the peer (and, in the clients, its name).
+std::shared_ptr<asio::ssl::context> localhost_client_tls();
 
 /// Writes `contents` to a file under the test binary directory and returns its path.
 std::string write_temp_file(const std::string& name, const std::string& contents);

@@ -360,6 +360,48 @@ TEST_CASE("ws client: our client against our server", "[ws][client]") {
   }
 }
 
+TEST_CASE("ws client: our client against our server over TLS (wss://)", "[ws][client][tls]") {
+  test_server s;
+  s.routes().get("/echo", [](http::request& req) {
+    return ws::accept(req, {}, [](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
+      });
+    });
+  });
+  http::server_options server_options;
+  server_options.tls = test::localhost_server_tls();
+  s.start(server_options);
+  asio::io_context ctx;
+  std::shared_ptr<ws::session> client;
+  std::optional<std::error_code> connected;
+  ws::async_connect(ctx.get_executor(), "wss://localhost:" + std::to_string(s.port()) + "/echo",
+                    {.tls = test::localhost_client_tls()}, [&](std::error_code ec, std::shared_ptr<ws::session> c) {
+                      connected = ec;
+                      client = std::move(c);
+                    });
+  REQUIRE(test::run_until(ctx, [&] { return connected.has_value(); }));
+  REQUIRE_FALSE(*connected);
+  std::vector<std::string> got;
+  std::optional<ws::close_info> closed;
+  client->on_message([&](ws::message&& m) { got.push_back(std::move(m.data)); });
+  client->on_close([&](const ws::close_info& info) { closed = info; });
+  client->start();
+  // Small and large messages queued at once: over TLS both sides' writes wait for the socket, in order.
+  std::vector<std::string> sent;
+  for (int i = 0; i < 20; ++i) {
+    sent.push_back(i % 5 == 0 ? std::string(1'000'000, static_cast<char>('a' + i)) : "message " + std::to_string(i));
+    client->send_binary(sent.back());
+  }
+  REQUIRE(test::run_until(ctx, [&] { return got.size() == sent.size(); }));
+  CHECK(got == sent);
+  client->close(ws::close_code::normal, "bye");
+  REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+  CHECK(closed->code == ws::close_code::normal);
+  CHECK_FALSE(closed->by_peer);
+}
+
 TEST_CASE("ws client: control frames with the largest payloads go out whole", "[ws][client]") {
   // A client's control frame carries a 4-byte mask key: a 125-byte pong or a close with a 123-byte reason is 131
   // bytes on the wire (RFC 6455 §5.2, §5.5).
