@@ -81,6 +81,26 @@ class ws_peer {
   std::string buffer_;
 };
 
+// GET /echo: a WebSocket that sends every message back.
+void add_echo_route(http::router& routes, ws::accept_options options) {
+  routes.get("/echo", [options](http::request& req) {
+    return ws::accept(req, options, [](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
+      });
+    });
+  });
+}
+
+// Closes `client` with 1000 and checks that its on_close (which fills `closed`) heard our own close.
+void close_normally(asio::io_context& ctx, ws::session& client, const std::optional<ws::close_info>& closed) {
+  client.close(ws::close_code::normal, "bye");
+  REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+  CHECK(closed->code == ws::close_code::normal);
+  CHECK_FALSE(closed->by_peer);
+}
+
 }  // namespace
 
 TEST_CASE("ws session: echoes keep their order when a pong is written while the first one is being handed over",
@@ -316,15 +336,7 @@ TEST_CASE("ws session group: a second earlier drain cuts what is left and finish
 
 TEST_CASE("ws client: our client against our server", "[ws][client]") {
   test_server s;
-  ws::accept_options options{.subprotocols = {"chat.v1"}, .deflate = {.enabled = true}};
-  s.routes().get("/echo", [&](http::request& req) {
-    return ws::accept(req, options, [](std::shared_ptr<ws::session> session) {
-      std::weak_ptr<ws::session> weak = session;
-      session->on_message([weak](ws::message&& m) {
-        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
-      });
-    });
-  });
+  add_echo_route(s.routes(), {.subprotocols = {"chat.v1"}, .deflate = {.enabled = true}});
   s.start();
   asio::io_context ctx;
   for (bool deflate : {false, true}) {
@@ -353,23 +365,13 @@ TEST_CASE("ws client: our client against our server", "[ws][client]") {
     client->send_text("three");
     REQUIRE(test::run_until(ctx, [&] { return got.size() == 3; }));
     CHECK(got == std::vector<std::string>{"one", big, "three"});
-    client->close(ws::close_code::normal, "bye");
-    REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
-    CHECK(closed->code == ws::close_code::normal);
-    CHECK_FALSE(closed->by_peer);
+    close_normally(ctx, *client, closed);
   }
 }
 
 TEST_CASE("ws client: our client against our server over TLS (wss://)", "[ws][client][tls]") {
   test_server s;
-  s.routes().get("/echo", [](http::request& req) {
-    return ws::accept(req, {}, [](std::shared_ptr<ws::session> session) {
-      std::weak_ptr<ws::session> weak = session;
-      session->on_message([weak](ws::message&& m) {
-        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
-      });
-    });
-  });
+  add_echo_route(s.routes(), {});
   http::server_options server_options;
   server_options.tls = test::localhost_server_tls();
   s.start(server_options);
@@ -396,10 +398,7 @@ TEST_CASE("ws client: our client against our server over TLS (wss://)", "[ws][cl
   }
   REQUIRE(test::run_until(ctx, [&] { return got.size() == sent.size(); }));
   CHECK(got == sent);
-  client->close(ws::close_code::normal, "bye");
-  REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
-  CHECK(closed->code == ws::close_code::normal);
-  CHECK_FALSE(closed->by_peer);
+  close_normally(ctx, *client, closed);
 }
 
 TEST_CASE("ws client: control frames with the largest payloads go out whole", "[ws][client]") {
