@@ -25,6 +25,9 @@ inline void add_routes(switchboard::http::router& routes) {
       .deflate = {.enabled = true},
       .session = {.ping_interval = std::chrono::milliseconds(0)},
   };
+  // GET /echo-keepalive: the same with the default session options, keep-alive pings every 30 s (what they cost an
+  // idle session is what memory.sh measures here).
+  static const switchboard::ws::accept_options keepalive_options{.origin = {.allowed = {"*"}}};
   auto echo = [](const switchboard::ws::accept_options& options) {
     return [&options](request& req) {
       return switchboard::ws::accept(req, options, [](std::shared_ptr<switchboard::ws::session> s) {
@@ -39,6 +42,7 @@ inline void add_routes(switchboard::http::router& routes) {
   };
   routes.get("/echo", echo(echo_options));
   routes.get("/echo-deflate", echo(deflate_options));
+  routes.get("/echo-keepalive", echo(keepalive_options));
 }
 
 }  // namespace examples::hello

@@ -317,6 +317,39 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
   CHECK_FALSE(info.by_peer);
 }
 
+// Keep-alive: after `ping_interval` of silence the server pings; a pong keeps the connection (the next thing the
+// peer sees is the next ping, not the end of the stream); a ping left unanswered for `pong_timeout` ends it.
+TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not answer is cut", "[ws][session]") {
+  test_server s;
+  std::promise<ws::close_info> closed;
+  const ws::accept_options options{.session = {.ping_interval = 100ms, .pong_timeout = 200ms}};
+  s.routes().get("/quiet", [&](http::request& req) {
+    return ws::accept(req, options, [&](std::shared_ptr<ws::session> session) {
+      session->on_close([&](const ws::close_info& info) { closed.set_value(info); });
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/quiet"));
+  REQUIRE(c.read_response()->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  std::string data;
+  for (int answered = 0; answered < 3; ++answered) {
+    REQUIRE(peer.next(data).event == ws::parse_event::ping);
+    peer.send(ws::opcode::pong, data);
+  }
+  REQUIRE(peer.next(data).event == ws::parse_event::ping);  // left unanswered
+  CHECK(peer.next(data).event == ws::parse_event::error);   // no more frames:
+  CHECK(c.closed_by_peer());                                // the server closed the connection
+  auto f = closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const ws::close_info info = f.get();
+  CHECK(info.code == ws::close_code::abnormal);
+  CHECK(info.reason == "no pong");
+  CHECK_FALSE(info.by_peer);
+}
+
 // A second stop while a session is still closing (the runtime's "stop now" after "stop within a minute") must move
 // the deadline and finish the drain, not replace the first caller's completion (which left the runtime's threads
 // waiting for ever).

@@ -4,7 +4,8 @@
 //
 //  - Receiving: whole messages, to a callback (`on_message`) on the session's executor. Pings are answered
 //    automatically; a keep-alive ping goes out after `ping_interval` of silence and the connection is closed if
-//    nothing comes back within `pong_timeout`.
+//    nothing comes back within `pong_timeout` (timed by a clock the sessions of an event loop share, so up to a
+//    quarter of the timeout late: detail/keepalive_clock.hpp).
 //  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
 //    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
 //    policy, when there is room. The writer gathers everything queued into one write.
@@ -15,10 +16,12 @@
 #pragma once
 
 #include <switchboard/core/async_queue.hpp>
+#include <switchboard/core/detail/coarse_clock.hpp>
 #include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/ws/deflate.hpp>
+#include <switchboard/ws/detail/keepalive_clock.hpp>
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/frame_parser.hpp>
@@ -253,7 +256,7 @@ asio::ip::tcp::socket& lowest_socket(Stream& s) noexcept {
 
 /// The session over one transport (TCP or TLS) for one role: the read loop, the write loop, the timers.
 template <class Stream>
-class session_impl final : public session {
+class session_impl final : public session, private keepalive_clock::member {
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
                std::optional<deflate_params> deflate, role r = role::server)
@@ -273,10 +276,14 @@ class session_impl final : public session {
     }
   }
 
+  ~session_impl() override { keepalive_clock::leave(*this); }
+
   void start() override {
-    auto self = std::static_pointer_cast<session_impl>(shared_from_this());
-    last_heard_ = std::chrono::steady_clock::now();
-    arm_keepalive();
+    quiet_since_ = switchboard::detail::coarse_now();
+    if (timeouts_.ping_interval.count() > 0) {
+      keepalive_clock::of(get_executor())
+          .join(*this, get_executor(), std::min(timeouts_.ping_interval, timeouts_.pong_timeout));
+    }
     pump_writes();
     if (in_size_ > 0) {
       on_bytes(std::span<char>(in_.data(), in_size_), true);
@@ -339,7 +346,7 @@ class session_impl final : public session {
   }
 
   void heard_from_peer() {
-    last_heard_ = std::chrono::steady_clock::now();
+    quiet_since_ = switchboard::detail::coarse_now();
     awaiting_pong_ = false;
   }
 
@@ -587,36 +594,38 @@ class session_impl final : public session {
     finish(closing_->outcome());
   }
 
-  void arm_keepalive() {
-    if (timeouts_.ping_interval.count() == 0) return;
-    if (!keepalive_) keepalive_ = std::make_unique<asio::steady_timer>(get_executor());
-    keepalive_->expires_after(timeouts_.ping_interval);
-    keepalive_->async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
-      if (ec || self->state_ == state::closed) return;
-      const auto now = std::chrono::steady_clock::now();
-      if (self->awaiting_pong_ && now - self->last_heard_ >= self->timeouts_.ping_interval + self->timeouts_.pong_timeout) {
-        return self->finish({close_code::abnormal, "no pong", false});
-      }
-      if (now - self->last_heard_ >= self->timeouts_.ping_interval && !self->awaiting_pong_) {
-        self->awaiting_pong_ = true;
-        self->queue_control(opcode::ping, {});
-        self->keepalive_->expires_after(self->timeouts_.pong_timeout);
-        self->keepalive_->async_wait(switchboard::detail::long_wait([self](std::error_code wait_ec) {
-          if (wait_ec || self->state_ == state::closed) return;
-          if (self->awaiting_pong_) return self->finish({close_code::abnormal, "no pong", false});
-          self->arm_keepalive();
-        }));
-        return;
-      }
-      self->arm_keepalive();
-    }));
+  // Keep-alive (keepalive_clock.hpp): called by the clock of the session's context on each of its ticks.
+  void keepalive_tick(std::chrono::steady_clock::time_point now) override {
+    if (on_own_thread()) return check_keepalive(now);
+    asio::dispatch(get_executor(), [self = self()] { self->check_keepalive(std::chrono::steady_clock::now()); });
+  }
+
+  std::shared_ptr<keepalive_clock::member> keepalive_ref() noexcept override {
+    std::shared_ptr<session> owner = weak_from_this().lock();
+    if (!owner) return nullptr;
+    return std::shared_ptr<keepalive_clock::member>(std::move(owner), static_cast<keepalive_clock::member*>(this));
+  }
+
+  // A ping after `ping_interval` of silence; the end if it is not answered within `pong_timeout` (anything heard
+  // from the peer counts as the answer).
+  void check_keepalive(std::chrono::steady_clock::time_point now) {
+    if (state_ != state::open) return;
+    if (awaiting_pong_) {
+      if (now - quiet_since_ >= timeouts_.pong_timeout) finish({close_code::abnormal, "no pong", false});
+      return;
+    }
+    if (now - quiet_since_ >= timeouts_.ping_interval) {
+      awaiting_pong_ = true;
+      quiet_since_ = now;
+      queue_control(opcode::ping, {});
+    }
   }
 
   void finish(close_info info) override {
     if (state_ == state::closed) return;
     state_ = state::closed;
     queue_.close();
-    if (keepalive_) keepalive_->cancel();
+    keepalive_clock::leave(*this);
     if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
     std::error_code ignored;
@@ -647,12 +656,13 @@ class session_impl final : public session {
   std::vector<shared_bytes> control_;  // pong and ping frames waiting for the writer
   shared_bytes popped_;                // the frame of the message a waiting pop took (empty: none)
   std::unique_ptr<write_batch> in_flight_;  // the batch of a write that waits for the socket
-  // Timers are made when first needed: pings may be off, most sessions never wait for a write, and close once.
-  std::unique_ptr<asio::steady_timer> keepalive_;
+  // Timers are made when first needed: most sessions never wait for a write, and close once.
   std::unique_ptr<asio::steady_timer> write_timer_;
   std::unique_ptr<closing_state> closing_;
   std::chrono::steady_clock::time_point write_started_{};  // of the write under way
-  std::chrono::steady_clock::time_point last_heard_;
+  // The start of the silence that keep-alive times: when the peer was last heard from (coarse_clock.hpp), or, while
+  // awaiting a pong, when the ping went out.
+  std::chrono::steady_clock::time_point quiet_since_;
   bool queue_finished_ = false;  // the send queue is closed and empty
   bool write_timer_armed_ = false;
   bool writing_ = false;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <switchboard/core/detail/arena.hpp>
+#include <switchboard/core/detail/coarse_clock.hpp>
 #include <switchboard/core/detail/page_pool.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/http/date.hpp>
@@ -24,7 +25,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <time.h>
 #include <memory>
 #include <new>
 #include <optional>
@@ -59,18 +59,7 @@ struct server_shared {
   }
 };
 
-/// The monotonic clock read cheaply (CLOCK_MONOTONIC_COARSE: no hardware counter read, a few milliseconds of
-/// resolution), for deadlines that the shard's clock checks at a coarser period anyway. It counts from the same
-/// origin as `std::chrono::steady_clock` (CLOCK_MONOTONIC), so the two can be compared.
-inline std::chrono::steady_clock::time_point coarse_now() noexcept {
-#if defined(CLOCK_MONOTONIC_COARSE)
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-#else
-  return std::chrono::steady_clock::now();
-#endif
-}
+using switchboard::detail::coarse_now;
 
 /// What a shard needs to know of each connection.
 class connection_base {
