@@ -18,8 +18,9 @@
 //   switchboard::longpoll::add_route(routes, polls);     // GET /topics/{topic}/poll
 //
 // A parked request holds no thread, nor its HTTP request and buffers (given back with `responder::release_request`):
-// it is a waiting `broker::async_read` (with its deadline timer) and a small record here, beyond the connection
-// (docs/long-polling.md has the measurement). A client
+// it is a waiting `broker::async_read` and a small record here, beyond the connection (docs/long-polling.md has the
+// measurement). Its deadline is kept by the clock its thread's parked requests share (core/detail/tick_clock.hpp),
+// not by a timer of its own: so a wait ends up to a quarter of its timeout late, at most a second. A client
 // that disconnects while parked is noticed by the server (the request's cancellation slot) and its request is
 // released at once. Limits: `max_parked_per_client` (429) and `max_parked` (503), both with `Retry-After`. A drain
 // answers every parked request at once (with what it has: nothing new, the same cursor), so that a restart does
@@ -30,6 +31,7 @@
 // `endpoint` object itself only unregisters it from the runtime.
 #pragma once
 
+#include <switchboard/core/detail/tick_clock.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/runtime.hpp>
@@ -47,6 +49,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 
 #include <charconv>
@@ -135,7 +138,9 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
         if (auto self = weak.lock()) self->signal.emit(type);
       });
     }
-    broker_.async_read(topic, q.cursor, q.max, jittered(q.timeout),
+    const std::chrono::milliseconds wait = jittered(q.timeout);
+    switchboard::detail::tick_clock::of(p->executor).join(*p, p->executor, std::chrono::steady_clock::now() + wait, wait);
+    broker_.async_read(topic, q.cursor, q.max,
                        asio::bind_cancellation_slot(
                            p->signal.slot(),
                            asio::bind_executor(p->executor, [self = shared_from_this(), p](std::error_code ec,
@@ -180,9 +185,24 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
   }
 
  private:
-  struct parked {
+  // A parked request. It is a member of its thread's tick clock from when it parks to when it is answered: the
+  // clock's tick at its deadline cancels its read, as a client that goes away does.
+  struct parked final : switchboard::detail::tick_clock::member, std::enable_shared_from_this<parked> {
+    using tick_clock = switchboard::detail::tick_clock;
+
     parked(http::responder r, const poll_query& query, std::string key)
         : res(std::move(r)), executor(res.get_executor()), q(query), client(std::move(key)) {}
+    ~parked() { tick_clock::leave(*this); }
+
+    tick_clock::time_point tick(tick_clock::time_point) override {
+      asio::dispatch(executor, [self = shared_from_this()] {  // signals are not thread-safe: on the request's thread
+        self->timed_out = true;
+        self->signal.emit(asio::cancellation_type::terminal);
+      });
+      return tick_clock::time_point::max();  // answered now; it leaves the clock then
+    }
+    std::shared_ptr<tick_clock::member> tick_ref() noexcept override { return weak_from_this().lock(); }
+
     http::responder res;
     asio::any_io_executor executor;  // the connection's: where the request is answered
     poll_query q;
@@ -190,7 +210,8 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     asio::cancellation_signal signal;    // cancels the broker read: client gone, or drain
     asio::cancellation_slot request_slot;  // the server's slot for this request, cleared before answering
     std::list<std::shared_ptr<parked>>::iterator position;
-    bool draining = false;  // set (on `executor`) before a drain cancels the read
+    bool draining = false;   // set (on `executor`) before a drain cancels the read
+    bool timed_out = false;  // set (on `executor`) before the deadline cancels the read
   };
 
   static pubsub::read_result nothing_new(std::uint64_t cursor) {
@@ -305,6 +326,8 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
 
   // On the connection's thread: the parked read completed.
   void finish(parked& p, std::error_code ec, pubsub::read_result r) {
+    switchboard::detail::tick_clock::leave(p);
+    if (ec == asio::error::operation_aborted && p.timed_out) ec = switchboard::error::timeout;
     std::vector<std::function<void(drain_report)>> drained;
     drain_report report;
     {

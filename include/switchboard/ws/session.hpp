@@ -5,7 +5,7 @@
 //  - Receiving: whole messages, to a callback (`on_message`) on the session's executor. Pings are answered
 //    automatically; a keep-alive ping goes out after `ping_interval` of silence and the connection is closed if
 //    nothing comes back within `pong_timeout` (timed by a clock the sessions of an event loop share, so up to a
-//    quarter of the timeout late: detail/keepalive_clock.hpp).
+//    quarter of the timeout late: core/detail/tick_clock.hpp).
 //  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
 //    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
 //    policy, when there is room. The writer gathers everything queued into one write.
@@ -17,11 +17,11 @@
 
 #include <switchboard/core/async_queue.hpp>
 #include <switchboard/core/detail/coarse_clock.hpp>
+#include <switchboard/core/detail/tick_clock.hpp>
 #include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/ws/deflate.hpp>
-#include <switchboard/ws/detail/keepalive_clock.hpp>
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/frame_parser.hpp>
@@ -256,7 +256,7 @@ asio::ip::tcp::socket& lowest_socket(Stream& s) noexcept {
 
 /// The session over one transport (TCP or TLS) for one role: the read loop, the write loop, the timers.
 template <class Stream>
-class session_impl final : public session, private keepalive_clock::member {
+class session_impl final : public session, private switchboard::detail::tick_clock::member {
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
                std::optional<deflate_params> deflate, role r = role::server)
@@ -276,13 +276,14 @@ class session_impl final : public session, private keepalive_clock::member {
     }
   }
 
-  ~session_impl() override { keepalive_clock::leave(*this); }
+  ~session_impl() override { tick_clock::leave(*this); }
 
   void start() override {
     quiet_since_ = switchboard::detail::coarse_now();
     if (timeouts_.ping_interval.count() > 0) {
-      keepalive_clock::of(get_executor())
-          .join(*this, get_executor(), std::min(timeouts_.ping_interval, timeouts_.pong_timeout));
+      tick_clock::of(get_executor())
+          .join(*this, get_executor(), quiet_since_ + timeouts_.ping_interval,
+                std::min(timeouts_.ping_interval, timeouts_.pong_timeout));
     }
     pump_writes();
     if (in_size_ > 0) {
@@ -594,38 +595,41 @@ class session_impl final : public session, private keepalive_clock::member {
     finish(closing_->outcome());
   }
 
-  // Keep-alive (keepalive_clock.hpp): called by the clock of the session's context on each of its ticks.
-  void keepalive_tick(std::chrono::steady_clock::time_point now) override {
+  // Keep-alive: called by the clock of the session's context (core/detail/tick_clock.hpp) when it is due.
+  using tick_clock = switchboard::detail::tick_clock;
+  tick_clock::time_point tick(tick_clock::time_point now) override {
     if (on_own_thread()) return check_keepalive(now);
     asio::dispatch(get_executor(), [self = self()] { self->check_keepalive(std::chrono::steady_clock::now()); });
+    return now;  // the next tick looks again
   }
 
-  std::shared_ptr<keepalive_clock::member> keepalive_ref() noexcept override {
+  std::shared_ptr<tick_clock::member> tick_ref() noexcept override {
     std::shared_ptr<session> owner = weak_from_this().lock();
     if (!owner) return nullptr;
-    return std::shared_ptr<keepalive_clock::member>(std::move(owner), static_cast<keepalive_clock::member*>(this));
+    return std::shared_ptr<tick_clock::member>(std::move(owner), static_cast<tick_clock::member*>(this));
   }
 
   // A ping after `ping_interval` of silence; the end if it is not answered within `pong_timeout` (anything heard
-  // from the peer counts as the answer).
-  void check_keepalive(std::chrono::steady_clock::time_point now) {
-    if (state_ != state::open) return;
+  // from the peer counts as the answer). Returns when to look again: the earliest either can be due.
+  tick_clock::time_point check_keepalive(tick_clock::time_point now) {
+    if (state_ != state::open) return tick_clock::time_point::max();
     if (awaiting_pong_) {
-      if (now - quiet_since_ >= timeouts_.pong_timeout) finish({close_code::abnormal, "no pong", false});
-      return;
+      if (now - quiet_since_ < timeouts_.pong_timeout) return quiet_since_ + timeouts_.pong_timeout;
+      finish({close_code::abnormal, "no pong", false});
+      return tick_clock::time_point::max();
     }
-    if (now - quiet_since_ >= timeouts_.ping_interval) {
-      awaiting_pong_ = true;
-      quiet_since_ = now;
-      queue_control(opcode::ping, {});
-    }
+    if (now - quiet_since_ < timeouts_.ping_interval) return quiet_since_ + timeouts_.ping_interval;
+    awaiting_pong_ = true;
+    quiet_since_ = now;
+    queue_control(opcode::ping, {});
+    return now + timeouts_.pong_timeout;
   }
 
   void finish(close_info info) override {
     if (state_ == state::closed) return;
     state_ = state::closed;
     queue_.close();
-    keepalive_clock::leave(*this);
+    tick_clock::leave(*this);
     if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
     std::error_code ignored;
