@@ -12,6 +12,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -351,6 +352,46 @@ TEST_CASE("async_read: long polling", "[pubsub][broker][read]") {
     signal.emit(asio::cancellation_type::terminal);
     REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
     CHECK(*ec == asio::error::operation_aborted);
+  }
+
+  SECTION("many waiting, most cancelled in a scrambled order: the next message wakes exactly the others") {
+    // Enough cancellations that the topic sweeps out the slots of those that left while others still leave.
+    broker b(ctx);
+    constexpr std::size_t readers = 100;
+    std::vector<asio::cancellation_signal> signals(readers);
+    std::vector<std::optional<std::error_code>> outcomes(readers);
+    std::vector<read_result> results(readers);
+    for (std::size_t i = 0; i < readers; ++i) {
+      b.async_read("t", 0, 10, asio::bind_cancellation_slot(signals[i].slot(), [&, i](std::error_code e, read_result r) {
+                     outcomes[i] = e;
+                     results[i] = std::move(r);
+                   }));
+    }
+    poll(ctx);
+    std::vector<bool> cancelled(readers, false);
+    for (std::size_t k = 0; k < 70; ++k) {
+      const std::size_t i = (k * 37 + 11) % readers;  // 37 is prime to 100: 70 different readers
+      REQUIRE_FALSE(cancelled[i]);
+      cancelled[i] = true;
+      signals[i].emit(asio::cancellation_type::terminal);
+      signals[i].emit(asio::cancellation_type::terminal);  // a second time: nothing more happens
+      CHECK(b.stats("t")->waiting_reads == readers - k - 1);
+    }
+    b.publish("t", text("after"));
+    REQUIRE(run_until(ctx, [&] {
+      return std::all_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.has_value(); });
+    }));
+    for (std::size_t i = 0; i < readers; ++i) {
+      if (cancelled[i]) {
+        CHECK(*outcomes[i] == asio::error::operation_aborted);
+        CHECK(results[i].messages.empty());
+      } else {
+        CHECK_FALSE(*outcomes[i]);
+        REQUIRE(results[i].messages.size() == 1);
+        CHECK(results[i].messages[0].data() == "after");
+      }
+    }
+    CHECK(b.stats("t")->waiting_reads == 0);
   }
 
   SECTION("with a cursor from the future") {
