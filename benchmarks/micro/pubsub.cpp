@@ -1,5 +1,6 @@
 // The in-process broker: publish-to-delivery rate with 1, 10, 100 and 1,000 subscribers (64-byte payloads), with
-// callbacks and with coroutines in async_receive, and the memory a queued message costs per subscriber.
+// callbacks and with coroutines in async_receive, the memory a queued message costs per subscriber, and the cost
+// of waiting reads (long polls) that leave early.
 //
 // Rates are single-threaded: each iteration publishes and then runs the io_context until every subscriber has its
 // message, so the time is the CPU cost of the whole path (stamp, fan-out into N queues, one drain, N deliveries).
@@ -7,6 +8,8 @@
 #include <switchboard/pubsub/broker.hpp>
 
 #include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -119,6 +122,32 @@ void bm_publish_coroutine(benchmark::State& state) {
   report(state, n, 1);
 }
 BENCHMARK(bm_publish_coroutine)->Arg(1)->Arg(10)->Arg(100)->Arg(1000);
+
+// Long polling's churn: `n` reads wait on a topic (async_read, as parked long polls do), then all leave early, in a
+// scrambled order, as when their clients go away or their deadlines pass. Each iteration parks and cancels all `n`
+// and runs the completions; `items_per_second` counts reads. The cost per read should not grow with `n`.
+void bm_parked_reads_leaving(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  asio::io_context ctx;
+  broker b(ctx);
+  std::vector<asio::cancellation_signal> signals(static_cast<std::size_t>(n));
+  std::int64_t aborted = 0;
+  for (auto _ : state) {
+    for (auto& signal : signals) {
+      b.async_read("bench", 0, 1, asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, read_result) {
+                     if (ec == asio::error::operation_aborted) ++aborted;
+                   }));
+    }
+    for (std::int64_t k = 0; k < n; ++k) {  // 7919 is prime to n: each once
+      signals[static_cast<std::size_t>((k * 7919) % n)].emit(asio::cancellation_type::terminal);
+    }
+    ctx.restart();
+    ctx.poll();
+  }
+  if (aborted != state.iterations() * n) state.SkipWithError("a read did not leave");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(bm_parked_reads_leaving)->Arg(1000)->Arg(10000);
 
 // Heap bytes per queued message per subscriber: `depth` 64-byte messages queued for `n` subscribers that do not
 // read. Counts everything the queues and messages hold (ring slots, message bodies, payloads), divided by
