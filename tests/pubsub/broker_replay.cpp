@@ -362,10 +362,11 @@ TEST_CASE("async_read: long polling", "[pubsub][broker][read]") {
     std::vector<std::optional<std::error_code>> outcomes(readers);
     std::vector<read_result> results(readers);
     for (std::size_t i = 0; i < readers; ++i) {
-      b.async_read("t", 0, 10, asio::bind_cancellation_slot(signals[i].slot(), [&, i](std::error_code e, read_result r) {
-                     outcomes[i] = e;
-                     results[i] = std::move(r);
-                   }));
+      const auto record = [&, i](std::error_code e, read_result r) {
+        outcomes[i] = e;
+        results[i] = std::move(r);
+      };
+      b.async_read("t", 0, 10, asio::bind_cancellation_slot(signals[i].slot(), record));
     }
     poll(ctx);
     std::vector<bool> cancelled(readers, false);

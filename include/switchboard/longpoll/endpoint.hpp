@@ -139,7 +139,8 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
       });
     }
     const std::chrono::milliseconds wait = jittered(q.timeout);
-    switchboard::detail::tick_clock::of(p->executor).join(*p, p->executor, std::chrono::steady_clock::now() + wait, wait);
+    auto& clock = switchboard::detail::tick_clock::of(p->executor);
+    clock.join(*p, p->executor, std::chrono::steady_clock::now() + wait, wait);
     broker_.async_read(topic, q.cursor, q.max,
                        asio::bind_cancellation_slot(
                            p->signal.slot(),
