@@ -157,15 +157,17 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
   asio::io_context ctx;
   longpoll::client c(ctx.get_executor(), url(s, "stream"), {.initial_backoff = 1ms}, 0);
   std::minstd_rand rng(7);
-  std::uint64_t expected = 1, messages = 0, missed = 0, drops = 0;
+  std::uint64_t expected = 1, messages = 0, missed = 0, drops = 0, polls = 0;
   bool in_order = true, intact = true, failed = false;
   asio::cancellation_signal drop;
   asio::steady_timer dropper(ctx);
 
   std::function<void()> next = [&] {
-    // One poll in three is dropped at a random moment within its first 0.5 ms: while connecting, while parked,
-    // or after the server answered (the answer is then lost and must be asked for again).
-    if (rng() % 3 == 0) {
+    // Every tenth poll is dropped as soon as it starts, so that drops happen however fast the server answers. Of
+    // the others, one in three is dropped at a random moment within its first 0.5 ms: while connecting, while
+    // parked, or after the server answered (the answer is then lost and must be asked for again).
+    const bool drop_at_once = polls++ % 10 == 0;
+    if (!drop_at_once && rng() % 3 == 0) {
       dropper.expires_after(std::chrono::microseconds(rng() % 500));
       dropper.async_wait([&](std::error_code ec) {
         if (!ec) drop.emit(asio::cancellation_type::terminal);
@@ -194,6 +196,7 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
       }
       if (expected <= total) next();
     }));
+    if (drop_at_once) drop.emit(asio::cancellation_type::terminal);
   };
   next();
   const bool finished = test::run_until(ctx, [&] { return expected > total || failed || !in_order; }, 120s);
