@@ -10,8 +10,10 @@
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 
+#include <functional>
 #include <future>
 #include <memory>
+#include <string_view>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -91,6 +93,27 @@ void add_echo_route(http::router& routes, ws::accept_options options) {
       });
     });
   });
+}
+
+// GET `path`: a WebSocket whose end is reported to `closed`; `on_open` (if any) then runs for each new session.
+void add_watched_route(http::router& routes, const std::string& path, ws::accept_options options,
+                       std::promise<ws::close_info>& closed, std::function<void(ws::session&)> on_open = {}) {
+  routes.get(path, [options, &closed, on_open](http::request& req) {
+    return ws::accept(req, options, [&closed, on_open](std::shared_ptr<ws::session> session) {
+      session->on_close([&closed](const ws::close_info& info) { closed.set_value(info); });
+      if (on_open) on_open(*session);
+    });
+  });
+}
+
+// Waits for the end reported to `closed` and checks that the server cut the connection for `reason`.
+void check_cut(std::promise<ws::close_info>& closed, std::string_view reason) {
+  auto f = closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const ws::close_info info = f.get();
+  CHECK(info.code == ws::close_code::abnormal);
+  CHECK(info.reason == reason);
+  CHECK_FALSE(info.by_peer);
 }
 
 // Closes `client` with 1000 and checks that its on_close (which fills `closed`) heard our own close.
@@ -296,25 +319,18 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
 TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "[ws][session]") {
   test_server s;
   std::promise<ws::close_info> closed;
-  const ws::accept_options options{.session = {.ping_interval = 0ms, .write_timeout = 300ms}};
-  s.routes().get("/flood", [&](http::request& req) {
-    return ws::accept(req, options, [&](std::shared_ptr<ws::session> session) {
-      session->on_close([&](const ws::close_info& info) { closed.set_value(info); });
-      // 64 MiB in all: far more than loopback buffers hold, and within the send queue's limits (wait policy).
-      for (int i = 0; i < 64; ++i) session->send_binary(std::string(1 << 20, 'f'));
-    });
-  });
+  add_watched_route(s.routes(), "/flood", {.session = {.ping_interval = 0ms, .write_timeout = 300ms}}, closed,
+                    [](ws::session& session) {
+                      // 64 MiB in all: far more than loopback buffers hold, and within the send queue's limits (wait
+                      // policy).
+                      for (int i = 0; i < 64; ++i) session.send_binary(std::string(1 << 20, 'f'));
+                    });
   s.start();
   raw_client c(s.port());
   c.send(upgrade_request("/flood"));
   REQUIRE(c.read_response()->status == 101);
   // Never read again.
-  auto f = closed.get_future();
-  REQUIRE(f.wait_for(10s) == std::future_status::ready);
-  const ws::close_info info = f.get();
-  CHECK(info.code == ws::close_code::abnormal);
-  CHECK(info.reason == "write timeout");
-  CHECK_FALSE(info.by_peer);
+  check_cut(closed, "write timeout");
 }
 
 // Keep-alive: after `ping_interval` of silence the server pings; a pong keeps the connection (the next thing the
@@ -322,12 +338,7 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
 TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not answer is cut", "[ws][session]") {
   test_server s;
   std::promise<ws::close_info> closed;
-  const ws::accept_options options{.session = {.ping_interval = 100ms, .pong_timeout = 200ms}};
-  s.routes().get("/quiet", [&](http::request& req) {
-    return ws::accept(req, options, [&](std::shared_ptr<ws::session> session) {
-      session->on_close([&](const ws::close_info& info) { closed.set_value(info); });
-    });
-  });
+  add_watched_route(s.routes(), "/quiet", {.session = {.ping_interval = 100ms, .pong_timeout = 200ms}}, closed);
   s.start();
   raw_client c(s.port());
   c.send(upgrade_request("/quiet"));
@@ -342,12 +353,7 @@ TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not 
   REQUIRE(peer.next(data).event == ws::parse_event::ping);  // left unanswered
   CHECK(peer.next(data).event == ws::parse_event::error);   // no more frames:
   CHECK(c.closed_by_peer());                                // the server closed the connection
-  auto f = closed.get_future();
-  REQUIRE(f.wait_for(10s) == std::future_status::ready);
-  const ws::close_info info = f.get();
-  CHECK(info.code == ws::close_code::abnormal);
-  CHECK(info.reason == "no pong");
-  CHECK_FALSE(info.by_peer);
+  check_cut(closed, "no pong");
 }
 
 // A second stop while a session is still closing (the runtime's "stop now" after "stop within a minute") must move
@@ -439,15 +445,12 @@ TEST_CASE("ws client: control frames with the largest payloads go out whole", "[
   // bytes on the wire (RFC 6455 §5.2, §5.5).
   test_server s;
   std::promise<ws::close_info> server_closed;
-  s.routes().get("/ctl", [&](http::request& req) {
-    return ws::accept(req, {}, [&](std::shared_ptr<ws::session> session) {
-      session->on_close([&](const ws::close_info& info) { server_closed.set_value(info); });
-      ws::frame_writer writer(ws::role::server);
-      std::string ping(writer.frame_size(125), '\0');
-      ping.resize(writer.write_frame(ping, ws::opcode::ping, std::string(125, 'p')));
-      session->send_frame(shared_bytes(std::move(ping)));
-      session->send_text("after the ping");
-    });
+  add_watched_route(s.routes(), "/ctl", {}, server_closed, [](ws::session& session) {
+    ws::frame_writer writer(ws::role::server);
+    std::string ping(writer.frame_size(125), '\0');
+    ping.resize(writer.write_frame(ping, ws::opcode::ping, std::string(125, 'p')));
+    session.send_frame(shared_bytes(std::move(ping)));
+    session.send_text("after the ping");
   });
   s.start();
   asio::io_context ctx;
