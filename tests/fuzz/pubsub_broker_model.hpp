@@ -1,18 +1,25 @@
 // A checker for the broker, driven by a script of operations (random bytes from libFuzzer or a seeded generator):
 // publishes and async publishes on three topics, exact and pattern subscriptions with every policy but conflate
-// (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes. It runs on one
+// (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes; and waiting reads
+// (`async_read`, as long polling uses them) from cursors, some cancelled while they wait. It runs on one
 // io_context, so the moment each subscription starts is known exactly, and checks:
 //  - per subscriber and topic, messages and gap events cover consecutive sequence numbers exactly once, in order,
 //    from where the subscription started; and at the end, once everything is drained, up to the topic's last;
 //  - `wait` subscribers never get a gap; only `disconnect` subscribers are closed, and nothing follows the error;
 //  - queues never held more than their limits;
 //  - a publish numbers its message one past the topic's last; `would_block` only when a wait subscriber of the
-//    topic is full or publishers wait on it.
+//    topic is full or publishers wait on it;
+//  - a read returns, after its cursor, a gap (only if the cursor is older than what is retained) and then
+//    consecutive messages of its topic, at most as many as asked, and the cursor after them; a read that waits is
+//    answered by the next publish of its topic, or ends with `operation_aborted` only when it was cancelled; every
+//    read completes exactly once.
 // `run` returns the first violation found, or an empty string.
 #pragma once
 
 #include <switchboard/pubsub/broker.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
 
 #include <cstddef>
@@ -21,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace switchboard::pubsub::fuzz {
@@ -35,6 +43,10 @@ class broker_model {
     std::uint64_t would_block = 0;
     std::uint64_t disconnects = 0;
     std::uint64_t async_published = 0;
+    std::uint64_t read_messages = 0;
+    std::uint64_t read_gaps = 0;
+    std::uint64_t reads_woken = 0;  // reads that waited, then got a publish
+    std::uint64_t reads_cancelled = 0;
   };
 
   const coverage_counts& coverage() const noexcept { return coverage_; }
@@ -45,6 +57,7 @@ class broker_model {
       step(static_cast<std::uint8_t>(bytes[i]), static_cast<std::uint8_t>(bytes[i + 1]));
     }
     if (failure_.empty()) finish();
+    cancel_waiting_reads();
     subs_.clear();  // unsubscribe before the broker and io_context go
     return failure_;
   }
@@ -53,6 +66,7 @@ class broker_model {
   static constexpr const char* topics[3] = {"ta", "tb", "u"};
   static constexpr std::size_t max_subscribers = 8;
   static constexpr std::size_t max_waiting_publishes = 8;
+  static constexpr std::size_t max_readers = 8;
 
   struct sub_state {
     subscription handle;
@@ -65,25 +79,45 @@ class broker_model {
     bool closed = false;
   };
 
+  // A long-poll client: reads its topic from its cursor, again and again.
+  struct reader_state {
+    std::string topic;
+    std::uint64_t cursor = 0;
+    std::size_t max = 1;
+    bool reading = false;           // an async_read is pending
+    bool parked = false;            // ... and it found nothing, so it waits for a publish
+    bool cancel_requested = false;  // its cancellation signal was emitted while it was pending
+    asio::cancellation_signal signal;
+  };
+
   void fail(std::string what) {
     if (failure_.empty()) failure_ = std::move(what);
   }
 
   void step(std::uint8_t op, std::uint8_t arg) {
-    switch (op % 7) {
+    switch (op % 9) {
       case 0: publish(topics[arg % 3]); break;
       case 1: async_publish(topics[arg % 3]); break;
       case 2: subscribe(arg, false); break;
       case 3: subscribe(arg, true); break;
       case 4: take(arg); break;
       case 5: unsubscribe(arg); break;
-      default: poll(); break;
+      case 6: poll(); break;
+      case 7: read(arg); break;
+      default: cancel_read(arg); break;
     }
   }
 
   void poll() {
     ctx_.restart();
     ctx_.poll();
+    // Every completion has run: a read still waiting has read all of its topic.
+    for (const auto& r : readers_) {
+      if (r->parked && !r->cancel_requested && r->cursor < b_.last_sequence(r->topic)) {
+        fail(r->topic + ": a waiting read at " + std::to_string(r->cursor) + " missed the publish of " +
+             std::to_string(b_.last_sequence(r->topic)));
+      }
+    }
   }
 
   static std::vector<std::string> matching(std::string_view pattern) {
@@ -188,6 +222,91 @@ class broker_model {
     poll();
   }
 
+  // Starts reader arg % max_readers (made on first use: a topic, and the newest cursor or an older one) unless it
+  // is reading already.
+  void read(std::uint8_t arg) {
+    const std::size_t index = arg % max_readers;
+    if (index >= readers_.size()) {
+      auto r = std::make_unique<reader_state>();
+      r->topic = topics[(arg >> 3) % 3];
+      const std::uint64_t last = b_.last_sequence(r->topic);
+      r->cursor = (arg & 0x80) ? (arg >> 1) % (last + 1) : last;
+      r->max = 1u + (arg >> 5) % 3;
+      readers_.push_back(std::move(r));
+      return read(static_cast<std::uint8_t>(readers_.size() - 1));
+    }
+    reader_state& r = *readers_[index];
+    if (r.reading) return;
+    r.reading = true;
+    r.cancel_requested = false;
+    const std::uint64_t last = b_.last_sequence(r.topic);
+    b_.async_read(r.topic, r.cursor, r.max,
+                  asio::bind_cancellation_slot(r.signal.slot(), [this, &r](std::error_code ec, read_result result) {
+                    check(r, ec, result);
+                  }));
+    // Nothing after the cursor: the read waits (a read that found something has its completion posted, so
+    // `reading` is still set here either way).
+    r.parked = r.cursor == last;
+  }
+
+  void cancel_read(std::uint8_t arg) {
+    if (readers_.empty()) return;
+    reader_state& r = *readers_[arg % readers_.size()];
+    if (!r.reading) return;
+    r.cancel_requested = true;
+    r.signal.emit(asio::cancellation_type::terminal);
+    poll();
+  }
+
+  void cancel_waiting_reads() {
+    for (auto& r : readers_) {
+      if (r->reading) {
+        r->cancel_requested = true;
+        r->signal.emit(asio::cancellation_type::terminal);
+      }
+    }
+    ctx_.restart();
+    ctx_.poll();
+    for (const auto& r : readers_) {
+      if (r->reading) fail(r->topic + ": a cancelled read never completed");
+    }
+  }
+
+  void check(reader_state& r, std::error_code ec, const read_result& result) {
+    if (!r.reading) return fail(r.topic + ": a read completed twice");
+    const bool was_parked = std::exchange(r.parked, false);
+    r.reading = false;
+    if (ec == asio::error::operation_aborted) {
+      if (!r.cancel_requested) fail(r.topic + ": a read aborted that nobody cancelled");
+      if (!result.messages.empty() || result.missed) fail(r.topic + ": an aborted read with messages");
+      ++coverage_.reads_cancelled;
+      return;
+    }
+    if (ec || result.error) return fail(r.topic + ": read failed: " + (ec ? ec : result.error).message());
+    std::uint64_t next = r.cursor + 1;
+    if (result.missed) {
+      if (result.missed->first != next || result.missed->last < next) {
+        fail(r.topic + ": read gap " + std::to_string(result.missed->first) + "-" +
+             std::to_string(result.missed->last) + " after cursor " + std::to_string(r.cursor));
+      }
+      next = result.missed->last + 1;
+      ++coverage_.read_gaps;
+    }
+    if (result.messages.size() > r.max) fail(r.topic + ": a read returned more than asked");
+    if (result.messages.empty() && !result.missed) fail(r.topic + ": a read completed with nothing");
+    for (const auto& m : result.messages) {
+      if (m.topic() != r.topic || m.sequence() != next) {
+        fail(r.topic + ": read " + std::string(m.topic()) + " " + std::to_string(m.sequence()) + " where " +
+             std::to_string(next) + " was next");
+      }
+      ++next;
+    }
+    if (result.next_cursor != next - 1) fail(r.topic + ": read's next cursor " + std::to_string(result.next_cursor));
+    r.cursor = next - 1;
+    coverage_.read_messages += result.messages.size();
+    if (was_parked) ++coverage_.reads_woken;
+  }
+
   void check(sub_state& s, std::error_code ec, const event& e) {
     if (s.closed) return fail("an event after the close");
     if (ec) {
@@ -242,6 +361,7 @@ class broker_model {
   }
 
   asio::io_context ctx_;
+  std::vector<std::unique_ptr<reader_state>> readers_;  // before the broker: its waiting reads hold their slots
   broker b_{ctx_, {.retention = {.max_messages = 4}}};
   std::vector<std::unique_ptr<sub_state>> subs_;
   std::map<std::string, std::uint64_t> async_last_;

@@ -24,12 +24,23 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
     total.would_block += c.would_block;
     total.disconnects += c.disconnects;
     total.async_published += c.async_published;
+    total.read_messages += c.read_messages;
+    total.read_gaps += c.read_gaps;
+    total.reads_woken += c.reads_woken;
+    total.reads_cancelled += c.reads_cancelled;
   }
   // The scripts reached every case the model checks.
+  INFO("read messages " << total.read_messages << ", gaps " << total.read_gaps << ", woken " << total.reads_woken
+                        << ", cancelled " << total.reads_cancelled);
   CHECK(total.messages > 10'000);
   CHECK(total.overflow_gaps > 100);
   CHECK(total.retention_gaps > 100);
   CHECK(total.would_block > 100);
   CHECK(total.disconnects > 100);
   CHECK(total.async_published > 100);
+  CHECK(total.read_messages > 10'000);
+  CHECK(total.read_gaps > 100);
+  CHECK(total.reads_woken > 100);
+  CHECK(total.reads_cancelled > 100);
+
 }
