@@ -316,18 +316,14 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     }
   }
 
-  // Readers wait only when they have read everything, so the new message is what each of them wants.
+  // Readers wait only when they have read everything (their cursor is the sequence number before `m`), and a gap
+  // completes them all, so `m` alone is what each of them reads next, retained or not: no look-up in the log.
   void wake_readers_locked(const Message& m) {
-    const bool retained = !log.empty() && log.last_sequence() == m.sequence();
     for (waiting_read& w : readers_) {
       if (!w.handler) continue;  // left early
       read_result r;
-      if (retained) {
-        r = read_locked(w.after, w.max);
-      } else {
-        r.messages.push_back(m);
-        r.last_sequence = r.next_cursor = m.sequence();
-      }
+      r.messages.push_back(m);
+      r.last_sequence = r.next_cursor = m.sequence();
       finish(w, std::error_code(), std::move(r));
     }
     clear_readers();
