@@ -1,6 +1,6 @@
 // The in-process broker: publish-to-delivery rate with 1, 10, 100 and 1,000 subscribers (64-byte payloads), with
 // callbacks and with coroutines in async_receive, the memory a queued message costs per subscriber, and the cost
-// of waiting reads (long polls) that leave early.
+// of waiting reads (long polls) answered by a publish and leaving early.
 //
 // Rates are single-threaded: each iteration publishes and then runs the io_context until every subscriber has its
 // message, so the time is the CPU cost of the whole path (stamp, fan-out into N queues, one drain, N deliveries).
@@ -148,6 +148,31 @@ void bm_parked_reads_leaving(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(bm_parked_reads_leaving)->Arg(1000)->Arg(10000);
+
+// Long polling's delivery: `n` reads wait on a topic that retains its last messages, and one publish answers them
+// all. Each iteration parks `n` reads at the newest cursor, publishes, and runs the completions; `items_per_second`
+// counts reads answered.
+void bm_parked_reads_woken(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  asio::io_context ctx;
+  broker b(ctx);
+  b.set_retention("bench", {.max_messages = 16});
+  std::int64_t answered = 0;
+  for (auto _ : state) {
+    const std::uint64_t cursor = b.last_sequence("bench");
+    for (std::int64_t k = 0; k < n; ++k) {
+      b.async_read("bench", cursor, 1, [&](std::error_code ec, read_result r) {
+        if (!ec && r.messages.size() == 1) ++answered;
+      });
+    }
+    b.publish("bench", {.payload = payload});
+    ctx.restart();
+    ctx.poll();
+  }
+  if (answered != state.iterations() * n) state.SkipWithError("a read was not answered");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(bm_parked_reads_woken)->Arg(1000)->Arg(10000);
 
 // Heap bytes per queued message per subscriber: `depth` 64-byte messages queued for `n` subscribers that do not
 // read. Counts everything the queues and messages hold (ring slots, message bodies, payloads), divided by
