@@ -43,21 +43,26 @@ class fake_component final : public switchboard::drainable {
 TEST_CASE("runtime: one io_context per thread, each run by its own thread", "[core][runtime]") {
   runtime rt({.threads = 3, .handle_signals = false});
   REQUIRE(rt.size() == 3);
+  // Recorded by the threads and checked here: Catch's assertions are for the test's own thread.
   std::mutex m;
   std::set<std::thread::id> ids;
-  std::atomic<int> done{0};
+  int done = 0;
+  int on_own_thread = 0;
   for (std::size_t i = 0; i < rt.size(); ++i) {
     asio::post(rt.executor(i), [&, i] {
-      CHECK(rt.context(i).get_executor().running_in_this_thread());
+      const bool own = rt.context(i).get_executor().running_in_this_thread();
       std::lock_guard lock(m);
       ids.insert(std::this_thread::get_id());
       ++done;
+      if (own) ++on_own_thread;
     });
   }
   rt.start();
   rt.stop(0ms);
   rt.wait();
+  std::lock_guard lock(m);
   CHECK(done == 3);
+  CHECK(on_own_thread == 3);
   CHECK(ids.size() == 3);
 }
 

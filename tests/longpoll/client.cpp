@@ -13,6 +13,7 @@
 #include <asio/use_future.hpp>
 
 #include <atomic>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -38,6 +39,14 @@ struct client_thread {
     thread.join();
   }
 };
+
+// The error the next batch ends with, waited for on the test's thread. Not through `asio::use_future`, which hands
+// an error over as an exception: its reference count lives in the C++ runtime, where ThreadSanitizer cannot see it.
+std::error_code error_of_next(longpoll::client& c) {
+  std::promise<std::error_code> done;
+  c.async_next([&done](std::error_code ec, const longpoll::batch&) { done.set_value(ec); });
+  return done.get_future().get();
+}
 
 }  // namespace
 
@@ -98,23 +107,12 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
     }
     longpoll::client c(asio::make_strand(io.ctx), "http://127.0.0.1:" + std::to_string(port) + "/topics/t/poll",
                        {.initial_backoff = 1ms, .max_attempts = 3, .http = {.max_retries = 0}});
-    auto next = c.async_next(asio::use_future);
-    try {
-      next.get();
-      FAIL("no error");
-    } catch (const std::system_error& e) {
-      CHECK(e.code() == longpoll::error::too_many_failures);
-    }
+    CHECK(error_of_next(c) == longpoll::error::too_many_failures);
   }
   SECTION("a refused topic: an error at once") {
     poll_server s({.allow_topic = [](std::string_view) { return false; }});
     longpoll::client c(asio::make_strand(io.ctx), url(s, "t"));
-    try {
-      c.async_next(asio::use_future).get();
-      FAIL("no error");
-    } catch (const std::system_error& e) {
-      CHECK(e.code() == longpoll::error::unexpected_status);
-    }
+    CHECK(error_of_next(c) == longpoll::error::unexpected_status);
   }
   SECTION("503 with Retry-After: retried until there is room") {
     poll_server s({.max_parked = 1, .retry_after = 0s});
