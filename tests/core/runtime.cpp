@@ -66,6 +66,26 @@ TEST_CASE("runtime: one io_context per thread, each run by its own thread", "[co
   CHECK(ids.size() == 3);
 }
 
+// What the HTTP server leaves behind when it is destroyed after the runtime stopped: handlers queued on the second
+// thread, never run, holding objects with I/O objects of the first (its shards share a listener with an acceptor
+// per thread). The runtime must shut every context down before it destroys any, or destroying such a handler uses
+// the first context's services after they are gone (AddressSanitizer reports it; the release build cannot see it).
+TEST_CASE("runtime: handlers left queued on one thread may hold I/O objects of another", "[core][runtime]") {
+  struct timer_holder {
+    explicit timer_holder(const asio::any_io_executor& ex, bool& destroyed) : timer(ex), destroyed(&destroyed) {}
+    ~timer_holder() { *destroyed = true; }
+    asio::steady_timer timer;
+    bool* destroyed;
+  };
+  bool destroyed = false;
+  {
+    runtime rt({.threads = 2, .handle_signals = false});
+    auto holder = std::make_shared<timer_holder>(rt.executor(0), destroyed);
+    asio::post(rt.executor(1), [holder] {});
+  }
+  CHECK(destroyed);  // with the handler that held it, when the runtime went
+}
+
 TEST_CASE("runtime: stop drains every component and sums their reports", "[core][runtime]") {
   runtime rt({.threads = 2, .handle_signals = false});
   fake_component a(rt.executor(0), {.drained = 2, .cut = 1}, 20ms);

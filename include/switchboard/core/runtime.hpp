@@ -52,8 +52,7 @@ class runtime {
     std::size_t n = options_.threads != 0 ? options_.threads : std::thread::hardware_concurrency();
     if (n == 0) n = 1;
     for (std::size_t i = 0; i < n; ++i) {
-      // concurrency_hint 1: each context is run by exactly one thread, so Asio can skip internal locking.
-      owned_.push_back(std::make_unique<asio::io_context>(1));
+      owned_.push_back(std::make_unique<owned_context>());
       contexts_.push_back(owned_.back().get());
     }
     init_signals();
@@ -75,6 +74,10 @@ class runtime {
       for (auto* c : contexts_) c->stop();
     }
     join();
+    // Handlers still queued on one context may hold I/O objects of another (the HTTP server destroyed after the
+    // threads stopped leaves such handlers: its shards share a listener with an acceptor on every thread). So every
+    // context is shut down, destroying those handlers while all the services still exist, before any is destroyed.
+    for (auto& c : owned_) c->shutdown();
   }
 
   /// Number of event-loop threads (and io_contexts).
@@ -204,8 +207,16 @@ class runtime {
     threads_.clear();
   }
 
+  // An io_context that the runtime can shut down (its services stop, its queued handlers are destroyed) before
+  // destroying it, as asio::thread_pool does in its destructor; the destructor's own shutdown then finds nothing.
+  class owned_context final : public asio::io_context {
+   public:
+    owned_context() : asio::io_context(1) {}  // concurrency hint 1: one thread runs it, so Asio skips some locking
+    using asio::io_context::shutdown;
+  };
+
   runtime_options options_;
-  std::vector<std::unique_ptr<asio::io_context>> owned_;
+  std::vector<std::unique_ptr<owned_context>> owned_;
   std::vector<asio::io_context*> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::unique_ptr<asio::signal_set> signals_;
