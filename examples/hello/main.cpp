@@ -7,12 +7,17 @@
 
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/server.hpp>
+#include <switchboard/ws/session_group.hpp>
+
+#include <memory>
 
 int main(int argc, char** argv) {
   const auto opts = examples::parse(argc, argv, 8080);
   switchboard::runtime rt({.threads = opts.threads});
   switchboard::http::router routes;
-  examples::hello::add_routes(routes);
+  auto echo_sessions = std::make_shared<switchboard::ws::session_group>();
+  rt.add(*echo_sessions);  // a drain closes the echo's WebSockets with 1001
+  examples::hello::add_routes(routes, echo_sessions);
   switchboard::http::server server(rt, routes,
                                    opts.server());
   try {

@@ -8,6 +8,9 @@
 
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/server.hpp>
+#include <switchboard/ws/session_group.hpp>
+
+#include <memory>
 
 int main(int argc, char** argv) {
   constexpr std::string_view extra_help =
@@ -21,7 +24,9 @@ int main(int argc, char** argv) {
   if (workers < 0 || queue < 1 || retention < 0) examples::usage(argv[0], extra_help, 8083);
   switchboard::runtime rt({.threads = opts.threads});
   switchboard::http::router routes;
-  examples::hello::add_routes(routes);
+  auto echo_sessions = std::make_shared<switchboard::ws::session_group>();
+  rt.add(*echo_sessions);  // a drain closes the echo's WebSockets with 1001
+  examples::hello::add_routes(routes, echo_sessions);
   examples::jobs::service jobs(rt, routes, {.workers = static_cast<std::size_t>(workers),
                                             .max_queued = static_cast<std::size_t>(queue),
                                             .retention = std::chrono::seconds(retention)});
