@@ -10,6 +10,8 @@
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 
+#include <asio/post.hpp>
+
 #include <functional>
 #include <future>
 #include <memory>
@@ -297,6 +299,36 @@ struct grouped_session {
 };
 
 }  // namespace
+
+// The group's bookkeeping runs before the application's on_close, even when the application sets (or replaces)
+// on_close after on_open returned: the session must leave its group, or the group keeps it for ever.
+TEST_CASE("ws session group: a session leaves its group when it closes, whenever on_close was set", "[ws][session]") {
+  test_server s;
+  auto group = std::make_shared<ws::session_group>();
+  std::promise<std::size_t> group_size_at_close;
+  std::promise<void> opened;
+  s.routes().get("/ws", [&](http::request& req) {
+    return ws::accept(req, {.group = group}, [&](std::shared_ptr<ws::session> session) {
+      asio::post(session->get_executor(), [&, session] {  // after on_open
+        session->on_close([&](const ws::close_info&) { group_size_at_close.set_value(group->size()); });
+        opened.set_value();
+      });
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  c.send(upgrade_request("/ws"));
+  REQUIRE(c.read_response()->status == 101);
+  ws_peer peer(c);
+  peer.take(c.take_buffered());
+  REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);
+  CHECK(group->size() == 1);
+  peer.send_close(ws::close_code::normal);
+  auto size = group_size_at_close.get_future();
+  REQUIRE(size.wait_for(10s) == std::future_status::ready);
+  CHECK(size.get() == 0);
+  CHECK(group->size() == 0);
+}
 
 TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
   grouped_session g;

@@ -105,14 +105,9 @@ class session : public std::enable_shared_from_this<session> {
   void on_message(message_handler h) { on_message_ = std::move(h); }
   /// Called once when the session ends, on its executor.
   void on_close(close_handler h) { on_close_ = std::move(h); }
-  /// Adds `h` to run before the `on_close` handler (groups keep their bookkeeping with it, so that the
-  /// session has left its group when the application hears that it closed).
-  void before_on_close(close_handler h) {
-    on_close_ = [h = std::move(h), then = std::move(on_close_)](const close_info& info) {
-      h(info);
-      if (then) then(info);
-    };
-  }
+  /// Sets `h` to run before the `on_close` handler, whenever that one is set (a session group removes the
+  /// session with it, so that the session has left its group when the application hears that it closed).
+  void before_on_close(close_handler h) { before_close_ = std::move(h); }
 
   /// Queues a text message (must be UTF-8: checked, `std::invalid_argument` otherwise). Safe from any thread.
   /// Returns at once; see `async_send` to know when it was queued or to wait for room.
@@ -223,6 +218,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void report_close(const close_info& info) {
+    if (auto h = std::move(before_close_)) h(info);
     if (auto h = std::move(on_close_)) h(info);
     on_message_ = nullptr;
   }
@@ -238,6 +234,7 @@ class session : public std::enable_shared_from_this<session> {
   role role_;
   std::optional<deflate_params> deflate_;
   message_handler on_message_;
+  close_handler before_close_;  // kept apart from on_close_, which the application may set (again) at any time
   close_handler on_close_;
   std::atomic<state> state_{state::open};
   std::atomic<std::uint64_t> dropped_{0};
