@@ -6,7 +6,7 @@ CTEST_ARGS ?=
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test test-asan test-tsan examples bench bench-load fuzz deps configure-release build-release clean
+.PHONY: demo test test-asan test-tsan test-asan-load examples bench bench-load fuzz deps configure-release build-release clean
 
 deps:
 	scripts/install-deps.sh
@@ -36,6 +36,10 @@ test-tsan: deps
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan -j $(JOBS) $(CTEST_ARGS)
+
+## The example servers under AddressSanitizer and UndefinedBehaviorSanitizer, with load, disconnects and a drain.
+test-asan-load: deps
+	JOBS=$(JOBS) scripts/sanitized-load.sh
 
 ## Release binaries of every example at build/release/bin/<example>.
 examples: build-release

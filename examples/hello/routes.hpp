@@ -41,7 +41,7 @@ inline void add_routes(switchboard::http::router& routes,
         s->on_message([weak](switchboard::ws::message&& m) {
           auto self = weak.lock();
           if (!self) return;
-          self->send(switchboard::ws::outgoing{switchboard::shared_bytes(std::move(m.data)), m.type});
+          self->send(switchboard::ws::outgoing{.bytes = switchboard::shared_bytes(std::move(m.data)), .type = m.type});
         });
       });
     };

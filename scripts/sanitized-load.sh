@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# sanitized-load.sh: the example servers built with AddressSanitizer + UndefinedBehaviorSanitizer, run with two
+# event-loop threads under the load tools of benchmarks/load: long polls timing out every second, SSE streams,
+# WebSocket echo (plain and permessage-deflate) and broadcast, wrk; clients killed mid-run (mass disconnects); and
+# a SIGTERM drain while clients are still connected. The unit tests run under the same sanitizers in CI; this
+# covers what they do not reach: many connections on several threads going away at any moment, and a whole
+# server's shutdown (it found a use of a destroyed io_context's services at exit, and WebSockets left undrained).
+#
+# Usage: scripts/sanitized-load.sh
+# Builds build/asan-load (the asan preset with the examples and benchmark peers: hello, notifications,
+# peer_ws_broadcast) and the load tools of the release preset. Every load is bounded in time; servers listen on
+# free loopback ports; only processes started here are signalled, by their pid. Logs: build/asan-load/logs/.
+# Exit status 0 when every server exited normally after its drain, cut no connection and reported nothing; 1
+# otherwise.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=${JOBS:-$(nproc)}
+
+cmake --preset asan -B build/asan-load -DSWITCHBOARD_BUILD_EXAMPLES=ON -DSWITCHBOARD_BUILD_BENCHMARKS=ON \
+  -DSWITCHBOARD_BUILD_TESTS=OFF >/dev/null
+cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs" --target ws_load sse_load longpoll_load
+
+servers=build/asan-load/bin
+tools=build/release/bin
+logs=build/asan-load/logs
+mkdir -p "$logs"
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+failures=0
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start NAME BINARY [ARGS...]: starts a server on a free port with two threads; sets $port and $server_pid.
+start() {
+  name=$1
+  shift
+  port=$(free_port)
+  "$@" --port "$port" --threads 2 >"$logs/$name.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    grep -q "listening on" "$logs/$name.log" && return 0
+    sleep 0.1
+  done
+  echo "$name: did not start (see $logs/$name.log)"
+  exit 1
+}
+
+# kill_after SECONDS COMMAND...: runs a load client, then kills it with SIGKILL after SECONDS (its connections
+# vanish at once, mid-exchange).
+kill_after() {
+  local seconds=$1
+  shift
+  "$@" >/dev/null 2>&1 &
+  local client=$!
+  sleep "$seconds"
+  kill -KILL "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+}
+
+# end_clients PID...: kills load clients held open during a drain.
+end_clients() {
+  { kill -KILL "$@" && wait "$@"; } 2>/dev/null || true
+}
+
+# stop: SIGTERM while clients are connected, then checks the exit status, the drain report and the sanitizers.
+stop() {
+  kill -TERM "$server_pid"
+  local status=0
+  wait "$server_pid" || status=$?
+  local reports cut
+  reports=$(grep -c "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error" "$logs/$name.log" || true)
+  cut=$(sed -n 's/^drained \([0-9]*\) connection(s), cut \([0-9]*\)$/\2/p' "$logs/$name.log")
+  echo "$name: exit $status, $(grep "^drained" "$logs/$name.log" || echo "no drain report"), $reports sanitizer report(s)"
+  if ((status != 0 || reports != 0)) || [[ "$cut" != 0 ]]; then failures=$((failures + 1)); fi
+}
+
+start notifications "$servers/notifications" --max-connections 20000
+"$tools/longpoll_load" --port "$port" --connections 2000 --duration 6 --warmup 1 --poll-timeout 1 | grep SB_LOAD
+kill_after 4 "$tools/longpoll_load" --port "$port" --connections 2000 --duration 20 --warmup 0
+"$tools/sse_load" --port "$port" --connections 1000 --duration 5 --warmup 1 | grep SB_LOAD
+kill_after 4 "$tools/sse_load" --port "$port" --connections 1000 --duration 20 --warmup 0
+"$tools/longpoll_load" --port "$port" --connections 1000 --hold >/dev/null 2>&1 &
+held_polls=$!
+"$tools/sse_load" --port "$port" --connections 500 --hold >/dev/null 2>&1 &
+held_streams=$!
+sleep 4
+stop
+end_clients "$held_polls" "$held_streams"
+
+start hello "$servers/hello"
+"$tools/ws_load" --port "$port" --connections 50 --in-flight 16 --duration 5 --warmup 1 | grep SB_LOAD
+"$tools/ws_load" --port "$port" --path /echo-deflate --connections 50 --in-flight 4 --duration 4 --warmup 1 | grep SB_LOAD
+kill_after 4 "$tools/ws_load" --port "$port" --connections 200 --in-flight 16 --duration 20 --warmup 0
+if command -v wrk >/dev/null; then
+  wrk -t1 -c100 -d4s "http://127.0.0.1:$port/plaintext" | grep Requests/sec
+  kill_after 3 wrk -t1 -c100 -d20s "http://127.0.0.1:$port/plaintext"
+fi
+"$tools/ws_load" --port "$port" --connections 300 --duration 20 --warmup 0 >/dev/null 2>&1 &
+held_sockets=$!
+sleep 4
+stop
+end_clients "$held_sockets"
+
+start broadcast "$servers/peer_ws_broadcast"
+"$tools/ws_load" --mode broadcast --port "$port" --connections 2000 --duration 5 --warmup 1 | grep SB_LOAD
+kill_after 5 "$tools/ws_load" --mode broadcast --port "$port" --connections 2000 --duration 20 --warmup 0
+"$tools/ws_load" --mode broadcast --port "$port" --connections 500 --duration 20 --warmup 0 >/dev/null 2>&1 &
+held_sockets=$!
+sleep 4
+stop
+end_clients "$held_sockets"
+
+if ((failures > 0)); then
+  echo "sanitized-load: $failures server(s) failed (logs in $logs)"
+  exit 1
+fi
+echo "sanitized-load: every server drained cleanly, no sanitizer report"
