@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # sanitized-load.sh: the example servers built with AddressSanitizer + UndefinedBehaviorSanitizer, run with two
-# event-loop threads under the load tools of benchmarks/load: long polls timing out every second, SSE streams,
-# WebSocket echo (plain and permessage-deflate) and broadcast, wrk; clients killed mid-run (mass disconnects); and
-# a SIGTERM drain while clients are still connected. The unit tests run under the same sanitizers in CI; this
-# covers what they do not reach: many connections on several threads going away at any moment, and a whole
-# server's shutdown (it found a use of a destroyed io_context's services at exit, and WebSockets left undrained).
+# event-loop threads under load: long polls timing out every second, SSE streams, WebSocket echo (plain and
+# permessage-deflate) and broadcast, wrk, PUBLISH to the RESP broker with subscribers; clients killed mid-run (mass
+# disconnects); and a SIGTERM drain while clients are still connected. The unit tests run under the same
+# sanitizers in CI; this covers what they do not reach: many connections on several threads going away at any
+# moment, and a whole server's shutdown (it found a use of a destroyed io_context's services at exit, and
+# WebSockets left undrained).
 #
 # Usage: scripts/sanitized-load.sh
 # Builds build/asan-load (the asan preset with the examples and benchmark peers: hello, notifications,
-# peer_ws_broadcast) and the load tools of the release preset. Every load is bounded in time; servers listen on
-# free loopback ports; only processes started here are signalled, by their pid. Logs: build/asan-load/logs/.
+# peer_ws_broadcast, broker) and the load tools of the release preset; the broker is loaded with redis-benchmark
+# and redis-cli subscribers (Debian's redis-tools) when they are installed. Every load is bounded in time; servers
+# listen on free loopback ports; only processes started here are signalled, by their pid. Logs: build/asan-load/logs/.
 # Exit status 0 when every server exited normally after its drain, cut no connection and reported nothing; 1
 # otherwise.
 set -euo pipefail
@@ -20,7 +22,7 @@ jobs=${JOBS:-$(nproc)}
 
 cmake --preset asan -B build/asan-load -DSWITCHBOARD_BUILD_EXAMPLES=ON -DSWITCHBOARD_BUILD_BENCHMARKS=ON \
   -DSWITCHBOARD_BUILD_TESTS=OFF >/dev/null
-cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast
+cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast broker
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs" --target ws_load sse_load longpoll_load
 
@@ -30,6 +32,10 @@ logs=build/asan-load/logs
 mkdir -p "$logs"
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 failures=0
+
+server_pid=
+# A load tool that fails stops the script (set -e): the server it was loading is stopped too.
+trap '[[ -n "$server_pid" ]] && kill -TERM "$server_pid" 2>/dev/null; true' EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -70,10 +76,13 @@ stop() {
   kill -TERM "$server_pid"
   local status=0
   wait "$server_pid" || status=$?
+  server_pid=
   local reports cut
   reports=$(grep -c "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error" "$logs/$name.log" || true)
   cut=$(sed -n 's/^drained \([0-9]*\) connection(s), cut \([0-9]*\)$/\2/p' "$logs/$name.log")
-  echo "$name: exit $status, $(grep "^drained" "$logs/$name.log" || echo "no drain report"), $reports sanitizer report(s)"
+  local drained
+  drained=$(grep "^drained" "$logs/$name.log" || echo "no drain report")
+  echo "$name: exit $status, $drained, $reports sanitizer report(s)"
   if ((status != 0 || reports != 0)) || [[ "$cut" != 0 ]]; then failures=$((failures + 1)); fi
 }
 
@@ -92,7 +101,8 @@ end_clients "$held_polls" "$held_streams"
 
 start hello "$servers/hello"
 "$tools/ws_load" --port "$port" --connections 50 --in-flight 16 --duration 5 --warmup 1 | grep SB_LOAD
-"$tools/ws_load" --port "$port" --path /echo-deflate --connections 50 --in-flight 4 --duration 4 --warmup 1 | grep SB_LOAD
+"$tools/ws_load" --port "$port" --path /echo-deflate --connections 50 --in-flight 4 --duration 4 --warmup 1 |
+  grep SB_LOAD
 kill_after 4 "$tools/ws_load" --port "$port" --connections 200 --in-flight 16 --duration 20 --warmup 0
 if command -v wrk >/dev/null; then
   wrk -t1 -c100 -d4s "http://127.0.0.1:$port/plaintext" | grep Requests/sec
@@ -112,6 +122,25 @@ held_sockets=$!
 sleep 4
 stop
 end_clients "$held_sockets"
+
+if command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null; then
+  start broker "$servers/broker"
+  subscribers=()
+  for _ in 1 2 3 4 5; do
+    redis-cli -p "$port" SUBSCRIBE bench >/dev/null 2>&1 &
+    subscribers+=($!)
+  done
+  redis-cli -p "$port" PSUBSCRIBE 'ben*' >/dev/null 2>&1 &
+  subscribers+=($!)
+  sleep 1
+  redis-benchmark -p "$port" -c 50 -n 200000 -P 16 -q PUBLISH bench hello | tr '\r' '\n' |
+    grep 'requests per second' || true
+  kill_after 3 redis-benchmark -p "$port" -c 50 -n 100000000 -q PUBLISH bench hello
+  end_clients "${subscribers[0]}" "${subscribers[1]}"  # two subscribers vanish
+  redis-benchmark -p "$port" -c 20 -n 50000 -q -t ping | tr '\r' '\n' | grep 'requests per second' || true
+  stop
+  end_clients "${subscribers[@]:2}"
+fi
 
 if ((failures > 0)); then
   echo "sanitized-load: $failures server(s) failed (logs in $logs)"
