@@ -31,10 +31,17 @@ std::string upgrade_request(std::string_view path, std::string_view extra = {}) 
          "Sec-WebSocket-Key: " + client_key + "\r\nSec-WebSocket-Version: 13\r\n" + std::string(extra) + "\r\n";
 }
 
-// A WebSocket client over the raw test socket: masked frames out, parsed frames in.
+// Sends the opening handshake for `path` and requires the 101.
+void open_websocket(raw_client& c, std::string_view path) {
+  c.send(upgrade_request(path));
+  REQUIRE(c.read_response()->status == 101);
+}
+
+// A WebSocket client over the raw test socket, made once the 101 is read: masked frames out, parsed frames in
+// (starting with any the server sent together with its 101).
 class ws_peer {
  public:
-  explicit ws_peer(raw_client& c) : c_(c) {}
+  explicit ws_peer(raw_client& c) : c_(c), buffer_(c.take_buffered()) {}
   void send(ws::opcode op, std::string_view payload) { c_.send(encode(op, payload)); }
   // One masked frame, to send together with others in one write.
   std::string encode(ws::opcode op, std::string_view payload) {
@@ -76,7 +83,6 @@ class ws_peer {
       buffer_ += more;
     }
   }
-  void take(std::string bytes) { buffer_ += bytes; }
 
  private:
   raw_client& c_;
@@ -149,7 +155,6 @@ TEST_CASE("ws session: echoes keep their order when a pong is written while the 
   REQUIRE(r);
   REQUIRE(r->status == 101);
   ws_peer peer(c);
-  peer.take(c.take_buffered());
   for (int round = 0; round < 20; ++round) {
     std::string burst;
     for (int i = 0; i < 3; ++i) burst += peer.encode(ws::opcode::text, std::to_string(round) + "." + std::to_string(i));
@@ -193,7 +198,6 @@ TEST_CASE("ws session: handshake, echo, ping, close", "[ws][session]") {
   CHECK(r->header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // RFC 6455 §1.3
   CHECK(r->header("sec-websocket-protocol") == "chat.v2");                    // the server's preference
   ws_peer peer(c);
-  peer.take(c.take_buffered());
   std::string data;
 
   peer.send(ws::opcode::text, "hello");
@@ -232,10 +236,8 @@ TEST_CASE("ws session: protocol errors close with the right code", "[ws][session
   s.routes().get("/ws", [](http::request& req) { return ws::accept(req, {}, [](std::shared_ptr<ws::session>) {}); });
   s.start();
   raw_client c(s.port());
-  c.send(upgrade_request("/ws"));
-  REQUIRE(c.read_response()->status == 101);
+  open_websocket(c, "/ws");
   ws_peer peer(c);
-  peer.take(c.take_buffered());
   std::string data;
   SECTION("an unmasked client frame: 1002") {
     c.send(std::string("\x81\x02hi", 4));
@@ -283,10 +285,8 @@ struct grouped_session {
     s.rt().add(*group);
     s.start();
     c = std::make_unique<raw_client>(s.port());
-    c->send(upgrade_request("/ws"));
-    REQUIRE(c->read_response()->status == 101);
+    open_websocket(*c, "/ws");
     peer = std::make_unique<ws_peer>(*c);
-    peer->take(c->take_buffered());
     REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
   }
 
@@ -317,10 +317,8 @@ TEST_CASE("ws session group: a session leaves its group when it closes, whenever
   });
   s.start();
   raw_client c(s.port());
-  c.send(upgrade_request("/ws"));
-  REQUIRE(c.read_response()->status == 101);
+  open_websocket(c, "/ws");
   ws_peer peer(c);
-  peer.take(c.take_buffered());
   REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);
   CHECK(group->size() == 1);
   peer.send_close(ws::close_code::normal);
@@ -359,8 +357,7 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
                     });
   s.start();
   raw_client c(s.port());
-  c.send(upgrade_request("/flood"));
-  REQUIRE(c.read_response()->status == 101);
+  open_websocket(c, "/flood");
   // Never read again.
   check_cut(closed, "write timeout");
 }
@@ -373,10 +370,8 @@ TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not 
   add_watched_route(s.routes(), "/quiet", {.session = {.ping_interval = 100ms, .pong_timeout = 200ms}}, closed);
   s.start();
   raw_client c(s.port());
-  c.send(upgrade_request("/quiet"));
-  REQUIRE(c.read_response()->status == 101);
+  open_websocket(c, "/quiet");
   ws_peer peer(c);
-  peer.take(c.take_buffered());
   std::string data;
   for (int answered = 0; answered < 3; ++answered) {
     REQUIRE(peer.next(data).event == ws::parse_event::ping);
