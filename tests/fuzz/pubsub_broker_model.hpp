@@ -12,7 +12,9 @@
 //  - a read returns, after its cursor, a gap (only if the cursor is older than what is retained) and then
 //    consecutive messages of its topic, at most as many as asked, and the cursor after them; a read that waits is
 //    answered by the next publish of its topic, or ends with `operation_aborted` only when it was cancelled; every
-//    read completes exactly once.
+//    read completes exactly once;
+//  - a topic with a message is never forgotten; one without is there exactly while an exact subscription or a
+//    waiting read uses it (or a publisher waits), and forgotten once they have left (vacant topics).
 // `run` returns the first violation found, or an empty string.
 #pragma once
 
@@ -47,6 +49,7 @@ class broker_model {
     std::uint64_t read_gaps = 0;
     std::uint64_t reads_woken = 0;  // reads that waited, then got a publish
     std::uint64_t reads_cancelled = 0;
+    std::uint64_t topics_reclaimed = 0;  // a topic without messages seen gone after it had been there
   };
 
   const coverage_counts& coverage() const noexcept { return coverage_; }
@@ -77,6 +80,7 @@ class broker_model {
     std::size_t credit = 0;                     // events the consumer will still take
     bool waiting = false;                       // an async_receive is pending
     bool closed = false;
+    bool exact = false;                         // a subscription to one topic, not a pattern
   };
 
   // A long-poll client: reads its topic from its cursor, again and again.
@@ -117,6 +121,28 @@ class broker_model {
         fail(r->topic + ": a waiting read at " + std::to_string(r->cursor) + " missed the publish of " +
              std::to_string(b_.last_sequence(r->topic)));
       }
+    }
+    check_topics();
+  }
+
+  // Whether each topic exists in the broker. Between polls, completions still queued may hold nothing: only a
+  // pending read, a live exact subscription or a waiting publisher does.
+  void check_topics() {
+    for (const char* topic : topics) {
+      const bool exists = b_.stats(topic).has_value();
+      bool& existed = existed_[topic];
+      if (b_.last_sequence(topic) > 0 || waiting_publishes_ > 0) {
+        if (!exists && b_.last_sequence(topic) > 0) fail(std::string(topic) + ": forgotten with messages");
+        existed = exists;
+        continue;
+      }
+      bool used = false;
+      for (const auto& s : subs_) used = used || (s->exact && s->handle && s->topics[0] == topic);
+      for (const auto& r : readers_) used = used || (r->reading && r->topic == topic);
+      if (used && !exists) fail(std::string(topic) + ": forgotten while in use");
+      if (!used && exists) fail(std::string(topic) + ": vacant, but not forgotten");
+      if (existed && !exists) ++coverage_.topics_reclaimed;
+      existed = exists;
     }
   }
 
@@ -186,6 +212,7 @@ class broker_model {
       const std::string topic = topics[(arg >> 4) % 3];
       const std::uint64_t last = b_.last_sequence(topic);
       s->topics = {topic};
+      s->exact = true;
       s->next[topic] = last + 1;
       if ((arg & 0x80) && last > 0) {  // resume from a cursor
         o.from = (arg >> 1) % (last + 1);
@@ -366,6 +393,7 @@ class broker_model {
   std::vector<std::unique_ptr<sub_state>> subs_;
   std::map<std::string, std::uint64_t> async_last_;
   std::size_t waiting_publishes_ = 0;
+  std::map<std::string, bool> existed_;  // per topic, whether it existed at the last check
   std::string failure_;
   coverage_counts coverage_;
 };

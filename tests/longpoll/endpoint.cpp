@@ -180,7 +180,7 @@ TEST_CASE("a client that disconnects while parked is released at once", "[longpo
   c.reset();  // closes the connection
   REQUIRE(s.wait_for([&] { return s.polls.parked() == 0; }));
   CHECK(s.polls.stats().disconnected == 1);
-  CHECK(s.broker.stats("t")->waiting_reads == 0);
+  CHECK_FALSE(s.broker.stats("t"));  // its read is gone, and with it the topic: nothing was ever published to it
   // The endpoint still serves others.
   s.publish("t", "x");
   CHECK(sequences(body_json(poll(s.server.port(), "/topics/t/poll?cursor=0"))) == std::vector<std::uint64_t>{1});

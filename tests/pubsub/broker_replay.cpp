@@ -341,7 +341,7 @@ TEST_CASE("async_read: long polling", "[pubsub][broker][read]") {
     b.async_read("t", 0, 10, 5ms, store);
     REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
     CHECK(*ec == switchboard::error::timeout);
-    CHECK(b.stats("t")->waiting_reads == 0);
+    CHECK_FALSE(b.stats("t"));  // nothing was ever published to it: forgotten (see "vacant topics" below)
   }
 
   SECTION("cancelled") {
@@ -429,4 +429,136 @@ TEST_CASE("erase_topic: for topics that are gone for good", "[pubsub][broker][er
   CHECK(b.publish("room.1", text("again")).sequence == 1);  // numbering starts again
   poll(ctx);
   CHECK(r.log == strings{"room.1#1=m1", "room.1#2=m2", "room.1#3=m3", "room.1#1=again"});
+}
+
+TEST_CASE("vacant topics: made for a name nobody published to, forgotten when the last user leaves",
+          "[pubsub][broker][erase]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention = {.max_messages = 10}});
+  std::optional<std::error_code> ec;
+  const auto store = [&](std::error_code e, read_result) { ec = e; };
+
+  SECTION("exact subscribers; pattern subscribers do not hold it and still match it when it is made again") {
+    recorder r;
+    auto pattern = b.subscribe_pattern("made.*", {.on_event = r.callback()});
+    auto first = b.subscribe("made.up");
+    auto second = b.subscribe("made.up");
+    CHECK(b.stats().topics == 1);
+    first.unsubscribe();
+    CHECK(b.stats().topics == 1);  // the second still uses it
+    second.unsubscribe();
+    CHECK(b.stats().topics == 0);
+    CHECK(b.publish("made.up", text("now")).sequence == 1);
+    poll(ctx);
+    CHECK(r.log == strings{"made.up#1=now"});
+  }
+
+  SECTION("a waiting read that times out or is cancelled; another still waiting holds it") {
+    b.async_read("polled", 0, 10, 1ms, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == switchboard::error::timeout);
+    CHECK(b.stats().topics == 0);
+
+    ec.reset();
+    std::optional<std::error_code> other;
+    asio::cancellation_signal signal;
+    b.async_read("polled", 0, 10, asio::bind_cancellation_slot(signal.slot(), store));
+    b.async_read("polled", 0, 10, 1h, [&](std::error_code e, read_result) { other = e; });
+    signal.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == asio::error::operation_aborted);
+    CHECK(b.stats("polled")->waiting_reads == 1);
+    b.publish("polled", text("news"));
+    REQUIRE(run_until(ctx, [&] { return other.has_value(); }));
+    CHECK_FALSE(*other);
+    CHECK(b.stats("polled")->last_sequence == 1);  // it has a message now: kept
+  }
+
+  SECTION("a publisher refused by a full pattern subscriber, or that gives up waiting") {
+    auto full = b.subscribe_pattern(
+        "x.*", {.limits = queue_limits{.max_messages = 1, .max_bytes = 1024, .policy = overflow_policy::wait}});
+    CHECK(b.publish("x.0", text("fills it")));
+    CHECK(b.publish("x.1", text("refused")).error == error::would_block);
+    CHECK_FALSE(b.stats("x.1"));
+    b.async_publish("x.2", text("waits"), 1ms, [&](std::error_code e, std::uint64_t) { ec = e; });
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == switchboard::error::timeout);
+    CHECK_FALSE(b.stats("x.2"));
+    CHECK(b.stats().topics == 1);
+  }
+
+  SECTION("a topic that had a message keeps its numbering") {
+    auto sub = b.subscribe("t");
+    publish_numbered(b, "t", 1, 2);
+    sub.unsubscribe();
+    b.async_read("t", 2, 10, 1ms, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(b.stats("t")->last_sequence == 2);
+  }
+
+  SECTION("topics the application kept") {
+    b.set_retention("configured", {.max_messages = 5});
+    switchboard::metrics_registry registry;
+    const auto metrics = b.export_topic_metrics(registry, "exported");
+    b.subscribe("configured").unsubscribe();
+    b.subscribe("exported").unsubscribe();
+    CHECK(b.stats().topics == 2);
+  }
+}
+
+TEST_CASE("vacant topics: clients polling made-up names do not use up max_topics", "[pubsub][broker][limits]") {
+  asio::io_context ctx;
+  broker b(ctx, {.max_topics = 2});
+  int timed_out = 0;
+  for (int i = 0; i < 10; ++i) {
+    b.async_read("made-up-" + std::to_string(i), 0, 10, 1ms, [&](std::error_code e, read_result) {
+      if (e == switchboard::error::timeout) ++timed_out;
+    });
+    b.subscribe("subscribed-" + std::to_string(i)).unsubscribe();
+    REQUIRE(run_until(ctx, [&] { return timed_out == i + 1; }));
+  }
+  CHECK(b.stats().topics == 0);
+  CHECK(b.publish("a", text("1")));
+  CHECK(b.publish("b", text("1")));
+  CHECK(b.publish("c", text("1")).error == error::too_many_topics);  // topics with messages count
+}
+
+TEST_CASE("vacant topics: reclaimed while other threads publish, subscribe and poll the same names",
+          "[pubsub][broker][erase][threads]") {
+  // Two threads keep subscribing to, polling and leaving names nobody has published to yet, so those topics are
+  // made and reclaimed all the time; a third publishes once to each name. A publish may meet a topic at the moment
+  // it is reclaimed: it must then reach the topic made again, never the forgotten one, so every name must end
+  // with its one message.
+  asio::io_context ctx;
+  broker b(ctx);
+  constexpr int names = 500;
+  const auto name = [](int i) { return "n" + std::to_string(i % names); };
+  std::atomic<int> published{0};
+  std::vector<std::thread> churn;
+  for (int t = 0; t < 2; ++t) {
+    churn.emplace_back([&, t] {
+      for (int i = 0; published.load() < names; ++i) {
+        const int n = published.load() + i % 4;  // the next names to be published, and a few after
+        if (t == 0) {
+          b.subscribe(name(n)).unsubscribe();
+        } else {
+          asio::cancellation_signal signal;
+          b.async_read(name(n), 0, 1, asio::bind_cancellation_slot(signal.slot(), [](auto...) {}));
+          signal.emit(asio::cancellation_type::terminal);
+        }
+      }
+    });
+  }
+  int first_numbers = 0;
+  for (int n = 0; n < names; ++n) {
+    if (b.publish(name(n), text("m")).sequence == 1) ++first_numbers;
+    published = n + 1;
+    std::this_thread::yield();
+  }
+  for (auto& t : churn) t.join();
+  CHECK(first_numbers == names);
+  int kept = 0;
+  for (int n = 0; n < names; ++n) kept += b.last_sequence(name(n)) == 1 ? 1 : 0;
+  CHECK(kept == names);
+  CHECK(b.stats().topics == names);
 }

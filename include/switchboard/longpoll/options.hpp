@@ -37,9 +37,8 @@ struct endpoint_options {
   /// Prepended to the parameter to make the broker topic: with "jobs." and the route `/jobs/{id}/poll`,
   /// `/jobs/42/poll` polls topic `jobs.42`, and no other topic can be reached through the route.
   std::string topic_prefix{};
-  /// Which topics may be polled; empty: any. A refused topic gets 404. Polling makes the topic in the broker (to
-  /// wait on it), so a server whose topics are a fixed set should say which (the broker's `max_topics` bounds the
-  /// rest).
+  /// Which topics may be polled; empty: any. A refused topic gets 404. (Polling a name nobody publishes to makes
+  /// the topic in the broker only while the poll waits: see `pubsub::broker_options::max_topics`.)
   std::function<bool(std::string_view topic)> allow_topic{};
   /// What identifies a client for `max_parked_per_client`; empty: the peer's IP address. Behind a trusted reverse
   /// proxy, return the address it forwards instead.

@@ -201,7 +201,8 @@ class basic_broker {
   ///  - Completes at once when `read` would return a gap, messages or an error (`error::cursor_ahead`).
   ///  - Otherwise when the next message is published (with it, retained or not), with
   ///    `switchboard::error::timeout` and an empty result after `timeout` (when not zero), or with
-  ///    `switchboard::error::closed` if the broker is destroyed. Makes the topic if absent.
+  ///    `switchboard::error::closed` if the broker is destroyed. Makes the topic if absent (forgotten again if the
+  ///    read ends before anything is published: see `broker_options::max_topics`).
   /// Cancellation: per-operation cancellation (any type) completes a waiting read with
   /// `asio::error::operation_aborted`.
   template <class Token>
@@ -231,8 +232,8 @@ class basic_broker {
 
   // --- Topics ---
 
-  /// Sets how much `topic` retains (making the topic if absent), evicting what no longer fits. Throws
-  /// `std::system_error` when the topic cannot be made.
+  /// Sets how much `topic` retains (making the topic if absent, and keeping it until `erase_topic`), evicting what
+  /// no longer fits. Throws `std::system_error` when the topic cannot be made.
   void set_retention(std::string_view topic, retention_limits limits) { core_->set_retention(topic, limits); }
 
   /// Erases `topic`: its retained messages and its numbering (the next message published to that name is number
@@ -300,14 +301,14 @@ class basic_broker {
     return out;
   }
 
-  /// Exposes the counters of `topic` (made if absent) in `registry`, labelled `topic="<name>"` (the name must be
-  /// UTF-8), for as long as the returned handles live: `switchboard_pubsub_topic_last_sequence`,
-  /// `..._subscribers`, `..._retained_messages` and `..._retained_bytes` (gauges), `..._published_total`,
-  /// `..._enqueued_total` and `..._dropped_total` (counters). Throws `std::system_error` when the topic cannot be
-  /// made.
+  /// Exposes the counters of `topic` (made if absent, and kept until `erase_topic`) in `registry`, labelled
+  /// `topic="<name>"` (the name must be UTF-8), for as long as the returned handles live:
+  /// `switchboard_pubsub_topic_last_sequence`, `..._subscribers`, `..._retained_messages` and `..._retained_bytes`
+  /// (gauges), `..._published_total`, `..._enqueued_total` and `..._dropped_total` (counters). Throws
+  /// `std::system_error` when the topic cannot be made.
   std::vector<metric_callback> export_topic_metrics(metrics_registry& registry, std::string_view topic) const {
     std::error_code ec;
-    const auto t = core_->topic(topic, ec);
+    const auto t = core_->kept_topic(topic, ec);
     if (!t) throw std::system_error(ec, "switchboard::pubsub::broker::export_topic_metrics");
     std::vector<metric_callback> out;
     const std::vector<metric_label> labels{{"topic", topic}};

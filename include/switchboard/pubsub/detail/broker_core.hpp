@@ -42,7 +42,7 @@
 namespace switchboard::pubsub::detail {
 
 template <class Message>
-class broker_core {
+class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
  public:
   using topic_type = topic_state<Message>;
   using topic_ref = std::shared_ptr<topic_type>;
@@ -51,6 +51,7 @@ class broker_core {
   using group_type = executor_group<Message>;
   using options_type = basic_subscription_options<Message>;
   using observer_type = basic_broker_observer<Message>;
+  using topic_map = switchboard::detail::string_map<topic_ref>;
 
   /// Throws `std::invalid_argument` on a limit of 0.
   broker_core(asio::any_io_executor ex, broker_options opts) : executor(std::move(ex)), options(std::move(opts)) {
@@ -77,6 +78,14 @@ class broker_core {
     if (topic_ref t = find(name)) return t;
     const std::unique_lock lock(mutex_);
     return make_topic_locked(name, ec);
+  }
+
+  /// `topic`, and kept for good (`topic_state::kept`): the application asked for it.
+  topic_ref kept_topic(std::string_view name, std::error_code& ec) {
+    for (;;) {
+      topic_ref t = topic(name, ec);
+      if (!t || t->keep()) return t;  // else reclaimed meanwhile: make it again
+    }
   }
 
   /// Subscribes to the topic or pattern `name`; null with `ec` set on failure. Throws `std::invalid_argument` for
@@ -126,11 +135,15 @@ class broker_core {
     {
       const std::unique_lock lock(mutex_);
       if (closed_) return;
+      topic_ref vacated;  // the exact subscription's topic, when nothing else used it
       for (const topic_ref& t : s->topics) {
         const std::lock_guard topic_lock(t->mutex);
-        if (!t->erased) t->subscribers.remove_one();  // an erased topic has forgotten its subscribers
+        if (t->erased) continue;  // an erased topic has forgotten its subscribers
+        t->subscribers.remove_one();
+        if (!s->is_pattern && t->vacant_locked()) vacated = t;
       }
       s->topics.clear();
+      if (vacated) reclaim_locked(vacated);
       bool last = false;
       if (s->is_pattern) {
         auto* list = patterns_.find(s->name);
@@ -194,24 +207,24 @@ class broker_core {
     const auto it = topics_.find(name);
     if (it == topics_.end()) return false;
     const topic_ref t = it->second;
-    {
-      const std::lock_guard topic_lock(t->mutex);
-      if (!t->erasable_locked()) return false;
-      t->erased = true;
-      erased_.published += t->published;
-      erased_.enqueued += t->enqueued;
-      erased_.dropped += t->dropped.load(std::memory_order_relaxed);
-      for (const auto& s : t->subscribers.items()) std::erase(s->topics, t);  // pattern subscribers
-      t->subscribers = {};
-    }
-    topics_.erase(it);
+    const std::lock_guard topic_lock(t->mutex);
+    if (!t->erasable_locked()) return false;
+    erase_locked(it);
     return true;
   }
 
-  /// Sets the retention of `name` (made if absent). Throws `std::system_error` when it cannot be made.
+  /// Erases `t` if it is still the topic of its name and vacant (`topic_state::vacant_locked`): a subscriber or
+  /// a waiting read made it for a name nobody published to, and has left. Without this, clients subscribing to or
+  /// polling made-up names would use up `max_topics`, and then nobody could make a topic.
+  void reclaim(const topic_ref& t) {
+    const std::unique_lock lock(mutex_);
+    reclaim_locked(t);
+  }
+
+  /// Sets the retention of `name` (made if absent, and kept). Throws `std::system_error` when it cannot be made.
   void set_retention(std::string_view name, retention_limits limits) {
     std::error_code ec;
-    const topic_ref t = topic(name, ec);
+    const topic_ref t = kept_topic(name, ec);
     if (!t) throw std::system_error(ec, "switchboard::pubsub::broker::set_retention");
     t->set_retention(limits);
   }
@@ -271,6 +284,28 @@ class broker_core {
     return nullptr;
   }
 
+  // `reclaim`, the broker's lock held.
+  void reclaim_locked(const topic_ref& t) {
+    const auto it = topics_.find(t->name);
+    if (it == topics_.end() || it->second != t) return;  // erased already, perhaps made again
+    const std::lock_guard topic_lock(t->mutex);
+    if (t->vacant_locked()) erase_locked(it);
+  }
+
+  // Removes the topic at `it`, keeping its counts in the broker's totals. The broker's lock and the topic's held.
+  void erase_locked(typename topic_map::iterator it) {
+    topic_type& t = *it->second;
+    t.erased = true;
+    erased_.published += t.published;
+    erased_.enqueued += t.enqueued;
+    erased_.dropped += t.dropped.load(std::memory_order_relaxed);
+    for (const auto& s : t.subscribers.items()) {  // pattern subscribers
+      std::erase_if(s->topics, [&](const topic_ref& held) { return held.get() == &t; });
+    }
+    t.subscribers = {};
+    topics_.erase(it);  // the caller holds the topic too, and its lock
+  }
+
   topic_ref make_topic_locked(std::string_view name, std::error_code& ec) {
     if (closed_) return fail(ec, switchboard::error::closed);
     if (const auto it = topics_.find(name); it != topics_.end()) return it->second;
@@ -283,7 +318,7 @@ class broker_core {
         break;
       }
     }
-    auto t = std::make_shared<topic_type>(std::string(name), retention);
+    auto t = std::make_shared<topic_type>(std::string(name), retention, this->weak_from_this());
     t->observer = observer_.get();
     patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
       for (const subscriber_ref& s : list.items()) {
@@ -313,7 +348,7 @@ class broker_core {
 
   mutable std::shared_mutex mutex_;
   // Guarded by mutex_:
-  switchboard::detail::string_map<topic_ref> topics_;
+  topic_map topics_;
   pattern_index<subscriber_list<subscriber_type>> patterns_;
   std::vector<std::shared_ptr<group_type>> groups_;
   subscriber_list<subscriber_type> all_;  // every subscription, for close()

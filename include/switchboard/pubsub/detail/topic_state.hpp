@@ -49,6 +49,9 @@
 namespace switchboard::pubsub::detail {
 
 template <class Message>
+class broker_core;
+
+template <class Message>
 struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   using subscriber_type = subscriber<Message>;
   using topic_ref = std::shared_ptr<topic_state>;
@@ -66,7 +69,8 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     asio::cancellation_slot slot;
   };
 
-  topic_state(std::string name, retention_limits retention) : name(std::move(name)), log(retention) {}
+  topic_state(std::string name, retention_limits retention, std::weak_ptr<broker_core<Message>> core)
+      : name(std::move(name)), log(retention), core_(std::move(core)) {}
 
   const std::string name;
   /// Copies of this topic's messages discarded by overflow policies (counted by the subscribers, any thread).
@@ -85,18 +89,26 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   /// Removed from the broker (set under the lock). The operations below then return without doing anything, and
   /// the broker looks the name up again (making a new topic).
   std::atomic<bool> erased{false};
+  /// Asked for by the application (`set_retention`, `export_topic_metrics`), so never reclaimed (see
+  /// `vacant_locked`); only `erase_topic` removes it.
+  bool kept = false;
 
   /// `publish`: numbers, retains and queues `draft` now, or fails without publishing. Lock not held. Nullopt
   /// (and `draft` untouched) when the topic was erased.
   std::optional<publish_result> publish(const topic_ref& self, draft_type& draft) {
-    const std::lock_guard lock(mutex);
-    if (erased) return std::nullopt;
-    if (closed) return publish_result{make_error_code(switchboard::error::closed)};
-    if (!publishers_.empty()) return publish_result{make_error_code(error::would_block)};  // no overtaking
-    const Message m = stamp(std::move(draft));
-    const std::optional<std::size_t> accepted = commit_locked(self, m);
-    if (!accepted) return publish_result{make_error_code(error::would_block)};
-    return publish_result{std::error_code(), m.sequence(), *accepted};
+    const publish_result refused{make_error_code(error::would_block)};
+    {
+      const std::lock_guard lock(mutex);
+      if (erased) return std::nullopt;
+      if (closed) return publish_result{make_error_code(switchboard::error::closed)};
+      if (!publishers_.empty()) return refused;  // no overtaking
+      const Message m = stamp(std::move(draft));
+      const std::optional<std::size_t> accepted = commit_locked(self, m);
+      if (accepted) return publish_result{std::error_code(), m.sequence(), *accepted};
+      if (!vacant_locked()) return refused;
+    }
+    reclaim();  // this publish made the topic, and a full pattern subscriber refused it: leave nothing behind
+    return refused;
   }
 
   /// `async_publish`: as `publish`, but waits in line while a `wait` subscriber is full. Lock not held. False
@@ -178,12 +190,25 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     log.set_limits(limits, clock::now());
   }
 
+  /// Keeps the topic (see `kept`). Lock not held. False when it was erased (then the broker makes a new one).
+  bool keep() {
+    const std::lock_guard lock(mutex);
+    kept = true;
+    return !erased;
+  }
+
   /// True when nothing but pattern subscribers refers to the topic, so that erasing it surprises nobody. Lock held.
   bool erasable_locked() const {
     if (!publishers_.empty() || readers_.size() > abandoned_readers_) return false;
     return std::none_of(subscribers.items().begin(), subscribers.items().end(),
                         [](const auto& s) { return !s->gone && !s->is_pattern; });
   }
+
+  /// True when the topic holds nothing anyone could miss, so that the broker reclaims it: it has never numbered a
+  /// message or a gap (made again, it is the same: sequence 0, the retention rule of its name, the pattern
+  /// subscribers that match it), the application did not keep it, and nothing but pattern subscribers refers to it.
+  /// This is what a subscriber or a long poll leaves behind on a name nobody publishes to. Lock held.
+  bool vacant_locked() const { return last_sequence == 0 && !kept && erasable_locked(); }
 
   /// The broker is going away: waiting publishers and readers complete with `error::closed`, and the topic lets go
   /// of its subscribers (which hold it: the cycle is broken here). Lock not held.
@@ -376,26 +401,40 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
 
   // A waiting publisher's deadline passed or it was cancelled: it leaves the line, unpublished.
   void abandon_publisher(std::uint64_t id, std::error_code reason) {
-    const std::lock_guard lock(mutex);
-    const auto it = std::find_if(publishers_.begin(), publishers_.end(), [&](const auto& w) { return w.id == id; });
-    if (it == publishers_.end()) return;
-    finish(*it, reason, 0);
-    const bool was_front = it == publishers_.begin();
-    publishers_.erase(it);
-    if (was_front) admit_publishers_locked(this->shared_from_this());  // the next one may fit
+    {
+      const std::lock_guard lock(mutex);
+      const auto it = std::find_if(publishers_.begin(), publishers_.end(), [&](const auto& w) { return w.id == id; });
+      if (it == publishers_.end()) return;
+      finish(*it, reason, 0);
+      const bool was_front = it == publishers_.begin();
+      publishers_.erase(it);
+      if (was_front) admit_publishers_locked(this->shared_from_this());  // the next one may fit
+      if (!vacant_locked()) return;
+    }
+    reclaim();
   }
 
   // A waiting reader's deadline passed or it was cancelled. Its slot stays, empty (see readers_).
   void abandon_reader(std::uint64_t id, std::error_code reason) {
-    const std::lock_guard lock(mutex);
-    const auto it = std::lower_bound(readers_.begin(), readers_.end(), id,
-                                     [](const waiting_read& w, std::uint64_t wanted) { return w.id < wanted; });
-    if (it == readers_.end() || it->id != id || !it->handler) return;
-    finish(*it, reason, read_result{});
-    if (++abandoned_readers_ > readers_.size() / 2) {
-      std::erase_if(readers_, [](const waiting_read& w) { return !w.handler; });
-      abandoned_readers_ = 0;
+    {
+      const std::lock_guard lock(mutex);
+      const auto it = std::lower_bound(readers_.begin(), readers_.end(), id,
+                                       [](const waiting_read& w, std::uint64_t wanted) { return w.id < wanted; });
+      if (it == readers_.end() || it->id != id || !it->handler) return;
+      finish(*it, reason, read_result{});
+      if (++abandoned_readers_ > readers_.size() / 2) {
+        std::erase_if(readers_, [](const waiting_read& w) { return !w.handler; });
+        abandoned_readers_ = 0;
+      }
+      if (!vacant_locked()) return;
     }
+    reclaim();
+  }
+
+  // The last waiting operation left a vacant topic: the broker, if it is still there, removes it (checking again
+  // under its own lock, which comes before the topic's). Lock not held.
+  void reclaim() {
+    if (const auto core = core_.lock()) core->reclaim(this->shared_from_this());
   }
 
   // Completes a waiting operation and stops its timer. Timers are not thread-safe: the cancel runs on the timer's
@@ -417,6 +456,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   std::vector<waiting_read> readers_;
   std::size_t abandoned_readers_ = 0;  // empty slots in readers_
   std::uint64_t next_id_ = 0;
+  const std::weak_ptr<broker_core<Message>> core_;  // weak: a topic may outlive its broker (see broker_core.hpp)
 };
 
 // --- The subscriber's functions that need a complete topic_state (see subscriber.hpp). ---
