@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace examples::jobs {
 
@@ -97,11 +98,14 @@ class service {
   service(sb::runtime& rt, sb::http::router& routes, service_options options = {})
       : pool_({.threads = options.workers, .max_queued = options.max_queued}),
         broker_(rt.executor(), {.retention = {.max_messages = 200}}),
-        jobs_(pool_, broker_, make_job, {.retention = options.retention}),
-        polls_(rt, broker_, {.topic_param = "id", .topic_prefix = "jobs."}) {
+        jobs_(pool_, broker_, make_job, {.retention = options.retention, .topic_prefix = std::string(topic_prefix)}),
+        polls_(rt, broker_, poll_options()) {
     sb::jobs::add_routes(routes, jobs_);
     sb::longpoll::add_route(routes, polls_, "/jobs/{id}/poll");
     routes.get("/jobs/{id}/events", [this](sb::http::request& req) {
+      if (!jobs_.contains(req.param("id"))) {
+        return sb::http::response::problem(sb::http::status::not_found, "No such job.");
+      }
       std::uint64_t from = 0;
       const std::string_view last = req.header("Last-Event-ID");
       std::from_chars(last.data(), last.data() + last.size(), from);
@@ -110,6 +114,17 @@ class service {
   }
 
  private:
+  static constexpr std::string_view topic_prefix = "jobs.";  // of the jobs' topics
+
+  // Long polls of the jobs' topics; 404 for an id that is not a job, which would otherwise wait for nothing.
+  sb::longpoll::endpoint_options poll_options() {
+    return {.topic_param = "id",
+            .topic_prefix = std::string(topic_prefix),
+            .allow_topic = [this](std::string_view topic) {
+              return jobs_.contains(topic.substr(topic_prefix.size()));
+            }};
+  }
+
   sb::jobs::worker_pool pool_;
   sb::pubsub::broker broker_;
   sb::jobs::endpoint jobs_;

@@ -86,6 +86,72 @@ TEST_CASE("curl against rest_crud", "[conformance][curl]") {
   CHECK(server->stop() == 0);
 }
 
+TEST_CASE("curl against jobs: the session of its README", "[conformance][curl]") {
+  std::unique_ptr<background_process> server;
+  const std::string url = start_example(server, "jobs");
+  const auto status_of = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> all{"-o", "/dev/null", "-w", "%{http_code}"};
+    all.insert(all.end(), args.begin(), args.end());
+    return curl(all);
+  };
+  const auto submit = [&](const std::string& body, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", body};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(url + "/jobs");
+    return curl(args);
+  };
+  const auto location_of = [](const std::string& head) {
+    const std::size_t at = head.find("Location: ");
+    REQUIRE(at != std::string::npos);
+    return head.substr(at + 10, head.find("\r\n", at) - at - 10);
+  };
+
+  // The synchronous form: a small job answers 200 with its result.
+  const auto done = nlohmann::json::parse(curl({"-X", "POST", "-d", R"({"kind": "primes", "limit": 1000})",
+                                                url + "/jobs?wait=10"}));
+  CHECK(done["status"] == "succeeded");
+  CHECK(done["result"] == nlohmann::json{{"count", 168}});
+  const std::string finished = url + "/jobs/" + done["id"].get<std::string>();
+  CHECK(nlohmann::json::parse(curl({finished + "/result"})) == nlohmann::json{{"count", 168}});
+  // Its whole history by SSE (the stream ends after the final status) and by long polling.
+  const std::string events = curl({"-N", finished + "/events"});
+  CHECK(events.starts_with("event: status\nid: 1\ndata: "));
+  CHECK(events.find(R"("status":"succeeded")", events.rfind("data: ")) != std::string::npos);  // the last event
+  const auto history = nlohmann::json::parse(curl({finished + "/poll?cursor=0"}));
+  REQUIRE_FALSE(history["messages"].empty());
+  CHECK(nlohmann::json::parse(history["messages"].back()["data"].get<std::string>())["status"] == "succeeded");
+
+  // The asynchronous form: 202, Location, Retry-After; a long job, then cancelled.
+  const std::string accepted = submit(R"({"kind": "primes", "limit": 50000000})");
+  CHECK(accepted.starts_with("HTTP/1.1 202 Accepted"));
+  CHECK(accepted.find("Retry-After: 1\r\n") != std::string::npos);
+  const std::string job = url + location_of(accepted);
+  CHECK(status_of({job + "/result"}) == "303");
+  CHECK(status_of({"-X", "DELETE", job}) != "404");
+  // Long polls until the cancellation shows (each waits for the next change, or 5 s).
+  std::string last_status;
+  std::uint64_t cursor = 0;
+  for (int i = 0; i < 200 && last_status != "cancelled"; ++i) {
+    const auto page = nlohmann::json::parse(curl({job + "/poll?timeout=5&cursor=" + std::to_string(cursor)}));
+    cursor = page["cursor"];
+    for (const auto& m : page["messages"]) last_status = nlohmann::json::parse(m["data"].get<std::string>())["status"];
+  }
+  CHECK(last_status == "cancelled");
+  CHECK(nlohmann::json::parse(curl({job}))["status"] == "cancelled");
+
+  // The same Idempotency-Key, the same job.
+  const std::vector<std::string> key{"-H", "Idempotency-Key: 7f1c"};
+  CHECK(location_of(submit(R"({"kind": "primes", "limit": 100})", key)) ==
+        location_of(submit(R"({"kind": "primes", "limit": 100})", key)));
+
+  // Bad input and unknown jobs: clear answers, and no long poll or stream waiting for a job that is not there.
+  CHECK(status_of({"-X", "POST", "-d", R"({"kind": "primes"})", url + "/jobs"}) == "400");
+  CHECK(status_of({url + "/jobs/nope"}) == "404");
+  CHECK(status_of({url + "/jobs/nope/poll?timeout=25"}) == "404");
+  CHECK(status_of({url + "/jobs/nope/events"}) == "404");
+  CHECK(server->stop() == 0);
+}
+
 TEST_CASE("wrk against hello: bounded load, every response a 200", "[conformance][wrk]") {
   REQUIRE(switchboard::test::have_program("wrk"));
   std::unique_ptr<background_process> server;

@@ -136,8 +136,12 @@ TEST_CASE("a submitted job is accepted, runs, and its result is there", "[jobs][
     const auto page = s.broker.read(s.work.topic(id), 0, 100);
     REQUIRE_FALSE(page.messages.empty());
     CHECK(nlohmann::json::parse(page.messages.back().data())["status"] == "succeeded");
+    CHECK(s.work.contains(id));
   }
-  SECTION("unknown jobs are 404") { CHECK(s.request("GET", "/jobs/nope").status == 404); }
+  SECTION("unknown jobs are 404") {
+    CHECK(s.request("GET", "/jobs/nope").status == 404);
+    CHECK_FALSE(s.work.contains("nope"));
+  }
 }
 
 TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs][endpoint]") {
@@ -217,4 +221,5 @@ TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]")
   CHECK(r.status == 200);
   const std::string id = nlohmann::json::parse(r.body)["id"];
   CHECK(s.request("GET", "/jobs/" + id).status == 404);
+  CHECK_FALSE(s.work.contains(id));
 }

@@ -96,6 +96,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
 
   const endpoint_options& options() const noexcept { return options_; }
 
+  bool contains(std::string_view id) { return find(id) != nullptr; }
+
   asio::awaitable<http::response> submit(http::request& req) {
     const std::chrono::milliseconds wait = wait_param(req);
     const nlohmann::json& body = req.json();  // 400 when not JSON
@@ -355,6 +357,11 @@ class endpoint {
 
   /// The topic on which job `id` publishes its changes.
   std::string topic(std::string_view id) const { return state_->options().topic_prefix + std::string(id); }
+
+  /// Whether job `id` is known: queued, running, or finished and not yet forgotten (`retention`). For the routes
+  /// that serve a job's topic beside the endpoint's own (a long poll, an event stream), so that they answer 404 for
+  /// an id that is not a job instead of waiting for news that never comes.
+  bool contains(std::string_view id) const { return state_->contains(id); }
 
  private:
   friend void add_routes(http::router& routes, const endpoint& jobs);
