@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # sanitized-load.sh: the example servers built with AddressSanitizer + UndefinedBehaviorSanitizer, run with two
 # event-loop threads under load: long polls timing out every second, SSE streams, WebSocket echo (plain and
-# permessage-deflate) and broadcast, wrk, PUBLISH to the RESP broker with subscribers; clients killed mid-run (mass
-# disconnects); and a SIGTERM drain while clients are still connected. The unit tests run under the same
+# permessage-deflate) and broadcast, wrk, job submissions (tiny ones, waited-for ones, cancelled ones), PUBLISH to
+# the RESP broker with subscribers; clients killed mid-run (mass disconnects); and a SIGTERM drain while clients are
+# still connected. The unit tests run under the same
 # sanitizers in CI; this covers what they do not reach: many connections on several threads going away at any
 # moment, and a whole server's shutdown (it found a use of a destroyed io_context's services at exit, and
 # WebSockets left undrained).
 #
 # Usage: scripts/sanitized-load.sh
 # Builds build/asan-load (the asan preset with the examples and benchmark peers: hello, notifications,
-# peer_ws_broadcast, broker) and the load tools of the release preset; the broker is loaded with redis-benchmark
+# peer_ws_broadcast, jobs, broker) and the load tools of the release preset; the broker is loaded with redis-benchmark
 # and redis-cli subscribers (Debian's redis-tools) when they are installed. Every load is bounded in time; servers
 # listen on free loopback ports; only processes started here are signalled, by their pid. Logs: build/asan-load/logs/.
 # Exit status 0 when every server exited normally after its drain, cut no connection and reported nothing; 1
@@ -22,9 +23,9 @@ jobs=${JOBS:-$(nproc)}
 
 cmake --preset asan -B build/asan-load -DSWITCHBOARD_BUILD_EXAMPLES=ON -DSWITCHBOARD_BUILD_BENCHMARKS=ON \
   -DSWITCHBOARD_BUILD_TESTS=OFF >/dev/null
-cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast broker
+cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast broker jobs
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$jobs" --target ws_load sse_load longpoll_load
+cmake --build --preset release -j "$jobs" --target ws_load sse_load longpoll_load http_load
 
 servers=build/asan-load/bin
 tools=build/release/bin
@@ -122,6 +123,28 @@ held_sockets=$!
 sleep 4
 stop
 end_clients "$held_sockets"
+
+start jobs "$servers/jobs" --workers 2 --retention 1
+small='{"kind": "primes", "limit": 1000}'
+large='{"kind": "primes", "limit": 2000000}'
+# Tiny jobs as fast as they come (a full queue answers 503: http_load then exits 1, which is expected here).
+{ "$tools/http_load" --port "$port" --method POST --path /jobs --body "$small" --connections 16 --duration 4 \
+    --warmup 0 || true; } | grep SB_LOAD
+# The synchronous form, its clients killed while they wait for their jobs.
+kill_after 3 "$tools/http_load" --port "$port" --method POST --path '/jobs?wait=10' --body "$large" --connections 8 \
+  --duration 20 --warmup 0
+# Jobs running, queued and waited for, and cancelled, during the drain.
+"$tools/http_load" --port "$port" --method POST --path '/jobs?wait=30' --body "$large" --connections 6 \
+  --duration 20 --warmup 0 >/dev/null 2>&1 &
+held_jobs=$!
+for _ in 1 2 3 4; do
+  location=$(curl -s -D - -o /dev/null -X POST -d "$large" "http://127.0.0.1:$port/jobs" | tr -d '\r' |
+    sed -n 's/^Location: //p')
+  curl -s -o /dev/null -X DELETE "http://127.0.0.1:$port$location"
+done
+sleep 2
+stop
+end_clients "$held_jobs"
 
 if command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null; then
   start broker "$servers/broker"
