@@ -18,8 +18,8 @@ using test::raw_client;
 
 namespace {
 
-// Jobs for the tests: {"kind": "echo", "value": x} returns x; "block" runs until released or cancelled; "fail"
-// throws. Anything else is refused with 400.
+// Jobs for the tests: {"kind": "echo", "value": x} returns x; {"kind": "steps", "value": n} reports progress n
+// times; "block" runs until released or cancelled; "fail" throws. Anything else is refused with 400.
 struct job_server {
   explicit job_server(jobs::endpoint_options options = {}, jobs::worker_pool_options pool_options = {.threads = 1})
       : broker(server.rt().executor(), {.retention = {.max_messages = 10}}), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
@@ -39,6 +39,12 @@ struct job_server {
     return [this](const nlohmann::json& body) -> jobs::job_work {
       const std::string kind = body.value("kind", "");
       if (kind == "echo") return [value = body.value("value", nlohmann::json())](jobs::job_context&) { return value; };
+      if (kind == "steps") {
+        return [n = body.value("value", 1)](jobs::job_context& ctx) -> nlohmann::json {
+          for (int i = 1; i <= n; ++i) ctx.progress(double(i) / n);
+          return n;
+        };
+      }
       if (kind == "fail") return [](jobs::job_context&) -> nlohmann::json { throw std::runtime_error("boom"); };
       if (kind == "block") {
         return [this](jobs::job_context& ctx) -> nlohmann::json {
@@ -212,6 +218,21 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
     job_server s({.max_jobs = 1});
     CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
+  }
+}
+
+TEST_CASE("progress reports are published at most every progress_interval", "[jobs][endpoint]") {
+  using namespace std::chrono_literals;
+  for (const std::chrono::milliseconds interval : {0ms, std::chrono::milliseconds(24h)}) {
+    job_server s({.progress_interval = interval});
+    const auto r = s.request("POST", "/jobs", R"({"kind": "steps", "value": 1000})");
+    REQUIRE(r.status == 202);
+    const std::string location = r.header("Location");
+    const auto status = s.await_status(location, "succeeded");
+    CHECK(status["progress"] == 1.0);
+    // Published: when queued, when running, the progress reports let through, and the final status.
+    const std::uint64_t published = s.broker.last_sequence(s.work.topic(location.substr(6)));
+    CHECK(published == (interval == 0ms ? 3 + 1000 : 3 + 1));  // 24 h: only the first report
   }
 }
 

@@ -67,6 +67,9 @@ struct endpoint_options {
   std::chrono::seconds max_wait{30};
   /// Job `id` publishes its changes on topic `<topic_prefix><id>`.
   std::string topic_prefix = "jobs.";
+  /// A job's progress reports are published at most this often, however often its function reports (`GET` always
+  /// shows the latest; the running and final statuses are always published). 0: every report.
+  std::chrono::milliseconds progress_interval{100};
   /// Where the routes live (`Location` headers are built from it).
   std::string base_path = "/jobs";
 };
@@ -83,6 +86,7 @@ struct job_record {
   std::string key;               // Idempotency-Key, if any
   std::size_t body_hash = 0;     // of the submission under that key
   std::chrono::steady_clock::time_point finished_at;
+  std::chrono::steady_clock::time_point progress_published;  // when a progress report was last published
   std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // ?wait requests, woken when final
 };
 
@@ -221,6 +225,9 @@ class job_state : public std::enable_shared_from_this<job_state> {
       {
         const std::lock_guard lock(mutex_);
         job->progress = fraction;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - job->progress_published < options_.progress_interval) return;  // a later publish will tell
+        job->progress_published = now;
       }
       publish(*job);
     });

@@ -52,8 +52,8 @@ class job_context {
   void throw_if_cancelled() const {
     if (cancelled()) throw cancelled_error();
   }
-  /// Reports progress, a fraction from 0 to 1: visible in `GET /jobs/{id}` and published on the job's topic. Each
-  /// call publishes, so report at a human pace (every percent, say), not per item.
+  /// Reports progress, a fraction from 0 to 1: visible in `GET /jobs/{id}` at once, and published on the job's topic
+  /// at most every `endpoint_options::progress_interval` (100 ms), so reporting often costs a lock and a clock read.
   void progress(double fraction) { report_(fraction < 0 ? 0 : fraction > 1 ? 1 : fraction); }
 
  private:
