@@ -186,6 +186,21 @@ TEST_CASE("a client that disconnects while parked is released at once", "[longpo
   CHECK(sequences(body_json(poll(s.server.port(), "/topics/t/poll?cursor=0"))) == std::vector<std::uint64_t>{1});
 }
 
+TEST_CASE("polls of topics nobody publishes to leave no topic behind", "[longpoll][endpoint]") {
+  // Else clients polling made-up names would fill the broker's max_topics, and nobody could make a topic.
+  poll_server s({}, {}, {.max_topics = 2});
+  for (int i = 0; i < 5; ++i) {
+    const auto r = poll(s.server.port(), "/topics/made-up-" + std::to_string(i) + "/poll?timeout=0.05");
+    CHECK(r.status == 200);
+    CHECK(body_json(r)["messages"].empty());
+  }
+  park(s, "/topics/left/poll?timeout=60", 1).reset();  // a client that goes away while its poll waits
+  REQUIRE(s.wait_for([&] { return s.polls.parked() == 0; }));
+  CHECK(s.broker.stats().topics == 0);
+  CHECK(s.publish("a", "1") == 1);
+  CHECK(s.publish("b", "1") == 1);
+}
+
 TEST_CASE("parked polls are limited per client and in total", "[longpoll][endpoint]") {
   SECTION("per client: 429 with Retry-After") {
     poll_server s({.max_parked_per_client = 2, .retry_after = 7s});

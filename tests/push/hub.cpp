@@ -236,6 +236,22 @@ TEST_CASE("push hub: feeds end with their last client; drain closes WebSockets w
   CHECK(p.closed->code == ws::close_code::going_away);
 }
 
+TEST_CASE("push hub: clients of topics nobody publishes to leave no topic behind", "[push][hub]") {
+  // Else clients streaming made-up names would fill the broker's max_topics, and nobody could make a topic.
+  hub_server h;
+  asio::io_context idle;
+  {
+    event_stream_client stream(h.s.port(), "/topics/quiet-sse/events");
+    ws_peer socket(h.url("/topics/quiet-ws/ws"));
+    ws_peer rooms(h.url("/ws"));
+    rooms.send({{"op", "join"}, {"topic", "quiet-room"}});
+    REQUIRE(rooms.wait_for(1));
+    REQUIRE(test::run_until(idle, [&] { return h.hub.stats().feeds == 3; }));
+    CHECK(h.broker.stats().topics == 3);
+  }
+  CHECK(test::run_until(idle, [&] { return h.hub.stats().feeds == 0 && h.broker.stats().topics == 0; }));
+}
+
 TEST_CASE("push hub: max_stream_age ends SSE streams; the client resumes where it was", "[push][hub]") {
   hub_server h({.max_stream_age = 50ms});
   h.publish("news", "m1");
