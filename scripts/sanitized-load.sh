@@ -2,15 +2,16 @@
 # sanitized-load.sh: the example servers built with AddressSanitizer + UndefinedBehaviorSanitizer, run with two
 # event-loop threads under load: long polls timing out every second, SSE streams, WebSocket echo (plain and
 # permessage-deflate) and broadcast, wrk, job submissions (tiny ones, waited-for ones, cancelled ones), PUBLISH to
-# the RESP broker with subscribers; clients killed mid-run (mass disconnects); and a SIGTERM drain while clients are
-# still connected. The unit tests run under the same
+# the RESP broker with subscribers, and the demo with all of its patterns loaded at once; clients killed mid-run
+# (mass disconnects); and a SIGTERM drain while clients are still connected. On the demo it also checks, through
+# /metrics, that clients polling and streaming made-up topics leave no topic behind in the broker. The unit tests run under the same
 # sanitizers in CI; this covers what they do not reach: many connections on several threads going away at any
 # moment, and a whole server's shutdown (it found a use of a destroyed io_context's services at exit, and
 # WebSockets left undrained).
 #
 # Usage: scripts/sanitized-load.sh
 # Builds build/asan-load (the asan preset with the examples and benchmark peers: hello, notifications,
-# peer_ws_broadcast, jobs, broker) and the load tools of the release preset; the broker is loaded with redis-benchmark
+# peer_ws_broadcast, jobs, demo, broker) and the load tools of the release preset; the broker is loaded with redis-benchmark
 # and redis-cli subscribers (Debian's redis-tools) when they are installed. Every load is bounded in time; servers
 # listen on free loopback ports; only processes started here are signalled, by their pid. Logs: build/asan-load/logs/.
 # Exit status 0 when every server exited normally after its drain, cut no connection and reported nothing; 1
@@ -23,7 +24,7 @@ jobs=${JOBS:-$(nproc)}
 
 cmake --preset asan -B build/asan-load -DSWITCHBOARD_BUILD_EXAMPLES=ON -DSWITCHBOARD_BUILD_BENCHMARKS=ON \
   -DSWITCHBOARD_BUILD_TESTS=OFF >/dev/null
-cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast broker jobs
+cmake --build build/asan-load -j "$jobs" --target hello notifications peer_ws_broadcast broker jobs demo
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs" --target ws_load sse_load longpoll_load http_load
 
@@ -145,6 +146,52 @@ done
 sleep 2
 stop
 end_clients "$held_jobs"
+
+# The demo: every pattern at once on one runtime.
+start demo "$servers/demo" --max-connections 20000
+base="http://127.0.0.1:$port"
+topics() { curl -s "$base/metrics" | sed -n 's/^switchboard_pubsub_topics //p'; }
+"$tools/ws_load" --port "$port" --path /echo --connections 50 --in-flight 4 --duration 5 --warmup 0 >/dev/null 2>&1 &
+mixed=($!)
+"$tools/sse_load" --port "$port" --connections 300 --duration 5 --warmup 0 >/dev/null 2>&1 &
+mixed+=($!)
+"$tools/longpoll_load" --port "$port" --subscribe-path /topics/polled/poll --publish-path /topics/polled \
+  --connections 300 --duration 5 --warmup 0 --poll-timeout 1 >/dev/null 2>&1 &
+mixed+=($!)
+{ "$tools/http_load" --port "$port" --method POST --path /jobs --body "$small" --connections 4 --duration 5 \
+    --warmup 0 || true; } >/dev/null 2>&1 &
+mixed+=($!)
+if command -v wrk >/dev/null; then
+  wrk -t1 -c50 -d5s "$base/users" >/dev/null &
+  mixed+=($!)
+fi
+wait "${mixed[@]}"
+# Clients that poll or stream topics nobody publishes to, then leave: the broker must forget those topics.
+# (The streams' disconnects reach the server a moment after curl ends: the count is read until it is back, for at
+# most 10 s.)
+before=$(topics)
+clients=()
+for i in $(seq 100); do
+  curl -s -o /dev/null "$base/topics/made-up-$i/poll?timeout=0.2" &
+  clients+=($!)
+done
+for i in $(seq 50); do
+  curl -s -o /dev/null -m 0.5 "$base/topics/made-up-stream-$i/events" &
+  clients+=($!)
+done
+wait "${clients[@]}" || true  # the streams end by curl's timeout
+for _ in $(seq 100); do
+  after=$(topics)
+  [[ "$after" == "$before" ]] && break
+  sleep 0.1
+done
+echo "demo: broker topics $before before 150 clients of made-up topics, $after after"
+if [[ -z "$before" || "$before" != "$after" ]]; then failures=$((failures + 1)); fi
+"$tools/sse_load" --port "$port" --connections 200 --hold >/dev/null 2>&1 &
+held_streams=$!
+sleep 2
+stop
+end_clients "$held_streams"
 
 if command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null; then
   start broker "$servers/broker"

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   routes.get("/metrics", switchboard::http::metrics_handler(metrics));
   switchboard::http::server server(rt, routes, opts.server());
   server.export_metrics(metrics, "demo");
+  const auto broker_metrics = notifications.broker.export_metrics(metrics);  // the topics' broker
   try {
     server.start();
   } catch (const std::exception& e) {
