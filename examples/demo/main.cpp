@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
         "  POST /topics/{topic}      publish; GET .../ws, .../events (SSE), .../latest (ETag/304), .../poll; /ws rooms\n"
         "  GET  /notifications       a page showing each transport receiving the same events\n"
         "  POST /jobs                a job ({\"kind\":\"primes\",\"limit\":N}): 202 + Location; GET/DELETE /jobs/{id}\n"
-        "  GET  /metrics             Prometheus metrics of the server\n");
+        "  GET  /metrics             Prometheus metrics of the server and of the topics' broker\n");
   });
   switchboard::metrics_registry metrics;
   routes.get("/metrics", switchboard::http::metrics_handler(metrics));
