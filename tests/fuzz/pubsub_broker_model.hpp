@@ -14,7 +14,8 @@
 //    answered by the next publish of its topic, or ends with `operation_aborted` only when it was cancelled; every
 //    read completes exactly once;
 //  - a topic with a message is never forgotten; one without is there exactly while an exact subscription or a
-//    waiting read uses it (or a publisher waits), and forgotten once they have left (vacant topics).
+//    waiting read uses it (or a publisher waits), and forgotten once they have left (vacant topics), or at once
+//    when a subscription from a cursor ahead of it is refused.
 // `run` returns the first violation found, or an empty string.
 #pragma once
 
@@ -217,6 +218,11 @@ class broker_model {
       if ((arg & 0x80) && last > 0) {  // resume from a cursor
         o.from = (arg >> 1) % (last + 1);
         s->next[topic] = *o.from + 1;
+      } else if (arg & 0x80) {  // from a cursor ahead of the topic: refused
+        o.from = last + 1;
+        std::error_code ec;
+        if (b_.subscribe(topic, o, ec) || ec != error::cursor_ahead) fail(topic + ": a subscription from ahead");
+        return check_topics();
       }
       s->handle = b_.subscribe(topic, o);
     }

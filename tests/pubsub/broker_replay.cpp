@@ -487,6 +487,20 @@ TEST_CASE("vacant topics: made for a name nobody published to, forgotten when th
     CHECK(b.stats().topics == 1);
   }
 
+  SECTION("a subscription or a read from a cursor ahead of a new topic, a read of 0 messages") {
+    std::error_code refused;
+    CHECK_FALSE(b.subscribe("ahead", {.from = 5}, refused));
+    CHECK(refused == error::cursor_ahead);
+    b.async_read("read-ahead", 5, 10, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == error::cursor_ahead);
+    ec.reset();
+    b.async_read("read-nothing", 0, 0, store);
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK_FALSE(*ec);
+    CHECK(b.stats().topics == 0);
+  }
+
   SECTION("a topic that had a message keeps its numbering") {
     auto sub = b.subscribe("t");
     publish_numbered(b, "t", 1, 2);

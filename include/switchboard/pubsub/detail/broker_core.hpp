@@ -114,8 +114,12 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       topic_ref t = make_topic_locked(name, ec);
       if (!t) return nullptr;
       // Under the topic's lock, so that every message is either before the replay's end or queued live.
-      const std::lock_guard topic_lock(t->mutex);
-      if (o.from && *o.from > t->last_sequence) return fail(ec, error::cursor_ahead);
+      std::unique_lock topic_lock(t->mutex);
+      if (o.from && *o.from > t->last_sequence) {
+        topic_lock.unlock();
+        reclaim_locked(t);  // if it was made for this subscription
+        return fail(ec, error::cursor_ahead);
+      }
       s = std::make_shared<subscriber_type>(std::string(name), false, limits, group_locked(ex), std::move(o.on_event));
       if (o.from && *o.from < t->last_sequence) s->start_replay({t, *o.from + 1, t->last_sequence});
       t->subscribers.add(s);

@@ -159,20 +159,24 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   /// `async_read`: as `read`, but when nothing follows `after`, waits for the next message. Lock not held. False
   /// (and nothing taken) when the topic was erased.
   bool async_read(std::uint64_t after, std::size_t max, read_handler& handler, wait_options& wait) {
-    const std::lock_guard lock(mutex);
-    if (erased) return false;
-    if (closed) {
-      handler.complete(switchboard::error::closed, read_result{});
-      return true;
-    }
-    read_result r = read_locked(after, max);
-    if (r.error || r.missed || !r.messages.empty() || max == 0) {
+    {
+      const std::lock_guard lock(mutex);
+      if (erased) return false;
+      if (closed) {
+        handler.complete(switchboard::error::closed, read_result{});
+        return true;
+      }
+      read_result r = read_locked(after, max);
+      if (!r.error && !r.missed && r.messages.empty() && max > 0) {
+        readers_.push_back(waiting_read{++next_id_, after, max, std::move(handler), nullptr});
+        arm(readers_.back(), wait, &topic_state::abandon_reader);
+        return true;
+      }
       const std::error_code ec = r.error;
       handler.complete(ec, std::move(r));
-      return true;
+      if (!vacant_locked()) return true;
     }
-    readers_.push_back(waiting_read{++next_id_, after, max, std::move(handler), nullptr});
-    arm(readers_.back(), wait, &topic_state::abandon_reader);
+    reclaim();  // answered at once (a cursor ahead, `max` 0) on a topic made for this read
     return true;
   }
 
