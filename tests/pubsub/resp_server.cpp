@@ -478,6 +478,40 @@ TEST_CASE("resp_server: max clients", "[pubsub][resp_server]") {
   CHECK(fe.server.stats().rejected == 1);
 }
 
+TEST_CASE("resp_server: max subscriptions per client", "[pubsub][resp_server]") {
+  front_end fe({.max_subscriptions_per_client = 3});
+  asio::io_context ctx;
+  redis_client greedy(ctx, fe.port());
+  redis_client other(ctx, fe.port());
+
+  greedy.send({"SUBSCRIBE", "a", "b"});
+  CHECK(next(greedy) == "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+  CHECK(next(greedy) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n");
+  CHECK(call(greedy, {"SSUBSCRIBE", "s"}) == "*3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n");
+  // Channels, patterns and shard channels count together; a name the client has is not a new subscription.
+  greedy.send({"PSUBSCRIBE", "p*", "q*"});
+  CHECK(next(greedy) == "-ERR max number of subscriptions per client reached\r\n");
+  CHECK(next(greedy) == "-ERR max number of subscriptions per client reached\r\n");
+  CHECK(call(greedy, {"SUBSCRIBE", "a"}) == "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n");
+  CHECK(fe.server.stats().subscriptions_refused == 2);
+  CHECK(call(other, {"PUBSUB", "NUMPAT"}) == ":0\r\n");
+
+  // The refused name is not half subscribed, the others still deliver, and another client is not limited by this one.
+  CHECK(call(other, {"SUBSCRIBE", "x", "y", "z"}).starts_with("*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n"));
+  CHECK(next(other) == "*3\r\n$9\r\nsubscribe\r\n$1\r\ny\r\n:2\r\n");
+  CHECK(next(other) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nz\r\n:3\r\n");
+  redis_client publisher(ctx, fe.port());
+  CHECK(call(publisher, {"PUBLISH", "a", "m"}) == ":1\r\n");
+  CHECK(next(greedy) == "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nm\r\n");
+
+  // Room made by leaving is room again.
+  CHECK(call(greedy, {"UNSUBSCRIBE", "b"}) == "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+  CHECK(call(greedy, {"PSUBSCRIBE", "p*"}) == "*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:2\r\n");
+  CHECK(fe.server.stats().subscriptions_refused == 2);
+
+  CHECK_THROWS_AS(front_end({.max_subscriptions_per_client = 0}), std::invalid_argument);
+}
+
 TEST_CASE("resp_server: drain closes clients after what was queued for them", "[pubsub][resp_server]") {
   front_end fe;
   asio::io_context ctx;

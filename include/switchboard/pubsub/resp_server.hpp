@@ -57,7 +57,8 @@ namespace switchboard::pubsub {
 
 class resp_server final : public drainable {
  public:
-  /// A server on every thread of `rt` in front of `channels`, registered with the runtime for draining.
+  /// A server on every thread of `rt` in front of `channels`, registered with the runtime for draining. Throws
+  /// `std::invalid_argument` when `max_clients`, `max_subscriptions_per_client` or an output limit is 0.
   resp_server(runtime& rt, broker& channels, resp_server_options options = {})
       : resp_server(rt.executors(), channels, std::move(options)) {
     runtime_ = &rt;
@@ -122,8 +123,8 @@ class resp_server final : public drainable {
 
   /// Exports `stats()` to `registry`, labelled `server="<name>"`: the gauge `switchboard_resp_clients` and the
   /// counters `switchboard_resp_connections_accepted_total`, `..._rejected_total`, `..._commands_total`,
-  /// `..._protocol_errors_total`, `..._output_limit_disconnects_total` and `..._messages_sent_total`. The series stay
-  /// while the server lives; `registry` must outlive it.
+  /// `..._protocol_errors_total`, `..._output_limit_disconnects_total`, `..._messages_sent_total` and
+  /// `..._subscriptions_refused_total`. The series stay while the server lives; `registry` must outlive it.
   void export_metrics(metrics_registry& registry, std::string_view name = "resp") {
     const std::vector<metric_label> labels{{"server", name}};
     auto shared = shared_;
@@ -145,6 +146,8 @@ class resp_server final : public drainable {
           &detail::resp_server_shared::output_limit_disconnects);
     count("switchboard_resp_messages_sent_total", "Messages queued to clients.",
           &detail::resp_server_shared::messages_sent);
+    count("switchboard_resp_subscriptions_refused_total", "Subscriptions refused at max_subscriptions_per_client.",
+          &detail::resp_server_shared::subscriptions_refused);
   }
 
   /// Graceful drain (DESIGN promise 6): stops accepting; each client stops being read and subscribed, gets what
@@ -163,8 +166,10 @@ class resp_server final : public drainable {
             executors, net::listen_options{.address = shared_->options.bind, .port = shared_->options.port,
                                            .reuse_port = shared_->options.reuse_port})) {
     const auto& o = shared_->options;
-    if (o.max_clients == 0 || o.output_limits.hard == 0 || o.output_limits.soft == 0) {
-      throw std::invalid_argument("switchboard::pubsub::resp_server: max_clients and output limits must be > 0");
+    if (o.max_clients == 0 || o.max_subscriptions_per_client == 0 || o.output_limits.hard == 0 ||
+        o.output_limits.soft == 0) {
+      throw std::invalid_argument(
+          "switchboard::pubsub::resp_server: max_clients, max_subscriptions_per_client and output limits must be > 0");
     }
     for (auto& executor : executors) shards_.push_back(std::make_shared<detail::resp_shard>(executor, shared_));
   }

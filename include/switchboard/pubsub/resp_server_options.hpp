@@ -41,6 +41,12 @@ struct resp_server_options {
   std::string requirepass{};
   /// Most clients at once (Redis's `maxclients`). One more is told "-ERR max number of clients reached" and closed.
   std::size_t max_clients = 10'000;
+  /// Most channels, patterns and shard channels one client subscribes to, together. A subscription past it is
+  /// refused with "-ERR max number of subscriptions per client reached" (the client's other subscriptions stay) and
+  /// counted in `resp_server_stats::subscriptions_refused`. Redis has no such limit; here it keeps one client from
+  /// using up the broker's `max_subscriptions` (100,000 by default), which the in-process subscribers, SSE and
+  /// WebSocket clients share, and bounds what one connection's names can cost in memory.
+  std::size_t max_subscriptions_per_client = 10'000;
   /// Per-client output limits (see `resp_output_limits`).
   resp_output_limits output_limits{};
   /// Close a client idle for this long (Redis's `timeout`); zero never does. Subscribed clients are never idle
@@ -63,6 +69,7 @@ struct resp_server_stats {
   std::uint64_t protocol_errors = 0;           ///< Connections closed for a protocol error.
   std::uint64_t output_limit_disconnects = 0;  ///< Clients disconnected by their output limits.
   std::uint64_t messages_sent = 0;             ///< Messages (message, pmessage, smessage) queued to clients.
+  std::uint64_t subscriptions_refused = 0;     ///< Subscriptions refused at `max_subscriptions_per_client`.
 };
 
 }  // namespace switchboard::pubsub

@@ -303,7 +303,9 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     return kind == resp_channel_kind::shard ? shards_.size() : channels_.size() + patterns_.size();
   }
 
-  bool subscribed() const noexcept { return !channels_.empty() || !patterns_.empty() || !shards_.empty(); }
+  bool subscribed() const noexcept { return subscription_total() != 0; }
+
+  std::size_t subscription_total() const noexcept { return channels_.size() + patterns_.size() + shards_.size(); }
 
   static std::string_view confirmation(resp_channel_kind kind, bool subscribing) noexcept {
     switch (kind) {
@@ -318,6 +320,11 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     auto& set = subscribed_to(kind);
     for (const std::string_view name : args.subspan(1)) {
       if (!set.contains(std::string(name))) {
+        if (subscription_total() >= shared_->options.max_subscriptions_per_client) {
+          shared_->subscriptions_refused.fetch_add(1, std::memory_order_relaxed);
+          reply_error("ERR max number of subscriptions per client reached");
+          continue;
+        }
         std::error_code ec;
         shard_->join(kind, name, this, ec);
         if (ec) {

@@ -50,11 +50,12 @@ struct resp_server_shared {
   resp_channel_registry registry;
   std::atomic<std::uint64_t> next_client_id{1};
   std::atomic<std::uint64_t> accepted{0}, clients{0}, rejected{0}, commands{0}, protocol_errors{0},
-      output_limit_disconnects{0}, messages_sent{0};
+      output_limit_disconnects{0}, messages_sent{0}, subscriptions_refused{0};
 
   resp_server_stats snapshot() const noexcept {
-    return {accepted.load(), clients.load(), rejected.load(), commands.load(), protocol_errors.load(),
-            output_limit_disconnects.load(), messages_sent.load()};
+    return {accepted.load(),           clients.load(),       rejected.load(),
+            commands.load(),           protocol_errors.load(), output_limit_disconnects.load(),
+            messages_sent.load(),      subscriptions_refused.load()};
   }
 };
 
