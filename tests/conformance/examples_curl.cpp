@@ -15,10 +15,12 @@ using switchboard::test::run_process;
 namespace {
 
 // Starts an example on a free port and returns its base URL (from its "listening on URL" line).
-std::string start_example(std::unique_ptr<background_process>& p, const std::string& name) {
+std::string start_example(std::unique_ptr<background_process>& p, const std::string& name,
+                          const std::vector<std::string>& extra_args = {}) {
   const std::string binary = std::string(SWITCHBOARD_EXAMPLES_DIR) + "/" + name;
-  p = std::make_unique<background_process>(std::vector<std::string>{binary, "--port", "0", "--threads", "2"},
-                                           std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + name + ".log");
+  std::vector<std::string> argv{binary, "--port", "0", "--threads", "2"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  p = std::make_unique<background_process>(argv, std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/" + name + ".log");
   const std::string line = p->wait_for_line("listening on ");
   REQUIRE_FALSE(line.empty());
   return line.substr(line.find("http"));
@@ -58,7 +60,7 @@ TEST_CASE("curl against hello", "[conformance][curl]") {
 
 TEST_CASE("curl against rest_crud", "[conformance][curl]") {
   std::unique_ptr<background_process> server;
-  const std::string url = start_example(server, "rest_crud");
+  const std::string url = start_example(server, "rest_crud", {"--max-users", "3"});
   auto status_of = [&](const std::vector<std::string>& args) {
     std::vector<std::string> all{"-o", "/dev/null", "-w", "%{http_code}"};
     all.insert(all.end(), args.begin(), args.end());
@@ -83,6 +85,38 @@ TEST_CASE("curl against rest_crud", "[conformance][curl]") {
   CHECK(status_of({"-X", "DELETE", url + "/users/1"}) == "404");
   const std::string problem = curl({"-i", url + "/users/999"});
   CHECK(problem.find("Content-Type: application/problem+json") != std::string::npos);
+
+  SECTION("a deleted user's email is free again, and a full store answers 507") {
+    for (const char* name : {"a", "b", "c"}) {
+      const std::string body = std::string(R"({"name":")") + name + R"(","email":")" + name + R"(@example.com"})";
+      CHECK(status_of({"-H", json, "-d", body, url + "/users"}) == "201");
+    }
+    CHECK(status_of({"-H", json, "-d", R"({"name":"d","email":"d@example.com"})", url + "/users"}) == "507");
+    // Ada had id 1: "a", "b" and "c" have 2, 3 and 4.
+    CHECK(status_of({"-X", "DELETE", url + "/users/2"}) == "204");
+    CHECK(status_of({"-X", "PATCH", "-H", json, "-d", R"({"email":"a@example.com"})", url + "/users/4"}) == "200");
+    CHECK(status_of({"-H", json, "-d", R"({"name":"d","email":"b@example.com"})", url + "/users"}) == "409");
+    CHECK(status_of({"-H", json, "-d", R"({"name":"d","email":"d@example.com"})", url + "/users"}) == "201");
+  }
+
+  SECTION("the list comes in pages linked by Link rel=next") {
+    for (const char* name : {"a", "b"}) {
+      const std::string body = std::string(R"({"name":")") + name + R"(","email":")" + name + R"(@example.com"})";
+      CHECK(status_of({"-H", json, "-d", body, url + "/users"}) == "201");
+    }
+    const std::string first = curl({"-i", url + "/users?limit=1"});
+    CHECK(first.find("Link: </users?after=2&limit=1>; rel=\"next\"\r\n") != std::string::npos);
+    CHECK(nlohmann::json::parse(first.substr(first.find("\r\n\r\n") + 4)) ==
+          nlohmann::json::parse(R"([{"id":2,"name":"a","email":"a@example.com"}])"));
+    const std::string last = curl({"-i", url + "/users?after=2&limit=1"});
+    CHECK(last.find("Link:") == std::string::npos);
+    CHECK(nlohmann::json::parse(last.substr(last.find("\r\n\r\n") + 4))[0]["id"] == 3);
+    CHECK(nlohmann::json::parse(curl({url + "/users?after=3"})).empty());
+    CHECK(status_of({url + "/users?limit=0"}) == "400");
+    CHECK(status_of({url + "/users?limit=1001"}) == "400");
+    CHECK(status_of({url + "/users?after=x"}) == "400");
+    CHECK(status_of({url + "/users?after=-1"}) == "400");
+  }
   CHECK(server->stop() == 0);
 }
 

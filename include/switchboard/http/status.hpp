@@ -6,7 +6,7 @@
 namespace switchboard::http {
 
 /// A response status code. Any value 100-999 is representable; the named ones are those of RFC 9110 and the few
-/// extensions the library itself sends (RFC 6585's 428, 429, 431).
+/// extensions the library itself sends (RFC 6585's 428, 429, 431) or its examples do (RFC 4918's 507).
 enum class status : unsigned short {
   continue_ = 100,
   switching_protocols = 101,
@@ -46,6 +46,7 @@ enum class status : unsigned short {
   service_unavailable = 503,
   gateway_timeout = 504,
   http_version_not_supported = 505,
+  insufficient_storage = 507,  // RFC 4918 §11.5
 };
 
 /// The status code as an integer.
@@ -92,6 +93,7 @@ constexpr std::string_view reason_phrase(status s) noexcept {
     case status::service_unavailable: return "Service Unavailable";
     case status::gateway_timeout: return "Gateway Timeout";
     case status::http_version_not_supported: return "HTTP Version Not Supported";
+    case status::insufficient_storage: return "Insufficient Storage";
   }
   return "Unknown";
 }
