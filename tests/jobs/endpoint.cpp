@@ -214,11 +214,30 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
     CHECK(r.status == 503);
     CHECK(r.header("Retry-After") == "1");
   }
-  SECTION("store") {
+  SECTION("store, when every stored job is unfinished") {
     job_server s({.max_jobs = 1});
     CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
   }
+}
+
+TEST_CASE("a full store forgets the job that finished first to take a new one", "[jobs][endpoint]") {
+  job_server s({.max_jobs = 2});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 1})");
+    REQUIRE(r.status == 200);
+    ids.push_back(nlohmann::json::parse(r.body)["id"]);
+  }
+  const auto third = s.request("POST", "/jobs", R"({"kind": "block"})");
+  CHECK(third.status == 202);
+  CHECK(s.request("GET", "/jobs/" + ids[0]).status == 404);
+  CHECK_FALSE(s.broker.stats(s.work.topic(ids[0])));  // its topic went with it
+  CHECK(s.request("GET", "/jobs/" + ids[1]).status == 200);
+  // The store now holds one finished job and one running: the finished one makes room again, then nothing can.
+  CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
+  CHECK(s.request("GET", "/jobs/" + ids[1]).status == 404);
+  CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
 }
 
 TEST_CASE("progress reports are published at most every progress_interval", "[jobs][endpoint]") {
@@ -243,4 +262,14 @@ TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]")
   const std::string id = nlohmann::json::parse(r.body)["id"];
   CHECK(s.request("GET", "/jobs/" + id).status == 404);
   CHECK_FALSE(s.work.contains(id));
+  CHECK_FALSE(s.broker.stats(s.work.topic(id)));
+
+  // A client still listening to a job's topic when the job is forgotten keeps the topic only until it leaves.
+  const auto next = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 2})");
+  const std::string next_id = nlohmann::json::parse(next.body)["id"];
+  auto listener = s.broker.subscribe(s.work.topic(next_id));
+  CHECK(s.request("GET", "/jobs/" + next_id).status == 404);
+  CHECK(s.broker.stats(s.work.topic(next_id)));
+  listener.unsubscribe();
+  CHECK_FALSE(s.broker.stats(s.work.topic(next_id)));
 }

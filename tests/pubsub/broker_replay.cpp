@@ -431,6 +431,62 @@ TEST_CASE("erase_topic: for topics that are gone for good", "[pubsub][broker][er
   CHECK(r.log == strings{"room.1#1=m1", "room.1#2=m2", "room.1#3=m3", "room.1#1=again"});
 }
 
+TEST_CASE("retire_topic: erased now, or when the last subscriber, reader or publisher leaves",
+          "[pubsub][broker][erase]") {
+  asio::io_context ctx;
+  broker b(ctx, {.retention = {.max_messages = 10}});
+  publish_numbered(b, "job.1", 1, 2);
+
+  SECTION("unused: at once") {
+    CHECK(b.retire_topic("job.1"));
+    CHECK_FALSE(b.stats("job.1"));
+    CHECK_FALSE(b.retire_topic("never.made"));
+    CHECK(b.stats().topics == 0);
+  }
+
+  SECTION("a subscriber still listening: when it leaves") {
+    recorder r;
+    auto pattern = b.subscribe_pattern("job.*", {.on_event = r.callback()});
+    auto listener = b.subscribe("job.1");
+    auto other = b.subscribe("job.1");
+    CHECK_FALSE(b.retire_topic("job.1"));
+    CHECK(b.stats("job.1")->last_sequence == 2);  // still there, numbering and all, while they listen
+    listener.unsubscribe();
+    CHECK(b.stats("job.1"));
+    other.unsubscribe();
+    CHECK_FALSE(b.stats("job.1"));
+    CHECK(b.stats().topics == 0);
+    CHECK(b.publish("job.1", text("new life")).sequence == 1);  // the pattern subscriber did not hold it
+    poll(ctx);
+    CHECK(r.log.back() == "job.1#1=new life");
+  }
+
+  SECTION("a waiting read: when it times out") {
+    std::optional<std::error_code> ec;
+    b.async_read("job.1", 2, 10, 1ms, [&](std::error_code e, read_result) { ec = e; });
+    CHECK_FALSE(b.retire_topic("job.1"));
+    REQUIRE(run_until(ctx, [&] { return ec.has_value(); }));
+    CHECK(*ec == switchboard::error::timeout);
+    CHECK_FALSE(b.stats("job.1"));
+  }
+
+  SECTION("kept topics too: the application asked") {
+    b.set_retention("job.1", {.max_messages = 5});
+    auto listener = b.subscribe("job.1");
+    CHECK_FALSE(b.retire_topic("job.1"));
+    listener.unsubscribe();
+    CHECK_FALSE(b.stats("job.1"));
+  }
+
+  SECTION("a message published meanwhile cancels the retirement") {
+    auto listener = b.subscribe("job.1");
+    CHECK_FALSE(b.retire_topic("job.1"));
+    CHECK(b.publish("job.1", text("in use again")).sequence == 3);
+    listener.unsubscribe();
+    CHECK(b.stats("job.1")->last_sequence == 3);
+  }
+}
+
 TEST_CASE("vacant topics: made for a name nobody published to, forgotten when the last user leaves",
           "[pubsub][broker][erase]") {
   asio::io_context ctx;

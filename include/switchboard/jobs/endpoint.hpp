@@ -57,9 +57,13 @@
 namespace switchboard::jobs {
 
 struct endpoint_options {
-  /// How long a finished job (and its idempotency key) is kept for `GET`; then it is forgotten.
+  /// How long a finished job (and its idempotency key) is kept for `GET`; then it is forgotten. Less when the store
+  /// is full (see `max_jobs`).
   std::chrono::seconds retention{600};
-  /// Jobs stored at most, unfinished and retained together; past it submissions get 503 with `Retry-After`.
+  /// Jobs stored at most, unfinished and finished together. A submission to a full store makes room by forgetting
+  /// the job that finished first, before its `retention` is over; only when every stored job is unfinished does it
+  /// get 503 with `Retry-After`. (Refusing instead would let one client that submits `max_jobs` small jobs stop
+  /// everyone's submissions for a whole `retention`.)
   std::size_t max_jobs = 10'000;
   /// The `Retry-After` of 202 answers and of unfinished statuses: when a poller should look again.
   std::chrono::seconds retry_after{1};
@@ -86,8 +90,12 @@ struct job_record {
   std::string key;               // Idempotency-Key, if any
   std::size_t body_hash = 0;     // of the submission under that key
   std::chrono::steady_clock::time_point finished_at;
-  std::chrono::steady_clock::time_point progress_published;  // when a progress report was last published
+  // When a progress report was last published; none yet: the first is always published (a default time point, the
+  // clock's epoch, would hold back reports for `progress_interval` after the machine booted).
+  std::optional<std::chrono::steady_clock::time_point> progress_published;
   std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // ?wait requests, woken when final
+  bool final_published = false;  // the final status is on the job's topic
+  bool forgotten = false;        // no longer in the store (retention over, or room made)
 };
 
 class job_state : public std::enable_shared_from_this<job_state> {
@@ -192,8 +200,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
     auto job = std::make_shared<job_record>();
     {
       const std::lock_guard lock(mutex_);
-      expire_locked();
-      if (jobs_.size() >= options_.max_jobs) return nullptr;
+      expire_locked(true);
+      if (jobs_.size() >= options_.max_jobs) return nullptr;  // every stored job is unfinished
       do {
         job->id = new_id();
       } while (jobs_.contains(job->id));
@@ -226,7 +234,9 @@ class job_state : public std::enable_shared_from_this<job_state> {
         const std::lock_guard lock(mutex_);
         job->progress = fraction;
         const auto now = std::chrono::steady_clock::now();
-        if (now - job->progress_published < options_.progress_interval) return;  // a later publish will tell
+        if (job->progress_published && now - *job->progress_published < options_.progress_interval) {
+          return;  // a later publish will tell
+        }
         job->progress_published = now;
       }
       publish(*job);
@@ -249,7 +259,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
   }
 
   // Makes the job final, wakes its ?wait requests and publishes it. Called and returns with the lock released
-  // in between: publishing runs without it.
+  // in between: publishing runs without it. The job may be forgotten before it is published (retention 0, a
+  // full store): its topic is then retired here, after the final status, rather than made again by it.
   void finish_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job, job_status status,
                      nlohmann::json result, std::string error) {
     job->status = status;
@@ -266,6 +277,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
     // in progress ends at once.
     for (auto& t : waiters) asio::post(t->get_executor(), [t] { t->expires_at(std::chrono::steady_clock::time_point::min()); });
     publish(*job);
+    lock.lock();
+    job->final_published = true;
+    if (job->forgotten) broker_.retire_topic(options_.topic_prefix + job->id);
+    lock.unlock();
   }
 
   asio::awaitable<void> wait_final(job_record& job, std::chrono::milliseconds wait) {
@@ -313,14 +328,19 @@ class job_state : public std::enable_shared_from_this<job_state> {
                     {.payload = shared_bytes::copy(text), .headers = {{"content-type", "application/json"}}});
   }
 
-  void expire_locked() {
+  // Forgets the finished jobs whose retention is over and, with `make_room`, while the store is full, the ones that
+  // finished first (see `endpoint_options::max_jobs`). A forgotten job's topic is retired (erased now, or when its
+  // last listener leaves) once its final status is published there.
+  void expire_locked(bool make_room = false) {
     const auto now = std::chrono::steady_clock::now();
     while (!finished_.empty()) {
       const auto it = jobs_.find(finished_.front());
       if (it != jobs_.end()) {
-        if (now - it->second->finished_at < options_.retention) return;
+        const bool over = now - it->second->finished_at >= options_.retention;
+        if (!over && !(make_room && jobs_.size() >= options_.max_jobs)) return;
         if (!it->second->key.empty()) by_key_.erase(it->second->key);
-        broker_.erase_topic(options_.topic_prefix + it->first);  // refused while someone still listens: fine
+        it->second->forgotten = true;
+        if (it->second->final_published) broker_.retire_topic(options_.topic_prefix + it->first);
         jobs_.erase(it);
       }
       finished_.pop_front();

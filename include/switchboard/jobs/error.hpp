@@ -14,7 +14,7 @@ enum class error {
   /// Every worker is busy and the queue holds `worker_pool_options::max_queued` tasks: nothing was queued. Map it
   /// to 503 with `Retry-After` (`is_overload` below).
   pool_full = 1,
-  /// The job store holds `endpoint_options::max_jobs` jobs (running or retained): nothing was submitted.
+  /// The job store holds `endpoint_options::max_jobs` jobs, none of them finished: nothing was submitted.
   too_many_jobs,
   /// The job was cancelled (`DELETE /jobs/{id}`); a job function may throw `cancelled_error` to stop early.
   cancelled,

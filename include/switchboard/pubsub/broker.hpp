@@ -243,6 +243,13 @@ class basic_broker {
   /// (a chat room, a user) that are gone for good.
   bool erase_topic(std::string_view topic) { return core_->erase_topic(topic); }
 
+  /// Erases `topic` as `erase_topic` does, now (true) or, while exact subscriptions, waiting publishers or waiting
+  /// readers use it, as soon as the last of them leaves (false). For a per-entity topic whose entity is gone (a
+  /// finished job that is forgotten, a closed room) while a client may still listen: with `erase_topic` alone the
+  /// topic would stay for good, and such topics would add up to `max_topics`. A message or gap published to it
+  /// before then cancels the retirement (the topic is in use again).
+  bool retire_topic(std::string_view topic) { return core_->retire_topic(topic); }
+
   /// Tells the current subscribers of `topic` (if it exists) that messages were lost before this point, for a
   /// `reason` the broker cannot see itself: `gap_reason::upstream` when a bridge to other processes lost its
   /// connection (see redis_bridge.hpp). The gap takes the topic's next sequence number (so that numbers still

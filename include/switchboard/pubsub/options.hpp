@@ -23,8 +23,8 @@ namespace switchboard::pubsub {
 /// The limits and defaults of a broker.
 struct broker_options {
   /// Most topics at once. A topic is made by its first publish, subscribe or read-wait and lives until
-  /// `erase_topic`, keeping its sequence number so that cursors stay meaningful; making one more fails with
-  /// `error::too_many_topics`. A topic that never had a message is forgotten when its last exact subscriber,
+  /// `erase_topic` or `retire_topic`, keeping its sequence number so that cursors stay meaningful; making one more
+  /// fails with `error::too_many_topics`. A topic that never had a message is forgotten when its last exact subscriber,
   /// waiting reader or waiting publisher leaves (unless `set_retention` or `export_topic_metrics` kept it), so
   /// subscribing to or polling made-up names does not use topics up.
   std::size_t max_topics = 100'000;

@@ -144,7 +144,7 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
         const std::lock_guard topic_lock(t->mutex);
         if (t->erased) continue;  // an erased topic has forgotten its subscribers
         t->subscribers.remove_one();
-        if (!s->is_pattern && t->vacant_locked()) vacated = t;
+        if (!s->is_pattern && t->reclaimable_locked()) vacated = t;
       }
       s->topics.clear();
       if (vacated) reclaim_locked(vacated);
@@ -206,20 +206,16 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   }
 
   /// Erases the topic `name` if only pattern subscriptions refer to it. Its sequence numbers start again at 1.
-  bool erase_topic(std::string_view name) {
-    const std::unique_lock lock(mutex_);
-    const auto it = topics_.find(name);
-    if (it == topics_.end()) return false;
-    const topic_ref t = it->second;
-    const std::lock_guard topic_lock(t->mutex);
-    if (!t->erasable_locked()) return false;
-    erase_locked(it);
-    return true;
-  }
+  bool erase_topic(std::string_view name) { return erase_or_retire(name, false); }
 
-  /// Erases `t` if it is still the topic of its name and vacant (`topic_state::vacant_locked`): a subscriber or
-  /// a waiting read made it for a name nobody published to, and has left. Without this, clients subscribing to or
-  /// polling made-up names would use up `max_topics`, and then nobody could make a topic.
+  /// As `erase_topic`, and when something else still uses the topic, marks it retired (`topic_state::retired`)
+  /// so that it is reclaimed when that leaves.
+  bool retire_topic(std::string_view name) { return erase_or_retire(name, true); }
+
+  /// Erases `t` if it is still the topic of its name and reclaimable (`topic_state::reclaimable_locked`): retired,
+  /// or made by a subscriber or a waiting read for a name nobody published to; and they have left. Without this,
+  /// clients subscribing to or polling made-up names (or still listening to a retired topic when it was retired)
+  /// would use up `max_topics`, and then nobody could make a topic.
   void reclaim(const topic_ref& t) {
     const std::unique_lock lock(mutex_);
     reclaim_locked(t);
@@ -288,12 +284,26 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
     return nullptr;
   }
 
+  bool erase_or_retire(std::string_view name, bool retire) {
+    const std::unique_lock lock(mutex_);
+    const auto it = topics_.find(name);
+    if (it == topics_.end()) return false;
+    const topic_ref t = it->second;
+    const std::lock_guard topic_lock(t->mutex);
+    if (!t->erasable_locked()) {
+      t->retired = t->retired || retire;
+      return false;
+    }
+    erase_locked(it);
+    return true;
+  }
+
   // `reclaim`, the broker's lock held.
   void reclaim_locked(const topic_ref& t) {
     const auto it = topics_.find(t->name);
     if (it == topics_.end() || it->second != t) return;  // erased already, perhaps made again
     const std::lock_guard topic_lock(t->mutex);
-    if (t->vacant_locked()) erase_locked(it);
+    if (t->reclaimable_locked()) erase_locked(it);
   }
 
   // Removes the topic at `it`, keeping its counts in the broker's totals. The broker's lock and the topic's held.

@@ -90,8 +90,11 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   /// the broker looks the name up again (making a new topic).
   std::atomic<bool> erased{false};
   /// Asked for by the application (`set_retention`, `export_topic_metrics`), so never reclaimed (see
-  /// `vacant_locked`); only `erase_topic` removes it.
+  /// `reclaimable_locked`); only `erase_topic` removes it.
   bool kept = false;
+  /// The application is done with the topic (`broker::retire_topic`) but something still used it then: it is
+  /// reclaimed as soon as nothing does, messages or not. A later message or gap clears this (in use again).
+  bool retired = false;
 
   /// `publish`: numbers, retains and queues `draft` now, or fails without publishing. Lock not held. Nullopt
   /// (and `draft` untouched) when the topic was erased.
@@ -105,7 +108,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       const Message m = stamp(std::move(draft));
       const std::optional<std::size_t> accepted = commit_locked(self, m);
       if (accepted) return publish_result{std::error_code(), m.sequence(), *accepted};
-      if (!vacant_locked()) return refused;
+      if (!reclaimable_locked()) return refused;
     }
     reclaim();  // this publish made the topic, and a full pattern subscriber refused it: leave nothing behind
     return refused;
@@ -174,7 +177,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       }
       const std::error_code ec = r.error;
       handler.complete(ec, std::move(r));
-      if (!vacant_locked()) return true;
+      if (!reclaimable_locked()) return true;
     }
     reclaim();  // answered at once (a cursor ahead, `max` 0) on a topic made for this read
     return true;
@@ -208,11 +211,12 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
                         [](const auto& s) { return !s->gone && !s->is_pattern; });
   }
 
-  /// True when the topic holds nothing anyone could miss, so that the broker reclaims it: it has never numbered a
-  /// message or a gap (made again, it is the same: sequence 0, the retention rule of its name, the pattern
-  /// subscribers that match it), the application did not keep it, and nothing but pattern subscribers refers to it.
-  /// This is what a subscriber or a long poll leaves behind on a name nobody publishes to. Lock held.
-  bool vacant_locked() const { return last_sequence == 0 && !kept && erasable_locked(); }
+  /// True when nothing but pattern subscribers refers to the topic and it holds nothing anyone could miss, so that
+  /// the broker reclaims it: either the application retired it, or it is vacant: it has never numbered a message
+  /// or a gap (made again, it is the same: sequence 0, the retention rule of its name, the pattern subscribers that
+  /// match it) and the application did not keep it. A vacant topic is what a subscriber or a long poll leaves
+  /// behind on a name nobody publishes to. Lock held.
+  bool reclaimable_locked() const { return (retired || (last_sequence == 0 && !kept)) && erasable_locked(); }
 
   /// The broker is going away: waiting publishers and readers complete with `error::closed`, and the topic lets go
   /// of its subscribers (which hold it: the cycle is broken here). Lock not held.
@@ -300,6 +304,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       return std::nullopt;
     }
     last_sequence = m.sequence();
+    retired = false;
     ++published;
     if (!log.limits().off()) log.append(m, clock::now());
     std::size_t accepted = 0;
@@ -316,6 +321,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   // Numbers a gap and queues it for every subscriber; waiting readers learn of it as a gap in what they read.
   void commit_gap_locked(const topic_ref& self, gap_reason reason) {
     const std::uint64_t sequence = ++last_sequence;
+    retired = false;
     log.clear();
     for (const auto& s : subscribers.items()) {
       if (!s->gone) s->push_gap(self, sequence, sequence, reason);
@@ -413,7 +419,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       const bool was_front = it == publishers_.begin();
       publishers_.erase(it);
       if (was_front) admit_publishers_locked(this->shared_from_this());  // the next one may fit
-      if (!vacant_locked()) return;
+      if (!reclaimable_locked()) return;
     }
     reclaim();
   }
@@ -430,12 +436,12 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
         std::erase_if(readers_, [](const waiting_read& w) { return !w.handler; });
         abandoned_readers_ = 0;
       }
-      if (!vacant_locked()) return;
+      if (!reclaimable_locked()) return;
     }
     reclaim();
   }
 
-  // The last waiting operation left a vacant topic: the broker, if it is still there, removes it (checking again
+  // The last waiting operation left a reclaimable topic: the broker, if it is still there, removes it (checking again
   // under its own lock, which comes before the topic's). Lock not held.
   void reclaim() {
     if (const auto core = core_.lock()) core->reclaim(this->shared_from_this());
