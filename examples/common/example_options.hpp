@@ -1,4 +1,5 @@
-// Command-line options shared by the example servers: --bind, --port, --threads, --max-connections (and any extra
+// Command-line options shared by the example servers: --bind, --port, --threads, --max-connections,
+// --max-connections-per-address (and any extra
 // --name value pairs an example declares). Parsing errors print usage and exit with status 2.
 #pragma once
 
@@ -19,6 +20,7 @@ struct options {
   unsigned port = 8080;
   std::size_t threads = 0;  // 0: one per hardware thread
   std::size_t max_connections = switchboard::http::server_options{}.max_connections;
+  std::size_t max_connections_per_address = 0;  // no limit
   std::map<std::string, std::string> extra;
 
   /// The HTTP server's options these give (the rest at their defaults).
@@ -27,6 +29,7 @@ struct options {
     o.bind = bind;
     o.port = static_cast<std::uint16_t>(port);
     o.max_connections = max_connections;
+    o.max_connections_per_address = max_connections_per_address;
     return o;
   }
 
@@ -43,11 +46,15 @@ struct options {
 
 [[noreturn]] inline void usage(const char* program, std::string_view extra_help, unsigned default_port) {
   std::fprintf(stderr,
-               "usage: %s [--bind ADDRESS] [--port PORT] [--threads N] [--max-connections N]%.*s\n"
+               "usage: %s [--bind ADDRESS] [--port PORT] [--threads N] [--max-connections N]\n"
+               "       [--max-connections-per-address N]%.*s\n"
                "  --bind             address to listen on (default 127.0.0.1)\n"
                "  --port             TCP port (default %u; 0 picks a free one)\n"
                "  --threads          event-loop threads (default: one per hardware thread)\n"
-               "  --max-connections  connections open at once; past it the server stops accepting (default %zu)\n",
+               "  --max-connections  connections open at once; past it the server stops accepting (default %zu)\n"
+               "  --max-connections-per-address\n"
+               "                     connections open at once from one client address, WebSockets included; past\n"
+               "                     it new ones are closed at once (default 0: no limit)\n",
                program, static_cast<int>(extra_help.size()), extra_help.data(), default_port,
                switchboard::http::server_options{}.max_connections);
   std::exit(2);
@@ -77,6 +84,8 @@ inline options parse(int argc, char** argv, unsigned default_port, std::initiali
     } else if (arg == "--max-connections") {
       number(o.max_connections);
       if (o.max_connections == 0) usage(argv[0], extra_help, default_port);
+    } else if (arg == "--max-connections-per-address") {
+      number(o.max_connections_per_address);
     } else {
       bool known = false;
       for (auto name : extra_names) known = known || name == arg;

@@ -10,7 +10,8 @@
 #include <switchboard/http/server.hpp>
 
 int main(int argc, char** argv) {
-  constexpr std::string_view extra_help = "\n  --max-users  users the store holds at most (default 10000; then 507)";
+  constexpr std::string_view extra_help =
+      " [--max-users N]\n  --max-users  users the store holds at most (default 10000; then 507)";
   const auto opts = examples::parse(argc, argv, 8081, {"--max-users"}, extra_help);
   const long max_users = opts.get_number("max-users", 10'000);
   if (max_users < 1) examples::usage(argv[0], extra_help, 8081);

@@ -172,6 +172,37 @@ TEST_CASE("server: the connection limit pauses accepting until a connection clos
   CHECK(r->status == 200);
 }
 
+TEST_CASE("server: max_connections_per_address closes one client's connections past it at once",
+          "[http][server]") {
+  test_server s;
+  s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  s.start({.max_connections_per_address = 2});
+  const auto answered = [](raw_client& c) {
+    c.send(get_request("/plaintext"));
+    const auto r = c.read_response();
+    return r && r->status == 200;
+  };
+  auto a = std::make_unique<raw_client>(s.port());
+  raw_client b(s.port());
+  CHECK(answered(*a));
+  CHECK(answered(b));
+  raw_client third(s.port());
+  CHECK(third.closed_by_peer());
+  CHECK(s.server().stats().refused_per_address == 1);
+
+  // Another address is not limited by this one.
+  raw_client elsewhere(s.port(), 10s, "127.0.0.2");
+  CHECK(answered(elsewhere));
+
+  // A connection that closes gives its place back (once the server has seen it close).
+  a.reset();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.server().stats().active > 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  raw_client fourth(s.port());
+  CHECK(answered(fourth));
+  CHECK(s.server().stats().refused_per_address == 1);
+}
+
 TEST_CASE("server: graceful drain", "[http][server][drain]") {
   test_server s;
   std::promise<responder> parked;

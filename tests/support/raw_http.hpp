@@ -43,8 +43,15 @@ struct raw_response {
 
 class raw_client {
  public:
-  explicit raw_client(std::uint16_t port, std::chrono::seconds timeout = std::chrono::seconds(10))
+  /// Connects to 127.0.0.1:`port`, from the loopback address `from` when one is given (any of 127.0.0.0/8: a
+  /// second client address for the tests of per-address limits).
+  explicit raw_client(std::uint16_t port, std::chrono::seconds timeout = std::chrono::seconds(10),
+                      const char* from = nullptr)
       : socket_(ctx_) {
+    if (from != nullptr) {
+      socket_.open(asio::ip::tcp::v4());
+      socket_.bind({asio::ip::make_address(from), 0});
+    }
     socket_.connect({asio::ip::make_address("127.0.0.1"), port});
     set_timeout(timeout);
   }

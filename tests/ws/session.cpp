@@ -328,6 +328,31 @@ TEST_CASE("ws session group: a session leaves its group when it closes, whenever
   CHECK(group->size() == 0);
 }
 
+TEST_CASE("ws accept: a WebSocket keeps its address counted in max_connections_per_address until it closes",
+          "[ws][session]") {
+  test_server s;
+  std::promise<ws::close_info> closed;
+  add_watched_route(s.routes(), "/ws", {}, closed);
+  s.routes().get("/plaintext", [](http::request&) { return http::response::text("ok"); });
+  s.start({.max_connections_per_address = 1});
+  raw_client c(s.port());
+  open_websocket(c, "/ws");
+  // The HTTP server no longer counts the upgraded connection as one of its own, but its address still holds the
+  // one place allowed.
+  raw_client refused(s.port());
+  CHECK(refused.closed_by_peer());
+  CHECK(s.server().stats().refused_per_address == 1);
+
+  ws_peer peer(c);
+  peer.send_close(ws::close_code::normal);
+  REQUIRE(closed.get_future().wait_for(10s) == std::future_status::ready);
+  raw_client after(s.port());
+  after.send("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto r = after.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+}
+
 TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
   grouped_session g;
   test_server& s = g.s;

@@ -87,18 +87,19 @@ class server final : public drainable {
     listener_->start([tls = tls_, shards = std::move(weak_shards)](std::size_t index, asio::ip::tcp::socket socket) {
       auto shard = shards[index].lock();
       if (!shard) return;
-      shard->on_accepted();
-      if (shard->draining()) {
-        std::error_code ignored;
-        socket.close(ignored);
+      std::error_code ec;
+      const asio::ip::tcp::endpoint remote = socket.remote_endpoint(ec);  // fails when the client has already gone
+      if (ec || shard->draining() || !shard->admit(remote)) {
+        socket.close(ec);
         return;
       }
+      shard->on_accepted();
       if (tls) {
         auto c = std::make_shared<detail::server_connection<asio::ssl::stream<asio::ip::tcp::socket>>>(
-            shard, asio::ssl::stream<asio::ip::tcp::socket>(std::move(socket), *tls));
+            shard, asio::ssl::stream<asio::ip::tcp::socket>(std::move(socket), *tls), remote);
         c->start();
       } else {
-        auto c = std::make_shared<detail::server_connection<asio::ip::tcp::socket>>(shard, std::move(socket));
+        auto c = std::make_shared<detail::server_connection<asio::ip::tcp::socket>>(shard, std::move(socket), remote);
         c->start();
       }
     });
@@ -119,7 +120,8 @@ class server final : public drainable {
 
   /// Exports `stats()` to `registry` as Prometheus series labelled `server="<name>"`: counters
   /// `switchboard_http_connections_accepted_total`, `..._requests_total`, `..._responses_total{class=...}`,
-  /// `..._bad_requests_total`, `..._timeouts_total`, `..._handler_errors_total`, and the gauge
+  /// `..._bad_requests_total`, `..._timeouts_total`, `..._handler_errors_total`,
+  /// `switchboard_http_connections_refused_per_address_total`, and the gauge
   /// `switchboard_http_connections_active`. The series stay while the server lives; `registry` must outlive it.
   void export_metrics(metrics_registry& registry, std::string_view name = "http") {
     auto shared = shared_;
@@ -138,6 +140,8 @@ class server final : public drainable {
     count("switchboard_http_timeouts_total", "Connections closed by a timeout.", &detail::server_shared::timeouts);
     count("switchboard_http_handler_errors_total", "Handlers that failed with an unexpected exception.",
           &detail::server_shared::handler_errors);
+    count("switchboard_http_connections_refused_per_address_total",
+          "Connections closed at once at max_connections_per_address.", &detail::server_shared::refused_per_address);
     metrics_.push_back(registry.gauge_callback("switchboard_http_connections_active", "Connections open now.",
                                                {{"server", name}}, [shared] { return double(shared->active.load()); }));
   }

@@ -46,6 +46,12 @@ struct server_options {
   server_timeouts timeouts;
   /// Most connections open at once over all threads; past it the server stops accepting until one closes.
   std::size_t max_connections = 10'000;
+  /// Most connections open at once from one client address, WebSockets and other protocols upgraded from them
+  /// included (`http::upgraded_connection::admission`); past it, a new connection from that address is closed at
+  /// once and counted (`server_stats::refused_per_address`). 0, the default: no limit, since behind a reverse
+  /// proxy or a NAT many clients share one address. Set it where clients connect directly, so that one client
+  /// cannot hold all of `max_connections` (as Drogon's `max_connections_per_ip` or nginx's `limit_conn`).
+  std::size_t max_connections_per_address = 0;
   /// Responses to pipelined requests are gathered into one write; past this many bytes they are written before
   /// more requests are read, so a client that pipelines without reading cannot grow the server's memory.
   std::size_t max_pending_output = 256 * 1024;

@@ -9,6 +9,7 @@
 #include <asio/ssl/stream.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <variant>
 
@@ -20,6 +21,9 @@ struct upgraded_connection {
   std::variant<asio::ip::tcp::socket, asio::ssl::stream<asio::ip::tcp::socket>> stream;
   /// Bytes received after the upgrade request (the start of the new protocol's data), to process first.
   std::string leftover;
+  /// Keeps the connection counted in the server's `max_connections_per_address` while held (null when that limit
+  /// is off): the new protocol keeps it until the connection closes.
+  std::shared_ptr<void> admission;
 };
 
 /// Receives the connection, on the executor it lives on. It owns it from then on: the HTTP server no longer

@@ -31,6 +31,7 @@
 // `endpoint` object itself only unregisters it from the runtime.
 #pragma once
 
+#include <switchboard/core/detail/per_key_count.hpp>
 #include <switchboard/core/detail/tick_clock.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/error.hpp>
@@ -65,7 +66,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -308,12 +308,10 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
       ++stats_.refused_total;
       return refusal(http::status::service_unavailable, error::too_many_parked);
     }
-    std::size_t& mine = per_client_[p->client];
-    if (mine >= options_.max_parked_per_client) {
+    if (!per_client_.try_add(p->client, options_.max_parked_per_client)) {
       ++stats_.refused_client;
       return refusal(http::status::too_many_requests, error::too_many_for_client);
     }
-    ++mine;
     p->position = parked_.insert(parked_.end(), p);
     stats_.peak_parked = std::max(stats_.peak_parked, parked_.size());
     return std::nullopt;
@@ -333,8 +331,7 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     drain_report report;
     {
       const std::lock_guard lock(mutex_);
-      const auto it = per_client_.find(p.client);
-      if (--it->second == 0) per_client_.erase(it);
+      per_client_.remove(p.client);
       parked_.erase(p.position);
       if (!ec) ++stats_.woken;
       else if (ec == switchboard::error::timeout) ++stats_.timed_out;
@@ -391,7 +388,7 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
   mutable std::mutex mutex_;
   // Guarded by mutex_:
   std::list<std::shared_ptr<parked>> parked_;
-  std::unordered_map<std::string, std::size_t> per_client_;
+  switchboard::detail::per_key_count<std::string> per_client_;
   endpoint_stats stats_;
   bool draining_ = false;
   std::vector<std::function<void(drain_report)>> drain_waiters_;

@@ -114,7 +114,8 @@ inline http::response accept(http::request& req, const accept_options& options, 
         auto start = [&](auto&& stream) {
           using stream_type = std::decay_t<decltype(stream)>;
           auto s = std::make_shared<detail::session_impl<stream_type>>(std::move(stream), std::move(c.leftover),
-                                                                        options.session, chosen_protocol, deflate);
+                                                                        options.session, chosen_protocol, deflate,
+                                                                        role::server, std::move(c.admission));
           if (options.group) {
             options.group->add(s);
             std::weak_ptr<session_group> weak_group = options.group;

@@ -221,6 +221,7 @@ class session : public std::enable_shared_from_this<session> {
     if (auto h = std::move(before_close_)) h(info);
     if (auto h = std::move(on_close_)) h(info);
     on_message_ = nullptr;
+    admission_.reset();
   }
 
   // The options a session reads after it started (the limits and the queue's went to the parser and the queue).
@@ -236,6 +237,9 @@ class session : public std::enable_shared_from_this<session> {
   message_handler on_message_;
   close_handler before_close_;  // kept apart from on_close_, which the application may set (again) at any time
   close_handler on_close_;
+  // The HTTP server's count of this connection's address (http::upgraded_connection::admission), given back as
+  // the session closes.
+  std::shared_ptr<void> admission_;
   std::atomic<state> state_{state::open};
   std::atomic<std::uint64_t> dropped_{0};
 };
@@ -256,12 +260,13 @@ template <class Stream>
 class session_impl final : public session, private switchboard::detail::tick_clock::member {
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
-               std::optional<deflate_params> deflate, role r = role::server)
+               std::optional<deflate_params> deflate, role r = role::server, std::shared_ptr<void> admission = {})
       : session(stream.get_executor(), options, std::move(subprotocol), r, deflate),
         stream_(std::move(stream)),
         parser_(r, with_deflate(options.limits, deflate)),
         writer_(r) {
     if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate, options.compression_level);
+    admission_ = std::move(admission);
     if (!leftover.empty()) {
       in_.resize(leftover.size() + min_read_space);
       std::copy(leftover.begin(), leftover.end(), in_.begin());

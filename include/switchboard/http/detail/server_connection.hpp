@@ -71,10 +71,10 @@ class server_connection final : public connection_base,
   using clock = std::chrono::steady_clock;
 
  public:
-  server_connection(std::shared_ptr<server_shard> shard, Stream stream)
+  /// A connection from `remote` (admitted by `server_shard::admit`).
+  server_connection(std::shared_ptr<server_shard> shard, Stream stream, const asio::ip::tcp::endpoint& remote)
       : shard_(std::move(shard)), stream_(std::move(stream)) {
-    std::error_code ignored;
-    remote_ = traits::socket(stream_).remote_endpoint(ignored);
+    remote_ = remote;
   }
 
   ~server_connection() {
@@ -925,7 +925,7 @@ class server_connection final : public connection_base,
   void hand_over() {
     std::error_code ignored;
     if (reading_) traits::socket(stream_).cancel(ignored);  // a disconnect watch; the new owner reads from now on
-    upgraded_connection c{std::move(stream_), std::string(ex_->in.data())};
+    upgraded_connection c{std::move(stream_), std::string(ex_->in.data()), shard_->hold_address(remote_)};
     closed_ = true;  // this object no longer owns a connection
     shard_->remove(this, false);
     if (!reading_) shard_->release_exchange(std::move(ex_));
@@ -984,7 +984,6 @@ class server_connection final : public connection_base,
 
   std::shared_ptr<server_shard> shard_;
   Stream stream_;
-  asio::ip::tcp::endpoint remote_;
   exchange_ptr ex_;
   // Here rather than in the exchange: it outlives an exchange released while the handler waits (release_request).
   asio::cancellation_signal cancel_;

@@ -8,6 +8,7 @@
 #include <switchboard/core/detail/arena.hpp>
 #include <switchboard/core/detail/coarse_clock.hpp>
 #include <switchboard/core/detail/page_pool.hpp>
+#include <switchboard/core/detail/per_key_count.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/http/date.hpp>
 #include <switchboard/http/detail/output_queue.hpp>
@@ -19,13 +20,16 @@
 #include <switchboard/net/listener.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
@@ -44,6 +48,7 @@ struct server_stats {
   std::uint64_t bad_requests = 0;  ///< connections closed for a malformed request (any status from status_for)
   std::uint64_t timeouts = 0;      ///< connections closed by a timeout
   std::uint64_t handler_errors = 0;///< handlers that threw something other than problem_error
+  std::uint64_t refused_per_address = 0;  ///< connections closed at `max_connections_per_address`
 };
 
 namespace detail {
@@ -51,11 +56,15 @@ namespace detail {
 /// Counters and limits shared by the shards of one server (atomics: touched from every thread).
 struct server_shared {
   std::atomic<std::uint64_t> accepted{0}, active{0}, requests{0}, responses_2xx{0}, responses_4xx{0},
-      responses_5xx{0}, bad_requests{0}, timeouts{0}, handler_errors{0};
+      responses_5xx{0}, bad_requests{0}, timeouts{0}, handler_errors{0}, refused_per_address{0};
+  /// Connections open per client address, when `max_connections_per_address` is set.
+  std::mutex addresses_mutex;
+  switchboard::detail::per_key_count<asio::ip::address> connections_per_address;
 
   server_stats snapshot() const noexcept {
-    return {accepted.load(), active.load(), requests.load(), responses_2xx.load(), responses_4xx.load(),
-            responses_5xx.load(), bad_requests.load(), timeouts.load(), handler_errors.load()};
+    return {accepted.load(),      active.load(),        requests.load(), responses_2xx.load(),
+            responses_4xx.load(), responses_5xx.load(), bad_requests.load(), timeouts.load(),
+            handler_errors.load(), refused_per_address.load()};
   }
 };
 
@@ -74,6 +83,7 @@ class connection_base {
   connection_base* prev_ = nullptr;
   connection_base* next_ = nullptr;
   bool linked_ = false;
+  asio::ip::tcp::endpoint remote_;  // the client's; its address is counted while the connection is open
 
  protected:
   ~connection_base() = default;
@@ -186,6 +196,10 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   /// Called by a connection as it closes. `was_cut` tells whether the drain deadline closed it.
   void remove(connection_base* c, bool was_cut) {
     if (!c->linked_) return;
+    if (options_.max_connections_per_address != 0) {
+      const std::lock_guard lock(shared_->addresses_mutex);
+      shared_->connections_per_address.remove(c->remote_.address());
+    }
     if (c->prev_ != nullptr) c->prev_->next_ = c->next_;
     else head_ = c->next_;
     if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
@@ -201,6 +215,44 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       paused_ = false;
       listener_->resume(index_);
     }
+  }
+
+  /// Before an accept counts: whether a connection from `remote` may open (`max_connections_per_address`); a
+  /// refusal is counted. Then `remove` gives the address back.
+  bool admit(const asio::ip::tcp::endpoint& remote) {
+    if (options_.max_connections_per_address == 0) return true;
+    {
+      const std::lock_guard lock(shared_->addresses_mutex);
+      if (shared_->connections_per_address.try_add(remote.address(), options_.max_connections_per_address)) return true;
+    }
+    shared_->refused_per_address.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  /// For a connection handed to another protocol (which the server no longer counts otherwise): keeps `remote`'s
+  /// address counted in `max_connections_per_address` until the returned token is destroyed. Null when that limit
+  /// is off.
+  std::shared_ptr<void> hold_address(const asio::ip::tcp::endpoint& remote) {
+    if (options_.max_connections_per_address == 0) return nullptr;
+    class hold {
+     public:
+      hold(std::shared_ptr<server_shared> shared, const asio::ip::address& address)
+          : shared_(std::move(shared)), address_(address) {
+        const std::lock_guard lock(shared_->addresses_mutex);
+        shared_->connections_per_address.try_add(address_, std::numeric_limits<std::size_t>::max());
+      }
+      hold(const hold&) = delete;
+      hold& operator=(const hold&) = delete;
+      ~hold() {
+        const std::lock_guard lock(shared_->addresses_mutex);
+        shared_->connections_per_address.remove(address_);
+      }
+
+     private:
+      std::shared_ptr<server_shared> shared_;
+      asio::ip::address address_;
+    };
+    return std::make_shared<hold>(shared_, remote.address());
   }
 
   /// After an accept: pauses accepting when the server is at its connection limit.
