@@ -202,6 +202,9 @@ TEST_CASE("an Idempotency-Key returns the same job", "[jobs][endpoint]") {
   CHECK(a.header("Location") == b.header("Location"));
   CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: k2\r\n").header("Location") != a.header("Location"));
   CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})", "Idempotency-Key: k1\r\n").status == 422);
+  // Keys are stored as long as their job: their length is bounded.
+  CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: " + std::string(255, 'k') + "\r\n").status == 202);
+  CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: " + std::string(256, 'k') + "\r\n").status == 400);
 }
 
 TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]") {

@@ -69,6 +69,9 @@ struct endpoint_options {
   std::chrono::seconds retry_after{1};
   /// The longest `?wait=S` honoured.
   std::chrono::seconds max_wait{30};
+  /// The longest `Idempotency-Key` accepted (400 past it), in bytes: keys are stored as long as their job, so that
+  /// `max_jobs` keys of the header's size limit (16 KiB) cannot take hundreds of MiB. Stripe's limit; a UUID is 36.
+  std::size_t max_key_length = 255;
   /// Job `id` publishes its changes on topic `<topic_prefix><id>`.
   std::string topic_prefix = "jobs.";
   /// A job's progress reports are published at most this often, however often its function reports (`GET` always
@@ -114,6 +117,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
     const std::chrono::milliseconds wait = wait_param(req);
     const nlohmann::json& body = req.json();  // 400 when not JSON
     const std::string key(req.header("Idempotency-Key"));
+    if (key.size() > options_.max_key_length) {
+      throw http::problem_error(http::status::bad_request, "The Idempotency-Key is longer than " +
+                                                               std::to_string(options_.max_key_length) + " bytes.");
+    }
     const std::size_t hash = std::hash<std::string_view>{}(req.body());
     std::shared_ptr<job_record> job;
     if (!key.empty()) job = find_by_key(key, hash);  // 422 on a different body
