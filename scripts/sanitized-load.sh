@@ -101,7 +101,9 @@ sleep 4
 stop
 end_clients "$held_polls" "$held_streams"
 
-start hello "$servers/hello"
+# At most 150 connections per client address: the 200 and 300 WebSockets below are partly refused, and the
+# admitted ones hold their places until they close.
+start hello "$servers/hello" --max-connections-per-address 150
 "$tools/ws_load" --port "$port" --connections 50 --in-flight 16 --duration 5 --warmup 1 | grep SB_LOAD
 "$tools/ws_load" --port "$port" --path /echo-deflate --connections 50 --in-flight 4 --duration 4 --warmup 1 |
   grep SB_LOAD
@@ -148,7 +150,7 @@ stop
 end_clients "$held_jobs"
 
 # The demo: every pattern at once on one runtime.
-start demo "$servers/demo" --max-connections 20000
+start demo "$servers/demo" --max-connections 20000 --max-connections-per-address 20000
 base="http://127.0.0.1:$port"
 topics() { curl -s "$base/metrics" | sed -n 's/^switchboard_pubsub_topics //p'; }
 "$tools/ws_load" --port "$port" --path /echo --connections 50 --in-flight 4 --duration 5 --warmup 0 >/dev/null 2>&1 &
@@ -161,8 +163,13 @@ mixed+=($!)
 { "$tools/http_load" --port "$port" --method POST --path /jobs --body "$small" --connections 4 --duration 5 \
     --warmup 0 || true; } >/dev/null 2>&1 &
 mixed+=($!)
+# The users resource: one user, then the same email again and again (409), while wrk reads the list.
+curl -s -o /dev/null -d '{"name": "a", "email": "a@example.com"}' "$base/users"
+{ "$tools/http_load" --port "$port" --method POST --path /users --body '{"name": "b", "email": "a@example.com"}' \
+    --connections 4 --duration 5 --warmup 0 || true; } >/dev/null 2>&1 &
+mixed+=($!)
 if command -v wrk >/dev/null; then
-  wrk -t1 -c50 -d5s "$base/users" >/dev/null &
+  wrk -t1 -c50 -d5s "$base/users?limit=10" >/dev/null &
   mixed+=($!)
 fi
 wait "${mixed[@]}"
