@@ -232,8 +232,8 @@ class basic_broker {
 
   // --- Topics ---
 
-  /// Sets how much `topic` retains (making the topic if absent, and keeping it until `erase_topic`), evicting what
-  /// no longer fits. Throws `std::system_error` when the topic cannot be made.
+  /// Sets how much `topic` retains (making the topic if absent, and keeping it until `erase_topic` or
+  /// `retire_topic`), evicting what no longer fits. Throws `std::system_error` when the topic cannot be made.
   void set_retention(std::string_view topic, retention_limits limits) { core_->set_retention(topic, limits); }
 
   /// Erases `topic`: its retained messages and its numbering (the next message published to that name is number
@@ -308,8 +308,8 @@ class basic_broker {
     return out;
   }
 
-  /// Exposes the counters of `topic` (made if absent, and kept until `erase_topic`) in `registry`, labelled
-  /// `topic="<name>"` (the name must be UTF-8), for as long as the returned handles live:
+  /// Exposes the counters of `topic` (made if absent, and kept until `erase_topic` or `retire_topic`) in
+  /// `registry`, labelled `topic="<name>"` (the name must be UTF-8), for as long as the returned handles live:
   /// `switchboard_pubsub_topic_last_sequence`, `..._subscribers`, `..._retained_messages` and `..._retained_bytes`
   /// (gauges), `..._published_total`, `..._enqueued_total` and `..._dropped_total` (counters). Throws
   /// `std::system_error` when the topic cannot be made.

@@ -90,7 +90,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   /// the broker looks the name up again (making a new topic).
   std::atomic<bool> erased{false};
   /// Asked for by the application (`set_retention`, `export_topic_metrics`), so never reclaimed (see
-  /// `reclaimable_locked`); only `erase_topic` removes it.
+  /// `reclaimable_locked`); only `erase_topic` or `retire_topic` removes it.
   bool kept = false;
   /// The application is done with the topic (`broker::retire_topic`) but something still used it then: it is
   /// reclaimed as soon as nothing does, messages or not. A later message or gap clears this (in use again).
