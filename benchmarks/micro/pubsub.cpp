@@ -1,6 +1,6 @@
 // The in-process broker: publish-to-delivery rate with 1, 10, 100 and 1,000 subscribers (64-byte payloads), with
 // callbacks and with coroutines in async_receive, the memory a queued message costs per subscriber, and the cost
-// of waiting reads (long polls) answered by a publish and leaving early.
+// of waiting reads (long polls) answered by a publish and leaving early, and the cost of retention on a publish.
 //
 // Rates are single-threaded: each iteration publishes and then runs the io_context until every subscriber has its
 // message, so the time is the CPU cost of the whole path (stamp, fan-out into N queues, one drain, N deliveries).
@@ -173,6 +173,17 @@ void bm_parked_reads_woken(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(bm_parked_reads_woken)->Arg(1000)->Arg(10000);
+
+// Retention's cost: publishing to a topic that retains its last 1,000 messages, with nobody subscribed. Each
+// publish appends to the log and evicts the oldest (both counted in the broker-wide retention budget, an atomic).
+void bm_publish_retained(benchmark::State& state) {
+  asio::io_context ctx;
+  broker b(ctx);
+  b.set_retention("bench", {.max_messages = 1000});
+  for (auto _ : state) b.publish("bench", {.payload = payload});
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_publish_retained);
 
 // Heap bytes per queued message per subscriber: `depth` 64-byte messages queued for `n` subscribers that do not
 // read. Counts everything the queues and messages hold (ring slots, message bodies, payloads), divided by

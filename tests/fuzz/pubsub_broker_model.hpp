@@ -1,7 +1,8 @@
 // A checker for the broker, driven by a script of operations (random bytes from libFuzzer or a seeded generator):
 // publishes and async publishes on three topics, exact and pattern subscriptions with every policy but conflate
 // (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes; and waiting reads
-// (`async_read`, as long polling uses them) from cursors, some cancelled while they wait. It runs on one
+// (`async_read`, as long polling uses them) from cursors, some cancelled while they wait; with retention per topic
+// and a broker-wide retention budget small enough to evict across topics all the time. It runs on one
 // io_context, so the moment each subscription starts is known exactly, and checks:
 //  - per subscriber and topic, messages and gap events cover consecutive sequence numbers exactly once, in order,
 //    from where the subscription started; and at the end, once everything is drained, up to the topic's last;
@@ -51,6 +52,7 @@ class broker_model {
     std::uint64_t reads_woken = 0;  // reads that waited, then got a publish
     std::uint64_t reads_cancelled = 0;
     std::uint64_t topics_reclaimed = 0;  // a topic without messages seen gone after it had been there
+    std::uint64_t budget_evictions = 0;  // retained messages evicted by `max_retained_bytes`
   };
 
   const coverage_counts& coverage() const noexcept { return coverage_; }
@@ -372,6 +374,7 @@ class broker_model {
   }
 
   void finish() {
+    coverage_.budget_evictions = b_.stats().retained_evicted;
     for (auto& s : subs_) s->credit = 1'000'000;
     // Drain until nothing moves: waiting publishers go on as wait subscribers make room.
     for (int round = 0; round < 1000 && failure_.empty(); ++round) {
@@ -395,7 +398,9 @@ class broker_model {
 
   asio::io_context ctx_;
   std::vector<std::unique_ptr<reader_state>> readers_;  // before the broker: its waiting reads hold their slots
-  broker b_{ctx_, {.retention = {.max_messages = 4}}};
+  // Retention of 4 messages per topic, and 10 bytes over every topic (a payload is its topic's name, 1 or 2 bytes):
+  // the broker-wide budget evicts too, across topics, whenever its trim runs.
+  broker b_{ctx_, {.max_retained_bytes = 10, .retention = {.max_messages = 4}}};
   std::vector<std::unique_ptr<sub_state>> subs_;
   std::map<std::string, std::uint64_t> async_last_;
   std::size_t waiting_publishes_ = 0;

@@ -29,6 +29,7 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
     total.reads_woken += c.reads_woken;
     total.reads_cancelled += c.reads_cancelled;
     total.topics_reclaimed += c.topics_reclaimed;
+    total.budget_evictions += c.budget_evictions;
   }
   // The scripts reached every case the model checks.
   INFO("read messages " << total.read_messages << ", gaps " << total.read_gaps << ", woken " << total.reads_woken
@@ -44,5 +45,6 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
   CHECK(total.reads_woken > 100);
   CHECK(total.reads_cancelled > 100);
   CHECK(total.topics_reclaimed > 100);
+  CHECK(total.budget_evictions > 100);
 
 }

@@ -285,7 +285,8 @@ class basic_broker {
 
   /// Exposes the broker's totals in `registry` for as long as the returned handles live (they must not outlive the
   /// registry): `switchboard_pubsub_topics`, `..._subscriptions` and `..._retained_bytes` (gauges),
-  /// `..._published_total`, `..._enqueued_total` and `..._dropped_total` (counters). Each scrape walks the topics.
+  /// `..._published_total`, `..._enqueued_total`, `..._dropped_total` and `..._retained_evicted_total`
+  /// (counters). Each scrape walks the topics.
   std::vector<metric_callback> export_metrics(metrics_registry& registry) const {
     std::vector<metric_callback> out;
     const auto core = core_;
@@ -303,6 +304,9 @@ class basic_broker {
             [](const broker_stats& s) { return s.published; });
     counter("switchboard_pubsub_enqueued_total", "Copies of messages accepted into subscriber queues.",
             [](const broker_stats& s) { return s.enqueued; });
+    counter("switchboard_pubsub_retained_evicted_total",
+            "Retained messages evicted to keep within max_retained_bytes.",
+            [](const broker_stats& s) { return s.retained_evicted; });
     counter("switchboard_pubsub_dropped_total", "Copies of messages discarded by subscribers' overflow policies.",
             [](const broker_stats& s) { return s.dropped; });
     return out;

@@ -35,6 +35,12 @@ struct broker_options {
   /// The queue of a subscription that does not set its own: 1,024 messages, 1 MiB, `drop_oldest` (the subscriber
   /// gets a gap event for what it lost; the publishers are never slowed down).
   queue_limits subscriber_limits{.max_messages = 1024, .max_bytes = 1024 * 1024, .policy = overflow_policy::drop_oldest};
+  /// Most bytes every topic retains together (1 GiB). Past it, the broker evicts the oldest retained messages over
+  /// every topic, whichever topic they belong to, until 90% of it is used; a client resuming from before them gets a
+  /// retention gap, as for any evicted message. Without it, publishers to many topics (`max_topics` of them, each up
+  /// to its own `max_bytes`) could make retention take all memory. The trim runs on the broker's executor soon after
+  /// the limit is passed, so the total can exceed it briefly.
+  std::size_t max_retained_bytes = std::size_t{1} << 30;
   /// The retention of a topic no rule matches: off.
   retention_limits retention{};
   /// Retention by topic name, checked in order when a topic is made (`set_retention` changes one topic later).

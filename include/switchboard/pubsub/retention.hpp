@@ -8,16 +8,23 @@
 // go first. Retention is off by default (`max_messages = 0`): a topic then keeps no message, and a cursor older
 // than the topic's last message resumes with a gap event.
 //
-// `basic_retained_log` is not thread-safe; the broker guards each topic's log with the topic's lock.
+// Every log of a broker also counts its bytes in the broker's `retention_budget` (`broker_options::
+// max_retained_bytes`): past it, the broker evicts the oldest retained messages over every topic (see
+// broker_core.hpp, `trim_to_budget`), so that publishers to many topics cannot make retention take all memory.
+//
+// `basic_retained_log` is not thread-safe; the broker guards each topic's log with the topic's lock. The budget is
+// shared by every topic (atomics).
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
 
+#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -44,13 +51,31 @@ struct retention_rule {
   retention_limits limits;
 };
 
+/// The bytes every topic of a broker retains together, against `broker_options::max_retained_bytes`.
+struct retention_budget {
+  explicit retention_budget(std::size_t limit) : limit(limit) {}
+
+  /// True when the topics retain more than `limit` together.
+  bool exceeded() const noexcept { return used.load(std::memory_order_relaxed) > limit; }
+
+  const std::size_t limit;
+  std::atomic<std::size_t> used{0};
+  std::atomic<std::uint64_t> evicted{0};  ///< Messages evicted to stay within `limit`.
+  std::atomic<bool> trim_pending{false};  ///< The broker has been asked to trim (once until it has).
+};
+
 /// The retained messages of one topic: consecutive sequence numbers `first_sequence()`..`last_sequence()`.
 template <class Message, class Traits = queue_traits<Message>>
 class basic_retained_log {
  public:
   using clock = std::chrono::steady_clock;
 
-  explicit basic_retained_log(retention_limits limits = {}) : limits_(limits) {}
+  /// A log with `limits`, counting its bytes in `budget` too when there is one.
+  explicit basic_retained_log(retention_limits limits = {}, std::shared_ptr<retention_budget> budget = {})
+      : limits_(limits), budget_(std::move(budget)) {}
+  basic_retained_log(const basic_retained_log&) = delete;
+  basic_retained_log& operator=(const basic_retained_log&) = delete;
+  ~basic_retained_log() { count(-static_cast<std::ptrdiff_t>(bytes_)); }
 
   const retention_limits& limits() const noexcept { return limits_; }
 
@@ -65,7 +90,9 @@ class basic_retained_log {
   void append(Message m, clock::time_point now) {
     assert(entries_.empty() || m.sequence() == last_sequence() + 1);
     if (limits_.off()) return;
-    bytes_ += Traits::bytes(m);
+    const std::size_t size = Traits::bytes(m);
+    bytes_ += size;
+    count(static_cast<std::ptrdiff_t>(size));
     entries_.push_back(entry{std::move(m), now});
     trim(now);
   }
@@ -81,8 +108,28 @@ class basic_retained_log {
 
   /// Forgets every retained message (the next one appended may then skip sequence numbers).
   void clear() noexcept {
+    count(-static_cast<std::ptrdiff_t>(bytes_));
     entries_.clear();
     bytes_ = 0;
+  }
+
+  /// For the broker's budget: evicts the oldest message (counted in `retention_budget::evicted`). Precondition:
+  /// `!empty()`.
+  void evict_oldest_for_budget() {
+    pop_front();
+    if (budget_) budget_->evicted.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// True when the broker's topics retain more than its budget and nobody has asked the broker to trim yet; the
+  /// caller then asks (once: `retention_budget::trim_pending` stays set until the trim has run).
+  bool claim_budget_trim() noexcept {
+    return budget_ && budget_->exceeded() && !budget_->trim_pending.exchange(true);
+  }
+
+  /// When the oldest retained message was published. Precondition: `!empty()`.
+  clock::time_point oldest_published_at() const noexcept {
+    assert(!entries_.empty());
+    return entries_.front().published_at;
   }
 
   bool empty() const noexcept { return entries_.empty(); }
@@ -114,11 +161,18 @@ class basic_retained_log {
   };
 
   void pop_front() {
-    bytes_ -= Traits::bytes(entries_.front().value);
+    const std::size_t size = Traits::bytes(entries_.front().value);
+    bytes_ -= size;
+    count(-static_cast<std::ptrdiff_t>(size));
     entries_.pop_front();
   }
 
+  void count(std::ptrdiff_t change) noexcept {
+    if (budget_ && change != 0) budget_->used.fetch_add(static_cast<std::size_t>(change), std::memory_order_relaxed);
+  }
+
   retention_limits limits_;
+  std::shared_ptr<retention_budget> budget_;
   std::deque<entry> entries_;
   std::size_t bytes_ = 0;
 };

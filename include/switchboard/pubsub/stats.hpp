@@ -46,6 +46,7 @@ struct broker_stats {
   std::uint64_t enqueued = 0;      ///< Copies accepted into subscriber queues, over every topic.
   std::uint64_t dropped = 0;       ///< Copies discarded by overflow policies, over every topic.
   std::size_t retained_bytes = 0;  ///< Bytes retained, over every topic.
+  std::uint64_t retained_evicted = 0;  ///< Retained messages evicted to keep within `max_retained_bytes`.
 };
 
 }  // namespace switchboard::pubsub

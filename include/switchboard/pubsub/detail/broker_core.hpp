@@ -23,13 +23,16 @@
 #include <switchboard/pubsub/stats.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
@@ -56,9 +59,10 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   /// Throws `std::invalid_argument` on a limit of 0.
   broker_core(asio::any_io_executor ex, broker_options opts) : executor(std::move(ex)), options(std::move(opts)) {
     if (!executor) throw std::invalid_argument("switchboard::pubsub::broker: no executor");
-    if (options.max_topics == 0 || options.max_topic_length == 0 || options.max_subscriptions == 0) {
-      throw std::invalid_argument("switchboard::pubsub::broker_options: max_topics, max_topic_length and "
-                                  "max_subscriptions must be at least 1");
+    if (options.max_topics == 0 || options.max_topic_length == 0 || options.max_subscriptions == 0 ||
+        options.max_retained_bytes == 0) {
+      throw std::invalid_argument("switchboard::pubsub::broker_options: max_topics, max_topic_length, "
+                                  "max_subscriptions and max_retained_bytes must be at least 1");
     }
     check_limits(options.subscriber_limits);
   }
@@ -250,7 +254,50 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       s.dropped += ts.dropped;
       s.retained_bytes += ts.retained_bytes;
     }
+    s.retained_evicted = budget_->evicted.load(std::memory_order_relaxed);
     return s;
+  }
+
+  /// The topics retain more than `max_retained_bytes` (told once by the topic whose append passed it): trims on
+  /// the broker's executor.
+  void post_budget_trim() {
+    asio::post(executor, [weak = this->weak_from_this()] {
+      if (const auto core = weak.lock()) core->trim_to_budget();
+    });
+  }
+
+  /// Evicts the oldest retained messages, whichever topics hold them, until the topics retain at most 90% of
+  /// `max_retained_bytes` (the margin keeps a broker at its limit from trimming on every publish). One topic's
+  /// lock at a time, after the broker's: the order is that of every other path.
+  void trim_to_budget() {
+    std::vector<topic_ref> topics;
+    {
+      const std::shared_lock lock(mutex_);
+      topics.reserve(topics_.size());
+      for (const auto& entry : topics_) topics.push_back(entry.second);
+    }
+    // The topics by the age of their oldest retained message, oldest first.
+    using oldest = std::pair<std::chrono::steady_clock::time_point, std::size_t>;
+    std::priority_queue<oldest, std::vector<oldest>, std::greater<>> queue;
+    for (std::size_t i = 0; i < topics.size(); ++i) {
+      const std::lock_guard topic_lock(topics[i]->mutex);
+      if (!topics[i]->log.empty()) queue.emplace(topics[i]->log.oldest_published_at(), i);
+    }
+    const std::size_t target = budget_->limit - budget_->limit / 10;
+    bool evicted = false;
+    while (budget_->used.load(std::memory_order_relaxed) > target && !queue.empty()) {
+      const std::size_t i = queue.top().second;
+      queue.pop();
+      topic_type& t = *topics[i];
+      const std::lock_guard topic_lock(t.mutex);
+      if (t.log.empty()) continue;  // emptied meanwhile (evicted by its own limits, or erased)
+      t.log.evict_oldest_for_budget();
+      evicted = true;
+      if (!t.log.empty()) queue.emplace(t.log.oldest_published_at(), i);
+    }
+    budget_->trim_pending = false;
+    // Publishes during the trim may have passed the limit again, and told nobody (the trim was pending).
+    if (evicted && budget_->exceeded() && !budget_->trim_pending.exchange(true)) post_budget_trim();
   }
 
   /// The broker is being destroyed: every subscription is closed with `error::closed` (queued messages are
@@ -317,6 +364,7 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       std::erase_if(s->topics, [&](const topic_ref& held) { return held.get() == &t; });
     }
     t.subscribers = {};
+    t.log.clear();  // out of the retention budget now, whoever still holds the topic
     topics_.erase(it);  // the caller holds the topic too, and its lock
   }
 
@@ -332,7 +380,7 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
         break;
       }
     }
-    auto t = std::make_shared<topic_type>(std::string(name), retention, this->weak_from_this());
+    auto t = std::make_shared<topic_type>(std::string(name), retention, budget_, this->weak_from_this());
     t->observer = observer_.get();
     patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
       for (const subscriber_ref& s : list.items()) {
@@ -371,6 +419,8 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   std::size_t subscriptions_ = 0;
   totals erased_;  // counts of erased topics, so that the broker's totals never go down
   bool closed_ = false;
+  // What every topic's log retains, against `max_retained_bytes` (shared with the logs, which may outlive this).
+  const std::shared_ptr<retention_budget> budget_ = std::make_shared<retention_budget>(options.max_retained_bytes);
 };
 
 }  // namespace switchboard::pubsub::detail

@@ -69,8 +69,9 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     asio::cancellation_slot slot;
   };
 
-  topic_state(std::string name, retention_limits retention, std::weak_ptr<broker_core<Message>> core)
-      : name(std::move(name)), log(retention), core_(std::move(core)) {}
+  topic_state(std::string name, retention_limits retention, std::shared_ptr<retention_budget> budget,
+              std::weak_ptr<broker_core<Message>> core)
+      : name(std::move(name)), log(retention, std::move(budget)), core_(std::move(core)) {}
 
   const std::string name;
   /// Copies of this topic's messages discarded by overflow policies (counted by the subscribers, any thread).
@@ -306,7 +307,12 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     last_sequence = m.sequence();
     retired = false;
     ++published;
-    if (!log.limits().off()) log.append(m, clock::now());
+    if (!log.limits().off()) {
+      log.append(m, clock::now());
+      if (log.claim_budget_trim()) {
+        if (const auto core = core_.lock()) core->post_budget_trim();
+      }
+    }
     std::size_t accepted = 0;
     for (const auto& s : subs) {
       // A wait subscriber that went away between the phases keeps its reservation: it is never used again.
