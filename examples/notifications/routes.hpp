@@ -7,6 +7,10 @@
 //   GET  /topics/{topic}/poll       long polling: the messages after ?cursor=N, or wait for the next (docs/long-polling.md)
 //   GET  /ws                        rooms: one WebSocket, several topics ({"op":"join","topic":...,"from":N})
 //   GET  /                          a page showing each transport receiving the same events (`page_path`)
+//
+// Anyone may publish here, to any topic, so that the page works without set-up; a real service authenticates its
+// publishers. The broker's limits still hold for an open endpoint: `max_topics`, and `max_retained_bytes` over
+// every topic's retention.
 #pragma once
 
 #include "notifications/page.hpp"
