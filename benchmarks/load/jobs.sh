@@ -3,8 +3,9 @@
 # its I/O thread stays free while the worker pool is saturated with CPU-bound jobs. See benchmarks/load/README.md
 # ("Jobs") for how to read the output and why the CPUs are laid out as they are.
 #
-# One server (bin/jobs --threads 1 --workers W --queue Q --retention 0) serves every round. Its I/O thread (the
-# process's main thread, the only event loop) is pinned to --io-cpu, the load client (http_load) to --client-cpu,
+# One server (bin/jobs --threads 1 --workers W --queue Q --max-jobs-per-client Q --retention 0: the load comes from
+# one address, which may fill the queue) serves every round. Its I/O thread (the process's main thread, the only
+# event loop) is pinned to --io-cpu, the load client (http_load) to --client-cpu,
 # and the W worker threads to --worker-cpus, which nothing else of this script uses: whatever the workers do, they
 # cannot take CPU time from the I/O thread or the client, so a slower GET /plaintext while they compute means that
 # the server let them get in the I/O thread's way. With 3 CPUs or more each gets its own; with 2 the I/O thread
@@ -163,7 +164,8 @@ echo "switchboard jobs benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "  command: $command_line"
 echo "  host: $cpus CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r)," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  server: bin/jobs --threads 1 --workers $workers --queue $queue --retention 0; I/O thread on CPU $io_cpu," \
+echo "  server: bin/jobs --threads 1 --workers $workers --queue $queue --max-jobs-per-client $queue --retention 0;" \
+     "I/O thread on CPU $io_cpu," \
      "http_load on CPU $client_cpu, workers on CPU(s) $worker_cpus; $rounds rounds x (${warmup} s warm-up + ${duration} s)"
 
 sb_server_start jobs "$io_cpu" || { echo "jobs.sh: the jobs server did not start or answered wrongly" >&2; exit 1; }

@@ -14,14 +14,17 @@
 
 int main(int argc, char** argv) {
   constexpr std::string_view extra_help =
-      " [--workers N] [--queue N] [--retention S]\n"
-      "  --workers    job worker threads (default: one per hardware thread)\n"
-      "  --queue      jobs waiting for a worker at most, past which submissions get 503 (default 64)\n"
-      "  --retention  seconds a finished job stays readable (default 600; 0: forgotten at the next request)";
-  const auto opts = examples::parse(argc, argv, 8083, {"--workers", "--queue", "--retention"}, extra_help);
+      " [--workers N] [--queue N] [--max-jobs-per-client N] [--retention S]\n"
+      "  --workers              job worker threads (default: one per hardware thread)\n"
+      "  --queue                jobs waiting for a worker at most, past which submissions get 503 (default 64)\n"
+      "  --max-jobs-per-client  unfinished jobs one client address may have, past which its submissions get 429\n"
+      "                         (default 16)\n"
+      "  --retention            seconds a finished job stays readable (default 600; 0: forgotten at the next request)";
+  const auto opts =
+      examples::parse(argc, argv, 8083, {"--workers", "--queue", "--max-jobs-per-client", "--retention"}, extra_help);
   const long workers = opts.get_number("workers", 0), queue = opts.get_number("queue", 64),
-             retention = opts.get_number("retention", 600);
-  if (workers < 0 || queue < 1 || retention < 0) examples::usage(argv[0], extra_help, 8083);
+             per_client = opts.get_number("max-jobs-per-client", 16), retention = opts.get_number("retention", 600);
+  if (workers < 0 || queue < 1 || per_client < 1 || retention < 0) examples::usage(argv[0], extra_help, 8083);
   switchboard::runtime rt({.threads = opts.threads});
   switchboard::http::router routes;
   auto echo_sessions = std::make_shared<switchboard::ws::session_group>();
@@ -29,6 +32,7 @@ int main(int argc, char** argv) {
   examples::hello::add_routes(routes, echo_sessions);
   examples::jobs::service jobs(rt, routes, {.workers = static_cast<std::size_t>(workers),
                                             .max_queued = static_cast<std::size_t>(queue),
+                                            .max_jobs_per_client = static_cast<std::size_t>(per_client),
                                             .retention = std::chrono::seconds(retention)});
   switchboard::http::server server(rt, routes, opts.server());
   try {

@@ -88,6 +88,9 @@ struct service_options {
   std::size_t workers = 0;
   /// Jobs waiting for a worker at most; past it submissions get 503 with `Retry-After`.
   std::size_t max_queued = 64;
+  /// Unfinished jobs one client address may have (`jobs::endpoint_options::max_unfinished_per_client`); past it its
+  /// submissions get 429. A quarter of the queue: one client cannot fill it.
+  std::size_t max_jobs_per_client = 16;
   /// How long a finished job stays readable (`jobs::endpoint_options::retention`).
   std::chrono::seconds retention{600};
 };
@@ -98,7 +101,10 @@ class service {
   service(sb::runtime& rt, sb::http::router& routes, service_options options = {})
       : pool_({.threads = options.workers, .max_queued = options.max_queued}),
         broker_(rt.executor(), {.retention = {.max_messages = 200}}),
-        jobs_(pool_, broker_, make_job, {.retention = options.retention, .topic_prefix = std::string(topic_prefix)}),
+        jobs_(pool_, broker_, make_job,
+              {.retention = options.retention,
+               .max_unfinished_per_client = options.max_jobs_per_client,
+               .topic_prefix = std::string(topic_prefix)}),
         polls_(rt, broker_, poll_options()) {
     sb::jobs::add_routes(routes, jobs_);
     sb::longpoll::add_route(routes, polls_, "/jobs/{id}/poll");

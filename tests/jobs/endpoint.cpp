@@ -67,9 +67,10 @@ struct job_server {
     };
   }
 
+  // One request on a new connection, from the loopback address `from` when given (another client address).
   test::raw_response request(std::string_view method, std::string_view target, std::string_view body = {},
-                             std::string_view extra = {}) {
-    raw_client c(server.port());
+                             std::string_view extra = {}, const char* from = nullptr) {
+    raw_client c(server.port(), 10s, from);
     c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
            std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
     auto r = c.read_response();
@@ -221,6 +222,57 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
     job_server s({.max_jobs = 1});
     CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
+  }
+}
+
+TEST_CASE("a client's unfinished jobs are limited: 429, and other clients still submit", "[jobs][endpoint]") {
+  SECTION("per address") {
+    job_server s({.max_unfinished_per_client = 2, .retry_after = 7s}, {.threads = 1, .max_queued = 10});
+    const auto running = s.request("POST", "/jobs", R"({"kind": "block"})");
+    REQUIRE(running.status == 202);
+    REQUIRE(s.wait_blocked());
+    const auto queued = s.request("POST", "/jobs", R"({"kind": "echo", "value": 1})");
+    REQUIRE(queued.status == 202);
+    const auto refused = s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})");
+    CHECK(refused.status == 429);
+    CHECK(refused.header("Retry-After") == "7");
+    CHECK(nlohmann::json::parse(refused.body)["detail"] == "too many unfinished jobs for this client");
+    // Another address is another client.
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 3})", {}, "127.0.0.2").status == 202);
+
+    // A job that finishes, by cancellation here, makes room for the next.
+    CHECK(s.request("DELETE", queued.header("Location")).status == 200);  // queued: cancelled at once
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 4})").status == 202);
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 5})").status == 429);
+    CHECK(s.request("DELETE", running.header("Location")).status == 202);  // running: stops when it looks
+    s.wake_blocked();
+    CHECK(s.await_status(running.header("Location"), "cancelled")["status"] == "cancelled");
+    CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 6})").status == 202);
+  }
+  SECTION("an Idempotency-Key retry of an unfinished job is answered, not refused") {
+    job_server s({.max_unfinished_per_client = 1});
+    const std::string key = "Idempotency-Key: k1\r\n";
+    const auto first = s.request("POST", "/jobs", R"({"kind": "block"})", key);
+    REQUIRE(first.status == 202);
+    const auto retry = s.request("POST", "/jobs", R"({"kind": "block"})", key);
+    CHECK(retry.status == 202);
+    CHECK(retry.header("Location") == first.header("Location"));
+    CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 429);
+  }
+  SECTION("by client_key") {
+    job_server s({.max_unfinished_per_client = 1,
+                  .client_key = [](const http::request& req) { return std::string(req.header("X-User")); }});
+    CHECK(s.request("POST", "/jobs", R"({"kind": "block"})", "X-User: ann\r\n").status == 202);
+    CHECK(s.request("POST", "/jobs", R"({"kind": "block"})", "X-User: ann\r\n").status == 429);
+    CHECK(s.request("POST", "/jobs", R"({"kind": "block"})", "X-User: bob\r\n").status == 202);
+  }
+  SECTION("a limit of 0 is refused") {
+    asio::io_context ctx;
+    pubsub::broker broker(ctx);
+    jobs::worker_pool pool({.threads = 1});
+    CHECK_THROWS_AS(jobs::endpoint(pool, broker, [](const nlohmann::json&) -> jobs::job_work { return {}; },
+                                   {.max_unfinished_per_client = 0}),
+                    std::invalid_argument);
   }
 }
 

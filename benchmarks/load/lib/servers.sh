@@ -17,8 +17,9 @@
 #   notifications  bin/notifications --threads 1 (examples/notifications)
 #   nchan          nginx with Debian's Nchan module, run from peers/nchan.conf.in with one worker (measured)
 # and the job server of jobs.sh (validated like hello):
-#   jobs           bin/jobs --threads 1 --workers SB_JOBS_WORKERS --queue SB_JOBS_QUEUE --retention 0
-#                  (examples/jobs; finished jobs are forgotten at once, so the store never fills)
+#   jobs           bin/jobs --threads 1 --workers SB_JOBS_WORKERS --queue SB_JOBS_QUEUE --max-jobs-per-client
+#                  SB_JOBS_QUEUE --retention 0 (examples/jobs; finished jobs are forgotten at once, so the store
+#                  never fills; the load comes from one address, which may fill the queue)
 #
 # Every HTTP server listens on 127.0.0.1 and answers GET /plaintext and GET /json. A started server's pid (the
 # one to stop) is SB_PID[name], the pid to measure SB_WORK_PID[name], its port SB_PORT[name].
@@ -121,7 +122,8 @@ sb_server_command() {
     notifications) SB_COMMAND=("$SB_BIN_DIR/notifications" --bind "$SB_BIND" --port "$port" --threads 1
                                --max-connections "$connections") ;;
     jobs) SB_COMMAND=("$SB_BIN_DIR/jobs" --bind "$SB_BIND" --port "$port" --threads 1 --workers "$SB_JOBS_WORKERS"
-                      --queue "$SB_JOBS_QUEUE" --retention 0 --max-connections "$connections") ;;
+                      --queue "$SB_JOBS_QUEUE" --max-jobs-per-client "$SB_JOBS_QUEUE" --retention 0
+                      --max-connections "$connections") ;;
   esac
 }
 

@@ -9,6 +9,8 @@
 //   DELETE /jobs/{id}       cancels (a queued job at once, a running one when its function notices)
 //
 // `Idempotency-Key` makes a retried submission return the same job (a different body under the same key is 422).
+// Limits, each answered with `Retry-After`: a client's unfinished jobs (`max_unfinished_per_client`, 429), the
+// jobs stored (`max_jobs`, 503) and the pool's queue (`worker_pool_options::max_queued`, 503).
 // Finished jobs are kept for `retention`, then forgotten (404). Every change of a job (running, progress, final)
 // is published on the broker topic `<topic_prefix><id>` as the status JSON, so SSE, WebSocket and long-poll
 // clients are told without polling the status.
@@ -21,6 +23,8 @@
 // under one lock. The pool and broker must outlive the endpoint and its routes.
 #pragma once
 
+#include <switchboard/core/detail/per_key_count.hpp>
+#include <switchboard/http/client_key.hpp>
 #include <switchboard/http/handler.hpp>
 #include <switchboard/http/request.hpp>
 #include <switchboard/http/response.hpp>
@@ -65,7 +69,16 @@ struct endpoint_options {
   /// get 503 with `Retry-After`. (Refusing instead would let one client that submits `max_jobs` small jobs stop
   /// everyone's submissions for a whole `retention`.)
   std::size_t max_jobs = 10'000;
-  /// The `Retry-After` of 202 answers and of unfinished statuses: when a poller should look again.
+  /// The most unfinished (queued or running) jobs one client (`client_key`) may have; past it its submissions get 429
+  /// with `Retry-After` until one of its jobs finishes. Without it one client could fill the worker pool's queue,
+  /// and every other client would get 503 until the queue drained. Users behind one NAT or proxy share an address:
+  /// keep it roomy, or set `client_key`.
+  std::size_t max_unfinished_per_client = 64;
+  /// What identifies a client for `max_unfinished_per_client`; empty: the peer's IP address. Behind a trusted
+  /// reverse proxy, return the address it forwards, or a user id.
+  http::client_key_function client_key{};
+  /// The `Retry-After` of 202 answers and of unfinished statuses (when a poller should look again), and of the 429 and
+  /// 503 refusals.
   std::chrono::seconds retry_after{1};
   /// The longest `?wait=S` honoured.
   std::chrono::seconds max_wait{30};
@@ -91,6 +104,7 @@ struct job_record {
   std::string error;
   std::atomic<bool> cancel{false};
   std::string key;               // Idempotency-Key, if any
+  std::string client;            // who submitted it (`endpoint_options::client_key`)
   std::size_t body_hash = 0;     // of the submission under that key
   std::chrono::steady_clock::time_point finished_at;
   // When a progress report was last published; none yet: the first is always published (a default time point, the
@@ -106,7 +120,9 @@ class job_state : public std::enable_shared_from_this<job_state> {
   job_state(worker_pool& pool, pubsub::broker& broker, job_factory factory, endpoint_options options)
       : pool_(pool), broker_(broker), factory_(std::move(factory)), options_(std::move(options)) {
     if (!factory_) throw std::invalid_argument("switchboard::jobs::endpoint: no job factory");
-    if (options_.max_jobs == 0) throw std::invalid_argument("switchboard::jobs::endpoint: max_jobs is 0");
+    if (options_.max_jobs == 0 || options_.max_unfinished_per_client == 0) {
+      throw std::invalid_argument("switchboard::jobs::endpoint: max_jobs and max_unfinished_per_client must be at least 1");
+    }
   }
 
   const endpoint_options& options() const noexcept { return options_; }
@@ -126,8 +142,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
     if (!key.empty()) job = find_by_key(key, hash);  // 422 on a different body
     if (!job) {
       job_work work = factory_(body);  // validates; throws problem_error
-      job = start(key, hash, std::move(work));
-      if (!job) co_return overloaded_response(options_.retry_after);
+      std::error_code refused;
+      job = start(key, hash, http::client_key(options_.client_key, req), std::move(work), refused);
+      if (refused == error::too_many_for_client) co_return too_many_for_client();
+      if (refused) co_return overloaded_response(options_.retry_after);
     }
     if (wait.count() > 0) co_await wait_final(*job, wait);
     co_return submitted(*job, wait.count() > 0);
@@ -202,18 +220,29 @@ class job_state : public std::enable_shared_from_this<job_state> {
     return job;
   }
 
-  // Stores a new job and queues it on the pool; nullptr when the store or the pool is full.
-  std::shared_ptr<job_record> start(const std::string& key, std::size_t hash, job_work work) {
+  // Stores a new job of `client` and queues it on the pool. nullptr, with the reason in `refused`, when the client
+  // has `max_unfinished_per_client` unfinished jobs (too_many_for_client), the store is full (too_many_jobs) or the
+  // pool is (pool_full).
+  std::shared_ptr<job_record> start(const std::string& key, std::size_t hash, std::string client, job_work work,
+                                    std::error_code& refused) {
     auto job = std::make_shared<job_record>();
     {
       const std::lock_guard lock(mutex_);
       expire_locked(true);
-      if (jobs_.size() >= options_.max_jobs) return nullptr;  // every stored job is unfinished
+      if (jobs_.size() >= options_.max_jobs) {  // every stored job is unfinished
+        refused = error::too_many_jobs;
+        return nullptr;
+      }
+      if (!unfinished_per_client_.try_add(client, options_.max_unfinished_per_client)) {
+        refused = error::too_many_for_client;
+        return nullptr;
+      }
       do {
         job->id = new_id();
       } while (jobs_.contains(job->id));
       job->key = key;
       job->body_hash = hash;
+      job->client = std::move(client);
       jobs_.emplace(job->id, job);
       if (!key.empty()) by_key_.emplace(key, job->id);
     }
@@ -222,6 +251,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
       const std::lock_guard lock(mutex_);
       jobs_.erase(job->id);
       if (!key.empty()) by_key_.erase(key);
+      unfinished_per_client_.remove(job->client);
+      refused = error::pool_full;
       return nullptr;
     }
     publish(*job);
@@ -277,6 +308,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
     }
     job->error = std::move(error);
     job->finished_at = std::chrono::steady_clock::now();
+    unfinished_per_client_.remove(job->client);
     finished_.push_back(job->id);
     auto waiters = std::move(job->waiters);
     lock.unlock();
@@ -300,6 +332,14 @@ class job_state : public std::enable_shared_from_this<job_state> {
     co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     const std::lock_guard lock(mutex_);
     std::erase(job.waiters, timer);
+  }
+
+  // 429: the client has `max_unfinished_per_client` unfinished jobs (RFC 6585 §4).
+  http::response too_many_for_client() const {
+    http::response r = http::response::problem(http::status::too_many_requests,
+                                               make_error_code(error::too_many_for_client).message());
+    r.set("Retry-After", std::to_string(options_.retry_after.count()));
+    return r;
   }
 
   http::response submitted(job_record& job, bool waited) {
@@ -374,6 +414,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
   std::unordered_map<std::string, std::shared_ptr<job_record>> jobs_;
   std::unordered_map<std::string, std::string> by_key_;
   std::deque<std::string> finished_;  // ids in the order they finished, for retention
+  switchboard::detail::per_key_count<std::string> unfinished_per_client_;  // queued and running jobs per client
 };
 
 }  // namespace detail

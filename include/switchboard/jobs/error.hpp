@@ -16,6 +16,9 @@ enum class error {
   pool_full = 1,
   /// The job store holds `endpoint_options::max_jobs` jobs, none of them finished: nothing was submitted.
   too_many_jobs,
+  /// The client already has `endpoint_options::max_unfinished_per_client` queued or running jobs: nothing was
+  /// submitted (429 with `Retry-After`).
+  too_many_for_client,
   /// The job was cancelled (`DELETE /jobs/{id}`); a job function may throw `cancelled_error` to stop early.
   cancelled,
 };
@@ -28,6 +31,7 @@ class jobs_category_impl final : public std::error_category {
     switch (static_cast<error>(value)) {
       case error::pool_full: return "worker pool full";
       case error::too_many_jobs: return "too many jobs";
+      case error::too_many_for_client: return "too many unfinished jobs for this client";
       case error::cancelled: return "job cancelled";
     }
     return "unknown switchboard.jobs error";

@@ -126,7 +126,7 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     const pubsub::read_result now = broker_.read(topic, q.cursor, q.max);
     if (!caught_up(now) || q.timeout.count() == 0) return res.send(answer(now, q));
 
-    auto p = std::make_shared<parked>(std::move(res), q, client_key(req));
+    auto p = std::make_shared<parked>(std::move(res), q, http::client_key(options_.client_key, req));
     if (auto refusal = admit(p)) {
       changed();
       return p->res.send(std::move(*refusal));
@@ -275,19 +275,6 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
       if (!opaque.empty() && ec == std::errc() && ptr == opaque.data() + opaque.size()) found = value;
     });
     return found;
-  }
-
-  std::string client_key(const http::request& req) const {
-    if (options_.client_key) return options_.client_key(req);
-    // The address's bytes rather than its text: the key is only compared, formatting it (inet_ntop, through the
-    // printf machinery) showed in profiles of 10,000 parked polls, and an IPv4 key needs no allocation.
-    const asio::ip::address a = req.remote_endpoint().address();
-    if (a.is_v4()) {
-      const auto bytes = a.to_v4().to_bytes();
-      return std::string(bytes.begin(), bytes.end());
-    }
-    const auto bytes = a.to_v6().to_bytes();
-    return std::string(bytes.begin(), bytes.end());
   }
 
   // Shortens the wait by a random part of up to `jitter` of it.

@@ -4,6 +4,7 @@
 // (designated initializers: `{.max_parked = 20'000, .default_timeout = 10s}`).
 #pragma once
 
+#include <switchboard/http/client_key.hpp>
 #include <switchboard/http/request.hpp>
 
 #include <chrono>
@@ -42,7 +43,7 @@ struct endpoint_options {
   std::function<bool(std::string_view topic)> allow_topic{};
   /// What identifies a client for `max_parked_per_client`; empty: the peer's IP address. Behind a trusted reverse
   /// proxy, return the address it forwards instead.
-  std::function<std::string(const http::request&)> client_key{};
+  http::client_key_function client_key{};
   /// Called after the endpoint's counters (`endpoint::stats()`) change: a request parked, was released or was
   /// refused. It runs on the thread that changed them (a connection's), outside the endpoint's lock, so it may
   /// read `stats()`; keep it short, it delays that connection. For monitors and for tests that wait for a request
