@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
                                           {.bind = opts.bind,
                                            .port = static_cast<std::uint16_t>(opts.port),
                                            .requirepass = opts.get("requirepass", ""),
-                                           .max_clients = opts.max_connections});
+                                           .max_clients = opts.max_connections,
+                                           .max_clients_per_address = opts.max_connections_per_address});
   try {
     server.start();
   } catch (const std::exception& e) {

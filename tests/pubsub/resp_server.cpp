@@ -478,6 +478,30 @@ TEST_CASE("resp_server: max clients", "[pubsub][resp_server]") {
   CHECK(fe.server.stats().rejected == 1);
 }
 
+TEST_CASE("resp_server: max clients per address", "[pubsub][resp_server]") {
+  front_end fe({.max_clients_per_address = 2});
+  asio::io_context ctx;
+  auto first = std::make_unique<redis_client>(ctx, fe.port());
+  redis_client second(ctx, fe.port());
+  CHECK(call(*first, {"PING"}) == "+PONG\r\n");
+  CHECK(call(second, {"PING"}) == "+PONG\r\n");
+  redis_client third(ctx, fe.port());
+  CHECK(third.read_until_closed() == "-ERR max number of clients per address reached\r\n");
+  CHECK(fe.server.stats().rejected_per_address == 1);
+  CHECK(fe.server.stats().rejected == 0);
+
+  // Another address is not limited by this one's clients.
+  redis_client elsewhere(ctx, fe.port(), 10s, "127.0.0.2");
+  CHECK(call(elsewhere, {"PING"}) == "+PONG\r\n");
+
+  // A client that leaves makes room for another from its address.
+  first.reset();
+  CHECK(eventually([&] { return fe.server.stats().clients == 2; }));
+  redis_client again(ctx, fe.port());
+  CHECK(call(again, {"PING"}) == "+PONG\r\n");
+  CHECK(fe.server.stats().rejected_per_address == 1);
+}
+
 TEST_CASE("resp_server: max subscriptions per client", "[pubsub][resp_server]") {
   front_end fe({.max_subscriptions_per_client = 3});
   asio::io_context ctx;

@@ -104,8 +104,15 @@ class redis_server {
 /// runs out throws std::runtime_error, so that a disagreement with Redis fails the test instead of hanging it.
 class redis_client {
  public:
-  redis_client(asio::io_context& ctx, std::uint16_t port, std::chrono::steady_clock::duration deadline = 10s)
+  /// Connects to 127.0.0.1:`port`, from the loopback address `from` when one is given (any of 127.0.0.0/8: a
+  /// second client address for the tests of per-address limits).
+  redis_client(asio::io_context& ctx, std::uint16_t port, std::chrono::steady_clock::duration deadline = 10s,
+               const char* from = nullptr)
       : ctx_(ctx), socket_(ctx), deadline_(deadline) {
+    if (from != nullptr) {
+      socket_.open(asio::ip::tcp::v4());
+      socket_.bind({asio::ip::make_address(from), 0});
+    }
     socket_.connect({asio::ip::address_v4::loopback(), port});
     socket_.set_option(asio::ip::tcp::no_delay(true));
   }

@@ -44,11 +44,13 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,15 +95,31 @@ class resp_server final : public drainable {
         socket.close(ignored);  // not `return socket.close(...)`: it returns an error_code without ASIO_NO_DEPRECATED
         return;
       }
-      if (shared.clients.load(std::memory_order_relaxed) >= shared.options.max_clients) {
-        // Redis answers before closing (networking.c, acceptCommonHandler); the socket is new, so this fits.
-        shared.rejected.fetch_add(1, std::memory_order_relaxed);
-        constexpr std::string_view full = "-ERR max number of clients reached\r\n";
-        socket.write_some(asio::buffer(full.data(), full.size()), ignored);
+      // Redis answers a refused client before closing (networking.c, acceptCommonHandler); the socket is new, so
+      // the error fits in its send buffer.
+      const auto refuse = [&](std::string_view error, std::atomic<std::uint64_t>& counter) {
+        counter.fetch_add(1, std::memory_order_relaxed);
+        socket.write_some(asio::buffer(error.data(), error.size()), ignored);
         socket.close(ignored);
-        return;
+      };
+      if (shared.clients.load(std::memory_order_relaxed) >= shared.options.max_clients) {
+        return refuse("-ERR max number of clients reached\r\n", shared.rejected);
       }
-      std::make_shared<detail::resp_connection>(std::move(shard), std::move(socket))->start();
+      std::optional<asio::ip::address> counted_address;
+      if (shared.options.max_clients_per_address != 0) {
+        std::error_code ec;
+        const asio::ip::tcp::endpoint remote = socket.remote_endpoint(ec);
+        if (ec) {  // the client has gone already
+          socket.close(ignored);
+          return;
+        }
+        if (!shared.clients_per_address.try_add(remote.address(), shared.options.max_clients_per_address)) {
+          return refuse("-ERR max number of clients per address reached\r\n", shared.rejected_per_address);
+        }
+        counted_address = remote.address();
+      }
+      std::make_shared<detail::resp_connection>(std::move(shard), std::move(socket), std::move(counted_address))
+          ->start();
     });
   }
 
@@ -122,8 +140,9 @@ class resp_server final : public drainable {
   const resp_server_options& options() const noexcept { return shared_->options; }
 
   /// Exports `stats()` to `registry`, labelled `server="<name>"`: the gauge `switchboard_resp_clients` and the
-  /// counters `switchboard_resp_connections_accepted_total`, `..._rejected_total`, `..._commands_total`,
-  /// `..._protocol_errors_total`, `..._output_limit_disconnects_total`, `..._messages_sent_total` and
+  /// counters `switchboard_resp_connections_accepted_total`, `..._rejected_total`,
+  /// `..._rejected_per_address_total`, `..._commands_total`, `..._protocol_errors_total`,
+  /// `..._output_limit_disconnects_total`, `..._messages_sent_total` and
   /// `..._subscriptions_refused_total`. The series stay while the server lives; `registry` must outlive it.
   void export_metrics(metrics_registry& registry, std::string_view name = "resp") {
     const std::vector<metric_label> labels{{"server", name}};
@@ -139,6 +158,8 @@ class resp_server final : public drainable {
           &detail::resp_server_shared::accepted);
     count("switchboard_resp_connections_rejected_total", "Connections refused at max_clients.",
           &detail::resp_server_shared::rejected);
+    count("switchboard_resp_connections_rejected_per_address_total", "Connections refused at max_clients_per_address.",
+          &detail::resp_server_shared::rejected_per_address);
     count("switchboard_resp_commands_total", "Commands processed.", &detail::resp_server_shared::commands);
     count("switchboard_resp_protocol_errors_total", "Connections closed for a protocol error.",
           &detail::resp_server_shared::protocol_errors);

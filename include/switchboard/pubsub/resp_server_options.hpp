@@ -41,6 +41,11 @@ struct resp_server_options {
   std::string requirepass{};
   /// Most clients at once (Redis's `maxclients`). One more is told "-ERR max number of clients reached" and closed.
   std::size_t max_clients = 10'000;
+  /// Most clients at once from one IP address; 0 (the default): no limit, as in Redis. One more is told "-ERR max
+  /// number of clients per address reached", closed and counted in `resp_server_stats::rejected_per_address`. It
+  /// keeps one host from taking every one of `max_clients`; leave room for the connection pools of the services
+  /// that share a host, or a NAT.
+  std::size_t max_clients_per_address = 0;
   /// Most channels, patterns and shard channels one client subscribes to, together. A subscription past it is
   /// refused with "-ERR max number of subscriptions per client reached" (the client's other subscriptions stay) and
   /// counted in `resp_server_stats::subscriptions_refused`. Redis has no such limit; here it keeps one client from
@@ -65,6 +70,7 @@ struct resp_server_stats {
   std::uint64_t accepted = 0;                  ///< Connections accepted.
   std::uint64_t clients = 0;                   ///< Clients connected now.
   std::uint64_t rejected = 0;                  ///< Connections refused at `max_clients`.
+  std::uint64_t rejected_per_address = 0;      ///< Connections refused at `max_clients_per_address`.
   std::uint64_t commands = 0;                  ///< Commands processed (errors included).
   std::uint64_t protocol_errors = 0;           ///< Connections closed for a protocol error.
   std::uint64_t output_limit_disconnects = 0;  ///< Clients disconnected by their output limits.

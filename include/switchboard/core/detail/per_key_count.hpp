@@ -1,13 +1,16 @@
 // switchboard/core/detail/per_key_count.hpp
 //
 // How many of something each key holds, with a limit per key: connections per client address (http::server's
-// `max_connections_per_address`), parked long polls per client (longpoll::endpoint's `max_parked_per_client`).
-// Keys that hold nothing are not stored, so the map is only as large as the keys in use. Not thread-safe: the
-// owner locks.
+// `max_connections_per_address`, pubsub::resp_server's `max_clients_per_address`), parked long polls per client
+// (longpoll::endpoint's `max_parked_per_client`), unfinished jobs per client (jobs::endpoint's
+// `max_unfinished_per_client`). Keys that hold nothing are not stored, so the map is only as large as the keys in
+// use. `per_key_count` is not thread-safe (its owner locks); `shared_per_key_count` is, for counts that a server's
+// threads share.
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <unordered_map>
 
 namespace switchboard::detail {
@@ -43,6 +46,28 @@ class per_key_count {
 
  private:
   std::unordered_map<Key, std::size_t, Hash> counts_;
+};
+
+/// `per_key_count` behind a mutex: every member may be called from any thread.
+template <class Key, class Hash = std::hash<Key>>
+class shared_per_key_count {
+ public:
+  bool try_add(const Key& key, std::size_t limit) {
+    const std::lock_guard lock(mutex_);
+    return counts_.try_add(key, limit);
+  }
+  void remove(const Key& key) {
+    const std::lock_guard lock(mutex_);
+    counts_.remove(key);
+  }
+  std::size_t count(const Key& key) const {
+    const std::lock_guard lock(mutex_);
+    return counts_.count(key);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  per_key_count<Key, Hash> counts_;
 };
 
 }  // namespace switchboard::detail

@@ -29,7 +29,6 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
@@ -58,8 +57,7 @@ struct server_shared {
   std::atomic<std::uint64_t> accepted{0}, active{0}, requests{0}, responses_2xx{0}, responses_4xx{0},
       responses_5xx{0}, bad_requests{0}, timeouts{0}, handler_errors{0}, refused_per_address{0};
   /// Connections open per client address, when `max_connections_per_address` is set.
-  std::mutex addresses_mutex;
-  switchboard::detail::per_key_count<asio::ip::address> connections_per_address;
+  switchboard::detail::shared_per_key_count<asio::ip::address> connections_per_address;
 
   server_stats snapshot() const noexcept {
     return {accepted.load(),      active.load(),        requests.load(), responses_2xx.load(),
@@ -196,10 +194,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   /// Called by a connection as it closes. `was_cut` tells whether the drain deadline closed it.
   void remove(connection_base* c, bool was_cut) {
     if (!c->linked_) return;
-    if (options_.max_connections_per_address != 0) {
-      const std::lock_guard lock(shared_->addresses_mutex);
-      shared_->connections_per_address.remove(c->remote_.address());
-    }
+    if (options_.max_connections_per_address != 0) shared_->connections_per_address.remove(c->remote_.address());
     if (c->prev_ != nullptr) c->prev_->next_ = c->next_;
     else head_ = c->next_;
     if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
@@ -220,10 +215,9 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   /// Before an accept counts: whether a connection from `remote` may open (`max_connections_per_address`); a
   /// refusal is counted. Then `remove` gives the address back.
   bool admit(const asio::ip::tcp::endpoint& remote) {
-    if (options_.max_connections_per_address == 0) return true;
-    {
-      const std::lock_guard lock(shared_->addresses_mutex);
-      if (shared_->connections_per_address.try_add(remote.address(), options_.max_connections_per_address)) return true;
+    if (options_.max_connections_per_address == 0 ||
+        shared_->connections_per_address.try_add(remote.address(), options_.max_connections_per_address)) {
+      return true;
     }
     shared_->refused_per_address.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -238,15 +232,11 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
      public:
       hold(std::shared_ptr<server_shared> shared, const asio::ip::address& address)
           : shared_(std::move(shared)), address_(address) {
-        const std::lock_guard lock(shared_->addresses_mutex);
         shared_->connections_per_address.try_add(address_, std::numeric_limits<std::size_t>::max());
       }
       hold(const hold&) = delete;
       hold& operator=(const hold&) = delete;
-      ~hold() {
-        const std::lock_guard lock(shared_->addresses_mutex);
-        shared_->connections_per_address.remove(address_);
-      }
+      ~hold() { shared_->connections_per_address.remove(address_); }
 
      private:
       std::shared_ptr<server_shared> shared_;

@@ -50,10 +50,14 @@ namespace switchboard::pubsub::detail {
 
 class resp_connection final : public resp_session, public std::enable_shared_from_this<resp_connection> {
  public:
-  resp_connection(std::shared_ptr<resp_shard> shard, asio::ip::tcp::socket socket)
+  /// A client on `socket`. `counted_address`: the address it counts against in `max_clients_per_address` (when
+  /// that limit is on), given back as it closes.
+  resp_connection(std::shared_ptr<resp_shard> shard, asio::ip::tcp::socket socket,
+                  std::optional<asio::ip::address> counted_address)
       : shard_(std::move(shard)),
         shared_(&shard_->shared()),
         socket_(std::move(socket)),
+        counted_address_(std::move(counted_address)),
         parser_(shared_->options.parser),
         id_(shared_->next_client_id.fetch_add(1)),
         authenticated_(shared_->options.requirepass.empty()),
@@ -648,12 +652,14 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     out_.release();
     out_bytes_ = 0;
     shared_->clients.fetch_sub(1, std::memory_order_relaxed);
+    if (counted_address_) shared_->clients_per_address.remove(*counted_address_);
     shard_->remove(this, was_cut);
   }
 
   std::shared_ptr<resp_shard> shard_;
   resp_server_shared* shared_;
   asio::ip::tcp::socket socket_;
+  std::optional<asio::ip::address> counted_address_;
   resp::command_parser parser_;
   std::vector<char> in_;
   std::size_t in_start_ = 0;  // first byte not yet parsed

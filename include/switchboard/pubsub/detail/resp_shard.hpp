@@ -12,6 +12,7 @@
 // core deliver more messages than Redis, which formats every message again for each client.
 #pragma once
 
+#include <switchboard/core/detail/per_key_count.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/pubsub/detail/resp_channels.hpp>
@@ -20,6 +21,7 @@
 #include <switchboard/pubsub/resp_server_options.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -49,13 +51,15 @@ struct resp_server_shared {
   broker* shard_channels;  ///< SSUBSCRIBE / SPUBLISH: a namespace of their own, as in Redis
   resp_channel_registry registry;
   std::atomic<std::uint64_t> next_client_id{1};
-  std::atomic<std::uint64_t> accepted{0}, clients{0}, rejected{0}, commands{0}, protocol_errors{0},
-      output_limit_disconnects{0}, messages_sent{0}, subscriptions_refused{0};
+  std::atomic<std::uint64_t> accepted{0}, clients{0}, rejected{0}, rejected_per_address{0}, commands{0},
+      protocol_errors{0}, output_limit_disconnects{0}, messages_sent{0}, subscriptions_refused{0};
+  /// Clients connected per IP address, when `max_clients_per_address` is set.
+  switchboard::detail::shared_per_key_count<asio::ip::address> clients_per_address;
 
   resp_server_stats snapshot() const noexcept {
-    return {accepted.load(),           clients.load(),       rejected.load(),
-            commands.load(),           protocol_errors.load(), output_limit_disconnects.load(),
-            messages_sent.load(),      subscriptions_refused.load()};
+    return {accepted.load(),        clients.load(),       rejected.load(),
+            rejected_per_address.load(), commands.load(), protocol_errors.load(),
+            output_limit_disconnects.load(), messages_sent.load(), subscriptions_refused.load()};
   }
 };
 
