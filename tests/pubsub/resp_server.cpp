@@ -502,6 +502,29 @@ TEST_CASE("resp_server: max clients per address", "[pubsub][resp_server]") {
   CHECK(fe.server.stats().rejected_per_address == 1);
 }
 
+TEST_CASE("resp_server: a command past max_query_buffer closes its client", "[pubsub][resp_server]") {
+  front_end fe({.max_query_buffer = 1024});
+  asio::io_context ctx;
+  redis_client c(ctx, fe.port());
+  // Under the limit: a payload that fills most of it, and many small commands at once (each one finished).
+  CHECK(call(c, {"PUBLISH", "ch", std::string(900, 'p')}) == ":0\r\n");
+  std::string pings;
+  for (int i = 0; i < 200; ++i) pings += "PING\r\n";  // 1,200 bytes in one write
+  c.write(pings);
+  for (int i = 0; i < 200; ++i) REQUIRE(next(c) == "+PONG\r\n");
+  CHECK(fe.server.stats().query_buffer_disconnects == 0);
+
+  // Each argument is within the parser's limits, but the command grows past 1 KiB: closed, without a reply.
+  c.write("*4\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$600\r\n" + std::string(600, 'a') + "\r\n$600\r\n" +
+          std::string(600, 'b'));  // 1,246 bytes, its last argument unfinished
+  CHECK(c.read_until_closed() == "");
+  CHECK(eventually([&] { return fe.server.stats().query_buffer_disconnects == 1; }));
+  redis_client other(ctx, fe.port());
+  CHECK(call(other, {"PING"}) == "+PONG\r\n");
+
+  CHECK_THROWS_AS(front_end({.max_query_buffer = 0}), std::invalid_argument);
+}
+
 TEST_CASE("resp_server: max subscriptions per client", "[pubsub][resp_server]") {
   front_end fe({.max_subscriptions_per_client = 3});
   asio::io_context ctx;

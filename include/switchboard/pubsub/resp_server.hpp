@@ -60,7 +60,8 @@ namespace switchboard::pubsub {
 class resp_server final : public drainable {
  public:
   /// A server on every thread of `rt` in front of `channels`, registered with the runtime for draining. Throws
-  /// `std::invalid_argument` when `max_clients`, `max_subscriptions_per_client` or an output limit is 0.
+  /// `std::invalid_argument` when `max_clients`, `max_subscriptions_per_client`, `max_query_buffer` or an output
+  /// limit is 0.
   resp_server(runtime& rt, broker& channels, resp_server_options options = {})
       : resp_server(rt.executors(), channels, std::move(options)) {
     runtime_ = &rt;
@@ -142,7 +143,7 @@ class resp_server final : public drainable {
   /// Exports `stats()` to `registry`, labelled `server="<name>"`: the gauge `switchboard_resp_clients` and the
   /// counters `switchboard_resp_connections_accepted_total`, `..._rejected_total`,
   /// `..._rejected_per_address_total`, `..._commands_total`, `..._protocol_errors_total`,
-  /// `..._output_limit_disconnects_total`, `..._messages_sent_total` and
+  /// `..._output_limit_disconnects_total`, `..._query_buffer_disconnects_total`, `..._messages_sent_total` and
   /// `..._subscriptions_refused_total`. The series stay while the server lives; `registry` must outlive it.
   void export_metrics(metrics_registry& registry, std::string_view name = "resp") {
     const std::vector<metric_label> labels{{"server", name}};
@@ -165,6 +166,8 @@ class resp_server final : public drainable {
           &detail::resp_server_shared::protocol_errors);
     count("switchboard_resp_output_limit_disconnects_total", "Clients disconnected by their output buffer limits.",
           &detail::resp_server_shared::output_limit_disconnects);
+    count("switchboard_resp_query_buffer_disconnects_total", "Clients closed for a command past max_query_buffer.",
+          &detail::resp_server_shared::query_buffer_disconnects);
     count("switchboard_resp_messages_sent_total", "Messages queued to clients.",
           &detail::resp_server_shared::messages_sent);
     count("switchboard_resp_subscriptions_refused_total", "Subscriptions refused at max_subscriptions_per_client.",
@@ -188,9 +191,9 @@ class resp_server final : public drainable {
                                            .reuse_port = shared_->options.reuse_port})) {
     const auto& o = shared_->options;
     if (o.max_clients == 0 || o.max_subscriptions_per_client == 0 || o.output_limits.hard == 0 ||
-        o.output_limits.soft == 0) {
-      throw std::invalid_argument(
-          "switchboard::pubsub::resp_server: max_clients, max_subscriptions_per_client and output limits must be > 0");
+        o.output_limits.soft == 0 || o.max_query_buffer == 0) {
+      throw std::invalid_argument("switchboard::pubsub::resp_server: max_clients, max_subscriptions_per_client, "
+                                  "max_query_buffer and output limits must be > 0");
     }
     for (auto& executor : executors) shards_.push_back(std::make_shared<detail::resp_shard>(executor, shared_));
   }

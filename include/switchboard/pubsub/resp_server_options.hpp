@@ -59,6 +59,12 @@ struct resp_server_options {
   std::chrono::seconds idle_timeout{0};
   /// Limits of the command parser (inline line, multibulk count, bulk length); see resp/command_parser.hpp.
   resp::command_parser_options parser{};
+  /// The most bytes of one unfinished command held for a client (Redis's `client-query-buffer-limit`, 1 GiB there).
+  /// A client whose command grows past it is closed without a reply, as Redis does, and counted in
+  /// `resp_server_stats::query_buffer_disconnects`. The parser's limits bound each argument, not their sum: without
+  /// this, one command of a million 64 MiB arguments could take all memory. Keep it above `parser.max_bulk_length`,
+  /// or the largest payload cannot be published.
+  std::size_t max_query_buffer = 128 * 1024 * 1024;
   /// What HELLO reports as `server` and `version`. Clients enable features by the version (sharded pub/sub needs
   /// 7), so the default names the Redis release whose pub/sub commands this server implements.
   std::string hello_server = "redis";
@@ -74,6 +80,7 @@ struct resp_server_stats {
   std::uint64_t commands = 0;                  ///< Commands processed (errors included).
   std::uint64_t protocol_errors = 0;           ///< Connections closed for a protocol error.
   std::uint64_t output_limit_disconnects = 0;  ///< Clients disconnected by their output limits.
+  std::uint64_t query_buffer_disconnects = 0;  ///< Clients closed at `max_query_buffer`.
   std::uint64_t messages_sent = 0;             ///< Messages (message, pmessage, smessage) queued to clients.
   std::uint64_t subscriptions_refused = 0;     ///< Subscriptions refused at `max_subscriptions_per_client`.
 };

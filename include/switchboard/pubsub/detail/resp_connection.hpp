@@ -130,9 +130,19 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       in_end_ -= in_start_;
       in_start_ = 0;
     }
-    // A buffer grown for one large command is not kept once it is consumed.
+    // What is left is one unfinished command (reading stops while replies wait, so no finished one is left unrun).
+    const std::size_t limit = shared_->options.max_query_buffer;
+    if (in_end_ > limit) {
+      shared_->query_buffer_disconnects.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warn, "pubsub", "resp client ", id_, " closed for a command past max_query_buffer (", in_end_,
+          " bytes and not finished)");
+      return close(false);
+    }
+    // A buffer grown for one large command is not kept once it is consumed; none grows past the limit and a read.
     if (in_end_ == 0 && in_.size() > max_idle_buffer) std::vector<char>().swap(in_);
-    if (in_.size() - in_end_ < read_chunk / 2) in_.resize(std::max(in_.size() * 2, in_end_ + read_chunk));
+    if (in_.size() - in_end_ < read_chunk / 2) {
+      in_.resize(std::min(std::max(in_.size() * 2, in_end_ + read_chunk), limit + read_chunk));
+    }
     reading_ = true;
     const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
     if (maybe_more_) {

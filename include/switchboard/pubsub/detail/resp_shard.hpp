@@ -52,14 +52,16 @@ struct resp_server_shared {
   resp_channel_registry registry;
   std::atomic<std::uint64_t> next_client_id{1};
   std::atomic<std::uint64_t> accepted{0}, clients{0}, rejected{0}, rejected_per_address{0}, commands{0},
-      protocol_errors{0}, output_limit_disconnects{0}, messages_sent{0}, subscriptions_refused{0};
+      protocol_errors{0}, output_limit_disconnects{0}, query_buffer_disconnects{0}, messages_sent{0},
+      subscriptions_refused{0};
   /// Clients connected per IP address, when `max_clients_per_address` is set.
   switchboard::detail::shared_per_key_count<asio::ip::address> clients_per_address;
 
   resp_server_stats snapshot() const noexcept {
     return {accepted.load(),        clients.load(),       rejected.load(),
             rejected_per_address.load(), commands.load(), protocol_errors.load(),
-            output_limit_disconnects.load(), messages_sent.load(), subscriptions_refused.load()};
+            output_limit_disconnects.load(), query_buffer_disconnects.load(), messages_sent.load(),
+            subscriptions_refused.load()};
   }
 };
 
