@@ -318,3 +318,25 @@ TEST_CASE("redis bridge: local messages wait for Redis in a bounded queue", "[pu
   CHECK(a.bridge.stats().nodes_up == 0);
   CHECK(a.bridge.stats().sent == 0);
 }
+
+TEST_CASE("redis bridge: the queue for Redis is bounded in bytes too", "[pubsub][redis_bridge]") {
+  asio::io_context ctx;
+  redis_bridge_options options = to(switchboard::test::free_loopback_port());  // nothing listens there
+  options.max_outgoing = 100;
+  options.max_outgoing_bytes = 2500;  // two messages of 1 + 1,000 bytes (topic and payload), not three
+  peer a(ctx, options);
+  // Taken by the bridge's thread one at a time (the outgoing queue's bound), or all at once from the broker's
+  // observer (its own bound): either way two are kept.
+  const bool one_at_a_time = GENERATE(true, false);
+  for (int i = 0; i < 10; ++i) {
+    a.b.publish("t", text(std::string(1000, 'x')));
+    if (one_at_a_time) ctx.poll();
+  }
+  CHECK(run_until(ctx, [&] { return a.bridge.stats().dropped_outgoing == 8; }));
+  CHECK_THROWS_AS(peer(ctx, [] {
+                    redis_bridge_options o;
+                    o.max_outgoing_bytes = 0;
+                    return o;
+                  }()),
+                  std::invalid_argument);
+}

@@ -31,6 +31,9 @@ struct redis_bridge_options {
   /// Most local messages waiting to go to Redis (while a connection is down, or already in flight); past it the
   /// oldest is dropped and counted in `dropped_outgoing`.
   std::size_t max_outgoing = 10'000;
+  /// The same in bytes (topic and payload), so that large messages cannot make `max_outgoing` of them take
+  /// gigabytes while Redis is down. Past it the oldest are dropped and counted in `dropped_outgoing`.
+  std::size_t max_outgoing_bytes = 64 * 1024 * 1024;
   /// Most PUBLISH commands in flight on one connection (pipelined) before the next wait for replies.
   std::size_t publish_window = 1'000;
   /// With `cluster`: how often the slot map is read again even without a redirection (zero: only on redirections

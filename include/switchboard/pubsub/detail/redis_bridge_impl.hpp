@@ -95,9 +95,10 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       : broker_(b), executor_(std::move(ex)), options_(std::move(opts)), refresh_timer_(executor_),
         control_retry_(executor_) {
     if (options_.initial_backoff.count() <= 0 || options_.max_backoff < options_.initial_backoff ||
-        options_.max_outgoing == 0 || options_.publish_window == 0) {
-      throw std::invalid_argument("switchboard::pubsub::redis_bridge_options: backoff, max_outgoing and "
-                                  "publish_window must be positive (max_backoff >= initial_backoff)");
+        options_.max_outgoing == 0 || options_.max_outgoing_bytes == 0 || options_.publish_window == 0) {
+      throw std::invalid_argument("switchboard::pubsub::redis_bridge_options: backoff, max_outgoing, "
+                                  "max_outgoing_bytes and publish_window must be positive (max_backoff >= "
+                                  "initial_backoff)");
     }
     std::random_device entropy;
     random_.seed((std::uint64_t(entropy()) << 32) | entropy());
@@ -119,7 +120,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   /// Installs the broker observer. Any thread.
   void attach() {
     observer_ = std::make_shared<observer>(weak_from_this(), executor_, options_.topics, options_.max_outgoing,
-                                           inbox_dropped_);
+                                           options_.max_outgoing_bytes, inbox_dropped_);
     broker_.set_observer(observer_);
   }
 
@@ -174,11 +175,12 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   class observer final : public broker_observer {
    public:
     observer(std::weak_ptr<redis_bridge_impl> bridge, asio::any_io_executor ex, std::string filter,
-             std::size_t max_messages, std::shared_ptr<std::atomic<std::uint64_t>> dropped)
+             std::size_t max_messages, std::size_t max_bytes, std::shared_ptr<std::atomic<std::uint64_t>> dropped)
         : bridge_(std::move(bridge)),
           executor_(std::move(ex)),
           filter_(std::move(filter)),
           max_messages_(max_messages),
+          max_bytes_(max_bytes),
           dropped_(std::move(dropped)) {}
 
     void on_interest(std::string_view name, bool is_pattern, bool active) override {
@@ -188,11 +190,13 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       if (m.header(origin_header) || !glob_match(filter_, m.topic())) return;  // came from Redis, or stays local
       const std::lock_guard lock(mutex_);
       // Bounded like the outgoing queue: when the bridge's executor falls that far behind, drop and count.
-      if (messages_ >= max_messages_) {
+      const std::size_t size = outgoing_size(m.topic(), m.data());
+      if (messages_ >= max_messages_ || bytes_ + size > max_bytes_) {
         dropped_->fetch_add(1, std::memory_order_relaxed);
         return;
       }
       ++messages_;
+      bytes_ += size;
       add_locked(m);
     }
 
@@ -200,6 +204,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       const std::lock_guard lock(mutex_);
       posted_ = false;
       messages_ = 0;
+      bytes_ = 0;
       return std::exchange(items_, {});
     }
 
@@ -222,10 +227,12 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     const asio::any_io_executor executor_;
     const std::string filter_;
     const std::size_t max_messages_;
+    const std::size_t max_bytes_;
     const std::shared_ptr<std::atomic<std::uint64_t>> dropped_;  // the bridge's count, read by `stats`
     std::mutex mutex_;
     std::vector<inbox_item> items_;  // interest changes (never dropped: a few per subscription) and messages
     std::size_t messages_ = 0;       // messages in items_
+    std::size_t bytes_ = 0;          // their `outgoing_size`
     bool posted_ = false;
   };
 
@@ -235,7 +242,13 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     std::string topic;
     std::string wire;    // the envelope
     bool asking = false;  // send ASKING first (an ASK redirection)
+    std::size_t size = 0;  // its `outgoing_size`, counted in outgoing_bytes_
   };
+
+  // What a message waiting for Redis counts against `max_outgoing_bytes`.
+  static std::size_t outgoing_size(std::string_view topic, std::string_view payload) noexcept {
+    return topic.size() + payload.size();
+  }
 
   struct node {
     node(const asio::any_io_executor& ex, resp::client_options o, std::string addr)
@@ -500,27 +513,40 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   // --- To Redis ---
 
   void enqueue(const message& m) {
-    outgoing o{std::string(m.topic()), encode_envelope(options_.origin, m)};
+    const std::size_t size = outgoing_size(m.topic(), m.data());
+    outgoing o{std::string(m.topic()), encode_envelope(options_.origin, m), false, size};
     node* n = route(o.topic);
     if (!n) {
       unrouted_.push_back(std::move(o));
     } else {
       n->outbox.push_back(std::move(o));
     }
-    if (++outgoing_count_ > options_.max_outgoing) drop_oldest();
+    ++outgoing_count_;
+    outgoing_bytes_ += size;
+    while ((outgoing_count_ > options_.max_outgoing || outgoing_bytes_ > options_.max_outgoing_bytes) &&
+           drop_oldest()) {
+    }
     if (n) pump(*n);
   }
 
   // Drops the oldest message waiting to go (not yet in flight): the unrouted ones first, then the longest outbox.
-  void drop_oldest() {
+  // False when every message is in flight: the counts come down as replies arrive.
+  bool drop_oldest() {
     std::deque<outgoing>* longest = &unrouted_;
     for (auto& [address, n] : nodes_) {
       if (longest->empty() || n->outbox.size() > longest->size()) longest = &n->outbox;
     }
-    if (longest->empty()) return;  // everything is in flight: the count comes down as replies arrive
+    if (longest->empty()) return false;
+    gone(longest->front());
     longest->pop_front();
-    --outgoing_count_;
     bump(&redis_bridge_stats::dropped_outgoing);
+    return true;
+  }
+
+  // A message waiting for Redis is no longer (sent, dropped, or lost in flight).
+  void gone(const outgoing& o) {
+    --outgoing_count_;
+    outgoing_bytes_ -= o.size;
   }
 
   void pump(node& n) {
@@ -541,7 +567,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   void published(node& n, outgoing o, std::error_code ec, const resp::value& reply) {
     --n.in_flight;
     if (ec || (reply.is_error() && !parse_redirection(reply.text))) {
-      --outgoing_count_;
+      gone(o);
       bump(&redis_bridge_stats::dropped_outgoing);
       if (!ec) log(log_level::warn, "pubsub", "redis bridge: PUBLISH refused: ", reply.text);
     } else if (reply.is_error()) {
@@ -557,7 +583,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       target.outbox.push_back(std::move(o));
       pump(target);
     } else {
-      --outgoing_count_;
+      gone(o);
       bump(&redis_bridge_stats::sent);
     }
     pump(n);
@@ -679,6 +705,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   std::map<std::string, std::string> placed_;  // channel -> address of the node it was subscribed at
   std::deque<outgoing> unrouted_;              // cluster: waiting for the first slot map
   std::size_t outgoing_count_ = 0;             // waiting or in flight, everywhere
+  std::size_t outgoing_bytes_ = 0;             // their `outgoing_size`
 
   // Cluster:
   std::vector<std::string> slots_ = std::vector<std::string>(resp::cluster_slots);  // slot -> master address
