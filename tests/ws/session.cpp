@@ -387,6 +387,49 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
   check_cut(closed, "write timeout");
 }
 
+// A peer that sends pings and reads nothing: while the writes wait, each pong replaces the one not yet written (RFC
+// 6455 §5.5.3), so that the pongs cannot pile up; the peer still gets the answer to its last ping.
+TEST_CASE("ws session: a pong waiting for a blocked write is replaced by the next", "[ws][session]") {
+  test_server s;
+  std::promise<void> done;  // the server has parsed everything the peer sent
+  s.routes().get("/flood", [&done](http::request& req) {
+    return ws::accept(req, {.session = {.ping_interval = 0ms}}, [&done](std::shared_ptr<ws::session> session) {
+      // 16 MiB: more than the loopback buffers of both ends hold, so the writes wait while the peer does not read.
+      for (int i = 0; i < 16; ++i) session->send_binary(std::string(1 << 20, 'f'));
+      session->on_message([&done](ws::message&&) { done.set_value(); });
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/flood");
+  ws_peer peer(c);
+  constexpr int pings = 10'000;
+  std::string burst;
+  for (int i = 1; i <= pings; ++i) burst += peer.encode(ws::opcode::ping, "p" + std::to_string(i));
+  burst += peer.encode(ws::opcode::text, "done");
+  c.send(burst);
+  REQUIRE(done.get_future().wait_for(10s) == std::future_status::ready);
+
+  // Now read it all: the 16 MiB, with the pongs written between its batches.
+  std::size_t received = 0;
+  int pongs = 0;
+  std::string last_pong, data;
+  while (received < std::size_t{16} << 20) {
+    const ws::parse_result e = peer.next(data);
+    REQUIRE((e.event == ws::parse_event::data || e.event == ws::parse_event::pong));
+    if (e.event == ws::parse_event::data) {
+      received += data.size();
+    } else {
+      ++pongs;
+      last_pong = data;
+    }
+  }
+  INFO(pongs << " pongs");
+  CHECK(pongs >= 1);
+  CHECK(pongs < 100);  // one per batch written while pings arrived, not one per ping
+  CHECK(last_pong == "p" + std::to_string(pings));
+}
+
 // Keep-alive: after `ping_interval` of silence the server pings; a pong keeps the connection (the next thing the
 // peer sees is the next ping, not the end of the stream); a ping left unanswered for `pong_timeout` ends it.
 TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not answer is cut", "[ws][session]") {
