@@ -1,9 +1,10 @@
 // A checker for the broker, driven by a script of operations (random bytes from libFuzzer or a seeded generator):
 // publishes and async publishes on three topics, exact and pattern subscriptions with every policy but conflate
 // (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes; and waiting reads
-// (`async_read`, as long polling uses them) from cursors, some cancelled while they wait; with retention per topic
-// and a broker-wide retention budget small enough to evict across topics all the time. It runs on one
-// io_context, so the moment each subscription starts is known exactly, and checks:
+// (`async_read`, as long polling uses them) from cursors, some cancelled while they wait; topics retired
+// (`retire_topic`) while in use or not; with retention per topic and a broker-wide retention budget small enough to
+// evict across topics all the time. It runs on one io_context, so the moment each subscription starts is known
+// exactly, and checks:
 //  - per subscriber and topic, messages and gap events cover consecutive sequence numbers exactly once, in order,
 //    from where the subscription started; and at the end, once everything is drained, up to the topic's last;
 //  - `wait` subscribers never get a gap; only `disconnect` subscribers are closed, and nothing follows the error;
@@ -14,9 +15,13 @@
 //    consecutive messages of its topic, at most as many as asked, and the cursor after them; a read that waits is
 //    answered by the next publish of its topic, or ends with `operation_aborted` only when it was cancelled; every
 //    read completes exactly once;
-//  - a topic with a message is never forgotten; one without is there exactly while an exact subscription or a
-//    waiting read uses it (or a publisher waits), and forgotten once they have left (vacant topics), or at once
-//    when a subscription from a cursor ahead of it is refused.
+//  - a topic with a message is forgotten only when retired: at once when nothing but pattern subscriptions uses
+//    it, else as soon as its last exact subscription or waiting read leaves, unless a message was published to it
+//    in between; one without is there exactly while an exact subscription or a waiting read uses it (or a
+//    publisher waits), and forgotten once they have left (vacant topics), or at once when a subscription from a
+//    cursor ahead of it is refused;
+//  - a retired topic numbers from 1 again once forgotten: pattern subscribers get what was queued of the old
+//    numbering, then the new one (and readers start again from 0, as a client told the topic is new would).
 // `run` returns the first violation found, or an empty string.
 #pragma once
 
@@ -28,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +59,9 @@ class broker_model {
     std::uint64_t reads_cancelled = 0;
     std::uint64_t topics_reclaimed = 0;  // a topic without messages seen gone after it had been there
     std::uint64_t budget_evictions = 0;  // retained messages evicted by `max_retained_bytes`
+    std::uint64_t topics_retired = 0;    // topics with messages forgotten after `retire_topic`
+    std::uint64_t retirements_deferred = 0;  // `retire_topic` calls that found the topic in use
+    std::uint64_t renumbered = 0;        // pattern subscribers that went on from an old numbering to the new
   };
 
   const coverage_counts& coverage() const noexcept { return coverage_; }
@@ -84,6 +93,9 @@ class broker_model {
     bool waiting = false;                       // an async_receive is pending
     bool closed = false;
     bool exact = false;                         // a subscription to one topic, not a pattern
+    // Per topic, the last sequence number of each earlier numbering of a retired topic (oldest first): once the
+    // subscriber has had everything up to it, the next it expects is 1.
+    std::map<std::string, std::deque<std::uint64_t>> numbering_ends;
   };
 
   // A long-poll client: reads its topic from its cursor, again and again.
@@ -93,7 +105,9 @@ class broker_model {
     std::size_t max = 1;
     bool reading = false;           // an async_read is pending
     bool parked = false;            // ... and it found nothing, so it waits for a publish
+    bool woken = false;             // ... and one came: its answer is on the way
     bool cancel_requested = false;  // its cancellation signal was emitted while it was pending
+    bool renumbered = false;        // its topic was forgotten while its answer was on the way: then from 0
     asio::cancellation_signal signal;
   };
 
@@ -102,7 +116,7 @@ class broker_model {
   }
 
   void step(std::uint8_t op, std::uint8_t arg) {
-    switch (op % 9) {
+    switch (op % 10) {
       case 0: publish(topics[arg % 3]); break;
       case 1: async_publish(topics[arg % 3]); break;
       case 2: subscribe(arg, false); break;
@@ -111,7 +125,8 @@ class broker_model {
       case 5: unsubscribe(arg); break;
       case 6: poll(); break;
       case 7: read(arg); break;
-      default: cancel_read(arg); break;
+      case 8: cancel_read(arg); break;
+      default: retire(topics[arg % 3]); break;
     }
   }
 
@@ -129,23 +144,86 @@ class broker_model {
   }
 
   // Whether each topic exists in the broker. Between polls, completions still queued may hold nothing: only a
-  // pending read, a live exact subscription or a waiting publisher does.
+  // waiting read, a live exact subscription or a waiting publisher does.
   void check_topics() {
     for (const char* topic : topics) {
       const bool exists = b_.stats(topic).has_value();
       bool& existed = existed_[topic];
-      if (b_.last_sequence(topic) > 0 || waiting_publishes_ > 0) {
-        if (!exists && b_.last_sequence(topic) > 0) fail(std::string(topic) + ": forgotten with messages");
+      std::uint64_t& last = last_seen_[topic];
+      // Users: live exact subscriptions (one closed by its `disconnect` policy has let go, its end perhaps still
+      // queued) and waiting reads (not those a publish woke, whose answers are on the way).
+      bool used = false;
+      for (const auto& s : subs_) {
+        used = used || (s->exact && s->handle && !s->handle.stats().closed && s->topics[0] == topic);
+      }
+      for (const auto& r : readers_) used = used || (r->reading && r->parked && !r->woken && r->topic == topic);
+      if (!exists && last > 0) {  // a numbered topic was forgotten
+        if (!retiring_[topic]) fail(std::string(topic) + ": forgotten with messages, and not retired");
+        if (used) fail(std::string(topic) + ": retired, and forgotten while in use");
+        renumber(topic);
+      }
+      last = b_.last_sequence(topic);
+      if (last > 0 || waiting_publishes_ > 0) {
+        if (retiring_[topic] && !used && waiting_publishes_ == 0) fail(std::string(topic) + ": retired and unused");
         existed = exists;
         continue;
       }
-      bool used = false;
-      for (const auto& s : subs_) used = used || (s->exact && s->handle && s->topics[0] == topic);
-      for (const auto& r : readers_) used = used || (r->reading && r->topic == topic);
       if (used && !exists) fail(std::string(topic) + ": forgotten while in use");
       if (!used && exists) fail(std::string(topic) + ": vacant, but not forgotten");
       if (existed && !exists) ++coverage_.topics_reclaimed;
       existed = exists;
+    }
+  }
+
+  // A message was published to `topic`: it is in use again (no longer retired), and its waiting reads are answered
+  // (their completions are on the way).
+  void published(const std::string& topic) {
+    retiring_[topic] = false;
+    for (auto& r : readers_) {
+      if (r->topic == topic && r->parked) r->woken = true;
+    }
+  }
+
+  // Retires a topic: forgotten at once when nothing but pattern subscriptions uses it, else when the last user
+  // leaves (unless a publish comes first). `check_topics` sees which.
+  void retire(const std::string& topic) {
+    // Publishes since the last check moved the numbering on: the old numbering ends here, whenever it is forgotten
+    // (a publish before then would cancel the retirement).
+    last_seen_[topic] = b_.last_sequence(topic);
+    const bool had_messages = last_seen_[topic] > 0;
+    if (!b_.retire_topic(topic) && b_.stats(topic)) {
+      retiring_[topic] = true;
+      if (had_messages) ++coverage_.retirements_deferred;
+    } else {
+      retiring_[topic] = had_messages;  // for check_topics, which clears it
+    }
+    check_topics();
+  }
+
+  // `topic` was forgotten after `retire_topic`: its numbering starts again. Pattern subscribers receiving it will
+  // get the rest of the old numbering first; readers start again from 0; async publishes count anew.
+  void renumber(const std::string& topic) {
+    ++coverage_.topics_retired;
+    for (auto& s : subs_) {
+      if (s->next.contains(topic)) s->numbering_ends[topic].push_back(last_seen_[topic]);
+    }
+    for (auto& r : readers_) {
+      if (r->topic != topic) continue;
+      if (r->reading) r->renumbered = true;  // its answer, of the old numbering, is on the way
+      else r->cursor = 0;
+    }
+    ++numbering_[topic];
+    retiring_[topic] = false;
+  }
+
+  // Moves `s` on to the next numbering of `topic` once it has had all of the current one.
+  static void follow_renumbering(sub_state& s, const std::string& topic, std::uint64_t& next, bool count,
+                                 std::uint64_t& renumbered) {
+    auto& ends = s.numbering_ends[topic];
+    while (!ends.empty() && next == ends.front() + 1) {
+      next = 1;
+      ends.pop_front();
+      if (count) ++renumbered;
     }
   }
 
@@ -175,6 +253,7 @@ class broker_model {
     if (r) {
       if (r.sequence != before + 1) fail("publish numbered " + std::to_string(r.sequence) + " after " + std::to_string(before));
       if (full) fail("publish went past a full wait subscriber");
+      published(topic);
     } else if (r.error == error::would_block) {
       ++coverage_.would_block;
       if (!full) fail("would_block without a full wait subscriber");
@@ -187,14 +266,23 @@ class broker_model {
   void async_publish(const std::string& topic) {
     if (waiting_publishes_ >= max_waiting_publishes) return;
     ++waiting_publishes_;
-    b_.async_publish(topic, {.payload = shared_bytes::copy(topic)}, [this, topic](std::error_code ec, std::uint64_t seq) {
+    const std::uint64_t before = b_.last_sequence(topic);
+    // Numbers count per numbering of the topic (a retired topic starts again at 1).
+    std::uint64_t& last = async_last_[topic + "#" + std::to_string(numbering_[topic])];
+    // Whether it had to wait, for its completion, which runs at the next poll at the earliest (it is posted).
+    bool& waited = waiting_flags_.emplace_back(true);
+    b_.async_publish(topic, {.payload = shared_bytes::copy(topic)},
+                     [this, topic, &last, &waited](std::error_code ec, std::uint64_t seq) {
       --waiting_publishes_;
       if (ec) return fail("async_publish failed: " + ec.message());
       ++coverage_.async_published;
-      std::uint64_t& last = async_last_[topic];
       if (seq <= last) fail("async_publish numbers out of order");
       last = seq;
+      if (waited) published(topic);  // just now
     });
+    // Published at once (its completion still to come): the topic is in use again now.
+    waited = b_.last_sequence(topic) == before;
+    if (!waited) published(topic);
   }
 
   void subscribe(std::uint8_t arg, bool pattern) {
@@ -310,10 +398,12 @@ class broker_model {
   void check(reader_state& r, std::error_code ec, const read_result& result) {
     if (!r.reading) return fail(r.topic + ": a read completed twice");
     const bool was_parked = std::exchange(r.parked, false);
+    r.woken = false;
     r.reading = false;
     if (ec == asio::error::operation_aborted) {
       if (!r.cancel_requested) fail(r.topic + ": a read aborted that nobody cancelled");
       if (!result.messages.empty() || result.missed) fail(r.topic + ": an aborted read with messages");
+      if (std::exchange(r.renumbered, false)) r.cursor = 0;
       ++coverage_.reads_cancelled;
       return;
     }
@@ -337,7 +427,7 @@ class broker_model {
       ++next;
     }
     if (result.next_cursor != next - 1) fail(r.topic + ": read's next cursor " + std::to_string(result.next_cursor));
-    r.cursor = next - 1;
+    r.cursor = std::exchange(r.renumbered, false) ? 0 : next - 1;
     coverage_.read_messages += result.messages.size();
     if (was_parked) ++coverage_.reads_woken;
   }
@@ -355,6 +445,7 @@ class broker_model {
     const std::string topic = e.is_gap() ? e.gap().topic : std::string(e.message().topic());
     const auto next = s.next.find(topic);
     if (next == s.next.end()) return fail("an event of a topic not subscribed: " + topic);
+    follow_renumbering(s, topic, next->second, true, coverage_.renumbered);
     if (e.is_gap()) {
       if (s.policy == overflow_policy::wait && e.gap().reason == gap_reason::overflow) fail("a wait subscriber lost messages");
       if (e.gap().first != next->second || e.gap().last < e.gap().first) {
@@ -388,7 +479,8 @@ class broker_model {
       const subscription_stats st = s->handle.stats();
       if (st.peak_depth > s->limits.max_messages) fail("a queue held more than its limit");
       if (s->closed) continue;
-      for (const auto& [topic, next] : s->next) {
+      for (auto& [topic, next] : s->next) {
+        follow_renumbering(*s, topic, next, false, coverage_.renumbered);
         if (next != b_.last_sequence(topic) + 1) {
           fail(topic + ": ended at " + std::to_string(next - 1) + " of " + std::to_string(b_.last_sequence(topic)));
         }
@@ -405,6 +497,10 @@ class broker_model {
   std::map<std::string, std::uint64_t> async_last_;
   std::size_t waiting_publishes_ = 0;
   std::map<std::string, bool> existed_;  // per topic, whether it existed at the last check
+  std::map<std::string, std::uint64_t> last_seen_;  // per topic, its last sequence number at the last check
+  std::map<std::string, bool> retiring_;            // per topic: retired, to be forgotten when its users leave
+  std::map<std::string, std::uint64_t> numbering_;  // per topic, how many times it was forgotten after a retire
+  std::deque<bool> waiting_flags_;  // per async publish: whether it had to wait (stable addresses for completions)
   std::string failure_;
   coverage_counts coverage_;
 };

@@ -30,10 +30,14 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
     total.reads_cancelled += c.reads_cancelled;
     total.topics_reclaimed += c.topics_reclaimed;
     total.budget_evictions += c.budget_evictions;
+    total.topics_retired += c.topics_retired;
+    total.retirements_deferred += c.retirements_deferred;
+    total.renumbered += c.renumbered;
   }
   // The scripts reached every case the model checks.
   INFO("read messages " << total.read_messages << ", gaps " << total.read_gaps << ", woken " << total.reads_woken
-                        << ", cancelled " << total.reads_cancelled);
+                        << ", cancelled " << total.reads_cancelled << "; retired " << total.topics_retired
+                        << ", deferred " << total.retirements_deferred << ", renumbered " << total.renumbered);
   CHECK(total.messages > 10'000);
   CHECK(total.overflow_gaps > 100);
   CHECK(total.retention_gaps > 100);
@@ -46,5 +50,7 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
   CHECK(total.reads_cancelled > 100);
   CHECK(total.topics_reclaimed > 100);
   CHECK(total.budget_evictions > 100);
-
+  CHECK(total.topics_retired > 100);
+  CHECK(total.retirements_deferred > 100);
+  CHECK(total.renumbered > 100);
 }
