@@ -1,6 +1,7 @@
 #include <switchboard/http/conditional.hpp>
 
 #include "support/catch.hpp"
+#include "support/fake_request.hpp"
 
 #include <chrono>
 #include <deque>
@@ -13,18 +14,10 @@ using namespace switchboard::http;
 
 namespace {
 
-// A GET (or other method) with the given header lines, as the server would fill it.
-struct conditional_request {
+// A request for /state (`test::fake_request`).
+struct conditional_request : switchboard::test::fake_request {
   conditional_request(std::string m, std::vector<std::pair<std::string, std::string>> lines)
-      : method_token(std::move(m)), raw(std::move(lines)) {
-    for (const auto& [name, value] : raw) fields.push_back({name, value});
-    req.reset(request::fill{to_method(method_token), method_token, target, 1, &fields, true}, nullptr, nullptr);
-  }
-  std::string method_token;
-  std::string target = "/state";
-  std::vector<std::pair<std::string, std::string>> raw;
-  field_views fields;
-  request req;
+      : fake_request(std::move(m), "/state", std::move(lines)) {}
 };
 
 const entity_tag v7 = version_etag(7, "e1-");

@@ -1,31 +1,21 @@
 #include <switchboard/http/router.hpp>
 
 #include "support/catch.hpp"
+#include "support/fake_request.hpp"
 
 #include <string>
 
 using namespace switchboard::http;
+using switchboard::test::fake_request;
 
 namespace {
-
-// A request whose header is in `raw` (kept alive by the caller), as the server would fill it.
-struct fake_request {
-  explicit fake_request(method m, std::string target, std::string method_token = {})
-      : token(method_token.empty() ? std::string(to_string(m)) : std::move(method_token)), raw_target(std::move(target)) {
-    req.reset(request::fill{m, token, raw_target, 1, &fields, true}, nullptr, nullptr);
-  }
-  std::string token;
-  std::string raw_target;
-  field_views fields;
-  request req;
-};
 
 response named(std::string name) { return response::text(std::move(name)); }
 
 // The name of the handler that the router picks (each test handler answers with its name).
 std::string pick(const router& r, method m, const std::string& target, route_match::kind* kind = nullptr,
                  std::string* allow = nullptr, fake_request* keep = nullptr) {
-  fake_request local(m, target);
+  fake_request local(std::string(to_string(m)), target);
   fake_request& f = keep != nullptr ? *keep : local;
   const route_match match = r.match(f.req);
   if (kind != nullptr) *kind = match.result;
@@ -75,16 +65,16 @@ TEST_CASE("router: literals, parameters, catch-all and precedence", "[http][rout
   CHECK(pick(r, method::get, "/users?x=1") == "users");
 
   SECTION("parameters are percent-decoded, per segment") {
-    fake_request f(method::get, "/users/a%2Fb%20c");
+    fake_request f("GET", "/users/a%2Fb%20c");
     CHECK(pick(r, method::get, f.raw_target, nullptr, nullptr, &f) == "user-name");
     CHECK(f.req.param("name") == "a/b c");
-    fake_request g(method::get, "/users/42/posts/7");
+    fake_request g("GET", "/users/42/posts/7");
     pick(r, method::get, g.raw_target, nullptr, nullptr, &g);
     CHECK(g.req.param_as<int>("id") == 42);
     CHECK(g.req.param_as<unsigned>("post") == 7u);
     CHECK(g.req.param("missing").empty());
     CHECK_THROWS_AS(g.req.param_as<int>("missing"), problem_error);
-    fake_request h(method::get, "/files/docs/a%20b.txt");
+    fake_request h("GET", "/files/docs/a%20b.txt");
     pick(r, method::get, h.raw_target, nullptr, nullptr, &h);
     CHECK(h.req.param("path") == "docs/a b.txt");
   }
@@ -127,7 +117,7 @@ TEST_CASE("router: 404, 405 with Allow, HEAD from GET, OPTIONS", "[http][router]
   CHECK(pick(r, method::options, "/custom") == "custom-options");
   pick(r, method::get, "/missing", &kind);
   CHECK(kind == route_match::kind::not_found);
-  fake_request dav(method::other, "/dav", "PROPFIND");
+  fake_request dav("PROPFIND", "/dav");
   CHECK(pick(r, method::other, "/dav", nullptr, nullptr, &dav) == "propfind");
 }
 
@@ -176,7 +166,7 @@ TEST_CASE("router: groups and middleware run in order", "[http][router]") {
       .after([&](request&, response&) { trace.push_back("route-after"); });
   api.get("/secret", [&](request&) { return named("secret"); });
 
-  fake_request f(method::get, "/api/v1/ping");
+  fake_request f("GET", "/api/v1/ping");
   const route_match m = r.match(f.req);
   REQUIRE(m.result == route_match::kind::found);
   REQUIRE_FALSE(m.matched->run_before(f.req));
@@ -187,7 +177,7 @@ TEST_CASE("router: groups and middleware run in order", "[http][router]") {
                                           "v1-after", "router-after"});
   CHECK(res.headers().get("X-Router") == "1");
 
-  fake_request s(method::get, "/api/secret");
+  fake_request s("GET", "/api/secret");
   const route_match sm = r.match(s.req);
   REQUIRE(sm.result == route_match::kind::found);
   auto early = sm.matched->run_before(s.req);

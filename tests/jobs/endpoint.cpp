@@ -157,6 +157,10 @@ TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs]
     const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 5})");
     CHECK(r.status == 200);
     CHECK(nlohmann::json::parse(r.body)["result"] == 5);
+    // A wait past what milliseconds can count is capped at max_wait (it was converted first: undefined behaviour).
+    for (const char* wait : {"1e308", "inf"}) {
+      CHECK(s.request("POST", std::string("/jobs?wait=") + wait, R"({"kind": "echo", "value": 6})").status == 200);
+    }
   }
   SECTION("not in time: 202") {
     const auto r = s.request("POST", "/jobs?wait=0.05", R"({"kind": "block"})");
@@ -173,6 +177,7 @@ TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs]
     CHECK(s.request("POST", "/jobs", R"({"kind": "nope"})").status == 400);
     CHECK(s.request("POST", "/jobs", "not json").status == 400);
     CHECK(s.request("POST", "/jobs?wait=x", R"({"kind": "echo"})").status == 400);
+    CHECK(s.request("POST", "/jobs?wait=-1", R"({"kind": "echo"})").status == 400);
   }
 }
 

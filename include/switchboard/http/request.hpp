@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -122,6 +123,33 @@ class request {
 
   /// The decoded value of query parameter `name`, or nullopt.
   std::optional<std::string> query_param(std::string_view name) const { return http::query_param(query(), name); }
+
+  /// Query parameter `name` as a non-negative number (an unsigned integer type, or `double`), or nullopt when it is
+  /// absent. Throws `problem_error` (400) when it is not one (`-1`, `nan`, `0x10`, past the type's range).
+  template <class T>
+    requires std::is_unsigned_v<T> || std::is_same_v<T, double>
+  std::optional<T> query_number(std::string_view name) const {
+    const auto text = query_param(name);
+    if (!text) return std::nullopt;
+    T value{};
+    const char* end = text->data() + text->size();
+    const auto [ptr, ec] = std::from_chars(text->data(), end, value);
+    if (text->empty() || ec != std::errc() || ptr != end || !(value >= 0)) {
+      throw problem_error(status::bad_request,
+                          "query parameter '" + std::string(name) + "' is not a valid non-negative number");
+    }
+    return value;
+  }
+
+  /// Query parameter `name` as a duration in seconds (decimals allowed: `0.5`), at most `max`, or nullopt when it is
+  /// absent; 400 as `query_number`. The cap applies before the conversion to milliseconds: a `double` past the range
+  /// of the integer would make it undefined behaviour (`?wait=1e308`, `?timeout=inf`).
+  std::optional<std::chrono::milliseconds> query_seconds(std::string_view name, std::chrono::milliseconds max) const {
+    const auto seconds = query_number<double>(name);
+    if (!seconds) return std::nullopt;
+    const double capped = std::min(*seconds * 1000.0, double(max.count()));
+    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(capped));
+  }
 
   /// Reads the next piece of a streamed body (routes registered with `stream_body`). Completion signature:
   /// `void(std::error_code, std::string_view piece)`; an empty piece without error means the body has ended.

@@ -42,7 +42,6 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -182,20 +181,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
   }
 
  private:
-  static std::chrono::milliseconds parse_seconds(const std::optional<std::string>& text) {
-    double seconds = 0;
-    const char* end = text->data() + text->size();
-    const auto [ptr, ec] = std::from_chars(text->data(), end, seconds);
-    if (text->empty() || ec != std::errc() || ptr != end || !(seconds >= 0)) {
-      throw http::problem_error(http::status::bad_request, "query parameter 'wait' is not a non-negative number");
-    }
-    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
-  }
-
   std::chrono::milliseconds wait_param(const http::request& req) const {
-    const auto text = req.query_param("wait");
-    if (!text) return std::chrono::milliseconds(0);
-    return std::min<std::chrono::milliseconds>(parse_seconds(text), options_.max_wait);
+    return req.query_seconds("wait", options_.max_wait).value_or(std::chrono::milliseconds(0));
   }
 
   std::string location(const job_record& job) const { return options_.base_path + "/" + job.id; }

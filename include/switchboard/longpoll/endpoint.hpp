@@ -229,29 +229,13 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
     poll_query q;
     q.max = options_.max_batch;
     q.timeout = options_.default_timeout;
-    const auto number = [](const std::optional<std::string>& text, auto& out, const char* name) {
-      const char* end = text->data() + text->size();
-      const auto [ptr, ec] = std::from_chars(text->data(), end, out);
-      if (text->empty() || ec != std::errc() || ptr != end) {
-        throw http::problem_error(http::status::bad_request, std::string("query parameter '") + name +
-                                                                 "' is not a valid non-negative number");
-      }
-    };
-    if (const auto max = req.query_param("max")) {
-      std::size_t asked = 0;
-      number(max, asked, "max");
-      if (asked == 0) throw http::problem_error(http::status::bad_request, "query parameter 'max' must be at least 1");
-      q.max = std::min(asked, options_.max_batch);
+    if (const auto asked = req.query_number<std::size_t>("max")) {
+      if (*asked == 0) throw http::problem_error(http::status::bad_request, "query parameter 'max' must be at least 1");
+      q.max = std::min(*asked, options_.max_batch);
     }
-    if (const auto timeout = req.query_param("timeout")) {
-      double seconds = 0;
-      number(timeout, seconds, "timeout");
-      if (!(seconds >= 0)) throw http::problem_error(http::status::bad_request, "query parameter 'timeout' is negative");
-      const double capped = std::min(seconds * 1000.0, double(options_.max_timeout.count()));
-      q.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(capped));
-    }
-    if (const auto cursor = req.query_param("cursor")) {
-      number(cursor, q.cursor, "cursor");
+    if (const auto timeout = req.query_seconds("timeout", options_.max_timeout)) q.timeout = *timeout;
+    if (const auto cursor = req.query_number<std::uint64_t>("cursor")) {
+      q.cursor = *cursor;
     } else if (const auto tagged = cursor_from_tags(req.header("If-None-Match"))) {
       q.cursor = *tagged;
       q.conditional = true;
