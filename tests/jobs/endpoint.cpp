@@ -157,6 +157,7 @@ TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs]
     const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 5})");
     CHECK(r.status == 200);
     CHECK(nlohmann::json::parse(r.body)["result"] == 5);
+    CHECK(s.work.stats().succeeded == 1);
     // A wait past what milliseconds can count is capped at max_wait (it was converted first: undefined behaviour).
     for (const char* wait : {"1e308", "inf"}) {
       CHECK(s.request("POST", std::string("/jobs?wait=") + wait, R"({"kind": "echo", "value": 6})").status == 200);
@@ -167,11 +168,13 @@ TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs]
     CHECK(r.status == 202);
     CHECK(nlohmann::json::parse(r.body)["status"] != "succeeded");
     CHECK(s.request("GET", r.header("Location") + "/result").status == 303);
+    CHECK(s.work.stats().unfinished == 1);
   }
   SECTION("a failing job: 200 with the error") {
     const auto j = nlohmann::json::parse(s.request("POST", "/jobs?wait=10", R"({"kind": "fail"})").body);
     CHECK(j["status"] == "failed");
     CHECK(j["error"] == "boom");
+    CHECK(s.work.stats().failed == 1);
   }
   SECTION("bad submissions") {
     CHECK(s.request("POST", "/jobs", R"({"kind": "nope"})").status == 400);
@@ -222,11 +225,17 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
     const auto r = s.request("POST", "/jobs", R"({"kind": "echo"})");
     CHECK(r.status == 503);
     CHECK(r.header("Retry-After") == "1");
+    const jobs::endpoint_stats stats = s.work.stats();
+    CHECK(stats.submitted == 2);
+    CHECK(stats.refused_full == 1);
+    CHECK(stats.stored == 2);
+    CHECK(stats.unfinished == 2);
   }
   SECTION("store, when every stored job is unfinished") {
     job_server s({.max_jobs = 1});
     CHECK(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
+    CHECK(s.work.stats().refused_full == 1);
   }
 }
 
@@ -253,6 +262,10 @@ TEST_CASE("a client's unfinished jobs are limited: 429, and other clients still 
     s.wake_blocked();
     CHECK(s.await_status(running.header("Location"), "cancelled")["status"] == "cancelled");
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 6})").status == 202);
+    const jobs::endpoint_stats stats = s.work.stats();
+    CHECK(stats.refused_client == 2);
+    CHECK(stats.submitted == 5);
+    CHECK(stats.cancelled == 2);
   }
   SECTION("an Idempotency-Key retry of an unfinished job is answered, not refused") {
     job_server s({.max_unfinished_per_client = 1});

@@ -93,6 +93,18 @@ struct endpoint_options {
   std::string base_path = "/jobs";
 };
 
+/// The job endpoint's counters (`endpoint::stats`).
+struct endpoint_stats {
+  std::size_t stored = 0;           ///< Jobs in the store now, unfinished and finished.
+  std::size_t unfinished = 0;       ///< Of those, queued or running.
+  std::uint64_t submitted = 0;      ///< Jobs accepted (202 or 200); retries answered by `Idempotency-Key` excluded.
+  std::uint64_t succeeded = 0;      ///< Jobs finished with a result.
+  std::uint64_t failed = 0;         ///< Jobs whose function threw.
+  std::uint64_t cancelled = 0;      ///< Jobs cancelled (`DELETE`), queued or running.
+  std::uint64_t refused_client = 0; ///< Submissions refused with 429 (`max_unfinished_per_client`).
+  std::uint64_t refused_full = 0;   ///< Submissions refused with 503 (`max_jobs`, or the pool's queue full).
+};
+
 namespace detail {
 
 struct job_record {
@@ -125,6 +137,13 @@ class job_state : public std::enable_shared_from_this<job_state> {
   }
 
   const endpoint_options& options() const noexcept { return options_; }
+
+  endpoint_stats stats() {
+    const std::lock_guard lock(mutex_);
+    endpoint_stats s = stats_;
+    s.stored = jobs_.size();
+    return s;
+  }
 
   bool contains(std::string_view id) { return find(id) != nullptr; }
 
@@ -218,12 +237,16 @@ class job_state : public std::enable_shared_from_this<job_state> {
       expire_locked(true);
       if (jobs_.size() >= options_.max_jobs) {  // every stored job is unfinished
         refused = error::too_many_jobs;
+        ++stats_.refused_full;
         return nullptr;
       }
       if (!unfinished_per_client_.try_add(client, options_.max_unfinished_per_client)) {
         refused = error::too_many_for_client;
+        ++stats_.refused_client;
         return nullptr;
       }
+      ++stats_.submitted;
+      ++stats_.unfinished;
       do {
         job->id = new_id();
       } while (jobs_.contains(job->id));
@@ -239,6 +262,9 @@ class job_state : public std::enable_shared_from_this<job_state> {
       jobs_.erase(job->id);
       if (!key.empty()) by_key_.erase(key);
       unfinished_per_client_.remove(job->client);
+      --stats_.submitted;
+      --stats_.unfinished;
+      ++stats_.refused_full;
       refused = error::pool_full;
       return nullptr;
     }
@@ -296,6 +322,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
     job->error = std::move(error);
     job->finished_at = std::chrono::steady_clock::now();
     unfinished_per_client_.remove(job->client);
+    --stats_.unfinished;
+    ++(status == job_status::succeeded ? stats_.succeeded
+       : status == job_status::failed  ? stats_.failed
+                                        : stats_.cancelled);
     finished_.push_back(job->id);
     auto waiters = std::move(job->waiters);
     lock.unlock();
@@ -402,6 +432,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
   std::unordered_map<std::string, std::string> by_key_;
   std::deque<std::string> finished_;  // ids in the order they finished, for retention
   switchboard::detail::per_key_count<std::string> unfinished_per_client_;  // queued and running jobs per client
+  endpoint_stats stats_;  // the counters (`stored` is filled in by `stats()`)
 };
 
 }  // namespace detail
@@ -424,6 +455,9 @@ class endpoint {
   /// that serve a job's topic beside the endpoint's own (a long poll, an event stream), so that they answer 404 for
   /// an id that is not a job instead of waiting for news that never comes.
   bool contains(std::string_view id) const { return state_->contains(id); }
+
+  /// The counters (a consistent snapshot). Any thread.
+  endpoint_stats stats() const { return state_->stats(); }
 
  private:
   friend void add_routes(http::router& routes, const endpoint& jobs);
