@@ -430,6 +430,48 @@ TEST_CASE("ws session: a pong waiting for a blocked write is replaced by the nex
   CHECK(last_pong == "p" + std::to_string(pings));
 }
 
+// A message must arrive whole within `message_timeout` of its first byte: a peer that sends part of one and
+// trickles the rest is cut, trickling or not, with pings on or off; a message that arrives in parts in time is
+// taken.
+TEST_CASE("ws session: a message that arrives too slowly is cut at the message timeout", "[ws][session]") {
+  for (const auto ping_interval : {0ms, 10'000ms}) {
+    INFO("ping_interval " << ping_interval.count() << " ms");
+    test_server s;
+    std::promise<ws::close_info> closed;
+    std::promise<std::string> received;
+    add_watched_route(s.routes(), "/slow", {.session = {.ping_interval = ping_interval, .message_timeout = 1000ms}},
+                      closed, [&received](ws::session& session) {
+                        session.on_message([&received](ws::message&& m) { received.set_value(std::move(m.data)); });
+                      });
+    s.start();
+    raw_client c(s.port());
+    open_websocket(c, "/slow");
+    ws_peer peer(c);
+
+    // In two parts, well within the timeout: taken.
+    const std::string whole = peer.encode(ws::opcode::text, std::string(100, 'w'));
+    c.send(whole.substr(0, 50));
+    c.send(whole.substr(50));
+    auto got = received.get_future();
+    REQUIRE(got.wait_for(10s) == std::future_status::ready);
+    CHECK(got.get() == std::string(100, 'w'));
+
+    // Most of a message, then a byte now and then (more often than any timeout): cut.
+    const std::string slow = peer.encode(ws::opcode::binary, std::string(100'000, 's'));
+    c.send(slow.substr(0, 90'000));
+    auto end = closed.get_future();
+    std::size_t sent = 90'000;
+    while (end.wait_for(100ms) != std::future_status::ready && sent < slow.size()) {
+      if (!c.try_send(slow.substr(sent++, 1))) break;
+    }
+    REQUIRE(end.wait_for(10s) == std::future_status::ready);
+    const ws::close_info info = end.get();
+    CHECK(info.code == ws::close_code::abnormal);
+    CHECK(info.reason == "message timeout");
+    CHECK(sent < slow.size());  // cut before the message was whole
+  }
+}
+
 // Keep-alive: after `ping_interval` of silence the server pings; a pong keeps the connection (the next thing the
 // peer sees is the next ping, not the end of the stream); a ping left unanswered for `pong_timeout` ends it.
 TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not answer is cut", "[ws][session]") {

@@ -5,7 +5,8 @@
 //  - Receiving: whole messages, to a callback (`on_message`) on the session's executor. Pings are answered
 //    automatically; a keep-alive ping goes out after `ping_interval` of silence and the connection is closed if
 //    nothing comes back within `pong_timeout` (timed by a clock the sessions of an event loop share, so up to a
-//    quarter of the timeout late: core/detail/tick_clock.hpp).
+//    quarter of the timeout late: core/detail/tick_clock.hpp). A message must arrive whole within
+//    `message_timeout` of its first byte (the same clock), so that a peer cannot hold a large partial message.
 //  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
 //    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
 //    policy, when there is room. The writer gathers everything queued into one write.
@@ -82,6 +83,10 @@ struct session_options {
   std::chrono::milliseconds close_timeout{5'000};
   /// The longest wait for the peer to take more bytes; then the connection is closed.
   std::chrono::milliseconds write_timeout{30'000};
+  /// The longest a message (or a control frame) may take to arrive, from its first byte to its last; then the
+  /// connection is closed. Without it a peer could send most of a large message and trickle the rest, holding up
+  /// to the message limit (`limits`) for as long as it trickles: any byte answers a keep-alive ping. 0: none.
+  std::chrono::milliseconds message_timeout{60'000};
   /// Compression level for permessage-deflate, when the handshake agreed it.
   int compression_level = 6;
 };
@@ -190,7 +195,8 @@ class session : public std::enable_shared_from_this<session> {
 
   session(asio::any_io_executor executor, const session_options& options, std::string subprotocol, role r,
           std::optional<deflate_params> deflate = std::nullopt)
-      : timeouts_{options.ping_interval, options.pong_timeout, options.close_timeout, options.write_timeout},
+      : timeouts_{options.ping_interval, options.pong_timeout, options.close_timeout, options.write_timeout,
+                  options.message_timeout},
         queue_(std::move(executor), options.send_queue), subprotocol_(std::move(subprotocol)), role_(r),
         deflate_(std::move(deflate)) {}
 
@@ -226,7 +232,7 @@ class session : public std::enable_shared_from_this<session> {
 
   // The options a session reads after it started (the limits and the queue's went to the parser and the queue).
   struct timeouts {
-    std::chrono::milliseconds ping_interval, pong_timeout, close_timeout, write_timeout;
+    std::chrono::milliseconds ping_interval, pong_timeout, close_timeout, write_timeout, message_timeout;
   };
 
   timeouts timeouts_;
@@ -284,8 +290,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
     quiet_since_ = switchboard::detail::coarse_now();
     if (timeouts_.ping_interval.count() > 0) {
       tick_clock::of(get_executor())
-          .join(*this, get_executor(), quiet_since_ + timeouts_.ping_interval,
-                std::min(timeouts_.ping_interval, timeouts_.pong_timeout));
+          .join(*this, get_executor(), quiet_since_ + timeouts_.ping_interval, shortest_timeout());
     }
     pump_writes();
     if (in_size_ > 0) {
@@ -363,6 +368,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
       switch (r.event) {
         case parse_event::need_more:
           keep_unparsed(bytes, pos, owned);
+          time_partial_message();
           return read();
         case parse_event::data:
           if (state_ == state::open) {
@@ -607,12 +613,52 @@ class session_impl final : public session, private switchboard::detail::tick_clo
     finish(closing_->outcome());
   }
 
-  // Keep-alive: called by the clock of the session's context (core/detail/tick_clock.hpp) when it is due.
+  // Keep-alive and `message_timeout`: called by the clock of the session's context (core/detail/tick_clock.hpp)
+  // when it is due.
   using tick_clock = switchboard::detail::tick_clock;
   tick_clock::time_point tick(tick_clock::time_point now) override {
-    if (on_own_thread()) return check_keepalive(now);
-    asio::dispatch(get_executor(), [self = self()] { self->check_keepalive(std::chrono::steady_clock::now()); });
+    if (on_own_thread()) return check_deadlines(now);
+    asio::dispatch(get_executor(), [self = self()] { self->check_deadlines(std::chrono::steady_clock::now()); });
     return now;  // the next tick looks again
+  }
+
+  // What the clock's period follows: the shortest of the timeouts it keeps for this session.
+  std::chrono::milliseconds shortest_timeout() const noexcept {
+    std::chrono::milliseconds shortest = std::chrono::milliseconds::max();
+    if (timeouts_.ping_interval.count() > 0) shortest = std::min(timeouts_.ping_interval, timeouts_.pong_timeout);
+    if (timeouts_.message_timeout.count() > 0) shortest = std::min(shortest, timeouts_.message_timeout);
+    return shortest;
+  }
+
+  // After a read that left part of a message (or of a frame) unreceived: from then on it must be whole within
+  // `message_timeout`. The session is on its context's clock for that while a message is partial (it stays there
+  // anyway when it pings). Messages that arrive in one read cost a comparison here.
+  void time_partial_message() {
+    if (timeouts_.message_timeout.count() <= 0) return;
+    const bool partial = in_size_ > 0 || !current_.empty();
+    if (partial == receiving_partial_) return;
+    receiving_partial_ = partial;
+    if (!partial) {
+      if (timeouts_.ping_interval.count() <= 0) tick_clock::leave(*this);  // nothing else to time
+      return;
+    }
+    partial_since_ = switchboard::detail::coarse_now();
+    const tick_clock::time_point deadline = partial_since_ + timeouts_.message_timeout;
+    if (timeouts_.ping_interval.count() > 0) tick_clock::advance(*this, deadline);
+    else tick_clock::of(get_executor()).join(*this, get_executor(), deadline, shortest_timeout());
+  }
+
+  // The deadlines the clock keeps: a message arriving too slowly, then keep-alive. Returns when to look again.
+  tick_clock::time_point check_deadlines(tick_clock::time_point now) {
+    if (state_ != state::open) return tick_clock::time_point::max();
+    if (receiving_partial_ && now - partial_since_ >= timeouts_.message_timeout) {
+      finish({close_code::abnormal, "message timeout", false});
+      return tick_clock::time_point::max();
+    }
+    const tick_clock::time_point keepalive =
+        timeouts_.ping_interval.count() > 0 ? check_keepalive(now) : tick_clock::time_point::max();
+    if (!receiving_partial_ || state_ != state::open) return keepalive;
+    return std::min(keepalive, partial_since_ + timeouts_.message_timeout);
   }
 
   std::shared_ptr<tick_clock::member> tick_ref() noexcept override {
@@ -679,6 +725,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   // The start of the silence that keep-alive times: when the peer was last heard from (coarse_clock.hpp), or, while
   // awaiting a pong, when the ping went out.
   std::chrono::steady_clock::time_point quiet_since_;
+  std::chrono::steady_clock::time_point partial_since_;  // when the message that is partial began to arrive
   bool queue_finished_ = false;  // the send queue is closed and empty
   bool write_timer_armed_ = false;
   bool writing_ = false;
@@ -686,6 +733,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   bool close_sent_ = false;
   bool peer_closed_ = false;
   bool awaiting_pong_ = false;
+  bool receiving_partial_ = false;  // part of a message (or of a frame) has arrived, not all of it
 };
 
 }  // namespace detail

@@ -85,6 +85,15 @@ class tick_clock final : public asio::execution_context::service {
     if (!armed_) arm();
   }
 
+  /// Makes `m` due at `due` if that is earlier than when it is due now; nothing if it has not joined a clock.
+  static void advance(member& m, time_point due) noexcept {
+    tick_clock* clock = m.clock_;
+    if (clock == nullptr) return;
+    const std::lock_guard lock(clock->mutex_);
+    time_point& current = clock->members_[m.index_].due;
+    current = std::min(current, due);
+  }
+
   /// Removes `m` from the clock it joined, if any. The clock stops when its last member leaves (so that a context
   /// with nothing else to do returns from `run`).
   static void leave(member& m) noexcept {
