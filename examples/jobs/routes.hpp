@@ -5,6 +5,7 @@
 //   examples::jobs::service jobs(rt, routes);
 #pragma once
 
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/core/runtime.hpp>
 #include <switchboard/http/router.hpp>
 #include <switchboard/jobs/endpoint.hpp>
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace examples::jobs {
 
@@ -117,6 +119,11 @@ class service {
       std::from_chars(last.data(), last.data() + last.size(), from);
       return job_events(broker_, jobs_.topic(req.param("id")), from);
     });
+  }
+
+ /// The job endpoint's counters in `registry` (`jobs::endpoint::export_metrics`), while the handles live.
+  std::vector<sb::metric_callback> export_metrics(sb::metrics_registry& registry) const {
+    return jobs_.export_metrics(registry);
   }
 
  private:

@@ -266,6 +266,13 @@ TEST_CASE("a client's unfinished jobs are limited: 429, and other clients still 
     CHECK(stats.refused_client == 2);
     CHECK(stats.submitted == 5);
     CHECK(stats.cancelled == 2);
+    metrics_registry registry;
+    const auto handles = s.work.export_metrics(registry, "work");
+    std::string text_format;
+    registry.expose(text_format);
+    CHECK(text_format.find("switchboard_jobs_refused_client_total{endpoint=\"work\"} 2\n") != std::string::npos);
+    CHECK(text_format.find("switchboard_jobs_submitted_total{endpoint=\"work\"} 5\n") != std::string::npos);
+    CHECK(text_format.find("switchboard_jobs_cancelled_total{endpoint=\"work\"} 2\n") != std::string::npos);
   }
   SECTION("an Idempotency-Key retry of an unfinished job is answered, not refused") {
     job_server s({.max_unfinished_per_client = 1});

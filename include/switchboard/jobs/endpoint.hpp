@@ -24,6 +24,7 @@
 #pragma once
 
 #include <switchboard/core/detail/per_key_count.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/http/client_key.hpp>
 #include <switchboard/http/handler.hpp>
 #include <switchboard/http/request.hpp>
@@ -458,6 +459,33 @@ class endpoint {
 
   /// The counters (a consistent snapshot). Any thread.
   endpoint_stats stats() const { return state_->stats(); }
+
+  /// Exposes `stats()` in `registry`, labelled `endpoint="<name>"`, for as long as the returned handles live: the
+  /// gauges `switchboard_jobs_stored` and `switchboard_jobs_unfinished`, and the counters
+  /// `switchboard_jobs_submitted_total`, `..._succeeded_total`, `..._failed_total`, `..._cancelled_total`,
+  /// `..._refused_client_total` (429) and `..._refused_full_total` (503).
+  std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name = "jobs") const {
+    std::vector<metric_callback> out;
+    const std::vector<metric_label> labels{{"endpoint", name}};
+    const auto state = state_;
+    const auto gauge = [&](const char* metric, const char* help, std::size_t endpoint_stats::*field) {
+      out.push_back(registry.gauge_callback(metric, help, labels, [state, field] { return double(state->stats().*field); }));
+    };
+    const auto counter = [&](const char* metric, const char* help, std::uint64_t endpoint_stats::*field) {
+      out.push_back(registry.counter_callback(metric, help, labels, [state, field] { return state->stats().*field; }));
+    };
+    gauge("switchboard_jobs_stored", "Jobs stored, unfinished and finished.", &endpoint_stats::stored);
+    gauge("switchboard_jobs_unfinished", "Jobs queued or running.", &endpoint_stats::unfinished);
+    counter("switchboard_jobs_submitted_total", "Jobs accepted.", &endpoint_stats::submitted);
+    counter("switchboard_jobs_succeeded_total", "Jobs finished with a result.", &endpoint_stats::succeeded);
+    counter("switchboard_jobs_failed_total", "Jobs whose function failed.", &endpoint_stats::failed);
+    counter("switchboard_jobs_cancelled_total", "Jobs cancelled.", &endpoint_stats::cancelled);
+    counter("switchboard_jobs_refused_client_total", "Submissions refused at max_unfinished_per_client (429).",
+            &endpoint_stats::refused_client);
+    counter("switchboard_jobs_refused_full_total", "Submissions refused by a full store or pool (503).",
+            &endpoint_stats::refused_full);
+    return out;
+  }
 
  private:
   friend void add_routes(http::router& routes, const endpoint& jobs);
