@@ -51,6 +51,8 @@ TEST_CASE("request: query parameters as durations in seconds, capped before they
   // Past the range of the milliseconds' integer: capped, not converted (which would be undefined behaviour).
   CHECK(req.query_seconds("long", 30s) == 30s);
   CHECK(req.query_seconds("inf", 30s) == 30s);
+  // Even when the cap is the largest duration there is (a cast of it from double would be out of range).
+  CHECK(req.query_seconds("inf", std::chrono::milliseconds::max()) == std::chrono::milliseconds::max());
   CHECK(req.query_seconds("zero", 30s) == 0ms);
   CHECK_FALSE(req.query_seconds("absent", 30s));
   CHECK(refusal([&] { (void)req.query_seconds("neg", 30s); }) == "query parameter 'neg' is not a valid non-negative number");

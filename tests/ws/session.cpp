@@ -12,10 +12,13 @@
 
 #include <asio/post.hpp>
 
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string_view>
+#include <vector>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -431,35 +434,49 @@ TEST_CASE("ws session: a pong waiting for a blocked write is replaced by the nex
 }
 
 // A message must arrive whole within `message_timeout` of its first byte: a peer that sends part of one and
-// trickles the rest is cut, trickling or not, with pings on or off; a message that arrives in parts in time is
-// taken.
+// trickles the rest is cut, trickling or not, with pings on or off. Messages that arrive in parts in time are taken,
+// also back to back for longer than the timeout with every write ending inside one (each is timed on its own).
 TEST_CASE("ws session: a message that arrives too slowly is cut at the message timeout", "[ws][session]") {
   for (const auto ping_interval : {0ms, 10'000ms}) {
     INFO("ping_interval " << ping_interval.count() << " ms");
     test_server s;
     std::promise<ws::close_info> closed;
-    std::promise<std::string> received;
+    std::mutex received_mutex;
+    std::condition_variable received_changed;
+    std::vector<std::size_t> received;  // sizes of the messages taken
     add_watched_route(s.routes(), "/slow", {.session = {.ping_interval = ping_interval, .message_timeout = 1000ms}},
-                      closed, [&received](ws::session& session) {
-                        session.on_message([&received](ws::message&& m) { received.set_value(std::move(m.data)); });
+                      closed, [&](ws::session& session) {
+                        session.on_message([&](ws::message&& m) {
+                          {
+                            const std::lock_guard lock(received_mutex);
+                            received.push_back(m.data.size());
+                          }
+                          received_changed.notify_all();
+                        });
                       });
     s.start();
     raw_client c(s.port());
     open_websocket(c, "/slow");
     ws_peer peer(c);
+    const auto wait_received = [&](std::size_t count) {
+      std::unique_lock lock(received_mutex);
+      return received_changed.wait_for(lock, 10s, [&] { return received.size() >= count; });
+    };
 
-    // In two parts, well within the timeout: taken.
-    const std::string whole = peer.encode(ws::opcode::text, std::string(100, 'w'));
-    c.send(whole.substr(0, 50));
-    c.send(whole.substr(50));
-    auto got = received.get_future();
-    REQUIRE(got.wait_for(10s) == std::future_status::ready);
-    CHECK(got.get() == std::string(100, 'w'));
+    // 30 messages of 1,000 bytes in writes of 700 bytes, one every 50 ms: about 2 s, twice the timeout.
+    std::string stream;
+    for (int i = 0; i < 30; ++i) stream += peer.encode(ws::opcode::binary, std::string(1000, 'b'));
+    auto end = closed.get_future();
+    for (std::size_t at = 0; at < stream.size(); at += 700) {
+      c.send(stream.substr(at, 700));
+      REQUIRE(end.wait_for(50ms) == std::future_status::timeout);  // (paces the writes) not cut
+    }
+    REQUIRE(wait_received(30));
+    CHECK(received == std::vector<std::size_t>(30, 1000));
 
     // Most of a message, then a byte now and then (more often than any timeout): cut.
     const std::string slow = peer.encode(ws::opcode::binary, std::string(100'000, 's'));
     c.send(slow.substr(0, 90'000));
-    auto end = closed.get_future();
     std::size_t sent = 90'000;
     while (end.wait_for(100ms) != std::future_status::ready && sent < slow.size()) {
       if (!c.try_send(slow.substr(sent++, 1))) break;

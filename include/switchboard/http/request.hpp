@@ -147,8 +147,9 @@ class request {
   std::optional<std::chrono::milliseconds> query_seconds(std::string_view name, std::chrono::milliseconds max) const {
     const auto seconds = query_number<double>(name);
     if (!seconds) return std::nullopt;
-    const double capped = std::min(*seconds * 1000.0, double(max.count()));
-    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(capped));
+    const double milliseconds = *seconds * 1000.0;
+    if (!(milliseconds < double(max.count()))) return max;  // so that the cast below is always in range
+    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(milliseconds));
   }
 
   /// Reads the next piece of a streamed body (routes registered with `stream_body`). Completion signature:

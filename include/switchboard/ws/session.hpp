@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace switchboard::ws {
@@ -362,13 +363,16 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   // copied into the session's buffer before anything else may use the scratch buffer.
   void on_bytes(std::span<char> bytes, bool owned) {
     std::size_t pos = 0;
+    bool arrived = false;  // a message (or a control frame outside one) arrived whole in these bytes
     while (state_ != state::closed) {
       const parse_result r = parser_.parse(bytes.subspan(pos));
       pos += r.consumed;
+      const bool control = r.event == parse_event::ping || r.event == parse_event::pong;
+      arrived = arrived || (r.event == parse_event::data && r.message_end) || (control && current_.empty());
       switch (r.event) {
         case parse_event::need_more:
           keep_unparsed(bytes, pos, owned);
-          time_partial_message();
+          time_partial_message(arrived);
           return read();
         case parse_event::data:
           if (state_ == state::open) {
@@ -452,8 +456,8 @@ class session_impl final : public session, private switchboard::detail::tick_clo
     if (close_sent_) return;
     char frame[max_control_frame];
     shared_bytes bytes = shared_bytes::copy(std::string_view(frame, writer_.write_frame(frame, op, payload)));
-    const auto waiting_pong = std::ranges::find_if(control_, is_pong);
-    if (op == opcode::pong && waiting_pong != control_.end()) *waiting_pong = std::move(bytes);
+    const auto waiting_pong = op == opcode::pong ? std::ranges::find_if(control_, is_pong) : control_.end();
+    if (waiting_pong != control_.end()) *waiting_pong = std::move(bytes);
     else control_.push_back(std::move(bytes));
     pump_writes();
   }
@@ -631,19 +635,24 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   }
 
   // After a read that left part of a message (or of a frame) unreceived: from then on it must be whole within
-  // `message_timeout`. The session is on its context's clock for that while a message is partial (it stays there
-  // anyway when it pings). Messages that arrive in one read cost a comparison here.
-  void time_partial_message() {
+  // `message_timeout`. `arrived`: a message ended in that read, so what is partial now is the next one, timed
+  // afresh (a peer streaming large messages back to back, every read ending inside one, is never cut). The session
+  // is on its context's clock while a message is partial (it stays there anyway when it pings). Messages that
+  // arrive in one read cost a comparison here.
+  void time_partial_message(bool arrived) {
     if (timeouts_.message_timeout.count() <= 0) return;
     const bool partial = in_size_ > 0 || !current_.empty();
-    if (partial == receiving_partial_) return;
-    receiving_partial_ = partial;
     if (!partial) {
-      if (timeouts_.ping_interval.count() <= 0) tick_clock::leave(*this);  // nothing else to time
+      if (std::exchange(receiving_partial_, false) && timeouts_.ping_interval.count() <= 0) {
+        tick_clock::leave(*this);  // nothing else to time
+      }
       return;
     }
+    if (receiving_partial_ && !arrived) return;  // the same message, still arriving
+    receiving_partial_ = true;
     partial_since_ = switchboard::detail::coarse_now();
     const tick_clock::time_point deadline = partial_since_ + timeouts_.message_timeout;
+    // Already on the clock: due at the latest by the earlier deadline, when `check_deadlines` answers with this one.
     if (timeouts_.ping_interval.count() > 0) tick_clock::advance(*this, deadline);
     else tick_clock::of(get_executor()).join(*this, get_executor(), deadline, shortest_timeout());
   }
