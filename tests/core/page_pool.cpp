@@ -57,6 +57,26 @@ TEST_CASE("page_pool: released units keep their pages until a trim finds them un
   CHECK(pool.hot() == 0);
 }
 
+TEST_CASE("page_pool: a discarded unit gives its pages back at once and is reused after the hot ones",
+          "[core][page_pool]") {
+  page_pool pool(4096);
+  void* kept = pool.acquire();
+  void* dropped = pool.acquire();
+  std::memset(kept, 'k', 4096);
+  std::memset(dropped, 'd', 4096);
+  pool.release(kept);
+  pool.discard(dropped);
+  CHECK(pool.hot() == 1);  // only the released one keeps its pages
+  CHECK(pool.acquire() == kept);
+  void* next = pool.acquire();
+  CHECK(next == dropped);
+#if SWITCHBOARD_HAS_MMAP
+  CHECK(static_cast<char*>(next)[100] == 0);
+#endif
+  pool.release(kept);
+  pool.release(next);
+}
+
 TEST_CASE("page_pool: a unit size of zero is a configuration error", "[core][page_pool]") {
   CHECK_THROWS_AS(page_pool(0), std::invalid_argument);
 }

@@ -25,6 +25,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <switchboard/core/detail/reuse_stack.hpp>
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #include <unistd.h>
@@ -45,7 +47,7 @@ class page_pool {
 #if SWITCHBOARD_HAS_MMAP
     for (void* slab : slabs_) ::munmap(slab, slab_bytes());
 #else
-    for (void* unit : hot_) ::operator delete(unit, std::align_val_t{alignment});
+    for (void* unit : hot_.items()) ::operator delete(unit, std::align_val_t{alignment});
 #endif
   }
 
@@ -54,11 +56,7 @@ class page_pool {
 
   /// A unit, aligned to a page: the most recently released one first. Throws std::bad_alloc when no memory is left.
   void* acquire() {
-    if (!hot_.empty()) {
-      void* unit = pop(hot_);
-      low_water_ = std::min(low_water_, hot_.size());
-      return unit;
-    }
+    if (!hot_.empty()) return hot_.pop();
 #if SWITCHBOARD_HAS_MMAP
     if (cold_.empty()) map_slab();
     return pop(cold_);
@@ -70,24 +68,25 @@ class page_pool {
 
   /// Gives a unit back. Its content is lost (it keeps its pages until a `trim` finds it unused).
   void release(void* unit) noexcept {
-    hot_.push_back(unit);  // within the capacity reserved when the unit was made
+    hot_.push(unit);  // within the capacity reserved when the unit was made
   }
 
   /// Hands back the pages of the units that stayed released since the previous call: the oldest of the hot units,
   /// as many as the fewest there were since then.
   void trim() noexcept {
-    const std::size_t unused = std::min(low_water_, hot_.size());
-    for (std::size_t i = 0; i < unused; ++i) {
+    hot_.trim([this](void* unit) { discard(unit); });
+  }
+
+  /// Gives a unit back and its pages to the system at once: for an owner that knows it went unused for a whole
+  /// interval already (it kept its own released objects in the unit, see reuse_stack).
+  void discard(void* unit) noexcept {
 #if SWITCHBOARD_HAS_MMAP
-      ::madvise(hot_[i], unit_size_, MADV_DONTNEED);  // the pages go back to the system; the range stays mapped
-      cold_.push_back(hot_[i]);                        // within the capacity reserved by map_slab
+    ::madvise(unit, unit_size_, MADV_DONTNEED);  // the pages go back to the system; the range stays mapped
+    cold_.push_back(unit);                        // within the capacity reserved by map_slab
 #else
-      ::operator delete(hot_[i], std::align_val_t{alignment});
-      --allocated_;
+    ::operator delete(unit, std::align_val_t{alignment});
+    --allocated_;
 #endif
-    }
-    hot_.erase(hot_.begin(), hot_.begin() + static_cast<std::ptrdiff_t>(unused));
-    low_water_ = hot_.size();
   }
 
   /// Released units that still hold their pages (for tests).
@@ -114,7 +113,8 @@ class page_pool {
   std::size_t slab_bytes() const noexcept { return units_per_slab() * unit_size_; }
 
   // Grows geometrically: a list grown one slab at a time would leave a trail of freed buffers in the heap.
-  static void reserve_room(std::vector<void*>& list, std::size_t wanted) {
+  template <class List>
+  static void reserve_room(List& list, std::size_t wanted) {
     if (wanted > list.capacity()) list.reserve(std::max(wanted, 2 * list.capacity()));
   }
 
@@ -145,8 +145,7 @@ class page_pool {
   std::size_t allocated_ = 0;  // units made and not freed
 #endif
   std::size_t unit_size_;
-  std::vector<void*> hot_;     // released units that kept their pages, oldest first
-  std::size_t low_water_ = 0;  // the fewest hot units since the last trim
+  reuse_stack<void*> hot_;  // released units that kept their pages
 };
 
 }  // namespace switchboard::detail

@@ -8,6 +8,7 @@
 #include <switchboard/core/detail/arena.hpp>
 #include <switchboard/core/detail/coarse_clock.hpp>
 #include <switchboard/core/detail/page_pool.hpp>
+#include <switchboard/core/detail/reuse_stack.hpp>
 #include <switchboard/core/detail/per_key_count.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/http/date.hpp>
@@ -155,11 +156,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   bool draining() const noexcept { return draining_; }
 
   exchange_ptr acquire_exchange() {
-    if (!free_exchanges_.empty()) {
-      auto e = std::move(free_exchanges_.back());
-      free_exchanges_.pop_back();
-      return e;
-    }
+    if (!free_exchanges_.empty()) return free_exchanges_.pop();
     void* unit = exchange_pages_.acquire();
     auto* bytes = static_cast<char*>(unit);
     try {
@@ -176,7 +173,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     e->in.release();
     e->reset_request();
     e->out.clear();
-    if (free_exchanges_.size() < max_free_exchanges) free_exchanges_.push_back(std::move(e));
+    free_exchanges_.push(std::move(e));
   }
 
   void start() { tick(); }
@@ -284,10 +281,6 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   }
 
  private:
-  // Exchanges kept constructed for reuse (with their strings' capacity); beyond these, an exchange released by a
-  // connection going idle is destroyed, and its pages go back to the system at the next tick of the clock that
-  // finds it still unused (page_pool::trim).
-  static constexpr std::size_t max_free_exchanges = 256;
   // An exchange's unit: the exchange, its arena (the output queue's pieces, and the text of typical responses:
   // heads and small bodies), then its read buffer (about 6 KiB: a whole browser request header fits, and a small
   // request touches only the first page).
@@ -333,7 +326,15 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       c->check_deadline(now);
       c = next;
     }
-    exchange_pages_.trim();  // pages of exchanges unused since the last tick go back to the system
+    // Released exchanges stay constructed (with their strings' capacity) for as long as the load reuses them: a
+    // thousand long polls answered at once take a thousand, and park again. One unused since the last tick is
+    // destroyed and its pages go back to the system.
+    free_exchanges_.trim([this](exchange_ptr e) {
+      exchange* unused = e.release();
+      unused->~exchange();
+      exchange_pages_.discard(unused);
+    });
+    exchange_pages_.trim();  // units released otherwise: an exchange destroyed with its connection
     ticker_.expires_after(tick_period());
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
@@ -350,7 +351,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   asio::steady_timer ticker_;
   asio::steady_timer drain_timer_;
   switchboard::detail::page_pool exchange_pages_;  // declared before free_exchanges_, which it outlives
-  std::vector<exchange_ptr> free_exchanges_;
+  switchboard::detail::reuse_stack<exchange_ptr> free_exchanges_;
   connection_base* head_ = nullptr;
   std::size_t count_ = 0;
   bool paused_ = false;
