@@ -112,7 +112,12 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   void cut() override { close(true); }
 
  private:
+  /// Room for a read: 16 KiB, as Redis reads; a client whose reads fill it (a publisher streaming commands) gets
+  /// up to `busy_read_chunk`, so that one turn runs a larger burst and its subscribers get it in fewer, larger
+  /// writes. Measured (fan-out to 10 RESP subscribers, benchmarks/load/pubsub.sh, 2026-11-30): 0.098 -> 0.078 us
+  /// of broker CPU per delivery; to 1 subscriber, 0.47 -> 0.41.
   static constexpr std::size_t read_chunk = 16 * 1024;
+  static constexpr std::size_t busy_read_chunk = 64 * 1024;
   static constexpr std::size_t max_idle_buffer = 1024 * 1024;
   /// Above this many bytes of unsent output, commands are not read (a client that pipelines without reading
   /// replies is slowed down instead of growing our buffers).
@@ -140,8 +145,9 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     }
     // A buffer grown for one large command is not kept once it is consumed; none grows past the limit and a read.
     if (in_end_ == 0 && in_.size() > max_idle_buffer) std::vector<char>().swap(in_);
-    if (in_.size() - in_end_ < read_chunk / 2) {
-      in_.resize(std::min(std::max(in_.size() * 2, in_end_ + read_chunk), limit + read_chunk));
+    const std::size_t chunk = maybe_more_ ? busy_read_chunk : read_chunk;
+    if (in_.size() - in_end_ < chunk / 2) {
+      in_.resize(std::min(std::max(in_.size() * 2, in_end_ + chunk), limit + chunk));
     }
     reading_ = true;
     const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
