@@ -323,6 +323,26 @@ TEST_CASE("resp_server: inline commands and protocol errors", "[pubsub][resp_ser
     for (int i = 0; i < 20000; ++i) REQUIRE(next(c) == "$5\r\nhello\r\n");
   }
 
+  SECTION("a command larger than a read, after smaller ones in the same reads") {
+    // Reads go to the thread's scratch buffer (64 KiB) while no command is unfinished; an unfinished one moves to
+    // the client's own buffer, which later reads extend. Payload bytes vary so that a misplaced piece shows.
+    redis_client subscriber(ctx, fe.port());
+    CHECK(call(subscriber, {"SUBSCRIBE", "big"}) == "*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n");
+    redis_client c(ctx, fe.port());
+    std::string payload(300 * 1024, ' ');
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i * 7 % 26);
+    std::string all;
+    for (int i = 0; i < 1000; ++i) resp::encoder(all).command({"ECHO", "before"});
+    resp::encoder(all).command({"PUBLISH", "big", payload});
+    resp::encoder(all).command({"ECHO", "after"});
+    c.write(all);
+    for (int i = 0; i < 1000; ++i) REQUIRE(next(c) == "$6\r\nbefore\r\n");
+    CHECK(next(c) == ":1\r\n");
+    CHECK(next(c) == "$5\r\nafter\r\n");
+    CHECK(next(subscriber) == "*3\r\n$7\r\nmessage\r\n$3\r\nbig\r\n$" + std::to_string(payload.size()) + "\r\n" + payload +
+                                  "\r\n");
+  }
+
   SECTION("pipelined commands split anywhere") {
     redis_client c(ctx, fe.port());
     std::string all;

@@ -19,6 +19,7 @@
 #include <switchboard/core/async_queue.hpp>
 #include <switchboard/core/detail/coarse_clock.hpp>
 #include <switchboard/core/detail/tick_clock.hpp>
+#include <switchboard/core/detail/thread_scratch.hpp>
 #include <switchboard/core/detail/exact_allocator.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/shared_bytes.hpp>
@@ -317,7 +318,6 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   // the socket says nothing about decrypted bytes, it reads into its own buffer.
   static constexpr bool plain_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
   static constexpr std::size_t min_read_space = 4096;
-  static constexpr std::size_t scratch_size = 64 * 1024;
 
   void read() {
     if (state_ == state::closed) return;
@@ -345,13 +345,13 @@ class session_impl final : public session, private switchboard::detail::tick_clo
 
   void on_readable() {
     if (state_ == state::closed) return;
-    static thread_local const std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
+    const std::span<char> scratch = switchboard::detail::thread_scratch();
     std::error_code ec;
-    const std::size_t n = stream_.read_some(asio::buffer(scratch.get(), scratch_size), ec);
+    const std::size_t n = stream_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
     if (ec) return finish({close_code::abnormal, ec.message(), false});
     heard_from_peer();
-    on_bytes(std::span<char>(scratch.get(), n), false);
+    on_bytes(scratch.first(n), false);
   }
 
   void heard_from_peer() {

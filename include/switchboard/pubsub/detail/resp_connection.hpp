@@ -17,6 +17,7 @@
 // then authentication (NOAUTH), then the RESP2 subscribed-mode restriction.
 #pragma once
 
+#include <switchboard/core/detail/thread_scratch.hpp>
 #include <switchboard/core/log.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/http/detail/output_queue.hpp>
@@ -112,13 +113,13 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   void cut() override { close(true); }
 
  private:
-  /// Room for a read: 16 KiB, as Redis reads; a client whose reads fill it (a publisher streaming commands) gets
-  /// up to `busy_read_chunk`, so that one turn runs a larger burst and its subscribers get it in fewer, larger
-  /// writes. Measured (fan-out to 10 RESP subscribers, benchmarks/load/pubsub.sh, 2026-11-30): 0.098 -> 0.078 us
-  /// of broker CPU per delivery; to 1 subscriber, 0.47 -> 0.41.
+  /// Room for a read after an unfinished command, in the client's own buffer: 16 KiB, as Redis reads; for a client
+  /// whose reads fill their room (a publisher streaming commands), 64 KiB, as a read into the thread's scratch
+  /// buffer gets, so that one turn runs a larger burst and its subscribers get it in fewer, larger writes.
+  /// Measured with reads of 16 KiB and of 64 KiB (fan-out to 10 RESP subscribers, benchmarks/load/pubsub.sh,
+  /// 2026-11-30): 0.098 -> 0.078 us of broker CPU per delivery; to 1 subscriber, 0.47 -> 0.41.
   static constexpr std::size_t read_chunk = 16 * 1024;
-  static constexpr std::size_t busy_read_chunk = 64 * 1024;
-  static constexpr std::size_t max_idle_buffer = 1024 * 1024;
+  static constexpr std::size_t busy_read_chunk = switchboard::detail::thread_scratch_size;
   /// Above this many bytes of unsent output, commands are not read (a client that pipelines without reading
   /// replies is slowed down instead of growing our buffers).
   static constexpr std::size_t read_pause_bytes = 256 * 1024;
@@ -127,60 +128,97 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
 
   // --- Reading and dispatching ---
 
+  // Reading. A client with no unfinished command buffered holds no read buffer: it waits for its socket to become
+  // readable, then reads into its thread's scratch buffer and runs the commands there, keeping only an unfinished
+  // command's bytes (keep_unparsed). So an idle client costs no 16 KiB, and no wait costs a read that finds
+  // nothing (for a client waiting for its reply, async_read_some would first try one: one system call per command
+  // more than Redis makes).
   void read() {
     if (reading_ || closed_ || close_after_write_) return;
+    // What is left is one unfinished command (reading stops while replies wait, so no finished one is left unrun).
+    if (in_end_ - in_start_ > shared_->options.max_query_buffer) {
+      shared_->query_buffer_disconnects.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warn, "pubsub", "resp client ", id_, " closed for a command past max_query_buffer (",
+          in_end_ - in_start_, " bytes and not finished)");
+      return close(false);
+    }
+    reading_ = true;
+    if (maybe_more_) {
+      // The last read filled its room: more may be waiting, which no readiness event would announce again
+      // (edge-triggered epoll). Read again once the other work ready on this thread has run.
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->reading_ = false;
+        self->read_now();
+      });
+      return;
+    }
+    socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](std::error_code ec) {
+      self->reading_ = false;
+      if (ec) return self->close(false);
+      self->read_now();
+    });
+  }
+
+  // Reads what the socket holds, without waiting: into the thread's scratch buffer, or after the unfinished command
+  // in the client's own buffer.
+  void read_now() {
+    if (closed_ || close_after_write_) return;  // draining or quitting: input is ignored
+    std::span<char> room;
+    const bool scratch = in_start_ == in_end_;
+    if (scratch) {
+      room = switchboard::detail::thread_scratch();
+    } else {
+      make_room();
+      room = std::span<char>(in_.data() + in_end_, in_.size() - in_end_);
+    }
+    std::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(room.data(), room.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      maybe_more_ = false;
+      return read();
+    }
+    if (ec) return close(false);
+    maybe_more_ = n == room.size();
+    last_active_ = std::chrono::steady_clock::now();
+    if (scratch) {
+      scratch_input_ = room.data();
+      in_start_ = 0;
+      in_end_ = n;
+    } else {
+      in_end_ += n;
+    }
+    process();
+  }
+
+  // Room after the unfinished command in the client's buffer (which read() found within max_query_buffer; none
+  // grows past it by more than a read).
+  void make_room() {
     if (in_start_ > 0) {  // keep only the unparsed tail
       std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_start_), in_.begin() + static_cast<std::ptrdiff_t>(in_end_),
                 in_.begin());
       in_end_ -= in_start_;
       in_start_ = 0;
     }
-    // What is left is one unfinished command (reading stops while replies wait, so no finished one is left unrun).
-    const std::size_t limit = shared_->options.max_query_buffer;
-    if (in_end_ > limit) {
-      shared_->query_buffer_disconnects.fetch_add(1, std::memory_order_relaxed);
-      log(log_level::warn, "pubsub", "resp client ", id_, " closed for a command past max_query_buffer (", in_end_,
-          " bytes and not finished)");
-      return close(false);
-    }
-    // A buffer grown for one large command is not kept once it is consumed; none grows past the limit and a read.
-    if (in_end_ == 0 && in_.size() > max_idle_buffer) std::vector<char>().swap(in_);
     const std::size_t chunk = maybe_more_ ? busy_read_chunk : read_chunk;
     if (in_.size() - in_end_ < chunk / 2) {
-      in_.resize(std::min(std::max(in_.size() * 2, in_end_ + chunk), limit + chunk));
+      in_.resize(std::min(std::max(in_.size() * 2, in_end_ + chunk), shared_->options.max_query_buffer + chunk));
     }
-    reading_ = true;
-    const asio::mutable_buffer space(in_.data() + in_end_, in_.size() - in_end_);
-    if (maybe_more_) {
-      // The last read filled the buffer: more may be waiting, which no readiness event would announce again
-      // (edge-triggered epoll), so read now.
-      socket_.async_read_some(space, [self = shared_from_this()](std::error_code ec, std::size_t n) {
-        self->on_read(ec, n);
-      });
-      return;
-    }
-    // Otherwise wait for readability, then read: async_read_some would first try a read that, for a client
-    // waiting for its reply, fails with EAGAIN: one system call per command more than Redis makes.
-    socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this(), space](std::error_code ec) {
-      if (ec) return self->on_read(ec, 0);
-      std::error_code read_ec;
-      const std::size_t n = self->socket_.read_some(space, read_ec);
-      if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
-        self->reading_ = false;
-        return self->read();
-      }
-      self->on_read(read_ec, n);
-    });
   }
 
-  void on_read(std::error_code ec, std::size_t n) {
-    reading_ = false;
-    if (ec || closed_) return close(false);
-    if (close_after_write_) return;  // draining or quitting: input is ignored
-    maybe_more_ = n == in_.size() - in_end_;
-    in_end_ += n;
-    last_active_ = std::chrono::steady_clock::now();
-    process();
+  // After a batch of commands: the bytes left unparsed (an unfinished command, or commands held back while replies
+  // wait) move from the thread's scratch buffer into the client's own, which is given back once empty.
+  void keep_unparsed() {
+    const std::size_t rest = in_end_ - in_start_;
+    if (scratch_input_ != nullptr) {
+      in_.assign(scratch_input_ + in_start_, scratch_input_ + in_end_);
+      scratch_input_ = nullptr;
+      in_start_ = 0;
+      in_end_ = rest;
+    }
+    if (rest == 0) {
+      std::vector<char>().swap(in_);
+      in_start_ = in_end_ = 0;
+    }
   }
 
   void resume_reading() {
@@ -194,7 +232,8 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     std::uint64_t commands = 0;  // counted once per batch: the counter is shared by every thread
     while (!closed_ && !waiting_ && !close_after_write_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) {
       std::error_code ec;
-      const std::string_view data(in_.data() + in_start_, in_end_ - in_start_);
+      const char* input = scratch_input_ != nullptr ? scratch_input_ : in_.data();
+      const std::string_view data(input + in_start_, in_end_ - in_start_);
       const std::size_t used = parser_.parse(data, ec);
       if (ec) {
         shared_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -211,6 +250,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       in_start_ += used;  // the arguments pointed into these bytes
     }
     shared_->commands.fetch_add(commands, std::memory_order_relaxed);
+    keep_unparsed();
     flush();
     if (!waiting_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) read();
   }
@@ -677,9 +717,10 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   asio::ip::tcp::socket socket_;
   std::optional<asio::ip::address> counted_address_;
   resp::command_parser parser_;
-  std::vector<char> in_;
-  std::size_t in_start_ = 0;  // first byte not yet parsed
-  std::size_t in_end_ = 0;    // end of the bytes read
+  std::vector<char> in_;                // an unfinished command's bytes (empty between commands)
+  const char* scratch_input_ = nullptr;  // while a batch runs from the thread's scratch buffer: its bytes
+  std::size_t in_start_ = 0;             // first byte not yet parsed
+  std::size_t in_end_ = 0;               // end of the bytes read
   http::detail::output_queue out_;
   http::detail::output_queue sending_;
   std::size_t out_bytes_ = 0;
@@ -690,7 +731,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   resp::protocol version_ = resp::protocol::resp2;
   bool authenticated_;
   bool reading_ = false;
-  bool maybe_more_ = false;  // the last read filled the buffer
+  bool maybe_more_ = false;  // the last read filled its room
   bool writing_ = false;
   bool waiting_ = false;            // a PUBLISH waits for room in a `wait` subscriber
   bool close_after_write_ = false;  // QUIT, a protocol error or a drain: close once the output is sent
