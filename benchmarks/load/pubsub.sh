@@ -8,6 +8,9 @@
 #   fanout-N       tools/pubsub_fanout: one publisher, N subscribers of one channel, 64-byte payloads, the
 #                  publisher never more than a window (1,000 messages) ahead of the slowest subscriber;
 #                  counts deliveries (messages received by subscribers) per second
+#   memory         each server started afresh, then bin/idle_connections --resp-subscribe holds N idle clients
+#                  (--memory-clients), each subscribed to a channel of its own: the server's memory per client
+#                  (RSS, PSS, Private_Dirty from /proc/PID/smaps_rollup), after the clients have been idle 3 s
 # Each server runs on one CPU and the clients on another, each pinned with taskset; every server is measured
 # once per round, in an order that rotates from round to round. Per run: the operations per second (PUBLISH
 # commands, or deliveries), the server's CPU time per operation (utime + stime from /proc/<pid>/stat, before
@@ -21,11 +24,12 @@
 #   --requests N           PUBLISH commands per redis-benchmark run without pipelining (default 200000; with
 #                          -P 16, eight times as many)
 #   --subscribers LIST     fan-out sizes (default 1,10,100)
-#   --scenarios LIST       among publish-p1, publish-p16, fanout (default: all three)
+#   --scenarios LIST       among publish-p1, publish-p16, fanout, memory (default: all four)
+#   --memory-clients N     idle clients held for the memory figures (default 5000)
 #   --servers LIST         among broker, redis (default broker,redis)
 #   --server-cpu N         CPU the servers are pinned to (default: the first this script may use)
 #   --client-cpu N         CPU the clients are pinned to (default: the second)
-#   --bin-dir DIR          where broker and pubsub_fanout are (default build/release/bin)
+#   --bin-dir DIR          where broker, pubsub_fanout and idle_connections are (default build/release/bin)
 #   --results-dir DIR      where the CSV and JSON go (default benchmarks/load/results)
 #   -h, --help             this help
 #
@@ -44,7 +48,8 @@ duration=5
 warmup=1
 requests=200000
 subscribers=1,10,100
-scenarios=publish-p1,publish-p16,fanout
+scenarios=publish-p1,publish-p16,fanout,memory
+memory_clients=5000
 servers=broker,redis
 server_cpu=
 client_cpu=
@@ -59,6 +64,7 @@ while (( $# > 0 )); do
     --warmup) warmup=$(number "$1" "${2:-}"); shift ;;
     --requests) requests=$(number "$1" "${2:-}"); shift ;;
     --subscribers) subscribers=${2:-}; shift ;;
+    --memory-clients) memory_clients=$(number "$1" "${2:-}"); shift ;;
     --scenarios) scenarios=${2:-}; shift ;;
     --servers) servers=${2:-}; shift ;;
     --server-cpu) server_cpu=$(number "$1" "${2:-}"); shift ;;
@@ -75,9 +81,11 @@ IFS=, read -r -a subscriber_list <<<"$subscribers"
 IFS=, read -r -a server_list <<<"$servers"
 IFS=, read -r -a wanted <<<"$scenarios"
 scenario_list=()
+memory=
 for s in "${wanted[@]}"; do
   case $s in
     publish-p1|publish-p16) scenario_list+=("$s") ;;
+    memory) memory=yes ;;
     fanout) for n in "${subscriber_list[@]}"; do
               [[ $n =~ ^[1-9][0-9]*$ ]] || usage_error "bad subscriber count '$n'"
               scenario_list+=("fanout-$n")
@@ -251,9 +259,56 @@ for scenario in "${scenario_list[@]}"; do
   done
 done
 
+# measure_memory NAME: restarts NAME (a fresh heap, not one the load runs left), holds $memory_clients idle
+# subscribed clients against it and appends its row to the memory CSV. False when the clients could not be held.
+measure_memory() {
+  local name=$1 holder status=0 i
+  local -a before after
+  sb_server_stop "$name"
+  start_server "$name" || return 1
+  read -r -a before <<<"$(sb_memory_kib "${SB_PID[$name]}")"
+  taskset -c "$client_cpu" "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$memory_clients" \
+    --resp-subscribe idle: >"$SB_TMP/holder.out" 2>"$SB_TMP/holder.err" &
+  holder=$!
+  for (( i = 0; i < 1200; i++ )); do  # up to 120 s to open them
+    grep -q '^ready' "$SB_TMP/holder.out" && break
+    sb_alive "$holder" || break
+    sleep 0.1
+  done
+  if grep -q '^ready' "$SB_TMP/holder.out"; then
+    sleep 3  # idle clients, not just-answered ones
+    read -r -a after <<<"$(sb_memory_kib "${SB_PID[$name]}")"
+  fi
+  kill -TERM "$holder" 2>/dev/null
+  wait "$holder" || status=$?
+  if (( status != 0 )) || ! grep -q "^open $memory_clients closed 0" "$SB_TMP/holder.out"; then
+    echo "  $name: the idle clients could not be held: $(cat "$SB_TMP/holder.err")"
+    return 1
+  fi
+  awk -v n="$name" -v c="$memory_clients" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    printf "%s,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f\n", n, c, x[1], y[1], x[2], y[2], x[3], y[3],
+           (y[1] - x[1]) / c, (y[2] - x[2]) / c, (y[3] - x[3]) / c }' >>"$memory_csv"
+}
+
+memory_csv=$results_dir/pubsub-$stamp-memory.csv
+if [[ -n $memory ]]; then
+  echo
+  echo "== memory: $memory_clients idle clients, each subscribed to a channel of its own"
+  echo "server,clients,rss_before_kib,rss_after_kib,pss_before_kib,pss_after_kib,dirty_before_kib,dirty_after_kib,rss_kib_per_client,pss_kib_per_client,dirty_kib_per_client" >"$memory_csv"
+  for name in "${started[@]}"; do
+    measure_memory "$name" || failures=$((failures + 1))
+  done
+fi
+
 echo
 echo "Medians. CPU us/op: the server's CPU time per PUBLISH (publish-*) or per delivered message (fanout-*)."
 awk -v medians="$medians_csv" -v rounds="$rounds" -f "$load_dir/lib/pubsub_summary.awk" "$runs_csv"
+if [[ -n $memory ]]; then
+  awk -F, 'NR == 1 { printf "\nMemory per idle subscribed client, KiB (after - before) / clients:\n  %-9s %8s %8s %8s\n",
+                       "server", "RSS", "PSS", "Dirty"; next }
+           { printf "  %-9s %8.2f %8.2f %8.2f\n", $1, $9, $10, $11 }' "$memory_csv"
+fi
 
 {
   printf '{\n  "benchmark": "pubsub",\n  "started": %s,\n' "$(sb_json_string "$stamp")"
@@ -264,7 +319,9 @@ awk -v medians="$medians_csv" -v rounds="$rounds" -f "$load_dir/lib/pubsub_summa
   printf '  "config": {"rounds": %d, "duration_s": %d, "warmup_s": %d, "requests": %d, "server_cpu": %d,' \
     "$rounds" "$duration" "$warmup" "$requests" "$server_cpu"
   printf ' "client_cpu": %d, "redis": %s},\n' "$client_cpu" "$(sb_json_string "$(redis-server --version)")"
-  printf '  "runs": %s,\n  "medians": %s\n}\n' "$(sb_csv_to_json "$runs_csv")" "$(sb_csv_to_json "$medians_csv")"
+  printf '  "runs": %s,\n  "medians": %s' "$(sb_csv_to_json "$runs_csv")" "$(sb_csv_to_json "$medians_csv")"
+  [[ -n $memory ]] && printf ',\n  "memory": %s' "$(sb_csv_to_json "$memory_csv")"
+  printf '\n}\n'
 } >"$json_file"
 echo
 echo "Raw runs: $runs_csv; medians: $medians_csv; both with the settings: $json_file; client output: $log_dir/"

@@ -6,17 +6,21 @@
 // whatever it keeps per connection after a request (buffers, parser, session object), not just an accepted
 // socket. With --websocket PATH it opens a WebSocket on each instead (the opening handshake for PATH, RFC
 // 6455 §4.1) and sends one 64-byte text message, which the server must echo (a WebSocket echo endpoint),
-// for the same reason: the server then holds what it keeps per open WebSocket after a message. Then it
+// for the same reason: the server then holds what it keeps per open WebSocket after a message. With
+// --resp-subscribe PREFIX it speaks RESP instead (a Redis-protocol server: examples/broker, redis-server): each
+// connection subscribes to a channel of its own, PREFIX followed by its index, and reads the confirmation. Then it
 // prints "ready N" and holds them idle until SIGINT or SIGTERM. On the signal it checks
 // every connection without blocking and prints "open N closed M": a connection the server has closed (an
 // idle timeout, a limit) would make a memory figure taken while it was held meaningless.
 //
 // Usage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH] [--websocket PATH]
+//                         [--resp-subscribe PREFIX]
 //   --port          server port (required)
 //   --host          server address, numeric (default 127.0.0.1)
 //   --connections   how many connections to hold (default 10000)
 //   --path          the request target of the one request per connection (default /plaintext)
 //   --websocket     hold WebSockets opened on this echo endpoint instead (e.g. /echo); --path is then unused
+//   --resp-subscribe  hold RESP clients, each subscribed to PREFIX<index>, instead
 // Exit status: 0 when every connection was still open at the end, 1 when the server closed any or a
 // request failed (the reason goes to stderr), 2 for a usage error.
 //
@@ -53,6 +57,7 @@ struct options {
   std::size_t connections = 10000;  ///< connections to hold
   std::string path = "/plaintext";  ///< target of the one request per connection
   std::string websocket;            ///< when set: open WebSockets on this echo endpoint instead
+  std::string resp_prefix;          ///< when set: RESP clients subscribed to this prefix and their index instead
 };
 
 /// Largest response head accepted; the benchmark endpoints send a few hundred bytes.
@@ -62,7 +67,7 @@ constexpr std::size_t max_head_bytes = 64 * 1024;
 {
   std::cerr << "idle_connections: " << message
             << "\nusage: idle_connections --port PORT [--host ADDRESS] [--connections N] [--path PATH]"
-               " [--websocket PATH]\n";
+               " [--websocket PATH] [--resp-subscribe PREFIX]\n";
   std::exit(2);
 }
 
@@ -95,6 +100,8 @@ options parse_options(int argc, char** argv)
       result.path = value;
     } else if (flag == "--websocket") {
       result.websocket = value;
+    } else if (flag == "--resp-subscribe") {
+      result.resp_prefix = value;
     } else {
       usage_error("unknown flag " + std::string(flag));
     }
@@ -202,6 +209,20 @@ void open_and_echo(asio::ip::tcp::socket& socket, const std::string& host_field,
   }
 }
 
+/// Subscribes `socket` to `channel` in RESP and reads the confirmation a Redis server sends.
+void subscribe(asio::ip::tcp::socket& socket, const std::string& channel, std::string& scratch)
+{
+  const std::string length = std::to_string(channel.size());
+  const std::string command = "*2\r\n$9\r\nSUBSCRIBE\r\n$" + length + "\r\n" + channel + "\r\n";
+  const std::string expected = "*3\r\n$9\r\nsubscribe\r\n$" + length + "\r\n" + channel + "\r\n:1\r\n";
+  asio::write(socket, asio::buffer(command));
+  scratch.resize(expected.size());
+  asio::read(socket, asio::buffer(scratch));
+  if (scratch != expected) {
+    throw std::runtime_error("unexpected answer to SUBSCRIBE: " + scratch);
+  }
+}
+
 /// True while the server has neither closed nor reset `socket`; never blocks.
 bool still_open(asio::ip::tcp::socket& socket)
 {
@@ -238,10 +259,12 @@ int main(int argc, char** argv)
     for (; index < config.connections; ++index) {
       asio::ip::tcp::socket& socket = sockets.emplace_back(context);
       socket.connect(server);
-      if (config.websocket.empty()) {
-        exchange(socket, request, scratch);
-      } else {
+      if (!config.resp_prefix.empty()) {
+        subscribe(socket, config.resp_prefix + std::to_string(index), scratch);
+      } else if (!config.websocket.empty()) {
         open_and_echo(socket, config.host + ":" + std::to_string(config.port), config.websocket);
+      } else {
+        exchange(socket, request, scratch);
       }
     }
   } catch (const std::exception& e) {
