@@ -96,6 +96,16 @@ done
 for name in "${server_list[@]}"; do
   [[ $name == broker || $name == redis ]] || usage_error "unknown server '$name'"
 done
+if [[ -n $memory ]]; then
+  (( memory_clients >= 1 )) || usage_error "--memory-clients must be >= 1"
+  # The servers need a descriptor per client, plus their own; children inherit the raised soft limit.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  if (( $(ulimit -n) < memory_clients + 256 )); then
+    echo "pubsub.sh: $memory_clients idle clients need an open-file limit of at least $(( memory_clients + 256 ))," \
+         "and the hard limit is $(ulimit -Hn): lower --memory-clients" >&2
+    exit 1
+  fi
+fi
 for tool in redis-benchmark taskset ss awk; do
   command -v "$tool" >/dev/null || { echo "pubsub.sh: $tool is required (scripts/install-deps.sh --bench)" >&2; exit 1; }
 done
