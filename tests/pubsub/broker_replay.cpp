@@ -8,9 +8,11 @@
 #include "support/test_support.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/strand.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -392,6 +395,36 @@ TEST_CASE("async_read: long polling", "[pubsub][broker][read]") {
         CHECK(results[i].messages[0].data() == "after");
       }
     }
+    CHECK(b.stats("t")->waiting_reads == 0);
+  }
+
+  SECTION("one message wakes the readers of each event loop with one post, in order; a throw loses no other") {
+    broker b(ctx);
+    asio::io_context other, third;
+    std::vector<int> order;
+    const auto reader = [&](asio::io_context& loop, int id) {
+      b.async_read("t", 0, 10, asio::bind_executor(loop, [&order, id](std::error_code e, read_result r) {
+                     CHECK_FALSE(e);
+                     CHECK(r.messages.size() == 1);
+                     order.push_back(id);
+                     if (id == 2) throw std::runtime_error("reader 2 throws");
+                   }));
+    };
+    for (int id = 0; id < 6; ++id) reader(id % 2 == 0 ? ctx : other, id);
+    // A handler on another kind of executor (a strand) is posted alone, as before.
+    b.async_read("t", 0, 10, asio::bind_executor(asio::make_strand(third), [&](std::error_code, read_result) {
+                   order.push_back(6);
+                 }));
+    poll(ctx);
+    b.publish("t", text("m1"));
+    CHECK(other.poll_one() == 1);  // one operation ran all three of its readers
+    CHECK(order == std::vector<int>{1, 3, 5});
+    CHECK_THROWS_WITH(ctx.poll_one(), "reader 2 throws");
+    CHECK(order == std::vector<int>{1, 3, 5, 0, 2});
+    CHECK(ctx.poll_one() == 1);  // the reader after the one that threw, posted again
+    CHECK(order == std::vector<int>{1, 3, 5, 0, 2, 4});
+    CHECK(third.poll() == 1);
+    CHECK(order.back() == 6);
     CHECK(b.stats("t")->waiting_reads == 0);
   }
 

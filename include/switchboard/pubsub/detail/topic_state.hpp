@@ -60,6 +60,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   using read_result = basic_read_result<Message>;
   using publish_handler = switchboard::detail::pending_handler<void(std::error_code, std::uint64_t)>;
   using read_handler = switchboard::detail::pending_handler<void(std::error_code, read_result)>;
+  using read_batch = switchboard::detail::completion_batch<void(std::error_code, read_result)>;
 
   /// How a waiting operation ends early: its deadline (a timer on the handler's executor), or per-operation
   /// cancellation through the handler's cancellation slot.
@@ -227,7 +228,8 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     subscribers = {};
     for (waiting_publish& w : publishers_) finish(w, switchboard::error::closed, 0);
     publishers_.clear();
-    for (waiting_read& w : readers_) finish(w, switchboard::error::closed, read_result{});
+    read_batch batch;
+    for (waiting_read& w : readers_) finish(w, switchboard::error::closed, read_result{}, batch);
     clear_readers();
   }
 
@@ -332,11 +334,12 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     for (const auto& s : subscribers.items()) {
       if (!s->gone) s->push_gap(self, sequence, sequence, reason);
     }
+    read_batch batch;
     for (waiting_read& w : readers_) {
       if (!w.handler) continue;  // left early
       read_result r = read_locked(w.after, w.max);
       if (r.missed) r.missed->reason = reason;
-      finish(w, std::error_code(), std::move(r));
+      finish(w, std::error_code(), std::move(r), batch);
     }
     clear_readers();
   }
@@ -360,12 +363,13 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   // Readers wait only when they have read everything (their cursor is the sequence number before `m`), and a gap
   // completes them all, so `m` alone is what each of them reads next, retained or not: no look-up in the log.
   void wake_readers_locked(const Message& m) {
+    read_batch batch;
     for (waiting_read& w : readers_) {
       if (!w.handler) continue;  // left early
       read_result r;
       r.messages.push_back(m);
       r.last_sequence = r.next_cursor = m.sequence();
-      finish(w, std::error_code(), std::move(r));
+      finish(w, std::error_code(), std::move(r), batch);
     }
     clear_readers();
   }
@@ -457,11 +461,21 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   // own executor (its handler then finds the operation gone and does nothing).
   template <class Waiting, class Result>
   static void finish(Waiting& w, std::error_code ec, Result&& result) {
-    if (w.timer) {
-      const auto ex = w.timer->get_executor();
-      asio::post(ex, [t = std::move(w.timer)] { t->cancel(); });
-    }
+    stop_timer(w);
     if (w.handler) w.handler.complete(ec, std::forward<Result>(result));  // a waiting report_gap has none
+  }
+
+  // As `finish`, for one of several readers completed together: they share one post per event loop.
+  static void finish(waiting_read& w, std::error_code ec, read_result&& result, read_batch& batch) {
+    stop_timer(w);
+    if (w.handler) batch.add(w.handler, ec, std::move(result));  // one that left early has none
+  }
+
+  template <class Waiting>
+  static void stop_timer(Waiting& w) {
+    if (!w.timer) return;
+    const auto ex = w.timer->get_executor();
+    asio::post(ex, [t = std::move(w.timer)] { t->cancel(); });
   }
 
   std::deque<waiting_publish> publishers_;  // async_publish calls waiting for room, in order
