@@ -18,6 +18,7 @@
 
 #include <switchboard/core/async_queue.hpp>
 #include <switchboard/core/detail/coarse_clock.hpp>
+#include <switchboard/core/detail/deferred_reads.hpp>
 #include <switchboard/core/detail/tick_clock.hpp>
 #include <switchboard/core/detail/thread_scratch.hpp>
 #include <switchboard/core/detail/exact_allocator.hpp>
@@ -265,7 +266,11 @@ asio::ip::tcp::socket& lowest_socket(Stream& s) noexcept {
 
 /// The session over one transport (TCP or TLS) for one role: the read loop, the write loop, the timers.
 template <class Stream>
-class session_impl final : public session, private switchboard::detail::tick_clock::member {
+class session_impl final : public session,
+                           private switchboard::detail::tick_clock::member,
+                           private switchboard::detail::deferred_reads::reader {
+  using deferred_reads = switchboard::detail::deferred_reads;
+
  public:
   session_impl(Stream stream, std::string leftover, const session_options& options, std::string subprotocol,
                std::optional<deflate_params> deflate, role r = role::server, std::shared_ptr<void> admission = {})
@@ -318,6 +323,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   // the socket says nothing about decrypted bytes, it reads into its own buffer.
   static constexpr bool plain_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
   static constexpr std::size_t min_read_space = 4096;
+  static constexpr std::uint8_t reads_after_a_miss = 16;
 
   void read() {
     if (state_ == state::closed) return;
@@ -344,14 +350,47 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   }
 
   void on_readable() {
-    if (state_ == state::closed) return;
+    if (state_ != state::closed && !read_available()) read();
+  }
+
+  // Reads what the socket holds into the thread's scratch buffer and handles it; false when it held nothing.
+  bool read_available() {
     const std::span<char> scratch = switchboard::detail::thread_scratch();
     std::error_code ec;
     const std::size_t n = stream_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
-    if (ec) return finish({close_code::abnormal, ec.message(), false});
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+    if (ec) {
+      finish({close_code::abnormal, ec.message(), false});
+      return true;
+    }
     heard_from_peer();
     on_bytes(scratch.first(n), false);
+    return true;
+  }
+
+  // A message was handled, and perhaps answered: the peer's next one may follow the answer. Over plain TCP, with
+  // nothing partial kept, read at the end of this turn (core/detail/deferred_reads.hpp), else now. A peer that
+  // had sent nothing by then (one that answers slowly, or a lone connection whose turn is short) would make every
+  // deferred read a failed `recv` more: after such a miss the next `reads_after_a_miss` reads are not deferred.
+  void read_after_turn() {
+    if constexpr (plain_tcp) {
+      if (undeferred_reads_ > 0) {
+        --undeferred_reads_;
+      } else if (in_size_ == 0 && state_ != state::closed) {
+        if (const auto* context = get_executor().target<asio::io_context::executor_type>();
+            context != nullptr && context->running_in_this_thread()) {
+          return deferred_reads::of(context->context())
+              .defer(std::shared_ptr<deferred_reads::reader>(self(), static_cast<deferred_reads::reader*>(this)));
+        }
+      }
+    }
+    read();
+  }
+
+  void read_deferred() override {
+    if (state_ == state::closed || read_available()) return;
+    undeferred_reads_ = reads_after_a_miss;
+    read();
   }
 
   void heard_from_peer() {
@@ -373,7 +412,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
         case parse_event::need_more:
           keep_unparsed(bytes, pos, owned);
           time_partial_message(arrived);
-          return read();
+          return arrived ? read_after_turn() : read();
         case parse_event::data:
           if (state_ == state::open) {
             current_.append(r.payload);
@@ -743,6 +782,7 @@ class session_impl final : public session, private switchboard::detail::tick_clo
   bool peer_closed_ = false;
   bool awaiting_pong_ = false;
   bool receiving_partial_ = false;  // part of a message (or of a frame) has arrived, not all of it
+  std::uint8_t undeferred_reads_ = 0;  // reads left to start at once after a deferred read found nothing
 };
 
 }  // namespace detail
