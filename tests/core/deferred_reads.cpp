@@ -5,9 +5,11 @@
 
 #include "support/catch.hpp"
 
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -44,7 +46,7 @@ TEST_CASE("deferred reads: after the answers of the turn, once each", "[core][de
     asio::post(ctx, [&, name] {
       log.push_back("handle " + name);
       asio::post(ctx, [&, name] { log.push_back("answer " + name); });
-      reads.defer(std::make_shared<logging_reader>(log, "read " + name));
+      reads.add(std::make_shared<logging_reader>(log, "read " + name));
     });
   }
   CHECK(ctx.run() > 0);
@@ -63,14 +65,14 @@ TEST_CASE("deferred reads: a reader deferred again while reading reads in a late
     int left = 3;
     void read_deferred() override {
       log->push_back("read " + std::to_string(left));
-      if (--left > 0) reads->defer(self.lock());
+      if (--left > 0) reads->add(self.lock());
     }
   };
   auto r = std::make_shared<again>();
   r->log = &log;
   r->reads = &reads;
   r->self = r;
-  asio::post(ctx, [&] { reads.defer(r); });
+  asio::post(ctx, [&] { reads.add(r); });
   CHECK(ctx.run() > 0);
   CHECK(log == std::vector<std::string>{"read 3", "read 2", "read 1"});
 }
@@ -80,9 +82,9 @@ TEST_CASE("deferred reads: a reader that throws loses none of the others", "[cor
   deferred_reads& reads = deferred_reads::of(ctx);
   std::vector<std::string> log;
   asio::post(ctx, [&] {
-    reads.defer(std::make_shared<logging_reader>(log, "a"));
-    reads.defer(std::make_shared<logging_reader>(log, "b", true));
-    reads.defer(std::make_shared<logging_reader>(log, "c"));
+    reads.add(std::make_shared<logging_reader>(log, "a"));
+    reads.add(std::make_shared<logging_reader>(log, "b", true));
+    reads.add(std::make_shared<logging_reader>(log, "c"));
   });
   CHECK_THROWS_WITH(ctx.run(), "b throws");
   CHECK(log == std::vector<std::string>{"a", "b"});
@@ -98,9 +100,39 @@ TEST_CASE("deferred reads: a context that goes away lets go of its readers", "[c
     asio::io_context ctx;
     auto r = std::make_shared<logging_reader>(log, "never");
     watched = r;
-    deferred_reads::of(ctx).defer(std::move(r));  // its sweep is posted and never run
+    deferred_reads::of(ctx).add(std::move(r));  // its sweep is posted and never run
     CHECK_FALSE(watched.expired());
   }
   CHECK(watched.expired());
   CHECK(log.empty());
+}
+
+TEST_CASE("deferred reads: only on the context's own thread, and not for a while after a miss",
+          "[core][deferred_reads]") {
+  asio::io_context ctx;
+  struct missing final : deferred_reads::reader {
+    int reads = 0;
+    void read_deferred() override {
+      ++reads;
+      deferred_read_missed();  // as a reader whose socket held nothing
+    }
+  };
+  auto r = std::make_shared<missing>();
+  const asio::any_io_executor executor = ctx.get_executor();
+  CHECK_FALSE(deferred_reads::defer(executor, r));  // this thread is not running ctx: read now
+  std::vector<bool> deferred;
+  asio::post(ctx, [&] { deferred.push_back(deferred_reads::defer(executor, r)); });
+  ctx.run();
+  CHECK(deferred == std::vector<bool>{true});
+  CHECK(r->reads == 1);
+  // It missed: the next reads_after_a_miss are started at once, then deferral comes back.
+  asio::post(ctx, [&] {
+    for (int i = 0; i <= deferred_reads::reads_after_a_miss; ++i) deferred.push_back(deferred_reads::defer(executor, r));
+  });
+  ctx.restart();
+  ctx.run();
+  REQUIRE(deferred.size() == 2u + deferred_reads::reads_after_a_miss);
+  CHECK(std::count(deferred.begin() + 1, deferred.end() - 1, true) == 0);
+  CHECK(deferred.back());
+  CHECK(r->reads == 2);
 }

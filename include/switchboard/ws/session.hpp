@@ -323,7 +323,6 @@ class session_impl final : public session,
   // the socket says nothing about decrypted bytes, it reads into its own buffer.
   static constexpr bool plain_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
   static constexpr std::size_t min_read_space = 4096;
-  static constexpr std::uint8_t reads_after_a_miss = 16;
 
   void read() {
     if (state_ == state::closed) return;
@@ -369,19 +368,13 @@ class session_impl final : public session,
   }
 
   // A message was handled, and perhaps answered: the peer's next one may follow the answer. Over plain TCP, with
-  // nothing partial kept, read at the end of this turn (core/detail/deferred_reads.hpp), else now. A peer that
-  // had sent nothing by then (one that answers slowly, or a lone connection whose turn is short) would make every
-  // deferred read a failed `recv` more: after such a miss the next `reads_after_a_miss` reads are not deferred.
+  // nothing partial kept, read at the end of this turn (core/detail/deferred_reads.hpp), else now.
   void read_after_turn() {
     if constexpr (plain_tcp) {
-      if (undeferred_reads_ > 0) {
-        --undeferred_reads_;
-      } else if (in_size_ == 0 && state_ != state::closed) {
-        if (const auto* context = get_executor().target<asio::io_context::executor_type>();
-            context != nullptr && context->running_in_this_thread()) {
-          return deferred_reads::of(context->context())
-              .defer(std::shared_ptr<deferred_reads::reader>(self(), static_cast<deferred_reads::reader*>(this)));
-        }
+      if (in_size_ == 0 && state_ != state::closed &&
+          deferred_reads::defer(get_executor(), std::shared_ptr<deferred_reads::reader>(
+                                                    self(), static_cast<deferred_reads::reader*>(this)))) {
+        return;
       }
     }
     read();
@@ -389,7 +382,7 @@ class session_impl final : public session,
 
   void read_deferred() override {
     if (state_ == state::closed || read_available()) return;
-    undeferred_reads_ = reads_after_a_miss;
+    deferred_read_missed();
     read();
   }
 
@@ -782,7 +775,6 @@ class session_impl final : public session,
   bool peer_closed_ = false;
   bool awaiting_pong_ = false;
   bool receiving_partial_ = false;  // part of a message (or of a frame) has arrived, not all of it
-  std::uint8_t undeferred_reads_ = 0;  // reads left to start at once after a deferred read found nothing
 };
 
 }  // namespace detail
