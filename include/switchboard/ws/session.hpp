@@ -319,8 +319,9 @@ class session_impl final : public session,
 
   // Reading. A session with no partial frame buffered holds no buffer: over plain TCP it waits for the socket to
   // become readable, then reads into its thread's scratch buffer and parses there, keeping only an incomplete frame's
-  // bytes (so that ten thousand idle sessions do not hold ten thousand read buffers). Over TLS, where readiness of
-  // the socket says nothing about decrypted bytes, it reads into its own buffer.
+  // bytes (so that ten thousand idle sessions do not hold ten thousand read buffers). After handling a message it
+  // first tries a read at the end of the event loop's turn (read_after_turn). Over TLS, where readiness of the
+  // socket says nothing about decrypted bytes, it reads into its own buffer.
   static constexpr bool plain_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
   static constexpr std::size_t min_read_space = 4096;
 
