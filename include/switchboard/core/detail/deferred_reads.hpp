@@ -5,8 +5,9 @@
 // once it has the answer. Read at once, the socket is still empty, and waiting costs a system call whichever way
 // it is done with Asio 1.22: a wait for readability starts with an `epoll_ctl`, a read with a `recv` that fails.
 // Read at the end of the turn, once the answers of every connection served in it have been written, the next
-// message has often arrived: one `recv` and no wait. The HTTP server gets this from Asio itself, which posts a
-// write's completion (where the next read starts) behind the handlers that were ready before it.
+// message has often arrived: one `recv` and no wait. WebSocket sessions read this way. The HTTP server reads at once:
+// tried there, a quarter of the deferred reads under wrk found nothing (wrk sends its next request only after its
+// own next epoll round), and CPU per request did not improve (benchmarks/load/README.md, "Where the CPU goes").
 //
 // One service per io_context, used from the thread that runs it (the runtime runs each context on one thread).
 // A turn's readers are read by a posted sweep. Readers deferred after the sweep was posted are read by the next
