@@ -141,7 +141,7 @@ class completion_batch<void(Args...)> {
       return alone.post(std::move(impl), std::forward<Args>(args)...);
     }
     auto group = std::find_if(groups_.begin(), groups_.end(), [&](const auto& g) { return g.context == context; });
-    if (group == groups_.end()) group = groups_.insert(groups_.end(), group_type{context, {}});
+    if (group == groups_.end()) group = groups_.insert(groups_.end(), group_type{context, take_spare_entries()});
     group->entries.push_back(entry{std::move(impl), std::tuple<Args...>(std::forward<Args>(args)...)});
   }
 
@@ -164,6 +164,25 @@ class completion_batch<void(Args...)> {
     std::vector<entry> entries;
   };
 
+  // The storage of a batch that has run, kept by the thread that ran it for the next batch it makes: a publish that
+  // completes 10,000 waiting readers would otherwise grow a vector to 10,000 entries (1.4 MB, in 15 steps) every
+  // time. At most `max_spare_entries` are kept per thread.
+  static constexpr std::size_t max_spare_entries = 16384;
+
+  static std::vector<entry>& spare_entries() {
+    thread_local std::vector<entry> spare;
+    return spare;
+  }
+
+  static std::vector<entry> take_spare_entries() { return std::move(spare_entries()); }
+
+  static void keep_spare_entries(std::vector<entry>& entries) {
+    std::vector<entry>& spare = spare_entries();
+    if (entries.capacity() <= spare.capacity() || entries.capacity() > max_spare_entries) return;
+    entries.clear();
+    spare = std::move(entries);
+  }
+
   // The posted operation. A handler that throws lets the exception out of `io_context::run`, as a posted handler
   // would; the handlers after it are posted again first, so that none is lost.
   struct run {
@@ -184,6 +203,7 @@ class completion_batch<void(Args...)> {
           throw;
         }
       }
+      keep_spare_entries(entries);
     }
   };
 
