@@ -174,7 +174,7 @@ class completion_batch<void(Args...)> {
     return spare;
   }
 
-  static std::vector<entry> take_spare_entries() { return std::move(spare_entries()); }
+  static std::vector<entry> take_spare_entries() { return std::exchange(spare_entries(), {}); }
 
   static void keep_spare_entries(std::vector<entry>& entries) {
     std::vector<entry>& spare = spare_entries();
