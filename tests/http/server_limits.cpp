@@ -148,6 +148,34 @@ TEST_CASE("server: a client that stops reading is cut at the write deadline", "[
   CHECK(s.server().stats().timeouts >= 1);
 }
 
+TEST_CASE("server: a client that pipelines without reading stops being read, and is cut at the write deadline",
+          "[http][server][timeouts]") {
+  test_server s;
+  s.routes().get("/big", [](request&) { return response::text(std::string(16 * 1024, 'x')); });
+  s.start(short_timeouts());
+  raw_client c(s.port());
+  c.socket().set_option(asio::socket_base::receive_buffer_size(4096));
+  const timeval send_timeout{10, 0};  // so that a server that never cuts fails the checks below instead of hanging
+  ::setsockopt(c.socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  // 64 MiB of pipelined requests, whose answers would be 27 GiB. The server answers up to max_pending_output at a
+  // time and reads no further while the client does not take the answers, so the requests pile up in the kernel's
+  // buffers (a few MiB) until the write deadline closes the connection and a send fails.
+  std::string burst;
+  while (burst.size() < 64 * 1024) burst += get_request("/big");
+  const std::size_t bursts = 1024;
+  std::size_t sent = 0;
+  while (sent < bursts && c.try_send(burst)) ++sent;
+  CHECK(sent < bursts);
+  CHECK(s.server().stats().timeouts >= 1);
+  // Other clients are served as usual.
+  raw_client other(s.port());
+  other.send(get_request("/big"));
+  auto r = other.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.size() == 16 * 1024);
+}
+
 TEST_CASE("server: the connection limit pauses accepting until a connection closes", "[http][server]") {
   test_server s;
   s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
