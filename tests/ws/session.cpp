@@ -12,6 +12,8 @@
 
 #include <asio/post.hpp>
 
+#include <poll.h>
+
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -388,6 +390,112 @@ TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "
   open_websocket(c, "/flood");
   // Never read again.
   check_cut(closed, "write timeout");
+}
+
+// Backpressure (DESIGN promise 2): a peer that sends requests and does not read the answers. Under the `wait` policy
+// the session stops reading once its send queue is half full, so that the peer's sends stall in TCP's buffers, not
+// in the server's memory; when the peer reads again, every answer arrives, none dropped.
+TEST_CASE("ws session: a peer that does not read its echoes stops being read, and loses none", "[ws][session]") {
+  test_server s;
+  std::promise<std::shared_ptr<ws::session>> opened;
+  s.routes().get("/echo", [&opened](http::request& req) {
+    const ws::accept_options options{
+        .session = {.send_queue = {.max_messages = 64, .max_bytes = 1 << 20, .policy = overflow_policy::wait},
+                    .ping_interval = 0ms}};
+    return ws::accept(req, options, [&opened](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) self->send(ws::session::make_outgoing(m.type, std::move(m.data)));
+      });
+      opened.set_value(session);
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/echo");
+  ws_peer peer(c);
+  auto session_future = opened.get_future();
+  REQUIRE(session_future.wait_for(10s) == std::future_status::ready);
+  const std::shared_ptr<ws::session> session = session_future.get();
+
+  // Send 16 KiB messages without reading, until the socket stays full for a second (at most 64 MiB; the kernel's
+  // buffers on both sides hold a few MiB).
+  const std::string frame = peer.encode(ws::opcode::binary, std::string(16 * 1024, 'e'));
+  constexpr int most = 4096;
+  c.socket().non_blocking(true);
+  int whole = 0;             // messages sent whole
+  std::size_t in_frame = 0;  // bytes of the next one sent already
+  while (whole < most) {
+    std::error_code ec;
+    const std::size_t n = c.socket().write_some(asio::buffer(frame.data() + in_frame, frame.size() - in_frame), ec);
+    if (ec == asio::error::would_block) {
+      pollfd writable{c.socket().native_handle(), POLLOUT, 0};
+      if (::poll(&writable, 1, 1000) == 0) break;  // the server stopped reading
+      continue;
+    }
+    REQUIRE_FALSE(ec);
+    in_frame += n;
+    if (in_frame == frame.size()) {
+      ++whole;
+      in_frame = 0;
+    }
+  }
+  INFO(whole << " messages sent before the socket stayed full");
+  CHECK(whole < most);
+
+  // Read the echoes; finish the message sent in part as the server reads again.
+  c.socket().non_blocking(false);
+  std::thread rest([&] {
+    if (in_frame > 0) asio::write(c.socket(), asio::buffer(frame.data() + in_frame, frame.size() - in_frame));
+  });
+  const int expected = whole + (in_frame > 0 ? 1 : 0);
+  int echoed = 0;
+  std::string data;
+  while (echoed < expected) {
+    const ws::parse_result e = peer.next(data);
+    REQUIRE(e.event == ws::parse_event::data);
+    REQUIRE(data.size() == 16 * 1024);
+    ++echoed;
+  }
+  rest.join();
+  CHECK(echoed == expected);
+  CHECK(session->dropped() == 0);
+}
+
+// Under the `wait` policy a fire-and-forget send has nobody to wait for room: a full queue drops it and counts it,
+// so that a peer that reads nothing costs at most the queue's limits.
+TEST_CASE("ws session: fire-and-forget sends to a full queue are dropped and counted under the wait policy",
+          "[ws][session]") {
+  test_server s;
+  std::promise<std::shared_ptr<ws::session>> opened;
+  s.routes().get("/quiet", [&opened](http::request& req) {
+    const ws::accept_options options{
+        .session = {.send_queue = {.max_messages = 4, .max_bytes = 1 << 20, .policy = overflow_policy::wait},
+                    .ping_interval = 0ms,
+                    .write_timeout = 60'000ms}};
+    return ws::accept(req, options, [&opened](std::shared_ptr<ws::session> session) { opened.set_value(session); });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/quiet");  // and never read again
+  auto session_future = opened.get_future();
+  REQUIRE(session_future.wait_for(10s) == std::future_status::ready);
+  const std::shared_ptr<ws::session> session = session_future.get();
+
+  // 64 MiB, from this thread: far more than the queue and the kernel's buffers hold.
+  constexpr int messages = 1000;
+  const std::string payload(64 * 1024, 'q');
+  for (int i = 0; i < messages; ++i) session->send_binary(payload);
+  // Once the session's thread has taken them all (posts from one thread run in order):
+  std::promise<queue_stats> taken;
+  asio::post(session->get_executor(), [&] { taken.set_value(session->send_stats()); });
+  auto taken_future = taken.get_future();
+  REQUIRE(taken_future.wait_for(10s) == std::future_status::ready);
+  const queue_stats queued = taken_future.get();
+  CHECK(queued.depth <= 4);
+  CHECK(session->dropped() > 0);
+  CHECK(session->dropped() + queued.pushed == messages);
+  CHECK(session->is_open());
 }
 
 // A peer that sends pings and reads nothing: while the writes wait, each pong replaces the one not yet written (RFC

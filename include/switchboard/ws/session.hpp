@@ -9,7 +9,9 @@
 //    `message_timeout` of its first byte (the same clock), so that a peer cannot hold a large partial message.
 //  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
 //    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
-//    policy, when there is room. The writer gathers everything queued into one write.
+//    policy, when there is room. The writer gathers everything queued into one write. Under `wait`, a session whose
+//    queue is full also stops reading (and handling) the peer's messages until the writer has made room: a peer
+//    that sends requests and does not read the answers is held back by TCP, not by our memory.
 //  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
 //    the peer's, then closes the socket; a peer's close is answered and reported to `on_close`.
 //  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
@@ -75,8 +77,9 @@ struct outgoing {
 struct session_options {
   /// Receive limits (default: 16 MiB messages and frames), 1009 above them.
   parser_options limits;
-  /// The send queue: at most this many messages and bytes, and what happens when it is full. The default waits
-  /// (`async_send` completes when there is room; fire-and-forget sends to a full queue are dropped and counted).
+  /// The send queue: at most this many messages and bytes, and what happens when it is full. The default waits:
+  /// `async_send` completes when there is room, fire-and-forget sends to a full queue are dropped and counted
+  /// (`dropped()`), and the session reads nothing more from the peer until there is room.
   queue_limits send_queue{.max_messages = 4096, .max_bytes = 16 * 1024 * 1024, .policy = overflow_policy::wait};
   /// A ping is sent after this long without receiving anything; 0 disables keep-alive pings.
   std::chrono::milliseconds ping_interval{30'000};
@@ -133,19 +136,11 @@ class session : public std::enable_shared_from_this<session> {
     if (role_ != role::server) throw std::logic_error("switchboard::ws: only server sessions send prepared frames");
     send(outgoing{std::move(frame), opcode::binary, true, std::move(conflation_key)});
   }
+  /// Queues `o` (fire-and-forget; see `async_send`). Safe from any thread.
   void send(outgoing o) {
-    if (on_own_thread()) {
-      // The fast path of a session's own thread (a broadcast to the sessions of one thread): queue now, without
-      // the completion `async_push` would allocate and post. A push that must wait or cut takes the slow path,
-      // which does what the policy says; `o` is still whole then.
-      const push_outcome outcome = queue_.try_push(std::move(o));
-      if (outcome != push_outcome::must_wait && outcome != push_outcome::must_disconnect) {
-        return after_push({}, outcome);
-      }
-    }
-    queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome outcome) {
-      self->after_push(ec, outcome);
-    });
+    // On the session's own thread (a broadcast to the sessions of one thread), at once, without the post.
+    if (on_own_thread()) return push_now(std::move(o));
+    asio::post(get_executor(), [self = shared_from_this(), o = std::move(o)]() mutable { self->push_now(std::move(o)); });
   }
 
   /// Queues a message and completes when it is queued (or, under the `wait` policy, once there is room).
@@ -205,6 +200,20 @@ class session : public std::enable_shared_from_this<session> {
 
   virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
   virtual void finish(close_info info) = 0;
+
+  // A fire-and-forget push, on the session's executor. Nothing waits for it, so a queue that is full under `wait`
+  // drops it (counted); a full queue under `disconnect`, or a closed one, goes through `async_push`, which cuts the
+  // session or reports the closed queue (`o` is still whole then).
+  void push_now(outgoing o) {
+    const push_outcome outcome = queue_.try_push(std::move(o));
+    if (outcome == push_outcome::must_wait) return after_push({}, push_outcome::dropped);
+    if (outcome == push_outcome::must_disconnect) {
+      return queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome result) {
+        self->after_push(ec, result);
+      });
+    }
+    after_push({}, outcome);
+  }
 
   void after_push(std::error_code ec, push_outcome outcome) {
     if (ec == switchboard::error::overflow_disconnect) {
@@ -414,6 +423,11 @@ class session_impl final : public session,
               message m{r.message_type, std::move(current_)};
               current_ = std::string();
               if (on_message_) on_message_(std::move(m));
+              if (send_queue_full()) {
+                keep_unparsed(bytes, pos, owned);
+                reading_paused_ = true;  // until the writer makes room (resume_reading)
+                return;
+              }
             }
           }
           break;
@@ -430,6 +444,25 @@ class session_impl final : public session,
           return begin_close(close_code_for(r.error), r.error.message(), false);
       }
     }
+  }
+
+  // Backpressure under the `wait` policy: the handler's answers (an echo, replies to requests) fill the queue, so the
+  // peer is not reading them. From half the queue's limits on, stop handling its messages, and reading, until the
+  // writer has taken from the queue; what was read and not handled yet waits in `in_`. The other half leaves room
+  // for the answers to the message just handled, so that none is dropped (a fire-and-forget send to a full queue
+  // would be). A peer that never reads is cut by the write timeout.
+  bool send_queue_full() const noexcept {
+    const queue_limits& limits = queue_.limits();
+    const queue_stats queued = queue_.stats();
+    return limits.policy == overflow_policy::wait &&
+           (queued.depth * 2 >= limits.max_messages || queued.bytes * 2 >= limits.max_bytes);
+  }
+
+  // After the writer took from the queue: handle what waits in `in_`, then read again.
+  void resume_reading() {
+    if (!reading_paused_ || state_ == state::closed || send_queue_full()) return;
+    reading_paused_ = false;
+    on_bytes(std::span<char>(in_.data(), in_size_), true);
   }
 
   void keep_unparsed(std::span<char> bytes, std::size_t pos, bool owned) {
@@ -531,6 +564,10 @@ class session_impl final : public session,
       const std::size_t n = writer_.write_close(frame, closing_->ours.code, closing_->ours.reason);
       batch.add(shared_bytes::copy(std::string_view(frame, n)));
       close_sent_ = true;
+    }
+    if (reading_paused_ && !send_queue_full()) {
+      // Not from here: handling messages may queue, close or pump again.
+      asio::post(get_executor(), [self = self()] { self->resume_reading(); });
     }
     if (batch.empty()) {
       if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) {
@@ -776,6 +813,7 @@ class session_impl final : public session,
   bool peer_closed_ = false;
   bool awaiting_pong_ = false;
   bool receiving_partial_ = false;  // part of a message (or of a frame) has arrived, not all of it
+  bool reading_paused_ = false;     // the send queue is full under `wait` (send_queue_full): nothing is read
 };
 
 }  // namespace detail
