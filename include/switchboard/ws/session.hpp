@@ -10,8 +10,8 @@
 //  - Sending: `send_text`, `send_binary`, `send(prepared_frame)` from any thread, into a bounded queue with an
 //    overflow policy (DESIGN promise 2); `async_send` completes when the message is queued, or, under the `wait`
 //    policy, when there is room. The writer gathers everything queued into one write. Under `wait`, a session whose
-//    queue is full also stops reading (and handling) the peer's messages until the writer has made room: a peer
-//    that sends requests and does not read the answers is held back by TCP, not by our memory.
+//    queue is half full also stops reading (and handling) the peer's messages until the writer has made room: a
+//    peer that sends requests and does not read the answers is held back by TCP, not by our memory.
 //  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
 //    the peer's, then closes the socket; a peer's close is answered and reported to `on_close`.
 //  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
@@ -79,7 +79,7 @@ struct session_options {
   parser_options limits;
   /// The send queue: at most this many messages and bytes, and what happens when it is full. The default waits:
   /// `async_send` completes when there is room, fire-and-forget sends to a full queue are dropped and counted
-  /// (`dropped()`), and the session reads nothing more from the peer until there is room.
+  /// (`dropped()`), and from half full on the session reads nothing more from the peer until the writer makes room.
   queue_limits send_queue{.max_messages = 4096, .max_bytes = 16 * 1024 * 1024, .policy = overflow_policy::wait};
   /// A ping is sent after this long without receiving anything; 0 disables keep-alive pings.
   std::chrono::milliseconds ping_interval{30'000};
