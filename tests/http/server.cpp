@@ -11,9 +11,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -472,6 +475,82 @@ TEST_CASE("server: a connection idle after a deferred response parks and serves 
   r = c.read_response();
   REQUIRE(r);
   CHECK(r->body == "now");
+}
+
+namespace {
+
+// Parks every request to /park/{n}; once `expected` are parked, answers them all from the server's own thread (as a
+// publish answers parked long polls), in the reverse order, each with "answer n". Runs on the server's thread only.
+class answer_all_at_once {
+ public:
+  answer_all_at_once(router& routes, std::size_t expected, std::function<void()> after = {})
+      : expected_(expected), after_(std::move(after)) {
+    routes.get("/park/{n:int}", [this](request& req, responder res) {
+      parked_.emplace_back(req.param_as<int>("n"), std::move(res));
+      if (parked_.size() < expected_) return;
+      // Later, in a turn of its own: not from this handler's call, which would answer this request directly.
+      asio::post(parked_.back().second.get_executor(), [this] {
+        for (auto it = parked_.rbegin(); it != parked_.rend(); ++it) {
+          it->second.send(response::text("answer " + std::to_string(it->first)));
+        }
+        parked_.clear();
+        if (after_) after_();
+      });
+    });
+  }
+
+ private:
+  std::size_t expected_;
+  std::function<void()> after_;
+  std::vector<std::pair<int, responder>> parked_;
+};
+
+}  // namespace
+
+// Deferred responses sent from the server's own thread are handed to their connections together, in one posted
+// turn of the event loop (server_shard::post_response): each must still reach its own client, in order with the
+// requests pipelined behind it.
+TEST_CASE("server: many deferred responses sent at once from the server's thread", "[http][server]") {
+  constexpr int clients = 64;
+  test_server s;
+  answer_all_at_once answers(s.routes(), clients);
+  s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  s.start();
+  std::vector<std::unique_ptr<raw_client>> cs;
+  for (int i = 0; i < clients; ++i) {
+    cs.push_back(std::make_unique<raw_client>(s.port()));
+    cs.back()->send(get_request("/park/" + std::to_string(i)) + get_request("/plaintext"));
+  }
+  for (int i = 0; i < clients; ++i) {
+    auto first = cs[i]->read_response();
+    auto second = cs[i]->read_response();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->body == "answer " + std::to_string(i));
+    CHECK(second->body == "Hello, World!");
+  }
+}
+
+// The event loop stops with those responses handed over but not yet delivered: destroying the io_context destroys
+// the queued turn, which must let the connections go (they hold the server's shard; LeakSanitizer would report
+// them and the shard in the sanitizer build).
+TEST_CASE("server: deferred responses still queued when the event loop stops are released", "[http][server]") {
+  constexpr int clients = 8;
+  auto context = std::make_unique<asio::io_context>(1);
+  router routes;
+  answer_all_at_once answers(routes, clients, [&context] { context->stop(); });
+  auto srv = std::make_unique<http::server>(context->get_executor(), routes);
+  srv->start();
+  std::thread loop([&context] { context->run(); });
+  std::vector<std::unique_ptr<raw_client>> cs;
+  for (int i = 0; i < clients; ++i) {
+    cs.push_back(std::make_unique<raw_client>(srv->local_endpoint().port()));
+    cs.back()->send(get_request("/park/" + std::to_string(i)));
+  }
+  loop.join();  // returns once the answers were sent and the loop stopped, before they could be delivered
+  srv.reset();
+  context.reset();
+  for (auto& c : cs) CHECK_FALSE(c->read_response());  // the connections closed with nothing delivered
 }
 
 TEST_CASE("server: streamed responses and request bodies", "[http][server]") {

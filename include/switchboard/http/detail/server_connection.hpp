@@ -143,6 +143,7 @@ class server_connection final : public connection_base,
       ex_->sync_response.emplace(std::move(r));  // the handler answered before returning: no post needed
       return;
     }
+    if (shard_->in_own_thread()) return shard_->post_response(this->shared_from_this(), sequence, std::move(r));
     asio::post(shard_->executor(), [self = this->shared_from_this(), sequence, r = std::move(r)]() mutable {
       self->on_async_response(sequence, std::move(r));
     });
@@ -474,7 +475,7 @@ class server_connection final : public connection_base,
     return true;
   }
 
-  void on_async_response(std::uint64_t sequence, response r) {
+  void on_async_response(std::uint64_t sequence, response r) override {
     if (closed_ || (!ex_ && !request_released_) || sequence != sequence_ || phase_ != phase::handling) {
       if (closed_ && ex_ && !reading_ && !writing_) shard_->release_exchange(std::move(ex_));
       return;

@@ -21,18 +21,22 @@
 #include <switchboard/net/listener.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <new>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace switchboard::http {
@@ -78,6 +82,9 @@ class connection_base {
   virtual void leave() = 0;
   /// Drain deadline: close now.
   virtual void cut() = 0;
+  /// A response that the handler of request `sequence` delivered later, from this shard's thread, handed back by
+  /// `server_shard::post_response` in a later turn of the event loop.
+  virtual void on_async_response(std::uint64_t sequence, response r) = 0;
 
   connection_base* prev_ = nullptr;
   connection_base* next_ = nullptr;
@@ -138,6 +145,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
         ticker_(executor_),
         drain_timer_(executor_),
         exchange_pages_(exchange_unit_size) {
+    if (const auto* plain = executor_.target<asio::io_context::executor_type>()) context_executor_.emplace(*plain);
   }
 
   std::size_t index() const noexcept { return index_; }
@@ -274,6 +282,19 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     if (count_ == 0) finish_drain();
   }
 
+  /// Whether the caller runs on this shard's event loop, so that `post_response` may be called. False when the shard's
+  /// executor is not an io_context's own (a strand, say): then responses are posted one by one.
+  bool in_own_thread() const noexcept { return context_executor_ && context_executor_->running_in_this_thread(); }
+
+  /// Hands `r` to `c->on_async_response(sequence, r)` in a later turn of this event loop; call only when
+  /// `in_own_thread()`. Responses posted before that turn are handed over together, in the order they came, by one
+  /// posted operation: a publish that answers 10,000 parked long polls on this thread makes one post, not 10,000
+  /// (each of which allocated twice), as the broker's fan-out does (docs/pubsub.md).
+  void post_response(std::shared_ptr<connection_base> c, std::uint64_t sequence, response r) {
+    posted_responses_.push_back(posted_response{std::move(c), sequence, std::move(r)});
+    if (posted_responses_.size() == 1) asio::post(*context_executor_, run_posted_responses{shared_from_this()});
+  }
+
   /// Closes every connection at once (server destroyed without a drain).
   void close_all() {
     ticker_.cancel();
@@ -289,6 +310,52 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   static constexpr std::size_t arena_size = 1024;
   static constexpr std::size_t read_storage_offset = arena_offset + arena_size;
   static_assert(read_storage_offset + 4096 <= exchange_unit_size);
+
+  struct posted_response {
+    std::shared_ptr<connection_base> connection;
+    std::uint64_t sequence;
+    response r;
+  };
+
+  // The operation `post_response` posts. Destroyed without having run (the event loop shut down with it queued), it
+  // lets the connections go: they hold the shard, which would otherwise hold them for ever.
+  struct run_posted_responses {
+    explicit run_posted_responses(std::shared_ptr<server_shard> s) : shard(std::move(s)) {}
+    run_posted_responses(run_posted_responses&&) = default;
+    run_posted_responses& operator=(run_posted_responses&&) = default;
+    ~run_posted_responses() {
+      if (shard) shard->posted_responses_.clear();
+    }
+
+    void operator()() { std::exchange(shard, nullptr)->hand_over_posted_responses(); }
+
+    std::shared_ptr<server_shard> shard;  // empty once run, and in a moved-from one
+  };
+
+  // Responses posted while these are handed over wait for the next turn. The vector's storage is kept for the next
+  // batch. A connection that throws lets the exception out of the event loop, as a posted handler would; the
+  // responses after it are handed over in a turn posted first, so that none is lost.
+  void hand_over_posted_responses() {
+    std::vector<posted_response> batch;
+    batch.swap(spare_posted_responses_);
+    batch.swap(posted_responses_);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      posted_response& p = batch[i];
+      try {
+        p.connection->on_async_response(p.sequence, std::move(p.r));
+      } catch (...) {
+        const bool was_idle = posted_responses_.empty();
+        posted_responses_.insert(posted_responses_.begin(), std::make_move_iterator(batch.begin() + std::ptrdiff_t(i + 1)),
+                                 std::make_move_iterator(batch.end()));
+        if (was_idle && !posted_responses_.empty()) {
+          asio::post(*context_executor_, run_posted_responses{shared_from_this()});
+        }
+        throw;
+      }
+    }
+    batch.clear();
+    if (batch.capacity() > spare_posted_responses_.capacity()) spare_posted_responses_ = std::move(batch);
+  }
 
   void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
     drain_deadline_ = deadline;
@@ -344,6 +411,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
 
   std::size_t index_;
   asio::any_io_executor executor_;
+  std::optional<asio::io_context::executor_type> context_executor_;  // executor_'s, when it is an io_context's own
   server_options options_;
   const router* routes_;
   std::shared_ptr<server_shared> shared_;
@@ -360,6 +428,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   std::vector<std::function<void(drain_report)>> drain_waiters_;
   bool drain_finished_ = false;
   drain_report report_;
+  std::vector<posted_response> posted_responses_;        // waiting for run_posted_responses
+  std::vector<posted_response> spare_posted_responses_;  // the storage of the last batch handed over, empty
 };
 
 }  // namespace detail
