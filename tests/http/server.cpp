@@ -40,6 +40,13 @@ void add_basic_routes(router& r) {
 TEST_CASE("server: basic request-response", "[http][server]") {
   test_server s;
   add_basic_routes(s.routes());
+  const shared_bytes small = shared_bytes::copy("shared"), large(std::string(20000, 'y'));
+  s.routes().get("/shared/{size}", [&](request& req) {
+    return response().set_body(req.param("size") == "small" ? small : large, "text/plain");
+  });
+  s.routes().get("/replaced", [&](request&) {
+    return response().set_body(small, "text/plain").set_body(std::string("string"), "text/plain");
+  });
   s.start();
   raw_client c(s.port());
 
@@ -85,6 +92,24 @@ TEST_CASE("server: basic request-response", "[http][server]") {
     r = c.read_response();
     REQUIRE(r);
     CHECK(r->body == "Hello, World!");
+  }
+  SECTION("a shared body, small or large, and after a body set as a string") {
+    c.send(get_request("/shared/small") + get_request("/shared/large") + "HEAD /shared/large HTTP/1.1\r\nHost: h\r\n\r\n" +
+           get_request("/replaced"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "shared");
+    CHECK(r->header("content-type") == "text/plain");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == large.view());
+    r = c.read_response(/*head_request=*/true);
+    REQUIRE(r);
+    CHECK(r->header("content-length") == "20000");
+    CHECK(r->body.empty());
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "string");
   }
   SECTION("OPTIONS lists the methods") {
     c.send("OPTIONS /echo HTTP/1.1\r\nHost: h\r\n\r\n");

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace switchboard;
@@ -137,6 +138,47 @@ TEST_CASE("a parked poll is answered by the next publish", "[longpoll][endpoint]
     const auto r = c->read_response();
     REQUIRE(r);
     CHECK(sequences(body_json(*r)) == std::vector<std::uint64_t>{1});
+  }
+}
+
+// An answer of one message is encoded once per thread and shared by the polls answered with that same message
+// (endpoint_state::one_message_body): each poll must still get its own topic's message.
+TEST_CASE("answers of one message share their encoding only for the same message", "[longpoll][endpoint]") {
+  poll_server s;
+  SECTION("the same sequence number and cursor in two topics") {
+    s.publish("a", "from a");
+    s.publish("b", "from b");
+    for (const auto& [topic, data] : {std::pair{"a", "from a"}, std::pair{"b", "from b"}, std::pair{"a", "from a"}}) {
+      const auto body = body_json(poll(s.server.port(), "/topics/" + std::string(topic) + "/poll?cursor=0"));
+      CHECK(sequences(body) == std::vector<std::uint64_t>{1});
+      CHECK(body["messages"][0]["data"] == data);
+    }
+  }
+  SECTION("parked polls woken by one publish, then by the next, with bodies written from shared bytes") {
+    constexpr std::size_t pollers = 8;
+    s.publish("t", "first");
+    std::vector<std::unique_ptr<raw_client>> clients;
+    for (std::size_t i = 1; i <= pollers; ++i) clients.push_back(park(s, "/topics/t/poll?cursor=1&timeout=30", i));
+    const std::string second(600, 'x');  // past the 512 bytes from which a shared body is not copied
+    s.publish("t", second);
+    for (auto& c : clients) {
+      const auto r = c->read_response();
+      REQUIRE(r);
+      const auto body = body_json(*r);
+      CHECK(sequences(body) == std::vector<std::uint64_t>{2});
+      CHECK(body["messages"][0]["data"] == second);
+      CHECK(r->header("Content-Length") == std::to_string(r->body.size()));
+      c->send(get_request("/topics/t/poll?cursor=2&timeout=30"));
+    }
+    REQUIRE(s.wait_for([&] { return s.polls.parked() == pollers; }));
+    s.publish("t", "third");
+    for (auto& c : clients) {
+      const auto r = c->read_response();
+      REQUIRE(r);
+      const auto body = body_json(*r);
+      CHECK(sequences(body) == std::vector<std::uint64_t>{3});
+      CHECK(body["messages"][0]["data"] == "third");
+    }
   }
 }
 

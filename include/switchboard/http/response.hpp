@@ -6,6 +6,7 @@
 // The server adds Date, Content-Length (or Transfer-Encoding: chunked for streamed bodies) and Connection.
 #pragma once
 
+#include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/http/body_stream.hpp>
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/header_block.hpp>
@@ -102,13 +103,27 @@ class response {
     return *this;
   }
 
+  /// The body set as a string (empty when the body is shared, see below).
   std::string& body() noexcept { return body_; }
   const std::string& body() const noexcept { return body_; }
   response& set_body(std::string body, std::string_view content_type) {
     body_ = std::move(body);
+    shared_body_ = shared_bytes();
     headers_.set("Content-Type", content_type);
     return *this;
   }
+  /// A body shared with other responses: one answer encoded once for many clients (the long-poll endpoint's
+  /// answers to a publish). The server writes it from `bytes`, without a copy from 512 bytes on. Replaces the body
+  /// set as a string.
+  response& set_body(shared_bytes bytes, std::string_view content_type) {
+    body_.clear();
+    shared_body_ = std::move(bytes);
+    headers_.set("Content-Type", content_type);
+    return *this;
+  }
+  const shared_bytes& shared_body() const noexcept { return shared_body_; }
+  /// The body's length: `body()` and then `shared_body()`, which is what the server sends.
+  std::size_t body_size() const noexcept { return body_.size() + shared_body_.size(); }
 
   /// Asks the server to close the connection after this response.
   response& close_connection(bool close = true) noexcept {
@@ -128,6 +143,7 @@ class response {
   bool close_ = false;
   header_block headers_;
   std::string body_;
+  shared_bytes shared_body_;
   body_producer producer_;
   std::shared_ptr<body_stream_handler> stream_handler_;
   upgrade_handler upgrade_;

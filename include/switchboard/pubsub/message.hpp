@@ -99,6 +99,8 @@ class message {
   std::string_view conflation_key() const noexcept { return body_->draft.key; }
   /// The bytes counted against queue and retention limits: payload, header names and values, and key.
   std::size_t size() const noexcept { return body_->bytes; }
+  /// Whether `other` is a copy of this message (the same published message), not merely one with equal contents.
+  bool is_copy_of(const message& other) const noexcept { return body_ == other.body_; }
 
  private:
   struct body {

@@ -603,11 +603,14 @@ class server_connection final : public connection_base,
     info.upgrade = upgrading;
     info.chunked = streamed && f.version_minor == 1;
     info.send_length = !streamed && !no_content;
-    info.content_length = r.body().size();
+    info.content_length = r.body_size();
     info.date = shard_->date();
     info.server = options().server_header;
     append_response_head(x.out.text(), r, info);
-    if (!f.head && !no_content && !streamed) x.out.append_owned(std::move(r.body()));
+    if (!f.head && !no_content && !streamed) {
+      x.out.append_owned(std::move(r.body()));
+      if (!r.shared_body().empty()) x.out.append_shared(r.shared_body());
+    }
     if (!keep_alive) close_after_write_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
     std::shared_ptr<body_stream_handler> stream_handler = streamed ? std::move(r.stream_handler()) : nullptr;
