@@ -4,6 +4,7 @@
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 
+#include <atomic>
 #include <string>
 
 using namespace switchboard;
@@ -14,7 +15,11 @@ struct latest_server {
   explicit latest_server(std::size_t retain = 10)
       : broker(s.rt().executor(), {.retention = {.max_messages = retain}}),
         latest(broker, {.conditional = {.retry_after = std::chrono::seconds(3)}, .epoch = "e1"}) {
-    s.routes().get("/topics/{topic}/latest", [this](http::request& req) { return latest(req, req.param("topic")); });
+    s.routes().get("/topics/{topic}/latest", [this](http::request& req) {
+      http::response r = latest(req, req.param("topic"));
+      last_shared_body = r.shared_body().data();
+      return r;
+    });
     s.start();
   }
   ~latest_server() { s.stop(); }
@@ -30,6 +35,7 @@ struct latest_server {
   test::test_server s;
   pubsub::broker broker;
   push::latest_endpoint latest;
+  std::atomic<const char*> last_shared_body{nullptr};  // where the last response's shared body is
 };
 
 }  // namespace
@@ -53,6 +59,7 @@ TEST_CASE("push latest: polling costs a 304 until something is published", "[pus
   CHECK(full.header("cache-control") == "no-cache");
   CHECK(full.header("retry-after") == "3");
   CHECK(full.header("last-modified") == "Sun, 06 Nov 1994 08:49:37 GMT");
+  CHECK(h.last_shared_body == h.broker.latest("news")->data().data());  // the message's bytes, not a copy
 
   auto same = h.get("news", "If-None-Match: \"e1-1\"\r\n");
   CHECK(same.status == 304);

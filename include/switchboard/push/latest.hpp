@@ -7,9 +7,10 @@
 //     push::latest_endpoint latest(broker);
 //     routes.get("/topics/{topic}/latest", [&](http::request& req) { return latest(req, req.param("topic")); });
 //
-//   200  the latest message: its payload as the body, `Content-Type` from its `content-type` header (default
-//        application/octet-stream), `ETag: "<epoch>-<seq>"`, `Last-Modified` from its `last-modified` header (an
-//        HTTP-date, when the publisher set one), `Cache-Control: no-cache`, and `X-Sequence: <seq>`
+//   200  the latest message: its payload as the body (written from the message's bytes, not a copy), `Content-Type`
+//        from its `content-type` header (default application/octet-stream), `ETag: "<epoch>-<seq>"`, `Last-Modified`
+//        from its `last-modified` header (an HTTP-date, when the publisher set one), `Cache-Control: no-cache`, and
+//        `X-Sequence: <seq>`
 //   204  nothing published yet (with `ETag: "<epoch>-0"`, so that polling an empty topic also costs a 304)
 //   304  `If-None-Match` matches (or `If-Modified-Since` is not older), nothing changed
 //   412  `If-Match` does not match the latest version
@@ -71,7 +72,8 @@ class latest_endpoint {
     http::response r(http::status::no_content);
     if (m) {
       const std::string_view type = m->content_type();
-      r = http::response(http::status::ok, std::string(m->data()), type.empty() ? options_.default_content_type : type);
+      r = http::response(http::status::ok);
+      r.set_body(m->payload(), type.empty() ? options_.default_content_type : type);  // shared by every poller: no copy
     }
     http::set_validators(r, validators, options_.conditional);
     r.set("X-Sequence", std::to_string(version));
