@@ -11,7 +11,8 @@
 //
 //   --protocol switchboard  (longpoll/endpoint.hpp, docs/long-polling.md) `GET PATH?cursor=N&timeout=S`
 //       answers `{"messages":[{"seq":N,"data":"..."}...],"cursor":next}`, read with longpoll/batch.hpp's
-//       decoder (exact: types, consecutive sequence numbers, base64); the next poll sends `cursor`. A poller
+//       decoder (exact: types, consecutive sequence numbers, base64), or, for the usual answer of one message
+//       with nothing escaped, by matching its exact text (read_single_message); the next poll sends `cursor`. A poller
 //       first asks `GET PATH?timeout=0`, which answers at once with the topic's cursor, and polls from there:
 //       it can then miss nothing, whenever its poll reaches the server. A gap or a reset fails the poller.
 //   --protocol nchan  (nchan_subscriber longpoll) `GET PATH` answers one message as the raw body; the next poll
@@ -177,6 +178,44 @@ struct poll_setup {
 };
 
 /// One poller: one poll outstanding at a time, polled again as soon as it is answered.
+/// The usual answer, one message whose text needs no JSON escape, as longpoll/batch.hpp writes it:
+/// `{"cursor":N,"messages":[{"data":"TEXT","seq":N}]}`, read without a JSON document. Anything else (several
+/// messages, an escape, base64, a gap, a reset) gives nullopt, for `decode_batch`. With 4 KiB messages the JSON
+/// document had made this client, not the server, the limit of the run.
+struct single_message {
+  std::uint64_t cursor = 0;
+  std::string_view data;
+};
+
+std::optional<single_message> read_single_message(std::string_view body) {
+  const auto skip = [&body](std::string_view literal) {
+    if (!body.starts_with(literal)) return false;
+    body.remove_prefix(literal.size());
+    return true;
+  };
+  const auto number = [&body]() -> std::optional<std::uint64_t> {
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), n);
+    if (ec != std::errc()) return std::nullopt;
+    body.remove_prefix(static_cast<std::size_t>(end - body.data()));
+    return n;
+  };
+  single_message m;
+  if (!skip("{\"cursor\":")) return std::nullopt;
+  const auto cursor = number();
+  if (!cursor || !skip(",\"messages\":[{\"data\":\"")) return std::nullopt;
+  const std::size_t quote = body.find('"');
+  if (quote == std::string_view::npos) return std::nullopt;
+  m.data = body.substr(0, quote);
+  if (m.data.find('\\') != std::string_view::npos) return std::nullopt;  // escaped: the decoder unescapes
+  body.remove_prefix(quote);
+  if (!skip("\",\"seq\":")) return std::nullopt;
+  const auto sequence = number();
+  if (!sequence || *sequence != *cursor || body != "}]}") return std::nullopt;
+  m.cursor = *cursor;
+  return m;
+}
+
 class poller final : public load_tools::socket_subscriber {
  public:
   /// `socket` is connected; switchboard: `cursor` is where to poll from. An answer is a few hundred bytes.
@@ -202,6 +241,11 @@ class poller final : public load_tools::socket_subscriber {
     if (!response_.keep_alive) return fail("the server closes the connection after an answer");
     if (response_.status == 200) {
       if (setup_.wire == protocol::switchboard) {
+        if (const auto single = read_single_message(response_.body)) {
+          if (!owner_.on_message(single->data, now)) return fail("a message this client did not publish");
+          cursor_ = single->cursor;
+          return poll_again();
+        }
         const auto batch = switchboard::longpoll::decode_batch(response_.body);
         if (!batch) return fail("not a long-poll batch: " + response_.body.substr(0, 200));
         if (batch->missed) return fail("a gap (messages no longer retained) after cursor " + std::to_string(cursor_));
@@ -219,6 +263,10 @@ class poller final : public load_tools::socket_subscriber {
     } else if (response_.status != 304) {
       return fail("a poll answered " + std::to_string(response_.status) + ": " + response_.body.substr(0, 200));
     }
+    poll_again();
+  }
+
+  void poll_again() {
     out_ = request();
     asio::async_write(socket(), asio::buffer(out_), [this](std::error_code ec, std::size_t) {
       if (ec) fail(ec.message());
