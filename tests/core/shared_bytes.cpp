@@ -4,6 +4,8 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
+#include <span>
 #include <string>
 
 using switchboard::shared_bytes;
@@ -55,6 +57,17 @@ TEST_CASE("shared_bytes: a large string is taken without copying its bytes", "[c
   const char* where = big.data();
   const shared_bytes b{std::move(big)};
   CHECK(b.data() == where);
+}
+
+TEST_CASE("shared_bytes: built in place, with fewer bytes than the room given, or none", "[core][shared_bytes]") {
+  const shared_bytes built = shared_bytes::build(100, [](std::span<char> out) {
+    CHECK(out.size() == 100);
+    std::fill_n(out.begin(), 5, 'z');
+    return std::size_t{5};
+  });
+  CHECK(built.view() == "zzzzz");
+  CHECK(shared_bytes::build(100, [](std::span<char>) { return std::size_t{0}; }).empty());
+  CHECK(shared_bytes::build(0, [](std::span<char>) -> std::size_t { FAIL("no room to fill"); return 0; }).empty());
 }
 
 }  // namespace

@@ -177,6 +177,64 @@ TEST_CASE("ws session: echoes keep their order when a pong is written while the 
   }
 }
 
+// An idle writer takes a message sent on the session's thread without the queue's waiting pop (session_impl::offer):
+// answers sent while a read's messages are handled go out together after the read, a send outside a handler is
+// written at once. Both keep their order, and the queue counts each as pushed and popped.
+TEST_CASE("ws session: sends on the session's thread, in handlers and outside them, keep their order and are counted",
+          "[ws][session]") {
+  test_server s;
+  std::promise<std::shared_ptr<ws::session>> opened;
+  s.routes().get("/twice", [&opened](http::request& req) {
+    return ws::accept(req, {}, [&opened](std::shared_ptr<ws::session> session) {
+      std::weak_ptr<ws::session> weak = session;
+      session->on_message([weak](ws::message&& m) {
+        if (auto self = weak.lock()) {
+          self->send_text("a" + m.data);
+          self->send_text("b" + m.data);
+        }
+      });
+      opened.set_value(session);
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/twice");
+  ws_peer peer(c);
+  auto opened_future = opened.get_future();
+  REQUIRE(opened_future.wait_for(10s) == std::future_status::ready);
+  const std::shared_ptr<ws::session> session = opened_future.get();
+  const auto next_text = [&peer] {
+    std::string data;
+    const auto e = peer.next(data);
+    CHECK(e.event == ws::parse_event::data);
+    return data;
+  };
+
+  constexpr int messages = 30;  // in one write, so that the server reads several at once
+  std::string burst;
+  for (int i = 0; i < messages; ++i) burst += peer.encode(ws::opcode::text, std::to_string(i));
+  c.send(burst);
+  for (int i = 0; i < messages; ++i) {
+    CHECK(next_text() == "a" + std::to_string(i));
+    CHECK(next_text() == "b" + std::to_string(i));
+  }
+  constexpr int later = 10;
+  asio::post(session->get_executor(), [session] {
+    for (int i = 0; i < later; ++i) session->send_text("x" + std::to_string(i));
+  });
+  for (int i = 0; i < later; ++i) CHECK(next_text() == "x" + std::to_string(i));
+
+  std::promise<queue_stats> counted;
+  asio::post(session->get_executor(), [&] { counted.set_value(session->send_stats()); });
+  auto counted_future = counted.get_future();
+  REQUIRE(counted_future.wait_for(10s) == std::future_status::ready);
+  const queue_stats stats = counted_future.get();
+  CHECK(stats.pushed == 2 * messages + later);
+  CHECK(stats.popped == 2 * messages + later);
+  CHECK(stats.depth == 0);
+  CHECK(session->dropped() == 0);
+}
+
 TEST_CASE("ws session: handshake, echo, ping, close", "[ws][session]") {
   test_server s;
   auto group = std::make_shared<ws::session_group>();

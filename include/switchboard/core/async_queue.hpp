@@ -107,6 +107,30 @@ class async_queue {
     return state_->offer(item);
   }
 
+  /// On the executor only: whether `item` may go to the consumer directly, by the caller's hand, instead of being
+  /// queued and given to the consumer's waiting `async_pop` through a post. True when that pop waits, nothing is
+  /// queued, no producer waits, the queue is open and has room for the item: the caller then delivers it itself
+  /// (a WebSocket session's idle writer writes it at once), it counts as pushed and popped, and the pop goes on
+  /// waiting. False otherwise, for `try_push`.
+  bool hand_over(const T& item) {
+    state& s = *state_;
+    if (!s.consumer || !s.queue.empty() || !s.producers.empty() || s.closed) return false;
+    if (!s.queue.has_room_for(Traits::bytes(item))) return false;
+    s.queue.count_handed_over();
+    return true;
+  }
+
+  /// On the executor only, by code that acts for the consumer: as `try_push`, but a waiting consumer is not woken.
+  /// The caller takes the item with `try_pop` soon after (a WebSocket session's writer, once the messages of one
+  /// read have been handled, gathers the answers their handlers queued into one write).
+  push_outcome try_push_for_consumer(T&& item) {
+    if (!state_->producers.empty()) return push_outcome::must_wait;
+    return state_->offer(item, /*wake=*/false);
+  }
+
+  /// On the executor only: whether the consumer's `async_pop` waits, its completion not yet on its way.
+  bool consumer_waiting() const noexcept { return static_cast<bool>(state_->consumer); }
+
   /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes.
   std::optional<T> try_pop() { return state_->take(); }
 
@@ -162,11 +186,11 @@ class async_queue {
       }
     }
 
-    // Pushes `item` and wakes the consumer. A refused item (must_wait, must_disconnect) stays in `item`.
-    push_outcome offer(T& item) {
+    // Pushes `item` and, if `wake`, wakes the consumer. A refused item (must_wait, must_disconnect) stays in `item`.
+    push_outcome offer(T& item, bool wake = true) {
       if (closed) return push_outcome::must_disconnect;
       const push_outcome outcome = queue.push(std::move(item));
-      if (accepted(outcome)) wake_consumer();
+      if (wake && accepted(outcome)) wake_consumer();
       return outcome;
     }
 

@@ -173,6 +173,13 @@ class bounded_queue {
     return take_front();
   }
 
+  /// Counts an item that went from its producer to the consumer without being queued (`async_queue::hand_over`):
+  /// pushed and popped.
+  void count_handed_over() noexcept {
+    ++counts_.pushed;
+    ++counts_.popped;
+  }
+
   /// Frees the ring when the queue is empty (else does nothing), for an owner about to sit idle: a WebSocket with
   /// nothing left to send holds no queue storage. The next push allocates a small ring again.
   void release_storage() noexcept {

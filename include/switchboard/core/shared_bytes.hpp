@@ -12,8 +12,10 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace switchboard {
 
@@ -41,14 +43,26 @@ class shared_bytes {
   }
   /// Copies `bytes` (one allocation).
   static shared_bytes copy(std::string_view bytes) {
+    return build(bytes.size(), [bytes](std::span<char> out) {
+      std::memcpy(out.data(), bytes.data(), bytes.size());
+      return bytes.size();
+    });
+  }
+
+  /// Bytes written in place: `fill(std::span<char> out)` writes at most `capacity` bytes into `out` and returns how
+  /// many it wrote. One allocation and no copy, where writing into a string and sharing that took two (an encoded
+  /// frame, say).
+  template <class Fill>
+  static shared_bytes build(std::size_t capacity, Fill&& fill) {
     shared_bytes out;
-    if (bytes.empty()) return out;
+    if (capacity == 0) return out;
     // An array of headers, so that the bytes after the first are aligned for it: the first is the header.
-    const std::size_t units = 1 + (bytes.size() + sizeof(header) - 1) / sizeof(header);
+    const std::size_t units = 1 + (capacity + sizeof(header) - 1) / sizeof(header);
     std::shared_ptr<header[]> block = std::make_shared_for_overwrite<header[]>(units);
     char* storage = reinterpret_cast<char*>(block.get() + 1);
-    std::memcpy(storage, bytes.data(), bytes.size());
-    block[0] = header{storage, bytes.size()};
+    const std::size_t size = std::forward<Fill>(fill)(std::span<char>(storage, capacity));
+    if (size == 0) return out;
+    block[0] = header{storage, size};
     out.data_ = std::shared_ptr<const header>(block, block.get());
     return out;
   }

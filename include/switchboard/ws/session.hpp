@@ -200,12 +200,14 @@ class session : public std::enable_shared_from_this<session> {
 
   virtual void begin_close(close_code code, std::string reason, bool by_peer) = 0;
   virtual void finish(close_info info) = 0;
+  /// On the session's executor: the send queue's `try_push`, or better when the writer is idle (see session_impl).
+  virtual push_outcome offer(outgoing& o) = 0;
 
   // A fire-and-forget push, on the session's executor. Nothing waits for it, so a queue that is full under `wait`
   // drops it (counted); a full queue under `disconnect`, or a closed one, goes through `async_push`, which cuts the
   // session or reports the closed queue (`o` is still whole then).
   void push_now(outgoing o) {
-    const push_outcome outcome = queue_.try_push(std::move(o));
+    const push_outcome outcome = offer(o);
     if (outcome == push_outcome::must_wait) return after_push({}, push_outcome::dropped);
     if (outcome == push_outcome::must_disconnect) {
       return queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome result) {
@@ -401,9 +403,22 @@ class session_impl final : public session,
     awaiting_pong_ = false;
   }
 
+  // Handles what a read brought; the answers its handlers sent meanwhile go out together after it (see `offer`).
+  void on_bytes(std::span<char> bytes, bool owned) {
+    {
+      struct handling_scope {
+        bool& flag;
+        explicit handling_scope(bool& f) : flag(f) { flag = true; }
+        ~handling_scope() { flag = false; }
+      } scope(handling_);
+      handle_bytes(bytes, owned);
+    }
+    if (std::exchange(pump_after_handling_, false)) pump_writes();
+  }
+
   // Parses `bytes`: the session's own buffer (`owned`) or the thread's scratch buffer, whose unparsed tail is
   // copied into the session's buffer before anything else may use the scratch buffer.
-  void on_bytes(std::span<char> bytes, bool owned) {
+  void handle_bytes(std::span<char> bytes, bool owned) {
     std::size_t pos = 0;
     bool arrived = false;  // a message (or a control frame outside one) arrived whole in these bytes
     while (state_ != state::closed) {
@@ -546,9 +561,10 @@ class session_impl final : public session,
       std::vector<shared_bytes>().swap(control_);  // rare: hold no storage for them in between
     }
     if (!popped_.empty()) batch.add(std::move(popped_));
-    // While a pop waits, a message pushed meanwhile is on its way to that pop's completion: taking later ones
-    // from the queue (or writing the close frame) now would put them ahead of it.
-    if (!close_sent_ && !waiting_for_queue_) {
+    // Once a waiting pop has been woken, the message it took is on its way to its completion: taking later ones
+    // from the queue (or writing the close frame) now would put them ahead of it. While it still waits, whatever
+    // is queued was queued without waking it (`offer`), and is taken here.
+    if (!close_sent_ && (!waiting_for_queue_ || queue_.consumer_waiting())) {
       std::size_t bytes = 0;
       while (bytes < max_batch_bytes) {
         std::optional<outgoing> o = queue_.try_pop();
@@ -570,9 +586,9 @@ class session_impl final : public session,
       asio::post(get_executor(), [self = self()] { self->resume_reading(); });
     }
     if (batch.empty()) {
-      if (!waiting_for_queue_ && !close_sent_ && !queue_finished_) {
+      if (!close_sent_ && !queue_finished_) {
         queue_.release_storage();  // idle until the next message: hold no ring meanwhile
-        wait_for_queue();
+        if (!waiting_for_queue_) wait_for_queue();
       }
       return;
     }
@@ -619,9 +635,32 @@ class session_impl final : public session,
       compressor_->compress(payload, true, compressed);
       payload = compressed;
     }
-    std::string frame(writer_.frame_size(payload.size()), '\0');
-    frame.resize(writer_.write_frame(frame, o.type, payload, true, compress));
-    return shared_bytes(std::move(frame));
+    return shared_bytes::build(writer_.frame_size(payload.size()), [&](std::span<char> frame) {
+      return writer_.write_frame(frame, o.type, payload, true, compress);
+    });
+  }
+
+  // A message sent on the session's executor. While the writer is busy it is queued. While the writer is idle (its
+  // pop waiting, nothing queued or being written) it does not go through the queue's waiting pop, which would cost
+  // a ring allocated for it, a completion posted to the pop and a new pop to wait with afterwards:
+  //  - outside the handling of this session's messages (a broadcast's delivery, a timer's send) it is framed and
+  //    written at once;
+  //  - while a read's messages are handled, the answers their handlers send are kept (the first as `popped_`, the
+  //    others queued without waking the pop) and go out together in one write when the read has been handled.
+  // Either way the pop goes on waiting; a message that skips the queue counts in it as pushed and popped.
+  push_outcome offer(outgoing& o) override {
+    const bool writer_idle = state_ == state::open && !writing_ && waiting_for_queue_ && queue_.consumer_waiting();
+    if (!writer_idle) return queue_.try_push(std::move(o));
+    if (popped_.empty() && queue_.hand_over(o)) {
+      popped_ = encode(std::move(o));
+      if (handling_) pump_after_handling_ = true;
+      else pump_writes();
+      return push_outcome::queued;
+    }
+    if (!handling_) return queue_.try_push(std::move(o));
+    const push_outcome outcome = queue_.try_push_for_consumer(std::move(o));
+    if (accepted(outcome)) pump_after_handling_ = true;
+    return outcome;
   }
 
   // Nothing to write: wait until a message is queued. The popped message is framed at once and written by the
@@ -809,6 +848,8 @@ class session_impl final : public session,
   bool write_timer_armed_ = false;
   bool writing_ = false;
   bool waiting_for_queue_ = false;
+  bool handling_ = false;             // in on_bytes: the peer's messages are being handled
+  bool pump_after_handling_ = false;  // answers kept while handling wait for pump_writes
   bool close_sent_ = false;
   bool peer_closed_ = false;
   bool awaiting_pong_ = false;
