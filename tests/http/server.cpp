@@ -94,8 +94,8 @@ TEST_CASE("server: basic request-response", "[http][server]") {
     CHECK(r->body == "Hello, World!");
   }
   SECTION("a shared body, small or large, and after a body set as a string") {
-    c.send(get_request("/shared/small") + get_request("/shared/large") + "HEAD /shared/large HTTP/1.1\r\nHost: h\r\n\r\n" +
-           get_request("/replaced"));
+    c.send(get_request("/shared/small") + get_request("/shared/large") +
+           "HEAD /shared/large HTTP/1.1\r\nHost: h\r\n\r\n" + get_request("/replaced"));
     auto r = c.read_response();
     REQUIRE(r);
     CHECK(r->body == "shared");

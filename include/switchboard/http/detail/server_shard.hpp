@@ -345,7 +345,8 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
         p.connection->on_async_response(p.sequence, std::move(p.r));
       } catch (...) {
         const bool was_idle = posted_responses_.empty();
-        posted_responses_.insert(posted_responses_.begin(), std::make_move_iterator(batch.begin() + std::ptrdiff_t(i + 1)),
+        const auto rest = batch.begin() + static_cast<std::ptrdiff_t>(i + 1);
+        posted_responses_.insert(posted_responses_.begin(), std::make_move_iterator(rest),
                                  std::make_move_iterator(batch.end()));
         if (was_idle && !posted_responses_.empty()) {
           asio::post(*context_executor_, run_posted_responses{shared_from_this()});
