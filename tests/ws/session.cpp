@@ -137,6 +137,13 @@ void close_normally(asio::io_context& ctx, ws::session& client, const std::optio
   CHECK_FALSE(closed->by_peer);
 }
 
+// Waits for the session a route handed to `opened` when it opened.
+std::shared_ptr<ws::session> take_session(std::promise<std::shared_ptr<ws::session>>& opened) {
+  auto f = opened.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  return f.get();
+}
+
 }  // namespace
 
 TEST_CASE("ws session: echoes keep their order when a pong is written while the first one is being handed over",
@@ -200,9 +207,7 @@ TEST_CASE("ws session: sends on the session's thread, in handlers and outside th
   raw_client c(s.port());
   open_websocket(c, "/twice");
   ws_peer peer(c);
-  auto opened_future = opened.get_future();
-  REQUIRE(opened_future.wait_for(10s) == std::future_status::ready);
-  const std::shared_ptr<ws::session> session = opened_future.get();
+  const std::shared_ptr<ws::session> session = take_session(opened);
   const auto next_text = [&peer] {
     std::string data;
     const auto e = peer.next(data);
@@ -472,9 +477,7 @@ TEST_CASE("ws session: a peer that does not read its echoes stops being read, an
   raw_client c(s.port());
   open_websocket(c, "/echo");
   ws_peer peer(c);
-  auto session_future = opened.get_future();
-  REQUIRE(session_future.wait_for(10s) == std::future_status::ready);
-  const std::shared_ptr<ws::session> session = session_future.get();
+  const std::shared_ptr<ws::session> session = take_session(opened);
 
   // Send 16 KiB messages without reading, until the socket stays full for a second (at most 64 MiB; the kernel's
   // buffers on both sides hold a few MiB).
@@ -536,9 +539,7 @@ TEST_CASE("ws session: fire-and-forget sends to a full queue are dropped and cou
   s.start();
   raw_client c(s.port());
   open_websocket(c, "/quiet");  // and never read again
-  auto session_future = opened.get_future();
-  REQUIRE(session_future.wait_for(10s) == std::future_status::ready);
-  const std::shared_ptr<ws::session> session = session_future.get();
+  const std::shared_ptr<ws::session> session = take_session(opened);
 
   // 64 MiB, from this thread: far more than the queue and the kernel's buffers hold.
   constexpr int messages = 1000;
