@@ -350,7 +350,9 @@ class server_connection final : public connection_base,
         dispatch();
         continue;
       }
-      if (ex_->in.empty()) break;
+      // Need more bytes: none are left, or only the start of a chunk line or of the trailer section, which the
+      // decoder consumes once it is complete (reading on appends the rest after it).
+      if (n == 0 || ex_->in.empty()) break;
     }
     after_processing();
   }
