@@ -340,6 +340,8 @@ TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]")
   const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 1})");
   CHECK(r.status == 200);
   const std::string id = nlohmann::json::parse(r.body)["id"];
+  // The answer came once the final status was on the topic: queued, running, succeeded.
+  CHECK(s.broker.last_sequence(s.work.topic(id)) == 3);
   CHECK(s.request("GET", "/jobs/" + id).status == 404);
   CHECK_FALSE(s.work.contains(id));
   CHECK_FALSE(s.broker.stats(s.work.topic(id)));

@@ -310,9 +310,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
     }
   }
 
-  // Makes the job final, wakes its ?wait requests and publishes it. Called and returns with the lock released
-  // in between: publishing runs without it. The job may be forgotten before it is published (retention 0, a
-  // full store): its topic is then retired here, after the final status, rather than made again by it.
+  // Makes the job final, publishes it and then wakes its ?wait requests: a client answered with the final status
+  // finds it on the job's topic too. Called with the lock held; returns with it released (publishing runs without
+  // it). The job may be forgotten before it is published (retention 0, a full store): its topic is then
+  // retired here, after the final status, rather than made again by it.
   void finish_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job, job_status status,
                      nlohmann::json result, std::string error) {
     job->status = status;
@@ -328,23 +329,23 @@ class job_state : public std::enable_shared_from_this<job_state> {
        : status == job_status::failed  ? stats_.failed
                                         : stats_.cancelled);
     finished_.push_back(job->id);
+    lock.unlock();
+    publish(*job);
+    lock.lock();
+    job->final_published = true;
+    if (job->forgotten) broker_.retire_topic(options_.topic_prefix + job->id);
     auto waiters = std::move(job->waiters);
     lock.unlock();
     // Each waiting request's timer is moved to the past on its own executor (timers are not thread-safe): a wait
     // in progress ends at once.
     for (auto& t : waiters) asio::post(t->get_executor(), [t] { t->expires_at(std::chrono::steady_clock::time_point::min()); });
-    publish(*job);
-    lock.lock();
-    job->final_published = true;
-    if (job->forgotten) broker_.retire_topic(options_.topic_prefix + job->id);
-    lock.unlock();
   }
 
   asio::awaitable<void> wait_final(job_record& job, std::chrono::milliseconds wait) {
     auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, wait);
     {
       const std::lock_guard lock(mutex_);
-      if (is_final(job.status)) co_return;
+      if (job.final_published) co_return;
       job.waiters.push_back(timer);
     }
     co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
