@@ -5,11 +5,19 @@
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
 
+#include <asio/buffers_iterator.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/read_until.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/streambuf.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <thread>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -289,5 +297,148 @@ TEST_CASE("client and server over TLS", "[http][client][tls]") {
         {"curl", "-s", "--cacert", ca, "https://localhost:" + std::to_string(s.port()) + "/secure"});
     CHECK(p.exit_code == 0);
     CHECK(p.out == "over TLS");
+  }
+}
+
+namespace {
+
+// One scripted answer of the random mix below, and what the client must make of it.
+struct scripted_answer {
+  std::string bytes;
+  bool head = false;          // asked with HEAD: a Content-Length but no body
+  bool closes = false;        // the server closes the connection after it
+  unsigned status = 200;
+  std::string body;
+};
+
+// A random answer to request `n`: a body framed by Content-Length, chunked (random chunk sizes, extensions, a
+// trailer) or by the connection's end, after a 1xx interim response or not; HEAD, 204 and 304 without a body.
+scripted_answer random_answer(std::mt19937& rng, int n) {
+  auto pick = [&rng](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
+  scripted_answer a;
+  const std::size_t size = pick(0, 9) == 0 ? pick(100'000, 300'000) : pick(0, 3000);
+  for (std::size_t i = 0; i < size; ++i) a.body += static_cast<char>('a' + (static_cast<std::size_t>(n) + i) % 26);
+  if (pick(0, 4) == 0) a.bytes = pick(0, 1) == 0 ? "HTTP/1.1 100 Continue\r\n\r\n" : "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+  switch (pick(0, 5)) {
+    case 0:
+    case 1:
+      a.closes = pick(0, 5) == 0;
+      a.bytes += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(size) + (a.closes ? "\r\nConnection: close" : "") +
+                 "\r\n\r\n" + a.body;
+      break;
+    case 2: {
+      a.bytes += "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      for (std::size_t at = 0; at < size;) {
+        const std::size_t chunk = std::min(size - at, pick(1, 5000));
+        char hex[20];
+        std::snprintf(hex, sizeof hex, "%zX", chunk);
+        a.bytes += std::string(hex) + (chunk % 2 == 0 ? ";ext=\"v\"" : "") + "\r\n" + a.body.substr(at, chunk) + "\r\n";
+        at += chunk;
+      }
+      a.bytes += pick(0, 1) == 0 ? "0\r\n\r\n" : "0\r\nX-Checksum: none\r\n\r\n";
+      break;
+    }
+    case 3:
+      a.head = true;
+      a.bytes += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n";
+      a.body.clear();
+      break;
+    case 4:
+      a.status = pick(0, 1) == 0 ? 204 : 304;
+      a.bytes += "HTTP/1.1 " + std::to_string(a.status) + (a.status == 204 ? " No Content" : " Not Modified") +
+                 "\r\nETag: \"v1\"\r\n\r\n";
+      a.body.clear();
+      break;
+    default:  // the body ends with the connection (RFC 9112 §6.3, rule 8)
+      a.closes = true;
+      a.bytes += "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + a.body;
+      break;
+  }
+  return a;
+}
+
+// Serves the scripted answers from a thread of its own: reads each request's header and answers the request its
+// path names ("/r/<n>") in pieces of random sizes, closing the connection after an answer that says so.
+class random_answer_server {
+ public:
+  random_answer_server(const std::vector<scripted_answer>& answers, unsigned seed)
+      : answers_(answers), rng_(seed), acceptor_(ctx_, {asio::ip::make_address("127.0.0.1"), 0}), thread_([this] { run(); }) {}
+  ~random_answer_server() {
+    stopping_ = true;
+    asio::io_context wake_ctx;
+    asio::ip::tcp::socket wake(wake_ctx);
+    std::error_code ec;
+    wake.connect(acceptor_.local_endpoint(), ec);  // wakes the accept
+    thread_.join();
+  }
+  std::string url(int n) const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/r/" + std::to_string(n); }
+
+ private:
+  void run() {
+    for (;;) {
+      std::error_code ec;
+      asio::ip::tcp::socket s(ctx_);
+      acceptor_.accept(s, ec);
+      if (ec || stopping_) return;
+      s.set_option(asio::ip::tcp::no_delay(true));
+      serve(s);
+    }
+  }
+  void serve(asio::ip::tcp::socket& s) {
+    asio::streambuf received;
+    for (;;) {
+      std::error_code ec;
+      const std::size_t header = asio::read_until(s, received, "\r\n\r\n", ec);
+      if (ec) return;  // the client closed
+      std::string head(asio::buffers_begin(received.data()), asio::buffers_begin(received.data()) + static_cast<std::ptrdiff_t>(header));
+      received.consume(header);
+      const std::size_t at = head.find("/r/") + 3;
+      const scripted_answer& a = answers_.at(static_cast<std::size_t>(std::stoi(head.substr(at))));
+      for (std::size_t sent = 0; sent < a.bytes.size();) {
+        const std::size_t piece = std::min(a.bytes.size() - sent, std::uniform_int_distribution<std::size_t>(1, 8192)(rng_));
+        asio::write(s, asio::buffer(a.bytes.data() + sent, piece), ec);
+        if (ec) return;
+        sent += piece;
+      }
+      if (a.closes) return;
+    }
+  }
+
+  const std::vector<scripted_answer>& answers_;
+  std::mt19937 rng_;
+  asio::io_context ctx_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;  // last: starts once the rest is ready
+};
+
+}  // namespace
+
+// The client's response reading under a random mix of framings, written in pieces of random sizes: each response
+// must come out whole, and the connection must be reused exactly until an answer closes it.
+TEST_CASE("client: a random mix of response framings, written in random pieces, reads each response whole",
+          "[http][client]") {
+  constexpr int requests = 120;
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    INFO("seed " << seed);
+    std::mt19937 rng(seed);
+    std::vector<scripted_answer> answers;
+    for (int n = 0; n < requests; ++n) answers.push_back(random_answer(rng, n));
+    random_answer_server srv(answers, seed);
+    asio::io_context ctx;
+    client c(ctx.get_executor());
+    std::size_t expected_connections = 1;
+    for (int n = 0; n < requests; ++n) {
+      INFO("request " << n);
+      const scripted_answer& a = answers[static_cast<std::size_t>(n)];
+      result r;
+      c.async_request(srv.url(n), client_request{.method = a.head ? method::head : method::get}, capture(r));
+      REQUIRE(run_until(ctx, [&] { return r.done; }));
+      REQUIRE_FALSE(r.ec);
+      CHECK(static_cast<unsigned>(r.response.status) == a.status);
+      CHECK(r.response.body == a.body);
+      if (a.closes && n + 1 < requests) ++expected_connections;
+    }
+    CHECK(c.connections_opened() == expected_connections);
   }
 }

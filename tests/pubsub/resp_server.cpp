@@ -10,17 +10,27 @@
 #include <switchboard/resp/client.hpp>
 
 #include "support/catch.hpp"
+#include "support/raw_http.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <condition_variable>
 #include <initializer_list>
+#include <mutex>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -704,4 +714,378 @@ TEST_CASE("resp_server: command lookup", "[pubsub][resp_server]") {
     INFO(s.name);
     CHECK(pubsub::detail::has_subcommands(s.id) == !pubsub::detail::subcommands_of(s.name).empty());
   }
+}
+
+// --- Commands written in pieces that end anywhere ---
+//
+// A read may end anywhere in a command: inside `*<count>` or `$<length>`, between a CR and its LF, inside a payload,
+// inside an inline line. The connection runs the finished commands of a read from the thread's scratch buffer and
+// keeps an unfinished one's bytes in its own (keep_unparsed), reads again at once when a read filled its room
+// (maybe_more_), and stops running commands while many reply bytes wait. A randomized test of the HTTP server found
+// a read that ended inside a syntactic unit making its connection spin; these tests look for that class of bug here:
+// every reply must arrive whole, once and in order, however the bytes were split, and without more bytes from the
+// client than the commands it waits on.
+
+namespace {
+
+/// One command of a script: the bytes sent, the exact reply (empty for what Redis skips without a reply: an empty
+/// inline line, `*0`, `*-1`), and what it was, for failure messages.
+struct scripted_command {
+  std::string request;
+  std::string reply;
+  std::string what;
+};
+
+std::string bulk_reply(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
+
+std::string multibulk(std::span<const std::string_view> args) {
+  std::string out;
+  resp::encoder(out).command(args);
+  return out;
+}
+
+/// `s` with bytes other than printable ASCII as \xHH, cut to `max` bytes: for failure messages.
+std::string printable(std::string_view s, std::size_t max = 160) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : s.substr(0, max)) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b >= 0x20 && b < 0x7f && b != '\\') {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    }
+  }
+  if (s.size() > max) out += "... (" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+/// Sends all of `bytes` with send(2), which honours SO_SNDTIMEO (Asio's blocking write polls without a timeout,
+/// so a server that stops reading would hang the test). False if the socket failed or the timeout passed.
+bool send_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void set_send_timeout(int fd, std::chrono::seconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count());
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/// Random commands, each encoded at random as RESP multibulk or as an inline line, with the exact reply Redis 7
+/// gives a RESP2 client that is not subscribed. The model keeps the one state these replies depend on: the name.
+class command_script {
+ public:
+  /// `command_reply`: the server's reply to COMMAND (its content is tested above; here it is a reply of 4 KiB to
+  /// a command of 17 bytes, so that one read's commands can queue more reply bytes than the server lets wait).
+  command_script(unsigned seed, std::string command_reply) : rng_(seed), command_reply_(std::move(command_reply)) {}
+
+  /// Appends the next step to `out`: one command or, now and then, a burst of COMMANDs. True when the client then
+  /// waits for every reply so far before it sends more, as clients do between batches: a server that leaves
+  /// commands it has received unrun until more bytes come stalls there.
+  bool next(std::vector<scripted_command>& out) {
+    enum kind { ping, ping_arg, echo, echo_big, publish, setname, getname, unknown, skipped, command, count, burst };
+    // Weights of the kinds above, in their order.
+    std::discrete_distribution<int> pick({10, 10, 30, 3, 10, 6, 6, 6, 5, 3, 2, 1});
+    const int k = pick(rng_);
+    if (k == burst) {
+      // Past the server's pause (256 KiB of replies waiting) when a read holds 64 of them or more.
+      for (std::size_t n = 40 + below(80); n > 0; --n) out.push_back(encode({cased("COMMAND")}, command_reply_));
+      return coin(0.5);
+    }
+    out.push_back(one(k));
+    return coin(1.0 / 8);
+  }
+
+  /// A piece size for writing the stream: often tiny, so that reads end inside every part of a command.
+  std::size_t piece_size() {
+    const std::size_t r = below(4);
+    return 1 + below(r == 0 ? 16 : r == 1 ? 512 : 8192);
+  }
+
+ private:
+  scripted_command one(int k) {
+    switch (k) {
+      case 0: return encode({cased("PING")}, "+PONG\r\n");
+      case 1: {
+        const std::string arg = coin(0.5) ? token() : payload(below(200));
+        return encode({cased("PING"), arg}, bulk_reply(arg));
+      }
+      case 2: {
+        const std::string arg = payload(below(3001));
+        return encode({cased("ECHO"), arg}, bulk_reply(arg));
+      }
+      case 3: {
+        const std::string arg = payload(20'000 + below(80'001));  // larger than a read, and than the scratch buffer
+        return encode({cased("ECHO"), arg}, bulk_reply(arg));
+      }
+      case 4: return encode({cased("PUBLISH"), "nobody-" + token(), payload(below(2000))}, ":0\r\n");
+      case 5: {
+        std::string name = coin(0.2) ? std::string() : token();
+        if (coin(0.1)) {  // a space: refused, the name stays
+          name += " x";
+          return encode({cased("CLIENT"), cased("SETNAME"), name},
+                        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+        }
+        name_ = name;
+        return encode({cased("CLIENT"), cased("SETNAME"), name}, "+OK\r\n");
+      }
+      case 6: return encode({cased("CLIENT"), cased("GETNAME")}, name_.empty() ? "$-1\r\n" : bulk_reply(name_));
+      case 7: {
+        // Arguments short enough that Redis lists them all (it stops at 128 bytes).
+        std::vector<std::string> args{"NOSUCH" + token()};
+        std::string listed;
+        for (std::size_t i = below(4); i > 0; --i) {
+          args.push_back(token());
+          listed += "'" + args.back() + "' ";
+        }
+        return encode(args, "-ERR unknown command '" + args[0] + "', with args beginning with: " + listed + "\r\n");
+      }
+      case 8: {
+        static constexpr std::string_view skips[] = {"\r\n", "\n", "   \t \r\n", "*0\r\n", "*-1\r\n"};
+        const std::string_view s = skips[below(std::size(skips))];
+        return {std::string(s), "", "skipped " + printable(s)};
+      }
+      case 9: return encode({cased("COMMAND")}, command_reply_);
+      default:
+        return encode({cased("COMMAND"), cased("COUNT")},
+                      ":" + std::to_string(pubsub::detail::top_level_commands().size()) + "\r\n");
+    }
+  }
+
+  scripted_command encode(const std::vector<std::string>& args, std::string reply) {
+    std::string what = args[0];
+    for (std::size_t i = 1; i < args.size(); ++i) what += " <" + std::to_string(args[i].size()) + " bytes>";
+    // Inline when the line stays short (inline lines are for people; the limit is 64 KiB).
+    std::size_t size = 0;
+    for (const auto& a : args) size += a.size();
+    if (size < 2000 && coin(0.3)) return {inline_line(args), std::move(reply), "inline " + what};
+    const std::vector<std::string_view> views(args.begin(), args.end());
+    return {multibulk(views), std::move(reply), "multibulk " + what};
+  }
+
+  // An inline line: each argument bare when it is letters and digits, else double-quoted with escapes (as
+  // redis-cli prints them); separated by runs of white space, ended by CRLF or by LF alone.
+  std::string inline_line(const std::vector<std::string>& args) {
+    static constexpr char hex[] = "0123456789abcdef";
+    const auto alnum = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) != 0; };
+    std::string line = coin(0.2) ? " " : "";
+    for (const auto& a : args) {
+      if (&a != &args.front()) line += coin(0.8) ? " " : " \t ";
+      if (!a.empty() && std::all_of(a.begin(), a.end(), alnum)) {
+        line += a;
+        continue;
+      }
+      line += '"';
+      for (const char ch : a) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (alnum(ch)) {
+          line += ch;
+        } else if (ch == '\n') {
+          line += "\\n";
+        } else if (ch == '\r') {
+          line += "\\r";
+        } else {
+          line += "\\x";
+          line += hex[b >> 4];
+          line += hex[b & 15];
+        }
+      }
+      line += '"';
+    }
+    return line + (coin(0.8) ? "\r\n" : "\n");
+  }
+
+  // Binary payload: any byte, with CR, LF, NUL, the markers of RESP and quotes frequent.
+  std::string payload(std::size_t size) {
+    static constexpr char special[] = {'\r', '\n', '\0', '$', '*', ' ', '"'};
+    std::string s(size, '\0');
+    for (char& ch : s) ch = coin(0.2) ? special[below(std::size(special))] : static_cast<char>(below(256));
+    return s;
+  }
+
+  // 1 to 20 letters and digits: a bare inline argument and a valid client name.
+  std::string token() {
+    static constexpr std::string_view chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::string s(1 + below(20), ' ');
+    for (char& ch : s) ch = chars[below(chars.size())];
+    return s;
+  }
+
+  // Command names are case-insensitive.
+  std::string cased(std::string_view name) {
+    std::string s(name);
+    if (coin(0.3)) {
+      for (char& ch : s) ch = coin(0.5) ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch))) : ch;
+    }
+    return s;
+  }
+
+  std::size_t below(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_); }
+  bool coin(double p) { return std::bernoulli_distribution(p)(rng_); }
+
+  std::mt19937 rng_;
+  std::string command_reply_;
+  std::string name_;  // the client's name, as CLIENT SETNAME left it
+};
+
+}  // namespace
+
+TEST_CASE("resp_server: a random mix of pipelined commands, written in random pieces, is answered in order",
+          "[pubsub][resp_server]") {
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    INFO("seed " << seed);
+    front_end fe;
+    asio::io_context ctx;
+    redis_client probe(ctx, fe.port());
+    command_script script(seed, call(probe, {"COMMAND"}));
+
+    // The script, and the points where the client waits for every reply so far before it sends more: after the
+    // first `batches[i]` commands.
+    std::vector<scripted_command> commands;
+    std::vector<std::size_t> batches;
+    while (commands.size() < 200) {
+      if (script.next(commands)) batches.push_back(commands.size());
+    }
+    // Then subscribed mode, to see a message pushed after the script.
+    const std::string channel = "news-" + std::to_string(seed);
+    const std::vector<std::string_view> subscribe{"SUBSCRIBE", channel};
+    commands.push_back({multibulk(subscribe), "*3\r\n$9\r\nsubscribe\r\n" + bulk_reply(channel) + ":1\r\n", "SUBSCRIBE"});
+    batches.push_back(commands.size());
+    std::string expected;
+    for (const auto& command : commands) expected += command.reply;
+
+    // The replies are read on a thread of their own while the stream is written, so that a server that stops reading
+    // while its replies wait (as it should) slows the writer instead of deadlocking the test. Every wait is bounded:
+    // reads and writes by the socket's timeouts, the writer's wait for replies by a deadline; a side that gives up
+    // shuts the socket down, which ends the other's wait at once.
+    test::raw_client c(fe.port(), 10s);
+    c.socket().set_option(asio::ip::tcp::no_delay(true));  // small pieces leave as small segments
+    const int fd = c.socket().native_handle();
+    set_send_timeout(fd, 10s);
+    std::mutex m;
+    std::condition_variable arrived;
+    std::string got;
+    bool reader_done = false;
+    std::jthread reader([&] {
+      for (;;) {
+        std::string piece = c.read_bytes(1);  // what one recv(2) returns
+        std::lock_guard lock(m);
+        got += piece;
+        if (piece.empty() || got.size() >= expected.size()) {
+          reader_done = true;
+          arrived.notify_all();
+          return;
+        }
+        arrived.notify_all();
+      }
+    });
+
+    bool sent = true;
+    bool answered = true;  // each batch's replies came before the deadline
+    std::size_t at = 0;    // request bytes sent
+    std::size_t first = 0;  // the first command of the batch
+    for (const std::size_t end : batches) {
+      std::string batch;
+      std::size_t replies = 0;
+      for (std::size_t i = 0; i < end; ++i) {
+        if (i >= first) batch += commands[i].request;
+        replies += commands[i].reply.size();
+      }
+      first = end;
+      for (std::size_t done = 0; done < batch.size() && sent;) {
+        const std::size_t piece = std::min(batch.size() - done, script.piece_size());
+        sent = send_all(fd, std::string_view(batch).substr(done, piece));
+        done += piece;
+        at += sent ? piece : 0;
+      }
+      std::unique_lock lock(m);
+      answered = sent && arrived.wait_for(lock, 10s, [&] { return got.size() >= replies || reader_done; }) &&
+                 got.size() >= replies;
+      if (!answered) break;
+    }
+    if (!answered) ::shutdown(fd, SHUT_RDWR);  // the reader stops now rather than at its timeout
+    reader.join();
+
+    CHECK(sent);
+    INFO("sent " << at << " request bytes; received " << got.size() << " of " << expected.size() << " reply bytes");
+    bool same = true;
+    for (std::size_t i = 0, offset = 0; i < commands.size(); offset += commands[i].reply.size(), ++i) {
+      if (got.compare(offset, commands[i].reply.size(), commands[i].reply) != 0) {
+        INFO("command " << i << " of " << commands.size() << ": " << commands[i].what);
+        INFO("expected: " << printable(commands[i].reply));
+        INFO("got:      " << printable(std::string_view(got).substr(offset, commands[i].reply.size() + 16)));
+        FAIL_CHECK("the reply differs or is missing");
+        same = false;
+        break;
+      }
+    }
+    CHECK(got.size() == expected.size());
+    if (!same || got.size() != expected.size()) break;  // one failing seed says enough, and each costs a timeout
+
+    redis_client publisher(ctx, fe.port());
+    CHECK(call(publisher, {"PUBLISH", channel, "after the script"}) == ":1\r\n");
+    const std::string message = "*3\r\n$7\r\nmessage\r\n" + bulk_reply(channel) + bulk_reply("after the script");
+    CHECK(c.read_bytes(message.size()) == message);
+  }
+}
+
+TEST_CASE("resp_server: commands sent one byte per write are answered whole", "[pubsub][resp_server]") {
+  front_end fe;
+  test::raw_client c(fe.port(), 10s);
+  // Without Nagle's delay each byte leaves as its own segment, so the server's reads end after (nearly) every byte.
+  c.socket().set_option(asio::ip::tcp::no_delay(true));
+  const int fd = c.socket().native_handle();
+  set_send_timeout(fd, 10s);
+  std::string request, reply;
+
+  SECTION("multibulk, the payload holding CRLF, NUL and RESP markers") {
+    const std::string payload("a\r\n$3\r\n\0*1\r\nb\r", 15);
+    const std::vector<std::string_view> echo{"ECHO", payload};
+    const std::vector<std::string_view> ping{"PING"};
+    request = multibulk(echo) + multibulk(ping);
+    reply = bulk_reply(payload) + "+PONG\r\n";
+  }
+  SECTION("inline, with quotes, escapes and an empty line") {
+    request = "PING\r\nECHO \"a\\r\\nb\\x00 c\"\r\n\r\necho 'x y'\nping hello\n";
+    reply = "+PONG\r\n" + bulk_reply(std::string("a\r\nb\0 c", 7)) + bulk_reply("x y") + bulk_reply("hello");
+  }
+
+  bool sent = true;
+  for (std::size_t i = 0; i < request.size() && sent; ++i) sent = send_all(fd, std::string_view(request).substr(i, 1));
+  CHECK(sent);
+  CHECK(printable(c.read_bytes(reply.size())) == printable(reply));
+}
+
+TEST_CASE("resp_server: commands held back while replies wait run without more bytes from the client",
+          "[pubsub][resp_server]") {
+  // One read of COMMANDs (17 bytes each) queues their replies (4,141 bytes each) until more than 256 KiB wait,
+  // after the 64th; the server then runs no more commands until those replies are sent. The client has sent its
+  // whole pipeline and only reads: the commands held back must run all the same, and they are finished commands,
+  // not an unfinished one that grew past max_query_buffer.
+  std::size_t count = 100;
+  pubsub::resp_server_options options;
+  SECTION("default limits") {}
+  SECTION("more bytes held back than max_query_buffer") {
+    count = 200;  // 136 held back: 2,312 bytes
+    options.max_query_buffer = 1024;
+  }
+  front_end fe(options);
+  asio::io_context ctx;
+  redis_client probe(ctx, fe.port());
+  const std::string one = call(probe, {"COMMAND"});
+  std::string request;
+  for (std::size_t i = 0; i < count; ++i) request += "*1\r\n$7\r\nCOMMAND\r\n";
+  test::raw_client c(fe.port(), 5s);
+  c.send(request);  // one write, read by the server in one read
+  CHECK(c.read_bytes(count * one.size()).size() == count * one.size());
+  CHECK(fe.server.stats().query_buffer_disconnects == 0);
 }

@@ -227,10 +227,29 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     }
   }
 
-  // Runs the commands read so far, then reads more (unless paused) and writes the replies.
+  // Runs the commands read so far and writes the replies, then reads more. Past `read_pause_bytes` of replies not yet
+  // sent, the remaining commands wait: for the write's completion (resume_reading) when the replies could not all be
+  // sent at once, else they run now (the client may be waiting for their replies, and send nothing more).
   void process() {
+    for (;;) {
+      const bool held_back = run_commands();
+      keep_unparsed();
+      flush();
+      if (waiting_ || out_bytes_ + sending_bytes_ > read_pause_bytes) return;
+      if (!held_back) break;
+    }
+    read();
+  }
+
+  // Runs the complete commands buffered. True when it stopped with commands left because replies wait.
+  bool run_commands() {
     std::uint64_t commands = 0;  // counted once per batch: the counter is shared by every thread
-    while (!closed_ && !waiting_ && !close_after_write_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) {
+    bool held_back = false;
+    while (!closed_ && !waiting_ && !close_after_write_) {
+      if (out_bytes_ + sending_bytes_ > read_pause_bytes) {
+        held_back = true;
+        break;
+      }
       std::error_code ec;
       const char* input = scratch_input_ != nullptr ? scratch_input_ : in_.data();
       const std::string_view data(input + in_start_, in_end_ - in_start_);
@@ -250,9 +269,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       in_start_ += used;  // the arguments pointed into these bytes
     }
     shared_->commands.fetch_add(commands, std::memory_order_relaxed);
-    keep_unparsed();
-    flush();
-    if (!waiting_ && out_bytes_ + sending_bytes_ <= read_pause_bytes) read();
+    return held_back;
   }
 
   void execute(std::span<const std::string_view> args) {
