@@ -887,30 +887,41 @@ TEST_CASE("server: a random mix of pipelined requests, written in random pieces,
 
     std::mt19937 rng(seed);
     std::vector<scripted_exchange> script;
-    std::string stream;
-    for (int n = 0; n < requests_per_connection; ++n) {
-      script.push_back(random_exchange(rng, n));
-      stream += script.back().request;
-    }
+    for (int n = 0; n < requests_per_connection; ++n) script.push_back(random_exchange(rng, n));
     // The last request asks the server to close once it has answered.
     script.push_back({.request = "GET /now/1000000?size=5 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                       .body = body_for(1'000'000, 5), .body_size = 5});
-    stream += script.back().request;
 
     raw_client c(s.port());
     std::vector<std::optional<raw_response>> received(script.size());
+    std::mutex m;
+    std::condition_variable arrived;
+    std::size_t responses = 0;  // read so far (or all of them, once the reader stopped)
     bool closed_after = false;
     std::thread reader([&] {
       for (std::size_t i = 0; i < script.size(); ++i) {
         received[i] = c.read_response(script[i].head);
+        const std::lock_guard lock(m);
+        responses = received[i] ? i + 1 : script.size();
+        arrived.notify_all();
         if (!received[i]) return;
       }
       closed_after = c.closed_by_peer();
     });
-    for (std::size_t at = 0; at < stream.size();) {
-      const std::size_t piece = std::min(stream.size() - at, std::uniform_int_distribution<std::size_t>(1, 8192)(rng));
-      if (!c.try_send(std::string_view(stream).substr(at, piece))) break;  // the reader reports what went wrong
-      at += piece;
+    std::string batch;
+    for (std::size_t i = 0; i < script.size(); ++i) {
+      batch += script[i].request;
+      // Now and then the client waits for every response so far before it sends more, as clients do between
+      // batches: a server that left requests it holds unanswered until more bytes come would stall here.
+      if (i + 1 < script.size() && rng() % 8 != 0) continue;
+      for (std::size_t at = 0; at < batch.size();) {
+        const std::size_t piece = std::min(batch.size() - at, std::uniform_int_distribution<std::size_t>(1, 8192)(rng));
+        if (!c.try_send(std::string_view(batch).substr(at, piece))) break;  // the reader reports what went wrong
+        at += piece;
+      }
+      batch.clear();
+      std::unique_lock lock(m);
+      if (!arrived.wait_for(lock, 10s, [&] { return responses > i; })) break;
     }
     reader.join();
 
