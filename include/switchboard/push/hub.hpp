@@ -214,10 +214,12 @@ class feed : public std::enable_shared_from_this<feed> {
   void attach(std::shared_ptr<client> c, std::optional<std::uint64_t> from,
               std::function<shared_bytes(std::uint64_t)> ack);
 
-  /// Removes `c` (it receives nothing more from this topic).
-  void detach(const client* c) {
-    asio::dispatch(strand_, [self = shared_from_this(), c] {
+  /// Removes `c` (it receives nothing more from this topic), then delivers `ack` (if any) to `notify`: after every
+  /// message the feed gave it, as `attach`'s ack comes before them.
+  void detach(const client* c, std::shared_ptr<client> notify = nullptr, shared_bytes ack = {}) {
+    asio::dispatch(strand_, [self = shared_from_this(), c, notify = std::move(notify), ack = std::move(ack)]() mutable {
       std::erase_if(self->links_, [c](const link& l) { return l.target.get() == c; });
+      if (notify) notify->deliver(outbound{std::move(ack)});
     });
   }
 
@@ -559,8 +561,7 @@ class ws_client final : public client {
     feed& f = lease->get();
     rooms_.emplace(topic, std::move(*lease));
     f.attach(shared_from_this(), from, [topic](std::uint64_t last) {
-      return ws_text_frame(nlohmann::json{{"op", "joined"}, {"topic", topic}, {"seq", last}}.dump(
-          -1, ' ', false, nlohmann::json::error_handler_t::replace));
+      return control_frame({{"op", "joined"}, {"topic", topic}, {"seq", last}});
     });
   }
 
@@ -568,9 +569,13 @@ class ws_client final : public client {
   void leave_all() { rooms_.clear(); }
 
  private:
+  // "left" comes from the feed once this client is detached, after the last message it delivered here: nothing of
+  // the topic follows it (messages the feed was delivering meanwhile would, if it were sent from here).
   void leave(const std::string& topic) {
-    if (rooms_.erase(topic) == 0) return reply_error("not joined", topic);
-    reply({{"op", "left"}, {"topic", topic}});
+    const auto room = rooms_.find(topic);
+    if (room == rooms_.end()) return reply_error("not joined", topic);
+    room->second.get().detach(this, shared_from_this(), control_frame({{"op", "left"}, {"topic", topic}}));
+    rooms_.erase(room);  // its lease's own detach finds nothing left
   }
 
   void reply_error(std::string_view what, std::string_view topic) {
@@ -580,8 +585,10 @@ class ws_client final : public client {
   }
 
   // Control replies go through the queue too, so that they keep their place among the topic's messages.
-  void reply(const nlohmann::json& j) {
-    deliver(outbound{ws_text_frame(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))});
+  void reply(const nlohmann::json& j) { deliver(outbound{control_frame(j)}); }
+
+  static shared_bytes control_frame(const nlohmann::json& j) {
+    return ws_text_frame(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
   void close(ws::close_code code, std::string reason) {
