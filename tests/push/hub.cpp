@@ -1,17 +1,21 @@
 #include <switchboard/push/hub.hpp>
+#include <switchboard/longpoll/endpoint.hpp>
 #include <switchboard/ws/connect.hpp>
 
 #include "sse/event_stream_client.hpp"
 #include "support/catch.hpp"
+#include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -359,5 +363,125 @@ TEST_CASE("push hub: rooms joined and left at random while publishes race them k
         next[topic] = j["seq"].get<std::uint64_t>() + 1;
       }
     }
+  }
+}
+
+// DESIGN.md promise 4, one cursor for every transport: a client that reads a topic through SSE (resuming with
+// Last-Event-ID or the query), a WebSocket (?from=) and long polls in turn, leaving each after a random number of
+// events (as a connection cut would), while a publisher keeps a random distance ahead of it, receives every message
+// once and in order, with gap events exactly where retention lost messages.
+TEST_CASE("push hub: a client switching between SSE, WebSocket and long polling loses and repeats nothing",
+          "[push][hub]") {
+  constexpr std::uint64_t total = 1500;
+  for (unsigned seed = 1; seed <= 3; ++seed) {
+    INFO("seed " << seed);
+    hub_server h({}, 50);
+    longpoll::endpoint polls(h.s.rt(), h.broker);
+    longpoll::add_route(h.s.routes(), polls);
+    std::mt19937 rng(seed);
+    auto pick = [&rng](std::uint64_t lo, std::uint64_t hi) { return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng); };
+
+    // The publisher stays at most `window` messages ahead of what the client has: 10 to 120 (sometimes past the 50
+    // retained), drawn again each time it has to wait for the client.
+    std::mutex m;
+    std::condition_variable progressed;
+    std::uint64_t cursor = 0;  // the client's: the last sequence number it has (or that a gap covered)
+    // A jthread: joined even when an assertion ends the test early (it then gives up at its deadline).
+    std::jthread publisher([&, window_rng = std::mt19937(seed * 7919)]() mutable {
+      std::uint64_t window = 10 + window_rng() % 111;
+      for (std::uint64_t k = 1; k <= total; ++k) {
+        std::unique_lock lock(m);
+        if (k > cursor + window) {
+          if (!progressed.wait_for(lock, 10s, [&] { return k <= cursor + window; })) return;  // the test fails below
+          window = 10 + window_rng() % 111;
+        }
+        lock.unlock();
+        h.publish("news", "m" + std::to_string(k));
+      }
+    });
+    // Takes one event: a message (its number and data) or a gap (its first and last numbers). False when it is not
+    // the one that follows the cursor.
+    std::uint64_t messages = 0, gaps = 0;
+    auto take = [&](std::optional<std::uint64_t> seq, const std::string& data, std::uint64_t first, std::uint64_t last) {
+      const std::lock_guard lock(m);
+      if (seq) {
+        if (*seq != cursor + 1 || data != "m" + std::to_string(*seq)) return false;
+        cursor = *seq;
+        ++messages;
+      } else {
+        if (first != cursor + 1 || last < first) return false;
+        cursor = last;
+        ++gaps;
+      }
+      progressed.notify_all();
+      return true;
+    };
+    auto at = [&] {
+      const std::lock_guard lock(m);
+      return cursor;
+    };
+
+    bool in_order = true;
+    for (int turn = 0; turn < 1000 && in_order && at() < total; ++turn) {
+      const std::uint64_t from = at();
+      const std::uint64_t wanted = pick(1, 60);  // events to read before leaving
+      std::uint64_t taken = 0;
+      auto enough = [&] { return !in_order || taken >= wanted || at() >= total; };
+      switch (pick(0, 3)) {
+        case 0:
+        case 1: {
+          const bool header = pick(0, 1) == 0;
+          const std::string id = std::to_string(from);
+          test::event_stream_client c(h.s.port(), "/topics/news/events" + (header ? "" : "?lastEventId=" + id),
+                                      header ? "Last-Event-ID: " + id + "\r\n" : "");
+          REQUIRE(c.read_until([&] {
+            for (; taken < c.events.size() && !enough(); ++taken) {
+              const sse::message& e = c.events[taken];
+              if (e.type == "gap") {
+                const auto g = nlohmann::json::parse(e.data);
+                in_order = take(std::nullopt, {}, g["first"], g["last"]);
+              } else {
+                in_order = take(std::stoull(e.last_event_id), e.data, 0, 0);
+              }
+            }
+            return enough();
+          }));
+          break;
+        }
+        case 2: {
+          ws_peer p(h.url("/topics/news/ws?from=" + std::to_string(from)));
+          REQUIRE(test::run_until(p.ctx, [&] {
+            for (; taken < p.got.size() && !enough(); ++taken) {
+              const nlohmann::json& j = p.got[taken];
+              if (j.contains("op")) continue;  // "joined": the topic is joined at once
+              if (j.contains("gap")) in_order = take(std::nullopt, {}, j["gap"]["first"], j["gap"]["last"]);
+              else in_order = take(j["seq"].get<std::uint64_t>(), j["data"], 0, 0);
+            }
+            return enough();
+          }));
+          break;
+        }
+        default: {
+          // One poll: what is there after the cursor, or the next message (a poll parks until one comes).
+          test::raw_client c(h.s.port());
+          c.send(test::get_request("/topics/news/poll?cursor=" + std::to_string(from) + "&timeout=10&max=" +
+                                   std::to_string(wanted)));
+          const auto r = c.read_response();
+          REQUIRE(r);
+          REQUIRE(r->status == 200);
+          const auto batch = nlohmann::json::parse(r->body);
+          if (batch.contains("gap")) in_order = take(std::nullopt, {}, batch["gap"]["first"], batch["gap"]["last"]);
+          for (const auto& message : batch["messages"]) {
+            if (in_order) in_order = take(message["seq"].get<std::uint64_t>(), message["data"], 0, 0);
+          }
+          break;
+        }
+      }
+    }
+    publisher.join();
+    CHECK(in_order);
+    CHECK(at() == total);
+    CHECK(messages > 0);
+    CHECK(messages + gaps <= total);
   }
 }
