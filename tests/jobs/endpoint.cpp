@@ -8,8 +8,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <random>
+#include <set>
 #include <thread>
 
 using namespace switchboard;
@@ -94,6 +99,11 @@ struct job_server {
   // publishes on the job's broker topic (retained, so none published before the subscription is missed), then
   // returns the status document.
   nlohmann::json await_status(const std::string& location, std::string_view status) {
+    return await_status_where(location, [wanted = std::string(status)](const std::string& s) { return s == wanted; });
+  }
+
+  // The same, until a status for which `reached` holds.
+  nlohmann::json await_status_where(const std::string& location, std::function<bool(const std::string&)> reached_status) {
     struct waiter {
       std::promise<void> reached;
       std::atomic<bool> done{false};
@@ -103,9 +113,9 @@ struct job_server {
     auto reached = w->reached.get_future();
     const std::string id = location.substr(location.rfind('/') + 1);
     auto sub = broker.subscribe(
-        work.topic(id), {.from = 0, .on_event = [w, wanted = std::string(status)](std::error_code ec, const pubsub::event& ev) {
+        work.topic(id), {.from = 0, .on_event = [w, reached_status](std::error_code ec, const pubsub::event& ev) {
           if (ec || !ev.is_message() || w->done) return;
-          if (nlohmann::json::parse(ev.message().data()).value("status", "") == wanted && !w->done.exchange(true)) {
+          if (reached_status(nlohmann::json::parse(ev.message().data()).value("status", "")) && !w->done.exchange(true)) {
             w->reached.set_value();
           }
         }});
@@ -354,4 +364,120 @@ TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]")
   CHECK(s.broker.stats(s.work.topic(next_id)));
   listener.unsubscribe();
   CHECK_FALSE(s.broker.stats(s.work.topic(next_id)));
+}
+
+namespace {
+
+// One request on a new connection, from any thread (no assertion inside: Catch's are for the test's thread).
+std::optional<test::raw_response> try_request(job_server& s, std::string_view method, std::string_view target,
+                                              std::string_view body = {}, std::string_view extra = {}) {
+  raw_client c(s.server.port(), 10s);
+  if (!c.try_send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: x\r\n" + std::string(extra) +
+                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body))) {
+    return std::nullopt;
+  }
+  return c.read_response();
+}
+
+int status_rank(const std::string& status) {
+  if (status == "queued") return 0;
+  if (status == "running") return 1;
+  return 2;  // final: succeeded, failed or cancelled
+}
+
+}  // namespace
+
+// A model of the job resource under concurrent clients: submissions (some with a shared Idempotency-Key, some with
+// ?wait), status reads and cancellations race each other and the workers. Every observation must fit one story per
+// job: its status only moves forward (queued, running, final) and its final status never changes; one key is one job;
+// and once all are final, each job's topic ends with that final status and the counters add up.
+TEST_CASE("jobs: concurrent submissions, waits, reads and cancellations keep every job's story consistent",
+          "[jobs][endpoint]") {
+  job_server s({}, {.threads = 2});
+  struct observation {
+    std::string id;
+    std::string status;
+  };
+  std::mutex m;
+  std::vector<std::vector<observation>> seen(4);  // per client thread, in its order
+  std::map<std::string, std::set<std::string>> ids_by_key;
+  std::set<std::string> ids;
+  std::vector<std::string> problems;
+  auto note_problem = [&](std::string what) {
+    const std::lock_guard lock(m);
+    problems.push_back(std::move(what));
+  };
+  std::vector<std::thread> clients;
+  for (unsigned t = 0; t < seen.size(); ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 rng(t + 1);
+      auto pick = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+      std::vector<std::string> mine;
+      for (int op = 0; op < 40; ++op) {
+        const int roll = pick(0, 9);
+        if (roll < 5 || mine.empty()) {
+          // A key names one body, shared by every thread: a retry with it must return the same job.
+          const int key = pick(0, 7);
+          const bool keyed = pick(0, 2) == 0;
+          const int steps = keyed ? 20'000 * (key + 1) : pick(1, 300'000);
+          const std::string body = pick(0, 9) == 0 && !keyed ? R"({"kind": "fail"})"
+                                                             : R"({"kind": "steps", "value": )" + std::to_string(steps) + "}";
+          const bool wait = pick(0, 2) == 0;
+          const auto r = try_request(s, "POST", wait ? "/jobs?wait=0.05" : "/jobs", body,
+                                     keyed ? "Idempotency-Key: key-" + std::to_string(key) + "\r\n" : "");
+          if (!r) return note_problem("a submission got no answer");
+          if (r->status == 429 || r->status == 503) continue;  // refusals are allowed under load
+          if (r->status != 200 && r->status != 202) return note_problem("submission answered " + std::to_string(r->status));
+          const auto j = nlohmann::json::parse(r->body);
+          const std::string id = j["id"];
+          if (r->status == 200 && status_rank(j["status"]) != 2) note_problem("a 200 to ?wait that is not final");
+          const std::lock_guard lock(m);
+          ids.insert(id);
+          if (keyed) ids_by_key["key-" + std::to_string(key)].insert(id);
+          seen[t].push_back({id, j["status"]});
+          mine.push_back(id);
+        } else {
+          const std::string& id = mine[static_cast<std::size_t>(pick(0, static_cast<int>(mine.size()) - 1))];
+          const bool cancel = roll >= 8;
+          const auto r = try_request(s, cancel ? "DELETE" : "GET", "/jobs/" + id);
+          if (!r) return note_problem("a " + std::string(cancel ? "DELETE" : "GET") + " got no answer");
+          if (r->status != 200 && r->status != 202) return note_problem("status answered " + std::to_string(r->status));
+          const std::lock_guard lock(m);
+          seen[t].push_back({id, nlohmann::json::parse(r->body)["status"]});
+        }
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  CHECK(problems.empty());
+  for (const auto& p : problems) INFO(p);
+
+  for (const auto& [key, same] : ids_by_key) {
+    INFO(key);
+    CHECK(same.size() == 1);
+  }
+  // Every job ends (none blocks). Then its status, its topic's last message and every observation agree.
+  std::map<std::string, std::string> final_status;
+  for (const std::string& id : ids) {
+    INFO(id);
+    const auto now = s.await_status_where("/jobs/" + id, [](const std::string& st) { return status_rank(st) == 2; });
+    REQUIRE(status_rank(now["status"]) == 2);
+    final_status[id] = now["status"];
+    const auto last = s.broker.read(s.work.topic(id), s.broker.last_sequence(s.work.topic(id)) - 1, 1);
+    REQUIRE(last.messages.size() == 1);
+    CHECK(nlohmann::json::parse(last.messages[0].data())["status"] == now["status"]);
+  }
+  for (const auto& thread_seen : seen) {
+    std::map<std::string, int> rank;  // per job, the furthest status this thread has seen
+    for (const observation& o : thread_seen) {
+      INFO(o.id << " seen " << o.status);
+      CHECK(status_rank(o.status) >= rank[o.id]);
+      rank[o.id] = status_rank(o.status);
+      if (status_rank(o.status) == 2) CHECK(o.status == final_status[o.id]);
+    }
+  }
+  const jobs::endpoint_stats stats = s.work.stats();
+  CHECK(stats.submitted == ids.size());
+  CHECK(stats.unfinished == 0);
+  CHECK(stats.succeeded + stats.failed + stats.cancelled == ids.size());
 }
