@@ -18,6 +18,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace switchboard::test {
 
@@ -40,6 +42,45 @@ struct raw_response {
     return false;
   }
 };
+
+/// Reads one response with the library's response parser, from the bytes in `buffer` (received earlier) and then
+/// from `receive(data, size, ec)`, which blocks until it has put some bytes in `data` and returns how many, or sets
+/// `ec`. Bytes after the response stay in `buffer` for the next one. Shared by the clients over TCP and over TLS.
+/// Returns nullopt if the connection ended (or `receive` failed) before the response was whole, or it was malformed.
+template <class Receive>
+std::optional<raw_response> read_response_from(std::string& buffer, bool head_request, Receive&& receive) {
+  http::response_parser parser(http::parser_limits{.max_body = 1ull << 32});
+  if (head_request) parser.expect_head_response();
+  raw_response r;
+  bool have_header = false;
+  for (;;) {
+    std::error_code ec;
+    for (;;) {
+      const std::size_t n = parser.put(buffer, ec);
+      if (ec) return std::nullopt;
+      if (parser.header_done() && !have_header) {
+        have_header = true;
+        r.status = parser.status_code();
+        r.keep_alive = parser.keep_alive();
+        for (const auto& f : parser.fields()) r.fields.emplace_back(std::string(f.name), std::string(f.value));
+      }
+      r.body.append(parser.body_piece());
+      buffer.erase(0, n);
+      if (parser.done()) return r;
+      if (n == 0) break;
+    }
+    char chunk[65536];
+    const std::size_t got = receive(chunk, sizeof chunk, ec);
+    if (ec) {
+      // A response framed by the connection's end is whole at EOF.
+      std::error_code eof_ec;
+      parser.put_eof(eof_ec);
+      if (!eof_ec && parser.done()) return r;
+      return std::nullopt;
+    }
+    buffer.append(chunk, got);
+  }
+}
 
 class raw_client {
  public:
@@ -74,36 +115,8 @@ class raw_client {
 
   /// Reads one response (nullopt if the connection closed or the read timed out first).
   std::optional<raw_response> read_response(bool head_request = false) {
-    http::response_parser parser(http::parser_limits{.max_body = 1ull << 32});
-    if (head_request) parser.expect_head_response();
-    raw_response r;
-    bool have_header = false;
-    for (;;) {
-      std::error_code ec;
-      for (;;) {
-        const std::size_t n = parser.put(buffer_, ec);
-        if (ec) return std::nullopt;
-        if (parser.header_done() && !have_header) {
-          have_header = true;
-          r.status = parser.status_code();
-          r.keep_alive = parser.keep_alive();
-          for (const auto& f : parser.fields()) r.fields.emplace_back(std::string(f.name), std::string(f.value));
-        }
-        r.body.append(parser.body_piece());
-        buffer_.erase(0, n);
-        if (parser.done()) return r;
-        if (n == 0) break;
-      }
-      char chunk[65536];
-      const std::size_t got = receive(chunk, sizeof chunk, ec);
-      if (ec) {
-        std::error_code eof_ec;
-        parser.put_eof(eof_ec);
-        if (!eof_ec && parser.done()) return r;
-        return std::nullopt;
-      }
-      buffer_.append(chunk, got);
-    }
+    auto receive_some = [this](char* data, std::size_t size, std::error_code& ec) { return receive(data, size, ec); };
+    return read_response_from(buffer_, head_request, receive_some);
   }
 
   /// Reads until the peer closes the connection (or the read times out), returning everything.

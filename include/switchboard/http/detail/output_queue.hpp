@@ -3,6 +3,8 @@
 // Bytes waiting to be written on a connection: small pieces (heads, small bodies, chunk headers) are copied into
 // one string; large bodies and shared payloads are kept as their own pieces and written with scatter/gather, not
 // copied. One write sends everything queued (the responses to a batch of pipelined requests go out together).
+// A write in flight owns what it sends (`start_write`): bytes queued meanwhile (a deferred response, a streamed
+// chunk) go into other pieces and wait for the next write, so that the buffers it is writing stay valid.
 //
 // The allocator serves the queue's own containers: the HTTP server's exchange gives it an arena in its page unit
 // (core/detail/arena.hpp), so that a connection's output state goes back to the system with the unit.
@@ -31,7 +33,8 @@ class basic_output_queue {
   static constexpr std::size_t copy_threshold = 16 * 1024;
 
   explicit basic_output_queue(const Allocator& allocator = Allocator())
-      : pieces_(rebound<piece>(allocator)), buffers_(rebound<asio::const_buffer>(allocator)) {}
+      : pieces_(rebound<piece>(allocator)), sending_(rebound<piece>(allocator)),
+        buffers_(rebound<asio::const_buffer>(allocator)) {}
 
   /// The string to append small pieces to.
   text_type& text() {
@@ -58,33 +61,34 @@ class basic_output_queue {
     pieces_.emplace_back(pieces_.get_allocator()).shared = bytes;
   }
 
-  bool empty() const noexcept {
-    for (const auto& p : pieces_) {
-      if (p.size() != 0) return false;
-    }
-    return true;
-  }
-  std::size_t size() const noexcept {
-    std::size_t n = 0;
-    for (const auto& p : pieces_) n += p.size();
-    return n;
-  }
+  /// True when no byte waits: none queued, none of a write in flight left.
+  bool empty() const noexcept { return size_of(pieces_) == 0 && size_of(sending_) == 0; }
+  /// Bytes queued and not yet written, the write in flight's included.
+  std::size_t size() const noexcept { return size_of(pieces_) + size_of(sending_); }
 
-  /// Buffers for the unwritten bytes (valid until the queue changes).
-  const std::vector<asio::const_buffer, rebound<asio::const_buffer>>& buffers() {
+  /// Starts a write of everything queued (once the previous write is finished): the write owns those bytes until
+  /// `finish_write`, and what is queued meanwhile waits for the next one. Returns the buffers to write.
+  const std::vector<asio::const_buffer, rebound<asio::const_buffer>>& start_write() {
+    if (size_of(sending_) == 0) {
+      pieces_.swap(sending_);
+      clear(pieces_);  // the previous write's pieces: their first string keeps its capacity for the next responses
+    }
+    return sending_buffers();
+  }
+  /// Buffers for what the write in flight has not sent yet (valid until `consume_sent` or `finish_write`).
+  const std::vector<asio::const_buffer, rebound<asio::const_buffer>>& sending_buffers() {
     buffers_.clear();
-    for (const auto& p : pieces_) {
+    for (const auto& p : sending_) {
       const std::string_view v = p.view();
       if (!v.empty()) buffers_.emplace_back(v.data(), v.size());
     }
     return buffers_;
   }
-
-  /// Drops the first `n` bytes (after a partial write).
-  void consume(std::size_t n) {
+  /// Drops the first `n` bytes of the write in flight (after a partial write).
+  void consume_sent(std::size_t n) {
     std::size_t i = 0;
-    while (n > 0 && i < pieces_.size()) {
-      piece& p = pieces_[i];
+    while (n > 0 && i < sending_.size()) {
+      piece& p = sending_[i];
       const std::size_t left = p.size();
       if (n >= left) {
         n -= left;
@@ -94,23 +98,25 @@ class basic_output_queue {
         n = 0;
       }
     }
-    if (i == pieces_.size()) return clear();  // everything written: keep the first string's capacity
-    pieces_.erase(pieces_.begin(), pieces_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (i == sending_.size()) return clear(sending_);  // everything written: keep the first string's capacity
+    sending_.erase(sending_.begin(), sending_.begin() + static_cast<std::ptrdiff_t>(i));
   }
+  /// True when the write in flight has sent everything it took.
+  bool sent_all() const noexcept { return size_of(sending_) == 0; }
+  /// The write in flight is over (its bytes went out, or the connection is closing).
+  void finish_write() { clear(sending_); }
 
   /// Empties the queue, keeping the first string's capacity for the next responses.
   void clear() {
-    if (pieces_.size() > 1) pieces_.erase(pieces_.begin() + 1, pieces_.end());
-    if (!pieces_.empty()) {
-      pieces_[0].text.clear();
-      pieces_[0].shared = {};
-      pieces_[0].offset = 0;
-    }
+    clear(pieces_);
+    clear(sending_);
   }
   /// Frees all memory (a connection going idle).
   void release() {
     pieces_.clear();
     pieces_.shrink_to_fit();
+    sending_.clear();
+    sending_.shrink_to_fit();
     buffers_.clear();
     buffers_.shrink_to_fit();
   }
@@ -128,7 +134,24 @@ class basic_output_queue {
     }
     std::size_t size() const noexcept { return view().size(); }
   };
-  std::vector<piece, rebound<piece>> pieces_;
+  using piece_list = std::vector<piece, rebound<piece>>;
+
+  static std::size_t size_of(const piece_list& list) noexcept {
+    std::size_t n = 0;
+    for (const auto& p : list) n += p.size();
+    return n;
+  }
+  static void clear(piece_list& list) {
+    if (list.size() > 1) list.erase(list.begin() + 1, list.end());
+    if (!list.empty()) {
+      list[0].text.clear();
+      list[0].shared = {};
+      list[0].offset = 0;
+    }
+  }
+
+  piece_list pieces_;   // queued for the next write
+  piece_list sending_;  // taken by the write in flight
   std::vector<asio::const_buffer, rebound<asio::const_buffer>> buffers_;
 };
 

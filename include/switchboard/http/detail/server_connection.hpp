@@ -880,20 +880,22 @@ class server_connection final : public connection_base,
     if (writing_ || closed_) return;
     writing_ = true;
     set_deadline(options().timeouts.write);
+    // The write takes what is queued now; a response queued while it is in flight (a deferred one, the answer to
+    // the next pipelined request) waits for the next write (output_queue::start_write).
+    const auto& buffers = ex_->out.start_write();
     if constexpr (!traits::tls) {
       // Most responses fit in the socket buffer: try at once, and only wait if the peer is slow.
       std::error_code ec;
-      const std::size_t n = stream_.write_some(ex_->out.buffers(), ec);
+      const std::size_t n = stream_.write_some(buffers, ec);
       if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) {
-        ex_->out.consume(ec ? 0 : n);
-        if (ex_->out.empty()) return on_written({});
+        ex_->out.consume_sent(ec ? 0 : n);
+        if (ex_->out.sent_all()) return on_written({});
       } else {
         return on_written(ec);
       }
     }
-    asio::async_write(stream_, ex_->out.buffers(), [self = this->shared_from_this()](std::error_code ec, std::size_t) {
-      self->on_written(ec);
-    });
+    asio::async_write(stream_, ex_->out.sending_buffers(),
+                      [self = this->shared_from_this()](std::error_code ec, std::size_t) { self->on_written(ec); });
   }
 
   void on_written(std::error_code ec) {
@@ -904,7 +906,8 @@ class server_connection final : public connection_base,
       if (auto done = std::move(pending_stream_write_)) done.complete(ec);
       return close();
     }
-    ex_->out.clear();
+    ex_->out.finish_write();
+    if (!ex_->out.empty()) return write();  // queued while that write was in flight
     if (auto done = std::move(pending_stream_write_)) {
       set_deadline(std::chrono::milliseconds(0));  // a producer waiting for data has no deadline
       release_between_writes();

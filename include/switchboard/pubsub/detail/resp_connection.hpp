@@ -80,13 +80,13 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
       if (close_after_write_) close(false);
       return;
     }
-    // The socket is full: wait for room, and meanwhile queue what comes in `out_`.
-    std::swap(out_, sending_);
+    // The socket is full: wait for room. The write owns the rest of what write_now took; what comes meanwhile is
+    // queued for the next write (output_queue::start_write).
     sending_bytes_ = std::exchange(out_bytes_, 0);
     writing_ = true;
-    asio::async_write(socket_, sending_.buffers(), [self = shared_from_this()](std::error_code ec, std::size_t) {
+    asio::async_write(socket_, out_.sending_buffers(), [self = shared_from_this()](std::error_code ec, std::size_t) {
       self->writing_ = false;
-      self->sending_.clear();
+      self->out_.finish_write();
       self->sending_bytes_ = 0;
       if (ec || self->closed_) return self->close(false);
       self->update_soft_limit();
@@ -663,9 +663,9 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   // message batches fit, and then no asynchronous operation is needed, as in Redis's writeToClient.
   void write_now() {
     std::error_code ec;
-    const std::size_t n = socket_.write_some(out_.buffers(), ec);
+    const std::size_t n = socket_.write_some(out_.start_write(), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return close(false);
-    out_.consume(n);
+    out_.consume_sent(n);
     out_bytes_ -= n;
   }
 
@@ -739,7 +739,6 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
   std::size_t in_start_ = 0;             // first byte not yet parsed
   std::size_t in_end_ = 0;               // end of the bytes read
   http::detail::output_queue out_;
-  http::detail::output_queue sending_;
   std::size_t out_bytes_ = 0;
   std::size_t sending_bytes_ = 0;
   subscriptions channels_, patterns_, shards_;
