@@ -449,8 +449,8 @@ TEST_CASE("jobs: concurrent submissions, waits, reads and cancellations keep eve
     });
   }
   for (auto& c : clients) c.join();
+  for (const auto& p : problems) UNSCOPED_INFO(p);
   CHECK(problems.empty());
-  for (const auto& p : problems) INFO(p);
 
   for (const auto& [key, same] : ids_by_key) {
     INFO(key);
