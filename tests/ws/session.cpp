@@ -1018,3 +1018,64 @@ TEST_CASE("ws session: a random mix through a small send queue pauses and resume
   options.send_queue = {.max_messages = 8, .max_bytes = 4 * 1024 * 1024, .policy = overflow_policy::wait};
   for (unsigned seed = 7; seed <= 12; ++seed) check_random_mix(seed, options, 0);
 }
+
+// permessage-deflate both ways under a random mix: our client sends messages of random sizes and kinds (text that
+// compresses well, binary noise that does not, empty ones), the server echoes them, and both ends carry their
+// compression context from message to message unless a parameter set forbids it, with window sizes below the
+// default. Every echo must come back whole and in order.
+TEST_CASE("ws client and server: random messages through permessage-deflate come back whole, in order",
+          "[ws][client]") {
+  const std::vector<ws::deflate_options> server_sides{
+      {.enabled = true},
+      {.enabled = true, .server_no_context_takeover = true, .client_no_context_takeover = true},
+      {.enabled = true, .server_max_window_bits = 9, .client_max_window_bits = 10, .compression_level = 1}};
+  for (std::size_t variant = 0; variant < server_sides.size(); ++variant) {
+    INFO("parameters " << variant);
+    test_server s;
+    add_echo_route(s.routes(), {.deflate = server_sides[variant]});
+    s.start();
+    asio::io_context ctx;
+    std::error_code ec;
+    std::shared_ptr<ws::session> client;
+    bool connected = false;
+    ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + std::to_string(s.port()) + "/echo",
+                      {.deflate = {.enabled = true}}, [&](std::error_code e, std::shared_ptr<ws::session> c) {
+                        ec = e;
+                        client = std::move(c);
+                        connected = true;
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return connected; }));
+    REQUIRE_FALSE(ec);
+    REQUIRE(client->deflate());
+    std::vector<ws::message> got;
+    std::optional<ws::close_info> closed;
+    client->on_message([&](ws::message&& m) { got.push_back(std::move(m)); });
+    client->on_close([&](const ws::close_info& info) { closed = info; });
+    client->start();
+
+    std::mt19937 rng(static_cast<unsigned>(variant) + 1);
+    auto pick = [&rng](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
+    std::vector<std::pair<ws::opcode, std::string>> sent;
+    for (int i = 0; i < 200; ++i) {
+      const std::size_t size = pick(0, 9) == 0 ? pick(20'000, 200'000) : pick(0, 2000);
+      if (pick(0, 1) == 0) {
+        // Text that repeats (it compresses), some of it UTF-8 of several bytes.
+        std::string text;
+        while (text.size() < size) text += pick(0, 3) == 0 ? "caf\xc3\xa9 " : "message " + std::to_string(i) + " ";
+        sent.emplace_back(ws::opcode::text, std::move(text));
+      } else {
+        sent.emplace_back(ws::opcode::binary, random_payload(rng, ws::opcode::binary, size));
+      }
+      client->send(ws::session::make_outgoing(sent.back().first, sent.back().second));
+    }
+    REQUIRE(test::run_until(ctx, [&] { return got.size() >= sent.size() || closed.has_value(); }));
+    REQUIRE(got.size() == sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      INFO("message " << i);
+      CHECK(got[i].type == sent[i].first);
+      CHECK(got[i].data == sent[i].second);
+    }
+    CHECK(client->dropped() == 0);
+    close_normally(ctx, *client, closed);
+  }
+}
