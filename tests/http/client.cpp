@@ -2,6 +2,7 @@
 #include <switchboard/http/client.hpp>
 
 #include "support/catch.hpp"
+#include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
 
@@ -15,7 +16,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -327,15 +327,9 @@ scripted_answer random_answer(std::mt19937& rng, int n) {
                  "\r\n\r\n" + a.body;
       break;
     case 2: {
-      a.bytes += "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-      for (std::size_t at = 0; at < size;) {
-        const std::size_t chunk = std::min(size - at, pick(1, 5000));
-        char hex[20];
-        std::snprintf(hex, sizeof hex, "%zX", chunk);
-        a.bytes += std::string(hex) + (chunk % 2 == 0 ? ";ext=\"v\"" : "") + "\r\n" + a.body.substr(at, chunk) + "\r\n";
-        at += chunk;
-      }
-      a.bytes += pick(0, 1) == 0 ? "0\r\n\r\n" : "0\r\nX-Checksum: none\r\n\r\n";
+      const std::string_view trailer = pick(0, 1) == 0 ? "" : "X-Checksum: none\r\n";
+      a.bytes += "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                 test::chunked_body(a.body, rng, ";ext=\"v\"", trailer, true);
       break;
     }
     case 3:

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -132,15 +131,8 @@ scripted_exchange random_exchange(std::mt19937& rng, int n) {
       break;
     case 7: {
       // Chunks of random sizes, one with an extension, and a trailer field (RFC 9112 §7.1).
-      e.request = "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
-      for (std::size_t at = 0; at < size;) {
-        const std::size_t chunk = std::min(size - at, pick(1, 5000));
-        char hex[20];
-        std::snprintf(hex, sizeof hex, "%zx", chunk);
-        e.request += std::string(hex) + (chunk % 2 == 0 ? ";ext=1" : "") + "\r\n" + e.body.substr(at, chunk) + "\r\n";
-        at += chunk;
-      }
-      e.request += "0\r\nX-Trailer: t\r\n\r\n";
+      e.request = "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                  switchboard::test::chunked_body(e.body, rng, ";ext=1", "X-Trailer: t\r\n");
       break;
     }
     default:

@@ -14,10 +14,14 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -179,6 +183,23 @@ class raw_client {
   asio::ip::tcp::socket socket_;
   std::string buffer_;
 };
+
+/// `body` in the chunked coding (RFC 9112 §7.1), cut into chunks of 1 to 5,000 bytes drawn from `rng`: the size in
+/// hex (upper or lower case), `extension` (e.g. ";name=value") after every chunk of even size, and `trailer` (field
+/// lines, each ending in CRLF) after the last chunk.
+inline std::string chunked_body(std::string_view body, std::mt19937& rng, std::string_view extension,
+                                std::string_view trailer = {}, bool upper_hex = false) {
+  std::string out;
+  for (std::size_t at = 0; at < body.size();) {
+    const std::size_t chunk = std::min(body.size() - at, std::uniform_int_distribution<std::size_t>(1, 5000)(rng));
+    char hex[20];
+    std::snprintf(hex, sizeof hex, upper_hex ? "%zX" : "%zx", chunk);
+    out.append(hex).append(chunk % 2 == 0 ? extension : std::string_view()).append("\r\n");
+    out.append(body.substr(at, chunk)).append("\r\n");
+    at += chunk;
+  }
+  return out.append("0\r\n").append(trailer).append("\r\n");
+}
 
 /// "GET <target> HTTP/1.1" with Host and optional extra fields.
 inline std::string get_request(std::string_view target, std::string_view extra = {}) {
