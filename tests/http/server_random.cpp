@@ -7,28 +7,21 @@
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
+#include "support/tls_client.hpp"
 
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
-#include <asio/ssl/host_name_verification.hpp>
-#include <asio/ssl/stream.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -40,6 +33,7 @@ using switchboard::test::get_request;
 using switchboard::test::raw_client;
 using switchboard::test::raw_response;
 using switchboard::test::test_server;
+using switchboard::test::tls_client;
 
 namespace {
 
@@ -169,100 +163,6 @@ void add_random_mix_routes(router& routes, shuffling_answerer& answerer) {
   });
   routes.post("/echo", [](request& req) { return response::text(std::string(req.body())); });
 }
-
-// A blocking HTTPS client with raw_client's interface (try_send, read_response, closed_by_peer), usable from two
-// threads at once as the random mix uses it: one writing, one reading.
-//
-// Asio's blocking calls on one ssl::stream from two threads are not safe: a read and a write share the SSL object.
-// Nor can one thread alternate blocking writes with reads: the server reads no more requests while its responses
-// wait for the client to take them, so a write into full socket buffers would wait for good. So each operation runs
-// as an asynchronous one on an I/O thread of the client's own, which alone touches the stream (ssl::stream allows
-// one read and one write in flight together, and coordinates them on that thread); the calling thread waits for it,
-// at most `timeout`, after which the socket's operations are cancelled and the caller sees an error (as raw_client's
-// reads time out).
-class tls_client {
- public:
-  explicit tls_client(std::uint16_t port, std::chrono::seconds timeout = 10s)
-      : tls_(switchboard::test::localhost_client_tls()), stream_(ctx_, *tls_), timeout_(timeout) {
-    stream_.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
-    // As the library's clients do: the name sent (SNI), and checked against the certificate.
-    SSL_set_tlsext_host_name(stream_.native_handle(), "localhost");
-    stream_.set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    io_thread_ = std::thread([this] { ctx_.run(); });
-    const std::error_code ec = run_io([this](auto done) {
-      stream_.async_handshake(asio::ssl::stream_base::client, [done](std::error_code e) { done(e, 0); });
-    }).first;
-    if (ec) {
-      stop();
-      throw std::system_error(ec, "TLS handshake");
-    }
-  }
-  ~tls_client() { stop(); }
-  tls_client(const tls_client&) = delete;
-  tls_client& operator=(const tls_client&) = delete;
-
-  /// Sends all of `bytes`; false if the connection failed first (or the write timed out).
-  bool try_send(std::string_view bytes) {
-    const auto write = [&](auto done) { asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), done); };
-    return !run_io(write).first;
-  }
-
-  /// Reads one response (nullopt if the connection closed or a read timed out first).
-  std::optional<raw_response> read_response(bool head_request = false) {
-    auto receive_some = [this](char* data, std::size_t size, std::error_code& ec) { return receive(data, size, ec); };
-    return switchboard::test::read_response_from(buffer_, head_request, receive_some);
-  }
-
-  /// True when the server closed the connection within the timeout. The server closes its TLS connections without
-  /// a close_notify alert (shutdown_and_close), which the stream reports as stream_truncated rather than EOF.
-  bool closed_by_peer() {
-    char c;
-    std::error_code ec;
-    receive(&c, 1, ec);
-    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset;
-  }
-
- private:
-  // Starts an operation on the I/O thread with `start(done)`, where `done(ec, bytes)` is its completion handler, and
-  // waits for it to complete; after `timeout_`, cancels it (and any other operation on the socket).
-  template <class Start>
-  std::pair<std::error_code, std::size_t> run_io(Start start) {
-    std::promise<std::pair<std::error_code, std::size_t>> completed;
-    auto result = completed.get_future();
-    asio::post(ctx_, [&] { start([&completed](std::error_code ec, std::size_t n) { completed.set_value({ec, n}); }); });
-    if (result.wait_for(timeout_) == std::future_status::timeout) {
-      asio::post(ctx_, [this] {
-        std::error_code ignored;
-        stream_.next_layer().cancel(ignored);
-      });
-    }
-    return result.get();
-  }
-
-  std::size_t receive(char* data, std::size_t size, std::error_code& ec) {
-    const auto [error, n] = run_io([&](auto done) { stream_.async_read_some(asio::buffer(data, size), done); });
-    ec = error;
-    return n;
-  }
-
-  // Closes the socket on the I/O thread (no operation is in flight: each one is waited for), then ends that thread.
-  void stop() {
-    asio::post(ctx_, [this] {
-      std::error_code ignored;
-      stream_.next_layer().close(ignored);
-    });
-    work_.reset();
-    io_thread_.join();
-  }
-
-  asio::io_context ctx_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ctx_);
-  std::shared_ptr<asio::ssl::context> tls_;
-  asio::ssl::stream<asio::ip::tcp::socket> stream_;
-  std::chrono::seconds timeout_;
-  std::string buffer_;  // bytes received after the last response read
-  std::thread io_thread_;
-};
 
 // The random mix of `seed` on one connection to a server started with `options`, through a `Client` (raw_client or
 // tls_client) made from the server's port, whose try_send, read_response and closed_by_peer are usable from two

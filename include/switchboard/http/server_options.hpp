@@ -31,6 +31,11 @@ struct server_timeouts {
   /// thousands of idle connections cost little memory. Checked by the server's clock (up to a second later).
   /// Not a timeout: nothing is closed. 0 parks at the first check.
   std::chrono::milliseconds park_idle_after{500};
+  /// Once the server has decided to close a connection: how long it keeps reading (and discarding) what a client
+  /// still sends after an error response, so that the client reads the response before the connection resets; and
+  /// over TLS, how long it waits for the client's closure alert in reply to its own (RFC 9112 §9.8). Zero closes at
+  /// once (over TLS without the alert).
+  std::chrono::milliseconds close{2'000};
 };
 
 struct server_options {

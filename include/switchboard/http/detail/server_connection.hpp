@@ -117,12 +117,13 @@ class server_connection final : public connection_base,
       write();
       return;
     }
+    if (phase_ == phase::idle && !writing_ && !saying_goodbye_) return close_gracefully();
     close();
   }
 
   void leave() override {
     leaving_ = true;
-    if (phase_ == phase::idle && !writing_) close();
+    if (phase_ == phase::idle && !writing_ && !saying_goodbye_) close_gracefully();
     // A streamed response (an event stream, say) has no natural end: stop its producer, or tell its handler and
     // end the body once the write in progress is out.
     if (phase_ != phase::streaming) return;
@@ -300,6 +301,7 @@ class server_connection final : public connection_base,
 
   void on_read(std::error_code ec, std::size_t n) {
     if (closed_) return;
+    if (saying_goodbye_) return close_gracefully();  // the read was cancelled for it (bytes that came meanwhile too)
     if (finish_parking(ec)) return;
     if (ec) {
       // EOF between requests is the normal end of a keep-alive connection; in the middle of one it is not.
@@ -695,6 +697,7 @@ class server_connection final : public connection_base,
                             [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
                               self->reading_ = false;
                               if (self->closed_) return;
+                              if (self->saying_goodbye_) return self->close_gracefully();
                               if (ec) {
                                 if (auto h = std::move(self->pending_body_read_)) h.complete(error::partial_message, {});
                                 return self->close();
@@ -943,21 +946,46 @@ class server_connection final : public connection_base,
 
   // ---------------------------------------------------------------- closing
 
-  // Ends a connection after a final response. After an error, keep reading (and discarding) for a moment before
-  // closing, so that the kernel does not answer the client's unread bytes with a reset that destroys our response
-  // before the client has read it.
+  // Ends a connection after a final response. Over TLS, with a closure alert first. Over TCP, after an error, keep
+  // reading (and discarding) for a moment before closing, so that the kernel does not answer the client's unread
+  // bytes with a reset that destroys our response before the client has read it.
   void shutdown_and_close() {
-    std::error_code ignored;
     if constexpr (traits::tls) {
-      close();
+      close_gracefully();
     } else {
+      std::error_code ignored;
       traits::socket(stream_).shutdown(asio::socket_base::shutdown_send, ignored);
-      if (!lingering_) return close();
+      if (!lingering_ || options().timeouts.close.count() <= 0) return close();
       lingering_ = false;
       linger_budget_ = 64 * 1024;
-      set_deadline(std::chrono::milliseconds(2000));
+      set_deadline(options().timeouts.close);
       phase_ = phase::idle;
       linger();
+    }
+  }
+
+  // Closes a connection that the server ends on purpose (after a final response, idle, drained); over TCP, at once.
+  // Over TLS a server attempts an exchange of closure alerts first (RFC 9112 §9.8), so that its client can tell the
+  // end of the data from a truncation (close_notify, RFC 8446 §6.1). Asio's shutdown sends ours, then waits for the
+  // client's; a client that closes instead ends it as well, and one that does neither is closed after
+  // `timeouts.close` (check_deadline). A read in progress (an idle connection's wait for its next request, say) is
+  // cancelled first: its handler comes back here. Bytes it brought are discarded: the server has decided to close.
+  void close_gracefully() {
+    if constexpr (!traits::tls) {
+      close();
+    } else {
+      if (closed_) return;
+      if (options().timeouts.close.count() <= 0) return close();
+      const bool started = std::exchange(saying_goodbye_, true);
+      if (reading_) {
+        std::error_code ignored;
+        if (!started) traits::socket(stream_).cancel(ignored);
+        return;
+      }
+      if (writing_) return close();  // not expected: every caller waits for the write in progress
+      phase_ = phase::idle;
+      set_deadline(options().timeouts.close);
+      stream_.async_shutdown([self = this->shared_from_this()](std::error_code) { self->close(); });
     }
   }
 
@@ -1035,6 +1063,7 @@ class server_connection final : public connection_base,
   bool leaving_ = false;
   bool close_after_write_ = false;
   bool lingering_ = false;
+  bool saying_goodbye_ = false;  // TLS: the closure alert is on its way (close_gracefully)
   bool peer_gone_ = false;
   bool parking_ = false;
   bool chunked_stream_ = false;
