@@ -1,4 +1,4 @@
-// A blocking HTTPS test client with raw_client's interface (try_send, read_response, closed_by_peer), usable from two
+// A blocking HTTPS test client with raw_client's interface (send, read_response, read_bytes...), usable from two
 // threads at once (one writing, one reading), and the steps of a TLS closure to check how a server ends a
 // connection.
 //
@@ -64,10 +64,32 @@ class tls_client {
     return !run_io(write).first;
   }
 
+  /// Sends all of `bytes`; throws std::system_error if the connection failed first (or the write timed out).
+  void send(std::string_view bytes) {
+    if (!try_send(bytes)) throw std::system_error(asio::error::broken_pipe, "tls_client::send");
+  }
+
   /// Reads one response (nullopt if the connection closed or a read timed out first).
   std::optional<raw_response> read_response(bool head_request = false) {
     auto receive_some = [this](char* data, std::size_t size, std::error_code& ec) { return receive(data, size, ec); };
     return read_response_from(buffer_, head_request, receive_some);
+  }
+
+  /// Bytes received after the last response read (e.g. the first bytes of an upgraded protocol).
+  std::string take_buffered() { return std::exchange(buffer_, std::string()); }
+
+  /// Reads until at least `size` bytes (counting those already buffered) have arrived, or the stream ends or a read
+  /// times out.
+  std::string read_bytes(std::size_t size) {
+    std::string out = take_buffered();
+    char chunk[4096];
+    while (out.size() < size) {
+      std::error_code ec;
+      const std::size_t got = receive(chunk, sizeof chunk, ec);
+      if (ec) break;
+      out.append(chunk, got);
+    }
+    return out;
   }
 
   /// Reads on and says how the TLS stream ended: asio::error::eof when the server sent its closure alert

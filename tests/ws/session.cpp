@@ -5,6 +5,7 @@
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
+#include "support/tls_client.hpp"
 
 #include <switchboard/ws/connect.hpp>
 #include <switchboard/ws/frame_parser.hpp>
@@ -23,6 +24,7 @@
 #include <random>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -39,17 +41,19 @@ std::string upgrade_request(std::string_view path, std::string_view extra = {}) 
          "Sec-WebSocket-Key: " + client_key + "\r\nSec-WebSocket-Version: 13\r\n" + std::string(extra) + "\r\n";
 }
 
-// Sends the opening handshake for `path` and requires the 101.
-void open_websocket(raw_client& c, std::string_view path) {
+// Sends the opening handshake for `path` through `c` (raw_client or tls_client) and requires the 101.
+template <class Client>
+void open_websocket(Client& c, std::string_view path) {
   c.send(upgrade_request(path));
   REQUIRE(c.read_response()->status == 101);
 }
 
-// A WebSocket client over the raw test socket, made once the 101 is read: masked frames out, parsed frames in
-// (starting with any the server sent together with its 101).
+// A WebSocket client over a test client (raw_client, or tls_client for wss), made once the 101 is read: masked frames
+// out, parsed frames in (starting with any the server sent together with its 101).
+template <class Client>
 class ws_peer {
  public:
-  explicit ws_peer(raw_client& c) : c_(c), buffer_(c.take_buffered()) {}
+  explicit ws_peer(Client& c) : c_(c), buffer_(c.take_buffered()) {}
   void send(ws::opcode op, std::string_view payload) { c_.send(encode(op, payload)); }
   // One masked frame (a fragment unless `fin`), to send together with others in one write.
   std::string encode(ws::opcode op, std::string_view payload, bool fin = true) {
@@ -93,7 +97,7 @@ class ws_peer {
   }
 
  private:
-  raw_client& c_;
+  Client& c_;
   ws::frame_writer writer_{ws::role::client};
   ws::frame_parser parser_{ws::role::client};
   std::string buffer_;
@@ -357,7 +361,7 @@ struct grouped_session {
     s.start();
     c = std::make_unique<raw_client>(s.port());
     open_websocket(*c, "/ws");
-    peer = std::make_unique<ws_peer>(*c);
+    peer = std::make_unique<ws_peer<raw_client>>(*c);
     REQUIRE(opened.get_future().wait_for(10s) == std::future_status::ready);  // the session is in the group
   }
 
@@ -366,7 +370,7 @@ struct grouped_session {
   ws::accept_options options{.group = group};
   std::promise<void> opened;
   std::unique_ptr<raw_client> c;
-  std::unique_ptr<ws_peer> peer;
+  std::unique_ptr<ws_peer<raw_client>> peer;
 };
 
 }  // namespace
@@ -427,7 +431,7 @@ TEST_CASE("ws accept: a WebSocket keeps its address counted in max_connections_p
 TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") {
   grouped_session g;
   test_server& s = g.s;
-  ws_peer& peer = *g.peer;
+  auto& peer = *g.peer;
   std::string data;
   std::thread stopper([&] { s.stop(5s); });
   auto e = peer.next(data);
@@ -686,7 +690,7 @@ TEST_CASE("ws session: keep-alive pings after silence, and a peer that does not 
 TEST_CASE("ws session group: a second earlier drain cuts what is left and finishes", "[ws][session]") {
   grouped_session g;
   test_server& s = g.s;
-  ws_peer& peer = *g.peer;
+  auto& peer = *g.peer;
   s.rt().stop(60s);
   std::string data;
   auto e = peer.next(data);  // the 1001 close, which this peer leaves unanswered
@@ -853,8 +857,11 @@ std::string random_payload(std::mt19937& rng, ws::opcode type, std::size_t size)
 // then a pause in which the peer waits for every answer so far; the handler answers some messages twice; meanwhile
 // `extras` messages are sent from another thread (through the post) and as many on the session's thread outside any
 // handler (written at once when the writer is idle). Each stream must arrive whole and in its order, the last ping
-// must be answered, and the close handshake must end it all.
-void check_random_mix(unsigned seed, const ws::session_options& options, int extras) {
+// must be answered, and the close handshake must end it all. Through a `Client` (raw_client, or tls_client for a
+// server started with `server_options`' TLS context).
+template <class Client>
+void check_random_mix(unsigned seed, const ws::session_options& options, int extras,
+                      http::server_options server_options = {}) {
   INFO("seed " << seed);
   constexpr int messages = 150;
   test_server s;
@@ -872,10 +879,10 @@ void check_random_mix(unsigned seed, const ws::session_options& options, int ext
     });
     opened.set_value(session.shared_from_this());
   });
-  s.start();
+  s.start(std::move(server_options));
 
-  raw_client c(s.port());
-  c.socket().set_option(asio::ip::tcp::no_delay(true));
+  Client c(s.port());
+  if constexpr (std::is_same_v<Client, raw_client>) c.socket().set_option(asio::ip::tcp::no_delay(true));
   open_websocket(c, "/mix");
   ws_peer peer(c);
   const std::shared_ptr<ws::session> session = take_session(opened);
@@ -994,6 +1001,8 @@ void check_random_mix(unsigned seed, const ws::session_options& options, int ext
   REQUIRE_FALSE(events.empty());
   CHECK(events.back().event == ws::parse_event::close);
   CHECK(events.back().code == ws::close_code::normal);
+  // Over TLS the session then ends with its closure alert (RFC 6455 §7.1.1), not a truncated stream.
+  if constexpr (!std::is_same_v<Client, raw_client>) CHECK(c.read_end() == asio::error::eof);
   auto end = closed.get_future();
   REQUIRE(end.wait_for(10s) == std::future_status::ready);
   const ws::close_info info = end.get();
@@ -1006,7 +1015,7 @@ void check_random_mix(unsigned seed, const ws::session_options& options, int ext
 
 TEST_CASE("ws session: a random mix of fragments, pings and sends from everywhere keeps every stream in order",
           "[ws][session]") {
-  for (unsigned seed = 1; seed <= 6; ++seed) check_random_mix(seed, {}, 150);
+  for (unsigned seed = 1; seed <= 6; ++seed) check_random_mix<raw_client>(seed, {}, 150);
 }
 
 // With a send queue of 8 messages the session stops handling the peer's messages at 4 queued answers, many times
@@ -1016,7 +1025,18 @@ TEST_CASE("ws session: a random mix through a small send queue pauses and resume
           "[ws][session]") {
   ws::session_options options;
   options.send_queue = {.max_messages = 8, .max_bytes = 4 * 1024 * 1024, .policy = overflow_policy::wait};
-  for (unsigned seed = 7; seed <= 12; ++seed) check_random_mix(seed, options, 0);
+  for (unsigned seed = 7; seed <= 12; ++seed) check_random_mix<raw_client>(seed, options, 0);
+}
+
+// Over TLS every write of the session is asynchronous (over TCP it tries one at once first) and reads come through
+// the TLS stream: the same mix through those paths, with the small send queue too.
+TEST_CASE("ws session: the random mix over TLS (wss) keeps every stream in order", "[ws][session][tls]") {
+  http::server_options tls;
+  tls.tls = test::localhost_server_tls();
+  for (unsigned seed = 13; seed <= 16; ++seed) check_random_mix<test::tls_client>(seed, {}, 150, tls);
+  ws::session_options small_queue;
+  small_queue.send_queue = {.max_messages = 8, .max_bytes = 4 * 1024 * 1024, .policy = overflow_policy::wait};
+  for (unsigned seed = 17; seed <= 20; ++seed) check_random_mix<test::tls_client>(seed, small_queue, 0, tls);
 }
 
 // permessage-deflate both ways under a random mix: our client sends messages of random sizes and kinds (text that

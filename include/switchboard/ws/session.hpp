@@ -13,7 +13,8 @@
 //    queue is half full also stops reading (and handling) the peer's messages until the writer has made room: a
 //    peer that sends requests and does not read the answers is held back by TCP, not by our memory.
 //  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
-//    the peer's, then closes the socket; a peer's close is answered and reported to `on_close`.
+//    the peer's, then closes the socket (over TLS after the closure alerts); a peer's close is answered and
+//    reported to `on_close`.
 //  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
 //    `switchboard::error::closed`, nothing dangles.
 #pragma once
@@ -808,9 +809,33 @@ class session_impl final : public session,
     tick_clock::leave(*this);
     if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
+    if constexpr (!plain_tcp) {
+      if (close_sent_ && peer_closed_ && !writing_) end_tls_session();
+      else close_socket();
+    } else {
+      close_socket();
+    }
+    report_close(info);
+  }
+
+  // After a closing handshake, the TLS session is closed cleanly as well (RFC 6455 §7.1.1): our closure alert
+  // (close_notify, RFC 8446 §6.1), then Asio waits for the peer's; a peer that closes instead ends it too, and one that
+  // does neither is cut after `close_timeout`. Nothing is in flight: the peer's close frame ended the reading, and
+  // the write of ours is done.
+  void end_tls_session() {
+    closing_->timer.expires_after(timeouts_.close_timeout);
+    closing_->timer.async_wait([self = self()](std::error_code ec) {
+      if (!ec) self->close_socket();
+    });
+    stream_.async_shutdown([self = self()](std::error_code) {
+      self->closing_->timer.cancel();
+      self->close_socket();
+    });
+  }
+
+  void close_socket() {
     std::error_code ignored;
     lowest_socket(stream_).close(ignored);
-    report_close(info);
   }
 
   static constexpr std::size_t max_batch_bytes = 256 * 1024;
