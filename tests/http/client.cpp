@@ -255,6 +255,57 @@ TEST_CASE("client: retries and timeouts", "[http][client]") {
   }
 }
 
+// A keep-alive connection the server has closed while it waited in the pool is not used again: a POST, which could
+// not be retried once written, goes out on a new connection.
+TEST_CASE("client: a pooled connection the server has closed is not reused", "[http][client]") {
+  asio::io_context ctx;
+  SECTION("over TCP: the server closes it right after its response") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t i) {
+      answer(s, "HTTP/1.1 200 OK\r\nContent-Length: " + std::string(i == 0 ? "3\r\n\r\none" : "3\r\n\r\ntwo"));
+      if (i == 0) s.close();  // after a keep-alive response: as an idle timeout does, only sooner
+    });
+    client c(ctx.get_executor());
+    result first;
+    c.async_get(srv.url(), capture(first));
+    REQUIRE(run_until(ctx, [&] { return first.done; }));
+    REQUIRE_FALSE(first.ec);
+    CHECK(first.response.body == "one");
+    result post;
+    c.async_post(srv.url(), "x", "text/plain", capture(post));
+    REQUIRE(run_until(ctx, [&] { return post.done; }));
+    REQUIRE_FALSE(post.ec);
+    CHECK(post.response.body == "two");
+    CHECK(srv.connections() == 2);
+  }
+  SECTION("over TLS: our server's idle timeout ends it with a closure alert") {
+    test_server s;
+    s.routes().get("/hello", [](request&) { return response::text("hello"); });
+    s.routes().post("/echo", [](request& req) { return response::text(std::string(req.body())); });
+    server_options o;
+    o.tls = switchboard::test::localhost_server_tls();
+    o.timeouts.idle = 100ms;
+    o.timeouts.close = 100ms;  // how long it waits for the pooled connection's alert, which does not come
+    s.start(o);
+    const std::string base = "https://localhost:" + std::to_string(s.port());
+    client c(ctx.get_executor(), {.tls = switchboard::test::localhost_client_tls()});
+    result first;
+    c.async_get(base + "/hello", capture(first));
+    REQUIRE(run_until(ctx, [&] { return first.done; }));
+    REQUIRE_FALSE(first.ec);
+    // The server closes the idle connection: its alert reaches the pooled connection, and once the server has
+    // waited out its answer, it closes.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (s.server().stats().active > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(s.server().stats().active == 0);
+    result post;
+    c.async_post(base + "/echo", "posted", "text/plain", capture(post));
+    REQUIRE(run_until(ctx, [&] { return post.done; }));
+    REQUIRE_FALSE(post.ec);
+    CHECK(post.response.body == "posted");
+    CHECK(c.connections_opened() == 2);
+  }
+}
+
 TEST_CASE("client and server over TLS", "[http][client][tls]") {
   const auto& cert = switchboard::test::localhost_certificate();
   test_server s;

@@ -40,6 +40,9 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -327,7 +330,8 @@ class client {
       while (!pool.idle.empty()) {
         auto c = std::move(pool.idle.front());
         pool.idle.pop_front();
-        if (std::chrono::steady_clock::now() - c->idle_since < options_.idle_timeout && c->socket.is_open()) {
+        if (std::chrono::steady_clock::now() - c->idle_since < options_.idle_timeout && c->socket.is_open() &&
+            !closed_while_idle(*c)) {
           c->reused = true;
           co_return c;
         }
@@ -349,6 +353,17 @@ class client {
         co_return nullptr;
       }
     }
+  }
+
+  // A server may close a keep-alive connection while it waits in the pool (its idle timeout, a restart): the
+  // connection is then readable, with EOF, or over TLS the server's closure alert, or a 408 some servers send first.
+  // A request sent on it would fail only after it was written, and one that is not idempotent could not be retried
+  // (RFC 9112 §9.3.1): so look before reuse, with a peek that does not wait. Nothing else may arrive on an idle
+  // HTTP/1.1 connection.
+  static bool closed_while_idle(connection& c) {
+    char probe;
+    const ssize_t n = ::recv(c.socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
   void release(origin_pool& pool, std::unique_ptr<connection> c, bool reusable) {
