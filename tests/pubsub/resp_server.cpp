@@ -9,6 +9,7 @@
 #include <switchboard/pubsub/resp_server.hpp>
 #include <switchboard/resp/client.hpp>
 
+#include "resp/client_mix.hpp"
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
 #include "support/redis_server.hpp"
@@ -1088,4 +1089,26 @@ TEST_CASE("resp_server: commands held back while replies wait run without more b
   c.send(request);  // one write, read by the server in one read
   CHECK(c.read_bytes(count * one.size()).size() == count * one.size());
   CHECK(fe.server.stats().query_buffer_disconnects == 0);
+}
+
+// Our RESP client against the front end, in RESP3, subscribed to three channels while three threads pipeline ECHO
+// (of up to a megabyte of any bytes: replies pass the size past which the server holds commands back) and PING: the
+// messages published meanwhile on another connection arrive as pushes between the replies, each once and in order,
+// and every reply matches its command (tests/resp/client_mix.hpp).
+//
+// Across channels, the messages of a client's SUBSCRIBEs keep each channel's order only (each subscription is drained
+// in turns: docs/pubsub.md); those of one PSUBSCRIBE come in the order published, as from Redis.
+TEST_CASE("resp_server: our client's random mix, with pushes between the replies, is answered in order",
+          "[pubsub][resp_server]") {
+  front_end fe;
+  using namespace switchboard::test::resp_mix;
+  const unsigned seed = GENERATE(range(1u, 4u));
+  SECTION("SUBSCRIBE") {
+    check_mix_with_pushes(seed, {.port = fe.port()}, command_set::echo_and_ping, subscribe_by::channels,
+                          message_order::per_channel);
+  }
+  SECTION("PSUBSCRIBE") {
+    check_mix_with_pushes(seed, {.port = fe.port()}, command_set::echo_and_ping, subscribe_by::pattern,
+                          message_order::as_published);
+  }
 }

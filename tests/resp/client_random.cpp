@@ -4,299 +4,32 @@
 // of its own, so that a model of those keys predicts every reply: each must match its command, in order.
 #include <switchboard/resp/client.hpp>
 
-#include "resp/client_support.hpp"
+#include "resp/client_mix.hpp"
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
 
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
 #include <asio/ssl/context.hpp>
 
-#include <algorithm>
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <deque>
-#include <future>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <random>
 #include <string>
-#include <system_error>
-#include <thread>
-#include <utility>
-#include <vector>
 
-using namespace std::chrono_literals;
 using namespace switchboard;
-using resp::command;
-using resp::value;
-using resp::value_kind;
-
-namespace {
-
-value simple(std::string text) { return {.kind = value_kind::simple_string, .text = std::move(text)}; }
-value bulk(std::string text) { return {.kind = value_kind::bulk_string, .text = std::move(text)}; }
-value integer(std::int64_t n) { return {.kind = value_kind::integer, .integer = n}; }
-value null() { return {}; }
-
-// A value of a random size (mostly small, now and then up to a megabyte) made of bytes that RESP gives meaning to
-// (CR, LF, type markers, NUL) and any others; sometimes a word that a pub/sub message starts with.
-std::string random_value(std::mt19937& rng, std::size_t max_size) {
-  auto pick = [&rng](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
-  if (pick(0, 19) == 0) return pick(0, 1) == 0 ? "message" : "subscribe";
-  const std::size_t roll = pick(0, 99);
-  const std::size_t size = std::min(max_size, roll < 70   ? pick(0, 64)
-                                              : roll < 90 ? pick(65, 4096)
-                                              : roll < 98 ? pick(4097, 100'000)
-                                                          : pick(300'000, 1'200'000));
-  static constexpr char special[] = {'\r', '\n', '$', '*', '>', '%', '_', ':', '+', '-', '\0'};
-  std::string out(size, '\0');
-  for (char& c : out) c = pick(0, 3) == 0 ? special[pick(0, std::size(special) - 1)] : static_cast<char>(pick(0, 255));
-  return out;
-}
-
-struct step {
-  std::vector<std::string> args;
-  value expected;
-};
-
-// The keys of one calling thread ("<prefix>s0".."s3" strings, "<prefix>l" a list, "<prefix>n" a counter) and what
-// Redis holds in them: each command drawn is applied here too, giving the reply Redis must send.
-class key_model {
- public:
-  explicit key_model(std::string prefix) : prefix_(std::move(prefix)) {}
-
-  step next(std::mt19937& rng) {
-    auto pick = [&rng](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
-    const std::string key = prefix_ + "s" + std::to_string(pick(0, 3));
-    const std::string list = prefix_ + "l";
-    auto found = strings_.find(key);
-    switch (pick(0, 10)) {
-      case 0: {
-        std::string v = random_value(rng, 2'000'000);
-        strings_[key] = v;
-        return {command("SET", key, std::move(v)), simple("OK")};
-      }
-      case 1:
-        return {command("GET", key), found == strings_.end() ? null() : bulk(found->second)};
-      case 2: {
-        std::string& s = strings_[key];
-        // Bounded: a string that keeps growing would make every GET of it slow.
-        std::string v = random_value(rng, s.size() > 2'000'000 ? 0 : 100'000);
-        s += v;
-        return {command("APPEND", key, std::move(v)), integer(static_cast<std::int64_t>(s.size()))};
-      }
-      case 3:
-        return {command("STRLEN", key),
-                integer(found == strings_.end() ? 0 : static_cast<std::int64_t>(found->second.size()))};
-      case 4: {
-        const bool existed = found != strings_.end();
-        if (existed) strings_.erase(found);
-        return {command("DEL", key), integer(existed ? 1 : 0)};
-      }
-      case 5: {
-        if (list_.size() >= 40) break;
-        std::string v = random_value(rng, 4096);
-        list_.push_back(v);
-        return {command("RPUSH", list, std::move(v)), integer(static_cast<std::int64_t>(list_.size()))};
-      }
-      case 6: {
-        value all{.kind = value_kind::array};
-        for (const std::string& v : list_) all.elements.push_back(bulk(v));
-        return {command("LRANGE", list, "0", "-1"), std::move(all)};
-      }
-      case 7: {
-        if (list_.empty()) return {command("LPOP", list), null()};
-        value first = bulk(std::move(list_.front()));
-        list_.pop_front();
-        return {command("LPOP", list), std::move(first)};
-      }
-      case 8: {
-        const auto by = static_cast<std::int64_t>(pick(0, 2000)) - 1000;
-        counter_ += by;
-        return {command("INCRBY", prefix_ + "n", std::to_string(by)), integer(counter_)};
-      }
-      case 9: {
-        std::string v = random_value(rng, 100'000);
-        return {command("ECHO", v), bulk(v)};
-      }
-      default:
-        break;
-    }
-    return {command("PING"), simple("PONG")};
-  }
-
- private:
-  std::string prefix_;
-  std::map<std::string, std::string> strings_;
-  std::deque<std::string> list_;
-  std::int64_t counter_ = 0;
-};
-
-// What one calling thread sent and received. Replies are recorded on the client's executor.
-struct caller_record {
-  std::vector<step> steps;
-  std::vector<std::optional<std::pair<std::error_code, value>>> replies;
-  std::size_t received = 0;
-};
-
-// Runs `callers` threads against `c`, each sending `commands` random commands in batches of random sizes (waiting for
-// a batch's replies now and then, so that the pipeline's depth varies), then checks every reply on this thread.
-void run_callers(resp::client& c, unsigned seed, int callers, std::size_t commands) {
-  std::vector<caller_record> records(static_cast<std::size_t>(callers));
-  std::mutex m;
-  std::condition_variable replied;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < callers; ++t) {
-    threads.emplace_back([&, t] {
-      caller_record& record = records[static_cast<std::size_t>(t)];
-      std::mt19937 rng(seed * 1000 + static_cast<unsigned>(t));
-      key_model model("r" + std::to_string(seed) + ":t" + std::to_string(t) + ":");
-      {
-        const std::lock_guard lock(m);
-        record.replies.resize(commands);
-      }
-      for (std::size_t i = 0; i < commands;) {
-        const std::size_t batch = std::min(commands - i, std::uniform_int_distribution<std::size_t>(1, 64)(rng));
-        for (std::size_t k = 0; k < batch; ++k, ++i) {
-          step s = model.next(rng);
-          std::vector<std::string> args = s.args;
-          {
-            const std::lock_guard lock(m);
-            record.steps.push_back(std::move(s));
-          }
-          c.async_exec(std::move(args), [&, &record = record, i](std::error_code ec, value v) {
-            const std::lock_guard lock(m);
-            record.replies[i] = std::pair(ec, std::move(v));
-            ++record.received;
-            replied.notify_all();
-          });
-        }
-        if (rng() % 3 == 0) continue;  // the next batch joins this one in the pipeline
-        std::unique_lock lock(m);
-        if (!replied.wait_for(lock, 20s, [&] { return record.received == i; })) return;
-      }
-      std::unique_lock lock(m);
-      replied.wait_for(lock, 20s, [&] { return record.received == commands; });
-    });
-  }
-  for (std::thread& t : threads) t.join();
-
-  const std::lock_guard lock(m);
-  for (std::size_t t = 0; t < records.size(); ++t) {
-    const caller_record& record = records[t];
-    INFO("caller " << t);
-    REQUIRE(record.steps.size() == commands);
-    for (std::size_t i = 0; i < commands; ++i) {
-      INFO("command " << i << ": " << record.steps[i].args[0]);
-      REQUIRE(record.replies[i]);
-      REQUIRE_FALSE(record.replies[i]->first);
-      // Compared as a boolean: a mismatch of megabyte values would print them whole.
-      const bool same = record.replies[i]->second == record.steps[i].expected;
-      CHECK(same);
-    }
-  }
-}
-
-// An io_context run by a thread of its own, for clients used from several threads.
-struct io_thread {
-  io_thread() : thread([this] { ctx.run(); }) {}
-  ~io_thread() {
-    work.reset();
-    thread.join();
-  }
-  asio::io_context ctx;
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ctx);
-  std::thread thread;
-};
-
-// Connects `c` from the test thread while `io` runs its context.
-std::error_code connect_on(resp::client& c) {
-  std::promise<std::error_code> done;
-  c.async_connect([&done](std::error_code ec) { done.set_value(ec); });
-  auto f = done.get_future();
-  if (f.wait_for(10s) != std::future_status::ready) return error::timeout;
-  return f.get();
-}
-
-// A RESP3 connection that is subscribed to three channels while it runs the random mix: the messages a publisher on
-// another connection sends meanwhile arrive as pushes between the replies. Every reply must still match its command,
-// and every message arrive once, in the order published.
-void check_mix_with_pushes(unsigned seed, const resp::client_options& options) {
-  INFO("seed " << seed);
-  io_thread io;
-  resp::client c(io.ctx.get_executor(), options);
-  resp::client publisher(io.ctx.get_executor(), options);
-  REQUIRE_FALSE(connect_on(c));
-  REQUIRE_FALSE(connect_on(publisher));
-  REQUIRE(c.protocol() == 3);
-
-  std::mutex m;
-  std::condition_variable pushed;
-  std::vector<value> pushes;
-  c.set_push_handler([&](value v) {
-    const std::lock_guard lock(m);
-    pushes.push_back(std::move(v));
-    pushed.notify_all();
-  });
-  const std::vector<std::string> channels{"ch0:" + std::to_string(seed), "ch1:" + std::to_string(seed),
-                                          "ch2:" + std::to_string(seed)};
-  c.async_exec(command("SUBSCRIBE", channels[0], channels[1], channels[2]), [](std::error_code, value) {});
-  {
-    std::unique_lock lock(m);
-    REQUIRE(pushed.wait_for(lock, 10s, [&] { return pushes.size() == 3; }));  // the confirmations
-  }
-
-  // The publisher: 300 messages, pipelined from a thread of its own while the mix runs.
-  std::mt19937 rng(seed);
-  std::vector<std::pair<std::string, std::string>> published;
-  for (int i = 0; i < 300; ++i) {
-    published.emplace_back(channels[rng() % channels.size()], std::to_string(i) + ":" + random_value(rng, 10'000));
-  }
-  std::vector<std::int64_t> receivers(published.size(), -1);
-  std::size_t publish_replies = 0;
-  std::thread publishing([&] {
-    for (std::size_t i = 0; i < published.size(); ++i) {
-      publisher.async_exec(command("PUBLISH", published[i].first, published[i].second), [&, i](std::error_code ec, value v) {
-        const std::lock_guard lock(m);
-        receivers[i] = ec ? -2 : v.integer;
-        ++publish_replies;
-        pushed.notify_all();
-      });
-    }
-  });
-  run_callers(c, seed, 3, 300);
-  publishing.join();
-
-  std::unique_lock lock(m);
-  REQUIRE(pushed.wait_for(lock, 20s, [&] {
-    return publish_replies == published.size() && pushes.size() == 3 + published.size();
-  }));
-  CHECK(std::count(receivers.begin(), receivers.end(), 1) == static_cast<std::ptrdiff_t>(published.size()));
-  for (std::size_t i = 0; i < published.size(); ++i) {
-    INFO("message " << i);
-    const value& p = pushes[3 + i];
-    REQUIRE(p.kind == value_kind::push);
-    REQUIRE(p.elements.size() == 3);
-    CHECK(p.elements[0].text == "message");
-    CHECK(p.elements[1].text == published[i].first);
-    const bool same = p.elements[2].text == published[i].second;
-    CHECK(same);
-  }
-}
-
-}  // namespace
+using switchboard::test::resp_mix::check_mix_with_pushes;
+using switchboard::test::resp_mix::command_set;
+using switchboard::test::resp_mix::connect_on;
+using switchboard::test::resp_mix::io_thread;
+using switchboard::test::resp_mix::message_order;
+using switchboard::test::resp_mix::run_callers;
+using switchboard::test::resp_mix::subscribe_by;
 
 TEST_CASE("resp client: a random mix from several threads, with pushes between the replies, matches a model",
           "[resp][client]") {
   REQUIRE(test::have_program("redis-server"));
   test::redis_server redis;
   const unsigned seed = GENERATE(range(1u, 4u));
-  check_mix_with_pushes(seed, {.port = redis.port()});
+  check_mix_with_pushes(seed, {.port = redis.port()}, command_set::redis, subscribe_by::channels,
+                        message_order::as_published);
 }
 
 TEST_CASE("resp client: the random mix in RESP2 matches the model", "[resp][client]") {
@@ -306,10 +39,10 @@ TEST_CASE("resp client: the random mix in RESP2 matches the model", "[resp][clie
   resp::client c(io.ctx.get_executor(), {.port = redis.port(), .protocol = 2});
   REQUIRE_FALSE(connect_on(c));
   REQUIRE(c.protocol() == 2);
-  run_callers(c, GENERATE(range(11u, 14u)), 3, 300);
+  run_callers(c, GENERATE(range(11u, 14u)), 3, 300, command_set::redis);
 }
 
-TEST_CASE("resp client: the random mix with pushes over TLS matches the model", "[resp][client][tls]") {
+TEST_CASE("resp client: the random mix with pattern pushes over TLS matches the model", "[resp][client][tls]") {
   REQUIRE(test::have_program("redis-server"));
   const test::test_certificate& cert = test::localhost_certificate();
   const std::string cert_file = test::write_temp_file("redis-tls-cert.pem", cert.certificate_pem);
@@ -319,5 +52,7 @@ TEST_CASE("resp client: the random mix with pushes over TLS matches the model", 
                             key_file, "--tls-ca-cert-file", cert_file, "--tls-auth-clients", "no"});
   auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   tls->add_certificate_authority(asio::buffer(cert.certificate_pem));
-  check_mix_with_pushes(GENERATE(range(21u, 23u)), {.host = "localhost", .port = tls_port, .tls = tls});
+  // With PSUBSCRIBE here (SUBSCRIBE over TCP above): both kinds of push between the replies.
+  check_mix_with_pushes(GENERATE(range(21u, 23u)), {.host = "localhost", .port = tls_port, .tls = tls},
+                        command_set::redis, subscribe_by::pattern, message_order::as_published);
 }
