@@ -9,6 +9,8 @@
 #include <asio/buffers_iterator.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read_until.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/streambuf.hpp>
 #include <asio/use_awaitable.hpp>
@@ -303,6 +305,47 @@ TEST_CASE("client: a pooled connection the server has closed is not reused", "[h
     REQUIRE_FALSE(post.ec);
     CHECK(post.response.body == "posted");
     CHECK(c.connections_opened() == 2);
+  }
+}
+
+// RFC 9112 §9.8: over TLS, a response body delimited by the end of the connection (neither Content-Length nor
+// chunked) is complete only if the server's closure alert came; a connection that just ends may have been cut by an
+// attacker.
+TEST_CASE("client over TLS: a body that ends with the connection is complete only after the closure alert",
+          "[http][client][tls]") {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  auto server_tls = switchboard::test::localhost_server_tls();
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ctx, *server_tls);
+  asio::streambuf request;
+  const bool with_alert = GENERATE(true, false);
+  INFO((with_alert ? "with" : "without") << " the alert");
+  // Answers the first request with a body that runs to the end of the connection, then ends it.
+  acceptor.async_accept(stream.next_layer(), [&](std::error_code ec) {
+    REQUIRE_FALSE(ec);
+    stream.async_handshake(asio::ssl::stream_base::server, [&](std::error_code handshake_ec) {
+      REQUIRE_FALSE(handshake_ec);
+      asio::async_read_until(stream, request, "\r\n\r\n", [&](std::error_code read_ec, std::size_t) {
+        REQUIRE_FALSE(read_ec);
+        static const std::string response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe whole body";
+        asio::async_write(stream, asio::buffer(response), [&](std::error_code write_ec, std::size_t) {
+          REQUIRE_FALSE(write_ec);
+          if (with_alert) return stream.async_shutdown([](std::error_code) {});
+          std::error_code ignored;
+          stream.next_layer().close(ignored);  // as a cut connection looks
+        });
+      });
+    });
+  });
+  client c(ctx.get_executor(), {.max_retries = 0, .tls = switchboard::test::localhost_client_tls()});
+  result r;
+  c.async_get("https://localhost:" + std::to_string(acceptor.local_endpoint().port()) + "/", capture(r));
+  REQUIRE(run_until(ctx, [&] { return r.done; }));
+  if (with_alert) {
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.body == "the whole body");
+  } else {
+    CHECK(r.ec == asio::ssl::error::stream_truncated);
   }
 }
 

@@ -439,9 +439,12 @@ class client {
         if (n > 0) continue;
         const std::size_t got = co_await read_some(c, chunk, sizeof chunk, ec);
         if (ec) {
+          // The end of the connection ends a body framed by it (RFC 9112 §6.3). Over TLS only with the server's
+          // closure alert (which the stream reports as eof): a connection that just ends (stream_truncated) may
+          // have been cut by an attacker, and such a response is incomplete (RFC 9112 §9.8).
           std::error_code eof_ec;
-          if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) parser.put_eof(eof_ec);
-          if ((ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) && !eof_ec && parser.done()) break;
+          if (ec == asio::error::eof) parser.put_eof(eof_ec);
+          if (ec == asio::error::eof && !eof_ec && parser.done()) break;
           co_return (ec == asio::error::eof && !parser.header_done()) ? std::error_code(asio::error::connection_reset) : ec;
         }
         c.buffer.append(chunk, got);
