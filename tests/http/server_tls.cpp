@@ -1,6 +1,7 @@
 // How the HTTP server ends a TLS connection on purpose (after a response with Connection: close, at the idle timeout,
 // in a drain): with its closure alert first, so that the client can tell the end of the data from a truncation
-// (RFC 9112 §9.8, RFC 8446 §6.1); then it waits, at most `timeouts.close`, for the client's alert or its close.
+// (RFC 9112 §9.8, RFC 8446 §6.1); then it waits, at most `timeouts.close`, for the client's alert or its close. And
+// a client that ends first with its alert gets the server's in return.
 #include <switchboard/http/server.hpp>
 
 #include "support/catch.hpp"
@@ -111,4 +112,17 @@ TEST_CASE("server over TLS: a drain ends idle connections with the alert and cou
   const drain_report got = drained.get();
   CHECK(got.drained == 1);
   CHECK(got.cut == 0);
+}
+
+TEST_CASE("server over TLS: a client's closure alert is answered with the server's", "[http][server][tls]") {
+  test_server s;
+  add_hello(s);
+  s.start(tls_options());
+  tls_client c(s.port());
+  REQUIRE(c.try_send(get_request("/hello")));
+  REQUIRE(c.read_response());
+  // The client's shutdown sends its alert and completes when the server's comes back (an error if the server just
+  // closed the connection).
+  CHECK_FALSE(c.send_closure_alert());
+  CHECK(c.read_transport_end() == asio::error::eof);
 }

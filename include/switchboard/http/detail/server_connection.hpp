@@ -304,8 +304,10 @@ class server_connection final : public connection_base,
     if (saying_goodbye_) return close_gracefully();  // the read was cancelled for it (bytes that came meanwhile too)
     if (finish_parking(ec)) return;
     if (ec) {
-      // EOF between requests is the normal end of a keep-alive connection; in the middle of one it is not.
+      // EOF between requests is the normal end of a keep-alive connection (over TLS, the client's closure alert,
+      // which ours answers: RFC 8446 §6.1); in the middle of one it is not.
       if (phase_ == phase::handling || phase_ == phase::streaming) peer_went_away();
+      else if (ec == asio::error::eof && phase_ == phase::idle) return close_gracefully();
       return close();
     }
     ex_->in.commit(n);
