@@ -29,9 +29,12 @@ class poll_server {
   std::shared_ptr<changes> changes_ = std::make_shared<changes>();
 
  public:
+  /// `threads`: the server's runtime threads (each its own event loop, with its own parked polls and clock).
   explicit poll_server(longpoll::endpoint_options options = {}, http::server_options server_options = {},
-                       pubsub::broker_options broker_options = {.retention = {.max_messages = 100}})
-      : broker(server.rt().executor(), std::move(broker_options)),
+                       pubsub::broker_options broker_options = {.retention = {.max_messages = 100}},
+                       std::size_t threads = 1)
+      : server(threads),
+        broker(server.rt().executor(), std::move(broker_options)),
         polls(server.rt(), broker, watched(std::move(options))) {
     longpoll::add_route(server.routes(), polls);
     server.start(std::move(server_options));
