@@ -978,15 +978,14 @@ class server_connection final : public connection_base,
     } else {
       if (closed_) return;
       if (options().timeouts.close.count() <= 0) return close();
-      const bool started = std::exchange(saying_goodbye_, true);
-      if (reading_) {
+      if (!std::exchange(saying_goodbye_, true)) {
+        set_deadline(options().timeouts.close);  // bounds all of it, the return of a cancelled read included
         std::error_code ignored;
-        if (!started) traits::socket(stream_).cancel(ignored);
-        return;
+        if (reading_) traits::socket(stream_).cancel(ignored);
       }
+      if (reading_) return;
       if (writing_) return close();  // not expected: every caller waits for the write in progress
       phase_ = phase::idle;
-      set_deadline(options().timeouts.close);
       stream_.async_shutdown([self = this->shared_from_this()](std::error_code) { self->close(); });
     }
   }
