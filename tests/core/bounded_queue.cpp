@@ -2,7 +2,11 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
+#include <deque>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using switchboard::bounded_queue;
@@ -150,5 +154,138 @@ TEST_CASE("bounded_queue: conflate keeps the latest item per key in place", "[co
     CHECK(q.push(keyed{"AAPL", "103"}, on_drop) == push_outcome::queued);
     CHECK(q.pop().payload == "200");
     CHECK(q.pop().payload == "103");
+  }
+}
+
+namespace {
+
+// The queue as its documentation describes it, on a std::deque: what each push must do and report.
+class reference_queue {
+ public:
+  explicit reference_queue(queue_limits limits) : limits_(limits) {}
+
+  push_outcome push(keyed item, std::vector<keyed>& dropped) {
+    if (limits_.policy == overflow_policy::conflate && !item.key.empty()) {
+      // The newest item with its key (an older one stays when a replacement did not fit) is replaced in place,
+      // keeping its turn, when the queue stays within its bytes (or holds that one item alone).
+      const auto same = std::find_if(items_.rbegin(), items_.rend(), [&](const keyed& k) { return k.key == item.key; });
+      if (same != items_.rend() && (bytes() - same->size() + item.size() <= limits_.max_bytes || items_.size() == 1)) {
+        dropped.push_back(std::exchange(*same, std::move(item)));
+        ++stats_.dropped;
+        ++stats_.pushed;
+        return push_outcome::replaced;
+      }
+    }
+    if (has_room_for(item.size())) {
+      append(std::move(item));
+      return push_outcome::queued;
+    }
+    switch (limits_.policy) {
+      case overflow_policy::wait:
+        ++stats_.refused;
+        return push_outcome::must_wait;
+      case overflow_policy::disconnect:
+        ++stats_.refused;
+        return push_outcome::must_disconnect;
+      case overflow_policy::drop_newest:
+        ++stats_.dropped;
+        dropped.push_back(std::move(item));
+        return push_outcome::dropped;
+      case overflow_policy::drop_oldest:
+      case overflow_policy::conflate:
+        while (!has_room_for(item.size())) {
+          ++stats_.dropped;
+          dropped.push_back(std::move(items_.front()));
+          items_.pop_front();
+        }
+        append(std::move(item));
+        return push_outcome::queued_dropping;
+    }
+    return push_outcome::must_wait;
+  }
+
+  keyed pop() {
+    keyed front = std::move(items_.front());
+    items_.pop_front();
+    ++stats_.popped;
+    return front;
+  }
+
+  void clear() { items_.clear(); }
+
+  const std::deque<keyed>& items() const { return items_; }
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    for (const keyed& k : items_) total += k.size();
+    return total;
+  }
+  const switchboard::queue_stats& counts() const { return stats_; }
+
+ private:
+  bool has_room_for(std::size_t size) const {
+    return items_.empty() || (items_.size() < limits_.max_messages && bytes() + size <= limits_.max_bytes);
+  }
+  void append(keyed item) {
+    items_.push_back(std::move(item));
+    ++stats_.pushed;
+  }
+
+  queue_limits limits_;
+  std::deque<keyed> items_;
+  switchboard::queue_stats stats_;
+};
+
+}  // namespace
+
+// Random pushes (keyed and not, some larger than the byte limit), pops, clears and storage releases under every
+// policy and small random limits, checked after each step against the reference: the outcome, what was dropped, the
+// contents in order (through the ring's wrap-around and growth), the counters; and the bounds themselves: never more
+// than max_messages items, never more than max_bytes bytes unless one item alone.
+TEST_CASE("bounded_queue: random operations under every policy agree with the reference", "[core][bounded_queue]") {
+  const overflow_policy policy = GENERATE(overflow_policy::wait, overflow_policy::disconnect, overflow_policy::drop_newest,
+                                          overflow_policy::drop_oldest, overflow_policy::conflate);
+  const unsigned seed = GENERATE(range(1u, 21u));
+  INFO(switchboard::to_string(policy) << ", seed " << seed);
+  std::mt19937 rng(seed);
+  auto pick = [&rng](std::size_t lo, std::size_t hi) { return std::uniform_int_distribution<std::size_t>(lo, hi)(rng); };
+  const queue_limits limits{.max_messages = pick(1, 12), .max_bytes = pick(1, 60), .policy = policy};
+  INFO("max_messages " << limits.max_messages << ", max_bytes " << limits.max_bytes);
+  bounded_queue<keyed> q(limits);
+  reference_queue model(limits);
+  static constexpr const char* keys[] = {"", "a", "b", "c", "d"};
+  for (int step = 0; step < 2000; ++step) {
+    INFO("step " << step);
+    const std::size_t roll = pick(0, 99);
+    if (roll < 55) {
+      keyed item{keys[pick(0, std::size(keys) - 1)], std::string(pick(0, 9) == 0 ? pick(0, 80) : pick(0, 12), 'x')};
+      item.payload += std::to_string(step);  // tells items apart
+      std::vector<keyed> dropped, expected_dropped;
+      const push_outcome expected = model.push(item, expected_dropped);
+      keyed offered = item;
+      REQUIRE(q.push(std::move(offered), [&](keyed&& k) { dropped.push_back(std::move(k)); }) == expected);
+      if (expected == push_outcome::must_wait || expected == push_outcome::must_disconnect) {
+        CHECK(offered.payload == item.payload);  // left with the caller
+      }
+      REQUIRE(dropped.size() == expected_dropped.size());
+      for (std::size_t i = 0; i < dropped.size(); ++i) CHECK(dropped[i].payload == expected_dropped[i].payload);
+    } else if (roll < 92) {
+      if (model.items().empty()) continue;
+      CHECK(q.pop().payload == model.pop().payload);
+    } else if (roll < 97) {
+      q.release_storage();  // does nothing unless empty
+    } else {
+      q.clear();
+      model.clear();
+    }
+    REQUIRE(q.size() == model.items().size());
+    for (std::size_t i = 0; i < q.size(); ++i) REQUIRE(q.at(i).payload == model.items()[i].payload);
+    CHECK(q.bytes() == model.bytes());
+    CHECK(q.size() <= limits.max_messages);
+    CHECK((q.bytes() <= limits.max_bytes || q.size() == 1));
+    const switchboard::queue_stats stats = q.stats();
+    CHECK(stats.pushed == model.counts().pushed);
+    CHECK(stats.popped == model.counts().popped);
+    CHECK(stats.dropped == model.counts().dropped);
+    CHECK(stats.refused == model.counts().refused);
   }
 }

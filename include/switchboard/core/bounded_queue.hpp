@@ -212,7 +212,11 @@ class bounded_queue {
     auto found = keys_->find(key);
     if (found == keys_->end()) return std::nullopt;
     entry& old = *cell(found->second - front_index_);
-    bytes_ = bytes_ - Traits::bytes(old.value) + item_bytes;
+    const std::size_t bytes_after = bytes_ - Traits::bytes(old.value) + item_bytes;
+    // A larger item in its place could take the queue past max_bytes, and replacement after replacement far past
+    // it: then it goes to the back like a new item (dropping the oldest), and the older one stays before it.
+    if (bytes_after > limits_.max_bytes && count_ > 1) return std::nullopt;
+    bytes_ = bytes_after;
     T previous = std::exchange(old.value, std::move(item));
     ++counts_.dropped;
     ++counts_.pushed;
