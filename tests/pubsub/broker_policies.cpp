@@ -164,11 +164,42 @@ TEST_CASE("policy conflate: the latest per key", "[pubsub][broker][policy]") {
     CHECK(r.log == strings{"t gap 1-1 overflow", "t#4=b4", "t#3=c3"});
   }
 
+  SECTION("a gap reported after the queue stays after it when a queued message is replaced") {
+    b.publish("t", text("a1", "a"));
+    b.publish("t", text("b2", "b"));
+    b.report_gap("t", gap_reason::upstream);  // #3, after everything queued
+    b.publish("t", text("a4", "a"));          // replaces a1 in place
+    poll(ctx);
+    CHECK(r.log == strings{"t#4=a4", "t#2=b2", "t gap 3-3 upstream"});
+  }
+
   SECTION("messages without a key are never conflated") {
     publish_numbered(b, 1, 3);
     poll(ctx);
     CHECK(r.log == strings{"t gap 1-1 overflow", "t#2=m2", "t#3=m3"});
-  }
+  }}
+
+// A replacement that would take the queue past its bytes is queued behind as a new message (core/bounded_queue.hpp):
+// the oldest messages are dropped for it, the one it supersedes among them. That one is not lost (no gap), and the gap
+// it carried stays where it was, before the messages after it.
+TEST_CASE("policy conflate: a replacement too large for the bytes is queued behind, and gaps keep their place",
+          "[pubsub][broker][policy]") {
+  asio::io_context ctx;
+  broker b(ctx);
+  recorder r;
+  // Each message below counts 2 bytes (a 1-byte payload and a 1-byte key), the last one 4.
+  auto sub = b.subscribe("t", {.limits = queue_limits{.max_messages = 3, .max_bytes = 6,
+                                                      .policy = overflow_policy::conflate},
+                               .on_event = r.callback()});
+  b.publish("t", text("1", "a"));
+  b.publish("t", text("2", "b"));
+  b.publish("t", text("3", "c"));
+  b.publish("t", text("4", "d"));    // full: #1 dropped, a gap before #2
+  b.publish("t", text("555", "b"));  // in #2's place the queue would hold 8 bytes: #2 (superseded) and #3 go
+  poll(ctx);
+  CHECK(r.log == strings{"t gap 1-1 overflow", "t gap 3-3 overflow", "t#4=4", "t#5=555"});
+  CHECK(sub.stats().superseded == 1);
+  CHECK(sub.stats().dropped == 2);
 }
 
 TEST_CASE("policy disconnect: a full queue closes the subscription", "[pubsub][broker][policy]") {

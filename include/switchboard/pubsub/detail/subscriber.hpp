@@ -178,31 +178,32 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     }
     if (closed_) return false;
 
-    gaps carry;      // gaps of the messages dropped from the front: they now come before the front
-    gaps displaced;  // gaps in front of a message that `conflate` replaced: they stay at its position
+    gaps carry;  // gaps in front of the messages dropped or replaced: they now come before the front
     const push_outcome outcome = queue_.push(queued{m, topic, {}}, [&](queued&& dropped) {
       if (policy == overflow_policy::drop_newest) {  // the new message: it belongs after everything queued
         lose(tail_gaps_, dropped);
-      } else if (policy == overflow_policy::conflate && !key.empty() && message_traits::key(dropped.message) == key) {
-        ++superseded_;  // replaced in place by a newer message with the same key: superseded, not lost
-        displaced = std::move(dropped.gaps_before);
-      } else {  // the oldest (drop_oldest, or conflate falling back to it)
-        carry.absorb_later(std::move(dropped.gaps_before));
+        return;
+      }
+      // The oldest (drop_oldest, or conflate falling back to it), or under conflate the message with the new one's
+      // key: replaced in place, or dropped from the front when its replacement did not fit in the queue's bytes.
+      carry.absorb_later(std::move(dropped.gaps_before));
+      if (policy == overflow_policy::conflate && !key.empty() && message_traits::key(dropped.message) == key) {
+        ++superseded_;  // the newer message with its key carries the state: superseded, not lost
+      } else {
         lose(carry, dropped);
       }
     });
     switch (outcome) {
       case push_outcome::queued:
       case push_outcome::queued_dropping:
-        // Tail gaps (drop_newest) come before the new message; gaps of dropped front messages (drop_oldest,
-        // conflate) before the new front. A policy makes only one of the two.
+        // Tail gaps (drop_newest, report_gap) come before the new message, at the back.
         if (!tail_gaps_.empty()) queue_.at(queue_.size() - 1).gaps_before = std::move(tail_gaps_);
-        if (!carry.empty()) queue_.front().gaps_before.absorb_earlier(std::move(carry));
-        break;
+        [[fallthrough]];
       case push_outcome::replaced:
-        // Under conflate only the front message carries gaps (they come from dropping the front), so the replaced
-        // message, which had some, was the front, and its replacement now is.
-        if (!displaced.empty()) queue_.front().gaps_before.absorb_earlier(std::move(displaced));
+        // Gaps of dropped front messages (drop_oldest, conflate) come before the new front. Under conflate only the
+        // front message carries gaps (they come from dropping the front), so a replaced message that had some was
+        // the front, and its replacement now is.
+        if (!carry.empty()) queue_.front().gaps_before.absorb_earlier(std::move(carry));
         break;
       case push_outcome::dropped:
         break;
