@@ -16,7 +16,9 @@
 #include <asio/error.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <optional>
@@ -54,15 +56,29 @@ class async_queue {
   ///    `error::timeout` after `timeout` (if not zero), or `error::closed` if the queue closes first.
   ///  - Under `disconnect`, a full queue closes the queue and completes with `error::overflow_disconnect`.
   /// Cancellation: per-operation cancellation (terminal) of a waiting push completes it with
-  /// `asio::error::operation_aborted`; the item is not queued.
+  /// `asio::error::operation_aborted` (and `push_outcome::must_wait`); the item is not queued. A cancellation
+  /// that arrives after the push has completed does nothing.
   template <class Token>
   auto async_push(T item, std::chrono::steady_clock::duration timeout, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, push_outcome)>(
         [](auto handler, std::shared_ptr<state> s, T item, std::chrono::steady_clock::duration timeout) {
+          // A cancellable push gets its id here, before it runs on the executor, so that its cancellation finds
+          // this push and no other (not a later one, once this one has completed). Other pushes take one only if
+          // they wait.
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          const std::uint64_t id = slot.is_connected() ? ++s->next_id : 0;
+          if (slot.is_connected()) {
+            slot.assign([weak = std::weak_ptr<state>(s), id](asio::cancellation_type type) {
+              if ((type & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
+              auto alive = weak.lock();
+              if (!alive) return;
+              asio::dispatch(alive->executor, [alive, id] { alive->abandon(id, asio::error::operation_aborted); });
+            });
+          }
           auto ex = s->executor;
-          asio::dispatch(ex, [s = std::move(s), item = std::move(item), timeout,
+          asio::dispatch(ex, [s = std::move(s), item = std::move(item), timeout, id,
                               h = pending_push(std::move(handler), ex)]() mutable {
-            s->push(std::move(item), timeout, std::move(h));
+            s->push(std::move(item), timeout, id, std::move(h));
           });
         },
         token, state_, std::move(item), timeout);
@@ -77,21 +93,26 @@ class async_queue {
   /// Takes the oldest item. Completion signature: `void(std::error_code, T)`; completes when an item is
   /// available, or with `error::closed` once the queue is closed and empty (queued items are still delivered
   /// after `close`). Only one pop may wait at a time. Cancellation: per-operation cancellation (terminal)
-  /// completes a waiting pop with `asio::error::operation_aborted`.
+  /// completes a waiting pop with `asio::error::operation_aborted`; one that arrives after the pop has completed
+  /// does nothing (a later pop goes on waiting).
   template <class Token>
   auto async_pop(Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, T)>(
         [](auto handler, std::shared_ptr<state> s) {
+          // A cancellable pop's id: its cancellation aborts this pop only, not a later one that nobody cancelled
+          // (the signal of a completed pop may still be emitted, or arrive from another thread, after it
+          // completed). 0 for a pop that cannot be cancelled.
           auto slot = asio::get_associated_cancellation_slot(handler);
+          const std::uint64_t id = slot.is_connected() ? ++s->next_id : 0;
           if (slot.is_connected()) {
-            slot.assign([s](asio::cancellation_type type) {
+            slot.assign([s, id](asio::cancellation_type type) {
               if ((type & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
-              asio::dispatch(s->executor, [s] { s->cancel_pop(); });
+              asio::dispatch(s->executor, [s, id] { s->cancel_pop(id); });
             });
           }
           auto ex = s->executor;
-          asio::dispatch(ex, [s, h = pending_pop(std::move(handler), ex)]() mutable {
-            s->pop(std::move(h));
+          asio::dispatch(ex, [s, id, h = pending_pop(std::move(handler), ex)]() mutable {
+            s->pop(id, std::move(h));
           });
         },
         token, state_);
@@ -162,20 +183,20 @@ class async_queue {
   struct state : std::enable_shared_from_this<state> {
     state(executor_type ex, queue_limits limits) : executor(std::move(ex)), queue(limits) {}
 
-    void push(T item, std::chrono::steady_clock::duration timeout, pending_push handler) {
+    void push(T item, std::chrono::steady_clock::duration timeout, std::uint64_t id, pending_push handler) {
       if (closed) {
         handler.complete(error::closed, push_outcome::dropped);
         return;
       }
       if (!producers.empty()) {
         // Keep FIFO order among producers: a new push may not overtake ones already waiting.
-        wait_for_room(std::move(item), timeout, std::move(handler));
+        wait_for_room(std::move(item), timeout, id, std::move(handler));
         return;
       }
       const push_outcome outcome = offer(item);
       switch (outcome) {
         case push_outcome::must_wait:
-          wait_for_room(std::move(item), timeout, std::move(handler));
+          wait_for_room(std::move(item), timeout, id, std::move(handler));
           return;
         case push_outcome::must_disconnect:
           close();
@@ -194,43 +215,47 @@ class async_queue {
       return outcome;
     }
 
-    void wait_for_room(T item, std::chrono::steady_clock::duration timeout, pending_push handler) {
-      const std::uint64_t id = ++next_id;
+    void wait_for_room(T item, std::chrono::steady_clock::duration timeout, std::uint64_t id, pending_push handler) {
+      if (id == 0) id = ++next_id;  // one that cannot be cancelled still needs an id for its timeout
       std::unique_ptr<asio::steady_timer> timer;
       if (timeout > std::chrono::steady_clock::duration::zero()) {
         timer = std::make_unique<asio::steady_timer>(executor, timeout);
         timer->async_wait([weak = this->weak_from_this(), id](std::error_code ec) {
           if (ec) return;
-          if (auto s = weak.lock()) s->expire(id);
+          if (auto s = weak.lock()) s->abandon(id, error::timeout);
         });
       }
       producers.push_back(waiting_push{std::move(item), std::move(handler), std::move(timer), id});
     }
 
-    void expire(std::uint64_t id) {
+    // Completes the waiting push `id` with `ec` (its timeout, or its cancellation), its item not queued. Does
+    // nothing if that push no longer waits.
+    void abandon(std::uint64_t id, std::error_code ec) {
       for (auto it = producers.begin(); it != producers.end(); ++it) {
         if (it->id == id) {
           auto handler = std::move(it->handler);
+          if (it->timer) it->timer->cancel();
           producers.erase(it);
-          ++timeouts;
-          handler.complete(error::timeout, push_outcome::must_wait);
+          if (ec == error::timeout) ++timeouts;
+          handler.complete(ec, push_outcome::must_wait);
           return;
         }
       }
     }
 
-    void pop(pending_pop handler) {
+    void pop(std::uint64_t id, pending_pop handler) {
       if (auto item = take()) {
         handler.complete(std::error_code{}, std::move(*item));
       } else if (closed) {
         handler.complete(error::closed, T{});
       } else {
         consumer = std::move(handler);
+        consumer_id = id;
       }
     }
 
-    void cancel_pop() {
-      if (consumer) consumer.complete(asio::error::operation_aborted, T{});
+    void cancel_pop(std::uint64_t id) {
+      if (consumer && consumer_id == id && id != 0) consumer.complete(asio::error::operation_aborted, T{});
     }
 
     std::optional<T> take() {
@@ -274,7 +299,8 @@ class async_queue {
     // is (libstdc++'s deque allocates about 450 bytes up front, for every queue, say every WebSocket's).
     std::list<waiting_push> producers;
     pending_pop consumer;
-    std::uint64_t next_id = 0;
+    std::uint64_t consumer_id = 0;           // the id of the waiting pop (0: it cannot be cancelled)
+    std::atomic<std::uint64_t> next_id = 0;  // ids of pushes and pops, taken on any thread; 0 is none
     std::uint64_t timeouts = 0;
     bool closed = false;
   };

@@ -9,6 +9,7 @@
 #include <switchboard/http/detail/chars.hpp>
 #include <switchboard/http/detail/small_buffer.hpp>
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,23 +19,32 @@ namespace switchboard::http {
 class header_block {
  public:
   /// Appends a field, keeping any others of the same name. Throws `std::invalid_argument` on an invalid name or
-  /// value (a programmer error: validate user input before putting it in a header).
+  /// value (a programmer error: validate user input before putting it in a header). `name` and `value` may be
+  /// views into this block (`add("X-Copy", block.get("x-orig"))`).
   header_block& add(std::string_view name, std::string_view value) {
     validate(name, value);
+    // A view into this block would dangle when appending reallocates it: copy it first.
+    if (points_into(name) || points_into(value)) return add(std::string(name), std::string(value));
     append_line(name, value);
     return *this;
   }
 
-  /// Replaces every field named `name` (case-insensitively) with one field. Same validation as `add`.
+  /// Replaces every field named `name` (case-insensitively) with one field. Same validation as `add`; `name` and
+  /// `value` may be views into this block (`set("Vary", block.get("vary"))`).
   header_block& set(std::string_view name, std::string_view value) {
     validate(name, value);
+    // A view into this block would show other bytes once `erase` has moved the fields after the erased ones
+    // under it: a CR LF from the next line, say, in a value validated before the move (RFC 9112 §11.1).
+    if (points_into(name) || points_into(value)) return set(std::string(name), std::string(value));
     erase(name);
     append_line(name, value);
     return *this;
   }
 
-  /// Removes every field named `name`. Returns how many were removed.
+  /// Removes every field named `name`. Returns how many were removed. `name` may be a view into this block.
   std::size_t erase(std::string_view name) {
+    // Erasing moves the fields under a view into this block, which would then name another field.
+    if (points_into(name)) return erase(std::string(name));
     std::size_t removed = 0;
     std::size_t pos = 0;
     while (pos < data_.size()) {
@@ -113,6 +123,12 @@ class header_block {
   }
 
   std::string_view text() const noexcept { return data_.view(); }
+
+  // True when `s` is a view into this block's storage (std::less: a total order, for pointers into other objects).
+  bool points_into(std::string_view s) const noexcept {
+    const std::less<const char*> before;
+    return !s.empty() && !before(s.data(), data_.data()) && before(s.data(), data_.data() + data_.size());
+  }
 
   std::string_view line_name(std::size_t pos) const noexcept {
     const std::size_t colon = text().find(':', pos);
