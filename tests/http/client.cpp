@@ -279,6 +279,25 @@ TEST_CASE("client: a pooled connection the server has closed is not reused", "[h
     CHECK(post.response.body == "two");
     CHECK(srv.connections() == 2);
   }
+  SECTION("over TCP: bytes after a response, which answer nothing, end the connection's use") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t i) {
+      // The first answer comes with bytes of a response nobody asked for; the connection stays open.
+      answer(s, i == 0 ? "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\noneHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+                       : "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
+    });
+    client c(ctx.get_executor());
+    result first;
+    c.async_get(srv.url(), capture(first));
+    REQUIRE(run_until(ctx, [&] { return first.done; }));
+    REQUIRE_FALSE(first.ec);
+    CHECK(first.response.body == "one");
+    result post;
+    c.async_post(srv.url(), "x", "text/plain", capture(post));
+    REQUIRE(run_until(ctx, [&] { return post.done; }));
+    REQUIRE_FALSE(post.ec);
+    CHECK(post.response.body == "two");
+    CHECK(srv.connections() == 2);
+  }
   SECTION("over TLS: our server's idle timeout ends it with a closure alert") {
     test_server s;
     s.routes().get("/hello", [](request&) { return response::text("hello"); });

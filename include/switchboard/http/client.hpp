@@ -453,7 +453,9 @@ class client {
       parser.reset();  // an interim response: the final one follows
       r.body.clear();
     }
-    keep_alive = parser.keep_alive() && parser.framing() != body_framing::until_eof;
+    // Bytes after the final response answer nothing (the client sends one request at a time): the server is out of
+    // step with the connection, so it is not used again rather than have them read as the next response.
+    keep_alive = parser.keep_alive() && parser.framing() != body_framing::until_eof && c.buffer.empty();
     co_return std::error_code{};
   }
 
