@@ -445,7 +445,10 @@ class client {
           std::error_code eof_ec;
           if (ec == asio::error::eof) parser.put_eof(eof_ec);
           if (ec == asio::error::eof && !eof_ec && parser.done()) break;
-          co_return (ec == asio::error::eof && !parser.header_done()) ? std::error_code(asio::error::connection_reset) : ec;
+          // A response cut after its header is not a connection failure to retry: the server answered, and part
+          // of the body may have gone to the sink already, which a retry would give it again from the start.
+          if (parser.header_done() && ec != asio::error::operation_aborted) co_return error::partial_message;
+          co_return ec == asio::error::eof ? std::error_code(asio::error::connection_reset) : ec;
         }
         c.buffer.append(chunk, got);
       }
