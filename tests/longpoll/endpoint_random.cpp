@@ -49,6 +49,27 @@ constexpr std::size_t client_count = 4;
 
 std::string topic_name(std::size_t topic) { return "t" + std::to_string(topic); }
 
+// Polls parked so far (those parked now and those released, however).
+std::uint64_t parks(const longpoll::endpoint_stats& s) {
+  return s.parked + s.woken + s.timed_out + s.disconnected + s.drained;
+}
+
+// Grows with every change of the endpoint: a poll parked, released (woken, timed out, gone, drained) or refused.
+std::uint64_t activity(const longpoll::endpoint_stats& s) {
+  return parks(s) + s.woken + s.timed_out + s.disconnected + s.drained + s.refused_client + s.refused_total;
+}
+
+// The threads vary their interleavings by the endpoint's events rather than by sleeping: each of these waits for
+// one (at most `at_most`, since the event may not come).
+void until_next_change(poll_server& s, std::chrono::microseconds at_most) {
+  const std::uint64_t before = activity(s.polls.stats());
+  s.wait_for([&] { return activity(s.polls.stats()) != before; }, at_most);
+}
+
+void until_parked(poll_server& s, std::uint64_t parks_before, std::chrono::microseconds at_most) {
+  s.wait_for([&] { return parks(s.polls.stats()) > parks_before; }, at_most);
+}
+
 // What the publishers did, per topic; shared by every thread.
 class published_log {
  public:
@@ -259,7 +280,7 @@ class poll_client {
       else if (roll < 85) probe(static_cast<std::size_t>(pick(0, topic_count - 1)));
       else if (roll < 92) concurrently();
       else if (roll < 95) malformed();
-      else std::this_thread::sleep_for(std::chrono::microseconds(pick(0, 3000)));  // varies the interleavings
+      else until_next_change(server_, std::chrono::microseconds(pick(0, 3000)));
     }
     // The publishers have stopped: each follower catches up with its topic (timeout=0, so it never parks).
     for (std::size_t t = 0; t < topic_count; ++t) {
@@ -563,8 +584,9 @@ class poll_client {
     raw_client c(server_.server.port());
     // Sometimes with a second poll pipelined behind it, which the server has not started when the client goes.
     const std::string bytes = pick(0, 3) == 0 ? q.bytes() + q.bytes() : q.bytes();
+    const std::uint64_t parks_before = parks(server_.polls.stats());
     if (!c.try_send(bytes)) return report("could not send an abandoned poll");
-    std::this_thread::sleep_for(std::chrono::microseconds(pick(0, 8000)));
+    until_parked(server_, parks_before, std::chrono::microseconds(pick(0, 8000)));  // most likely this one
     ++covered_.abandoned;
   }
 
@@ -582,9 +604,10 @@ class poll_client {
     for (const auto& q : qs) bytes += q.bytes();
     const std::size_t first = later ? qs.front().bytes().size() : bytes.size();
     const steady::time_point sent = steady::now();
+    const std::uint64_t parks_before = parks(server_.polls.stats());
     bool written = connection().try_send(std::string_view(bytes).substr(0, first));
     if (written && later) {
-      std::this_thread::sleep_for(std::chrono::microseconds(pick(0, 5000)));
+      until_parked(server_, parks_before, std::chrono::microseconds(pick(0, 5000)));  // the first one, likely
       written = connection_->try_send(std::string_view(bytes).substr(first));
     }
     if (!written) {
@@ -740,8 +763,12 @@ void publish_randomly(poll_server& s, published_log& log, unsigned seed, unsigne
     }
     const int roll = pick(0, 99);
     if (roll < 8) burst = static_cast<std::size_t>(pick(5, 25));
-    else if (roll < 25) std::this_thread::sleep_for(std::chrono::milliseconds(pick(5, 40)));
-    else std::this_thread::sleep_for(std::chrono::microseconds(pick(0, 2500)));
+    else if (roll < 25) {
+      const std::uint64_t timed_out = s.polls.stats().timed_out;  // a quiet spell: until a parked poll times out
+      s.wait_for([&] { return s.polls.stats().timed_out > timed_out; }, std::chrono::milliseconds(pick(5, 40)));
+    } else {
+      until_next_change(s, std::chrono::microseconds(pick(0, 2500)));
+    }
   }
 }
 

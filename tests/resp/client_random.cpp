@@ -9,10 +9,6 @@
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
 
-#include <asio/ssl/context.hpp>
-
-#include <memory>
-#include <string>
 
 using namespace switchboard;
 using switchboard::test::resp_mix::check_mix_with_pushes;
@@ -44,15 +40,9 @@ TEST_CASE("resp client: the random mix in RESP2 matches the model", "[resp][clie
 
 TEST_CASE("resp client: the random mix with pattern pushes over TLS matches the model", "[resp][client][tls]") {
   REQUIRE(test::have_program("redis-server"));
-  const test::test_certificate& cert = test::localhost_certificate();
-  const std::string cert_file = test::write_temp_file("redis-tls-cert.pem", cert.certificate_pem);
-  const std::string key_file = test::write_temp_file("redis-tls-key.pem", cert.private_key_pem);
-  const std::uint16_t tls_port = test::free_loopback_port();
-  test::redis_server redis({"--tls-port", std::to_string(tls_port), "--tls-cert-file", cert_file, "--tls-key-file",
-                            key_file, "--tls-ca-cert-file", cert_file, "--tls-auth-clients", "no"});
-  auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  tls->add_certificate_authority(asio::buffer(cert.certificate_pem));
+  test::tls_redis_server redis;
   // With PSUBSCRIBE here (SUBSCRIBE over TCP above): both kinds of push between the replies.
-  check_mix_with_pushes(GENERATE(range(21u, 23u)), {.host = "localhost", .port = tls_port, .tls = tls},
+  check_mix_with_pushes(GENERATE(range(21u, 23u)),
+                        {.host = "localhost", .port = redis.tls_port(), .tls = redis.trusting_client_tls()},
                         command_set::redis, subscribe_by::pattern, message_order::as_published);
 }

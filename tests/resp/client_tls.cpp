@@ -21,17 +21,12 @@ using switchboard::test::exec;
 
 TEST_CASE("resp client: TLS", "[resp][client][tls]") {
   REQUIRE(test::have_program("redis-server"));
-  const test::test_certificate& cert = test::localhost_certificate();
-  const std::string cert_file = test::write_temp_file("redis-tls-cert.pem", cert.certificate_pem);
-  const std::string key_file = test::write_temp_file("redis-tls-key.pem", cert.private_key_pem);
-  const std::uint16_t tls_port = test::free_loopback_port();
-  test::redis_server redis({"--tls-port", std::to_string(tls_port), "--tls-cert-file", cert_file, "--tls-key-file",
-                            key_file, "--tls-ca-cert-file", cert_file, "--tls-auth-clients", "no"});
+  test::tls_redis_server redis;
+  const std::uint16_t tls_port = redis.tls_port();
   asio::io_context ctx;
 
   SECTION("a trusted certificate that names the host") {
-    auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    tls->add_certificate_authority(asio::buffer(cert.certificate_pem));
+    auto tls = redis.trusting_client_tls();
     for (const char* host : {"localhost", "127.0.0.1"}) {
       for (int protocol : {3, 2}) {
         INFO(host << " RESP" << protocol);

@@ -15,6 +15,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/datagram_protocol.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
@@ -98,6 +99,36 @@ class redis_server {
   std::uint16_t port_ = 0;
   scratch_directory directory_;  // declared before the process: removed after it has stopped
   std::unique_ptr<background_process> process_;
+};
+
+/// A redis-server that also listens with TLS, on `tls_port()` (Debian's redis-server is built with TLS), with the
+/// test's self-signed certificate for localhost and 127.0.0.1; clients are not asked for certificates.
+class tls_redis_server {
+ public:
+  tls_redis_server() : tls_port_(free_loopback_port()), server_(arguments(tls_port_)) {}
+
+  /// The plain port.
+  std::uint16_t port() const noexcept { return server_.port(); }
+  std::uint16_t tls_port() const noexcept { return tls_port_; }
+
+  /// A client context that trusts the server's certificate.
+  static std::shared_ptr<asio::ssl::context> trusting_client_tls() {
+    auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls->add_certificate_authority(asio::buffer(localhost_certificate().certificate_pem));
+    return tls;
+  }
+
+ private:
+  static std::vector<std::string> arguments(std::uint16_t tls_port) {
+    const test_certificate& cert = localhost_certificate();
+    const std::string cert_file = write_temp_file("redis-tls-cert.pem", cert.certificate_pem);
+    const std::string key_file = write_temp_file("redis-tls-key.pem", cert.private_key_pem);
+    return {"--tls-port", std::to_string(tls_port), "--tls-cert-file", cert_file, "--tls-key-file", key_file,
+            "--tls-ca-cert-file", cert_file, "--tls-auth-clients", "no"};
+  }
+
+  std::uint16_t tls_port_;
+  redis_server server_;
 };
 
 /// A plain RESP client connection to a local Redis, for tests. Every wait is bounded by `deadline`; a wait that
