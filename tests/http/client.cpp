@@ -335,6 +335,55 @@ TEST_CASE("client: a pooled connection the server has closed is not reused", "[h
   }
 }
 
+// RFC 9112 §9.5: a server may answer a request before its body has all arrived, and then stop reading or close. The
+// client reads while it writes, takes that answer, and stops sending the body. The body is larger than the socket
+// buffers hold, so the write cannot finish unread.
+TEST_CASE("client: an answer that comes before the request body is all sent", "[http][client]") {
+  const std::string body(16 * 1024 * 1024, 'b');
+  const std::string too_large = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!";
+  asio::io_context ctx;
+  const auto post_expecting_413 = [&](client& c, const std::string& url) {
+    result r;
+    c.async_post(url, body, "text/plain", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }, 20s));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.status == status::payload_too_large);
+  };
+  SECTION("the server answers, then reads no more") {
+    scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { answer(s, too_large); });
+    client c(ctx.get_executor(), {.total_timeout = 10s});
+    post_expecting_413(c, srv.url());
+    CHECK(c.open_connections(srv.url("")) == 0);  // its request cut short, the connection is closed
+  }
+  SECTION("the server answers and closes with the body unread, which resets the connection") {
+    scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) {
+      answer(s, too_large);
+      s.close();
+    });
+    client c(ctx.get_executor());
+    post_expecting_413(c, srv.url());
+    CHECK(srv.connections() == 1);
+  }
+  SECTION("our server, over TCP and TLS: its body limit, and a request after it on a new connection") {
+    for (const bool tls : {false, true}) {
+      test_server s;
+      s.routes().post("/upload", [](request& req) { return response::text(std::to_string(req.body().size())); });
+      server_options o;  // the default body limit, 1 MiB
+      if (tls) o.tls = switchboard::test::localhost_server_tls();
+      s.start(o);
+      const std::string base = (tls ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(s.port());
+      client c(ctx.get_executor(), {.tls = tls ? switchboard::test::localhost_client_tls() : nullptr});
+      post_expecting_413(c, base + "/upload");
+      result small;
+      c.async_post(base + "/upload", "12345", "text/plain", capture(small));
+      REQUIRE(run_until(ctx, [&] { return small.done; }));
+      REQUIRE_FALSE(small.ec);
+      CHECK(small.response.body == "5");
+      CHECK(c.connections_opened() == 2);
+    }
+  }
+}
+
 // RFC 9112 §9.8: over TLS, a response body delimited by the end of the connection (neither Content-Length nor
 // chunked) is complete only if the server's closure alert came; a connection that just ends may have been cut by an
 // attacker.

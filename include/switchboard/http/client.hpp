@@ -30,6 +30,7 @@
 #include <asio/connect.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/ssl/context.hpp>
@@ -235,7 +236,7 @@ class client {
     auto backoff = options_.retry_backoff;
     for (unsigned attempt = 0;; ++attempt) {
       bool sent = false;
-      out = co_await attempt_once(*u, req.method, request_bytes, sink, deadline, sent);
+      out = co_await attempt_once(*u, req.method, request_bytes, !req.body.empty(), sink, deadline, sent);
       const bool connection_failure = out.ec && out.ec.category() != http_category() && out.ec != switchboard::error::timeout &&
                                       out.ec != asio::error::operation_aborted;
       // Retry only what cannot have taken effect twice: idempotent methods, or a request never sent.
@@ -272,8 +273,8 @@ class client {
     return s;
   }
 
-  asio::awaitable<outcome> attempt_once(const url& u, method m, const std::string& request_bytes, body_sink& sink,
-                                        std::chrono::steady_clock::time_point deadline, bool& sent) {
+  asio::awaitable<outcome> attempt_once(const url& u, method m, const std::string& request_bytes, bool has_body,
+                                        body_sink& sink, std::chrono::steady_clock::time_point deadline, bool& sent) {
     outcome out;
     origin_pool& pool = pool_for(u.origin());
     std::unique_ptr<connection> c = co_await checkout(pool, deadline, out.ec);
@@ -305,11 +306,8 @@ class client {
       }
     }
     guard.arm(deadline, c.get());
-    std::error_code ec;
-    co_await write_all(*c, request_bytes, ec);
-    sent = !ec;
     bool keep_alive = false;
-    if (!ec) ec = co_await read_response(*c, m, sink, out.response, keep_alive);
+    std::error_code ec = co_await exchange(*c, m, request_bytes, has_body, sink, out.response, keep_alive, sent);
     guard.disarm();
     if (guard.fired) ec = switchboard::error::timeout;
     out.ec = ec;
@@ -403,6 +401,48 @@ class client {
     } else {
       co_await asio::async_write(c.socket, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
     }
+  }
+
+  // Sends the request and reads its response; `sent` says whether the whole request was written. A request with a
+  // body is written while the response is read (RFC 9112 §9.5): a server may answer before the body has all
+  // arrived (an early 413, a 401) and then stop reading, or close, and a client that only wrote would wait until its
+  // deadline, or fail with the answer unread.
+  asio::awaitable<std::error_code> exchange(connection& c, method m, const std::string& request_bytes, bool has_body,
+                                            body_sink& sink, client_response& r, bool& keep_alive, bool& sent) {
+    std::error_code write_ec;
+    if (!has_body) {
+      co_await write_all(c, request_bytes, write_ec);
+      sent = !write_ec;
+      if (write_ec) co_return write_ec;
+      co_return co_await read_response(c, m, sink, r, keep_alive);
+    }
+    using namespace asio::experimental::awaitable_operators;
+    bool write_ended = false;
+    const std::error_code read_ec = co_await (write_request(c, request_bytes, write_ec, write_ended) &&
+                                              read_while_writing(c, m, sink, r, keep_alive, write_ended));
+    sent = write_ended && !write_ec;
+    // A write that failed or was cut short leaves a response that arrived whole standing (the server has answered),
+    // but not the connection.
+    if (!sent) keep_alive = false;
+    co_return read_ec;
+  }
+
+  asio::awaitable<void> write_request(connection& c, const std::string& bytes, std::error_code& ec, bool& ended) {
+    co_await write_all(c, bytes, ec);
+    ended = true;
+  }
+
+  // Reads the response to a request that may still be being written. Once the response is over (or has failed),
+  // the rest of the body is not sent: the write is cancelled by closing the connection, which, its request cut
+  // short, could not be used again.
+  asio::awaitable<std::error_code> read_while_writing(connection& c, method m, body_sink& sink, client_response& r,
+                                                      bool& keep_alive, const bool& write_ended) {
+    const std::error_code ec = co_await read_response(c, m, sink, r, keep_alive);
+    if (!write_ended) {
+      keep_alive = false;
+      c.close();
+    }
+    co_return ec;
   }
 
   asio::awaitable<std::size_t> read_some(connection& c, char* data, std::size_t size, std::error_code& ec) {
