@@ -47,6 +47,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <random>
@@ -55,7 +56,8 @@
 namespace switchboard::http {
 
 struct client_options {
-  /// Most connections open at once to one origin (scheme, host, port); further requests wait for one.
+  /// Most connections open at once to one origin (scheme, host, port); further requests wait in line for one, first
+  /// come, first served, each until its own deadline.
   std::size_t max_connections_per_origin = 8;
   /// Most idle keep-alive connections kept per origin.
   std::size_t max_idle_per_origin = 8;
@@ -183,11 +185,18 @@ class client {
     }
   };
 
+  // A request waiting for room in a full pool. The release that makes room takes it out of the line and cancels its
+  // timer; the timer expiring is the request's deadline.
+  struct waiter {
+    waiter(asio::any_io_executor ex, std::chrono::steady_clock::time_point deadline) : timer(ex, deadline) {}
+    asio::steady_timer timer;
+    bool woken = false;
+  };
+
   struct origin_pool {
-    explicit origin_pool(asio::any_io_executor ex) : room(ex, std::chrono::steady_clock::time_point::max()) {}
     std::deque<std::unique_ptr<connection>> idle;
     std::size_t open = 0;
-    asio::steady_timer room;  // cancelled when a connection is released, to wake waiting requests
+    std::list<waiter*> waiting;  // the line of requests waiting for room, first come, first served
   };
 
   static std::error_code exception_to_error(std::exception_ptr e) {
@@ -317,14 +326,14 @@ class client {
 
   origin_pool& pool_for(const std::string& origin) {
     auto& p = pools_[origin];
-    if (!p) p = std::make_unique<origin_pool>(executor_);
+    if (!p) p = std::make_unique<origin_pool>();
     return *p;
   }
 
   // An idle connection, or permission to open one (nullptr), waiting while the origin is at its limit.
   asio::awaitable<std::unique_ptr<connection>> checkout(origin_pool& pool, std::chrono::steady_clock::time_point deadline,
                                                         std::error_code& ec) {
-    for (;;) {
+    for (bool woken_before = false;; woken_before = true) {
       while (!pool.idle.empty()) {
         auto c = std::move(pool.idle.front());
         pool.idle.pop_front();
@@ -337,17 +346,23 @@ class client {
         --pool.open;
       }
       if (pool.open < options_.max_connections_per_origin) co_return nullptr;
-      // Wait for a release (which cancels the timer) or the deadline.
-      pool.room.expires_at(deadline);
+      // Wait in line for a release, or the deadline. One release makes room for one request, so it wakes only the
+      // first in line: the others sleep on. A request woken for room that another took first (a new request can
+      // run before it) waits again at the head of the line.
+      waiter w(executor_, deadline);
+      const auto place = pool.waiting.insert(woken_before ? pool.waiting.begin() : pool.waiting.end(), &w);
+      struct leave_line {  // a timeout, or a cancellation (which may also come as an exception)
+        origin_pool& pool;
+        waiter& w;
+        std::list<waiter*>::iterator place;
+        ~leave_line() {
+          if (!w.woken) pool.waiting.erase(place);
+        }
+      } on_exit{pool, w, place};
       std::error_code wait_ec;
-      co_await pool.room.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
-      if (!wait_ec) {
-        ec = switchboard::error::timeout;
-        co_return nullptr;
-      }
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) {
-        ec = asio::error::operation_aborted;
+      co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (!w.woken) {
+        ec = wait_ec ? std::error_code(asio::error::operation_aborted) : std::error_code(switchboard::error::timeout);
         co_return nullptr;
       }
     }
@@ -372,7 +387,12 @@ class client {
       c->close();
       --pool.open;
     }
-    pool.room.cancel();  // wake requests waiting for room
+    if (!pool.waiting.empty()) {  // the room this makes goes to the first request in line
+      waiter* first = pool.waiting.front();
+      pool.waiting.pop_front();
+      first->woken = true;
+      first->timer.cancel();
+    }
   }
 
   asio::awaitable<std::error_code> connect(connection& c, const url& u) {
