@@ -10,6 +10,10 @@
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 using namespace std::chrono_literals;
 using namespace switchboard;
 using resp::command;
@@ -150,6 +154,67 @@ TEST_CASE("resp client: failures", "[resp][client]") {
     CHECK(r[3].ec == resp::error::too_many_pending);
     REQUIRE(run_until(ctx, [&] { return r[0].done && r[1].done && r[2].done; }));
     CHECK_FALSE(r[0].ec);
+  }
+}
+
+// health_check_interval: PINGs keep a silent connection known to be alive without disturbing the replies, and a
+// server that answers nothing (frozen with SIGSTOP: its connections stay open) ends the connection.
+TEST_CASE("resp client: liveness of a connection that awaits no reply", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client probe(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 0ms});
+  REQUIRE_FALSE(connect(ctx, probe));
+  const auto pings_served = [&] {
+    const std::string info = exec(ctx, probe, command("INFO", "commandstats")).text;
+    const auto at = info.find("cmdstat_ping:calls=");
+    return at == std::string::npos ? 0 : std::stoi(info.substr(at + 19));
+  };
+  SECTION("a silent subscriber stays connected, its PINGs unseen") {
+    for (int protocol : {3, 2}) {
+      INFO("RESP" << protocol);
+      resp::client sub(ctx.get_executor(), {.port = redis.port(), .protocol = protocol, .health_check_interval = 50ms});
+      resp::client pub(ctx.get_executor(), {.port = redis.port()});
+      REQUIRE_FALSE(connect(ctx, sub));
+      REQUIRE_FALSE(connect(ctx, pub));
+      std::optional<std::error_code> lost;
+      sub.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+      std::vector<resp::value> pushes;
+      sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+      exec(ctx, sub, command("SUBSCRIBE", "news"));
+      REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+      // Silent but for the PINGs, which go neither to the push handler nor to a command.
+      const int before = pings_served();
+      REQUIRE(run_until(ctx, [&] { return pings_served() >= before + 3; }));
+      CHECK(pushes.size() == 1);
+      CHECK(exec(ctx, pub, command("PUBLISH", "news", "still here")).integer == 1);
+      REQUIRE(run_until(ctx, [&] { return pushes.size() == 2; }));
+      CHECK(pushes[1].elements[2].text == "still here");
+      exec(ctx, sub, command("UNSUBSCRIBE", "news"));
+      CHECK(exec(ctx, sub, command("ECHO", "back")).text == "back");
+      CHECK_FALSE(lost);
+      CHECK(sub.connected());
+    }
+  }
+  SECTION("a frozen server ends the connection; a command's own wait is not cut") {
+    resp::client idle(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 50ms});
+    resp::client blocked(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 50ms});
+    REQUIRE_FALSE(connect(ctx, idle));
+    REQUIRE_FALSE(connect(ctx, blocked));
+    std::optional<std::error_code> idle_lost, blocked_lost;
+    idle.set_disconnect_handler([&](std::error_code ec) { idle_lost = ec; });
+    blocked.set_disconnect_handler([&](std::error_code ec) { blocked_lost = ec; });
+    exec_result pop;
+    blocked.async_exec(command("BLPOP", "list", "0"), capture(pop));
+    redis.pause();
+    REQUIRE(run_until(ctx, [&] { return idle_lost.has_value(); }));
+    CHECK(*idle_lost == switchboard::error::timeout);
+    CHECK_FALSE(idle.connected());
+    redis.resume();
+    CHECK(exec(ctx, probe, command("RPUSH", "list", "x")).integer == 1);
+    REQUIRE(run_until(ctx, [&] { return pop.done; }));
+    REQUIRE_FALSE(pop.ec);
+    CHECK(pop.v.elements.at(1).text == "x");
+    CHECK_FALSE(blocked_lost);
   }
 }
 

@@ -19,6 +19,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
@@ -92,13 +93,31 @@ class redis_server {
   std::uint16_t port() const noexcept { return port_; }
   const std::string& directory() const noexcept { return directory_.path(); }
 
+  /// Freezes the server (SIGSTOP): its connections stay open and it answers nothing, as a hung server or a network
+  /// that loses every packet would look to a client. `resume` (SIGCONT) lets it go on.
+  void pause() {
+    ::kill(process_->pid(), SIGSTOP);
+    paused_ = true;
+  }
+  void resume() {
+    ::kill(process_->pid(), SIGCONT);
+    paused_ = false;
+  }
+
   /// Stops the server now (SIGTERM, then SIGKILL after the grace period).
-  void stop() { process_.reset(); }
+  void stop() {
+    if (process_ && paused_) resume();  // a stopped process would only take the SIGKILL
+    process_.reset();
+  }
+  ~redis_server() { stop(); }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
 
  private:
   std::uint16_t port_ = 0;
   scratch_directory directory_;  // declared before the process: removed after it has stopped
   std::unique_ptr<background_process> process_;
+  bool paused_ = false;
 };
 
 /// A redis-server that also listens with TLS, on `tls_port()` (Debian's redis-server is built with TLS), with the

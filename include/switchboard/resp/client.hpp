@@ -41,6 +41,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,12 @@ struct client_options {
   std::chrono::milliseconds connect_timeout{5'000};
   /// Most commands queued or waiting for a reply at once; more fail with `error::too_many_pending`.
   std::size_t max_pending = 100'000;
+  /// Liveness of a connection that awaits no reply (an idle one, or one that only receives pub/sub messages): after
+  /// this long without a byte from the server the client sends a PING, and when as long again passes without a
+  /// byte, it takes the connection as lost: a hung server, or a network that drops packets without a reset, which
+  /// TCP would not report for hours. The disconnect handler then gets `switchboard::error::timeout`. While a
+  /// command awaits its reply the check waits too, so that a blocking command (BLPOP) is not cut. Zero: no check.
+  std::chrono::milliseconds health_check_interval{10'000};
   /// Limits of the reply parser.
   reply_parser_options limits;
   /// TLS when set: the handshake uses this context (its trusted certificates, client certificate, ciphers).
@@ -152,7 +159,13 @@ class client {
 
   struct state : std::enable_shared_from_this<state> {
     state(asio::any_io_executor ex, client_options opts)
-        : executor(std::move(ex)), options(std::move(opts)), socket(executor), timer(executor), parser(options.limits) {}
+        : executor(std::move(ex)),
+          options(std::move(opts)),
+          socket(executor),
+          timer(executor),
+          health_timer(executor),
+          health_token("switchboard-health-check-" + std::to_string(std::random_device{}())),
+          parser(options.limits) {}
 
     asio::any_io_executor executor;
     client_options options;
@@ -161,6 +174,14 @@ class client {
     // operation still touches its stream when it completes with `operation_aborted`.
     std::shared_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
     asio::steady_timer timer;
+    // Liveness (`health_check_interval`): the PINGs carry a token of this client's, by which their replies are told
+    // apart from the replies to commands (they take no place in `waiting`, so that they can never be matched with
+    // a subscription command's refusal, which also comes where no command waits).
+    asio::steady_timer health_timer;
+    const std::string health_token;
+    std::size_t health_pings_out = 0;  // replies to swallow
+    bool received = false;             // a byte arrived since the last check
+    bool pinged = false;               // a PING went out in the current silence
     reply_parser parser;
     std::string out, writing, in;
     std::deque<reply_handler> waiting;                 // in the order their replies will come
@@ -287,7 +308,40 @@ class client {
       auto h = std::move(connecting);
       connecting = connect_handler();
       if (ec) fail(ec, /*notify=*/false);
+      else check_health_later(generation);
       if (h) h.complete(ec);
+    }
+
+    void check_health_later(std::uint64_t gen) {
+      if (options.health_check_interval.count() <= 0) return;
+      health_timer.expires_after(options.health_check_interval);
+      health_timer.async_wait([self = shared_from_this(), gen](std::error_code ec) {
+        if (!ec && gen == self->generation) self->check_health(gen);
+      });
+    }
+
+    // Once per interval: a byte from the server, or a command awaiting its reply, ends the silence; a first silent
+    // interval sends a PING, a second one ends the connection.
+    void check_health(std::uint64_t gen) {
+      if (received || !waiting.empty()) {
+        received = false;
+        pinged = false;
+      } else if (!pinged) {
+        pinged = true;
+        ++health_pings_out;
+        encoder(out).command({"PING", health_token});
+        flush();
+      } else {
+        return fail(switchboard::error::timeout, /*notify=*/true);
+      }
+      check_health_later(gen);
+    }
+
+    // PING's reply: the token as a bulk string, or in RESP2 subscribed mode the array ["pong", token].
+    bool is_health_reply(const value& v) const {
+      if (v.kind == value_kind::bulk_string) return v.text == health_token;
+      return v.kind == value_kind::array && v.elements.size() == 2 && v.elements[0].text == "pong" &&
+             v.elements[1].text == health_token;
     }
 
     void exec(std::vector<std::string> args, reply_handler h) {
@@ -363,6 +417,7 @@ class client {
     }
 
     void on_bytes(std::size_t size) {
+      received = true;
       std::size_t pos = 0;
       const std::uint64_t gen = generation;
       while (pos < size) {
@@ -383,6 +438,10 @@ class client {
       if (v.kind == value_kind::push || is_resp2_push(v)) {
         if (protocol == 2) track_resp2_subscriptions(v);
         if (on_push) on_push(std::move(v));
+        return;
+      }
+      if (health_pings_out > 0 && is_health_reply(v)) {
+        --health_pings_out;
         return;
       }
       if (on_setup_reply(v)) return;
@@ -428,6 +487,10 @@ class client {
       setup_replies = 0;
       subscribed = false;
       is_writing = false;
+      health_timer.cancel();
+      health_pings_out = 0;
+      received = false;
+      pinged = false;
     }
 
     // Closes the connection and fails everything that waits. `notify`: tell the disconnect handler.
