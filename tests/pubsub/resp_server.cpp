@@ -9,6 +9,7 @@
 #include <switchboard/pubsub/resp_server.hpp>
 #include <switchboard/resp/client.hpp>
 
+#include "pubsub/resp_support.hpp"
 #include "resp/client_mix.hpp"
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
@@ -36,45 +37,16 @@
 
 using namespace std::chrono_literals;
 using namespace switchboard;
+using switchboard::pubsub::test::bulk_reply;
+using switchboard::pubsub::test::call;
+using switchboard::pubsub::test::front_end;
+using switchboard::pubsub::test::multibulk;
+using switchboard::pubsub::test::next;
+using switchboard::pubsub::test::printable;
 using switchboard::test::redis_client;
 using switchboard::test::run_until;
 
 namespace {
-
-/// A resp_server on a runtime of its own (background threads), on a free loopback port.
-struct front_end {
-  explicit front_end(pubsub::resp_server_options options = {}, std::size_t threads = 1)
-      : rt({.threads = threads, .handle_signals = false}), broker(rt.executor()), server(rt, broker, port0(options)) {
-    server.start();
-    rt.start();
-  }
-  ~front_end() {
-    rt.stop(0ms);
-    rt.wait();
-  }
-  std::uint16_t port() const { return server.local_endpoint().port(); }
-
-  static pubsub::resp_server_options port0(pubsub::resp_server_options o) {
-    o.port = 0;
-    return o;
-  }
-
-  runtime rt;
-  pubsub::broker broker;
-  pubsub::resp_server server;
-};
-
-/// Sends a command and returns the reply's exact bytes.
-std::string call(redis_client& c, std::initializer_list<std::string_view> args) {
-  c.call(args);
-  return c.last_frame();
-}
-
-/// Reads the next value (a push or a reply) and returns its exact bytes.
-std::string next(redis_client& c) {
-  c.read();
-  return c.last_frame();
-}
 
 /// Waits until `done()`, polling the server's counters (they change on the server's threads).
 bool eventually(const std::function<bool()>& done) {
@@ -737,32 +709,6 @@ struct scripted_command {
   std::string what;
 };
 
-std::string bulk_reply(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
-
-std::string multibulk(std::span<const std::string_view> args) {
-  std::string out;
-  resp::encoder(out).command(args);
-  return out;
-}
-
-/// `s` with bytes other than printable ASCII as \xHH, cut to `max` bytes: for failure messages.
-std::string printable(std::string_view s, std::size_t max = 160) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (const char ch : s.substr(0, max)) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (b >= 0x20 && b < 0x7f && b != '\\') {
-      out += ch;
-    } else {
-      out += "\\x";
-      out += hex[b >> 4];
-      out += hex[b & 15];
-    }
-  }
-  if (s.size() > max) out += "... (" + std::to_string(s.size()) + " bytes)";
-  return out;
-}
-
 /// Sends all of `bytes` with send(2), which honours SO_SNDTIMEO (Asio's blocking write polls without a timeout,
 /// so a server that stops reading would hang the test). False if the socket failed or the timeout passed.
 bool send_all(int fd, std::string_view bytes) {
@@ -873,36 +819,9 @@ class command_script {
     return {multibulk(views), std::move(reply), "multibulk " + what};
   }
 
-  // An inline line: each argument bare when it is letters and digits, else double-quoted with escapes (as
-  // redis-cli prints them); separated by runs of white space, ended by CRLF or by LF alone.
+  // An inline line (resp_support.hpp), its white space and line end drawn from this script's generator.
   std::string inline_line(const std::vector<std::string>& args) {
-    static constexpr char hex[] = "0123456789abcdef";
-    const auto alnum = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) != 0; };
-    std::string line = coin(0.2) ? " " : "";
-    for (const auto& a : args) {
-      if (&a != &args.front()) line += coin(0.8) ? " " : " \t ";
-      if (!a.empty() && std::all_of(a.begin(), a.end(), alnum)) {
-        line += a;
-        continue;
-      }
-      line += '"';
-      for (const char ch : a) {
-        const auto b = static_cast<unsigned char>(ch);
-        if (alnum(ch)) {
-          line += ch;
-        } else if (ch == '\n') {
-          line += "\\n";
-        } else if (ch == '\r') {
-          line += "\\r";
-        } else {
-          line += "\\x";
-          line += hex[b >> 4];
-          line += hex[b & 15];
-        }
-      }
-      line += '"';
-    }
-    return line + (coin(0.8) ? "\r\n" : "\n");
+    return pubsub::test::inline_line(args, [this](double p) { return coin(p); });
   }
 
   // Binary payload: any byte, with CR, LF, NUL, the markers of RESP and quotes frequent.

@@ -141,6 +141,11 @@ struct resp_lookup {
   std::string error;  ///< Without the leading '-' and the CRLF (for `resp::encoder::error`).
 };
 
+/// `arg` up to its first NUL byte. Redis quotes arguments in its error replies with printf's `%s` or `%.128s`,
+/// which stop there ("unknown command 'a', with args beginning with: 'b' " for `a\0x b\0y`): so do we, byte for
+/// byte (server.c processCommand; networking.c addReplySubcommandSyntaxError, helloCommand).
+constexpr std::string_view c_string(std::string_view arg) noexcept { return arg.substr(0, arg.find('\0')); }
+
 /// Redis's reply to a command with the wrong number of arguments (addReplyErrorArity).
 inline std::string arity_error(std::string_view full_name) {
   return "ERR wrong number of arguments for '" + std::string(full_name) + "' command";
@@ -148,7 +153,7 @@ inline std::string arity_error(std::string_view full_name) {
 
 /// Redis's reply when a handler finds its arguments wrong (addReplySubcommandSyntaxError).
 inline std::string subcommand_syntax_error(std::span<const std::string_view> args) {
-  return "ERR unknown subcommand or wrong number of arguments for '" + std::string(args[1].substr(0, 128)) +
+  return "ERR unknown subcommand or wrong number of arguments for '" + std::string(c_string(args[1]).substr(0, 128)) +
          "'. Try " + upper_case(args[0]) + " HELP.";
 }
 
@@ -161,10 +166,11 @@ inline resp_lookup lookup_command(std::span<const std::string_view> args) {
                                [&](const resp_command_spec& s) { return equals_ignoring_case(s.name, args[0]); });
   if (it == top.end()) {
     // "unknown command '%.128s', with args beginning with: " then "'%.*s' " per argument while under 128 bytes.
-    out.error = "ERR unknown command '" + std::string(args[0].substr(0, 128)) + "', with args beginning with: ";
+    out.error = "ERR unknown command '" + std::string(c_string(args[0]).substr(0, 128)) +
+                "', with args beginning with: ";
     std::string listed;
     for (std::size_t i = 1; i < args.size() && listed.size() < 128; ++i) {
-      listed += "'" + std::string(args[i].substr(0, 128 - listed.size())) + "' ";
+      listed += "'" + std::string(c_string(args[i]).substr(0, 128 - listed.size())) + "' ";
     }
     out.error += listed;
     return out;
@@ -176,8 +182,8 @@ inline resp_lookup lookup_command(std::span<const std::string_view> args) {
       return equals_ignoring_case(short_name(s.name), args[1]);
     });
     if (sub == subs.end()) {
-      out.error =
-          "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " + upper_case(args[0]) + " HELP.";
+      out.error = "ERR unknown subcommand '" + std::string(c_string(args[1]).substr(0, 128)) + "'. Try " +
+                  upper_case(args[0]) + " HELP.";
       return out;
     }
     spec = &*sub;

@@ -473,7 +473,7 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
         name = &args[j + 1];
         j += 1;
       } else {
-        return reply_error("ERR Syntax error in HELLO option '" + std::string(args[j]) + "'");
+        return reply_error("ERR Syntax error in HELLO option '" + std::string(c_string(args[j])) + "'");
       }
     }
     if (user && !check_password(*user, *password)) return;

@@ -149,6 +149,11 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
                                                       : b.subscribe(name, std::move(o), ec);
       if (ec) return;
       it = table.emplace(local->name, std::move(local)).first;
+    } else if (const std::size_t queued = it->second->sub.stats().depth; queued > 0) {
+      // The thread's subscription already holds messages published before this SUBSCRIBE, not yet fanned out.
+      // Redis hands a message to the clients subscribed when it is published, never to a later one (a client that
+      // pipelines PUBLISH x then SUBSCRIBE x does not receive its own message): so this client skips those.
+      it->second->joined.emplace_back(s, it->second->handed + queued);
     }
     it->second->clients.push_back(s);
     shared_->registry.add(kind, name, first);
@@ -169,6 +174,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     } else {
       local.clients.erase(pos);
     }
+    std::erase_if(local.joined, [s](const auto& j) { return j.first == s; });
     const bool last = std::none_of(local.clients.begin(), local.clients.end(), [](auto* c) { return c != nullptr; });
     shared_->registry.remove(kind, name, last);
     if (!last) return;
@@ -238,6 +244,10 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     resp_delivery delivery = resp_delivery::message;
     std::string name;
     std::vector<resp_session*> clients;  // null: left during a fan-out, removed after it
+    std::uint64_t handed = 0;            // messages the broker has handed to fan_out
+    // Clients that joined while the subscription held messages not yet fanned out, with the value `handed` reaches
+    // at the last of them: those were published before the client subscribed, and it does not get them.
+    std::vector<std::pair<resp_session*, std::uint64_t>> joined;
     bool delivering = false;
   };
 
@@ -252,10 +262,15 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     } else if (ev.is_message()) {  // gaps cannot happen under `disconnect`, and RESP has no way to say them
       shared_bytes frames[2];
       std::uint64_t sent = 0;
+      const std::uint64_t index = ++local.handed;
+      const auto joined_later = [&](const resp_session* c) {
+        return std::any_of(local.joined.begin(), local.joined.end(),
+                           [&](const auto& j) { return j.first == c && index <= j.second; });
+      };
       const std::string_view pattern = local.delivery == resp_delivery::pmessage ? std::string_view(local.name) : "";
       for (std::size_t i = 0; i < local.clients.size(); ++i) {  // the list may grow meanwhile: no iterators
         resp_session* c = local.clients[i];
-        if (c == nullptr) continue;
+        if (c == nullptr || (!local.joined.empty() && joined_later(c))) continue;
         const resp::protocol version = c->version();
         shared_bytes& frame = frames[version == resp::protocol::resp3 ? 1 : 0];
         if (frame.empty()) frame = encode_delivery(version, local.delivery, pattern, ev.message());
@@ -263,6 +278,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
         ++sent;
       }
       shared_->messages_sent.fetch_add(sent, std::memory_order_relaxed);
+      std::erase_if(local.joined, [&](const auto& j) { return j.second <= index; });
     }
     local.delivering = false;
     std::erase(local.clients, nullptr);
