@@ -4,6 +4,7 @@
 #include <switchboard/pubsub/redis_bridge.hpp>
 
 #include "pubsub/broker_support.hpp"
+#include "pubsub/redis_bridge_support.hpp"
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -22,25 +23,13 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using namespace switchboard::pubsub;
+using switchboard::pubsub::test::peer;
 using switchboard::pubsub::test::recorder;
 using switchboard::pubsub::test::text;
+using switchboard::pubsub::test::to;
 using switchboard::test::run_until;
 
 namespace {
-
-/// One "process": a broker and its bridge to Redis.
-struct peer {
-  peer(asio::io_context& ctx, redis_bridge_options options)
-      : b(ctx), bridge(b, ctx.get_executor(), std::move(options)) {
-    bridge.start();
-  }
-  broker b;
-  redis_bridge bridge;
-};
-
-redis_bridge_options to(std::uint16_t port) {
-  return {.redis = {.port = port}, .initial_backoff = 20ms, .max_backoff = 200ms};
-}
 
 /// What a recorder received, without the gap lines.
 std::vector<std::string> messages_of(const recorder& r) {

@@ -189,9 +189,14 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     void on_publish(const message& m) override {
       if (m.header(origin_header) || !glob_match(filter_, m.topic())) return;  // came from Redis, or stays local
       const std::lock_guard lock(mutex_);
-      // Bounded like the outgoing queue: when the bridge's executor falls that far behind, drop and count.
+      // Bounded like the outgoing queue, and like it dropping the oldest (as documented), counted: when the
+      // bridge's executor falls that far behind, the oldest messages waiting here make room for the new one.
+      // Dropping the new one instead would keep the oldest of a burst of more than `max_outgoing` publishes (made
+      // while Redis is down, say) and lose its newest. A message over `max_bytes` on its own is dropped, as the
+      // outgoing queue would drop it.
       const std::size_t size = outgoing_size(m.topic(), m.data());
-      if (messages_ >= max_messages_ || bytes_ + size > max_bytes_) {
+      while (messages_ > 0 && (messages_ >= max_messages_ || bytes_ + size > max_bytes_)) drop_oldest_locked();
+      if (bytes_ + size > max_bytes_) {
         dropped_->fetch_add(1, std::memory_order_relaxed);
         return;
       }
@@ -200,7 +205,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       add_locked(m);
     }
 
-    std::vector<inbox_item> take() {
+    std::deque<inbox_item> take() {
       const std::lock_guard lock(mutex_);
       posted_ = false;
       messages_ = 0;
@@ -209,6 +214,17 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     }
 
    private:
+    // Drops the oldest message waiting (messages_ > 0). Interest changes are few, so it is near the front.
+    void drop_oldest_locked() {
+      const auto it = std::find_if(items_.begin(), items_.end(),
+                                   [](const inbox_item& i) { return std::holds_alternative<message>(i); });
+      const message& oldest = std::get<message>(*it);
+      --messages_;
+      bytes_ -= outgoing_size(oldest.topic(), oldest.data());
+      items_.erase(it);
+      dropped_->fetch_add(1, std::memory_order_relaxed);
+    }
+
     void add(inbox_item item) {
       const std::lock_guard lock(mutex_);
       add_locked(std::move(item));
@@ -230,7 +246,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     const std::size_t max_bytes_;
     const std::shared_ptr<std::atomic<std::uint64_t>> dropped_;  // the bridge's count, read by `stats`
     std::mutex mutex_;
-    std::vector<inbox_item> items_;  // interest changes (never dropped: a few per subscription) and messages
+    std::deque<inbox_item> items_;   // interest changes (never dropped: a few per subscription) and messages
     std::size_t messages_ = 0;       // messages in items_
     std::size_t bytes_ = 0;          // their `outgoing_size`
     bool posted_ = false;
