@@ -216,6 +216,34 @@ TEST_CASE("redis bridge: a Redis restart", "[pubsub][redis_bridge]") {
   CHECK(a.bridge.stats().dropped_outgoing == 0);
 }
 
+// A Redis that hangs (frozen with SIGSTOP: its connections stay open, nothing is answered) is found by the Redis
+// client's liveness check, and its outage is reported as a gap like a lost connection's.
+TEST_CASE("redis bridge: a hung Redis", "[pubsub][redis_bridge]") {
+  REQUIRE(switchboard::test::have_program("redis-server"));
+  switchboard::test::redis_server redis;
+  asio::io_context ctx;
+  auto options = to(redis.port());
+  options.redis.health_check_interval = 50ms;
+  peer a(ctx, options);
+  peer z(ctx, options);
+  recorder got;
+  auto s = z.b.subscribe("t", {.on_event = got.callback()});
+  REQUIRE(run_until(ctx, [&] { return z.bridge.stats().channels == 1 && a.bridge.stats().nodes_up == 1; }));
+  a.b.publish("t", text("before"));
+  REQUIRE(run_until(ctx, [&] { return got.log.size() == 1; }));
+
+  redis.pause();
+  REQUIRE(run_until(ctx, [&] { return z.bridge.stats().nodes_up == 0; }));
+  redis.resume();
+  REQUIRE(run_until(ctx, [&] {
+    const auto sz = z.bridge.stats();
+    return sz.outages == 1 && sz.channels == 1 && sz.nodes_up == 1 && a.bridge.stats().nodes_up == 1;
+  }, 20s));
+  a.b.publish("t", text("after"));
+  REQUIRE(run_until(ctx, [&] { return !got.log.empty() && got.log.back().ends_with("=after"); }));
+  CHECK(got.log == std::vector<std::string>{"t#1=before", "t gap 2-2 upstream", "t#3=after"});
+}
+
 TEST_CASE("redis bridge: Redis Cluster, sharded pub/sub", "[pubsub][redis_bridge][cluster]") {
   REQUIRE(switchboard::test::have_program("redis-server"));
   switchboard::test::redis_cluster cluster(3);
