@@ -113,6 +113,10 @@ TEST_CASE("resp client: authentication", "[resp][client]") {
     resp::client bad(ctx.get_executor(), {.port = redis.port(), .password = "wrong", .protocol = protocol});
     CHECK(connect(ctx, bad) == resp::error::handshake_failed);
     CHECK_FALSE(bad.connected());
+    // Without a password the server refuses every command: the connect says so (in RESP2 too, which has no HELLO).
+    resp::client none(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    CHECK(connect(ctx, none) == resp::error::handshake_failed);
+    CHECK_FALSE(none.connected());
   }
 }
 

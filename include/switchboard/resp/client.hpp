@@ -246,8 +246,10 @@ class client {
       tls->async_handshake(asio::ssl::stream_base::client, handshaken);
     }
 
-    // HELLO 3 [AUTH user pass] [SETNAME name], or for RESP2: [AUTH] [CLIENT SETNAME]. The replies are read by the
-    // normal reader; set-up replies are checked in `on_reply` while `setup_replies` > 0.
+    // HELLO 3 [AUTH user pass] [SETNAME name], or for RESP2: [AUTH] [CLIENT SETNAME], or PING when there is neither.
+    // There is always one: a connection counts as made once the server has accepted a command, so that one that
+    // demands a password we do not give fails here (NOAUTH), not with every command after. The replies are read by
+    // the normal reader; set-up replies are checked in `on_setup_reply` while `setup_replies` > 0.
     void send_setup() {
       connected = true;  // the pipe is open; commands issued now queue behind the set-up
       protocol = options.protocol >= 3 ? 3 : 2;
@@ -266,7 +268,6 @@ class client {
       } else {
         send_resp2_setup();
       }
-      if (setup_replies == 0) return finish_connect({});
       flush();
     }
 
@@ -281,6 +282,10 @@ class client {
         e.command({"CLIENT", "SETNAME", options.client_name});
         ++setup_replies;
       }
+      if (setup_replies == 0) {
+        e.command({"PING"});
+        ++setup_replies;
+      }
     }
 
     // A reply to a set-up command. Returns true when it was one.
@@ -292,8 +297,7 @@ class client {
         if (protocol == 3 && (v.text.rfind("NOPROTO", 0) == 0 || v.text.find("unknown command") != std::string::npos)) {
           protocol = 2;
           send_resp2_setup();
-          if (setup_replies == 0) finish_connect({});
-          else flush();
+          flush();
           return true;
         }
         finish_connect(error::handshake_failed);
