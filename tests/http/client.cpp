@@ -1,6 +1,7 @@
 // The HTTP client against our server and against scripted raw servers (for failures a real server rarely shows).
 #include <switchboard/http/client.hpp>
 
+#include "client_support.hpp"
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
@@ -27,63 +28,10 @@ using namespace switchboard::http;
 using switchboard::test::run_until;
 using switchboard::test::test_server;
 
-namespace {
-
-struct result {
-  bool done = false;
-  std::error_code ec;
-  client_response response;
-};
-
-auto capture(result& r) {
-  return [&r](std::error_code ec, client_response resp) {
-    r.ec = ec;
-    r.response = std::move(resp);
-    r.done = true;
-  };
-}
-
-// A raw server on the test's io_context: for each accepted connection, reads one request header and runs `script`
-// (which may answer, close, or do nothing).
-class scripted_server {
- public:
-  using script = std::function<void(asio::ip::tcp::socket&, std::size_t connection_index)>;
-  scripted_server(asio::io_context& ctx, script s) : acceptor_(ctx, {asio::ip::make_address("127.0.0.1"), 0}), script_(std::move(s)) {
-    accept();
-  }
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-  std::size_t connections() const { return count_; }
-  std::string url(std::string_view path = "/") const { return "http://127.0.0.1:" + std::to_string(port()) + std::string(path); }
-
- private:
-  void accept() {
-    acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket socket) {
-      if (ec) return;
-      auto conn = std::make_shared<connection>(std::move(socket));
-      const std::size_t index = count_++;
-      asio::async_read_until(conn->socket, conn->received, "\r\n\r\n", [this, conn, index](std::error_code read_ec, std::size_t) {
-        if (!read_ec) script_(conn->socket, index);
-        kept_.push_back(conn);
-      });
-      accept();
-    });
-  }
-  struct connection {
-    explicit connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
-    asio::ip::tcp::socket socket;
-    asio::streambuf received;
-  };
-  asio::ip::tcp::acceptor acceptor_;
-  script script_;
-  std::size_t count_ = 0;
-  std::vector<std::shared_ptr<connection>> kept_;  // keeps silent connections open until the test ends
-};
-
-void answer(asio::ip::tcp::socket& s, const std::string& response) {
-  asio::write(s, asio::buffer(response));
-}
-
-}  // namespace
+using result = switchboard::test::client_result;
+using switchboard::test::answer;
+using switchboard::test::capture;
+using switchboard::test::scripted_server;
 
 TEST_CASE("client: requests against our server, keep-alive reuse", "[http][client]") {
   test_server s;
@@ -276,6 +224,28 @@ TEST_CASE("client: retries and timeouts", "[http][client]") {
     REQUIRE(run_until(ctx, [&] { return r.done; }));
     CHECK(r.ec);
     CHECK(srv.connections() == 4);
+  }
+  SECTION("a retry that could only start after the deadline is not made") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) { s.close(); });
+    client c(ctx.get_executor(), {.total_timeout = 300ms, .max_retries = 3, .retry_backoff = 10s});
+    result r;
+    c.async_get(srv.url(), capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == asio::error::connection_reset);  // the failure it had, not a timeout after the wait
+    CHECK(srv.connections() == 1);
+  }
+  SECTION("a request cancelled while it waits to retry is aborted") {
+    scripted_server srv(ctx, [](asio::ip::tcp::socket& s, std::size_t) { s.close(); });
+    client c(ctx.get_executor(), {.max_retries = 3, .retry_backoff = 10s});
+    asio::cancellation_signal cancel;
+    result r;
+    c.async_get(srv.url(), asio::bind_cancellation_slot(cancel.slot(), capture(r)));
+    REQUIRE(run_until(ctx, [&] { return srv.connections() == 1; }));
+    REQUIRE(run_until(ctx, [&] { return switchboard::test::poll(ctx) == 0; }));  // in its wait to retry
+    REQUIRE_FALSE(r.done);
+    cancel.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == asio::error::operation_aborted);
   }
   SECTION("a server that never answers hits the total timeout") {
     scripted_server srv(ctx, [](asio::ip::tcp::socket&, std::size_t) {});

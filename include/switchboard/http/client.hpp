@@ -197,6 +197,7 @@ class client {
     std::deque<std::unique_ptr<connection>> idle;
     std::size_t open = 0;
     std::list<waiter*> waiting;  // the line of requests waiting for room, first come, first served
+    std::size_t woken = 0;       // requests a release took out of the line that have not run yet: the room is theirs
   };
 
   static std::error_code exception_to_error(std::exception_ptr e) {
@@ -209,25 +210,37 @@ class client {
     }
   }
 
-  // Closes the connection when the deadline passes; the operations on it then fail, and `fired` tells why.
+  // Closes the connection when the deadline passes; the operations on it then fail, and fired() tells why.
+  // A deadline that passes as the response completes (both ready in one turn of the event loop, as when its thread
+  // was busy) has its handler queued already, which cancel() cannot take back, and which runs after the attempt, and
+  // the watchdog in its frame, have ended. So the handler shares the state instead of pointing at the watchdog, and
+  // does nothing unless its arming is still the current one. (It used to write into the freed frame, often by then
+  // a new attempt's, whose connection it closed and which then failed at once with a timeout.)
   struct watchdog {
+    struct state {
+      connection* target = nullptr;
+      bool fired = false;
+      unsigned arming = 0;  // bumped by each arm() and disarm(): a handler of an older arming is stale
+    };
     watchdog(asio::any_io_executor ex) : timer(ex) {}
+    ~watchdog() { disarm(); }  // a handler already queued must not close a connection released since
     void arm(std::chrono::steady_clock::time_point deadline, connection* c) {
       timer.expires_at(deadline);
-      target = c;
-      timer.async_wait([this](std::error_code ec) {
-        if (ec) return;
-        fired = true;
-        if (target) target->close();
+      s->target = c;
+      timer.async_wait([s = s, arming = ++s->arming](std::error_code ec) {
+        if (ec || arming != s->arming) return;
+        s->fired = true;
+        if (s->target) s->target->close();
       });
     }
     void disarm() {
-      target = nullptr;
+      ++s->arming;
+      s->target = nullptr;
       timer.cancel();
     }
+    bool fired() const noexcept { return s->fired; }
     asio::steady_timer timer;
-    connection* target = nullptr;
-    bool fired = false;
+    std::shared_ptr<state> s = std::make_shared<state>();
   };
 
   asio::awaitable<outcome> run(std::string url_text, client_request req, body_sink sink) {
@@ -250,12 +263,18 @@ class client {
                                       out.ec != asio::error::operation_aborted;
       // Retry only what cannot have taken effect twice: idempotent methods, or a request never sent.
       if (!connection_failure || attempt >= options_.max_retries || (!may_retry && sent)) co_return out;
-      if (std::chrono::steady_clock::now() >= deadline) co_return out;
+      // A retry that could only start after the deadline is not made: the request fails at once with the error
+      // it has, rather than after the wait with a timeout.
       const auto jitter = std::uniform_int_distribution<long>(0, backoff.count() / 2)(rng_);
-      asio::steady_timer wait(executor_, backoff + std::chrono::milliseconds(jitter));
+      const auto retry_at = std::chrono::steady_clock::now() + backoff + std::chrono::milliseconds(jitter);
+      if (retry_at >= deadline) co_return out;
+      asio::steady_timer wait(executor_, retry_at);
       std::error_code wait_ec;
       co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
-      if (wait_ec) co_return out;  // cancelled
+      if (wait_ec) {  // cancelled during the wait: aborted, as at any other point
+        out.ec = asio::error::operation_aborted;
+        co_return out;
+      }
       backoff *= 2;
     }
   }
@@ -308,7 +327,7 @@ class client {
       const auto connect_deadline = std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
       guard.arm(connect_deadline, c.get());
       out.ec = co_await connect(*c, u);
-      if (guard.fired) out.ec = switchboard::error::timeout;
+      if (guard.fired()) out.ec = switchboard::error::timeout;
       if (out.ec) {
         release(pool, std::move(c), false);
         co_return out;
@@ -318,7 +337,7 @@ class client {
     bool keep_alive = false;
     std::error_code ec = co_await exchange(*c, m, request_bytes, has_body, sink, out.response, keep_alive, sent);
     guard.disarm();
-    if (guard.fired) ec = switchboard::error::timeout;
+    if (guard.fired()) ec = switchboard::error::timeout;
     out.ec = ec;
     release(pool, std::move(c), !ec && keep_alive);
     co_return out;
@@ -334,7 +353,14 @@ class client {
   asio::awaitable<std::unique_ptr<connection>> checkout(origin_pool& pool, std::chrono::steady_clock::time_point deadline,
                                                         std::error_code& ec) {
     for (bool woken_before = false;; woken_before = true) {
-      while (!pool.idle.empty()) {
+      // First come, first served: a request that has not waited takes an idle connection, or room for a new one,
+      // only if nobody is in line and more is free than the requests already woken (which run later) will take. A
+      // release only queues the wake-up of the first in line; a request made before that runs (by a completion
+      // handler, which runs at once: the released request's own, among others) used to take the room, and a client
+      // that sends its next request from each completion kept the line waiting until its deadline.
+      const std::size_t available = pool.idle.size() + (options_.max_connections_per_origin - pool.open);
+      const bool may_take = woken_before || (pool.waiting.empty() && available > pool.woken);
+      while (may_take && !pool.idle.empty()) {
         auto c = std::move(pool.idle.front());
         pool.idle.pop_front();
         if (std::chrono::steady_clock::now() - c->idle_since < options_.idle_timeout && c->socket.is_open() &&
@@ -345,10 +371,10 @@ class client {
         c->close();
         --pool.open;
       }
-      if (pool.open < options_.max_connections_per_origin) co_return nullptr;
+      if (may_take && pool.open < options_.max_connections_per_origin) co_return nullptr;
       // Wait in line for a release, or the deadline. One release makes room for one request, so it wakes only the
-      // first in line: the others sleep on. A request woken for room that another took first (a new request can
-      // run before it) waits again at the head of the line.
+      // first in line: the others sleep on. A request woken for room that it does not find (which the rule above
+      // should make impossible) waits again at the head of the line.
       waiter w(executor_, deadline);
       const auto place = pool.waiting.insert(woken_before ? pool.waiting.begin() : pool.waiting.end(), &w);
       struct leave_line {  // a timeout, or a cancellation (which may also come as an exception)
@@ -365,6 +391,7 @@ class client {
         ec = wait_ec ? std::error_code(asio::error::operation_aborted) : std::error_code(switchboard::error::timeout);
         co_return nullptr;
       }
+      --pool.woken;
     }
   }
 
@@ -391,6 +418,7 @@ class client {
       waiter* first = pool.waiting.front();
       pool.waiting.pop_front();
       first->woken = true;
+      ++pool.woken;
       first->timer.cancel();
     }
   }
