@@ -156,6 +156,7 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
 
   void drain(std::function<void(drain_report)> done) {
     std::vector<std::shared_ptr<parked>> waiting;
+    drain_report report;
     {
       const std::lock_guard lock(mutex_);
       draining_ = true;
@@ -163,9 +164,13 @@ class endpoint_state : public std::enable_shared_from_this<endpoint_state> {
         drain_waiters_.push_back(std::move(done));
         waiting.assign(parked_.begin(), parked_.end());
       }
+      // Nothing parked: the drain is over. A later call (the runtime's second stop, say) gets the same report as the
+      // first, as `drainable` promises: the requests this drain answered (none parks once draining, so the count is
+      // final), not an empty report.
+      report.drained = stats_.drained;
     }
     if (waiting.empty()) {
-      if (done) done(drain_report{});
+      if (done) done(report);
       return;
     }
     // Each parked read is cancelled on its connection's thread (signals are not thread-safe), and answered there.
