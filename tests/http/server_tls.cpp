@@ -15,6 +15,7 @@
 #include <chrono>
 #include <future>
 #include <optional>
+#include <thread>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -92,6 +93,32 @@ TEST_CASE("server over TLS: an idle keep-alive connection is closed with the ale
   CHECK(c.read_end() == asio::error::eof);  // within the client's 10 s read timeout
   CHECK_FALSE(c.send_closure_alert());
   CHECK(c.read_transport_end() == asio::error::eof);
+}
+
+// The drain reaches a connection while its response is still being written (the client is not reading yet): the
+// connection ends once the response is out, with the alert like any other.
+TEST_CASE("server over TLS: a drain during a response's write ends the connection with the alert after it",
+          "[http][server][tls][drain]") {
+  test_server s;
+  const std::string big(8 * 1024 * 1024, 'b');  // more than the socket buffers hold
+  s.routes().get("/big", [&](request&) { return response::text(big); });
+  s.start(tls_options());
+  tls_client c(s.port());
+  REQUIRE(c.try_send(get_request("/big")));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.server().stats().responses_2xx == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  REQUIRE(s.server().stats().responses_2xx == 1);
+  std::promise<drain_report> report;
+  s.server().async_drain(std::chrono::steady_clock::now() + 10s, [&](drain_report r) { report.set_value(r); });
+  const auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->body.size() == big.size());
+  CHECK(c.read_end() == asio::error::eof);
+  CHECK_FALSE(c.send_closure_alert());
+  CHECK(c.read_transport_end() == asio::error::eof);
+  auto drained = report.get_future();
+  REQUIRE(drained.wait_for(10s) == std::future_status::ready);
+  CHECK(drained.get().drained == 1);
 }
 
 TEST_CASE("server over TLS: a drain ends idle connections with the alert and counts them drained",

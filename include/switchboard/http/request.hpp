@@ -156,6 +156,7 @@ class request {
   /// `void(std::error_code, std::string_view piece)`; an empty piece without error means the body has ended.
   /// The piece is valid until the next read. The first read answers `Expect: 100-continue` if the client asked.
   /// Errors: `error::body_too_large`, `error::body_timeout`, parse errors, or the connection's error.
+  /// Call it on the connection's thread (where the handler runs): the read starts at once, on the calling thread.
   template <class Token>
   auto async_read_some(Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::string_view)>(

@@ -222,7 +222,9 @@ class server_connection final : public connection_base,
     if (closed_) return;
     const bool idle = !ex_ || (ex_->in.empty() && phase_ == phase::idle);
     if (idle) {
-      if (leaving_) return close();
+      // Told to leave (a drain) while a response was still being written: the connection ends now that it is
+      // out, over TLS with the closure alert like any other purposeful close (RFC 9112 §9.8).
+      if (leaving_) return close_gracefully();
       phase_ = phase::idle;
       set_deadline(options().timeouts.idle);
       idle_since_ = coarse_now();
@@ -618,6 +620,11 @@ class server_connection final : public connection_base,
       if (!r.shared_body().empty()) x.out.append_shared(r.shared_body());
     }
     if (!keep_alive) close_after_write_ = true;
+    // A response given before its request's body was read (a streamed body the handler stopped reading, a body
+    // to a missing route) is followed by the rest of that body. Closing with those bytes unread makes the TCP
+    // stack send a reset, which can destroy the response in the client's receive buffer before the client has
+    // read it: half-close, then read and discard for a while, as after a parse error (RFC 9112 §9.6).
+    if (f.body_left) lingering_ = true;
     body_producer producer = streamed ? std::move(r.producer()) : body_producer();
     std::shared_ptr<body_stream_handler> stream_handler = streamed ? std::move(r.stream_handler()) : nullptr;
     if (upgrading) upgrade_ = std::make_unique<upgrade_handler>(std::move(r.upgrade_target()));
