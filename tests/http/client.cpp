@@ -107,14 +107,7 @@ TEST_CASE("client: coroutines, and the pool bound per origin", "[http][client]")
 // are served first come, first served.
 TEST_CASE("client: requests waiting for a connection", "[http][client]") {
   asio::io_context ctx;
-  std::vector<asio::ip::tcp::socket*> held;  // the connections the scripted server has not answered yet
-  scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { held.push_back(&s); });
-  const auto answer_one = [&] {
-    asio::ip::tcp::socket* s = held.front();
-    held.erase(held.begin());
-    answer(*s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    s->close();
-  };
+  switchboard::test::holding_server srv(ctx);
   client c(ctx.get_executor(), {.max_connections_per_origin = 1, .total_timeout = 60s, .max_retries = 0});
   std::vector<result> results(5);
   asio::cancellation_signal cancel;  // for request 2
@@ -122,7 +115,7 @@ TEST_CASE("client: requests waiting for a connection", "[http][client]") {
     if (i == 2) c.async_get(srv.url(), asio::bind_cancellation_slot(cancel.slot(), capture(results[i])));
     else c.async_get(srv.url(), capture(results[i]));
   }
-  REQUIRE(run_until(ctx, [&] { return held.size() == 1; }));
+  REQUIRE(run_until(ctx, [&] { return srv.held() == 1; }));
   // The waiting requests wait without waking each other: the io_context falls idle.
   REQUIRE(run_until(ctx, [&] { return switchboard::test::poll(ctx) == 0; }));
   // One leaves the line; the others keep their places.
@@ -132,11 +125,11 @@ TEST_CASE("client: requests waiting for a connection", "[http][client]") {
   // The others are served in the order they came.
   for (const std::size_t i : {0, 1, 3}) {
     INFO("request " << i);
-    answer_one();
+    srv.answer_first();
     REQUIRE(run_until(ctx, [&] { return results[i].done; }));
     CHECK(results[i].response.body == "ok");
     for (std::size_t later = i + 1; later < results.size(); ++later) CHECK(results[later].done == (later == 2));
-    REQUIRE(run_until(ctx, [&] { return held.size() == 1; }));
+    REQUIRE(run_until(ctx, [&] { return srv.held() == 1; }));
   }
   // A request waiting in line fails at its deadline (another client, of shorter deadlines, to the same server).
   client_options short_deadline{.max_connections_per_origin = 1, .total_timeout = 100ms, .max_retries = 0};
@@ -146,7 +139,7 @@ TEST_CASE("client: requests waiting for a connection", "[http][client]") {
   REQUIRE(run_until(ctx, [&] { return late[0].done && late[1].done; }));
   CHECK(late[0].ec == switchboard::error::timeout);  // its connection is held unanswered
   CHECK(late[1].ec == switchboard::error::timeout);  // it never had one
-  answer_one();
+  srv.answer_first();
   REQUIRE(run_until(ctx, [&] { return results[4].done; }));
   CHECK(results[4].response.body == "ok");
 }

@@ -833,14 +833,7 @@ TEST_CASE("client: the connection pool and request lifecycle under a random sche
 TEST_CASE("client: a request made by a completion handler waits behind the requests already in line",
           "[http][client]") {
   asio::io_context ctx;
-  std::vector<asio::ip::tcp::socket*> held;  // connections whose request the scripted server has not answered
-  test::scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { held.push_back(&s); });
-  const auto answer_first_held = [&] {
-    asio::ip::tcp::socket* s = held.front();
-    held.erase(held.begin());
-    test::answer(*s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-    s->close();
-  };
+  test::holding_server srv(ctx);
   client c(ctx.get_executor(), {.max_connections_per_origin = 1, .total_timeout = 60s, .max_retries = 0});
   test::client_result first, second, third;
   c.async_get(srv.url("/1"), [&, fill = test::capture(first)](std::error_code ec, client_response r) mutable {
@@ -848,16 +841,16 @@ TEST_CASE("client: a request made by a completion handler waits behind the reque
     c.async_get(srv.url("/3"), test::capture(third));
   });
   c.async_get(srv.url("/2"), test::capture(second));
-  REQUIRE(run_until(ctx, [&] { return held.size() == 1; }));  // the first has the connection
+  REQUIRE(run_until(ctx, [&] { return srv.held() == 1; }));  // the first has the connection
   REQUIRE(run_until(ctx, [&] { return test::poll(ctx) == 0; }));  // the second waits in line
-  answer_first_held();  // the first completes, and its handler makes the third
-  REQUIRE(run_until(ctx, [&] { return first.done && held.size() == 1; }));
-  answer_first_held();
+  srv.answer_first();  // the first completes, and its handler makes the third
+  REQUIRE(run_until(ctx, [&] { return first.done && srv.held() == 1; }));
+  srv.answer_first();
   REQUIRE(run_until(ctx, [&] { return second.done || third.done; }));
   CHECK(second.done);  // the second came before the third
   CHECK_FALSE(third.done);
-  REQUIRE(run_until(ctx, [&] { return held.size() == 1; }));
-  answer_first_held();
+  REQUIRE(run_until(ctx, [&] { return srv.held() == 1; }));
+  srv.answer_first();
   REQUIRE(run_until(ctx, [&] { return second.done && third.done; }));
   CHECK(first.response.body == "ok");
   CHECK(second.response.body == "ok");
@@ -871,14 +864,7 @@ TEST_CASE("client: a request made by a completion handler waits behind the reque
 // heap-use-after-free).
 TEST_CASE("client: a deadline that passes as the response arrives leaves the next request alone", "[http][client]") {
   asio::io_context ctx;
-  std::vector<asio::ip::tcp::socket*> held;
-  test::scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { held.push_back(&s); });
-  const auto answer_first_held = [&] {
-    asio::ip::tcp::socket* s = held.front();
-    held.erase(held.begin());
-    test::answer(*s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-    s->close();
-  };
+  test::holding_server srv(ctx);
   constexpr auto total_timeout = 500ms;  // room enough for the next request to reach the server before its own
   client c(ctx.get_executor(), {.total_timeout = total_timeout, .max_retries = 0});
   test::client_result first, next;
@@ -886,11 +872,11 @@ TEST_CASE("client: a deadline that passes as the response arrives leaves the nex
     fill(ec, std::move(r));
     c.async_get(srv.url("/2"), test::capture(next));
   });
-  REQUIRE(run_until(ctx, [&] { return held.size() == 1; }));
+  REQUIRE(run_until(ctx, [&] { return srv.held() == 1; }));
   // The request began before it reached the server: its deadline is before now plus the total timeout. The server
   // answers now, and the client runs again only once that deadline has passed (time passes on another io_context).
   const auto deadline_passed = std::chrono::steady_clock::now() + total_timeout + 1ms;
-  answer_first_held();
+  srv.answer_first();
   asio::io_context elsewhere;
   asio::steady_timer busy(elsewhere, deadline_passed);
   bool passed = false;
@@ -900,10 +886,10 @@ TEST_CASE("client: a deadline that passes as the response arrives leaves the nex
   // The response and the deadline came together: either outcome is right, the response is read first.
   CHECK((!first.ec || first.ec == switchboard::error::timeout));
   // The next request has a deadline of its own, and nothing else closes its connection.
-  REQUIRE(run_until(ctx, [&] { return held.size() == 1 || next.done; }));
+  REQUIRE(run_until(ctx, [&] { return srv.held() == 1 || next.done; }));
   INFO("next request: " << next.ec.message());
   CHECK_FALSE(next.done);
-  if (!held.empty()) answer_first_held();
+  if (srv.held() > 0) srv.answer_first();
   REQUIRE(run_until(ctx, [&] { return next.done; }));
   CHECK_FALSE(next.ec);
   CHECK(next.response.body == "ok");

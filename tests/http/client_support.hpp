@@ -81,4 +81,24 @@ inline void answer(asio::ip::tcp::socket& s, const std::string& response) {
   asio::write(s, asio::buffer(response));
 }
 
+/// A scripted server that holds every request unanswered (`held`, oldest first) until `answer_first` answers the
+/// oldest with "ok" and closes its connection.
+class holding_server {
+ public:
+  explicit holding_server(asio::io_context& ctx)
+      : server_(ctx, [this](asio::ip::tcp::socket& s, std::size_t) { held_.push_back(&s); }) {}
+  std::size_t held() const noexcept { return held_.size(); }
+  std::string url(std::string_view path = "/") const { return server_.url(path); }
+  void answer_first() {
+    asio::ip::tcp::socket* s = held_.front();
+    held_.erase(held_.begin());
+    answer(*s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    s->close();
+  }
+
+ private:
+  std::vector<asio::ip::tcp::socket*> held_;  // before the server, which refers to it
+  scripted_server server_;
+};
+
 }  // namespace switchboard::test
