@@ -8,8 +8,11 @@
 #include "support/test_support.hpp"
 
 #include <asio/buffers_iterator.hpp>
+#include <asio/co_spawn.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
 #include <asio/read_until.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/ssl/error.hpp>
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
@@ -360,9 +363,11 @@ TEST_CASE("client: an answer that comes before the request body is all sent", "[
     REQUIRE_FALSE(r.ec);
     CHECK(r.response.status == status::payload_too_large);
   };
+  // Without `Expect: 100-continue`, so that the body is on its way when the answer comes (the expectation is tested
+  // below).
   SECTION("the server answers, then reads no more") {
     scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { answer(s, too_large); });
-    client c(ctx.get_executor(), {.total_timeout = 10s});
+    client c(ctx.get_executor(), {.total_timeout = 10s, .expect_continue_from = 0});
     post_expecting_413(c, srv.url());
     CHECK(c.open_connections(srv.url("")) == 0);  // its request cut short, the connection is closed
   }
@@ -371,19 +376,21 @@ TEST_CASE("client: an answer that comes before the request body is all sent", "[
       answer(s, too_large);
       s.close();
     });
-    client c(ctx.get_executor());
+    client c(ctx.get_executor(), {.expect_continue_from = 0});
     post_expecting_413(c, srv.url());
     CHECK(srv.connections() == 1);
   }
   SECTION("our server, over TCP and TLS: its body limit, and a request after it on a new connection") {
     for (const bool tls : {false, true}) {
+      INFO((tls ? "TLS" : "TCP"));
       test_server s;
       s.routes().post("/upload", [](request& req) { return response::text(std::to_string(req.body().size())); });
       server_options o;  // the default body limit, 1 MiB
       if (tls) o.tls = switchboard::test::localhost_server_tls();
       s.start(o);
       const std::string base = (tls ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(s.port());
-      client c(ctx.get_executor(), {.tls = tls ? switchboard::test::localhost_client_tls() : nullptr});
+      client c(ctx.get_executor(),
+               {.tls = tls ? switchboard::test::localhost_client_tls() : nullptr, .expect_continue_from = 0});
       post_expecting_413(c, base + "/upload");
       result small;
       c.async_post(base + "/upload", "12345", "text/plain", capture(small));
@@ -391,6 +398,169 @@ TEST_CASE("client: an answer that comes before the request body is all sent", "[
       REQUIRE_FALSE(small.ec);
       CHECK(small.response.body == "5");
       CHECK(c.connections_opened() == 2);
+    }
+  }
+}
+
+namespace {
+
+// How the expectation test's server answers a request header (RFC 9110 §10.1.1).
+enum class on_expectation {
+  send_continue,       // 100 (Continue) to a request that expects it, then read the body and answer 200
+  ignore,              // read the body and answer 200, never a 100, as servers that do not know expectations
+  refuse,              // 401 at once, then count what still comes until the client closes
+  expectation_failed,  // 417 to a request that expects 100 (Continue) (and close); 200 to one that does not
+};
+
+// What the server saw of one connection's request.
+struct seen_request {
+  std::string header;
+  std::size_t body_bytes = 0;  // the body bytes that came (for `refuse`: until the client closed)
+  bool done = false;
+  bool expects_continue() const { return header.find("\r\nExpect: 100-continue\r\n") != std::string::npos; }
+};
+
+// Serves every connection with one request, answered as `how` says, recording what it saw in `log`.
+asio::awaitable<void> serve_expectations(asio::ip::tcp::acceptor& acceptor, on_expectation how,
+                                         std::vector<seen_request>& log) {
+  for (;;) {
+    asio::ip::tcp::socket s = co_await acceptor.async_accept(asio::use_awaitable);
+    const std::size_t index = log.size();
+    log.emplace_back();
+    std::string in;
+    const std::size_t header_size =
+        co_await asio::async_read_until(s, asio::dynamic_buffer(in), "\r\n\r\n", asio::use_awaitable);
+    log[index].header = in.substr(0, header_size);
+    in.erase(0, header_size);
+    const bool expects = log[index].expects_continue();
+    if (how == on_expectation::refuse || (how == on_expectation::expectation_failed && expects)) {
+      const std::string_view no = how == on_expectation::refuse
+                                      ? "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno"
+                                      : "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      co_await asio::async_write(s, asio::buffer(no), asio::use_awaitable);
+      std::error_code ec;  // eof when the client closes
+      co_await asio::async_read(s, asio::dynamic_buffer(in), asio::redirect_error(asio::use_awaitable, ec));
+      log[index].body_bytes = in.size();
+      log[index].done = true;
+      continue;
+    }
+    if (how == on_expectation::send_continue && expects) {
+      co_await asio::async_write(s, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), asio::use_awaitable);
+    }
+    const auto length_at = log[index].header.find("Content-Length: ") + 16;
+    const std::size_t length = std::stoul(log[index].header.substr(length_at));
+    if (in.size() < length) {
+      co_await asio::async_read(s, asio::dynamic_buffer(in), asio::transfer_exactly(length - in.size()),
+                                asio::use_awaitable);
+    }
+    log[index].body_bytes = in.size();
+    log[index].done = true;
+    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(std::to_string(in.size()).size()) +
+                           "\r\nConnection: close\r\n\r\n" + std::to_string(in.size());
+    co_await asio::async_write(s, asio::buffer(ok), asio::use_awaitable);
+  }
+}
+
+}  // namespace
+
+// RFC 9110 §10.1.1: a large body waits for the server's 100 (Continue), so that a refused upload costs its header only.
+TEST_CASE("client: Expect: 100-continue", "[http][client][expect]") {
+  asio::io_context ctx;
+  std::vector<seen_request> log;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::string url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/upload";
+  const std::string body(256 * 1024, 'b');
+  const auto serve = [&](on_expectation how) {
+    asio::co_spawn(ctx, serve_expectations(acceptor, how, log), [](std::exception_ptr) {});
+  };
+  // A client that would wait for a 100 longer than the test runs: its body is sent at once or after the 100 only.
+  client_options waits_for_100{.total_timeout = 60s, .expect_continue_from = 1000, .expect_continue_timeout = 1h};
+  const auto post = [&](client& c, const std::string& payload, header_block headers = {}) {
+    result r;
+    client_request req{.method = method::post, .headers = std::move(headers), .body = payload};
+    c.async_request(url, std::move(req), capture(r));
+    const auto all_seen = [&] { return std::all_of(log.begin(), log.end(), [](auto& e) { return e.done; }); };
+    REQUIRE(run_until(ctx, [&] { return r.done && all_seen(); }, 30s));
+    return r;
+  };
+
+  SECTION("the body is sent after the 100; a small body does not ask") {
+    serve(on_expectation::send_continue);
+    client c(ctx.get_executor(), waits_for_100);
+    const result large = post(c, body);
+    REQUIRE_FALSE(large.ec);
+    CHECK(large.response.body == std::to_string(body.size()));
+    CHECK(log.at(0).expects_continue());
+    const result small = post(c, "12345");
+    REQUIRE_FALSE(small.ec);
+    CHECK(small.response.body == "5");
+    CHECK_FALSE(log.at(1).expects_continue());
+  }
+  SECTION("a final answer before the 100: the body is never sent") {
+    serve(on_expectation::refuse);
+    client c(ctx.get_executor(), waits_for_100);
+    const result r = post(c, body);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.status == status::unauthorized);
+    CHECK(r.response.body == "no");
+    CHECK(log.at(0).body_bytes == 0);
+    CHECK(c.open_connections(url.substr(0, url.find("/upload"))) == 0);  // its request cut short
+  }
+  SECTION("the caller's own expectation is kept, whatever the body's size") {
+    serve(on_expectation::refuse);
+    client c(ctx.get_executor(), {.total_timeout = 60s, .expect_continue_from = 0, .expect_continue_timeout = 1h});
+    header_block h;
+    h.set("Expect", "100-continue");
+    const result r = post(c, "small", std::move(h));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.status == status::unauthorized);
+    CHECK(log.at(0).expects_continue());
+    CHECK(log.at(0).body_bytes == 0);
+  }
+  SECTION("a server that never sends a 100 gets the body after the wait") {
+    serve(on_expectation::ignore);
+    client c(ctx.get_executor(), {.total_timeout = 60s, .expect_continue_from = 1000, .expect_continue_timeout = 1ms});
+    const result r = post(c, body);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.body == std::to_string(body.size()));
+    CHECK(log.at(0).expects_continue());
+  }
+  SECTION("417: the request is sent again without the expectation, unless the caller wrote it") {
+    serve(on_expectation::expectation_failed);
+    client c(ctx.get_executor(), waits_for_100);
+    const result r = post(c, body);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.body == std::to_string(body.size()));
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].expects_continue());
+    CHECK(log[0].body_bytes == 0);
+    CHECK_FALSE(log[1].expects_continue());
+    header_block h;
+    h.set("Expect", "100-continue");
+    const result refused = post(c, body, std::move(h));
+    REQUIRE_FALSE(refused.ec);
+    CHECK(refused.response.status == status::expectation_failed);
+    CHECK(log.size() == 3);
+  }
+  SECTION("our server: 100 (Continue) under the route's limit, 413 without the body over it") {
+    test_server s;
+    s.routes().post("/upload", [](request& req) { return response::text(std::to_string(req.body().size())); });
+    s.routes().post("/small", [](request& req) { return response::text(std::to_string(req.body().size())); })
+        .body_limit(1000);
+    s.start();
+    const std::string base = "http://127.0.0.1:" + std::to_string(s.port());
+    client c(ctx.get_executor(), waits_for_100);
+    for (const std::string path : {"/upload", "/small"}) {
+      INFO(path);
+      result r;
+      c.async_post(base + path, body, "text/plain", capture(r));
+      REQUIRE(run_until(ctx, [&] { return r.done; }, 30s));
+      REQUIRE_FALSE(r.ec);
+      if (path == "/upload") {
+        CHECK(r.response.body == std::to_string(body.size()));
+      } else {
+        CHECK(r.response.status == status::payload_too_large);
+      }
     }
   }
 }

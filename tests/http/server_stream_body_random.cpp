@@ -41,11 +41,11 @@ namespace {
 
 constexpr std::size_t body_limit = 100'000;  // per route, for /s and /e
 
-// After a response that ends the connection with a body left unread, the server reads and discards at most 64 KiB
-// before it closes (server_connection's linger budget); a client that sends more than that by then may get a reset
-// that destroys the response before it is read. So a handler leaves at most `linger_safe` bytes of its body unread,
-// and the client sends no more than that after the head of a request that may end the connection before it has
-// that answer. (A body over the limit refused from its Content-Length is sent whole: up to 20 KB past the limit.)
+// After a response that ends the connection with a body left unread, the server reads and discards for at most
+// `timeouts.close` before it closes; a client still sending by then may get a reset that destroys the response
+// before it is read. So a handler leaves at most `linger_safe` bytes of its body unread, which the client sends well
+// within that time even under sanitizers, and the client sends no more than that after the head of a request that
+// may end the connection before it has that answer. (A body over the limit refused from its Content-Length is sent whole: up to 20 KB past the limit.)
 constexpr std::size_t linger_safe = 60'000;
 
 // A request line a server that lost its place in the byte stream would parse from the middle of a body.

@@ -52,6 +52,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 
 namespace switchboard::http {
 
@@ -77,6 +78,12 @@ struct client_options {
   std::shared_ptr<asio::ssl::context> tls;
   /// Value of the User-Agent field; empty sends none.
   std::string user_agent = "switchboard";
+  /// A request with a body of at least this many bytes asks first (`Expect: 100-continue`, RFC 9110 §10.1.1): its
+  /// body is sent after the server's 100 (Continue), or after `expect_continue_timeout` without an answer (servers
+  /// that ignore the expectation), and not at all when a final answer (401, 413...) comes first. So a refused
+  /// upload costs its header, not its body. 0: never; a request whose own headers hold the expectation waits too.
+  std::size_t expect_continue_from = 1024 * 1024;
+  std::chrono::milliseconds expect_continue_timeout{1000};
 };
 
 /// A request to send. `target` comes from the URL; `Host`, `Content-Length` and `Connection` are set by the client.
@@ -169,6 +176,26 @@ class client {
     client_response response;
   };
 
+  // What an attempt writes: the request's bytes, where its body starts in them, and whether the body waits for the
+  // server's 100 (Continue).
+  struct sending {
+    const std::string& bytes;
+    std::size_t body_at;
+    bool expects_continue;
+  };
+
+  // Where the body of a request that expects 100 (Continue) waits: the response's reader opens it on the 100, or
+  // when the response is over (then the body is not sent); the timer, after `expect_continue_timeout`.
+  struct continue_gate {
+    explicit continue_gate(asio::any_io_executor ex) : timer(std::move(ex)) {}
+    void open() {
+      opened = true;
+      timer.cancel();
+    }
+    asio::steady_timer timer;
+    bool opened = false;
+  };
+
   // One connection: a TCP socket, or a TLS stream over one.
   struct connection {
     explicit connection(asio::any_io_executor ex) : socket(ex) {}
@@ -253,12 +280,25 @@ class client {
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = options_.total_timeout.count() > 0 ? start + options_.total_timeout
                                                               : std::chrono::steady_clock::time_point::max();
-    const std::string request_bytes = serialize(*u, req);
+    bool add_expectation = options_.expect_continue_from > 0 && req.body.size() >= options_.expect_continue_from &&
+                           !req.headers.contains("expect");
+    std::string request_bytes = serialize(*u, req, add_expectation);
     const bool may_retry = is_idempotent(req.method);
     auto backoff = options_.retry_backoff;
     for (unsigned attempt = 0;; ++attempt) {
       bool sent = false;
-      out = co_await attempt_once(*u, req.method, request_bytes, !req.body.empty(), sink, deadline, sent);
+      const sending how{.bytes = request_bytes,
+                        .body_at = request_bytes.size() - req.body.size(),
+                        .expects_continue = add_expectation || expects_continue(req.headers)};
+      out = co_await attempt_once(*u, req.method, how, sink, deadline, sent);
+      if (!out.ec && out.response.status == status::expectation_failed && add_expectation) {
+        // A server (or an intermediary) that does not take expectations: the same request without one, at once
+        // (RFC 9110 §10.1.1). An expectation the caller wrote is the caller's to drop.
+        add_expectation = false;
+        request_bytes = serialize(*u, req, false);
+        --attempt;  // not a retry: the request was refused unread
+        continue;
+      }
       const bool connection_failure = out.ec && out.ec.category() != http_category() && out.ec != switchboard::error::timeout &&
                                       out.ec != asio::error::operation_aborted;
       // Retry only what cannot have taken effect twice: idempotent methods, or a request never sent.
@@ -279,7 +319,11 @@ class client {
     }
   }
 
-  std::string serialize(const url& u, const client_request& req) const {
+  static bool expects_continue(const header_block& headers) {
+    return detail::iequals(headers.get("expect"), "100-continue");
+  }
+
+  std::string serialize(const url& u, const client_request& req, bool add_expectation) const {
     std::string s;
     s.reserve(128 + req.headers.serialized().size() + req.body.size());
     s.append(to_string(req.method)).append(" ").append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.host_field());
@@ -297,12 +341,13 @@ class client {
     if (!req.body.empty() || req.method == method::post || req.method == method::put || req.method == method::patch) {
       s.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
     }
+    if (add_expectation) s.append("Expect: 100-continue\r\n");
     s.append("\r\n").append(req.body);
     return s;
   }
 
-  asio::awaitable<outcome> attempt_once(const url& u, method m, const std::string& request_bytes, bool has_body,
-                                        body_sink& sink, std::chrono::steady_clock::time_point deadline, bool& sent) {
+  asio::awaitable<outcome> attempt_once(const url& u, method m, const sending& how, body_sink& sink,
+                                        std::chrono::steady_clock::time_point deadline, bool& sent) {
     outcome out;
     origin_pool& pool = pool_for(u.origin());
     std::unique_ptr<connection> c = co_await checkout(pool, deadline, out.ec);
@@ -335,7 +380,7 @@ class client {
     }
     guard.arm(deadline, c.get());
     bool keep_alive = false;
-    std::error_code ec = co_await exchange(*c, m, request_bytes, has_body, sink, out.response, keep_alive, sent);
+    std::error_code ec = co_await exchange(*c, m, how, sink, out.response, keep_alive, sent);
     guard.disarm();
     if (guard.fired()) ec = switchboard::error::timeout;
     out.ec = ec;
@@ -443,7 +488,7 @@ class client {
     co_return ec;
   }
 
-  asio::awaitable<void> write_all(connection& c, const std::string& bytes, std::error_code& ec) {
+  asio::awaitable<void> write_all(connection& c, std::string_view bytes, std::error_code& ec) {
     if (c.tls) {
       co_await asio::async_write(*c.tls, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
     } else {
@@ -455,19 +500,21 @@ class client {
   // body is written while the response is read (RFC 9112 §9.5): a server may answer before the body has all
   // arrived (an early 413, a 401) and then stop reading, or close, and a client that only wrote would wait until its
   // deadline, or fail with the answer unread.
-  asio::awaitable<std::error_code> exchange(connection& c, method m, const std::string& request_bytes, bool has_body,
-                                            body_sink& sink, client_response& r, bool& keep_alive, bool& sent) {
+  asio::awaitable<std::error_code> exchange(connection& c, method m, const sending& how, body_sink& sink,
+                                            client_response& r, bool& keep_alive, bool& sent) {
     std::error_code write_ec;
-    if (!has_body) {
-      co_await write_all(c, request_bytes, write_ec);
+    if (how.body_at == how.bytes.size()) {
+      co_await write_all(c, how.bytes, write_ec);
       sent = !write_ec;
       if (write_ec) co_return write_ec;
-      co_return co_await read_response(c, m, sink, r, keep_alive);
+      co_return co_await read_response(c, m, sink, r, keep_alive, nullptr);
     }
     using namespace asio::experimental::awaitable_operators;
     bool write_ended = false;
-    const std::error_code read_ec = co_await (write_request(c, request_bytes, write_ec, write_ended) &&
-                                              read_while_writing(c, m, sink, r, keep_alive, write_ended));
+    continue_gate gate(executor_);
+    if (!how.expects_continue) gate.opened = true;
+    const std::error_code read_ec = co_await (write_request(c, how, gate, write_ec, write_ended) &&
+                                              read_while_writing(c, m, sink, r, keep_alive, gate, write_ended));
     sent = write_ended && !write_ec;
     // A write that failed or was cut short leaves a response that arrived whole standing (the server has answered),
     // but not the connection.
@@ -475,8 +522,24 @@ class client {
     co_return read_ec;
   }
 
-  asio::awaitable<void> write_request(connection& c, const std::string& bytes, std::error_code& ec, bool& ended) {
-    co_await write_all(c, bytes, ec);
+  // Writes the request; a body that waits for 100 (Continue) after the header, until the gate opens (RFC 9110
+  // §10.1.1: a client need not wait for the 100 without end, since not every server sends one).
+  asio::awaitable<void> write_request(connection& c, const sending& how, continue_gate& gate, std::error_code& ec,
+                                      bool& ended) {
+    if (!gate.opened) {
+      co_await write_all(c, std::string_view(how.bytes).substr(0, how.body_at), ec);
+      if (ec) co_return;
+      if (!gate.opened) {
+        gate.timer.expires_after(options_.expect_continue_timeout);
+        std::error_code wait_ec;
+        co_await gate.timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+        gate.opened = true;
+      }
+      if (!c.socket.is_open()) co_return;  // answered (and closed) before the body was needed
+      co_await write_all(c, std::string_view(how.bytes).substr(how.body_at), ec);
+    } else {
+      co_await write_all(c, how.bytes, ec);
+    }
     ended = true;
   }
 
@@ -484,11 +547,12 @@ class client {
   // the rest of the body is not sent: the write is cancelled by closing the connection, which, its request cut
   // short, could not be used again.
   asio::awaitable<std::error_code> read_while_writing(connection& c, method m, body_sink& sink, client_response& r,
-                                                      bool& keep_alive, const bool& write_ended) {
-    const std::error_code ec = co_await read_response(c, m, sink, r, keep_alive);
+                                                      bool& keep_alive, continue_gate& gate, const bool& write_ended) {
+    const std::error_code ec = co_await read_response(c, m, sink, r, keep_alive, &gate);
     if (!write_ended) {
       keep_alive = false;
       c.close();
+      gate.open();  // a body still waiting for its 100 is not sent
     }
     co_return ec;
   }
@@ -498,9 +562,10 @@ class client {
     co_return co_await c.socket.async_read_some(asio::buffer(data, size), asio::redirect_error(asio::use_awaitable, ec));
   }
 
-  // Reads one final response (skipping 1xx interim responses, RFC 9110 §15.2).
+  // Reads one final response (skipping 1xx interim responses, RFC 9110 §15.2). A 100 (Continue) opens `gate`, where a
+  // request body may wait for it.
   asio::awaitable<std::error_code> read_response(connection& c, method m, body_sink& sink, client_response& r,
-                                                 bool& keep_alive) {
+                                                 bool& keep_alive, continue_gate* gate) {
     response_parser parser(options_.limits);
     char chunk[16 * 1024];
     for (;;) {
@@ -541,6 +606,7 @@ class client {
         c.buffer.append(chunk, got);
       }
       if (parser.status_code() >= 200 || parser.status_code() == 101) break;
+      if (parser.status_code() == 100 && gate) gate->open();
       parser.reset();  // an interim response: the final one follows
       r.body.clear();
     }

@@ -957,7 +957,9 @@ class server_connection final : public connection_base,
 
   // Ends a connection after a final response. Over TLS, with a closure alert first. Over TCP, after an error, keep
   // reading (and discarding) for a moment before closing, so that the kernel does not answer the client's unread
-  // bytes with a reset that destroys our response before the client has read it.
+  // bytes with a reset that destroys our response before the client has read it (RFC 9112 §9.6). The moment is
+  // bounded in time only (`timeouts.close`), as nginx's lingering close: a client that sends a large body before it
+  // reads (curl without `Expect`, say, posting a few MiB over a route's limit) must be able to finish sending.
   void shutdown_and_close() {
     if constexpr (traits::tls) {
       close_gracefully();
@@ -966,7 +968,6 @@ class server_connection final : public connection_base,
       traits::socket(stream_).shutdown(asio::socket_base::shutdown_send, ignored);
       if (!lingering_ || options().timeouts.close.count() <= 0) return close();
       lingering_ = false;
-      linger_budget_ = 64 * 1024;
       set_deadline(options().timeouts.close);
       phase_ = phase::idle;
       linger();
@@ -1002,10 +1003,10 @@ class server_connection final : public connection_base,
     auto space = ex_->in.prepare(1, shard_->max_read_buffer());
     reading_ = true;
     stream_.async_read_some(asio::buffer(space.first, space.second),
-                            [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                            // What was read is discarded: the space is reused by the next read.
+                            [self = this->shared_from_this()](std::error_code ec, std::size_t) {
                               self->reading_ = false;
-                              if (ec || n >= self->linger_budget_) return self->close();
-                              self->linger_budget_ -= n;  // discarded: the space is reused by the next read
+                              if (ec) return self->close();  // the client's end, or the deadline's close
                               self->linger();
                             });
   }
@@ -1062,7 +1063,6 @@ class server_connection final : public connection_base,
   // Rare (streamed responses, upgrades): behind a pointer, so that every connection does not carry them.
   std::unique_ptr<streaming_state> streaming_;
   std::unique_ptr<upgrade_handler> upgrade_;
-  std::size_t linger_budget_ = 0;
   phase phase_ = phase::idle;
   bool reading_ = false;
   bool writing_ = false;
