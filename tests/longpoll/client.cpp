@@ -8,6 +8,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
@@ -90,11 +91,33 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
 TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
   poll_server s({.max_timeout = 50ms});
   client_thread io;
-  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {}, 0);
+  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {.min_poll_interval = 10ms}, 0);
   auto next = c.async_next(asio::use_future);
   REQUIRE(s.wait_for([&] { return s.polls.stats().timed_out >= 2 && s.polls.parked() == 1; }));
   s.publish("t", "late");
   CHECK(next.get().messages.at(0).data == "late");
+}
+
+// A server that answers every poll at once with nothing new (here: one that holds polls for 1 ms at most) is
+// polled again only after `min_poll_interval`, not in a tight loop. Without the pacing, the client polled again at
+// once, each time: 22 polls in the 300 ms this test waits.
+TEST_CASE("the client paces polls answered at once with nothing new", "[longpoll][client]") {
+  poll_server s({.max_timeout = 1ms});
+  client_thread io;
+  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {.min_poll_interval = 1h}, 0);
+  asio::cancellation_signal cancel;
+  std::promise<std::error_code> done;
+  asio::post(c.get_executor(), [&] {
+    c.async_next(asio::bind_cancellation_slot(cancel.slot(), [&done](std::error_code ec, const longpoll::batch&) {
+      done.set_value(ec);
+    }));
+  });
+  REQUIRE(s.wait_for([&] { return s.polls.stats().timed_out >= 1; }));
+  // Nothing is expected to happen now: give the client a moment in which it would have polled again.
+  CHECK_FALSE(s.wait_for([&] { return s.polls.stats().timed_out >= 2; }, 300ms));
+  asio::post(c.get_executor(), [&] { cancel.emit(asio::cancellation_type::terminal); });
+  CHECK(done.get_future().get() == asio::error::operation_aborted);
+  CHECK(s.polls.stats().timed_out == 1);
 }
 
 TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {

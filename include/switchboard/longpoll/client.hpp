@@ -4,7 +4,8 @@
 // the cursor, so that each message is delivered once and in order however often the connection drops: a poll
 // whose answer was lost is simply asked again from the same cursor. Lost messages (no longer retained by the
 // server) come as an explicit `missed` range, never silently. Errors are retried with exponential backoff and
-// jitter; 429 and 503 answers are retried after their `Retry-After`.
+// jitter; 429 and 503 answers are retried after their `Retry-After`; answers with nothing new are repeated at most
+// once per `min_poll_interval`.
 //
 //   longpoll::client news(ctx.get_executor(), "http://127.0.0.1:8080/topics/news/poll");
 //   for (;;) {
@@ -56,6 +57,10 @@ struct client_options {
   std::chrono::milliseconds max_backoff{30'000};
   /// Failed attempts in a row before `async_next` gives up with `error::too_many_failures`; 0: never gives up.
   unsigned max_attempts = 0;
+  /// A poll answered with nothing new sooner than this (a proxy that cuts held requests short, a server that does
+  /// not hold them or holds them less long) is asked again only once this long has passed since it was sent, so
+  /// that such a server is not polled in a tight loop. 0: at once.
+  std::chrono::milliseconds min_poll_interval{1000};
   /// Options of the underlying HTTP client (connection pool, connect timeout, TLS).
   http::client_options http{};
 };
@@ -150,6 +155,13 @@ class client {
     return wait - std::chrono::milliseconds(jitter(rng_));
   }
 
+  // Waits `duration` (which cancellation cuts short with an error).
+  asio::awaitable<std::error_code> wait(std::chrono::steady_clock::duration duration) {
+    asio::steady_timer timer(http_.get_executor(), duration);
+    auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    co_return ec;
+  }
+
   asio::awaitable<outcome> next() {
     using asio::experimental::as_tuple;
     unsigned failures = 0;
@@ -158,20 +170,23 @@ class client {
       // expression twice.
       const std::string target = poll_url();
       http::client_request req;
+      const auto sent_at = std::chrono::steady_clock::now();
       auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
       std::string_view retry_after;
+      bool nothing_new = false;  // the wait ran out (or the ETag still holds): poll again
       if (!ec) {
         if (r.status == http::status::ok) {
           if (std::optional<batch> b = decode_batch(r.body)) {
             failures = 0;
             cursor_ = b->cursor;
             if (!b->messages.empty() || b->missed || b->reset) co_return outcome{{}, std::move(*b)};
-            continue;  // the wait ran out: poll again
+            nothing_new = true;
+          } else {
+            ec = error::bad_response;  // a proxy's error page, say: retried
           }
-          ec = error::bad_response;  // a proxy's error page, say: retried
         } else if (r.status == http::status::not_modified) {
-          continue;
+          nothing_new = true;
         } else if (r.status == http::status::too_many_requests || http::to_int(r.status) >= 500) {
           retry_after = r.headers.get("Retry-After");
           ec = error::unexpected_status;
@@ -179,10 +194,15 @@ class client {
           co_return outcome{error::unexpected_status, {}};
         }
       }
+      if (nothing_new) {  // paced: at most one poll per min_poll_interval while nothing comes
+        const auto left = sent_at + options_.min_poll_interval - std::chrono::steady_clock::now();
+        if (left.count() > 0) {
+          if (const std::error_code wait_ec = co_await wait(left)) co_return outcome{wait_ec, {}};
+        }
+        continue;
+      }
       if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
-      asio::steady_timer timer(http_.get_executor(), backoff(failures, retry_after));
-      auto [wait_ec] = co_await timer.async_wait(as_tuple(asio::use_awaitable));
-      if (wait_ec) co_return outcome{wait_ec, {}};
+      if (const std::error_code wait_ec = co_await wait(backoff(failures, retry_after))) co_return outcome{wait_ec, {}};
     }
   }
 
