@@ -42,6 +42,7 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using switchboard::pubsub::test::printable;
+using switchboard::pubsub::test::random_source;
 using switchboard::test::redis_client;
 
 namespace {
@@ -58,9 +59,9 @@ struct script_step {
 };
 
 /// Random steps over small pools of channel names and patterns, so that names collide and patterns match.
-class pubsub_script {
+class pubsub_script : random_source {
  public:
-  pubsub_script(unsigned seed, std::size_t clients) : rng_(seed), clients_(clients) {
+  pubsub_script(unsigned seed, std::size_t clients) : random_source(seed), clients_(clients) {
     for (int i = 0; i < 6; ++i) channels_.push_back(channel_name());
     for (int i = 0; i < 8; ++i) patterns_.push_back(pattern());
   }
@@ -92,14 +93,14 @@ class pubsub_script {
     static const std::vector<double> subscriber{8, 4, 8, 3, 5, 3, 4, 2, 2, 2, 3, 5, 3, 1, 2, 2, 2};
     static const std::vector<double> publisher{1, 2, 1, 2, 1, 2, 24, 10, 2, 2, 8, 3, 3, 1, 2, 2, 2};
     const auto& weights = s.client % 2 == 0 ? subscriber : publisher;
-    std::discrete_distribution<int> pick(weights.begin(), weights.end());
-    int k = pick(rng_);
+    std::discrete_distribution<int> kinds(weights.begin(), weights.end());
+    int k = pick(kinds);
     // After a PUBLISH in the same pipeline, nothing that leaves a subscription or changes the protocol. A client
     // subscribed to the channel gets its own message from our broker after the replies to the commands read with
     // the PUBLISH (documented), and an UNSUBSCRIBE or RESET among those has dropped it by then, a HELLO has changed
-    // its encoding, where Redis sent it first: two consequences that docs/pubsub.md does not spell out.
+    // its encoding, where Redis sent it first (docs/pubsub.md, "Compatibility with Redis 7").
     while (s.published && (k == unsubscribe || k == punsubscribe || k == sunsubscribe || k == hello || k == reset)) {
-      k = pick(rng_);
+      k = pick(kinds);
     }
     s.published = s.published || k == publish || k == spublish;
     switch (k) {
@@ -225,7 +226,7 @@ class pubsub_script {
     std::size_t size = 0;
     for (const auto& a : args) size += a.size();
     if (size < 1000 && coin(0.2)) {
-      return pubsub::test::inline_line(args, [this](double p) { return coin(p); });
+      return inline_line(args);
     }
     const std::vector<std::string_view> views(args.begin(), args.end());
     return pubsub::test::multibulk(views);
@@ -270,35 +271,9 @@ class pubsub_script {
     return p;
   }
 
-  // Any bytes, with CR, LF, NUL, RESP's markers and quotes frequent; mostly short, now and then a few KiB.
-  std::string payload() {
-    static constexpr char special[] = {'\r', '\n', '\0', '$', '*', '>', ' ', '"', '\\'};
-    std::string s(coin(0.05) ? below(5000) : below(40), '\0');
-    for (char& ch : s) ch = coin(0.2) ? special[below(std::size(special))] : static_cast<char>(below(256));
-    return s;
-  }
+  // Mostly short, now and then a few KiB.
+  std::string payload() { return random_source::payload(coin(0.05) ? below(5000) : below(40)); }
 
-  // 1 to 12 letters and digits.
-  std::string token() {
-    static constexpr std::string_view chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::string s(1 + below(12), ' ');
-    for (char& ch : s) ch = chars[below(chars.size())];
-    return s;
-  }
-
-  // Command names are case-insensitive.
-  std::string cased(std::string_view name) {
-    std::string s(name);
-    if (coin(0.3)) {
-      for (char& ch : s) ch = coin(0.5) ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch))) : ch;
-    }
-    return s;
-  }
-
-  std::size_t below(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_); }
-  bool coin(double p) { return std::bernoulli_distribution(p)(rng_); }
-
-  std::mt19937 rng_;
   std::size_t clients_;
   std::vector<std::string> channels_;
   std::vector<std::string> patterns_;

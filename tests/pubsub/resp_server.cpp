@@ -43,6 +43,7 @@ using switchboard::pubsub::test::front_end;
 using switchboard::pubsub::test::multibulk;
 using switchboard::pubsub::test::next;
 using switchboard::pubsub::test::printable;
+using switchboard::pubsub::test::random_source;
 using switchboard::test::redis_client;
 using switchboard::test::run_until;
 
@@ -729,11 +730,12 @@ void set_send_timeout(int fd, std::chrono::seconds timeout) {
 
 /// Random commands, each encoded at random as RESP multibulk or as an inline line, with the exact reply Redis 7
 /// gives a RESP2 client that is not subscribed. The model keeps the one state these replies depend on: the name.
-class command_script {
+class command_script : random_source {
  public:
   /// `command_reply`: the server's reply to COMMAND (its content is tested above; here it is a reply of 4 KiB to
   /// a command of 17 bytes, so that one read's commands can queue more reply bytes than the server lets wait).
-  command_script(unsigned seed, std::string command_reply) : rng_(seed), command_reply_(std::move(command_reply)) {}
+  command_script(unsigned seed, std::string command_reply)
+      : random_source(seed), command_reply_(std::move(command_reply)) {}
 
   /// Appends the next step to `out`: one command or, now and then, a burst of COMMANDs. True when the client then
   /// waits for every reply so far before it sends more, as clients do between batches: a server that leaves
@@ -741,8 +743,8 @@ class command_script {
   bool next(std::vector<scripted_command>& out) {
     enum kind { ping, ping_arg, echo, echo_big, publish, setname, getname, unknown, skipped, command, count, burst };
     // Weights of the kinds above, in their order.
-    std::discrete_distribution<int> pick({10, 10, 30, 3, 10, 6, 6, 6, 5, 3, 2, 1});
-    const int k = pick(rng_);
+    std::discrete_distribution<int> weights({10, 10, 30, 3, 10, 6, 6, 6, 5, 3, 2, 1});
+    const int k = pick(weights);
     if (k == burst) {
       // Past the server's pause (256 KiB of replies waiting) when a read holds 64 of them or more.
       for (std::size_t n = 40 + below(80); n > 0; --n) out.push_back(encode({cased("COMMAND")}, command_reply_));
@@ -819,40 +821,6 @@ class command_script {
     return {multibulk(views), std::move(reply), "multibulk " + what};
   }
 
-  // An inline line (resp_support.hpp), its white space and line end drawn from this script's generator.
-  std::string inline_line(const std::vector<std::string>& args) {
-    return pubsub::test::inline_line(args, [this](double p) { return coin(p); });
-  }
-
-  // Binary payload: any byte, with CR, LF, NUL, the markers of RESP and quotes frequent.
-  std::string payload(std::size_t size) {
-    static constexpr char special[] = {'\r', '\n', '\0', '$', '*', ' ', '"'};
-    std::string s(size, '\0');
-    for (char& ch : s) ch = coin(0.2) ? special[below(std::size(special))] : static_cast<char>(below(256));
-    return s;
-  }
-
-  // 1 to 20 letters and digits: a bare inline argument and a valid client name.
-  std::string token() {
-    static constexpr std::string_view chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::string s(1 + below(20), ' ');
-    for (char& ch : s) ch = chars[below(chars.size())];
-    return s;
-  }
-
-  // Command names are case-insensitive.
-  std::string cased(std::string_view name) {
-    std::string s(name);
-    if (coin(0.3)) {
-      for (char& ch : s) ch = coin(0.5) ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch))) : ch;
-    }
-    return s;
-  }
-
-  std::size_t below(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_); }
-  bool coin(double p) { return std::bernoulli_distribution(p)(rng_); }
-
-  std::mt19937 rng_;
   std::string command_reply_;
   std::string name_;  // the client's name, as CLIENT SETNAME left it
 };

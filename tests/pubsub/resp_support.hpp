@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -121,5 +122,52 @@ std::string inline_line(const std::vector<std::string>& args, Coin&& coin) {
   }
   return line + (coin(0.8) ? "\r\n" : "\n");
 }
+
+/// The random draws of the scripted tests (resp_server.cpp, resp_differential.cpp): one seeded generator, and the
+/// pieces of commands that both scripts draw.
+class random_source {
+ public:
+  explicit random_source(unsigned seed) : rng_(seed) {}
+
+  /// 0 to n - 1.
+  std::size_t below(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_); }
+  /// True with probability p.
+  bool coin(double p) { return std::bernoulli_distribution(p)(rng_); }
+  /// An index drawn with the weights of `weights`.
+  int pick(std::discrete_distribution<int>& weights) { return weights(rng_); }
+
+  /// 1 to 12 letters and digits: a bare inline argument, and a valid client name.
+  std::string token() {
+    static constexpr std::string_view chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::string s(1 + below(12), ' ');
+    for (char& ch : s) ch = chars[below(chars.size())];
+    return s;
+  }
+
+  /// `size` bytes of any value, with CR, LF, NUL, RESP's markers and quotes frequent.
+  std::string payload(std::size_t size) {
+    static constexpr char special[] = {'\r', '\n', '\0', '$', '*', '>', ' ', '"', '\\'};
+    std::string s(size, '\0');
+    for (char& ch : s) ch = coin(0.2) ? special[below(std::size(special))] : static_cast<char>(below(256));
+    return s;
+  }
+
+  /// `name` in random letter case: command names are case-insensitive.
+  std::string cased(std::string_view name) {
+    std::string s(name);
+    if (coin(0.3)) {
+      for (char& ch : s) ch = coin(0.5) ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch))) : ch;
+    }
+    return s;
+  }
+
+  /// `args` as an inline line, its white space and line end drawn here.
+  std::string inline_line(const std::vector<std::string>& args) {
+    return test::inline_line(args, [this](double p) { return coin(p); });
+  }
+
+ private:
+  std::mt19937 rng_;
+};
 
 }  // namespace switchboard::pubsub::test
