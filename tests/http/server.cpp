@@ -4,6 +4,7 @@
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
+#include "support/test_support.hpp"
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -12,7 +13,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -327,6 +330,42 @@ TEST_CASE("server: a client that sends a whole body over the limit before it rea
   REQUIRE(r);
   CHECK(r->status == 413);
   CHECK(c.closed_by_peer());
+}
+
+// curl as the client of an upload: it asks with `Expect: 100-continue` for bodies over 1 MiB, and without the
+// expectation sends the whole body before it reads.
+TEST_CASE("server: curl uploads, with and without Expect: 100-continue", "[http][server][curl]") {
+  REQUIRE(switchboard::test::have_program("curl"));
+  test_server s;
+  s.routes().post("/upload", [](request& req) { return response::text(std::to_string(req.body().size())); })
+      .body_limit(8 * 1024 * 1024);
+  s.routes().post("/small", [](request& req) { return response::text(std::to_string(req.body().size())); })
+      .body_limit(1000);
+  s.start();
+  const std::string url = "http://127.0.0.1:" + std::to_string(s.port());
+  const std::string file = std::string(SWITCHBOARD_TEST_BINARY_DIR) + "/upload-3MiB.bin";
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << std::string(3 * 1024 * 1024, 'u');
+  }
+  const auto curl = [&](const std::string& path, bool expect) {
+    std::vector<std::string> argv{"curl", "-sv", "--max-time", "20", "-w", "\n%{http_code}", "--data-binary",
+                                  "@" + file, url + path};
+    if (!expect) argv.insert(argv.begin() + 1, {"-H", "Expect:"});
+    return switchboard::test::run_process(argv);
+  };
+  const auto accepted = curl("/upload", true);
+  CHECK(accepted.exit_code == 0);
+  CHECK(accepted.out == "3145728\n200");
+  CHECK(accepted.err.find("< HTTP/1.1 100 Continue") != std::string::npos);
+  for (const bool expect : {true, false}) {
+    INFO((expect ? "with" : "without") << " the expectation");
+    const auto refused = curl("/small", expect);
+    CHECK(refused.exit_code == 0);
+    CHECK(refused.out.substr(refused.out.size() - 3) == "413");
+    CHECK(refused.err.find("100 Continue") == std::string::npos);
+  }
+  std::remove(file.c_str());
 }
 
 TEST_CASE("server: a malformed path is a 400 but keeps the connection", "[http][server]") {
