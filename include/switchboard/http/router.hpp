@@ -11,12 +11,14 @@
 //
 // Templates: literal segments, `{name}` (any one segment), `{name:int}` (an optional '-' and digits that fit in
 // 64 bits), `{name:uint}` (digits), and a final `{name...}` (the rest of the path, one or more segments). At each
-// segment a literal beats a typed parameter, which beats an untyped one, which beats a catch-all; the search
-// backtracks when a branch fails further down.
+// segment a literal beats a typed parameter (uint before int), which beats an untyped one, which beats a catch-all;
+// the search backtracks when a branch fails further down. The path picks the template, then the method picks its
+// handler: a method that the best template lacks is a 405 even where a less specific template has it.
 //
 // Lookup walks one trie node per path segment, with a hash lookup for literals, so its cost depends on the path's
 // length, not on the number of routes. Paths are split on '/' before percent-decoding (so "%2F" stays inside one
-// segment); a malformed escape, an encoded NUL or a "." or ".." segment is answered 400.
+// segment); a malformed escape, an encoded NUL or a "." or ".." segment is answered 400, and so is a segment that
+// "%2F" splits into pieces one of which is "." or ".." ("..%2Fetc"), since a parameter would hold "../etc".
 //
 // Answers the router gives itself: 404 (no route for the path), 405 with `Allow` (the path exists for other
 // methods), HEAD through the GET handler (the server sends no body), OPTIONS with `Allow` (204) unless the path
@@ -32,6 +34,7 @@
 #include <switchboard/http/response.hpp>
 #include <switchboard/http/url.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -97,6 +100,7 @@ class route {
   friend class router;
   friend class route_group;
   struct group_data;
+  static std::optional<response> run_group_before(const group_data* g, request& req);
   route(std::string pattern, handler_fn h, std::shared_ptr<group_data> group)
       : pattern_(std::move(pattern)), handler_(std::move(h)), group_(std::move(group)) {}
 
@@ -116,16 +120,20 @@ struct route::group_data {
   std::vector<after_middleware> after;
 };
 
-inline std::optional<response> route::run_before(request& req) const {
-  // Collect the chain from the router (root) down to this route.
-  std::array<const group_data*, 16> chain{};
-  std::size_t depth = 0;
-  for (const group_data* g = group_.get(); g != nullptr && depth < chain.size(); g = g->parent.get()) chain[depth++] = g;
-  for (std::size_t i = depth; i-- > 0;) {
-    for (const auto& m : chain[i]->before) {
-      if (auto r = m(req)) return r;
-    }
+inline std::optional<response> route::run_group_before(const group_data* g, request& req) {
+  // Outermost first: the parent's chain (the router's at the top) runs before the group's own. Recursion rather
+  // than a fixed-size array of the chain, which dropped the outermost groups (the router's authentication, say)
+  // of a route nested deeper than its size, without a word.
+  if (g == nullptr) return std::nullopt;
+  if (auto r = run_group_before(g->parent.get(), req)) return r;
+  for (const auto& m : g->before) {
+    if (auto r = m(req)) return r;
   }
+  return std::nullopt;
+}
+
+inline std::optional<response> route::run_before(request& req) const {
+  if (auto r = run_group_before(group_.get(), req)) return r;
   for (const auto& m : before_) {
     if (auto r = m(req)) return r;
   }
@@ -166,6 +174,11 @@ namespace detail {
 
 enum class param_type : std::uint8_t { any, int64, uint64 };
 
+// The order in which parameters at one segment are tried (at most one of each type).
+constexpr int param_rank(param_type t) noexcept {
+  return t == param_type::uint64 ? 0 : t == param_type::int64 ? 1 : 2;
+}
+
 inline bool matches_type(param_type t, std::string_view v) noexcept {
   switch (t) {
     case param_type::any: return true;
@@ -182,6 +195,19 @@ inline bool matches_type(param_type t, std::string_view v) noexcept {
     }
   }
   return false;
+}
+
+// True when `s`, split on '/', has a "." or ".." piece (a dot-segment, RFC 3986 §3.3). A decoded segment holds a
+// '/' only where the request had "%2F", and "..%2F..%2Fetc" must not reach a handler as "../../etc": a catch-all
+// joins its segments with '/', so a file handler could not tell that value from a traversal the router refused.
+inline bool has_dot_segment(std::string_view s) noexcept {
+  for (;;) {
+    const std::size_t slash = s.find('/');
+    const std::string_view piece = s.substr(0, slash);
+    if (piece == "." || piece == "..") return true;
+    if (slash == std::string_view::npos) return false;
+    s.remove_prefix(slash + 1);
+  }
 }
 
 struct route_node {
@@ -262,7 +288,9 @@ class router {
   /// The top-level group: routes and middleware for everything.
   route_group& routes() noexcept { return top_; }
 
-  route& add(method m, std::string_view pattern, handler_fn h) { return insert(m, {}, pattern, std::move(h), root_group_); }
+  /// A route for a standard method; `method::other` throws (use `routes().add(token, ...)`): it has no token, and
+  /// would put an empty name in `Allow`.
+  route& add(method m, std::string_view pattern, handler_fn h) { return top_.add(m, pattern, std::move(h)); }
   template <class F>
   route& get(std::string_view pattern, F f) { return top_.get(pattern, std::move(f)); }
   template <class F>
@@ -318,7 +346,7 @@ class router {
         return out;
       }
       const std::string_view decoded(storage.data() + begin, storage.size() - begin);
-      if (decoded == "." || decoded == "..") {
+      if (detail::has_dot_segment(decoded)) {
         out.result = route_match::kind::bad_path;
         return out;
       }
@@ -361,40 +389,73 @@ class router {
     if (full.empty() || full.front() != '/') {
       throw std::invalid_argument("switchboard::http::router: a route must start with '/': " + full);
     }
-    detail::route_node* node = &root_;
-    std::string_view rest = std::string_view(full).substr(1);
-    std::size_t depth = 0;
-    for (;;) {
-      if (++depth > max_segments) throw std::invalid_argument("switchboard::http::router: route too deep: " + full);
+    // Each parameter name once: `request::param(name)` gives the first value, so a second one (a group's "/{id}"
+    // before a route's "/{id}") could never be read.
+    std::vector<std::string_view> names;
+    for (std::string_view rest = std::string_view(full).substr(1);;) {
       const std::size_t slash = rest.find('/');
-      const std::string_view segment = rest.substr(0, slash);
-      node = descend(node, segment, slash == std::string_view::npos, full);
+      std::string_view name = rest.substr(0, slash);
+      if (name.size() >= 2 && name.front() == '{' && name.back() == '}') {
+        name = name.substr(1, name.size() - 2);
+        name = name.substr(0, name.find(':'));
+        if (name.size() >= 3 && name.substr(name.size() - 3) == "...") name.remove_suffix(3);
+        if (std::find(names.begin(), names.end(), name) != names.end()) {
+          throw std::invalid_argument("switchboard::http::router: a parameter name used twice: " + full);
+        }
+        names.push_back(name);
+      }
       if (slash == std::string_view::npos) break;
       rest.remove_prefix(slash + 1);
+    }
+    // Two walks: the first only checks (syntax, conflicts, duplicates) and throws before anything changes; the
+    // second adds the nodes. A refused route must leave no trace: a parameter edge left by a route refused at a
+    // later segment would make a valid route registered afterwards conflict with nothing the user registered.
+    detail::route_node* node = nullptr;
+    for (const bool create : {false, true}) {
+      node = &root_;
+      std::string_view rest = std::string_view(full).substr(1);
+      std::size_t depth = 0;
+      for (;;) {
+        if (++depth > max_segments) throw std::invalid_argument("switchboard::http::router: route too deep: " + full);
+        const std::size_t slash = rest.find('/');
+        const std::string_view segment = rest.substr(0, slash);
+        node = descend(node, segment, slash == std::string_view::npos, full, create);
+        if (slash == std::string_view::npos) break;
+        rest.remove_prefix(slash + 1);
+      }
+      if (!create && node != nullptr) {
+        const bool taken = m == method::other ? node->by_extension_method.count(token) != 0
+                                              : node->by_method[static_cast<std::size_t>(m)] != nullptr;
+        if (taken) {
+          throw std::invalid_argument("switchboard::http::router: route registered twice: " +
+                                      (m == method::other ? std::string(token) : std::string(to_string(m))) + " " + full);
+        }
+      }
     }
     auto owned = std::unique_ptr<route>(new route(full, std::move(h), group));
     route* r = owned.get();
     route*& slot = m == method::other ? node->by_extension_method[std::string(token)]
                                       : node->by_method[static_cast<std::size_t>(m)];
-    if (slot != nullptr) {
-      throw std::invalid_argument("switchboard::http::router: route registered twice: " + std::string(to_string(m)) +
-                                  std::string(token) + " " + full);
-    }
     slot = r;
     routes_.push_back(std::move(owned));
     return *r;
   }
 
+  // The child of `node` for one template segment. With `create` false it only checks, and returns the existing
+  // child or nullptr (`node` may then be nullptr: below a node the route would add, nothing can conflict).
   static detail::route_node* descend(detail::route_node* node, std::string_view segment, bool last,
-                                     const std::string& full) {
+                                     const std::string& full, bool create) {
     if (segment.size() >= 2 && segment.front() == '{' && segment.back() == '}') {
       std::string_view inner = segment.substr(1, segment.size() - 2);
-      if (inner.size() > 3 && inner.substr(inner.size() - 3) == "...") {
+      if (inner.size() >= 3 && inner.substr(inner.size() - 3) == "...") {
         if (!last) throw std::invalid_argument("switchboard::http::router: {name...} must be last: " + full);
         const std::string name(inner.substr(0, inner.size() - 3));
-        if (node->catch_all && node->catch_all_name != name) {
+        // "{...}" is a catch-all without a name, not a one-segment parameter named "...".
+        if (name.empty()) throw std::invalid_argument("switchboard::http::router: unnamed parameter: " + full);
+        if (node != nullptr && node->catch_all && node->catch_all_name != name) {
           throw std::invalid_argument("switchboard::http::router: conflicting catch-all names: " + full);
         }
+        if (!create) return node != nullptr ? node->catch_all.get() : nullptr;
         node->catch_all_name = name;
         if (!node->catch_all) node->catch_all = std::make_unique<detail::route_node>();
         return node->catch_all.get();
@@ -409,18 +470,23 @@ class router {
         inner = inner.substr(0, colon);
       }
       if (inner.empty()) throw std::invalid_argument("switchboard::http::router: unnamed parameter: " + full);
-      for (auto& p : node->params) {
-        if (p.type == type) {
-          if (p.name != inner) {
-            throw std::invalid_argument("switchboard::http::router: conflicting parameter names at one position: " + full);
+      if (node != nullptr) {
+        for (auto& p : node->params) {
+          if (p.type == type) {
+            if (p.name != inner) {
+              throw std::invalid_argument("switchboard::http::router: conflicting parameter names at one position: " +
+                                          full);
+            }
+            return p.child.get();
           }
-          return p.child.get();
         }
       }
+      if (!create) return nullptr;
       node->params.push_back({std::string(inner), type, std::make_unique<detail::route_node>()});
-      // Typed parameters are tried before untyped ones.
-      std::stable_sort(node->params.begin(), node->params.end(),
-                       [](const auto& a, const auto& b) { return a.type != detail::param_type::any && b.type == detail::param_type::any; });
+      // Typed parameters are tried before untyped ones, and uint before int: "5" fits both, so a fixed order keeps
+      // the choice from depending on which route was registered first.
+      std::sort(node->params.begin(), node->params.end(),
+                [](const auto& a, const auto& b) { return detail::param_rank(a.type) < detail::param_rank(b.type); });
       for (auto& p : node->params) {
         if (p.name == inner && p.type == type) return p.child.get();
       }
@@ -431,6 +497,11 @@ class router {
     // Literal segments are matched against decoded request segments, so they are stored decoded too.
     const std::optional<std::string> decoded = percent_decode(segment);
     if (!decoded) throw std::invalid_argument("switchboard::http::router: bad escape in route: " + full);
+    if (!create) {
+      if (node == nullptr) return nullptr;
+      const auto it = node->literals.find(*decoded);
+      return it == node->literals.end() ? nullptr : it->second.get();
+    }
     auto& child = node->literals[*decoded];
     if (!child) child = std::make_unique<detail::route_node>();
     return child.get();
