@@ -157,6 +157,14 @@ TEST_CASE("request parser: valid requests", "[http][parser]") {
     CHECK(r.messages[0].body == "hello world");
     CHECK(r.messages[0].trailers == std::vector<std::pair<std::string, std::string>>{{"Checksum", "abc"}, {"X-T", "1"}});
   }
+  SECTION("whitespace around the \";\" and \"=\" of chunk extensions (BWS, RFC 9112 §7.1.1)") {
+    auto r = parse_all_splits(
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3 ;a = b\t; c =\"q\"\r\nabc\r\n0\t;z\r\n\r\n");
+    REQUIRE_FALSE(r.ec);
+    REQUIRE(r.messages.size() == 1);
+    CHECK(r.messages[0].body == "abc");
+  }
   SECTION("pipelined requests come out in order") {
     auto r = parse_all_splits(
         "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -263,6 +271,12 @@ TEST_CASE("request parser: invalid requests are rejected with a clear error and 
       {"CL not a number", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1a\r\n\r\n", error::bad_content_length},
       {"empty CL", "POST / HTTP/1.1\r\n" + h + "Content-Length:\r\n\r\n", error::bad_content_length},
       {"CL overflow", "POST / HTTP/1.1\r\n" + h + "Content-Length: 184467440737095516160\r\n\r\n", error::bad_content_length},
+      // Not "the same value repeated" (RFC 9110 §8.6), and not a list field: llhttp rejects these too (found by
+      // tests/conformance/http_parser_differential.cpp).
+      {"CL with a trailing comma", "POST / HTTP/1.1\r\n" + h + "Content-Length: 5,\r\n\r\nabcde", error::bad_content_length},
+      {"CL with a leading comma", "POST / HTTP/1.1\r\n" + h + "Content-Length: ,5\r\n\r\nabcde", error::bad_content_length},
+      {"CL with an empty element", "POST / HTTP/1.1\r\n" + h + "Content-Length: 5, , 5\r\n\r\nabcde",
+       error::bad_content_length},
       {"TE final not chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\n", error::bad_transfer_encoding},
       {"TE chunked then gzip", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, gzip\r\n\r\n", error::bad_transfer_encoding},
       {"TE chunked twice", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -278,6 +292,18 @@ TEST_CASE("request parser: invalid requests are rejected with a clear error and 
       {"chunk size overflow", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n",
        error::chunk_size_overflow},
       {"chunk data longer than its size", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n",
+       error::bad_chunk},
+      // Whitespace not followed by ";" matches no production of chunk-ext (RFC 9112 §7.1.1); llhttp rejects it too
+      // (found by tests/conformance/http_parser_differential.cpp).
+      {"chunk size with a trailing space",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1 \r\nx\r\n0\r\n\r\n", error::bad_chunk},
+      {"chunk size with a trailing tab",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1\t\r\nx\r\n0\r\n\r\n", error::bad_chunk},
+      {"chunk extension name with trailing space",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1;a \r\nx\r\n0\r\n\r\n", error::bad_chunk},
+      {"chunk extension value with trailing space",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1;a=b \r\nx\r\n0\r\n\r\n", error::bad_chunk},
+      {"last chunk with a trailing space", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n0 \r\n\r\n",
        error::bad_chunk},
       {"chunk size with bare LF", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1\nab\r\n0\r\n\r\n", error::bad_chunk},
       {"chunk extension without name", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1;=x\r\na\r\n0\r\n\r\n",

@@ -173,15 +173,25 @@ class chunked_decoder {
   // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), chunk-ext-val = token /
   // quoted-string. Advances p to the CR ending the line. Returns false on error, or when the line is incomplete
   // (ec clear; p may then be anywhere).
+  // BWS is allowed only where the grammar puts it: before a ";" or around "=". Whitespace after the size or an
+  // extension that the CRLF follows ("5 \r\n") matches no production and is an error: a parser that reads "5 " as
+  // 5 and one that rejects it, or stops at the space, frame the body differently (RFC 9112 §7.1, §11.2).
   static bool skip_extensions(const char*& p, const char* limit, std::error_code& ec) noexcept {
     auto skip_bws = [&] {
       while (p < limit && detail::is_ows(*p)) ++p;
     };
     auto need = [&] { return p < limit; };
     for (;;) {
+      const char* bws = p;
       skip_bws();
       if (!need()) return false;
-      if (*p == '\r') return true;
+      if (*p == '\r') {
+        if (p != bws) {
+          ec = error::bad_chunk;
+          return false;
+        }
+        return true;
+      }
       if (*p != ';') {
         ec = error::bad_chunk;
         return false;
@@ -195,9 +205,13 @@ class chunked_decoder {
         ec = error::bad_chunk;
         return false;
       }
+      const char* after_name = p;
       skip_bws();
       if (!need()) return false;
-      if (*p != '=') continue;
+      if (*p != '=') {
+        p = after_name;  // this BWS must precede a ";": the loop checks it
+        continue;
+      }
       ++p;
       skip_bws();
       if (!need()) return false;

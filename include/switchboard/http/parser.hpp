@@ -412,10 +412,18 @@ class basic_parser {
   }
 
   // Content-Length = 1*DIGIT; a list of identical values is accepted as one (RFC 9110 §8.6), different ones are not.
+  // Content-Length is not a list field: the list exception is for "the same decimal value repeated", which an empty
+  // element ("5,", ",5", "5, ,") is not, so the rule of list fields that ignores empty elements (§5.6.1) does not
+  // apply. Accepting "5," as 5 where another parser rejects it, or reads it otherwise, frames the body differently.
   static bool read_content_length(std::string_view value, bool& has_length, std::uint64_t& length,
                                   std::error_code& ec) noexcept {
-    bool any = false;
-    bool ok = detail::for_each_list_element(value, [&](std::string_view element) {
+    for (;;) {
+      const std::size_t comma = value.find(',');
+      const std::string_view element = detail::trim_ows(value.substr(0, comma));
+      if (element.empty()) {
+        ec = error::bad_content_length;  // an empty value, or an empty list element
+        return false;
+      }
       std::uint64_t v = 0;
       for (char c : element) {
         if (!is_digit(c) || v > (UINT64_MAX - 9) / 10) {
@@ -424,20 +432,15 @@ class basic_parser {
         }
         v = v * 10 + static_cast<unsigned>(c - '0');
       }
-      any = true;
       if (has_length && v != length) {
         ec = error::conflicting_content_length;
         return false;
       }
       has_length = true;
       length = v;
-      return true;
-    });
-    if (ok && !any) {
-      ec = error::bad_content_length;  // empty value, or only commas
-      ok = false;
+      if (comma == std::string_view::npos) return true;
+      value.remove_prefix(comma + 1);
     }
-    return ok;
   }
 
   // Transfer-Encoding is a list over all its field lines; the final coding must be chunked (RFC 9112 §6.3 item 4);
