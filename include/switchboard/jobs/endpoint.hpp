@@ -65,9 +65,9 @@ struct endpoint_options {
   /// is full (see `max_jobs`).
   std::chrono::seconds retention{600};
   /// Jobs stored at most, unfinished and finished together. A submission to a full store makes room by forgetting
-  /// the job that finished first, before its `retention` is over; only when every stored job is unfinished does it
-  /// get 503 with `Retry-After`. (Refusing instead would let one client that submits `max_jobs` small jobs stop
-  /// everyone's submissions for a whole `retention`.)
+  /// the job that finished first, before its `retention` is over (once it is accepted: a refused one forgets
+  /// nothing); only when every stored job is unfinished does it get 503 with `Retry-After`. (Refusing instead would
+  /// let one client that submits `max_jobs` small jobs stop everyone's submissions for a whole `retention`.)
   std::size_t max_jobs = 10'000;
   /// The most unfinished (queued or running) jobs one client (`client_key`) may have; past it its submissions get 429
   /// with `Retry-After` until one of its jobs finishes. Without it one client could fill the worker pool's queue,
@@ -220,23 +220,42 @@ class job_state : public std::enable_shared_from_this<job_state> {
     const auto it = by_key_.find(key);
     if (it == by_key_.end()) return nullptr;
     const auto& job = jobs_.at(it->second);
-    if (job->body_hash != hash) {
-      throw http::problem_error(http::status::unprocessable_content,
-                                "This Idempotency-Key was used with a different request body.");
-    }
+    if (job->body_hash != hash) throw different_body();
     return job;
   }
 
-  // Stores a new job of `client` and queues it on the pool. nullptr, with the reason in `refused`, when the client
-  // has `max_unfinished_per_client` unfinished jobs (too_many_for_client), the store is full (too_many_jobs) or the
-  // pool is (pool_full).
+  static http::problem_error different_body() {
+    return http::problem_error(http::status::unprocessable_content,
+                               "This Idempotency-Key was used with a different request body.");
+  }
+
+  // Stores a new job of `client` and queues it on the pool (or returns the job a concurrent submission under `key`
+  // stored first; 422 if its body differs). nullptr, with the reason in `refused`, when the client has
+  // `max_unfinished_per_client` unfinished jobs (too_many_for_client), the store is full (too_many_jobs) or the pool
+  // is (pool_full).
   std::shared_ptr<job_record> start(const std::string& key, std::size_t hash, std::string client, job_work work,
                                     std::error_code& refused) {
     auto job = std::make_shared<job_record>();
+    // Room in a full store is made (the job that finished first forgotten) only once the pool has taken the job:
+    // made before, a submission then refused (429, or 503 for a full pool) cost another job its result, and a client
+    // at its limit could make the store forget everyone's results one refused retry at a time. Until then the
+    // submission holds a claim on one finished job, so that concurrent submissions cannot count on the same one.
+    bool claimed = false;
     {
       const std::lock_guard lock(mutex_);
-      expire_locked(true);
-      if (jobs_.size() >= options_.max_jobs) {  // every stored job is unfinished
+      expire_locked();
+      if (!key.empty()) {
+        // A submission under the same key got here first, on another I/O thread, while this one's factory ran: this
+        // is its retry, answered with its job (else one key would have two jobs, and the key's later retries would
+        // find only one of them).
+        if (const auto it = by_key_.find(key); it != by_key_.end()) {
+          const auto& first = jobs_.at(it->second);
+          if (first->body_hash != hash) throw different_body();
+          return first;
+        }
+      }
+      const bool full = jobs_.size() - room_claims_ >= options_.max_jobs;
+      if (full && finished_.size() <= room_claims_) {  // every stored job is unfinished (or already claimed)
         refused = error::too_many_jobs;
         ++stats_.refused_full;
         return nullptr;
@@ -245,6 +264,10 @@ class job_state : public std::enable_shared_from_this<job_state> {
         refused = error::too_many_for_client;
         ++stats_.refused_client;
         return nullptr;
+      }
+      if (full) {
+        claimed = true;
+        ++room_claims_;
       }
       ++stats_.submitted;
       ++stats_.unfinished;
@@ -257,19 +280,31 @@ class job_state : public std::enable_shared_from_this<job_state> {
       jobs_.emplace(job->id, job);
       if (!key.empty()) by_key_.emplace(key, job->id);
     }
+    // The queued status is published before the job can run: published after, it raced the worker, whose running
+    // (even final) status could reach the topic first; the topic then ended with a second final status or with
+    // "queued", and a listener saw the job go back and never finish.
+    publish(*job);
     std::function<void()> task = [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); };
     if (!pool_.try_post(task)) {
-      const std::lock_guard lock(mutex_);
-      jobs_.erase(job->id);
-      if (!key.empty()) by_key_.erase(key);
-      unfinished_per_client_.remove(job->client);
-      --stats_.submitted;
-      --stats_.unfinished;
-      ++stats_.refused_full;
+      {
+        const std::lock_guard lock(mutex_);
+        jobs_.erase(job->id);
+        if (!key.empty()) by_key_.erase(key);
+        unfinished_per_client_.remove(job->client);
+        --stats_.submitted;
+        --stats_.unfinished;
+        ++stats_.refused_full;
+        if (claimed) --room_claims_;
+      }
+      broker_.retire_topic(options_.topic_prefix + job->id);  // made by the publish above; its id was never told
       refused = error::pool_full;
       return nullptr;
     }
-    publish(*job);
+    if (claimed) {
+      const std::lock_guard lock(mutex_);
+      --room_claims_;
+      expire_locked(true);
+    }
     return job;
   }
 
@@ -394,16 +429,17 @@ class job_state : public std::enable_shared_from_this<job_state> {
                     {.payload = shared_bytes::copy(text), .headers = {{"content-type", "application/json"}}});
   }
 
-  // Forgets the finished jobs whose retention is over and, with `make_room`, while the store is full, the ones that
-  // finished first (see `endpoint_options::max_jobs`). A forgotten job's topic is retired (erased now, or when its
-  // last listener leaves) once its final status is published there.
+  // Forgets the finished jobs whose retention is over and, with `make_room`, while the store holds more than
+  // `max_jobs` (once the claimed room is made), the ones that finished first (see `endpoint_options::max_jobs`). A
+  // forgotten job's topic is retired (erased now, or when its last listener leaves) once its final status is
+  // published there.
   void expire_locked(bool make_room = false) {
     const auto now = std::chrono::steady_clock::now();
     while (!finished_.empty()) {
       const auto it = jobs_.find(finished_.front());
       if (it != jobs_.end()) {
         const bool over = now - it->second->finished_at >= options_.retention;
-        if (!over && !(make_room && jobs_.size() >= options_.max_jobs)) return;
+        if (!over && !(make_room && jobs_.size() - room_claims_ > options_.max_jobs)) return;
         if (!it->second->key.empty()) by_key_.erase(it->second->key);
         it->second->forgotten = true;
         if (it->second->final_published) broker_.retire_topic(options_.topic_prefix + it->first);
@@ -433,6 +469,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
   std::unordered_map<std::string, std::shared_ptr<job_record>> jobs_;
   std::unordered_map<std::string, std::string> by_key_;
   std::deque<std::string> finished_;  // ids in the order they finished, for retention
+  std::size_t room_claims_ = 0;       // submissions accepted into a full store, each to forget one finished job
   switchboard::detail::per_key_count<std::string> unfinished_per_client_;  // queued and running jobs per client
   endpoint_stats stats_;  // the counters (`stored` is filled in by `stats()`)
 };

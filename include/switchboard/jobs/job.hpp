@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <string_view>
 #include <system_error>
@@ -52,9 +53,14 @@ class job_context {
   void throw_if_cancelled() const {
     if (cancelled()) throw cancelled_error();
   }
-  /// Reports progress, a fraction from 0 to 1: visible in `GET /jobs/{id}` at once, and published on the job's topic
-  /// at most every `endpoint_options::progress_interval` (100 ms), so reporting often costs a lock and a clock read.
-  void progress(double fraction) { report_(fraction < 0 ? 0 : fraction > 1 ? 1 : fraction); }
+  /// Reports progress, a fraction from 0 to 1 (clamped): visible in `GET /jobs/{id}` at once, and published on the
+  /// job's topic at most every `endpoint_options::progress_interval` (100 ms), so reporting often costs a lock and a
+  /// clock read. NaN (`done / total` with nothing to do) is ignored: JSON has no NaN, so it was shown as
+  /// `"progress": null`, which clients that read a number fail on; the last report stands.
+  void progress(double fraction) {
+    if (std::isnan(fraction)) return;
+    report_(fraction < 0 ? 0 : fraction > 1 ? 1 : fraction);
+  }
 
  private:
   const std::atomic<bool>& cancelled_;
