@@ -132,6 +132,13 @@ TEST_CASE("router: configuration errors throw", "[http][router]") {
   CHECK_THROWS_AS(r.get("/d/x{id}", [](request&) { return named("x"); }), std::invalid_argument);
   CHECK_THROWS_AS(r.routes().add("BAD METHOD", "/e", make_handler([](request&) { return named("x"); })),
                   std::invalid_argument);
+  // In a group too, a pattern or prefix without its '/' would be glued to the prefix ("/apiusers", "/apiv1").
+  auto api = r.group("/api");
+  CHECK_THROWS_AS(api.get("users", [](request&) { return named("x"); }), std::invalid_argument);
+  CHECK_THROWS_AS(api.group("v1"), std::invalid_argument);
+  api.get("", [](request&) { return named("api"); });  // the group's own path
+  CHECK(pick(r, method::get, "/api") == "api");
+  CHECK(pick(r, method::get, "/apiusers").empty());
 }
 
 TEST_CASE("router: groups and middleware run in order", "[http][router]") {

@@ -264,8 +264,13 @@ class route_group {
     data_->after.push_back(std::move(m));
     return *this;
   }
-  /// A subgroup under `prefix` (relative to this group's).
+  /// A subgroup under `prefix` (relative to this group's): empty, or starting with '/' (else std::invalid_argument:
+  /// `group("/api").group("v1")` would serve "/apiv1").
   route_group group(std::string_view prefix) {
+    if (!prefix.empty() && prefix.front() != '/') {
+      throw std::invalid_argument("switchboard::http::router: a group prefix must start with '/': " +
+                                  std::string(prefix));
+    }
     auto sub = std::make_shared<route::group_data>();
     sub->prefix = data_->prefix + std::string(prefix);
     sub->parent = data_;
@@ -386,7 +391,8 @@ class router {
   route& insert(method m, std::string_view token, std::string_view pattern, handler_fn h,
                 const std::shared_ptr<route::group_data>& group) {
     const std::string full = group->prefix + std::string(pattern);
-    if (full.empty() || full.front() != '/') {
+    // In a group too: `api.get("users", ...)` would serve "/apiusers". (An empty pattern is the group's own path.)
+    if (full.empty() || full.front() != '/' || (!pattern.empty() && pattern.front() != '/')) {
       throw std::invalid_argument("switchboard::http::router: a route must start with '/': " + full);
     }
     // Each parameter name once: `request::param(name)` gives the first value, so a second one (a group's "/{id}"
