@@ -17,9 +17,10 @@
 //     });
 //
 // What it does on top of `preconditions.hpp`: reads the four conditional fields from a request (joining repeated
-// lines, §5.3), builds the 304 (with the fields §15.4.5 requires a 304 to repeat: ETag, Last-Modified,
-// Cache-Control) and the 412 (an RFC 9457 problem), and sets the validators and caching fields on a full
-// response. `Retry-After` (§10.2.3) tells a polling client, or one refused with 429 or 503, when to come back.
+// lines, §5.3), builds the 304 (with the fields §15.4.5 requires a 304 to repeat, ETag and Cache-Control, and
+// Last-Modified, which it allows as metadata for cache updates) and the 412 (an RFC 9457 problem), and sets the
+// validators and caching fields on a full response. `Retry-After` (§10.2.3) tells a polling client, or one refused
+// with 429 or 503, when to come back.
 #pragma once
 
 #include <switchboard/http/date.hpp>
@@ -135,12 +136,16 @@ inline response not_modified(const resource_validators& validators, const condit
 }
 
 /// 412 Precondition Failed (§15.5.13) as an RFC 9457 problem, with the current `ETag` so that the client can
-/// fetch the current state and try again.
+/// fetch the current state and try again. Not told which field failed, the detail names each that can: besides
+/// `If-Match` and `If-Unmodified-Since` (the resource changed), `If-None-Match` refuses methods other than GET and
+/// HEAD when it matches (§13.1.2), such as a `PUT` with `If-None-Match: *` to a resource that exists, where
+/// nothing changed; a detail that blamed only the first two would send that client looking for the wrong fault.
 inline response precondition_failed(const resource_validators& validators) {
   response r = response::problem(status::precondition_failed,
-                                 "The resource has changed: its current version does not match the request's "
-                                 "If-Match or If-Unmodified-Since.");
-  if (validators.etag) r.set("ETag", validators.etag->str());
+                                 "A precondition of the request does not hold for the resource's current state: "
+                                 "If-Match or If-Unmodified-Since (it has changed since), or If-None-Match (a "
+                                 "version it names, or with * any version, exists).");
+  if (validators.exists && validators.etag) r.set("ETag", validators.etag->str());  // no representation, no tag
   return r;
 }
 

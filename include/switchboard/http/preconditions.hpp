@@ -24,7 +24,10 @@ namespace switchboard::http {
 
 /// The validators of the selected representation, which conditions are evaluated against.
 struct resource_validators {
-  /// True when the origin server has a current representation for the target resource (what `*` tests).
+  /// True when the origin server has a current representation for the target resource (what `*` tests). When
+  /// false there is no representation, so `etag` and `last_modified` count for nothing (an entity tag matches
+  /// none, a date is ignored) even if set: a handler that passes the last validators of a resource it has deleted
+  /// must not let a `PUT` with `If-Match` naming the deleted version proceed (§13.1.1, §13.1.4).
   bool exists = true;
   /// The representation's entity tag (its `ETag`), or null if it has none. Only read during the call.
   const entity_tag* etag = nullptr;
@@ -56,9 +59,11 @@ constexpr std::string_view quoted_opaque(std::string_view field_form) noexcept {
   return field_form.starts_with("W/") ? field_form.substr(2) : field_form;
 }
 
-/// Whether any tag of the list `value` matches `current`, with the strong (`strong == true`) or weak comparison
-/// of §8.8.3.2. A list that does not parse matches nothing.
-inline bool list_matches(std::string_view value, const entity_tag* current, bool strong) {
+/// Whether any tag of the list `value` matches the current representation's, with the strong (`strong == true`)
+/// or weak comparison of §8.8.3.2. A list that does not parse matches nothing; nor does any list when there is no
+/// current representation, whatever tag `validators` still holds.
+inline bool list_matches(std::string_view value, const resource_validators& validators, bool strong) {
+  const entity_tag* current = validators.exists ? validators.etag : nullptr;
   if (current == nullptr || (strong && current->is_weak())) return false;
   bool matched = false;
   const bool parsed = for_each_entity_tag(value, [&](std::string_view listed) {
@@ -78,7 +83,7 @@ inline bool list_matches(std::string_view value, const entity_tag* current, bool
 inline bool evaluate_if_match(std::string_view value, const resource_validators& validators) {
   value = detail::trim_ows(value);
   if (value == "*") return validators.exists;
-  return detail::list_matches(value, validators.etag, true);
+  return detail::list_matches(value, validators, true);
 }
 
 /// Evaluates `If-None-Match` (§13.1.2): false when the value is `*` and the resource exists, or when a listed
@@ -87,16 +92,16 @@ inline bool evaluate_if_match(std::string_view value, const resource_validators&
 inline bool evaluate_if_none_match(std::string_view value, const resource_validators& validators) {
   value = detail::trim_ows(value);
   if (value == "*") return !validators.exists;
-  return !detail::list_matches(value, validators.etag, false);
+  return !detail::list_matches(value, validators, false);
 }
 
 /// Evaluates `If-Modified-Since` (§13.1.3): true when the representation was modified after the date given,
 /// false (304) when not. nullopt when the field must be ignored: its value is not one valid HTTP-date, or the
-/// representation has no modification date. (Ignoring it for other methods than GET and HEAD, or when
-/// `If-None-Match` is present, is `evaluate_preconditions`'s part.)
+/// representation has no modification date (or does not exist). (Ignoring it for other methods than GET and HEAD,
+/// or when `If-None-Match` is present, is `evaluate_preconditions`'s part.)
 inline std::optional<bool> evaluate_if_modified_since(std::string_view value, const resource_validators& validators) {
   const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::trim_ows(value));
-  if (!date || !validators.last_modified) return std::nullopt;
+  if (!date || !validators.exists || !validators.last_modified) return std::nullopt;
   return *validators.last_modified > *date;
 }
 
@@ -105,7 +110,7 @@ inline std::optional<bool> evaluate_if_modified_since(std::string_view value, co
 inline std::optional<bool> evaluate_if_unmodified_since(std::string_view value,
                                                         const resource_validators& validators) {
   const std::optional<std::chrono::sys_seconds> date = parse_http_date(detail::trim_ows(value));
-  if (!date || !validators.last_modified) return std::nullopt;
+  if (!date || !validators.exists || !validators.last_modified) return std::nullopt;
   return *validators.last_modified <= *date;
 }
 
