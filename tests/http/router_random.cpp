@@ -680,8 +680,10 @@ struct table_under_test {
       if (s.kind != seg_kind::literal) kinds.push_back(s.kind);
     }
     for (std::size_t i = 0; i < want.params.size(); ++i) {
-      const auto& [name, value] = want.params[i];
-      const auto first = std::find_if(want.params.begin(), want.params.end(), [&](const auto& p) { return p.first == name; });
+      const std::string& name = want.params[i].first;  // not a structured binding: clang 14 cannot capture one
+      const std::string& value = want.params[i].second;
+      const auto first =
+          std::find_if(want.params.begin(), want.params.end(), [&](const auto& p) { return p.first == name; });
       CHECK(f.req.param(name) == first->second);
       if (first != want.params.begin() + static_cast<std::ptrdiff_t>(i)) continue;
       const seg_kind kind = kinds[i];
