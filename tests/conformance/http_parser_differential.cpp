@@ -13,6 +13,7 @@
 
 #include "support/catch.hpp"
 #include "support/test_support.hpp"
+#include "conformance/differential_support.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -28,8 +29,11 @@
 #include <utility>
 #include <vector>
 
-using namespace std::chrono_literals;
-using switchboard::test::run_process;
+using switchboard::test::cut_into;
+using switchboard::test::escaped;
+using switchboard::test::hex_chunks;
+using switchboard::test::run_node_peer;
+using switchboard::test::unhex;
 namespace http = switchboard::http;
 
 namespace {
@@ -341,15 +345,7 @@ class message_generator {
   bool until_eof_ = false;  // a response whose body ends with the connection was written: nothing can follow
 };
 
-std::vector<std::string> chunks_of(const stream_case& c) {
-  std::vector<std::string> chunks;
-  std::size_t at = 0;
-  for (std::size_t n : c.cut_sizes) {
-    chunks.push_back(c.bytes.substr(at, n));
-    at += n;
-  }
-  return chunks;
-}
+std::vector<std::string> chunks_of(const stream_case& c) { return cut_into(c.bytes, c.cut_sizes); }
 
 using field_list = std::vector<std::pair<std::string, std::string>>;
 
@@ -493,22 +489,6 @@ outcome ours(const std::vector<std::string>& chunks, const std::vector<bool>& he
   return o;
 }
 
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
-
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
 outcome theirs(const nlohmann::json& record) {
   outcome o;
   for (const auto& r : record.at("messages")) {
@@ -521,9 +501,13 @@ outcome theirs(const nlohmann::json& record) {
       m.target = unhex(r.at("target").get<std::string>());
     }
     m.minor = r.at("major").get<int>() == 1 ? r.at("minor").get<int>() : -1;  // ours has only 1.0 and 1.1
-    for (const auto& f : r.at("fields")) m.fields.emplace_back(unhex(f[0]), unhex(f[1]));
+    for (const auto& f : r.at("fields")) {
+      m.fields.emplace_back(unhex(f[0].get<std::string>()), unhex(f[1].get<std::string>()));
+    }
     m.body = unhex(r.at("body").get<std::string>());
-    for (const auto& f : r.at("trailers")) m.trailers.emplace_back(unhex(f[0]), unhex(f[1]));
+    for (const auto& f : r.at("trailers")) {
+      m.trailers.emplace_back(unhex(f[0].get<std::string>()), unhex(f[1].get<std::string>()));
+    }
     m.keep_alive = r.at("keep_alive").get<bool>();
     m.upgrade = r.at("upgrade").get<bool>();
     const bool ends = ends_connection(m);
@@ -943,27 +927,6 @@ std::vector<difference_class> response_differences() {
   return out;
 }
 
-// The stream in C string notation, for failure messages.
-std::string escaped(std::string_view bytes) {
-  std::ostringstream s;
-  for (unsigned char b : bytes) {
-    if (b == '\n') {
-      s << "\\n";
-    } else if (b == '\r') {
-      s << "\\r";
-    } else if (b == '\t') {
-      s << "\\t";
-    } else if (b == '\\' || b == '"') {
-      s << '\\' << b;
-    } else if (b >= 0x20 && b < 0x7F) {
-      s << b;
-    } else {
-      s << "\\x" << "0123456789abcdef"[b >> 4] << "0123456789abcdef"[b & 15];
-    }
-  }
-  return s.str();
-}
-
 std::string describe(const outcome& o) {
   std::ostringstream s;
   for (const message_seen& m : o.messages) {
@@ -986,22 +949,13 @@ template <bool IsRequest>
 std::size_t compare_with_llhttp(const std::vector<stream_case>& cases, const std::vector<difference_class>& classes) {
   std::string input;
   for (const stream_case& c : cases) {
-    nlohmann::json chunks = nlohmann::json::array();
-    for (const std::string& chunk : chunks_of(c)) chunks.push_back(hex(chunk));
-    input += nlohmann::json{{"chunks", chunks}, {"head", c.head}}.dump() + "\n";
+    input += nlohmann::json{{"chunks", hex_chunks(chunks_of(c))}, {"head", c.head}}.dump() + "\n";
   }
-  const auto node = run_process(
-      {"node", std::string(SWITCHBOARD_NODE_PEERS) + "/http_parse.mjs", IsRequest ? "request" : "response"}, 60s,
-      input);
-  INFO(node.err);
-  REQUIRE(node.exit_code == 0);
-  std::istringstream lines(node.out);
-  std::string line;
-  REQUIRE(std::getline(lines, line));
-  const auto their_methods = nlohmann::json::parse(line).at("methods").get<std::vector<std::string>>();
-  std::vector<nlohmann::json> records;
-  while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
-  REQUIRE(records.size() == cases.size());
+  // The first line names the methods llhttp knows; one line per stream follows.
+  std::vector<nlohmann::json> records = run_node_peer("http_parse.mjs", {IsRequest ? "request" : "response"}, input);
+  REQUIRE(records.size() == cases.size() + 1);
+  const auto their_methods = records.front().at("methods").get<std::vector<std::string>>();
+  records.erase(records.begin());
 
   std::map<std::string_view, int> classified;  // streams whose readings part in each named class
   std::size_t alike = 0;                       // messages read alike (before the readings part, if they do)

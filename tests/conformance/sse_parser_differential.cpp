@@ -8,6 +8,7 @@
 
 #include "support/catch.hpp"
 #include "support/test_support.hpp"
+#include "conformance/differential_support.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +21,10 @@
 #include <string_view>
 #include <vector>
 
-using namespace std::chrono_literals;
-using switchboard::test::run_process;
+using switchboard::test::cut_into;
+using switchboard::test::escaped;
+using switchboard::test::hex_chunks;
+using switchboard::test::run_node_peer;
 
 namespace {
 
@@ -220,15 +223,7 @@ class stream_generator {
   bool last_id_in_silent_block_ = false;
 };
 
-std::vector<std::string> chunks_of(const stream_case& c) {
-  std::vector<std::string> chunks;
-  std::size_t at = 0;
-  for (std::size_t n : c.cut_sizes) {
-    chunks.push_back(c.bytes.substr(at, n));
-    at += n;
-  }
-  return chunks;
-}
+std::vector<std::string> chunks_of(const stream_case& c) { return cut_into(c.bytes, c.cut_sizes); }
 
 // What both parsers expose, as compared.
 struct observed_event {
@@ -327,35 +322,6 @@ observed ours(const std::vector<std::string>& chunks) {
   return out;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
-// The stream in C string notation, for failure messages.
-std::string escaped(std::string_view bytes) {
-  std::ostringstream s;
-  for (unsigned char b : bytes) {
-    if (b == '\n') {
-      s << "\\n";
-    } else if (b == '\r') {
-      s << "\\r";
-    } else if (b == '\\' || b == '"') {
-      s << '\\' << b;
-    } else if (b >= 0x20 && b < 0x7F) {
-      s << b;
-    } else {
-      s << "\\x" << "0123456789abcdef"[b >> 4] << "0123456789abcdef"[b & 15];
-    }
-  }
-  return s.str();
-}
-
 }  // namespace
 
 namespace Catch {
@@ -389,23 +355,16 @@ TEST_CASE("sse::parser and the eventsource-parser package (npm) read random stre
   std::string input;
   for (std::uint32_t seed = first_seed; seed < first_seed + seeds; ++seed) {
     cases.push_back(stream_generator(seed).make());
-    nlohmann::json chunks = nlohmann::json::array();
-    for (const std::string& chunk : chunks_of(cases.back())) chunks.push_back(hex(chunk));
-    input += nlohmann::json{{"chunks", chunks}}.dump() + "\n";
+    input += nlohmann::json{{"chunks", hex_chunks(chunks_of(cases.back()))}}.dump() + "\n";
   }
-
-  const auto node = run_process({"node", std::string(SWITCHBOARD_NODE_PEERS) + "/sse_parse.mjs"}, 60s, input);
-  INFO(node.err);
-  REQUIRE(node.exit_code == 0);
+  const std::vector<nlohmann::json> records = run_node_peer("sse_parse.mjs", {}, input);
 
   // Their records, per stream.
   std::vector<observed> theirs(cases.size());
   std::vector<std::vector<std::string>> their_comments(cases.size());
   std::vector<bool> ended(cases.size(), false);
   std::vector<std::string> last_id(cases.size());
-  std::istringstream lines(node.out);
-  for (std::string line; std::getline(lines, line);) {
-    const auto record = nlohmann::json::parse(line);
+  for (const nlohmann::json& record : records) {
     const auto stream = record.at("stream").get<std::size_t>();
     REQUIRE(stream < cases.size());
     observed& o = theirs[stream];

@@ -15,6 +15,7 @@
 
 #include "support/catch.hpp"
 #include "support/test_support.hpp"
+#include "conformance/differential_support.hpp"
 
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -30,8 +31,11 @@
 #include <string_view>
 #include <vector>
 
-using namespace std::chrono_literals;
-using switchboard::test::run_process;
+using switchboard::test::cut_into;
+using switchboard::test::escaped;
+using switchboard::test::hex_chunks;
+using switchboard::test::run_node_peer;
+using switchboard::test::unhex;
 namespace ws = switchboard::ws;
 
 namespace {
@@ -270,32 +274,7 @@ class stream_generator {
   char key_[4] = {};
 };
 
-std::vector<std::string> chunks_of(const stream_case& c) {
-  std::vector<std::string> out;
-  std::size_t at = 0;
-  for (std::size_t n : c.cut_sizes) {
-    out.push_back(c.bytes.substr(at, n));
-    at += n;
-  }
-  return out;
-}
-
-std::string hex(std::string_view bytes) {
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += "0123456789abcdef"[b >> 4];
-    out += "0123456789abcdef"[b & 15];
-  }
-  return out;
-}
-
-std::string unhex(std::string_view h) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
-    out += static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16));
-  }
-  return out;
-}
+std::vector<std::string> chunks_of(const stream_case& c) { return cut_into(c.bytes, c.cut_sizes); }
 
 // What one side reported, in order. `frame` is the index of the frame the event came with (the one holding the
 // last byte consumed when it was reported).
@@ -542,15 +521,6 @@ const std::vector<difference_class> differences = {
      }},
 };
 
-std::string escaped(std::string_view bytes) {
-  std::ostringstream s;
-  for (unsigned char b : bytes) {
-    if (b >= 0x20 && b < 0x7F && b != '\\' && b != '"') s << static_cast<char>(b);
-    else s << "\\x" << "0123456789abcdef"[b >> 4] << "0123456789abcdef"[b & 15];
-  }
-  return s.str();
-}
-
 std::string describe(const std::vector<event>& events) {
   std::ostringstream s;
   for (const event& e : events) {
@@ -566,21 +536,14 @@ std::string describe(const std::vector<event>& events) {
 void compare_with_ws(const std::vector<stream_case>& cases) {
   std::string input;
   for (const stream_case& c : cases) {
-    nlohmann::json chunks = nlohmann::json::array();
-    for (const std::string& chunk : chunks_of(c)) chunks.push_back(hex(chunk));
-    input += nlohmann::json{{"chunks", chunks},
+    input += nlohmann::json{{"chunks", hex_chunks(chunks_of(c))},
                             {"server", c.role == ws::role::server},
                             {"max", message_limit},
                             {"deflate", c.deflate}}
                  .dump() +
              "\n";
   }
-  const auto node = run_process({"node", std::string(SWITCHBOARD_NODE_PEERS) + "/ws_frames.mjs"}, 60s, input);
-  INFO(node.err);
-  REQUIRE(node.exit_code == 0);
-  std::istringstream lines(node.out);
-  std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(lines, line);) records.push_back(nlohmann::json::parse(line));
+  const std::vector<nlohmann::json> records = run_node_peer("ws_frames.mjs", {}, input);
   REQUIRE(records.size() == cases.size());
 
   std::map<std::string_view, int> classified;
