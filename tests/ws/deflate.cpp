@@ -167,7 +167,6 @@ TEST_CASE("deflate: client offer and response checks", "[ws][deflate]") {
     CHECK(accept_deflate_response(parsed("permessage-deflate"), o, agreed) == error::unexpected_extension);
     const char* rejected[] = {
         "permessage-deflate; server_max_window_bits=13",                 // larger than asked
-        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=15",  // above what we announced
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=8",   // zlib cannot compress so
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits",     // value required in a response
         "permessage-deflate; server_max_window_bits=12; foo",                        // unknown parameter
@@ -178,6 +177,12 @@ TEST_CASE("deflate: client offer and response checks", "[ws][deflate]") {
       INFO(r);
       CHECK(accept_deflate_response(parsed(r), o, agreed) == error::unexpected_extension);
     }
+    // A client window limit above the 14 the offer announced: the server may ignore the offer's value (RFC 7692
+    // §7.1.2.2), and the client keeps to its own.
+    CHECK_FALSE(accept_deflate_response(
+        parsed("permessage-deflate; server_max_window_bits=12; client_max_window_bits=15"), o, agreed));
+    REQUIRE(agreed);
+    CHECK(agreed->client_max_window_bits == 14);
     const deflate_options wants_snct{.enabled = true, .server_no_context_takeover = true};
     CHECK(accept_deflate_response(parsed("permessage-deflate"), wants_snct, agreed) == error::unexpected_extension);
     CHECK_FALSE(accept_deflate_response(parsed("permessage-deflate; server_no_context_takeover"), wants_snct, agreed));

@@ -67,7 +67,9 @@ inline http::response accept(http::request& req, const accept_options& options, 
     r.set("Connection", "Upgrade");
     return r;
   }
-  if (h.get("sec-websocket-version") != "13") {
+  // §4.2.1 item 6: one Sec-WebSocket-Version of value 13. A second field, which a client MUST NOT send (§11.3.5),
+  // makes the value "13, 13" (RFC 9110 §5.3): not a version we speak either.
+  if (h.count("sec-websocket-version") != 1 || h.get("sec-websocket-version") != "13") {
     http::response r = detail::refuse(status{426}, "Only WebSocket version 13 (RFC 6455) is supported.");
     r.set("Sec-WebSocket-Version", "13");
     return r;
@@ -84,11 +86,14 @@ inline http::response accept(http::request& req, const accept_options& options, 
     return detail::refuse(status::forbidden, "This origin may not open a WebSocket here.");
   }
 
+  // Sec-WebSocket-Protocol and Sec-WebSocket-Extensions may come on several lines, which are then one list: "logically
+  // the same as a single ... header field that contains all values" (§11.3.4, §11.3.2). Parse them joined, or the
+  // lines before the last would be lost.
   std::string chosen_protocol;
-  std::vector<std::string_view> offered;
-  for (const auto& f : h) {
-    if (!http::detail::iequals(f.name, "sec-websocket-protocol")) continue;
-    if (parse_subprotocols(f.value, offered)) return detail::refuse(status::bad_request, "Malformed Sec-WebSocket-Protocol.");
+  std::vector<std::string_view> offered;  // views into protocol_list
+  const std::string protocol_list = detail::joined_field_values(h, "sec-websocket-protocol");
+  if (h.contains("sec-websocket-protocol") && parse_subprotocols(protocol_list, offered)) {
+    return detail::refuse(status::bad_request, "Malformed Sec-WebSocket-Protocol.");
   }
   if (!offered.empty() && !options.subprotocols.empty()) {
     std::vector<std::string_view> supported(options.subprotocols.begin(), options.subprotocols.end());
@@ -99,9 +104,9 @@ inline http::response accept(http::request& req, const accept_options& options, 
   std::string extensions_answer;
   if (options.deflate.enabled) {
     std::vector<extension> offers;
-    for (const auto& f : h) {
-      if (!http::detail::iequals(f.name, "sec-websocket-extensions")) continue;
-      if (parse_extensions(f.value, offers)) return detail::refuse(status::bad_request, "Malformed Sec-WebSocket-Extensions.");
+    if (h.contains("sec-websocket-extensions") &&
+        parse_extensions(detail::joined_field_values(h, "sec-websocket-extensions"), offers)) {
+      return detail::refuse(status::bad_request, "Malformed Sec-WebSocket-Extensions.");
     }
     if (auto agreed = negotiate_deflate(offers, options.deflate)) {
       deflate = agreed->params;

@@ -94,20 +94,36 @@ asio::awaitable<std::shared_ptr<session>> client_handshake(Stream stream, const 
     buffer.append(chunk, n);
   }
   const auto& h = parser.fields();
-  if (parser.status_code() != 101 || !h.has_token("upgrade", "websocket") || !h.has_token("connection", "upgrade")) {
+  // §4.1: the client MUST fail unless the status is 101, Upgrade is a case-insensitive match for "websocket" (the
+  // whole value: not a list that holds it, nor two fields, whose values combine into one, RFC 9110 §5.3) and
+  // Connection holds the token "Upgrade".
+  if (parser.status_code() != 101 || h.count("upgrade") != 1 || !detail::iequals(h.get("upgrade"), "websocket") ||
+      !h.has_token("connection", "upgrade")) {
     ec = error::handshake_refused;
     co_return nullptr;
   }
+  // Sec-WebSocket-Accept and Sec-WebSocket-Protocol MUST NOT appear more than once in a response (§11.3.3,
+  // §11.3.4): two fields combine into a value that is neither the accept value nor a subprotocol we offered.
+  if (h.count("sec-websocket-accept") != 1) {
+    ec = error::invalid_accept;
+    co_return nullptr;
+  }
   if ((ec = check_accept(key, h.get("sec-websocket-accept")))) co_return nullptr;
+  if (h.count("sec-websocket-protocol") > 1) {
+    ec = error::unexpected_subprotocol;
+    co_return nullptr;
+  }
   std::string subprotocol(h.get("sec-websocket-protocol"));
   if (!subprotocol.empty()) {
     std::vector<std::string_view> offered(o.subprotocols.begin(), o.subprotocols.end());
     if ((ec = check_subprotocol(offered, subprotocol))) co_return nullptr;
   }
+  // Several Sec-WebSocket-Extensions lines are one list (§9.1, RFC 9110 §5.3): an extension on an earlier line must
+  // be checked too.
   std::vector<extension> extensions;
-  for (const auto& f : h) {
-    if (!http::detail::iequals(f.name, "sec-websocket-extensions")) continue;
-    if ((ec = parse_extensions(f.value, extensions))) co_return nullptr;
+  if (h.contains("sec-websocket-extensions") &&
+      (ec = parse_extensions(detail::joined_field_values(h, "sec-websocket-extensions"), extensions))) {
+    co_return nullptr;
   }
   std::optional<deflate_params> deflate;
   if ((ec = accept_deflate_response(extensions, o.deflate, deflate))) co_return nullptr;

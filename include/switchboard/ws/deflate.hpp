@@ -218,8 +218,8 @@ inline std::string deflate_offer(const deflate_options& options) {
 /// server declined. Returns `error::unexpected_extension` (the client must fail the connection, RFC 6455 §9.1,
 /// RFC 7692 §7.1) when the response names another extension, answers permessage-deflate twice or without having
 /// been offered it, has an invalid parameter, grants a larger server window than asked, limits the client's
-/// window above what it announced or to 8 bits (which zlib cannot compress with), or omits a
-/// `server_no_context_takeover` the client asked for.
+/// window to 8 bits (which zlib cannot compress with), or omits a `server_no_context_takeover` the client asked for.
+/// A client window limit above the one the offer announced is accepted: the client keeps to its own.
 inline std::error_code accept_deflate_response(std::span<const extension> response, const deflate_options& options,
                                                std::optional<deflate_params>& agreed) {
   detail::check_options(options, role::client);
@@ -236,10 +236,11 @@ inline std::error_code accept_deflate_response(std::span<const extension> respon
     p.client_no_context_takeover = e->client_no_context_takeover || options.client_no_context_takeover;
     p.server_max_window_bits = e->server_max_window_bits.value_or(15);
     if (p.server_max_window_bits > options.server_max_window_bits) return error::unexpected_extension;
-    p.client_max_window_bits = e->client_max_window_bits.value_or(options.client_max_window_bits);
-    if (p.client_max_window_bits > options.client_max_window_bits || p.client_max_window_bits < 9) {
-      return error::unexpected_extension;
-    }
+    // §7.1.2.2: a server may ignore the value the offer gave client_max_window_bits and answer a larger one; the
+    // offer told it that the client will not use a window larger than that value whatever the answer, so the client
+    // goes on with the smaller of the two (failing here would refuse a conforming server).
+    p.client_max_window_bits = std::min(e->client_max_window_bits.value_or(15), options.client_max_window_bits);
+    if (p.client_max_window_bits < 9) return error::unexpected_extension;
     agreed = p;
   }
   return {};

@@ -41,6 +41,22 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// The values of every field named `name` in `fields` (a sequence of `.name`/`.value` pairs, e.g. http::field_views),
+/// joined with ", ": a list header sent on several lines is one list, in the order of the lines (RFC 9110 §5.3).
+/// Empty when there is no such field.
+template <class Fields>
+std::string joined_field_values(const Fields& fields, std::string_view name) {
+  std::string out;
+  bool first = true;
+  for (const auto& f : fields) {
+    if (!iequals(f.name, name)) continue;
+    if (!first) out += ", ";
+    out.append(f.value);
+    first = false;
+  }
+  return out;
+}
+
 /// A cursor over a field value, with the grammar steps the handshake headers need.
 class field_cursor {
  public:
