@@ -125,6 +125,32 @@ TEST_CASE("async_queue: close completes waiting producers and the consumer", "[c
   CHECK(pop_result == switchboard::error::closed);
 }
 
+// The consumer's own fast path (a WebSocket session's writer): items pushed without waking its waiting pop
+// (`try_push_for_consumer`), the queue closed while it holds them, and the consumer taking them with `try_pop`. Its
+// pop, left waiting by `close`, must then learn that the queue is closed and empty; it used to wait for ever (and the
+// session never wrote its close frame).
+TEST_CASE("async_queue: try_pop emptying a closed queue completes the waiting pop", "[core][async_queue]") {
+  asio::io_context ctx;
+  async_queue<int> q(ctx.get_executor(), queue_limits{});
+  std::optional<std::error_code> pop_result;
+  q.async_pop([&](std::error_code ec, int) { pop_result = ec; });
+  switchboard::test::poll(ctx);
+  REQUIRE(q.consumer_waiting());
+  REQUIRE(q.try_push_for_consumer(1) == push_outcome::queued);
+  REQUIRE(q.try_push_for_consumer(2) == push_outcome::queued);
+  q.close();
+  switchboard::test::poll(ctx);
+  CHECK_FALSE(pop_result);  // the queue still holds items for the consumer
+  CHECK(q.try_pop() == 1);
+  switchboard::test::poll(ctx);
+  CHECK_FALSE(pop_result);
+  CHECK(q.try_pop() == 2);
+  switchboard::test::poll(ctx);
+  REQUIRE(pop_result);
+  CHECK(*pop_result == switchboard::error::closed);
+  CHECK_FALSE(q.consumer_waiting());
+}
+
 TEST_CASE("async_queue: cancellation of a waiting pop", "[core][async_queue]") {
   asio::io_context ctx;
   async_queue<int> q(ctx.get_executor(), queue_limits{});

@@ -152,8 +152,20 @@ class async_queue {
   /// On the executor only: whether the consumer's `async_pop` waits, its completion not yet on its way.
   bool consumer_waiting() const noexcept { return static_cast<bool>(state_->consumer); }
 
-  /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes.
-  std::optional<T> try_pop() { return state_->take(); }
+  /// On the executor only: the oldest item, if any. Admits waiting producers into the room it makes. Taking the
+  /// last item of a closed queue completes a waiting `async_pop` with `error::closed`, as `close` does when it
+  /// finds the queue empty.
+  std::optional<T> try_pop() {
+    std::optional<T> item = state_->take();
+    // A pop that waited through `close` (the queue held items then, queued without waking it:
+    // `try_push_for_consumer`) would otherwise wait for ever: nothing can be pushed to a closed queue. It would
+    // also keep its handler, and whatever the handler holds (a WebSocket session waits on it before it writes its
+    // close frame), and the executor's work.
+    if (item && state_->closed && state_->queue.empty() && state_->consumer) {
+      state_->consumer.complete(error::closed, T{});
+    }
+    return item;
+  }
 
   /// Frees the queue's storage if it is empty (`bounded_queue::release_storage`). On the queue's executor.
   void release_storage() noexcept { state_->queue.release_storage(); }

@@ -152,7 +152,9 @@ class session : public std::enable_shared_from_this<session> {
     return queue_.async_push(std::move(o), std::forward<Token>(token));
   }
 
-  /// Starts the closing handshake: queued messages go first, then the close frame. Safe from any thread.
+  /// Starts the closing handshake: queued messages go first, then the close frame. Safe from any thread. A
+  /// reason over 123 bytes or not UTF-8 is left out; a code not valid on the wire (1005, 1006, 1015, or outside
+  /// `is_valid_close_code`) sends a close frame without a code, reported as 1005 at both ends (RFC 6455 §7.1.5).
   void close(close_code code = close_code::normal, std::string reason = {}) {
     asio::dispatch(get_executor(), [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
       self->begin_close(code, std::move(reason), false);
@@ -578,7 +580,10 @@ class session_impl final : public session,
     if (state_ == state::closing && !close_sent_ && !waiting_for_queue_ && queue_.stats().depth == 0 && batch.empty()) {
       // Everything queued before close() has gone: now the close frame.
       char frame[max_control_frame];
-      const std::size_t n = writer_.write_close(frame, closing_->ours.code, closing_->ours.reason);
+      // A close without a status code (see enter_closing) has no body: the peer reports 1005 (§7.1.5).
+      const std::size_t n = closing_->ours.code == close_code::no_status
+                                ? writer_.write_close(frame)
+                                : writer_.write_close(frame, closing_->ours.code, closing_->ours.reason);
       batch.add(shared_bytes::copy(std::string_view(frame, n)));
       close_sent_ = true;
     }
@@ -713,6 +718,15 @@ class session_impl final : public session,
   void enter_closing(close_info ours) {
     state_ = state::closing;
     if (ours.reason.size() > 123 || !is_valid_utf8(ours.reason)) ours.reason.clear();  // §5.5.1: 125 with the code
+    // 1005, 1006 and 1015 "MUST NOT be set as a status code in a Close control frame" (§7.4.1), nor may codes
+    // outside §7.4.2's ranges. `close()` takes any `close_code` (an application relaying another connection's
+    // `close_info` passes 1005 or 1006): such a close goes out without a body, which the peer reports as 1005
+    // (§7.1.5), and so does `on_close`; a reason needs a code before it (§5.5.1). Writing the code would throw on
+    // the session's thread, out of its event loop.
+    if (!is_valid_close_code(static_cast<std::uint16_t>(ours.code))) {
+      ours.code = close_code::no_status;
+      ours.reason.clear();
+    }
     closing_ = std::make_unique<closing_state>(get_executor(), std::move(ours));
     queue_.close();  // no more messages; those queued still go out first
     closing_->timer.expires_after(timeouts_.close_timeout);
