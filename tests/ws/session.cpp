@@ -564,6 +564,51 @@ TEST_CASE("ws session: fire-and-forget sends to a full queue are dropped and cou
   CHECK(session->is_open());
 }
 
+// Under drop_oldest with a byte limit one large message can push several small ones out, and sends that wait for
+// their completion (`async_send`) lose messages to the policy as fire-and-forget ones do: `dropped()` counts every
+// message lost, as the queue's own counter does.
+TEST_CASE("ws session: dropped() counts every message the overflow policy discards", "[ws][session]") {
+  test_server s;
+  std::promise<std::shared_ptr<ws::session>> opened;
+  s.routes().get("/quiet", [&opened](http::request& req) {
+    const ws::accept_options options{
+        .session = {.send_queue = {.max_messages = 1000, .max_bytes = 256 * 1024, .policy = overflow_policy::drop_oldest},
+                    .ping_interval = 0ms,
+                    .write_timeout = 60'000ms}};
+    return ws::accept(req, options, [&opened](std::shared_ptr<ws::session> session) { opened.set_value(session); });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/quiet");  // and never read again
+  const std::shared_ptr<ws::session> session = take_session(opened);
+
+  // Far more than the queue and the kernel's buffers hold: rounds of 64 small messages, then one of 128 KiB that
+  // makes room for itself by discarding many of them; every other message through async_send.
+  constexpr int rounds = 200;
+  const std::string small(1024, 's'), large(128 * 1024, 'l');
+  int messages = 0;
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i <= 64; ++i) {
+      const std::string& payload = i < 64 ? small : large;
+      if (++messages % 2 == 0) {
+        session->send_binary(payload);
+      } else {
+        session->async_send(ws::session::make_outgoing(ws::opcode::binary, payload),
+                            [](std::error_code, push_outcome) {});
+      }
+    }
+  }
+  std::promise<queue_stats> taken;
+  asio::post(session->get_executor(), [&] { taken.set_value(session->send_stats()); });
+  auto taken_future = taken.get_future();
+  REQUIRE(taken_future.wait_for(10s) == std::future_status::ready);
+  const queue_stats queued = taken_future.get();
+  CHECK(queued.pushed == static_cast<std::uint64_t>(messages));  // drop_oldest takes every message
+  CHECK(queued.dropped > static_cast<std::uint64_t>(rounds));     // more than one per large message
+  CHECK(session->dropped() == queued.dropped);
+  CHECK(session->is_open());
+}
+
 // A peer that sends pings and reads nothing: while the writes wait, each pong replaces the one not yet written (RFC
 // 6455 §5.5.3), so that the pongs cannot pile up; the peer still gets the answer to its last ping.
 TEST_CASE("ws session: a pong waiting for a blocked write is replaced by the next", "[ws][session]") {

@@ -178,6 +178,8 @@ class async_queue {
 
   /// On the executor only: the counters and current depth.
   queue_stats stats() const noexcept { return state_->queue.stats(); }
+  /// Items the overflow policy discarded (`stats().dropped`: drop_oldest, drop_newest, conflate), from any thread.
+  std::uint64_t dropped() const noexcept { return state_->dropped.load(std::memory_order_relaxed); }
   const queue_limits& limits() const noexcept { return state_->queue.limits(); }
   bool is_closed() const noexcept { return state_->closed; }
 
@@ -222,7 +224,12 @@ class async_queue {
     // Pushes `item` and, if `wake`, wakes the consumer. A refused item (must_wait, must_disconnect) stays in `item`.
     push_outcome offer(T& item, bool wake = true) {
       if (closed) return push_outcome::must_disconnect;
+      const std::uint64_t dropped_before = queue.stats().dropped;
       const push_outcome outcome = queue.push(std::move(item));
+      // One push may discard several items (drop_oldest making room for a large one under the byte limit).
+      if (const std::uint64_t lost = queue.stats().dropped - dropped_before; lost != 0) {
+        dropped.fetch_add(lost, std::memory_order_relaxed);
+      }
       if (wake && accepted(outcome)) wake_consumer();
       return outcome;
     }
@@ -313,6 +320,7 @@ class async_queue {
     pending_pop consumer;
     std::uint64_t consumer_id = 0;           // the id of the waiting pop (0: it cannot be cancelled)
     std::atomic<std::uint64_t> next_id = 0;  // ids of pushes and pops, taken on any thread; 0 is none
+    std::atomic<std::uint64_t> dropped = 0;  // queue.stats().dropped, for `dropped()` on any thread
     std::uint64_t timeouts = 0;
     bool closed = false;
   };

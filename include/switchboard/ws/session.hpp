@@ -180,8 +180,10 @@ class session : public std::enable_shared_from_this<session> {
   const std::optional<deflate_params>& deflate() const noexcept { return deflate_; }
   /// The send queue's counters (on the session's executor).
   queue_stats send_stats() const noexcept { return queue_.stats(); }
-  /// Messages dropped because the queue was full under a dropping policy, or refused when closed.
-  std::uint64_t dropped() const noexcept { return dropped_.load(); }
+  /// Messages lost: those the send queue's overflow policy discarded (drop_oldest, drop_newest, conflate; one
+  /// large message may push out several), whichever send queued them, and fire-and-forget sends refused (a full
+  /// queue under `wait`, a closed session). From any thread.
+  std::uint64_t dropped() const noexcept { return refused_.load(std::memory_order_relaxed) + queue_.dropped(); }
 
   /// Builds an outgoing message (copies nothing but moves `payload`). Text must be UTF-8.
   static outgoing make_outgoing(opcode type, std::string payload, std::string conflation_key = {}) {
@@ -207,30 +209,29 @@ class session : public std::enable_shared_from_this<session> {
   virtual push_outcome offer(outgoing& o) = 0;
 
   // A fire-and-forget push, on the session's executor. Nothing waits for it, so a queue that is full under `wait`
-  // drops it (counted); a full queue under `disconnect`, or a closed one, goes through `async_push`, which cuts the
+  // refuses it (counted); a full queue under `disconnect`, or a closed one, goes through `async_push`, which cuts the
   // session or reports the closed queue (`o` is still whole then).
   void push_now(outgoing o) {
     const push_outcome outcome = offer(o);
-    if (outcome == push_outcome::must_wait) return after_push({}, push_outcome::dropped);
-    if (outcome == push_outcome::must_disconnect) {
-      return queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome result) {
-        self->after_push(ec, result);
+    if (outcome == push_outcome::must_wait) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+    } else if (outcome == push_outcome::must_disconnect) {
+      queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome) {
+        self->after_refused_push(ec);
       });
     }
-    after_push({}, outcome);
   }
 
-  void after_push(std::error_code ec, push_outcome outcome) {
+  // The end of a fire-and-forget push that `offer` refused: counted if refused again (what the overflow policy
+  // discards, the queue counts: see dropped()), and the session cut if its queue overflowed under `disconnect`.
+  void after_refused_push(std::error_code ec) {
     if (ec == switchboard::error::overflow_disconnect) {
       // The consumer fell too far behind: cut it (policy 1008 would need a frame it cannot take).
       asio::dispatch(get_executor(), [self = shared_from_this()] {
         self->finish({close_code::policy_violation, "send queue overflow", false});
       });
     }
-    if (ec || outcome == push_outcome::dropped || outcome == push_outcome::queued_dropping ||
-        outcome == push_outcome::replaced) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (ec) refused_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // True on the thread that runs this session's io_context (one thread per context, as the runtime runs them).
@@ -264,7 +265,7 @@ class session : public std::enable_shared_from_this<session> {
   // the session closes.
   std::shared_ptr<void> admission_;
   std::atomic<state> state_{state::open};
-  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> refused_{0};  // fire-and-forget sends refused (see dropped())
 };
 
 namespace detail {
