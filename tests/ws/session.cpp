@@ -306,9 +306,13 @@ TEST_CASE("ws session: handshake, echo, ping, close", "[ws][session]") {
   CHECK(group->size() == 0);
 }
 
+// Failing the connection (RFC 6455 §7.1.7): a close frame with the code, then the socket closed at once, not after
+// the close timeout (a minute here, longer than the client waits): the peer's close would never be read.
 TEST_CASE("ws session: protocol errors close with the right code", "[ws][session]") {
   test_server s;
-  s.routes().get("/ws", [](http::request& req) { return ws::accept(req, {}, [](std::shared_ptr<ws::session>) {}); });
+  s.routes().get("/ws", [](http::request& req) {
+    return ws::accept(req, {.session = {.close_timeout = 60'000ms}}, [](std::shared_ptr<ws::session>) {});
+  });
   s.start();
   raw_client c(s.port());
   open_websocket(c, "/ws");
@@ -319,12 +323,14 @@ TEST_CASE("ws session: protocol errors close with the right code", "[ws][session
     auto e = peer.next(data);
     CHECK(e.event == ws::parse_event::close);
     CHECK(e.code == ws::close_code::protocol_error);
+    CHECK(c.closed_by_peer());
   }
   SECTION("invalid UTF-8 in a text message: 1007") {
     peer.send(ws::opcode::text, "\xff\xfe");
     auto e = peer.next(data);
     CHECK(e.event == ws::parse_event::close);
     CHECK(e.code == ws::close_code::invalid_payload);
+    CHECK(c.closed_by_peer());
   }
 }
 

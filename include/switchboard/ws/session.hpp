@@ -14,7 +14,8 @@
 //    peer that sends requests and does not read the answers is held back by TCP, not by our memory.
 //  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
 //    the peer's, then closes the socket (over TLS after the closure alerts); a peer's close is answered and
-//    reported to `on_close`.
+//    reported to `on_close`. Input that breaks the protocol is answered with a close frame (1002, 1007, 1009)
+//    and the socket is closed as soon as that frame is written (RFC 6455 §7.1.7): nothing more is read from it.
 //  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
 //    `switchboard::error::closed`, nothing dangles.
 #pragma once
@@ -460,6 +461,7 @@ class session_impl final : public session,
           return on_peer_close(r.code, std::string(r.reason));
         case parse_event::error:
           keep_unparsed(bytes, pos, owned);
+          failed_ = true;
           return begin_close(close_code_for(r.error), r.error.message(), false);
       }
     }
@@ -626,7 +628,9 @@ class session_impl final : public session,
     writing_ = false;
     in_flight_.reset();
     if (ec) return finish({close_code::abnormal, ec.message(), false});
-    if (close_sent_ && peer_closed_) return finish(closing_->outcome());
+    // Failing the connection (§7.1.7) closes it once the close frame is out: the rest of the peer's input is not
+    // read, so its close would never be seen, and waiting for it would hold the socket until `close_timeout`.
+    if (close_sent_ && (peer_closed_ || failed_)) return finish(closing_->outcome());
     if (close_sent_) return shutdown_send();
     pump_writes();
   }
@@ -892,6 +896,7 @@ class session_impl final : public session,
   bool pump_after_handling_ = false;  // answers kept while handling wait for pump_writes
   bool close_sent_ = false;
   bool peer_closed_ = false;
+  bool failed_ = false;  // the peer's input broke the protocol: nothing more is read (on_batch_written)
   bool awaiting_pong_ = false;
   bool receiving_partial_ = false;  // part of a message (or of a frame) has arrived, not all of it
   bool reading_paused_ = false;     // the send queue is full under `wait` (send_queue_full): nothing is read
