@@ -344,14 +344,16 @@ class router {
       const std::size_t slash = rest.find('/');
       const std::string_view raw = rest.substr(0, slash);
       const std::size_t begin = storage.size();
-      if (raw.find('%') == std::string_view::npos) {
+      const bool escaped = raw.find('%') != std::string_view::npos;
+      if (!escaped) {
         storage.append(raw);
       } else if (!percent_decode(raw, storage) || storage.find('\0', begin) != std::string::npos) {
         out.result = route_match::kind::bad_path;
         return out;
       }
       const std::string_view decoded(storage.data() + begin, storage.size() - begin);
-      if (detail::has_dot_segment(decoded)) {
+      // Only a decoded segment can hold a '/' (from "%2F"), so only it needs splitting to look for dot-segments.
+      if (escaped ? detail::has_dot_segment(decoded) : (decoded == "." || decoded == "..")) {
         out.result = route_match::kind::bad_path;
         return out;
       }
