@@ -153,9 +153,11 @@ class session : public std::enable_shared_from_this<session> {
     return queue_.async_push(std::move(o), std::forward<Token>(token));
   }
 
-  /// Starts the closing handshake: queued messages go first, then the close frame. Safe from any thread. A
-  /// reason over 123 bytes or not UTF-8 is left out; a code not valid on the wire (1005, 1006, 1015, or outside
-  /// `is_valid_close_code`) sends a close frame without a code, reported as 1005 at both ends (RFC 6455 §7.1.5).
+  /// Starts the closing handshake: queued messages go first, then the close frame. Messages the peer still sends
+  /// before it answers (RFC 6455 §5.5.1 lets it finish) are read and discarded, not handed to `on_message`. Safe
+  /// from any thread. A reason over 123 bytes or not UTF-8 is left out; a code not valid on the wire (1005, 1006,
+  /// 1015, or outside `is_valid_close_code`) sends a close frame without a code, reported as 1005 at both ends
+  /// (RFC 6455 §7.1.5).
   void close(close_code code = close_code::normal, std::string reason = {}) {
     asio::dispatch(get_executor(), [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
       self->begin_close(code, std::move(reason), false);
