@@ -1165,6 +1165,42 @@ std::string flags_of(const syntax_flags& f) {
   return s;
 }
 
+// What became of each case of a comparison: read alike (counted by how it ended, so that the comparison is not
+// vacuous), different in a named class, or failed (the first `shown` failures are reported).
+struct case_tally {
+  static constexpr int shown = 8;
+  std::map<std::string_view, int> classified;
+  std::map<std::string, int> outcomes;
+  int failures = 0;
+
+  // Counts `d` in the first of `classes` that applies to it; false when none does.
+  template <class Classes, class Difference>
+  bool classify(const Classes& classes, const Difference& d) {
+    const auto known = std::find_if(classes.begin(), classes.end(), [&](const auto& k) { return k.applies(d); });
+    if (known == classes.end()) return false;
+    ++classified[known->name];
+    return true;
+  }
+
+  // Counts a failure; true while it is one of the first `shown`.
+  bool fail() { return ++failures <= shown; }
+
+  std::string counts() const {
+    std::ostringstream out;
+    for (const auto& [name, count] : classified) out << "\n  " << count << ": " << name;
+    for (const auto& [name, count] : outcomes) out << "\n  " << count << " alike: " << name;
+    return out.str();
+  }
+
+  // Checks that no case failed, with the counts in the message (and as a warning with SWITCHBOARD_SHOW_COUNTS).
+  void check(std::string_view what, std::size_t cases) const {
+    INFO(what << " cases by class of difference or outcome:" << counts());
+    INFO(failures << " of " << cases << " cases failed (the first " << shown << " shown)");
+    CHECK(failures == 0);
+    if (std::getenv("SWITCHBOARD_SHOW_COUNTS") != nullptr) WARN(what << " cases:" << counts());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("ws::accept and the ws package's WebSocketServer (npm) answer random upgrade requests alike",
@@ -1181,9 +1217,7 @@ TEST_CASE("ws::accept and the ws package's WebSocketServer (npm) answer random u
   REQUIRE(records.size() == cases.size());
   const std::vector<server_answer> mine = ours_as_server(cases);
 
-  std::map<std::string_view, int> classified;
-  std::map<std::string, int> outcomes;  // how the alike cases ended: not a vacuous comparison
-  int failures = 0;
+  case_tally tally;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const server_case& c = cases[i];
     const server_answer& ours = mine[i];
@@ -1208,7 +1242,7 @@ TEST_CASE("ws::accept and the ws package's WebSocketServer (npm) answer random u
       wrong = "not 426 with Sec-WebSocket-Version: 13 for a version other than 13 (§4.4)";
     }
     if (!wrong.empty()) {
-      if (++failures <= 8) FAIL_CHECK("ours is wrong by the RFCs: " << wrong);
+      if (tally.fail()) FAIL_CHECK("ours is wrong by the RFCs: " << wrong);
       continue;
     }
     const bool alike = ours.upgraded() == theirs.upgraded() &&
@@ -1217,30 +1251,19 @@ TEST_CASE("ws::accept and the ws package's WebSocketServer (npm) answer random u
                          ours.value("sec-websocket-protocol") == theirs.value("sec-websocket-protocol") &&
                          ours_answer.agreed == theirs_answer.agreed && theirs_answer.ok));
     if (alike) {
-      ++outcomes[ours.upgraded() ? (ours_answer.agreed ? "101 with permessage-deflate" : "101")
-                                 : "refused, ours " + std::to_string(ours.status)];
+      ++tally.outcomes[ours.upgraded() ? (ours_answer.agreed ? "101 with permessage-deflate" : "101")
+                                       : "refused, ours " + std::to_string(ours.status)];
       continue;
     }
     const server_difference d{c, ours, theirs, ours_answer.agreed, theirs_answer.agreed, rfc};
-    const auto known = std::find_if(server_classes.begin(), server_classes.end(),
-                                    [&](const server_class& k) { return k.applies(d); });
-    if (known != server_classes.end()) {
-      ++classified[known->name];
-      continue;
-    }
-    if (++failures <= 8) FAIL_CHECK("the servers answer differently, and in no named class of difference");
+    if (tally.classify(server_classes, d)) continue;
+    if (tally.fail()) FAIL_CHECK("the servers answer differently, and in no named class of difference");
   }
-  std::ostringstream counts;
-  for (const auto& [name, count] : classified) counts << "\n  " << count << ": " << name;
-  for (const auto& [name, count] : outcomes) counts << "\n  " << count << " alike: " << name;
-  INFO("server cases by class of difference or outcome:" << counts.str());
-  INFO(failures << " of " << cases.size() << " cases failed (the first 8 shown)");
-  CHECK(failures == 0);
-  CHECK(outcomes["refused, ours 400"] > 0);
-  CHECK(outcomes["refused, ours 426"] > 0);
-  CHECK(outcomes["101"] > 100);
-  CHECK(outcomes["101 with permessage-deflate"] > 100);
-  if (std::getenv("SWITCHBOARD_SHOW_COUNTS") != nullptr) WARN("server cases:" << counts.str());
+  tally.check("server", cases.size());
+  CHECK(tally.outcomes["refused, ours 400"] > 0);
+  CHECK(tally.outcomes["refused, ours 426"] > 0);
+  CHECK(tally.outcomes["101"] > 100);
+  CHECK(tally.outcomes["101 with permessage-deflate"] > 100);
 }
 
 TEST_CASE("ws::async_connect and the ws package's WebSocket (npm) read random 101 responses alike",
@@ -1257,9 +1280,7 @@ TEST_CASE("ws::async_connect and the ws package's WebSocket (npm) read random 10
   REQUIRE(records.size() == cases.size());
   const std::vector<client_outcome> mine = ours_as_client(cases);
 
-  std::map<std::string_view, int> classified;
-  std::map<std::string, int> outcomes;
-  int failures = 0;
+  case_tally tally;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const client_case& c = cases[i];
     const client_outcome& ours = mine[i];
@@ -1271,34 +1292,23 @@ TEST_CASE("ws::async_connect and the ws package's WebSocket (npm) read random 10
                  << "\nRFC: " << (rfc.open ? "open, deflate " + describe(rfc.agreed) : "fail"));
     // Ours by the RFCs, whatever ws did.
     if (ours.open != rfc.open || (ours.open && (ours.agreed != rfc.agreed || ours.protocol != c.protocol_value))) {
-      if (++failures <= 8) FAIL_CHECK("ours is wrong by the RFCs");
+      if (tally.fail()) FAIL_CHECK("ours is wrong by the RFCs");
       continue;
     }
     const bool alike =
         ours.open == theirs.open && (!ours.open || (ours.protocol == theirs.protocol && ours.agreed == theirs.agreed));
     if (alike) {
-      ++outcomes[ours.open ? (ours.agreed ? "open with permessage-deflate" : "open") : "failed"];
+      ++tally.outcomes[ours.open ? (ours.agreed ? "open with permessage-deflate" : "open") : "failed"];
       continue;
     }
     const client_difference d{c, ours, theirs, rfc};
-    const auto known = std::find_if(client_classes.begin(), client_classes.end(),
-                                    [&](const client_class& k) { return k.applies(d); });
-    if (known != client_classes.end()) {
-      ++classified[known->name];
-      continue;
-    }
-    if (++failures <= 8) FAIL_CHECK("the clients read the response differently, and in no named class of difference");
+    if (tally.classify(client_classes, d)) continue;
+    if (tally.fail()) FAIL_CHECK("the clients read the response differently, and in no named class of difference");
   }
-  std::ostringstream counts;
-  for (const auto& [name, count] : classified) counts << "\n  " << count << ": " << name;
-  for (const auto& [name, count] : outcomes) counts << "\n  " << count << " alike: " << name;
-  INFO("client cases by class of difference or outcome:" << counts.str());
-  INFO(failures << " of " << cases.size() << " cases failed (the first 8 shown)");
-  CHECK(failures == 0);
-  CHECK(outcomes["failed"] > 0);
-  CHECK(outcomes["open"] > 100);
-  CHECK(outcomes["open with permessage-deflate"] > 100);
-  if (std::getenv("SWITCHBOARD_SHOW_COUNTS") != nullptr) WARN("client cases:" << counts.str());
+  tally.check("client", cases.size());
+  CHECK(tally.outcomes["failed"] > 0);
+  CHECK(tally.outcomes["open"] > 100);
+  CHECK(tally.outcomes["open with permessage-deflate"] > 100);
 }
 
 // The defects this comparison found, as fixed inputs checked against the RFCs alone (no Node): each failed before
