@@ -274,25 +274,30 @@ done
 measure_memory() {
   local name=$1 holder status=0 i
   local -a before after
+  # Files of this server's own, absent until the holder's shell creates them: a "ready" left by the previous
+  # server's holder must not be read as this one's, or it is stopped before it has blocked SIGTERM.
+  local out=$SB_TMP/holder-$name.out err=$SB_TMP/holder-$name.err
+  rm -f "$out" "$err"
   sb_server_stop "$name"
   start_server "$name" || return 1
   read -r -a before <<<"$(sb_memory_kib "${SB_PID[$name]}")"
   taskset -c "$client_cpu" "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$memory_clients" \
-    --resp-subscribe idle: >"$SB_TMP/holder.out" 2>"$SB_TMP/holder.err" &
+    --resp-subscribe idle: >"$out" 2>"$err" &
   holder=$!
   for (( i = 0; i < 1200; i++ )); do  # up to 120 s to open them
-    grep -q '^ready' "$SB_TMP/holder.out" && break
+    grep -qs '^ready' "$out" && break
     sb_alive "$holder" || break
     sleep 0.1
   done
-  if grep -q '^ready' "$SB_TMP/holder.out"; then
+  if grep -qs '^ready' "$out"; then
     sleep 3  # idle clients, not just-answered ones
     read -r -a after <<<"$(sb_memory_kib "${SB_PID[$name]}")"
   fi
   kill -TERM "$holder" 2>/dev/null
   wait "$holder" || status=$?
-  if (( status != 0 )) || ! grep -q "^open $memory_clients closed 0" "$SB_TMP/holder.out"; then
-    echo "  $name: the idle clients could not be held: $(cat "$SB_TMP/holder.err")"
+  if (( status != 0 )) || ! grep -q "^open $memory_clients closed 0" "$out"; then
+    echo "  $name: the idle clients could not be held (holder exit status $status):" \
+      "$(tr '\n' ' ' <"$out" 2>/dev/null)$(cat "$err" 2>/dev/null)"
     return 1
   fi
   awk -v n="$name" -v c="$memory_clients" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
