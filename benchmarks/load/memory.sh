@@ -103,9 +103,10 @@ SB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-memory.XXXXXX")
 source "$load_dir/lib/servers.sh"
 # shellcheck source-path=SCRIPTDIR source=lib/report.sh
 source "$load_dir/lib/report.sh"
-holder_pid=
+# shellcheck source-path=SCRIPTDIR source=lib/holder.sh
+source "$load_dir/lib/holder.sh"
 cleanup() {
-  if [[ -n $holder_pid ]] && sb_alive "$holder_pid"; then kill -KILL "$holder_pid" 2>/dev/null || true; fi
+  sb_holder_kill
   sb_stop_all
   rm -rf "$SB_TMP"
 }
@@ -128,46 +129,10 @@ header+=",dirty_before_kib,dirty_after_kib,rss_kib_per_connection,pss_kib_per_co
 echo "$header" >"$csv_file"
 failures=0
 
-# start_holder NAME COUNT: starts the holder with COUNT connections to the started server NAME and waits for its
-# "ready COUNT" line. False, with the reason printed, when that does not come.
-holder_out=
-start_holder() {
-  local name=$1 count=$2 line
-  # The holder's output comes through a FIFO, so that its "ready" line is awaited rather than polled for.
-  local fifo=$SB_TMP/holder.fifo
-  rm -f "$fifo"
-  mkfifo "$fifo"
-  "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" --connections "$count" >"$fifo" 2>"$SB_TMP/holder.err" </dev/null &
-  holder_pid=$!
-  exec {holder_out}<"$fifo"
-  # Opening the connections takes about a second per ten thousand; the bound only catches a hang.
-  if ! read -r -t $(( 60 + count / 100 )) -u "$holder_out" line || [[ $line != "ready $count" ]]; then
-    kill -KILL "$holder_pid" 2>/dev/null || true
-    wait "$holder_pid" 2>/dev/null || true
-    holder_pid=
-    exec {holder_out}<&-
-    echo "  $name: the holder did not get $count connections ready: ${line:-no output} $(<"$SB_TMP/holder.err")"
-    return 1
-  fi
-}
-
-# stop_holder: ends the holder (SIGTERM) and sets `held` to the connections it still had open. False when it failed.
-stop_holder() {
-  local line status=0
-  kill -TERM "$holder_pid"
-  read -r -t 60 -u "$holder_out" line || line=
-  exec {holder_out}<&-
-  wait "$holder_pid" || status=$?
-  holder_pid=
-  held=0
-  [[ $line =~ ^open\ ([0-9]+)\ closed\ ([0-9]+)$ ]] && held=${BASH_REMATCH[1]}
-  return "$status"
-}
-
 # measure NAME: holds the idle connections against the started server NAME and appends its CSV row.
 # False when the holder failed or the server closed connections while they were held.
 measure() {
-  local name=$1 pid=${SB_WORK_PID[$1]} held=0 status=0
+  local name=$1 pid=${SB_WORK_PID[$1]} status=0
   local -a before after
   protocol=()
   if [[ -n $longpoll ]]; then
@@ -178,20 +143,22 @@ measure() {
     esac
   fi
   if (( warmup > 0 )); then
-    start_holder "$name" "$warmup" || return 1
-    stop_holder || { echo "  $name: the warm-up holder failed: $(<"$SB_TMP/holder.err")"; return 1; }
+    sb_holder_start "$name" "$warmup" "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" \
+      --connections "$warmup" || return 1
+    sb_holder_stop || { echo "  $name: the warm-up holder failed: $(sb_holder_errors)"; return 1; }
   fi
   read -r -a before <<<"$(sb_memory_kib "$pid")"
-  start_holder "$name" "$connections" || return 1
+  sb_holder_start "$name" "$connections" "${holder[@]}" "${protocol[@]}" --port "${SB_PORT[$name]}" \
+    --connections "$connections" || return 1
   sleep "$settle"  # idle connections, not just-answered ones
   read -r -a after <<<"$(sb_memory_kib "$pid")"
-  stop_holder || status=$?
-  awk -v n="$name" -v c="$connections" -v h="$held" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
+  sb_holder_stop || status=$?
+  awk -v n="$name" -v c="$connections" -v h="$SB_HOLDER_HELD" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
     split(b, x, " "); split(a, y, " ")
     printf "%s,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f\n", n, c, h, x[1], y[1], x[2], y[2], x[3], y[3],
            (y[1] - x[1]) / c, (y[2] - x[2]) / c, (y[3] - x[3]) / c }' >>"$csv_file"
-  if (( status != 0 || held != connections )); then
-    echo "  $name: only $held of $connections connections were still open when measured: $(<"$SB_TMP/holder.err")"
+  if (( status != 0 || SB_HOLDER_HELD != connections )); then
+    echo "  $name: only $SB_HOLDER_HELD of $connections connections were still open when measured: $(sb_holder_errors)"
     return 1
   fi
 }

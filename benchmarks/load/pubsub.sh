@@ -117,7 +117,9 @@ SB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-pubsub.XXXXXX")
 source "$load_dir/lib/servers.sh"
 # shellcheck source-path=SCRIPTDIR source=lib/report.sh
 source "$load_dir/lib/report.sh"
-cleanup() { sb_stop_all; rm -rf "$SB_TMP"; }
+# shellcheck source-path=SCRIPTDIR source=lib/holder.sh
+source "$load_dir/lib/holder.sh"
+cleanup() { sb_holder_kill; sb_stop_all; rm -rf "$SB_TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -270,34 +272,22 @@ for scenario in "${scenario_list[@]}"; do
 done
 
 # measure_memory NAME: restarts NAME (a fresh heap, not one the load runs left), holds $memory_clients idle
-# subscribed clients against it and appends its row to the memory CSV. False when the clients could not be held.
+# subscribed clients against it (lib/holder.sh) and appends its row to the memory CSV. False when the clients
+# could not be held.
 measure_memory() {
-  local name=$1 holder status=0 i
+  local name=$1 status=0
   local -a before after
-  # Files of this server's own, absent until the holder's shell creates them: a "ready" left by the previous
-  # server's holder must not be read as this one's, or it is stopped before it has blocked SIGTERM.
-  local out=$SB_TMP/holder-$name.out err=$SB_TMP/holder-$name.err
-  rm -f "$out" "$err"
   sb_server_stop "$name"
   start_server "$name" || return 1
   read -r -a before <<<"$(sb_memory_kib "${SB_PID[$name]}")"
-  taskset -c "$client_cpu" "$bin_dir/idle_connections" --port "${SB_PORT[$name]}" --connections "$memory_clients" \
-    --resp-subscribe idle: >"$out" 2>"$err" &
-  holder=$!
-  for (( i = 0; i < 1200; i++ )); do  # up to 120 s to open them
-    grep -qs '^ready' "$out" && break
-    sb_alive "$holder" || break
-    sleep 0.1
-  done
-  if grep -qs '^ready' "$out"; then
-    sleep 3  # idle clients, not just-answered ones
-    read -r -a after <<<"$(sb_memory_kib "${SB_PID[$name]}")"
-  fi
-  kill -TERM "$holder" 2>/dev/null
-  wait "$holder" || status=$?
-  if (( status != 0 )) || ! grep -q "^open $memory_clients closed 0" "$out"; then
-    echo "  $name: the idle clients could not be held (holder exit status $status):" \
-      "$(tr '\n' ' ' <"$out" 2>/dev/null)$(cat "$err" 2>/dev/null)"
+  sb_holder_start "$name" "$memory_clients" taskset -c "$client_cpu" "$bin_dir/idle_connections" \
+    --port "${SB_PORT[$name]}" --connections "$memory_clients" --resp-subscribe idle: || return 1
+  sleep 3  # idle clients, not just-answered ones
+  read -r -a after <<<"$(sb_memory_kib "${SB_PID[$name]}")"
+  sb_holder_stop || status=$?
+  if (( status != 0 || SB_HOLDER_HELD != memory_clients )); then
+    echo "  $name: only $SB_HOLDER_HELD of $memory_clients idle clients were still connected when measured:" \
+      "$(sb_holder_errors)"
     return 1
   fi
   awk -v n="$name" -v c="$memory_clients" -v b="${before[*]}" -v a="${after[*]}" 'BEGIN {
