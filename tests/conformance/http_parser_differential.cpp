@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -605,6 +606,24 @@ bool we_reject(const divergence& d, http::error e) {
          (d.theirs_k != nullptr || d.other.end == ending::cut || d.other.end == ending::clean);
 }
 
+// Where our parser stopped for a rejected request: its request-line, after the empty lines that may come before it
+// (RFC 9112 §2.2), up to the end of the input.
+std::string_view rejected_request(const divergence& d) {
+  std::string_view rest = d.mine.rest;
+  while (rest.starts_with("\r\n")) rest.remove_prefix(2);
+  return rest;
+}
+
+// The request-target of a rejected request-line, as our parser scanned it: from after the method's SP to the
+// first character that no URI allows (which may be the SP that ends it).
+std::string_view rejected_target(const divergence& d) {
+  std::string_view target = rejected_request(d);
+  target.remove_prefix(std::min(target.size(), target.find(' ') + 1));
+  const auto* end = std::find_if(target.begin(), target.end(),
+                                 [](char c) { return !http::detail::target_table[static_cast<unsigned char>(c)]; });
+  return target.substr(0, static_cast<std::size_t>(end - target.begin()));
+}
+
 struct difference_class {
   std::string_view name;
   std::string_view rule;
@@ -737,7 +756,14 @@ const std::vector<difference_class> request_differences = {
      [](const divergence& d) { return we_reject(d, http::error::unsupported_transfer_encoding); }},
     {"a request-target with a character no URI allows",
      "RFC 9112 §3.2 and RFC 3986 §2: such characters must be percent-encoded; llhttp lets some through",
-     [](const divergence& d) { return we_reject(d, http::error::bad_target); }},
+     [](const divergence& d) {
+       if (!we_reject(d, http::error::bad_target)) return false;
+       // The target ends at a character other than the SP before the version.
+       const std::string_view rest = rejected_request(d);
+       const std::string_view target = rejected_target(d);
+       const std::size_t stop = static_cast<std::size_t>(target.data() + target.size() - rest.data());
+       return stop < rest.size() && rest[stop] != ' ';
+     }},
     {"an HTTP version other than 1.0 and 1.1",
      "RFC 9110 §15.6.6: 505 HTTP Version Not Supported; llhttp reads any DIGIT.DIGIT",
      [](const divergence& d) { return we_reject(d, http::error::unsupported_version); }},
@@ -772,16 +798,14 @@ const std::vector<difference_class> request_differences = {
      "or replace it with SP; ours rejects both (400, documented), llhttp skips them as empty lines",
      [](const divergence& d) {
        if (d.ours_k != nullptr || d.mine.end != ending::rejected) return false;
-       std::string_view rest = d.mine.rest;
-       while (rest.starts_with("\r\n")) rest.remove_prefix(2);
+       const std::string_view rest = rejected_request(d);
        return rest.starts_with("\n") || (rest.starts_with("\r") && !rest.starts_with("\r\n"));
      }},
     {"more than one SP between the parts of the request-line",
      "RFC 9112 §3: the grammar requires one SP; recipients MAY parse on whitespace-delimited words, as llhttp does",
      [](const divergence& d) {
        if (d.ours_k != nullptr || d.mine.end != ending::rejected) return false;
-       std::string_view rest = d.mine.rest;
-       while (rest.starts_with("\r\n")) rest.remove_prefix(2);
+       const std::string_view rest = rejected_request(d);
        return (d.mine.error == http::error::bad_version || d.mine.error == http::error::bad_request_line) &&
               rest.substr(0, rest.find("\r\n")).find("  ") != std::string_view::npos;
      }},
@@ -791,19 +815,36 @@ const std::vector<difference_class> request_differences = {
      [](const divergence& d) {
        if (d.ours_k != nullptr || d.mine.end != ending::rejected) return false;
        if (d.theirs_k != nullptr) return d.theirs_k->minor < 0;
-       std::string_view rest = d.mine.rest;
-       while (rest.starts_with("\r\n")) rest.remove_prefix(2);
+       const std::string_view rest = rejected_request(d);
        const std::string_view line = rest.substr(0, rest.find_first_of("\r\n"));
        return d.mine.error == http::error::bad_request_line && std::count(line.begin(), line.end(), ' ') == 1;
      }},
-    {"a request-target in no form of RFC 9112 (\"a\"), or in absolute-form without \"//\"",
-     "RFC 9112 §3.2: origin-form, absolute-form (RFC 3986 absolute-URI: \"h.example:443\" is one), authority-form "
-     "(CONNECT) or \"*\"; recipients of an invalid request-line SHOULD answer 400 (ours: the router answers 404, "
-     "as no route matches a path that does not start with \"/\"); llhttp wants \"/\", \"*\" or \"scheme://\"",
+    {"a request-target in absolute-form without \"//\"",
+     "RFC 9112 §3.2.2: absolute-form is an RFC 3986 absolute-URI, scheme \":\" hier-part, whose hier-part need "
+     "not start with \"//\" (\"h.example:443\" is one, of scheme \"h.example\"; the router answers 404, as no "
+     "route matches a path that does not start with \"/\"); llhttp wants \"/\", \"*\" or \"scheme://\"",
      [](const divergence& d) {
        if (!we_accept_they_reject(d, {"HPE_INVALID_URL"})) return false;
        const std::string_view t = d.ours_head->target;
-       return !t.starts_with("/") && t != "*" && t.find("://") == std::string_view::npos;
+       const std::size_t colon = t.find(':');
+       return colon != std::string_view::npos && colon > 0 && t.find("://") == std::string_view::npos &&
+              std::isalpha(static_cast<unsigned char>(t.front())) != 0;
+     }},
+    {"CONNECT with a request-target other than host:port",
+     "RFC 9112 §3.2.3 and RFC 9110 §9.3.6: CONNECT takes the authority-form only, so ours answers any other form "
+     "400 (§3.2); llhttp takes an absolute-URI too",
+     [](const divergence& d) {
+       return we_reject(d, http::error::bad_target) && rejected_request(d).starts_with("CONNECT ") &&
+              rejected_target(d).find('/') != std::string_view::npos;
+     }},
+    {"the asterisk-form with a method other than OPTIONS",
+     "RFC 9112 §3.2.4: \"*\" is only used for a server-wide OPTIONS request, so ours answers any other method's "
+     "400 (§3.2: an invalid request-line); llhttp takes \"*\" with any method",
+     [](const divergence& d) {
+       if (!we_reject(d, http::error::bad_target)) return false;
+       const std::string_view rest = rejected_request(d);
+       return rejected_target(d) == "*" && rest.substr(rest.find(' ') + 1).starts_with("* ") &&
+              !rest.starts_with("OPTIONS ");
      }},
     {"a stream that ends inside a header or trailer section that llhttp rejects",
      "not a difference in what is accepted: ours reports a field error only once the section has ended (so that "

@@ -206,12 +206,16 @@ TEST_CASE("request parser: valid requests", "[http][parser]") {
     auto r = parse_all_splits(
         "GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n"
         "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"
-        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"
+        "CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"
+        "GET urn:x-a.b+c:d HTTP/1.1\r\nHost: h\r\n\r\n");
     REQUIRE_FALSE(r.ec);
-    REQUIRE(r.messages.size() == 3);
+    REQUIRE(r.messages.size() == 5);
     CHECK(r.messages[0].target == "http://h/p?q");
     CHECK(r.messages[1].target == "h:443");
     CHECK(r.messages[2].target == "*");
+    CHECK(r.messages[3].target == "[::1]:8443");
+    CHECK(r.messages[4].target == "urn:x-a.b+c:d");  // an absolute-URI without "//" (RFC 3986 §3)
   }
   SECTION("extension methods are tokens") {
     auto r = parse_all_splits("PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -340,6 +344,17 @@ TEST_CASE("request parser: invalid requests are rejected with a clear error and 
       {"space-separated extra", "GET / HTTP/1.1 x\r\n" + h + "\r\n", error::bad_version},
       {"NUL in target", "GET /\0 HTTP/1.1\r\n"s + h + "\r\n", error::bad_target},
       {"non-ASCII in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      // request-target forms (RFC 9112 §3.2)
+      {"target in no form", "GET a HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"target starting with '?'", "GET ?a HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"scheme starting with a digit", "GET 1http://h/ HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"scheme with '_'", "GET h_t://h/ HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"asterisk-form for GET", "GET * HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"CONNECT without a port", "CONNECT h.example HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"CONNECT with a path", "CONNECT h.example:443/x HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"CONNECT with no host", "CONNECT :443 HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"CONNECT in origin-form", "CONNECT / HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
+      {"CONNECT in absolute-form", "CONNECT http://h:443/ HTTP/1.1\r\n" + h + "\r\n", error::bad_target},
       {"bare CR in request line", "GET / HTTP/1.1\rHost: h\r\n\r\n", error::bad_line_ending},
       {"HTTP/2.0", "GET / HTTP/2.0\r\n" + h + "\r\n", error::unsupported_version},
       {"HTTP/1.2", "GET / HTTP/1.2\r\n" + h + "\r\n", error::unsupported_version},

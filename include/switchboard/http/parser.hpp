@@ -258,6 +258,10 @@ class basic_parser {
       return nullptr;
     }
     target_ = std::string_view(t, static_cast<std::size_t>(p - t));
+    if (!is_request_target_form(method_, target_)) {
+      ec = error::bad_target;
+      return nullptr;
+    }
     ++p;
     p = parse_version(p, end, ec);
     if (p == nullptr) return nullptr;
@@ -327,6 +331,29 @@ class basic_parser {
   }
 
   static constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+  static constexpr bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+  // The four forms of request-target (RFC 9112 §3.2), checked in outline (the characters were checked already):
+  // origin-form "/..."; absolute-form, an absolute-URI, which starts with a scheme and ':' (RFC 3986 §3.1);
+  // authority-form "host:port", the only form of CONNECT (§3.2.3, RFC 9110 §9.3.6); asterisk-form "*", for OPTIONS
+  // only (§3.2.4). Anything else ("a", "*" for GET) is an invalid request-line, which §3.2 says to answer with 400.
+  static constexpr bool is_request_target_form(http::method m, std::string_view target) noexcept {
+    if (m == http::method::connect) {
+      const std::size_t colon = target.rfind(':');
+      return colon != 0 && colon != std::string_view::npos &&
+             target.substr(0, colon).find_first_of("/?#@") == std::string_view::npos &&
+             std::all_of(target.begin() + static_cast<std::ptrdiff_t>(colon) + 1, target.end(), is_digit);
+    }
+    if (target.front() == '/') return true;
+    if (target == "*") return m == http::method::options;
+    // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    if (!is_alpha(target.front())) return false;
+    const std::size_t colon = target.find(':');
+    return colon != std::string_view::npos &&
+           std::all_of(target.begin(), target.begin() + static_cast<std::ptrdiff_t>(colon), [](char c) {
+             return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+           });
+  }
 
   // Reads the fields that decide framing and connection handling (RFC 9112 §6.3, §9.3).
   bool interpret_fields(std::error_code& ec) {
