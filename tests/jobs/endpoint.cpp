@@ -169,9 +169,9 @@ TEST_CASE("?wait answers with the result when the job finishes in time", "[jobs]
     CHECK(nlohmann::json::parse(r.body)["result"] == 5);
     CHECK(s.work.stats().succeeded == 1);
     // A wait past what milliseconds can count is capped at max_wait (it was converted first: undefined behaviour).
-    for (const char* wait : {"1e308", "inf"}) {
-      CHECK(s.request("POST", std::string("/jobs?wait=") + wait, R"({"kind": "echo", "value": 6})").status == 200);
-    }
+    CHECK(s.request("POST", "/jobs?wait=1e308", R"({"kind": "echo", "value": 6})").status == 200);
+    // Not a number: refused as one past the range of a double is.
+    CHECK(s.request("POST", "/jobs?wait=inf", R"({"kind": "echo", "value": 6})").status == 400);
   }
   SECTION("not in time: 202") {
     const auto r = s.request("POST", "/jobs?wait=0.05", R"({"kind": "block"})");

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,8 +125,9 @@ class request {
   /// The decoded value of query parameter `name`, or nullopt.
   std::optional<std::string> query_param(std::string_view name) const { return http::query_param(query(), name); }
 
-  /// Query parameter `name` as a non-negative number (an unsigned integer type, or `double`), or nullopt when it is
-  /// absent. Throws `problem_error` (400) when it is not one (`-1`, `nan`, `0x10`, past the type's range).
+  /// Query parameter `name` as a non-negative number (an unsigned integer type, or a finite `double`), or nullopt
+  /// when it is absent. Throws `problem_error` (400) when it is not one (`-1`, `nan`, `inf`, `0x10`, past the type's
+  /// range: `inf` is refused as `1e400` is).
   template <class T>
     requires std::is_unsigned_v<T> || std::is_same_v<T, double>
   std::optional<T> query_number(std::string_view name) const {
@@ -134,7 +136,7 @@ class request {
     T value{};
     const char* end = text->data() + text->size();
     const auto [ptr, ec] = std::from_chars(text->data(), end, value);
-    if (text->empty() || ec != std::errc() || ptr != end || !(value >= 0)) {
+    if (text->empty() || ec != std::errc() || ptr != end || !(value >= 0) || !std::isfinite(double(value))) {
       throw problem_error(status::bad_request,
                           "query parameter '" + std::string(name) + "' is not a valid non-negative number");
     }
@@ -143,7 +145,7 @@ class request {
 
   /// Query parameter `name` as a duration in seconds (decimals allowed: `0.5`), at most `max`, or nullopt when it is
   /// absent; 400 as `query_number`. The cap applies before the conversion to milliseconds: a `double` past the range
-  /// of the integer would make it undefined behaviour (`?wait=1e308`, `?timeout=inf`).
+  /// of the integer would make it undefined behaviour (`?wait=1e308`).
   std::optional<std::chrono::milliseconds> query_seconds(std::string_view name, std::chrono::milliseconds max) const {
     const auto seconds = query_number<double>(name);
     if (!seconds) return std::nullopt;
