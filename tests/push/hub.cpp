@@ -2,6 +2,7 @@
 #include <switchboard/longpoll/endpoint.hpp>
 #include <switchboard/ws/connect.hpp>
 
+#include "push/hub_server.hpp"
 #include "sse/event_stream_client.hpp"
 #include "support/catch.hpp"
 #include "support/raw_http.hpp"
@@ -25,32 +26,10 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using switchboard::test::event_stream_client;
+using switchboard::test::hub_server;
 
 namespace {
 
-// A server with a broker and a hub on the routes of the notifications example.
-struct hub_server {
-  explicit hub_server(push::hub_options options = {}, std::size_t retain = 5)
-      : broker(s.rt().executor(), {.retention = {.max_messages = retain}}), hub(broker, std::move(options)) {
-    s.routes().get("/topics/{topic}/events", [this](http::request& req) { return hub.sse(req, req.param("topic")); });
-    s.routes().get("/topics/{topic}/ws", [this](http::request& req) { return hub.websocket(req, req.param("topic")); });
-    s.routes().get("/ws", [this](http::request& req) { return hub.rooms(req); });
-    s.rt().add(hub);
-    s.start();
-  }
-  ~hub_server() { s.stop(); }
-
-  void publish(const std::string& topic, std::string payload) { REQUIRE(try_publish(topic, std::move(payload))); }
-  // From any thread (Catch's assertions are for the test's own).
-  bool try_publish(const std::string& topic, std::string payload) {
-    return static_cast<bool>(broker.publish(topic, {.payload = shared_bytes(std::move(payload))}));
-  }
-  std::string url(const std::string& path) const { return "ws://127.0.0.1:" + std::to_string(s.port()) + path; }
-
-  test::test_server s;
-  pubsub::broker broker;
-  push::hub hub;
-};
 
 // A WebSocket client (ours) that records every message as JSON.
 struct ws_peer {
@@ -488,4 +467,66 @@ TEST_CASE("push hub: a client switching between SSE, WebSocket and long polling 
     CHECK(messages > 0);
     CHECK(messages + gaps <= total);
   }
+}
+
+// Found by tests/push/hub_backpressure_random.cpp: a replay that overflowed the client's queue dropped the retention gap
+// queued at its head (an item without a message: it was not counted as lost), and the client never heard of the
+// messages that gap covered.
+TEST_CASE("push hub: a replay that overflows the client queue still reports what retention lost", "[push][hub]") {
+  hub_server h({.client_queue = {.max_messages = 2, .max_bytes = 1 << 20, .policy = overflow_policy::drop_oldest}}, 5);
+  for (int i = 1; i <= 10; ++i) h.publish("news", "m" + std::to_string(i));  // retains 6..10
+  ws_peer p(h.url("/topics/news/ws?from=1"));
+  // Messages and gaps cover 2..10 in order, without hole.
+  std::uint64_t next = 2;
+  std::size_t seen = 0;
+  bool in_order = true;
+  REQUIRE(test::run_until(p.ctx, [&] {
+    for (; seen < p.got.size() && in_order; ++seen) {
+      const nlohmann::json& j = p.got[seen];
+      INFO(j.dump());
+      if (j.contains("op")) continue;
+      if (j.contains("gap")) {
+        in_order = j["gap"]["first"].get<std::uint64_t>() == next;
+        next = j["gap"]["last"].get<std::uint64_t>() + 1;
+      } else {
+        in_order = j["seq"].get<std::uint64_t>() == next;
+        next = j["seq"].get<std::uint64_t>() + 1;
+      }
+    }
+    return !in_order || next > 10;
+  }));
+  std::string got;
+  for (const auto& j : p.got) got += j.dump() + "\n";
+  INFO(got);
+  CHECK(in_order);
+}
+
+// Found by tests/push/hub_backpressure_random.cpp: under `disconnect`, the overflow emptied the client's queue, so a
+// client that resumed with more to replay than its queue holds was cut before it received a single message, each time
+// it came back: it could never catch up.
+TEST_CASE("push hub: under disconnect, a client resuming with a long backlog gets some of it each time",
+          "[push][hub]") {
+  hub_server h({.client_queue = {.max_messages = 4, .max_bytes = 1 << 20, .policy = overflow_policy::disconnect}}, 100);
+  for (int i = 1; i <= 20; ++i) h.publish("news", "m" + std::to_string(i));
+  std::uint64_t cursor = 0;
+  for (int connection = 0; connection < 20 && cursor < 20; ++connection) {
+    INFO("connection " << connection << ", from " << cursor);
+    ws_peer p(h.url("/topics/news/ws?from=" + std::to_string(cursor)));
+    auto last = [&p] {
+      std::uint64_t seq = 0;
+      for (const auto& j : p.got) {
+        if (j.contains("seq") && !j.contains("op")) seq = j["seq"].get<std::uint64_t>();
+      }
+      return seq;
+    };
+    REQUIRE(test::run_until(p.ctx, [&] { return p.closed.has_value() || last() == 20; }));
+    if (p.closed) CHECK(p.closed->code == ws::close_code::policy_violation);
+    const std::vector<std::string> got = p.messages("news");
+    REQUIRE_FALSE(got.empty());  // progress: what was queued before the overflow is written before the close
+    for (const std::string& m : got) {
+      ++cursor;
+      CHECK(m == std::to_string(cursor) + ":m" + std::to_string(cursor));  // in order, none repeated or missed
+    }
+  }
+  CHECK(cursor == 20);
 }

@@ -359,7 +359,7 @@ inline void feed::publish_gap(const pubsub::gap& g) {
   encodings e(g);
   for (const link& l : links_) {
     if (g.last <= l.after) continue;
-    l.target->deliver(outbound{encode(e, l.target->encoding())});
+    l.target->deliver(outbound{encode(e, l.target->encoding()), std::nullopt, g});
   }
 }
 
@@ -384,7 +384,7 @@ inline std::uint64_t feed::replay(client& c, std::uint64_t from) {
     // Older than the replay limit: report them as one gap, as if they were no longer retained.
     const pubsub::gap g{topic_, from + 1, last - max_replay, pubsub::gap_reason::retention};
     encodings e(g);
-    c.deliver(outbound{encode(e, c.encoding())});
+    c.deliver(outbound{encode(e, c.encoding()), std::nullopt, g});
     cursor = last - max_replay;
   }
   constexpr std::size_t batch = 256;
@@ -393,7 +393,7 @@ inline std::uint64_t feed::replay(client& c, std::uint64_t from) {
     const auto r = hub_->broker.read(topic_, cursor, batch);
     if (r.missed) {
       encodings e(*r.missed);
-      c.deliver(outbound{encode(e, c.encoding())});
+      c.deliver(outbound{encode(e, c.encoding()), std::nullopt, *r.missed});
     }
     for (const pubsub::message& m : r.messages) {
       encodings e(m);
@@ -596,15 +596,21 @@ class ws_client final : public client {
   }
 
   void ready() override { pump(); }
-  void overflowed() override { close(ws::close_code::policy_violation, "client too slow"); }
+  // The `disconnect` policy: the frames already queued go first (a resuming client whose replay overflows its queue
+  // still makes progress, see outbox::offer), then close 1008.
+  void overflowed() override { pump(); }
 
-  // Moves queued frames to the session one at a time: its send queue (`wait`) completes when there is room.
+  // Moves queued frames to the session one at a time: its send queue (`wait`) completes when there is room. Closes
+  // once an overflowed queue is empty.
   void pump() {
     if (sending_) return;
     auto s = session_.lock();
     if (!s || !s->is_open()) return;
     std::optional<outbound> item = box().next();
-    if (!item) return;
+    if (!item) {
+      if (box().overflowed()) close(ws::close_code::policy_violation, "client too slow");
+      return;
+    }
     sending_ = true;
     s->async_send(ws::outgoing{std::move(item->bytes), ws::opcode::text, true, {}},
                   [self = std::static_pointer_cast<ws_client>(shared_from_this())](std::error_code ec, push_outcome) {

@@ -7,10 +7,10 @@
 // silently: the outbox remembers, per topic, which sequence numbers it dropped, and hands out a gap (made by the
 // owner's `encode_gap`) in their place, before the first later message of that topic (or when the queue runs
 // empty). A message replaced under `conflate` by a newer one with the same key is superseded, not lost: no gap.
-// Under `disconnect`, a full queue marks the outbox overflowed and its owner ends the connection; the client
-// resumes from its last sequence number when it reconnects. `wait` is refused: one slow client must not hold up
-// the feed that serves every other client of the topic (a broker subscription with `wait` does that, for the
-// few consumers that need it).
+// Under `disconnect`, a full queue marks the outbox overflowed: it takes nothing more, its owner writes what it
+// holds and then ends the connection; the client resumes from its last sequence number when it reconnects. `wait`
+// is refused: one slow client must not hold up the feed that serves every other client of the topic (a broker
+// subscription with `wait` does that, for the few consumers that need it).
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
@@ -25,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -38,9 +39,20 @@ struct outbound {
   shared_bytes bytes;
   /// The message encoded, if any: its topic, sequence number and conflation key.
   std::optional<pubsub::message> source = std::nullopt;
+  /// The gap encoded, if any (a retention gap of a replay, a feed's gap). Dropped, it is not lost either: the outbox
+  /// reports its numbers again in a gap of its own (DESIGN promise 3).
+  std::optional<pubsub::gap> gap = std::nullopt;
+  /// Set by the outbox under `conflate`: the message's topic and key, so that a message replaces only one of its
+  /// own topic. (A room's socket gets several topics: keyed by the key alone, a message of one topic would replace
+  /// one of another in place, losing it while the queue has room, and jump ahead of its own topic's earlier
+  /// messages and "joined".)
+  std::string scoped_key{};
 
   std::size_t size() const noexcept { return bytes.size(); }
-  std::string_view conflation_key() const noexcept { return source ? source->conflation_key() : std::string_view(); }
+  std::string_view conflation_key() const noexcept {
+    if (!scoped_key.empty()) return scoped_key;
+    return source ? source->conflation_key() : std::string_view();
+  }
 };
 
 /// The counters of an outbox.
@@ -68,21 +80,35 @@ class outbox {
   }
 
   /// Queues `item` under the policy. Returns false when the client must be disconnected (`disconnect` policy, or
-  /// already overflowed); the item is then not queued.
+  /// already overflowed); the item is then not queued, and `next` still hands out what was queued before it.
   bool offer(outbound item) {
     if (overflowed_) return false;
     // Views into the message, whose shared body outlives the push whichever copy ends up holding it.
-    const std::string_view new_key = item.conflation_key();
+    const std::string_view new_key = item.source ? item.source->conflation_key() : std::string_view();
     const std::string_view new_topic = item.source ? item.source->topic() : std::string_view();
+    if (queue_.limits().policy == overflow_policy::conflate && !new_key.empty()) {
+      item.scoped_key.assign(new_topic).append(1, '\0').append(new_key);
+    }
     const push_outcome outcome = queue_.push(std::move(item), [&](outbound&& dropped) {
+      // A dropped gap is a loss too: without this, a replay that overflows the queue would drop its retention gap
+      // and the client would never hear of the messages it covered.
+      if (dropped.gap) {
+        return record_loss(dropped.gap->topic, dropped.gap->first, dropped.gap->last, dropped.gap->reason);
+      }
       if (!dropped.source) return;
       const bool superseded =
-          !new_key.empty() && dropped.conflation_key() == new_key && dropped.source->topic() == new_topic;
-      if (!superseded) record_loss(*dropped.source);
+          !new_key.empty() && dropped.source->conflation_key() == new_key && dropped.source->topic() == new_topic;
+      if (!superseded) {
+        const std::uint64_t seq = dropped.source->sequence();
+        record_loss(dropped.source->topic(), seq, seq, pubsub::gap_reason::overflow);
+      }
     });
     if (outcome == push_outcome::must_disconnect) {
+      // What is queued stays, for the owner to write before it ends the connection. Cleared, a client that resumes
+      // with more to replay than its queue holds would be cut before it received anything, reconnect, and be cut
+      // again, for ever: DESIGN promise 3 ("nothing is lost if the topic still retains what it missed", docs/push.md)
+      // needs each connection to make progress. The queue is bounded: this holds no more than it did.
       overflowed_ = true;
-      queue_.clear();
       return false;
     }
     return true;
@@ -100,48 +126,61 @@ class outbox {
 
   /// True when nothing is queued and no gap is due.
   bool empty() const noexcept { return queue_.empty() && lost_.empty(); }
-  /// True once the `disconnect` policy has cut the client.
+  /// True once the `disconnect` policy has cut the client: its owner ends the connection once `next` has nothing.
   bool overflowed() const noexcept { return overflowed_; }
 
   outbox_stats stats() const noexcept { return {queue_.stats(), gaps_, overflowed_}; }
 
  private:
-  // Remembers that `m` was dropped, merging it into a run of its topic when adjacent.
-  void record_loss(const pubsub::message& m) {
-    const std::uint64_t seq = m.sequence();
+  // Remembers that `first`..`last` of `topic` were dropped, merging them into a run of the topic (with the same
+  // reason) when adjacent.
+  void record_loss(std::string_view topic, std::uint64_t first, std::uint64_t last, pubsub::gap_reason reason) {
     pubsub::gap* newest = nullptr;
     std::size_t runs = 0;
     for (pubsub::gap& g : lost_) {
-      if (g.topic != m.topic()) continue;
+      if (g.topic != topic) continue;
       ++runs;
       newest = &g;
-      if (g.last + 1 == seq) return void(g.last = seq);
-      if (seq + 1 == g.first) return void(g.first = seq);
+      if (g.reason != reason) continue;
+      if (g.last + 1 == first) return void(g.last = last);
+      if (last + 1 == g.first) return void(g.first = first);
     }
     if (newest && runs >= max_runs_per_topic) {
-      newest->first = std::min(newest->first, seq);
-      newest->last = std::max(newest->last, seq);
+      newest->first = std::min(newest->first, first);
+      newest->last = std::max(newest->last, last);
       return;
     }
-    lost_.push_back(pubsub::gap{std::string(m.topic()), seq, seq, pubsub::gap_reason::overflow});
+    lost_.push_back(pubsub::gap{std::string(topic), first, last, reason});
   }
 
-  // The gap that must be written before the next queued item: one whose topic's next queued message comes after
-  // it, or any once the queue is empty. Runs of one topic are handed out in sequence order.
+  // The gap that must be written before the next queued item: one that every queued message of its topic comes
+  // after, or any once the queue is empty. Runs of one topic are handed out in sequence order.
+  //
+  // Every queued message of the topic, not only the front: behind a front of another topic (a room's other topic, a
+  // control item) older messages of the gap's topic may still be queued (`drop_newest` drops the newest; `conflate`
+  // replaces in place), and a gap written before them would break the order of the topic (docs/push.md: "with gaps
+  // exactly where messages are missing"), and an SSE client that reconnected after it would resume past them.
   std::optional<pubsub::gap> due_gap() {
     if (lost_.empty()) return std::nullopt;
-    const outbound* front = queue_.empty() ? nullptr : &queue_.front();
     auto due = lost_.end();
     for (auto it = lost_.begin(); it != lost_.end(); ++it) {
-      const bool before_front = !front || !front->source || front->source->topic() != it->topic ||
-                                front->source->sequence() > it->last;
-      if (!before_front) continue;
+      if (!before_queued(*it)) continue;
       if (due == lost_.end() || (due->topic == it->topic && it->first < due->first)) due = it;
     }
     if (due == lost_.end()) return std::nullopt;
     pubsub::gap g = std::move(*due);
     lost_.erase(due);
     return g;
+  }
+
+  // True when no queued message (or gap) of `g`'s topic starts at or before `g.last`.
+  bool before_queued(const pubsub::gap& g) noexcept {
+    for (std::size_t i = 0; i < queue_.size(); ++i) {
+      const outbound& item = queue_.at(i);
+      if (item.source && item.source->topic() == g.topic && item.source->sequence() <= g.last) return false;
+      if (item.gap && item.gap->topic == g.topic && item.gap->first <= g.last) return false;
+    }
+    return true;
   }
 
   bounded_queue<outbound> queue_;
