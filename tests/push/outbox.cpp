@@ -32,6 +32,19 @@ push::outbound item(std::string_view topic, std::uint64_t seq, std::string key =
   return push::outbound{m.payload(), m};
 }
 
+// A control item ("joined", "left", an error reply), acknowledging `topic` if given.
+push::outbound control(std::string_view text, std::string_view topic = {}) {
+  push::outbound c{shared_bytes::copy(text)};
+  c.topic = topic;
+  return c;
+}
+
+// A gap item, as a replay's retention gap.
+push::outbound gap_item(std::string_view topic, std::uint64_t first, std::uint64_t last) {
+  const pubsub::gap g{std::string(topic), first, last, pubsub::gap_reason::retention};
+  return push::outbound{shared_bytes::copy("retention gap"), std::nullopt, g};
+}
+
 }  // namespace
 
 TEST_CASE("push outbox: what drop_oldest discards comes out as one gap, in its place", "[push][outbox]") {
@@ -92,12 +105,100 @@ TEST_CASE("push outbox: disconnect refuses and marks the client overflowed", "[p
   CHECK(box.overflowed());
 }
 
-TEST_CASE("push outbox: control items are never reported lost; wait is refused", "[push][outbox]") {
-  auto box = make_box(1, overflow_policy::drop_oldest);
-  CHECK(box.offer(push::outbound{shared_bytes::copy("ctl")}));
-  CHECK(box.offer(push::outbound{shared_bytes::copy("ctl2")}));
-  CHECK(drain(box) == std::vector<std::string>{"ctl2"});
+// Control items were dropped as messages are, silently: a client waiting for "joined" or "left" waited for ever.
+TEST_CASE("push outbox: control items are never lost and keep their place; wait is refused", "[push][outbox]") {
+  SECTION("drop_oldest: a dropped control item comes before what is still queued, in the order dropped") {
+    auto box = make_box(1, overflow_policy::drop_oldest);
+    CHECK(box.offer(control("ctl")));
+    CHECK(box.offer(control("ctl2")));  // drops ctl: held
+    CHECK(box.offer(item("a", 1)));     // drops ctl2: held
+    CHECK(box.stats().held == 2);
+    CHECK(drain(box) == std::vector<std::string>{"ctl", "ctl2", "a:1"});
+    CHECK(box.empty());
+    CHECK(box.stats().held == 0);
+  }
+  SECTION("conflate falls back to drop_oldest: the same") {
+    auto box = make_box(1, overflow_policy::conflate);
+    CHECK(box.offer(control("joined")));
+    CHECK(box.offer(item("a", 1, "K")));  // drops "joined": held
+    CHECK(box.offer(item("a", 2, "K")));  // replaces a:1 in place
+    CHECK(drain(box) == std::vector<std::string>{"joined", "a:2"});
+  }
+  SECTION("drop_newest: a refused control item comes after what is queued and before anything offered later") {
+    auto box = make_box(1, overflow_policy::drop_newest);
+    CHECK(box.offer(item("a", 1)));
+    CHECK(box.offer(control("ctl")));   // refused: pending after a:1
+    CHECK(box.offer(item("a", 2)));     // dropped while ctl is pending: a gap after it
+    CHECK(box.offer(control("ctl2")));  // pending after ctl
+    CHECK(box.offer(item("a", 3)));     // dropped: a gap after ctl2, not merged with a:2's
+    CHECK(box.stats().held == 2);
+    CHECK_FALSE(box.empty());
+    CHECK(drain(box) == std::vector<std::string>{"a:1", "ctl", "gap a:2-2 overflow", "ctl2", "gap a:3-3 overflow"});
+    CHECK(box.empty());
+    CHECK(box.offer(item("a", 4)));  // nothing pending: queued again
+    CHECK(drain(box) == std::vector<std::string>{"a:4"});
+  }
+  SECTION("only a held control item: not empty") {
+    auto box = make_box(1, overflow_policy::drop_newest);
+    CHECK(box.offer(item("a", 1)));
+    CHECK(box.offer(control("ctl")));
+    CHECK(box.next());
+    CHECK_FALSE(box.empty());
+    CHECK(drain(box) == std::vector<std::string>{"ctl"});
+    CHECK(box.empty());
+  }
   CHECK_THROWS_AS(make_box(1, overflow_policy::wait), std::invalid_argument);
+}
+
+TEST_CASE("push outbox: gaps keep their place around a held control item", "[push][outbox]") {
+  auto box = make_box(2, overflow_policy::drop_oldest);
+  CHECK(box.offer(item("a", 1)));
+  CHECK(box.offer(control("ctl")));
+  CHECK(box.offer(item("a", 2)));  // drops a:1, offered before ctl
+  CHECK(box.offer(item("a", 3)));  // drops ctl: held
+  CHECK(box.offer(item("a", 4)));  // drops a:2, offered after ctl: not merged with a:1's run
+  CHECK(drain(box) == std::vector<std::string>{"gap a:1-1 overflow", "ctl", "gap a:2-2 overflow", "a:3", "a:4"});
+}
+
+// A client that sends requests without reading the replies must not grow its queue without bound.
+TEST_CASE("push outbox: too many control items held overflow the outbox", "[push][outbox]") {
+  for (const overflow_policy policy : {overflow_policy::drop_oldest, overflow_policy::drop_newest}) {
+    CAPTURE(policy);
+    auto box = make_box(1, policy);
+    CHECK(box.offer(item("a", 1)));
+    const std::size_t held = push::outbox::max_held_controls;
+    // drop_oldest: the first control item drops a:1 and the next ones drop it; drop_newest: each one is refused.
+    const std::size_t offered = policy == overflow_policy::drop_oldest ? held + 1 : held;
+    for (std::size_t i = 0; i < offered; ++i) CHECK(box.offer(control("ctl")));
+    CHECK_FALSE(box.overflowed());
+    CHECK(box.stats().held == held);
+    CHECK_FALSE(box.offer(control("ctl")));  // one more than the bound
+    CHECK(box.overflowed());
+    CHECK_FALSE(box.offer(item("a", 2)));
+    // What was queued and held is still written before the client is cut.
+    std::size_t controls = 0;
+    for (const std::string& out : drain(box)) controls += out == "ctl";
+    CHECK(controls == offered + 1);
+    CHECK(box.empty());
+  }
+}
+
+// A gap of a topic was written before that topic's "joined", still queued: the client got a gap of a topic it had
+// not joined yet (a replay's retention gap dropped by a full queue, say).
+TEST_CASE("push outbox: a gap of a topic comes after its queued \"joined\"", "[push][outbox]") {
+  auto box = make_box(2, overflow_policy::drop_newest);
+  CHECK(box.offer(item("b", 1)));
+  CHECK(box.offer(control("joined a", "a")));
+  CHECK(box.offer(gap_item("a", 1, 5)));  // dropped: the newest
+  CHECK(box.offer(control("error")));     // refused: pending
+  CHECK(drain(box) == std::vector<std::string>{"b:1", "joined a", "gap a:1-5 retention", "error"});
+
+  // A gap for messages offered before "left" still comes before it.
+  auto left = make_box(2, overflow_policy::drop_oldest);
+  CHECK(left.offer(item("a", 1)));
+  CHECK(left.offer(item("a", 2)));
+  CHECK(left.offer(control("left a", "a")));  // drops a:1
+  CHECK(drain(left) == std::vector<std::string>{"gap a:1-1 overflow", "a:2", "left a"});
 }
 
 TEST_CASE("push outbox: many runs of one topic are bounded, widening the newest", "[push][outbox]") {

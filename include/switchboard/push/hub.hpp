@@ -219,7 +219,7 @@ class feed : public std::enable_shared_from_this<feed> {
   void detach(const client* c, std::shared_ptr<client> notify = nullptr, shared_bytes ack = {}) {
     asio::dispatch(strand_, [self = shared_from_this(), c, notify = std::move(notify), ack = std::move(ack)]() mutable {
       std::erase_if(self->links_, [c](const link& l) { return l.target.get() == c; });
-      if (notify) notify->deliver(outbound{std::move(ack)});
+      if (notify) notify->deliver(outbound{.bytes = std::move(ack), .topic = self->topic_});
     });
   }
 
@@ -369,7 +369,8 @@ inline void feed::attach(std::shared_ptr<client> c, std::optional<std::uint64_t>
     // Serialised with `publish` on the strand: every message after `after` is still to come through the feed
     // (its subscription was made before this read), and those up to `after` are skipped for this client.
     std::uint64_t after = self->hub_->broker.last_sequence(self->topic_);
-    if (ack) c->deliver(outbound{ack(after)});
+    // The ack carries its topic: a gap of the topic (a replay's, or for dropped messages) is not written before it.
+    if (ack) c->deliver(outbound{.bytes = ack(after), .topic = self->topic_});
     if (from) after = self->replay(*c, *from);
     self->links_.push_back(link{c, after});
   });

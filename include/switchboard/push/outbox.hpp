@@ -11,6 +11,17 @@
 // holds and then ends the connection; the client resumes from its last sequence number when it reconnects. `wait`
 // is refused: one slow client must not hold up the feed that serves every other client of the topic (a broker
 // subscription with `wait` does that, for the few consumers that need it).
+//
+// Control items (the rooms protocol's "joined", "left" and error replies) are never lost, whatever the policy: a
+// client waiting for an acknowledgement would wait for ever. Under `drop_oldest` and `conflate` a control item that
+// the policy drops was the oldest item: it is kept aside and handed out before anything still queued, in the order
+// dropped. Under `drop_newest` one that the queue refuses is kept pending, after everything queued: until the
+// pending ones are handed out (after the queue), later messages and gaps are dropped as the policy drops them (and
+// reported as gaps after the pending items), and later control items join the pending ones. More than
+// `max_held_controls` kept aside (a client that sends requests without reading the replies) is an overflow of the
+// `disconnect` kind. Under `disconnect` a control item that does not fit is an overflow like any other item. Gaps
+// keep their place around control items: a gap comes after every control item offered before the messages it
+// reports and before every one offered after them, and a gap of a topic after its "joined" (`outbound::topic`).
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
@@ -22,6 +33,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +54,12 @@ struct outbound {
   /// The gap encoded, if any (a retention gap of a replay, a feed's gap). Dropped, it is not lost either: the outbox
   /// reports its numbers again in a gap of its own (DESIGN promise 3).
   std::optional<pubsub::gap> gap = std::nullopt;
+  /// For a control item, the topic it acknowledges ("joined", "left"), if any: a gap of that topic for messages
+  /// offered after the item is not written before it (a gap before "joined" would be of a topic not yet joined).
+  std::string topic{};
+  /// Set by the outbox: how many control items were offered before this item (its own number, for a control item),
+  /// so that a gap keeps its place around control items.
+  std::uint64_t epoch = 0;
   /// Set by the outbox under `conflate`: the message's topic and key, so that a message replaces only one of its
   /// own topic. (A room's socket gets several topics: keyed by the key alone, a message of one topic would replace
   /// one of another in place, losing it while the queue has room, and jump ahead of its own topic's earlier
@@ -49,6 +67,8 @@ struct outbound {
   std::string scoped_key{};
 
   std::size_t size() const noexcept { return bytes.size(); }
+  /// True for a control item: neither a message nor a gap.
+  bool is_control() const noexcept { return !source && !gap; }
   std::string_view conflation_key() const noexcept {
     if (!scoped_key.empty()) return scoped_key;
     return source ? source->conflation_key() : std::string_view();
@@ -57,9 +77,10 @@ struct outbound {
 
 /// The counters of an outbox.
 struct outbox_stats {
-  queue_stats queue;           ///< depth, bytes and counts of the queue
+  queue_stats queue;           ///< depth, bytes and counts of the queue (`dropped` includes the control items held)
+  std::size_t held = 0;        ///< control items dropped by the policy and kept aside, still to hand out
   std::uint64_t gaps = 0;      ///< gaps handed out for dropped messages
-  bool overflowed = false;     ///< the `disconnect` policy cut the client
+  bool overflowed = false;     ///< the `disconnect` policy (or too many control items held) cut the client
 };
 
 /// A client's queue. Not thread-safe: used on the client connection's executor only.
@@ -72,6 +93,11 @@ class outbox {
   /// the next dropped message (a gap may then span messages that were delivered: it errs on reporting more).
   static constexpr std::size_t max_runs_per_topic = 64;
 
+  /// Most control items kept aside (dropped by the policy, to hand out in their place: see the file comment); one
+  /// more makes the outbox overflowed, as under `disconnect`. A client that sends requests without reading the
+  /// replies is then cut rather than growing its queue without bound.
+  static constexpr std::size_t max_held_controls = 64;
+
   /// Throws `std::invalid_argument` for `overflow_policy::wait` or a zero limit.
   outbox(queue_limits limits, gap_encoder encode_gap) : queue_(limits), encode_gap_(std::move(encode_gap)) {
     if (limits.policy == overflow_policy::wait) {
@@ -79,10 +105,18 @@ class outbox {
     }
   }
 
-  /// Queues `item` under the policy. Returns false when the client must be disconnected (`disconnect` policy, or
-  /// already overflowed); the item is then not queued, and `next` still hands out what was queued before it.
+  /// Queues `item` under the policy. Returns false when the client must be disconnected (`disconnect` policy, more
+  /// than `max_held_controls` control items held, or already overflowed); `next` still hands out what was queued
+  /// (and held) before, and the item too when holding a control item was the overflow.
   bool offer(outbound item) {
     if (overflowed_) return false;
+    item.epoch = item.is_control() ? controls_++ : controls_;
+    if (!held_.empty() && queue_.limits().policy == overflow_policy::drop_newest) {
+      // A control item is pending after the queue: nothing offered later may come before it.
+      ++held_dropped_;
+      drop(std::move(item), {}, {});
+      return held_.size() <= max_held_controls || overflow();
+    }
     // Views into the message, whose shared body outlives the push whichever copy ends up holding it.
     const std::string_view new_key = item.source ? item.source->conflation_key() : std::string_view();
     const std::string_view new_topic = item.source ? item.source->topic() : std::string_view();
@@ -90,67 +124,102 @@ class outbox {
       item.scoped_key.assign(new_topic).append(1, '\0').append(new_key);
     }
     const push_outcome outcome = queue_.push(std::move(item), [&](outbound&& dropped) {
-      // A dropped gap is a loss too: without this, a replay that overflows the queue would drop its retention gap
-      // and the client would never hear of the messages it covered.
-      if (dropped.gap) {
-        return record_loss(dropped.gap->topic, dropped.gap->first, dropped.gap->last, dropped.gap->reason);
-      }
-      if (!dropped.source) return;
-      const bool superseded =
-          !new_key.empty() && dropped.source->conflation_key() == new_key && dropped.source->topic() == new_topic;
-      if (!superseded) {
-        const std::uint64_t seq = dropped.source->sequence();
-        record_loss(dropped.source->topic(), seq, seq, pubsub::gap_reason::overflow);
-      }
+      drop(std::move(dropped), new_key, new_topic);
     });
     if (outcome == push_outcome::must_disconnect) {
       // What is queued stays, for the owner to write before it ends the connection. Cleared, a client that resumes
       // with more to replay than its queue holds would be cut before it received anything, reconnect, and be cut
       // again, for ever: DESIGN promise 3 ("nothing is lost if the topic still retains what it missed", docs/push.md)
       // needs each connection to make progress. The queue is bounded: this holds no more than it did.
-      overflowed_ = true;
-      return false;
+      return overflow();
     }
-    return true;
+    // Past the bound, what is held stays too (at most the bound and a queueful): the client is cut once it is written.
+    return held_.size() <= max_held_controls || overflow();
   }
 
-  /// The next item to write, oldest first, with a gap in place of dropped messages; nullopt when there is none.
+  /// The next item to write, oldest first, with a gap in place of dropped messages and the control items held in
+  /// theirs; nullopt when there is none.
   std::optional<outbound> next() {
     if (auto gap = due_gap()) {
       ++gaps_;
       return outbound{encode_gap_(*gap)};
     }
+    // Held under drop_oldest or conflate: dropped from the front, so before everything queued. Under drop_newest:
+    // refused, so after everything queued.
+    if (!held_.empty() && (queue_.empty() || queue_.limits().policy != overflow_policy::drop_newest)) {
+      outbound item = std::move(held_.front());
+      held_.pop_front();
+      return item;
+    }
     if (queue_.empty()) return std::nullopt;
     return queue_.pop();
   }
 
-  /// True when nothing is queued and no gap is due.
-  bool empty() const noexcept { return queue_.empty() && lost_.empty(); }
+  /// True when nothing is queued or held and no gap is due.
+  bool empty() const noexcept { return queue_.empty() && held_.empty() && lost_.empty(); }
   /// True once the `disconnect` policy has cut the client: its owner ends the connection once `next` has nothing.
   bool overflowed() const noexcept { return overflowed_; }
 
-  outbox_stats stats() const noexcept { return {queue_.stats(), gaps_, overflowed_}; }
+  outbox_stats stats() const noexcept {
+    outbox_stats s{queue_.stats(), held_.size(), gaps_, overflowed_};
+    s.queue.dropped += held_dropped_;
+    return s;
+  }
 
  private:
+  // A lost run: dropped messages of one topic, offered after the same control items (`epoch` of them).
+  struct lost_run {
+    pubsub::gap gap;
+    std::uint64_t epoch = 0;
+  };
+
+  bool overflow() noexcept {
+    overflowed_ = true;
+    return false;
+  }
+
+  // What the policy dropped: a control item is held; a message or gap is remembered as lost, unless `conflate`
+  // replaced it with a newer one of its topic and key (`new_key` of `new_topic`), which supersedes it.
+  void drop(outbound&& dropped, std::string_view new_key, std::string_view new_topic) {
+    if (dropped.is_control()) return held_.push_back(std::move(dropped));
+    // A dropped gap is a loss too: without this, a replay that overflows the queue would drop its retention gap and
+    // the client would never hear of the messages it covered.
+    if (dropped.gap) {
+      const pubsub::gap& g = *dropped.gap;
+      return record_loss(g.topic, g.first, g.last, g.reason, dropped.epoch);
+    }
+    const bool superseded =
+        !new_key.empty() && dropped.source->conflation_key() == new_key && dropped.source->topic() == new_topic;
+    if (!superseded) {
+      const std::uint64_t seq = dropped.source->sequence();
+      record_loss(dropped.source->topic(), seq, seq, pubsub::gap_reason::overflow, dropped.epoch);
+    }
+  }
+
   // Remembers that `first`..`last` of `topic` were dropped, merging them into a run of the topic (with the same
-  // reason) when adjacent.
-  void record_loss(std::string_view topic, std::uint64_t first, std::uint64_t last, pubsub::gap_reason reason) {
-    pubsub::gap* newest = nullptr;
+  // reason, offered after the same control items) when adjacent.
+  void record_loss(std::string_view topic, std::uint64_t first, std::uint64_t last, pubsub::gap_reason reason,
+                   std::uint64_t epoch) {
+    lost_run* newest = nullptr;
     std::size_t runs = 0;
-    for (pubsub::gap& g : lost_) {
+    for (lost_run& r : lost_) {
+      pubsub::gap& g = r.gap;
       if (g.topic != topic) continue;
       ++runs;
-      newest = &g;
-      if (g.reason != reason) continue;
+      newest = &r;
+      if (g.reason != reason || r.epoch != epoch) continue;
       if (g.last + 1 == first) return void(g.last = last);
       if (last + 1 == g.first) return void(g.first = first);
     }
     if (newest && runs >= max_runs_per_topic) {
-      newest->first = std::min(newest->first, first);
-      newest->last = std::max(newest->last, last);
+      // Widened over later messages, the run waits for the control items before them (a gap may then come after a
+      // "left" of its topic: it errs on lateness rather than before a "joined").
+      newest->gap.first = std::min(newest->gap.first, first);
+      newest->gap.last = std::max(newest->gap.last, last);
+      newest->epoch = std::max(newest->epoch, epoch);
       return;
     }
-    lost_.push_back(pubsub::gap{std::string(topic), first, last, reason});
+    lost_.push_back(lost_run{pubsub::gap{std::string(topic), first, last, reason}, epoch});
   }
 
   // The gap that must be written before the next queued item: one that every queued message of its topic comes
@@ -160,32 +229,42 @@ class outbox {
   // control item) older messages of the gap's topic may still be queued (`drop_newest` drops the newest; `conflate`
   // replaces in place), and a gap written before them would break the order of the topic (docs/push.md: "with gaps
   // exactly where messages are missing"), and an SSE client that reconnected after it would resume past them.
+  //
+  // Nor before a control item held (or, of its topic, queued) that was offered before its messages: the first held
+  // comes before any run offered after it, whether it goes before the queue or after it.
   std::optional<pubsub::gap> due_gap() {
     if (lost_.empty()) return std::nullopt;
     auto due = lost_.end();
     for (auto it = lost_.begin(); it != lost_.end(); ++it) {
+      if (!held_.empty() && it->epoch > held_.front().epoch) continue;
       if (!before_queued(*it)) continue;
-      if (due == lost_.end() || (due->topic == it->topic && it->first < due->first)) due = it;
+      if (due == lost_.end() || (due->gap.topic == it->gap.topic && it->gap.first < due->gap.first)) due = it;
     }
     if (due == lost_.end()) return std::nullopt;
-    pubsub::gap g = std::move(*due);
+    pubsub::gap g = std::move(due->gap);
     lost_.erase(due);
     return g;
   }
 
-  // True when no queued message (or gap) of `g`'s topic starts at or before `g.last`.
-  bool before_queued(const pubsub::gap& g) noexcept {
+  // True when no queued message (or gap) of the run's topic starts at or before its last number, and no queued
+  // control item of its topic ("joined") was offered before its messages.
+  bool before_queued(const lost_run& r) noexcept {
+    const pubsub::gap& g = r.gap;
     for (std::size_t i = 0; i < queue_.size(); ++i) {
       const outbound& item = queue_.at(i);
       if (item.source && item.source->topic() == g.topic && item.source->sequence() <= g.last) return false;
       if (item.gap && item.gap->topic == g.topic && item.gap->first <= g.last) return false;
+      if (item.is_control() && item.epoch < r.epoch && !item.topic.empty() && item.topic == g.topic) return false;
     }
     return true;
   }
 
   bounded_queue<outbound> queue_;
   gap_encoder encode_gap_;
-  std::vector<pubsub::gap> lost_;  // runs of dropped messages not yet reported
+  std::vector<lost_run> lost_;   // runs of dropped messages not yet reported
+  std::deque<outbound> held_;    // control items dropped by the policy, in the order offered (see the file comment)
+  std::uint64_t controls_ = 0;   // control items offered so far: the epoch of the next item
+  std::uint64_t held_dropped_ = 0;  // items dropped while a control item was pending (drop_newest), not by the queue
   std::uint64_t gaps_ = 0;
   bool overflowed_ = false;
 };
