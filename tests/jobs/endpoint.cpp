@@ -10,12 +10,15 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <iterator>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 using namespace switchboard;
 using namespace std::chrono_literals;
@@ -26,9 +29,15 @@ namespace {
 // Jobs for the tests: {"kind": "echo", "value": x} returns x; {"kind": "steps", "value": n} reports progress n
 // times; "block" runs until released or cancelled; "fail" throws. Anything else is refused with 400.
 struct job_server {
-  explicit job_server(jobs::endpoint_options options = {}, jobs::worker_pool_options pool_options = {.threads = 1})
-      : broker(server.rt().executor(), {.retention = {.max_messages = 10}}), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
+  explicit job_server(jobs::endpoint_options options = {}, jobs::worker_pool_options pool_options = {.threads = 1},
+                      std::size_t server_threads = 1)
+      : server(server_threads), broker(server.rt().executor(), {.retention = {.max_messages = 10}}), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
     jobs::add_routes(server.routes(), work);
+    // Which server thread serves the connection (each stays on the thread that accepted it): a test that holds one
+    // thread while another answers picks its connections by it.
+    server.routes().get("/thread", [](http::request&) {
+      return http::response::text(std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+    });
     server.start();
   }
   ~job_server() {
@@ -76,11 +85,18 @@ struct job_server {
   test::raw_response request(std::string_view method, std::string_view target, std::string_view body = {},
                              std::string_view extra = {}, const char* from = nullptr) {
     raw_client c(server.port(), 10s, from);
-    c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
-           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
-    auto r = c.read_response();
+    auto r = exchange(c, method, target, body, extra);
     REQUIRE(r);
     return *r;
+  }
+
+  // One request on the open connection `c`; nullopt when no whole response came. Asserts nothing, so that a thread
+  // other than the test's may use it.
+  static std::optional<test::raw_response> exchange(raw_client& c, std::string_view method, std::string_view target,
+                                                    std::string_view body = {}, std::string_view extra = {}) {
+    c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+           std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
+    return c.read_response();
   }
 
   // Wakes blocking jobs to look at their cancellation flag (after a DELETE).
@@ -247,6 +263,103 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
     CHECK(s.request("POST", "/jobs", R"({"kind": "echo"})").status == 503);
     CHECK(s.work.stats().refused_full == 1);
   }
+}
+
+// Holds the first message published after `arm`, on the publishing thread (an observer runs inside `publish`),
+// until `release` or 10 s: it stops a submission between storing its job and handing it to the pool, the moment
+// a retry under its key could be answered.
+struct publish_gate final : pubsub::broker_observer {
+  void on_interest(std::string_view, bool, bool) override {}
+  void on_publish(const pubsub::message&) override {
+    std::unique_lock lock(mutex);
+    if (!armed || held) return;
+    held = true;
+    changed.notify_all();
+    changed.wait_for(lock, 10s, [this] { return released; });
+  }
+  void arm() {
+    const std::lock_guard lock(mutex);
+    armed = true;
+  }
+  void release() {
+    {
+      const std::lock_guard lock(mutex);
+      released = true;
+    }
+    changed.notify_all();
+  }
+  // Marks what the other thread was waiting for as done.
+  void done() {
+    {
+      const std::lock_guard lock(mutex);
+      finished = true;
+    }
+    changed.notify_all();
+  }
+  // Waits (with a deadline) until a publish is held or `done` is called; true when a publish is held.
+  bool wait_held_or_done() {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, 10s, [this] { return held || finished; });
+    return held;
+  }
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool armed = false, held = false, released = false, finished = false;
+};
+
+TEST_CASE("a submission the pool refuses was never visible: a retry under its key is not told 202 for a job that "
+          "then vanishes", "[jobs][endpoint]") {
+  // Two server threads, and a connection to each: the submission may be held on one while its retry is answered on
+  // the other.
+  job_server s({}, {.threads = 1, .max_queued = 1}, 2);
+  std::vector<std::unique_ptr<raw_client>> connections;
+  std::map<std::string, raw_client*> by_thread;
+  while (by_thread.size() < 2 && connections.size() < 64) {
+    connections.push_back(std::make_unique<raw_client>(s.server.port(), 10s));
+    const auto r = job_server::exchange(*connections.back(), "GET", "/thread");
+    REQUIRE(r);
+    by_thread.emplace(r->body, connections.back().get());
+  }
+  REQUIRE(by_thread.size() == 2);
+  raw_client& submitting = *by_thread.begin()->second;
+  raw_client& retrying = *std::next(by_thread.begin())->second;
+
+  REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
+  REQUIRE(s.wait_blocked());
+  REQUIRE(s.request("POST", "/jobs", R"({"kind": "echo", "value": 1})").status == 202);  // queued: the pool is full
+  const auto gate = std::make_shared<publish_gate>();
+  s.broker.set_observer(gate);
+  gate->arm();
+  const std::string body = R"({"kind": "echo", "value": 2})";
+  const std::string key = "Idempotency-Key: k1\r\n";
+  std::optional<test::raw_response> first;
+  std::thread submitter([&] {
+    first = job_server::exchange(submitting, "POST", "/jobs", body, key);
+    gate->done();
+  });
+  // The refused submission publishes nothing (it made no topic). If it did, its retry is answered while it is held.
+  const bool held = gate->wait_held_or_done();
+  std::optional<test::raw_response> retry;
+  if (held) retry = job_server::exchange(retrying, "POST", "/jobs", body, key);
+  gate->release();
+  submitter.join();
+  s.broker.set_observer(nullptr);
+  REQUIRE(first);
+  CHECK(first->status == 503);
+  CHECK_FALSE(held);
+  if (retry && retry->status == 202) {
+    // Told 202 with a Location: the job must be there.
+    CHECK(s.request("GET", retry->header("Location")).status == 200);
+  }
+  // A retry now is refused too, and nothing was counted for either.
+  CHECK(s.request("POST", "/jobs", body, key).status == 503);
+  const jobs::endpoint_stats stats = s.work.stats();
+  CHECK(stats.submitted == 2);
+  CHECK(stats.unfinished == 2);
+  CHECK(stats.stored == 2);
+  CHECK(stats.refused_full == 2);
+  CHECK(s.pool.stats().queued == 1);
 }
 
 TEST_CASE("a client's unfinished jobs are limited: 429, and other clients still submit", "[jobs][endpoint]") {

@@ -1,5 +1,5 @@
 // The worker pool and `offload`: work runs on a worker and resumes on the caller's executor; a full pool refuses
-// at once; a destroyed pool completes what it never ran.
+// at once; a destroyed pool completes what it never ran; reserved places count against the queue's limit.
 #include <switchboard/jobs/offload.hpp>
 #include <switchboard/jobs/worker_pool.hpp>
 
@@ -12,6 +12,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -112,6 +113,46 @@ TEST_CASE("a full pool refuses at once, and a destroyed pool completes what it n
   REQUIRE(second_done);
   CHECK(second == switchboard::error::shutting_down);
   REQUIRE(test::run_until(ctx, [&] { return first_done; }));
+}
+
+TEST_CASE("reserved places count against the queue's limit, are filled without refusal or given back",
+          "[jobs][worker_pool]") {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> started{false};
+  std::atomic<int> ran{0};
+  jobs::worker_pool pool({.threads = 1, .max_queued = 2});
+  std::function<void()> hold = [&, released] {
+    started = true;
+    released.wait_for(10s);  // bounded, so that a failed REQUIRE cannot hang the pool's destructor
+  };
+  REQUIRE(pool.try_post(hold));
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!started && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  REQUIRE(started);  // the worker is busy: what follows stays queued
+
+  auto first = pool.try_reserve();
+  auto second = pool.try_reserve();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK_FALSE(pool.try_reserve());  // two places held: the queue is full, though nothing is queued yet
+  std::function<void()> counted = [&] { ++ran; };
+  CHECK_FALSE(pool.try_post(counted));
+  CHECK(counted);  // refused: left untouched
+  CHECK(pool.stats().queued == 0);
+  CHECK(pool.stats().refused == 2);
+
+  second.reset();  // given back unused
+  REQUIRE(pool.try_post(counted));
+  pool.post(std::move(*first), [&] { ++ran; });
+  CHECK(pool.stats().queued == 2);
+  CHECK_FALSE(pool.try_reserve());
+
+  release.set_value();
+  const auto done_by = std::chrono::steady_clock::now() + 10s;
+  while (pool.stats().completed < 3 && std::chrono::steady_clock::now() < done_by) std::this_thread::yield();
+  CHECK(ran == 2);
+  CHECK(pool.try_reserve());  // empty again
 }
 
 TEST_CASE("bad pool options are refused", "[jobs][worker_pool]") {

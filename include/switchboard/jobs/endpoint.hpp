@@ -230,17 +230,17 @@ class job_state : public std::enable_shared_from_this<job_state> {
   }
 
   // Stores a new job of `client` and queues it on the pool (or returns the job a concurrent submission under `key`
-  // stored first; 422 if its body differs). nullptr, with the reason in `refused`, when the client has
-  // `max_unfinished_per_client` unfinished jobs (too_many_for_client), the store is full (too_many_jobs) or the pool
-  // is (pool_full).
+  // stored first; 422 if its body differs). nullptr, with the reason in `refused`, when the store is full
+  // (too_many_jobs), the client has `max_unfinished_per_client` unfinished jobs (too_many_for_client) or the pool
+  // is full (pool_full). Every check is made, and a place in the pool's queue held, before the job is stored: once
+  // stored, a retry under its key or a DELETE may see it, so it can no longer be refused (a job refused after a
+  // retry had been answered 202 for it vanished, and a cancelled one was counted twice). For the same reason room in
+  // a full store is made (the job that finished first forgotten) only once nothing can refuse the submission: a
+  // refused one must not cost another job its result.
   std::shared_ptr<job_record> start(const std::string& key, std::size_t hash, std::string client, job_work work,
                                     std::error_code& refused) {
     auto job = std::make_shared<job_record>();
-    // Room in a full store is made (the job that finished first forgotten) only once the pool has taken the job:
-    // made before, a submission then refused (429, or 503 for a full pool) cost another job its result, and a client
-    // at its limit could make the store forget everyone's results one refused retry at a time. Until then the
-    // submission holds a claim on one finished job, so that concurrent submissions cannot count on the same one.
-    bool claimed = false;
+    std::optional<worker_pool::reservation> place;
     {
       const std::lock_guard lock(mutex_);
       expire_locked();
@@ -254,8 +254,8 @@ class job_state : public std::enable_shared_from_this<job_state> {
           return first;
         }
       }
-      const bool full = jobs_.size() - room_claims_ >= options_.max_jobs;
-      if (full && finished_.size() <= room_claims_) {  // every stored job is unfinished (or already claimed)
+      const bool full = jobs_.size() >= options_.max_jobs;
+      if (full && finished_.empty()) {  // every stored job is unfinished
         refused = error::too_many_jobs;
         ++stats_.refused_full;
         return nullptr;
@@ -265,10 +265,14 @@ class job_state : public std::enable_shared_from_this<job_state> {
         ++stats_.refused_client;
         return nullptr;
       }
-      if (full) {
-        claimed = true;
-        ++room_claims_;
+      place = pool_.try_reserve();
+      if (!place) {
+        unfinished_per_client_.remove(client);
+        refused = error::pool_full;
+        ++stats_.refused_full;
+        return nullptr;
       }
+      if (full) expire_locked(true);
       ++stats_.submitted;
       ++stats_.unfinished;
       do {
@@ -284,27 +288,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
     // (even final) status could reach the topic first; the topic then ended with a second final status or with
     // "queued", and a listener saw the job go back and never finish.
     publish(*job);
-    std::function<void()> task = [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); };
-    if (!pool_.try_post(task)) {
-      {
-        const std::lock_guard lock(mutex_);
-        jobs_.erase(job->id);
-        if (!key.empty()) by_key_.erase(key);
-        unfinished_per_client_.remove(job->client);
-        --stats_.submitted;
-        --stats_.unfinished;
-        ++stats_.refused_full;
-        if (claimed) --room_claims_;
-      }
-      broker_.retire_topic(options_.topic_prefix + job->id);  // made by the publish above; its id was never told
-      refused = error::pool_full;
-      return nullptr;
-    }
-    if (claimed) {
-      const std::lock_guard lock(mutex_);
-      --room_claims_;
-      expire_locked(true);
-    }
+    pool_.post(std::move(*place), [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); });
     return job;
   }
 
@@ -429,22 +413,20 @@ class job_state : public std::enable_shared_from_this<job_state> {
                     {.payload = shared_bytes::copy(text), .headers = {{"content-type", "application/json"}}});
   }
 
-  // Forgets the finished jobs whose retention is over and, with `make_room`, while the store holds more than
-  // `max_jobs` (once the claimed room is made), the ones that finished first (see `endpoint_options::max_jobs`). A
-  // forgotten job's topic is retired (erased now, or when its last listener leaves) once its final status is
-  // published there.
+  // Forgets the finished jobs whose retention is over and, with `make_room` (a full store taking one more job), the
+  // one that finished first (see `endpoint_options::max_jobs`). A forgotten job's topic is retired (erased now, or
+  // when its last listener leaves) once its final status is published there.
   void expire_locked(bool make_room = false) {
     const auto now = std::chrono::steady_clock::now();
     while (!finished_.empty()) {
-      const auto it = jobs_.find(finished_.front());
-      if (it != jobs_.end()) {
-        const bool over = now - it->second->finished_at >= options_.retention;
-        if (!over && !(make_room && jobs_.size() - room_claims_ > options_.max_jobs)) return;
-        if (!it->second->key.empty()) by_key_.erase(it->second->key);
-        it->second->forgotten = true;
-        if (it->second->final_published) broker_.retire_topic(options_.topic_prefix + it->first);
-        jobs_.erase(it);
-      }
+      const std::string& id = finished_.front();
+      job_record& job = *jobs_.at(id);  // a job finishes once, and stays stored until forgotten here
+      const bool over = now - job.finished_at >= options_.retention;
+      if (!over && !(make_room && jobs_.size() >= options_.max_jobs)) return;
+      if (!job.key.empty()) by_key_.erase(job.key);
+      job.forgotten = true;
+      if (job.final_published) broker_.retire_topic(options_.topic_prefix + id);
+      jobs_.erase(id);
       finished_.pop_front();
     }
   }
@@ -469,7 +451,6 @@ class job_state : public std::enable_shared_from_this<job_state> {
   std::unordered_map<std::string, std::shared_ptr<job_record>> jobs_;
   std::unordered_map<std::string, std::string> by_key_;
   std::deque<std::string> finished_;  // ids in the order they finished, for retention
-  std::size_t room_claims_ = 0;       // submissions accepted into a full store, each to forget one finished job
   switchboard::detail::per_key_count<std::string> unfinished_per_client_;  // queued and running jobs per client
   endpoint_stats stats_;  // the counters (`stored` is filled in by `stats()`)
 };

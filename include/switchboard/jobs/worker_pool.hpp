@@ -3,6 +3,8 @@
 // `worker_pool`: a fixed set of threads for CPU-bound work, with a bounded queue in front, so that the I/O threads
 // never run (or wait for) long computations. A full pool refuses new work at once (`try_post` returns false)
 // instead of queueing without bound: the caller answers 503 with `Retry-After` (DESIGN promise 2, backpressure).
+// A caller that must not show its work to anyone before the pool has taken it reserves a place first
+// (`try_reserve`), then posts into it (`post`, never refused).
 //
 //   switchboard::jobs::worker_pool pool({.threads = 4, .max_queued = 256});
 //   auto n = co_await switchboard::jobs::offload(pool, [] { return count_primes(1'000'000); }, asio::use_awaitable);
@@ -18,8 +20,10 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace switchboard::jobs {
@@ -67,18 +71,60 @@ class worker_pool {
     for (auto& t : workers_) t.join();
   }
 
+  /// A place in the pool's queue held for one task (`try_reserve`); `post` fills it. Dropped unused, it is given
+  /// back. Must not outlive its pool.
+  class reservation {
+   public:
+    reservation(reservation&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)) {}
+    reservation& operator=(reservation&& other) noexcept {
+      if (this != &other) {
+        if (pool_) pool_->give_back();
+        pool_ = std::exchange(other.pool_, nullptr);
+      }
+      return *this;
+    }
+    reservation(const reservation&) = delete;
+    reservation& operator=(const reservation&) = delete;
+    ~reservation() {
+      if (pool_) pool_->give_back();
+    }
+
+   private:
+    friend class worker_pool;
+    explicit reservation(worker_pool& pool) noexcept : pool_(&pool) {}
+    worker_pool* pool_;
+  };
+
+  /// Holds a place in the queue, or returns nothing (counted as refused) when the queue, with the places already
+  /// held, is full or the pool is stopping.
+  std::optional<reservation> try_reserve() {
+    const std::lock_guard lock(mutex_);
+    if (stopping_ || queue_.size() + reserved_ >= options_.max_queued) {
+      ++refused_;
+      return std::nullopt;
+    }
+    ++reserved_;
+    return reservation(*this);
+  }
+
+  /// Queues `task` in the place `held` (this pool's): never refused. A pool stopping meanwhile destroys the task
+  /// without running it, as it does the tasks still queued.
+  void post(reservation held, std::function<void()> task) {
+    {
+      const std::lock_guard lock(mutex_);
+      held.pool_ = nullptr;  // the place is filled, not given back
+      --reserved_;
+      if (!stopping_) queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+  }  // a task not queued is destroyed here, outside the lock
+
   /// Queues `task` for a worker, or returns false (and leaves `task` untouched) when the queue is full or the pool
   /// is stopping.
   bool try_post(std::function<void()>& task) {
-    {
-      const std::lock_guard lock(mutex_);
-      if (stopping_ || queue_.size() >= options_.max_queued) {
-        ++refused_;
-        return false;
-      }
-      queue_.push_back(std::move(task));
-    }
-    ready_.notify_one();
+    std::optional<reservation> place = try_reserve();
+    if (!place) return false;
+    post(std::move(*place), std::move(task));
     return true;
   }
 
@@ -88,6 +134,11 @@ class worker_pool {
   }
 
  private:
+  void give_back() {
+    const std::lock_guard lock(mutex_);
+    --reserved_;
+  }
+
   void work() {
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -109,6 +160,7 @@ class worker_pool {
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> queue_;
+  std::size_t reserved_ = 0;  // places held by reservations, counted against max_queued
   std::size_t busy_ = 0;
   std::uint64_t completed_ = 0;
   std::uint64_t refused_ = 0;
