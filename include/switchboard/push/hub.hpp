@@ -16,6 +16,8 @@
 // Resume: SSE clients send `Last-Event-ID` (an EventSource does on reconnection) or `?lastEventId=N`; WebSocket
 // clients pass `?from=N` or `"from"` in a join. The hub replays what the topic retains after N, then goes live,
 // with nothing missed or repeated at the switch; messages older than what is retained arrive as a gap first.
+// A replay is paced by the client's queue: it is read from the topic's retention half a queue at a time, the next
+// half once the client has written the previous one, so a replay longer than the queue loses nothing to it.
 // Without a cursor a client starts with the next message published.
 //
 // Backpressure (DESIGN promise 2): each client has its own bounded queue (`hub_options::client_queue`, an
@@ -38,6 +40,7 @@
 #include <asio/strand.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -109,11 +112,14 @@ struct variant {
   int window_bits = 0;
 };
 
+class feed;
+
 /// A connected client: its queue and executor. Items reach it from feeds on other executors.
 class client : public std::enable_shared_from_this<client> {
  public:
   client(asio::any_io_executor ex, variant v, const queue_limits& limits, outbox::gap_encoder encode_gap)
-      : executor_(std::move(ex)), variant_(v), box_(limits, std::move(encode_gap)) {}
+      : executor_(std::move(ex)), variant_(v), box_(limits, std::move(encode_gap)),
+        half_messages_(limits.max_messages / 2), half_bytes_(limits.max_bytes / 2) {}
   virtual ~client() = default;
 
   /// Queues `item` on the client's executor. Safe from any thread.
@@ -127,6 +133,15 @@ class client : public std::enable_shared_from_this<client> {
     });
   }
 
+  /// After the items `f` delivered before this call: tells `f` to continue the replay of its attachment `link` once
+  /// the queue is at most half full (at once if it is). Safe from any thread.
+  void when_half_empty(std::weak_ptr<feed> f, std::uint64_t link) {
+    asio::dispatch(executor_, [self = shared_from_this(), f = std::move(f), link]() mutable {
+      self->waiting_replays_.emplace_back(std::move(f), link);
+      self->resume_replays();
+    });
+  }
+
   const variant& encoding() const noexcept { return variant_; }
   outbox& box() noexcept { return box_; }
 
@@ -134,15 +149,29 @@ class client : public std::enable_shared_from_this<client> {
   /// For a client whose executor is known only once it starts (before any delivery).
   void set_executor(asio::any_io_executor ex) { executor_ = std::move(ex); }
 
+  /// On the executor: the next item to write (`outbox::next`); what subclasses take their items with, so that the
+  /// replays waiting for room continue as the queue empties.
+  std::optional<outbound> next_item() {
+    std::optional<outbound> item = box_.next();
+    if (!waiting_replays_.empty()) resume_replays();
+    return item;
+  }
+
   /// On the executor: something was queued.
   virtual void ready() = 0;
   /// On the executor: the `disconnect` policy cut the client.
   virtual void overflowed() = 0;
 
  private:
+  // Lets the feeds whose replays wait for room continue, if the queue is at most half full.
+  void resume_replays();
+
   asio::any_io_executor executor_;
   variant variant_;
   outbox box_;
+  std::size_t half_messages_;  // a replay continues when the queue holds at most these
+  std::size_t half_bytes_;
+  std::vector<std::pair<std::weak_ptr<feed>, std::uint64_t>> waiting_replays_;  // feed and link, on the executor
 };
 
 /// The encodings of one message or gap, each made on first use and then shared by every client that takes it.
@@ -223,6 +252,13 @@ class feed : public std::enable_shared_from_this<feed> {
     });
   }
 
+  /// Continues the replay of attachment `link` (`client::when_half_empty`), if it is still attached and replaying.
+  void resume(std::uint64_t link) {
+    // Posted, not dispatched: called from a client's executor that may be running this strand's delivery, it must
+    // not start a round inside another.
+    asio::post(strand_, [self = shared_from_this(), link] { self->replay_round(link); });
+  }
+
   /// Leaves the broker topic.
   void stop() {
     asio::dispatch(strand_, [self = shared_from_this()] {
@@ -236,12 +272,18 @@ class feed : public std::enable_shared_from_this<feed> {
  private:
   struct link {
     std::shared_ptr<client> target;
-    std::uint64_t after = 0;  // messages up to this one reached the client by replay
+    std::uint64_t after = 0;   // messages up to this one reached the client by replay
+    std::uint64_t id = 0;      // this attachment (a client that leaves and joins again gets a new one)
+    bool replaying = false;    // catching up from retention: live messages are left to the replay
   };
 
   void publish(const pubsub::message& m);
   void publish_gap(const pubsub::gap& g);
-  std::uint64_t replay(client& c, std::uint64_t from);
+  void replay_round(std::uint64_t id);
+  link* find_link(std::uint64_t id) {
+    const auto it = std::find_if(links_.begin(), links_.end(), [id](const link& l) { return l.id == id; });
+    return it == links_.end() ? nullptr : &*it;
+  }
   shared_bytes encode(encodings& e, const variant& v);
 
   std::shared_ptr<hub_state> hub_;  // released when the feed stops: the feed is then out of the hub's map
@@ -249,6 +291,7 @@ class feed : public std::enable_shared_from_this<feed> {
   asio::strand<asio::any_io_executor> strand_;
   pubsub::subscription subscription_;
   std::vector<link> links_;
+  std::uint64_t last_link_id_ = 0;
   std::map<int, ws::deflate_compressor> compressors_;  // one per window size in use, reset after each message
 };
 
@@ -350,7 +393,7 @@ inline shared_bytes feed::encode(encodings& e, const variant& v) {
 inline void feed::publish(const pubsub::message& m) {
   encodings e(m);
   for (const link& l : links_) {
-    if (m.sequence() <= l.after) continue;  // replayed already
+    if (l.replaying || m.sequence() <= l.after) continue;  // the replay brings it, or brought it
     l.target->deliver(outbound{encode(e, l.target->encoding()), m});
   }
 }
@@ -358,7 +401,7 @@ inline void feed::publish(const pubsub::message& m) {
 inline void feed::publish_gap(const pubsub::gap& g) {
   encodings e(g);
   for (const link& l : links_) {
-    if (g.last <= l.after) continue;
+    if (l.replaying || g.last <= l.after) continue;  // a replay reads what is retained, and is told what is not
     l.target->deliver(outbound{encode(e, l.target->encoding()), std::nullopt, g});
   }
 }
@@ -366,45 +409,81 @@ inline void feed::publish_gap(const pubsub::gap& g) {
 inline void feed::attach(std::shared_ptr<client> c, std::optional<std::uint64_t> from,
                          std::function<shared_bytes(std::uint64_t)> ack) {
   asio::dispatch(strand_, [self = shared_from_this(), c = std::move(c), from, ack = std::move(ack)] {
-    // Serialised with `publish` on the strand: every message after `after` is still to come through the feed
-    // (its subscription was made before this read), and those up to `after` are skipped for this client.
-    std::uint64_t after = self->hub_->broker.last_sequence(self->topic_);
+    // Serialised with `publish` on the strand: every message after `last` is still to come through the feed (its
+    // subscription was made before this read); those up to it are skipped for this client, or replayed.
+    const std::uint64_t last = self->hub_->broker.last_sequence(self->topic_);
     // The ack carries its topic: a gap of the topic (a replay's, or for dropped messages) is not written before it.
-    if (ack) c->deliver(outbound{.bytes = ack(after), .topic = self->topic_});
-    if (from) after = self->replay(*c, *from);
-    self->links_.push_back(link{c, after});
+    if (ack) c->deliver(outbound{.bytes = ack(last), .topic = self->topic_});
+    const std::uint64_t id = ++self->last_link_id_;
+    if (!from) {
+      self->links_.push_back(link{std::move(c), last, id, false});
+      return;
+    }
+    // A cursor of another life of the topic (restart, erase): replay what is retained.
+    std::uint64_t after = *from > last ? 0 : *from;
+    if (last - after > self->hub_->options.max_replay) {
+      // Older than the replay limit: report them as one gap, as if they were no longer retained.
+      const pubsub::gap g{self->topic_, after + 1, last - self->hub_->options.max_replay, pubsub::gap_reason::retention};
+      encodings e(g);
+      c->deliver(outbound{self->encode(e, c->encoding()), std::nullopt, g});
+      after = g.last;
+    }
+    self->links_.push_back(link{std::move(c), after, id, true});
+    self->replay_round(id);
   });
 }
 
-inline std::uint64_t feed::replay(client& c, std::uint64_t from) {
-  const std::uint64_t last = hub_->broker.last_sequence(topic_);
-  if (from > last) from = 0;  // a cursor of another life of the topic (restart, erase): replay what is retained
-  const std::uint64_t max_replay = hub_->options.max_replay;
-  std::uint64_t cursor = from;
-  if (last - from > max_replay) {
-    // Older than the replay limit: report them as one gap, as if they were no longer retained.
-    const pubsub::gap g{topic_, from + 1, last - max_replay, pubsub::gap_reason::retention};
-    encodings e(g);
-    c.deliver(outbound{encode(e, c.encoding()), std::nullopt, g});
-    cursor = last - max_replay;
-  }
-  constexpr std::size_t batch = 256;
-  // Bounded: the retained messages up to `last`, plus those published meanwhile, at most twice the limit.
-  for (std::uint64_t sent = 0; sent <= 2 * max_replay;) {
-    const auto r = hub_->broker.read(topic_, cursor, batch);
+// Queues the next part of the replay of link `id`: what the topic retains after its cursor, at most half the
+// client's queue (in items and bytes; at least one), so that a replay alone never overflows the queue. Then the link
+// goes live when nothing more is retained, else the client calls back (`resume`) once it has written down to half a
+// queue. The link is looked up again after the deliveries: one may end the client at once, on this strand, and
+// detach it.
+inline void feed::replay_round(std::uint64_t id) {
+  const link* start = find_link(id);
+  if (!start || !start->replaying) return;
+  const std::shared_ptr<client> target = start->target;
+  std::uint64_t after = start->after;
+  const queue_limits& queue = hub_->options.client_queue;
+  const std::size_t max_items = std::max<std::size_t>(1, queue.max_messages / 2);
+  const std::size_t max_bytes = std::max<std::size_t>(1, queue.max_bytes / 2);
+  std::size_t items = 0;
+  std::size_t bytes = 0;
+  bool caught_up = false;
+  while (items < max_items && bytes < max_bytes) {
+    const auto r = hub_->broker.read(topic_, after, max_items - items);
+    if (r.error || r.next_cursor == after) {
+      caught_up = true;  // what is published next comes through `publish`
+      break;
+    }
     if (r.missed) {
       encodings e(*r.missed);
-      c.deliver(outbound{encode(e, c.encoding()), std::nullopt, *r.missed});
+      target->deliver(outbound{encode(e, target->encoding()), std::nullopt, *r.missed});
+      after = r.missed->last;
+      ++items;
     }
     for (const pubsub::message& m : r.messages) {
+      if (items >= max_items || bytes >= max_bytes) break;  // the rest is read again next round
       encodings e(m);
-      c.deliver(outbound{encode(e, c.encoding()), m});
+      shared_bytes encoded = encode(e, target->encoding());
+      bytes += encoded.size();
+      ++items;
+      after = m.sequence();
+      target->deliver(outbound{std::move(encoded), m});
     }
-    if (r.error || r.next_cursor == cursor) break;
-    sent += r.messages.size();
-    cursor = r.next_cursor;
   }
-  return cursor;
+  link* l = find_link(id);
+  if (!l) return;
+  l->after = after;
+  l->replaying = !caught_up;
+  if (!caught_up) target->when_half_empty(weak_from_this(), id);
+}
+
+inline void client::resume_replays() {
+  const outbox_stats s = box_.stats();
+  if (s.queue.depth > half_messages_ || s.queue.bytes > half_bytes_) return;
+  for (auto& [f, link] : std::exchange(waiting_replays_, {})) {
+    if (const auto target = f.lock()) target->resume(link);
+  }
 }
 
 /// An SSE client: the handler of its response's body (http/body_stream.hpp), which writes the client's queue as the
@@ -493,7 +572,7 @@ inline void sse_client::pump() {
   std::array<shared_bytes, 16> batch;
   std::size_t n = 0;
   while (n < batch.size()) {
-    std::optional<outbound> item = box().next();
+    std::optional<outbound> item = next_item();
     if (!item) break;
     batch[n++] = std::move(item->bytes);
   }
@@ -607,7 +686,7 @@ class ws_client final : public client {
     if (sending_) return;
     auto s = session_.lock();
     if (!s || !s->is_open()) return;
-    std::optional<outbound> item = box().next();
+    std::optional<outbound> item = next_item();
     if (!item) {
       if (box().overflowed()) close(ws::close_code::policy_violation, "client too slow");
       return;
