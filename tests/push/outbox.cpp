@@ -242,3 +242,28 @@ TEST_CASE("push outbox: conflate replaces only a message of the same topic", "[p
   CHECK(drain(box) == std::vector<std::string>{"a:4"});
   CHECK(box.stats().gaps == 0);
 }
+
+// Each run is decided against a summary of the queue per topic (one pass, not one per run): runs of several topics,
+// some behind queued messages or a queued "joined" of their topic, some not, each handed out where it belongs.
+TEST_CASE("push outbox: runs of several topics, before and behind queued items", "[push][outbox]") {
+  auto behind = make_box(4, overflow_policy::drop_newest);
+  CHECK(behind.offer(item("b", 1)));
+  CHECK(behind.offer(item("a", 1)));
+  CHECK(behind.offer(control("joined c", "c")));
+  CHECK(behind.offer(item("a", 2)));
+  CHECK(behind.offer(item("a", 3)));  // dropped, behind a:1 and a:2
+  CHECK(behind.offer(item("c", 1)));  // dropped, behind "joined c"
+  CHECK(behind.offer(item("b", 2)));  // dropped, behind b:1
+  CHECK(drain(behind) == std::vector<std::string>{"b:1", "gap b:2-2 overflow", "a:1", "joined c", "gap c:1-1 overflow",
+                                                  "a:2", "gap a:3-3 overflow"});
+
+  auto before = make_box(3, overflow_policy::drop_oldest);
+  CHECK(before.offer(item("a", 1)));
+  CHECK(before.offer(item("b", 1)));
+  CHECK(before.offer(item("a", 3)));
+  CHECK(before.offer(item("b", 2)));  // drops a:1
+  CHECK(before.offer(item("a", 5)));  // drops b:1
+  CHECK(before.offer(item("b", 4)));  // drops a:3: a run of its own (a:2 was never offered)
+  CHECK(drain(before) == std::vector<std::string>{"gap a:1-1 overflow", "gap b:1-1 overflow", "gap a:3-3 overflow",
+                                                  "b:2", "a:5", "b:4"});
+}
