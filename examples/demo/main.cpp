@@ -37,13 +37,14 @@ int main(int argc, char** argv) {
         "  POST /topics/{topic}      publish; GET .../ws, .../events (SSE), .../latest (ETag/304), .../poll; /ws rooms\n"
         "  GET  /notifications       a page showing each transport receiving the same events\n"
         "  POST /jobs                a job ({\"kind\":\"primes\",\"limit\":N}): 202 + Location; GET/DELETE /jobs/{id}\n"
-        "  GET  /metrics             Prometheus metrics of the server, the topics' broker and the jobs\n");
+        "  GET  /metrics             Prometheus metrics of the server, the topics' broker, the push hub and the jobs\n");
   });
   switchboard::metrics_registry metrics;
   routes.get("/metrics", switchboard::http::metrics_handler(metrics));
   switchboard::http::server server(rt, routes, opts.server());
   server.export_metrics(metrics, "demo");
   const auto broker_metrics = notifications.broker.export_metrics(metrics);  // the topics' broker
+  const auto push_metrics = notifications.hub.export_metrics(metrics);
   const auto jobs_metrics = jobs.export_metrics(metrics);
   try {
     server.start();

@@ -1,4 +1,5 @@
 #include <switchboard/push/hub.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/longpoll/endpoint.hpp>
 #include <switchboard/ws/connect.hpp>
 
@@ -163,6 +164,44 @@ TEST_CASE("push hub: a replay longer than the client queue is paced by it and lo
     CHECK(p.messages("news") == expected);
     for (const auto& j : p.got) CHECK_FALSE(j.contains("gap"));
   }
+}
+
+TEST_CASE("push hub: counts what client queues drop, the gaps they make and the clients they cut", "[push][hub]") {
+  // A client that stops reading while 16 MiB are published (more than the socket buffers hold) overflows its queue
+  // of 4. What the client then receives proves the counts were made: they are made before what they count is
+  // written.
+  const auto policy = GENERATE(overflow_policy::drop_oldest, overflow_policy::disconnect);
+  hub_server h({.client_queue = {.max_messages = 4, .max_bytes = 1 << 20, .policy = policy}}, 5);
+  h.publish("news", "first");
+  ws_peer p(h.url("/topics/news/ws?from=0"));
+  REQUIRE(p.wait_for(2));  // "joined", then the replayed message: what follows is live
+  CHECK(h.hub.stats().dropped == 0);
+  for (int i = 0; i < 4096; ++i) h.publish("news", std::string(4096, 'x'));  // while the peer does not read
+  const auto has_gap = [&] {
+    return std::any_of(p.got.begin(), p.got.end(), [](const nlohmann::json& j) { return j.contains("gap"); });
+  };
+  REQUIRE(test::run_until(p.ctx, [&] { return has_gap() || p.closed.has_value(); }));
+  const push::hub_stats stats = h.hub.stats();
+  if (policy == overflow_policy::drop_oldest) {
+    CHECK(has_gap());
+    CHECK(stats.dropped > 0);
+    CHECK(stats.gaps > 0);
+    CHECK(stats.cut == 0);
+  } else {
+    REQUIRE(p.closed);
+    CHECK(p.closed->code == ws::close_code::policy_violation);
+    CHECK(stats.cut == 1);
+    CHECK(stats.gaps == 0);
+  }
+  metrics_registry registry;
+  const auto exported = h.hub.export_metrics(registry);
+  std::string text;
+  registry.expose(text);
+  // The cut is final; more gaps and drops may have been counted since, as the server goes on writing.
+  CHECK(text.find("switchboard_push_cut_total{hub=\"push\"} " + std::to_string(stats.cut) + "\n") != std::string::npos);
+  CHECK(text.find("switchboard_push_gaps_total{hub=\"push\"} ") != std::string::npos);
+  CHECK(text.find("switchboard_push_dropped_total{hub=\"push\"} ") != std::string::npos);
+  CHECK(text.find("switchboard_push_feeds{hub=\"push\"} ") != std::string::npos);
 }
 
 TEST_CASE("push hub: rooms over one WebSocket", "[push][hub]") {

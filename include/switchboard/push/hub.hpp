@@ -27,6 +27,7 @@
 #pragma once
 
 #include <switchboard/core/drain.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/http/request.hpp>
 #include <switchboard/http/response.hpp>
 #include <switchboard/pubsub/broker.hpp>
@@ -99,11 +100,21 @@ struct hub_options {
 
 /// The hub's counters.
 struct hub_stats {
-  std::size_t feeds = 0;    ///< topics with at least one client
-  std::size_t clients = 0;  ///< SSE streams and WebSockets open now
+  std::size_t feeds = 0;      ///< topics with at least one client
+  std::size_t clients = 0;    ///< SSE streams and WebSockets open now
+  std::uint64_t dropped = 0;  ///< items the client queues discarded under their policy (conflate's replacements too)
+  std::uint64_t gaps = 0;     ///< gaps handed out to clients for what their queues dropped
+  std::uint64_t cut = 0;      ///< clients whose connection an overflow ended (`disconnect`, or too many controls held)
 };
 
 namespace detail {
+
+/// What the clients of a hub add up, each from its own executor (`hub_stats`).
+struct client_counters {
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> gaps{0};
+  std::atomic<std::uint64_t> cut{0};
+};
 
 /// Which encoding a client takes: SSE, an uncompressed WebSocket frame, or a frame compressed with a window of
 /// `window_bits` (9-15).
@@ -117,15 +128,19 @@ class feed;
 /// A connected client: its queue and executor. Items reach it from feeds on other executors.
 class client : public std::enable_shared_from_this<client> {
  public:
-  client(asio::any_io_executor ex, variant v, const queue_limits& limits, outbox::gap_encoder encode_gap)
+  /// `counters` must outlive the client (the hub's state, which its subclasses hold).
+  client(asio::any_io_executor ex, variant v, const queue_limits& limits, outbox::gap_encoder encode_gap,
+         client_counters& counters)
       : executor_(std::move(ex)), variant_(v), box_(limits, std::move(encode_gap)),
-        half_messages_(limits.max_messages / 2), half_bytes_(limits.max_bytes / 2) {}
+        half_messages_(limits.max_messages / 2), half_bytes_(limits.max_bytes / 2), counters_(counters) {}
   virtual ~client() = default;
 
   /// Queues `item` on the client's executor. Safe from any thread.
   void deliver(outbound item) {
     asio::dispatch(executor_, [self = shared_from_this(), item = std::move(item)]() mutable {
-      if (self->box_.offer(std::move(item))) {
+      const bool queued = self->box_.offer(std::move(item));
+      self->count_losses();
+      if (queued) {
         self->ready();
       } else {
         self->overflowed();
@@ -153,6 +168,7 @@ class client : public std::enable_shared_from_this<client> {
   /// replays waiting for room continue as the queue empties.
   std::optional<outbound> next_item() {
     std::optional<outbound> item = box_.next();
+    if (item && !item->source) count_losses();  // maybe a gap the outbox made (or a control item, a retention gap)
     if (!waiting_replays_.empty()) resume_replays();
     return item;
   }
@@ -166,12 +182,33 @@ class client : public std::enable_shared_from_this<client> {
   // Lets the feeds whose replays wait for room continue, if the queue is at most half full.
   void resume_replays();
 
+  // Adds what the queue dropped, the gaps it made and its overflow since the last call to the hub's counters.
+  void count_losses() {
+    const outbox_stats s = box_.stats();
+    if (s.queue.dropped != counted_dropped_) {
+      counters_.dropped.fetch_add(s.queue.dropped - counted_dropped_, std::memory_order_relaxed);
+      counted_dropped_ = s.queue.dropped;
+    }
+    if (s.gaps != counted_gaps_) {
+      counters_.gaps.fetch_add(s.gaps - counted_gaps_, std::memory_order_relaxed);
+      counted_gaps_ = s.gaps;
+    }
+    if (s.overflowed && !counted_cut_) {
+      counted_cut_ = true;
+      counters_.cut.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   asio::any_io_executor executor_;
   variant variant_;
   outbox box_;
   std::size_t half_messages_;  // a replay continues when the queue holds at most these
   std::size_t half_bytes_;
   std::vector<std::pair<std::weak_ptr<feed>, std::uint64_t>> waiting_replays_;  // feed and link, on the executor
+  client_counters& counters_;
+  std::uint64_t counted_dropped_ = 0;  // what count_losses has added to counters_ already
+  std::uint64_t counted_gaps_ = 0;
+  bool counted_cut_ = false;
 };
 
 /// The encodings of one message or gap, each made on first use and then shared by every client that takes it.
@@ -378,6 +415,7 @@ struct hub_state : std::enable_shared_from_this<hub_state> {
   std::mutex mutex;
   std::map<std::string, entry, std::less<>> feeds;
   std::atomic<std::size_t> clients{0};
+  client_counters counters;
 };
 
 inline feed_lease::~feed_lease() {
@@ -536,7 +574,7 @@ class sse_client final : public client, public http::body_stream_handler {
 
 inline sse_client::sse_client(std::shared_ptr<hub_state> state, feed_lease lease, std::optional<std::uint64_t> from)
     : client({}, variant{}, state->options.client_queue,
-             [hub = state.get()](const pubsub::gap& g) { return sse_gap(g, hub->options.gap_event); }),
+             [hub = state.get()](const pubsub::gap& g) { return sse_gap(g, hub->options.gap_event); }, state->counters),
       state_(std::move(state)), lease_(std::move(lease)), from_(from) {}
 
 inline sse_client::~sse_client() {
@@ -600,7 +638,8 @@ class ws_client final : public client {
                  encodings e(g);
                  std::map<int, ws::deflate_compressor> none;
                  return e.get(variant{variant::kind::ws}, {}, none, 0);
-               }),
+               },
+               hub->counters),
         hub_(std::move(hub)), session_(s) {}
 
   ~ws_client() override { hub_->leave(); }
@@ -758,10 +797,40 @@ class hub final : public drainable {
     state_->group->async_drain(deadline, std::move(done));
   }
 
-  /// Feeds and clients now.
+  /// Feeds and clients now, and what the client queues lost since the start. Any thread.
   hub_stats stats() const {
     std::lock_guard lock(state_->mutex);
-    return {state_->feeds.size(), state_->clients.load()};
+    const detail::client_counters& c = state_->counters;
+    return {state_->feeds.size(), state_->clients.load(), c.dropped.load(std::memory_order_relaxed),
+            c.gaps.load(std::memory_order_relaxed), c.cut.load(std::memory_order_relaxed)};
+  }
+
+  /// Exposes `stats()` in `registry`, labelled `hub="<name>"`, for as long as the returned handles live: the gauges
+  /// `switchboard_push_feeds` and `switchboard_push_clients`, and the counters `switchboard_push_dropped_total`,
+  /// `switchboard_push_gaps_total` and `switchboard_push_cut_total`.
+  std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name = "push") const {
+    std::vector<metric_callback> out;
+    const std::vector<metric_label> labels{{"hub", name}};
+    const std::shared_ptr<detail::hub_state> state = state_;
+    out.push_back(registry.gauge_callback("switchboard_push_feeds", "Topics with at least one push client.", labels,
+                                          [state] {
+                                            std::lock_guard lock(state->mutex);
+                                            return double(state->feeds.size());
+                                          }));
+    out.push_back(registry.gauge_callback("switchboard_push_clients", "SSE streams and WebSockets of the hub.", labels,
+                                          [state] { return double(state->clients.load()); }));
+    const auto counter = [&](const char* metric, const char* help, std::atomic<std::uint64_t> detail::client_counters::*field) {
+      out.push_back(registry.counter_callback(metric, help, labels, [state, field] {
+        return (state->counters.*field).load(std::memory_order_relaxed);
+      }));
+    };
+    counter("switchboard_push_dropped_total", "Items discarded by the client queues' overflow policies.",
+            &detail::client_counters::dropped);
+    counter("switchboard_push_gaps_total", "Gaps handed out to clients for what their queues dropped.",
+            &detail::client_counters::gaps);
+    counter("switchboard_push_cut_total", "Clients whose connection an overflow of their queue ended.",
+            &detail::client_counters::cut);
+    return out;
   }
 
   const hub_options& options() const noexcept { return state_->options; }
