@@ -17,13 +17,13 @@
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
+#include <switchboard/core/detail/lazy_deque.hpp>
 
 #include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -173,7 +173,7 @@ class basic_retained_log {
 
   retention_limits limits_;
   std::shared_ptr<retention_budget> budget_;
-  std::deque<entry> entries_;
+  switchboard::detail::lazy_deque<entry> entries_;
   std::size_t bytes_ = 0;
 };
 

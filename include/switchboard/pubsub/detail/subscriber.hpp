@@ -20,6 +20,7 @@
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
+#include <switchboard/core/detail/lazy_deque.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/overflow_policy.hpp>
 #include <switchboard/pubsub/detail/gap_list.hpp>
@@ -38,7 +39,6 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -418,7 +418,7 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
 
   // Consumer side only (the drain), no lock:
   std::optional<replay_cursor> replay_;
-  std::deque<event_type> replay_events_;
+  switchboard::detail::lazy_deque<event_type> replay_events_;
   std::vector<event_type> batch_;
 };
 

@@ -15,6 +15,7 @@
 // sequence number, which stays right while it waits since nobody else may publish to the topic meanwhile.
 #pragma once
 
+#include <switchboard/core/detail/lazy_deque.hpp>
 #include <switchboard/core/detail/pending_handler.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/pubsub/detail/subscriber.hpp>
@@ -37,7 +38,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -252,7 +252,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   /// Appends the next events of a replay (messages from the log, or a gap where it no longer reaches) to `out` and
   /// advances `cursor`; at most `max`, at least one while `cursor.next <= cursor.end`. Lock not held.
   void read_replay(typename subscriber_type::replay_cursor& cursor, std::size_t max,
-                   std::deque<basic_event<Message>>& out) {
+                   switchboard::detail::lazy_deque<basic_event<Message>>& out) {
     const std::lock_guard lock(mutex);
     log.trim(clock::now());
     for (std::size_t n = 0; n < max && cursor.next <= cursor.end; ++n) {
@@ -478,7 +478,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     asio::post(ex, [t = std::move(w.timer)] { t->cancel(); });
   }
 
-  std::deque<waiting_publish> publishers_;  // async_publish calls waiting for room, in order
+  switchboard::detail::lazy_deque<waiting_publish> publishers_;  // async_publish calls waiting for room, in order
   // async_read calls waiting for the next message, in the order they came, so sorted by id. One that leaves early
   // (its deadline, a client gone) is completed and its slot left empty, found by binary search; the empty slots
   // are swept out once they are more than half. So leaving costs O(log n) and not a search and a move of all the
