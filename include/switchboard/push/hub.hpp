@@ -461,7 +461,8 @@ inline void feed::attach(std::shared_ptr<client> c, std::optional<std::uint64_t>
     std::uint64_t after = *from > last ? 0 : *from;
     if (last - after > self->hub_->options.max_replay) {
       // Older than the replay limit: report them as one gap, as if they were no longer retained.
-      const pubsub::gap g{self->topic_, after + 1, last - self->hub_->options.max_replay, pubsub::gap_reason::retention};
+      const pubsub::gap g{self->topic_, after + 1, last - self->hub_->options.max_replay,
+                          pubsub::gap_reason::retention};
       encodings e(g);
       c->deliver(outbound{self->encode(e, c->encoding()), std::nullopt, g});
       after = g.last;
@@ -819,7 +820,8 @@ class hub final : public drainable {
                                           }));
     out.push_back(registry.gauge_callback("switchboard_push_clients", "SSE streams and WebSockets of the hub.", labels,
                                           [state] { return double(state->clients.load()); }));
-    const auto counter = [&](const char* metric, const char* help, std::atomic<std::uint64_t> detail::client_counters::*field) {
+    const auto counter = [&](const char* metric, const char* help,
+                             std::atomic<std::uint64_t> detail::client_counters::*field) {
       out.push_back(registry.counter_callback(metric, help, labels, [state, field] {
         return (state->counters.*field).load(std::memory_order_relaxed);
       }));

@@ -310,7 +310,8 @@ class outbox {
   bounded_queue<outbound> queue_;
   gap_encoder encode_gap_;
   std::vector<lost_run> lost_;   // runs of dropped messages not yet reported
-  switchboard::detail::lazy_deque<outbound> held_;  // control items dropped by the policy, in the order offered (see the file comment)
+  // Control items dropped by the policy, in the order offered (see the file comment).
+  switchboard::detail::lazy_deque<outbound> held_;
   std::uint64_t controls_ = 0;   // control items offered so far: the epoch of the next item
   std::uint64_t held_dropped_ = 0;  // items dropped while a control item was pending (drop_newest), not by the queue
   std::uint64_t gaps_ = 0;
