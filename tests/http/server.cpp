@@ -684,6 +684,27 @@ TEST_CASE("server: deferred responses still queued when the event loop stops are
   for (auto& c : cs) CHECK_FALSE(c->read_response());  // the connections closed with nothing delivered
 }
 
+// A drain stops the server's clock, also when a tick fell due while the event loop was busy: that tick's completion
+// is queued, with success, before the drain cancels the timer, and it used to arm the timer again, so that the loop
+// never ran out of work (a runtime's threads never returned; CI met it at the end of a push hub test).
+TEST_CASE("server: a drain stops the clock even when a tick is already due", "[http][server]") {
+  asio::io_context context(1);
+  router routes;
+  server_options options;
+  options.timeouts.header = 40ms;  // the clock ticks every quarter of it
+  http::server srv(context.get_executor(), routes, options);
+  srv.start();
+  switchboard::test::poll(context);  // the clock is armed
+  bool drained = false;
+  asio::post(context, [&] {
+    switchboard::test::keep_busy_until(std::chrono::steady_clock::now() + 50ms);  // a tick falls due meanwhile
+    srv.async_drain(std::chrono::steady_clock::now(), [&](drain_report) { drained = true; });
+  });
+  context.run_for(10s);  // returns before that once nothing is left to do
+  CHECK(drained);
+  CHECK(context.stopped());
+}
+
 TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
   test_server s;
   s.routes().get("/stream", [](request&) {

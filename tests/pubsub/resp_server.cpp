@@ -594,6 +594,24 @@ TEST_CASE("resp_server: drain closes clients after what was queued for them", "[
   CHECK(ec);
 }
 
+// As the HTTP server's (tests/http/server.cpp): a tick that fell due while the event loop was busy must not arm the
+// clock again once the drain has finished, or the loop never runs out of work.
+TEST_CASE("resp_server: a drain stops the clock even when a tick is already due", "[pubsub][resp_server]") {
+  asio::io_context context(1);
+  pubsub::broker broker(context.get_executor());
+  pubsub::resp_server server(context.get_executor(), broker, front_end::port0({}));
+  server.start();
+  switchboard::test::poll(context);  // the clock is armed, for a tick a second later
+  bool drained = false;
+  asio::post(context, [&] {
+    switchboard::test::keep_busy_until(std::chrono::steady_clock::now() + 1100ms);  // the tick falls due meanwhile
+    server.async_drain(std::chrono::steady_clock::now(), [&](drain_report) { drained = true; });
+  });
+  context.run_for(10s);  // returns before that once nothing is left to do
+  CHECK(drained);
+  CHECK(context.stopped());
+}
+
 TEST_CASE("resp_server: resp::client in RESP3 receives pushes", "[pubsub][resp_server][resp]") {
   front_end fe({}, 2);
   asio::io_context ctx;

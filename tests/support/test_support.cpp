@@ -39,6 +39,11 @@ bool run_until(asio::io_context& ctx, const std::function<bool()>& done, std::ch
   return true;
 }
 
+void keep_busy_until(std::chrono::steady_clock::time_point until) {
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
 namespace {
 
 std::vector<char*> make_argv(const std::vector<std::string>& argv) {

@@ -27,6 +27,10 @@ inline std::size_t poll(asio::io_context& ctx) {
   return ctx.poll();
 }
 
+/// Keeps the calling thread busy until `until`: called in a handler, it makes its event loop as late as a loaded one
+/// (timers that fall due meanwhile complete only after the handler returns). Not a way to wait for something.
+void keep_busy_until(std::chrono::steady_clock::time_point until);
+
 /// The output and exit status of a finished child process.
 struct process_result {
   int exit_code = -1;      ///< exit status, or -signal if killed by a signal, or -1000 if it was cut at the deadline

@@ -297,7 +297,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
 
   /// Closes every connection at once (server destroyed without a drain).
   void close_all() {
-    ticker_.cancel();
+    stop_clock();
     while (head_ != nullptr) head_->cut();
   }
 
@@ -372,7 +372,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     if (drain_finished_) return;
     drain_finished_ = true;
     drain_timer_.cancel();
-    ticker_.cancel();
+    stop_clock();
     auto waiters = std::move(drain_waiters_);
     for (auto& done : waiters) done(report_);
   }
@@ -406,8 +406,16 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     ticker_.expires_after(tick_period());
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
-      if (auto self = weak.lock()) self->tick();
+      if (auto self = weak.lock(); self && !self->clock_stopped_) self->tick();
     });
+  }
+
+  // Stops the clock for good (the drain has finished, or the server is gone), so that the event loop can run out
+  // of work. Cancelling is not enough: a wait that expired while the loop was busy has its completion queued
+  // already, with success, and that tick would arm the timer again (a runtime's threads then never returned).
+  void stop_clock() {
+    clock_stopped_ = true;
+    ticker_.cancel();
   }
 
   std::size_t index_;
@@ -418,6 +426,7 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   std::shared_ptr<server_shared> shared_;
   std::shared_ptr<net::listener> listener_;
   asio::steady_timer ticker_;
+  bool clock_stopped_ = false;  // `stop_clock` was called: no tick arms the timer again
   asio::steady_timer drain_timer_;
   switchboard::detail::page_pool exchange_pages_;  // declared before free_exchanges_, which it outlives
   switchboard::detail::reuse_stack<exchange_ptr> free_exchanges_;

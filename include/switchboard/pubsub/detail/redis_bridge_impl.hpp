@@ -677,7 +677,8 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   }
 
   void arm_refresh_timer() {
-    if (!options_.cluster || options_.cluster_refresh_interval.count() <= 0) return;
+    // Stopped: a refresh whose wait had expired before `stop` cancelled it still runs, and must not go on.
+    if (stopped_ || !options_.cluster || options_.cluster_refresh_interval.count() <= 0) return;
     refresh_timer_.expires_after(options_.cluster_refresh_interval);
     refresh_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (auto self = weak.lock(); self && !ec) {

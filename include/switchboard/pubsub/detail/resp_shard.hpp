@@ -233,7 +233,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
 
   /// Closes every client at once (the server is destroyed without a drain).
   void close_all() {
-    ticker_.cancel();
+    stop_clock();
     while (!sessions_.empty()) sessions_.back()->cut();
   }
 
@@ -307,7 +307,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     if (drain_finished_) return;
     drain_finished_ = true;
     drain_timer_.cancel();
-    ticker_.cancel();
+    stop_clock();
     auto waiters = std::move(drain_waiters_);
     for (auto& done : waiters) done(report_);
   }
@@ -326,13 +326,21 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     ticker_.expires_after(std::chrono::seconds(1));
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
-      if (auto self = weak.lock()) self->tick();
+      if (auto self = weak.lock(); self && !self->clock_stopped_) self->tick();
     });
+  }
+
+  // Stops the clock for good, as the HTTP server's shard does (http/detail/server_shard.hpp says why cancelling
+  // alone is not enough).
+  void stop_clock() {
+    clock_stopped_ = true;
+    ticker_.cancel();
   }
 
   asio::any_io_executor executor_;
   std::shared_ptr<resp_server_shared> shared_;
   asio::steady_timer ticker_;
+  bool clock_stopped_ = false;  // `stop_clock` was called: no tick arms the timer again
   asio::steady_timer drain_timer_;
   std::array<std::unordered_map<std::string, std::unique_ptr<local_channel>>, 3> tables_;
   std::vector<resp_session*> sessions_;
