@@ -13,6 +13,7 @@ build_and_test=(
   libasio-dev nlohmann-json3-dev catch2 libbenchmark-dev libssl-dev zlib1g-dev
   libfuzzer-14-dev libclang-rt-14-dev
   redis-server redis-tools curl wrk openssl nodejs npm chromium procps
+  gdb  # the test watchdog prints the stacks of a hung test with it
 )
 bench=(nginx libboost-dev libnginx-mod-nchan)
 
