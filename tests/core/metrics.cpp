@@ -2,8 +2,10 @@
 
 #include "support/catch.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -184,6 +186,28 @@ TEST_CASE("metrics: callbacks are read at scrape time while their handle lives",
   }
   // Both handles are gone: their families have no series and are not exposed; the callbacks are never called.
   CHECK(exposed(registry).empty());
+}
+
+TEST_CASE("metrics: a counter field is read from the state it shares", "[core][metrics]") {
+  struct state {
+    std::atomic<std::uint64_t> sent{0};
+    std::atomic<std::uint64_t> lost{0};
+  };
+  metrics_registry registry;
+  auto s = std::make_shared<state>();
+  std::weak_ptr<state> watch = s;
+  metric_callback sent = registry.counter_field("sent_total", "Sent.", {}, s, &state::sent);
+  metric_callback lost = registry.counter_field("lost_total", "Lost.", {}, s, &state::lost);
+  s->sent = 5;
+  s->lost = 2;
+  s.reset();  // the series keep the state
+  REQUIRE_FALSE(watch.expired());
+  CHECK(exposed(registry) ==
+        "# HELP sent_total Sent.\n# TYPE sent_total counter\nsent_total 5\n"
+        "# HELP lost_total Lost.\n# TYPE lost_total counter\nlost_total 2\n");
+  sent.reset();
+  lost.reset();
+  CHECK(watch.expired());
 }
 
 TEST_CASE("metrics: bad configuration throws", "[core][metrics]") {

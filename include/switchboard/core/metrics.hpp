@@ -277,6 +277,16 @@ class metrics_registry {
     return add_callback(name, help, kind::counter, labels, [read = std::move(read)] { return double(read()); });
   }
 
+  /// A counter series that reads the atomic count `owner->*count` at each scrape: a component's counter, in a state
+  /// that the series shares so that it stays valid for as long as the series is registered. As `counter_callback`.
+  template <class Owner>
+  metric_callback counter_field(std::string_view name, std::string_view help, label_set labels,
+                                std::shared_ptr<Owner> owner, std::atomic<std::uint64_t> Owner::*count) {
+    return counter_callback(name, help, labels, [owner = std::move(owner), count] {
+      return ((*owner).*count).load(std::memory_order_relaxed);
+    });
+  }
+
   /// Appends every metric in the Prometheus text format 0.0.4: per name, in registration order, one `# HELP`
   /// line (unless the help is empty) and one `# TYPE` line, then its series in registration order; a histogram
   /// series as cumulative `_bucket` lines ending with `le="+Inf"`, then `_sum` and `_count`.

@@ -129,7 +129,7 @@ class server final : public drainable {
                      std::string_view response_class = {}) {
       std::vector<metric_label> labels{{"server", name}};
       if (!response_class.empty()) labels.push_back({"class", response_class});
-      metrics_.push_back(registry.counter_callback(metric, help, labels, [shared, field] { return ((*shared).*field).load(); }));
+      metrics_.push_back(registry.counter_field(metric, help, labels, shared, field));
     };
     count("switchboard_http_connections_accepted_total", "Connections accepted.", &detail::server_shared::accepted);
     count("switchboard_http_requests_total", "Requests whose header was parsed.", &detail::server_shared::requests);

@@ -152,8 +152,7 @@ class resp_server final : public drainable {
                                                labels, [shared] { return double(shared->clients.load()); }));
     const auto count = [&](std::string_view metric, std::string_view help,
                            std::atomic<std::uint64_t> detail::resp_server_shared::*field) {
-      metrics_.push_back(
-          registry.counter_callback(metric, help, labels, [shared, field] { return ((*shared).*field).load(); }));
+      metrics_.push_back(registry.counter_field(metric, help, labels, shared, field));
     };
     count("switchboard_resp_connections_accepted_total", "Connections accepted.",
           &detail::resp_server_shared::accepted);

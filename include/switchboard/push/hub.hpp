@@ -820,11 +820,10 @@ class hub final : public drainable {
                                           }));
     out.push_back(registry.gauge_callback("switchboard_push_clients", "SSE streams and WebSockets of the hub.", labels,
                                           [state] { return double(state->clients.load()); }));
+    const std::shared_ptr<detail::client_counters> counters(state, &state->counters);  // shares the state's life
     const auto counter = [&](const char* metric, const char* help,
                              std::atomic<std::uint64_t> detail::client_counters::*field) {
-      out.push_back(registry.counter_callback(metric, help, labels, [state, field] {
-        return (state->counters.*field).load(std::memory_order_relaxed);
-      }));
+      out.push_back(registry.counter_field(metric, help, labels, counters, field));
     };
     counter("switchboard_push_dropped_total", "Items discarded by the client queues' overflow policies.",
             &detail::client_counters::dropped);
