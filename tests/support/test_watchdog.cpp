@@ -91,13 +91,15 @@ class watchdog {
   }
 
   // Every thread's stack, from gdb attached to this process (bounded: gdb is killed after 60 s). Only the frames of
-  // switchboard's and the tests' own code, cut to 200 columns: CI shows the end of a failed test's output only.
+  // switchboard's and the tests' own code (not std::thread's wrappers of them), cut to 200 columns: CI shows the end
+  // of a failed test's output only.
   static void print_stacks() {
     if (access("/usr/bin/gdb", X_OK) != 0) return;
     const std::string command =
         "timeout 60 /usr/bin/gdb -p " + std::to_string(getpid()) +
         " -batch -nx -ex 'set pagination off' -ex 'set print frame-arguments none' -ex 'thread apply all bt'"
-        " </dev/null 2>/dev/null | grep -E '^Thread |switchboard|C_A_T_C_H|tests/' | cut -c 1-200 1>&2";
+        " </dev/null 2>/dev/null | grep -E '^Thread |switchboard|C_A_T_C_H|tests/'"
+        " | grep -vE 'std::__invoke|_Invoker<.*>::(operator|_M_invoke)' | cut -c 1-200 1>&2";
     std::fprintf(stderr, "watchdog: where each thread is\n");
     std::fflush(stderr);
     (void)std::system(command.c_str());
