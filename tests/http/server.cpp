@@ -2,6 +2,7 @@
 #include <switchboard/http/server.hpp>
 
 #include "support/catch.hpp"
+#include "support/drain_checks.hpp"
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
@@ -695,14 +696,9 @@ TEST_CASE("server: a drain stops the clock even when a tick is already due", "[h
   http::server srv(context.get_executor(), routes, options);
   srv.start();
   switchboard::test::poll(context);  // the clock is armed
-  bool drained = false;
-  asio::post(context, [&] {
-    switchboard::test::keep_busy_until(std::chrono::steady_clock::now() + 50ms);  // a tick falls due meanwhile
-    srv.async_drain(std::chrono::steady_clock::now(), [&](drain_report) { drained = true; });
-  });
-  context.run_for(10s);  // returns before that once nothing is left to do
-  CHECK(drained);
-  CHECK(context.stopped());
+  const auto outcome = switchboard::test::drain_while_a_tick_is_due(context, srv, 50ms);
+  CHECK(outcome.drained);
+  CHECK(outcome.loop_ran_out);
 }
 
 TEST_CASE("server: streamed responses and request bodies", "[http][server]") {

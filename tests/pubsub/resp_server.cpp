@@ -12,6 +12,7 @@
 #include "pubsub/resp_support.hpp"
 #include "resp/client_mix.hpp"
 #include "support/catch.hpp"
+#include "support/drain_checks.hpp"
 #include "support/raw_http.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -602,14 +603,9 @@ TEST_CASE("resp_server: a drain stops the clock even when a tick is already due"
   pubsub::resp_server server(context.get_executor(), broker, front_end::port0({}));
   server.start();
   switchboard::test::poll(context);  // the clock is armed, for a tick a second later
-  bool drained = false;
-  asio::post(context, [&] {
-    switchboard::test::keep_busy_until(std::chrono::steady_clock::now() + 1100ms);  // the tick falls due meanwhile
-    server.async_drain(std::chrono::steady_clock::now(), [&](drain_report) { drained = true; });
-  });
-  context.run_for(10s);  // returns before that once nothing is left to do
-  CHECK(drained);
-  CHECK(context.stopped());
+  const auto outcome = switchboard::test::drain_while_a_tick_is_due(context, server, 1100ms);
+  CHECK(outcome.drained);
+  CHECK(outcome.loop_ran_out);
 }
 
 TEST_CASE("resp_server: resp::client in RESP3 receives pushes", "[pubsub][resp_server][resp]") {
