@@ -11,7 +11,9 @@
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/write.hpp>
 
 #include <poll.h>
 
@@ -450,6 +452,124 @@ TEST_CASE("ws session group: drain closes sessions with 1001", "[ws][session]") 
   CHECK(report.cut == 0);
 }
 
+TEST_CASE("ws session group: a session ended in on_open leaves its group", "[ws][session]") {
+  test_server s;
+  auto group = std::make_shared<ws::session_group>();
+  std::promise<void> closed;
+  s.routes().get("/ws", [&](http::request& req) {
+    return ws::accept(req, {.group = group}, [&](std::shared_ptr<ws::session> session) {
+      session->on_close([&](const ws::close_info&) { closed.set_value(); });  // after the group's own hook
+      session->abort();  // a client the application refuses
+    });
+  });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/ws");
+  REQUIRE(closed.get_future().wait_for(10s) == std::future_status::ready);
+  CHECK(group->size() == 0);
+  CHECK(c.closed_by_peer());
+}
+
+namespace {
+
+// A server session over a connected pair of loopback sockets on `ctx`, with no keep-alive or message timeout, and
+// the client's end of the connection.
+struct session_on_socket_pair {
+  explicit session_on_socket_pair(asio::io_context& ctx, ws::session_options options = {}) : client(ctx) {
+    asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
+    client.connect(acceptor.local_endpoint());
+    options.ping_interval = 0ms;
+    options.message_timeout = 0ms;
+    session = std::make_shared<ws::detail::session_impl<asio::ip::tcp::socket>>(acceptor.accept(), std::string(),
+                                                                                  options, std::string(), std::nullopt);
+  }
+  // Sends one masked text message from the client's end.
+  void send_text(std::string_view payload) {
+    ws::frame_writer writer(ws::role::client);
+    std::string frame(writer.frame_size(payload.size()), '\0');
+    frame.resize(writer.write_frame(frame, ws::opcode::text, payload));
+    asio::write(client, asio::buffer(frame));
+  }
+
+  asio::ip::tcp::socket client;
+  std::shared_ptr<ws::session> session;
+};
+
+}  // namespace
+
+TEST_CASE("ws session: a message handler that sends and then aborts lives until it returns; the session ends",
+          "[ws][session]") {
+  asio::io_context ctx;
+  session_on_socket_pair pair(ctx);
+  std::weak_ptr<ws::session> weak = pair.session;
+  // Something the handler holds, which reports when it goes: it must not go while the handler runs.
+  bool capture_gone = false;
+  bool gone_while_handling = true;
+  std::shared_ptr<int> capture(new int(0), [&capture_gone](int* p) {
+    capture_gone = true;
+    delete p;
+  });
+  pair.session->on_message([weak, capture, &capture_gone, &gone_while_handling](ws::message&&) {
+    auto self = weak.lock();
+    // The first answer is handed to the idle writer, the second queued without waking it: the abort must still
+    // let the writer's waiting pop go (it holds the session).
+    self->send_text("a");
+    self->send_text("b");
+    self->abort();
+    gone_while_handling = capture_gone;
+  });
+  capture.reset();
+  asio::post(ctx, [session = pair.session] { session->start(); });
+  pair.session.reset();
+  pair.send_text("hello");
+  ctx.run_for(10s);  // returns before that once nothing is left to do
+  CHECK_FALSE(gone_while_handling);
+  CHECK(capture_gone);  // let go once the session ended
+  CHECK(weak.expired());
+  CHECK(ctx.stopped());
+}
+
+TEST_CASE("ws session: async_send to a full queue under the disconnect policy ends the session", "[ws][session]") {
+  asio::io_context ctx;
+  session_on_socket_pair pair(ctx, {.send_queue = {.max_messages = 2, .max_bytes = 64 << 20,
+                                                   .policy = overflow_policy::disconnect}});
+  std::optional<ws::close_info> closed;
+  pair.session->on_close([&](const ws::close_info& info) { closed = info; });
+  std::vector<std::error_code> results;
+  asio::post(ctx, [&, session = pair.session] {
+    session->start();
+    session->send_binary(std::string(16 << 20, 'x'));  // more than the socket takes: the writer waits
+    for (int i = 0; i < 4; ++i) {
+      session->async_send(ws::session::make_outgoing(ws::opcode::binary, "m"),
+                          [&](std::error_code ec, push_outcome) { results.push_back(ec); });
+    }
+  });
+  REQUIRE(test::run_until(ctx, [&] { return closed.has_value() && results.size() == 4; }));
+  CHECK(closed->code == ws::close_code::policy_violation);
+  CHECK(closed->reason == "send queue overflow");
+  CHECK_FALSE(pair.session->is_open());
+  CHECK(std::count(results.begin(), results.end(), switchboard::error::overflow_disconnect) == 1);
+}
+
+TEST_CASE("ws session: a protocol error after our close frame ends the connection at once", "[ws][session]") {
+  test_server s;
+  std::promise<ws::close_info> closed;
+  // The close timeout is far away: only the protocol error can end the session before the test's deadline.
+  add_watched_route(s.routes(), "/ws", {.session = {.close_timeout = 60'000ms}}, closed,
+                    [](ws::session& session) { session.close(ws::close_code::normal, "bye"); });
+  s.start();
+  raw_client c(s.port());
+  open_websocket(c, "/ws");
+  ws_peer peer(c);
+  std::string data;
+  REQUIRE(peer.next(data).event == ws::parse_event::close);
+  c.send(std::string("\x81\x02hi", 4));  // unmasked: a client's frames must be masked (RFC 6455 §5.1)
+  auto f = closed.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  CHECK(f.get().code == ws::close_code::protocol_error);
+  CHECK(c.closed_by_peer());
+}
+
 // A peer that stops reading: once the socket's buffers are full, a write waits, and the write timeout cuts the
 // session. The timer is armed once and re-armed for the write under way, not around every write.
 TEST_CASE("ws session: a peer that does not read is cut at the write timeout", "[ws][session]") {
@@ -875,6 +995,17 @@ TEST_CASE("ws client: handshake failures", "[ws][client]") {
   CHECK(attempt(base + "/plain") == ws::error::handshake_refused);
   CHECK(attempt(base + "/missing") == ws::error::handshake_refused);
   CHECK(attempt("http://127.0.0.1/") == asio::error::invalid_argument);
+}
+
+TEST_CASE("ws client: the connect timeout covers a server that never answers the upgrade", "[ws][client]") {
+  asio::io_context ctx;
+  // The kernel completes the TCP handshake into the backlog; nothing accepts, so nothing answers.
+  asio::ip::tcp::acceptor silent(ctx, {asio::ip::address_v4::loopback(), 0});
+  std::optional<std::error_code> result;
+  ws::async_connect(ctx.get_executor(), "ws://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/",
+                    {.connect_timeout = 200ms}, [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
+  REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+  CHECK(*result == switchboard::error::timeout);
 }
 
 namespace {

@@ -122,15 +122,15 @@ inline http::response accept(http::request& req, const accept_options& options, 
                                                                         options.session, chosen_protocol, deflate,
                                                                         role::server, std::move(c.admission));
           if (options.group) {
+            // The hook that takes the session out of its group is set before `on_open`, which may end the session
+            // at once (a refused client), and before the application hears that it closed.
             options.group->add(s);
             std::weak_ptr<session_group> weak_group = options.group;
-            if (on_open) on_open(s);
             s->before_on_close([weak_group, raw = s.get()](const close_info&) {
               if (auto g = weak_group.lock()) g->remove(raw);
             });
-          } else if (on_open) {
-            on_open(s);
           }
+          if (on_open) on_open(s);
           s->start();
         };
         std::visit(start, std::move(c.stream));

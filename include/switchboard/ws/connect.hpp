@@ -60,9 +60,10 @@ struct connect_options {
 
 namespace detail {
 
-// Runs the opening handshake on a connected stream; returns the session or an error.
+// Runs the opening handshake on a connected stream; returns the session (which then owns the stream) or an error.
+// The stream stays the caller's until then, so that its connect timeout can close the socket under any step.
 template <class Stream>
-asio::awaitable<std::shared_ptr<session>> client_handshake(Stream stream, const http::url& u, const connect_options& o,
+asio::awaitable<std::shared_ptr<session>> client_handshake(Stream& stream, const http::url& u, const connect_options& o,
                                                           std::error_code& ec) {
   const std::string key = make_client_key();
   std::string request = "GET " + u.target + " HTTP/1.1\r\nHost: " + u.host_field() +
@@ -147,14 +148,21 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
     co_return nullptr;
   }
   asio::ip::tcp::socket socket(ex);
-  // The timeout closes the socket, which ends whatever step is waiting.
+  // The timeout closes the socket, which ends whatever step is waiting: the connect, the TLS handshake or the
+  // upgrade (once the TLS stream has taken the socket, the socket to close is the stream's). Its handler shares
+  // `deadline`, not this frame: its completion may already be queued when the last step completes, and run after
+  // this coroutine has returned; it then finds no socket to close.
+  struct deadline_state {
+    asio::ip::tcp::socket* live = nullptr;
+    bool timed_out = false;
+  };
+  const auto deadline = std::make_shared<deadline_state>(deadline_state{&socket});
   asio::steady_timer timer(ex, o.connect_timeout);
-  bool timed_out = false;
-  timer.async_wait([&](std::error_code wait_ec) {
-    if (wait_ec) return;
-    timed_out = true;
+  timer.async_wait([deadline](std::error_code wait_ec) {
+    if (wait_ec || !deadline->live) return;
+    deadline->timed_out = true;
     std::error_code ignored;
-    socket.close(ignored);
+    deadline->live->close(ignored);
   });
   asio::ip::tcp::resolver resolver(ex);
   auto endpoints = co_await resolver.async_resolve(u->host, std::to_string(u->port), asio::redirect_error(asio::use_awaitable, ec));
@@ -171,16 +179,19 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
         tls->set_verify_mode(asio::ssl::verify_peer);
       }
       asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), *tls);
+      deadline->live = &stream.next_layer();
       SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
       co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) s = co_await client_handshake(std::move(stream), *u, o, ec);
+      if (!ec) s = co_await client_handshake(stream, *u, o, ec);
+      deadline->live = nullptr;  // `stream` goes at the end of this block
     } else {
-      s = co_await client_handshake(std::move(socket), *u, o, ec);
+      s = co_await client_handshake(socket, *u, o, ec);
     }
   }
+  deadline->live = nullptr;
   timer.cancel();
-  if (timed_out) ec = switchboard::error::timeout;
+  if (deadline->timed_out) ec = switchboard::error::timeout;
   if (ec) s.reset();
   co_return s;
 }

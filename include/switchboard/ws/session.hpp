@@ -35,6 +35,11 @@
 #include <switchboard/ws/frame_writer.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/buffer.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/io_context.hpp>
@@ -147,10 +152,24 @@ class session : public std::enable_shared_from_this<session> {
 
   /// Queues a message and completes when it is queued (or, under the `wait` policy, once there is room).
   /// Completion signature `void(std::error_code, push_outcome)`: `switchboard::error::closed` once the session is
-  /// closing or closed, `error::overflow_disconnect` if the `disconnect` policy cut it. Safe from any thread.
+  /// closing or closed, `error::overflow_disconnect` if the `disconnect` policy cut it (the session then ends, as
+  /// for a fire-and-forget send: `on_close` hears 1008 "send queue overflow"). Safe from any thread.
   template <class Token>
   auto async_send(outgoing o, Token&& token) {
-    return queue_.async_push(std::move(o), std::forward<Token>(token));
+    return asio::async_initiate<Token, void(std::error_code, push_outcome)>(
+        [](auto handler, std::shared_ptr<session> self, outgoing o) {
+          // The handler's executor and cancellation slot go with it into the queue (a waiting push may be cancelled).
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto ex = asio::get_associated_executor(handler, self->get_executor());
+          auto& queue = self->queue_;
+          queue.async_push(std::move(o), asio::bind_cancellation_slot(
+                                             slot, asio::bind_executor(ex, [self = std::move(self), h = std::move(handler)](
+                                                                               std::error_code ec, push_outcome outcome) mutable {
+                                               if (ec == switchboard::error::overflow_disconnect) self->cut_for_overflow();
+                                               std::move(h)(ec, outcome);
+                                             })));
+        },
+        token, shared_from_this(), std::move(o));
   }
 
   /// Starts the closing handshake: queued messages go first, then the close frame. Messages the peer still sends
@@ -228,13 +247,16 @@ class session : public std::enable_shared_from_this<session> {
   // The end of a fire-and-forget push that `offer` refused: counted if refused again (what the overflow policy
   // discards, the queue counts: see dropped()), and the session cut if its queue overflowed under `disconnect`.
   void after_refused_push(std::error_code ec) {
-    if (ec == switchboard::error::overflow_disconnect) {
-      // The consumer fell too far behind: cut it (policy 1008 would need a frame it cannot take).
-      asio::dispatch(get_executor(), [self = shared_from_this()] {
-        self->finish({close_code::policy_violation, "send queue overflow", false});
-      });
-    }
+    if (ec == switchboard::error::overflow_disconnect) cut_for_overflow();
     if (ec) refused_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The `disconnect` policy: the consumer fell too far behind, so it is cut (a close frame would wait behind what
+  // it does not take). From any thread.
+  void cut_for_overflow() {
+    asio::dispatch(get_executor(), [self = shared_from_this()] {
+      self->finish({close_code::policy_violation, "send queue overflow", false});
+    });
   }
 
   // True on the thread that runs this session's io_context (one thread per context, as the runtime runs them).
@@ -312,6 +334,7 @@ class session_impl final : public session,
   ~session_impl() override { tick_clock::leave(*this); }
 
   void start() override {
+    if (state_ == state::closed) return;  // ended before it started (`abort` in `on_open`)
     quiet_since_ = switchboard::detail::coarse_now();
     if (timeouts_.ping_interval.count() > 0) {
       tick_clock::of(get_executor())
@@ -444,7 +467,7 @@ class session_impl final : public session,
             if (r.message_end) {
               message m{r.message_type, std::move(current_)};
               current_ = std::string();
-              if (on_message_) on_message_(std::move(m));
+              if (on_message_) deliver(std::move(m));
               if (send_queue_full()) {
                 keep_unparsed(bytes, pos, owned);
                 reading_paused_ = true;  // until the writer makes room (resume_reading)
@@ -464,6 +487,8 @@ class session_impl final : public session,
         case parse_event::error:
           keep_unparsed(bytes, pos, owned);
           failed_ = true;
+          // Our close frame already went out: nothing is left to say, and nothing more is read (§7.1.7).
+          if (close_sent_ && !writing_) return finish({close_code_for(r.error), r.error.message(), false});
           return begin_close(close_code_for(r.error), r.error.message(), false);
       }
     }
@@ -479,6 +504,15 @@ class session_impl final : public session,
     const queue_stats queued = queue_.stats();
     return limits.policy == overflow_policy::wait &&
            (queued.depth * 2 >= limits.max_messages || queued.bytes * 2 >= limits.max_bytes);
+  }
+
+  // Hands `m` to the message handler. The handler may end the session (`abort`, or a `close` whose write fails),
+  // which lets go of the handler (report_close): it is held here until it returns, and put back unless the session
+  // ended or the handler set another.
+  void deliver(message&& m) {
+    message_handler handler = std::move(on_message_);
+    handler(std::move(m));
+    if (!on_message_ && state_ != state::closed) on_message_ = std::move(handler);
   }
 
   // After the writer took from the queue: handle what waits in `in_`, then read again.
@@ -827,6 +861,10 @@ class session_impl final : public session,
     if (state_ == state::closed) return;
     state_ = state::closed;
     queue_.close();
+    // Nothing more is written: what is still queued goes, so that the writer's waiting pop completes (it waits on
+    // while a closed queue holds items, which a handler can leave there: see `offer`) and lets go of the session.
+    while (queue_.try_pop()) {
+    }
     tick_clock::leave(*this);
     if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
