@@ -77,6 +77,31 @@ struct ws_peer {
   std::optional<ws::close_info> closed;
 };
 
+// The body stream of an SSE response, as the HTTP server drives it, without a connection: it records what the hub
+// writes, and a stream whose peer is gone ends at the write, inline, as the server's does when the socket refuses it at
+// once (the write fails, the stream's handler hears `on_end` before `write` returns).
+struct recorded_stream final : http::body_stream {
+  explicit recorded_stream(asio::io_context& context) : ctx(context) {}
+  void write(std::span<shared_bytes> pieces) override {
+    if (peer_gone) {
+      if (auto h = std::exchange(handler, nullptr)) h->on_end();
+      return;
+    }
+    for (const shared_bytes& p : pieces) written.append(p.view());
+    asio::post(ctx, [this] {
+      if (handler) handler->on_written();
+    });
+  }
+  void wake_at(std::chrono::steady_clock::time_point) override {}
+  void finish() override { handler = nullptr; }
+  asio::any_io_executor get_executor() const override { return ctx.get_executor(); }
+
+  asio::io_context& ctx;
+  std::shared_ptr<http::body_stream_handler> handler;
+  std::string written;
+  bool peer_gone = false;
+};
+
 std::vector<std::string> ids_and_data(const std::vector<sse::message>& events) {
   std::vector<std::string> out;
   for (const auto& e : events) out.push_back(e.last_event_id + ":" + e.data);
@@ -202,6 +227,29 @@ TEST_CASE("push hub: counts what client queues drop, the gaps they make and the 
   CHECK(text.find("switchboard_push_gaps_total{hub=\"push\"} ") != std::string::npos);
   CHECK(text.find("switchboard_push_dropped_total{hub=\"push\"} ") != std::string::npos);
   CHECK(text.find("switchboard_push_feeds{hub=\"push\"} ") != std::string::npos);
+}
+
+TEST_CASE("push hub: a client that ends inside a delivery does not cost the others theirs", "[push][hub]") {
+  // The feed's strand and the clients share one event loop (as with the runtime's first thread), so deliveries run
+  // inline; the first client's stream ends in its write, and its lease detaches it from the feed right there.
+  asio::io_context ctx;
+  pubsub::broker broker(ctx.get_executor(), {.retention = {.max_messages = 100}});
+  auto state = std::make_shared<push::detail::hub_state>(broker, push::hub_options{});
+  std::vector<std::unique_ptr<recorded_stream>> streams;
+  for (int i = 0; i < 3; ++i) {
+    auto& stream = *streams.emplace_back(std::make_unique<recorded_stream>(ctx));
+    auto c = std::make_shared<push::detail::sse_client>(state, state->acquire("t"), std::nullopt);
+    stream.handler = c;
+    asio::post(ctx, [&stream, c] { c->on_start(stream); });
+  }
+  test::poll(ctx);
+  REQUIRE(state->clients.load() == 3);
+  streams[0]->peer_gone = true;
+  broker.publish("t", {.payload = shared_bytes(std::string("m1"))});
+  test::poll(ctx);
+  CHECK(streams[1]->written.find("data: m1") != std::string::npos);
+  CHECK(streams[2]->written.find("data: m1") != std::string::npos);
+  CHECK(state->clients.load() == 2);
 }
 
 TEST_CASE("push hub: rooms over one WebSocket", "[push][hub]") {

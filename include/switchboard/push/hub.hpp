@@ -282,8 +282,10 @@ class feed : public std::enable_shared_from_this<feed> {
 
   /// Removes `c` (it receives nothing more from this topic), then delivers `ack` (if any) to `notify`: after every
   /// message the feed gave it, as `attach`'s ack comes before them.
+  // Posted, never run inline: a client can end, and detach, inside a delivery of `publish` (a write that fails at
+  // once ends an SSE stream then and there), and `links_` must not change under its loop.
   void detach(const client* c, std::shared_ptr<client> notify = nullptr, shared_bytes ack = {}) {
-    asio::dispatch(strand_, [self = shared_from_this(), c, notify = std::move(notify), ack = std::move(ack)]() mutable {
+    asio::post(strand_, [self = shared_from_this(), c, notify = std::move(notify), ack = std::move(ack)]() mutable {
       std::erase_if(self->links_, [c](const link& l) { return l.target.get() == c; });
       if (notify) notify->deliver(outbound{.bytes = std::move(ack), .topic = self->topic_});
     });
@@ -296,9 +298,9 @@ class feed : public std::enable_shared_from_this<feed> {
     asio::post(strand_, [self = shared_from_this(), link] { self->replay_round(link); });
   }
 
-  /// Leaves the broker topic.
+  /// Leaves the broker topic. Posted, as `detach` is (the last client's detach stops the feed).
   void stop() {
-    asio::dispatch(strand_, [self = shared_from_this()] {
+    asio::post(strand_, [self = shared_from_this()] {
       self->subscription_.unsubscribe();
       self->links_.clear();
     });
@@ -428,19 +430,24 @@ inline shared_bytes feed::encode(encodings& e, const variant& v) {
   return e.get(v, hub_->options.gap_event, compressors_, hub_->options.websocket.session.compression_level);
 }
 
+// Both deliver by index: a delivery runs client code, and although nothing it reaches removes a link at once (detach
+// and stop are posted), an index stays valid where an iterator would not.
 inline void feed::publish(const pubsub::message& m) {
   encodings e(m);
-  for (const link& l : links_) {
-    if (l.replaying || m.sequence() <= l.after) continue;  // the replay brings it, or brought it
-    l.target->deliver(outbound{encode(e, l.target->encoding()), m});
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    if (links_[i].replaying || m.sequence() <= links_[i].after) continue;  // the replay brings it, or brought it
+    client& target = *links_[i].target;
+    target.deliver(outbound{encode(e, target.encoding()), m});
   }
 }
 
 inline void feed::publish_gap(const pubsub::gap& g) {
   encodings e(g);
-  for (const link& l : links_) {
-    if (l.replaying || g.last <= l.after) continue;  // a replay reads what is retained, and is told what is not
-    l.target->deliver(outbound{encode(e, l.target->encoding()), std::nullopt, g});
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    // A replay reads what is retained, and is told what is not.
+    if (links_[i].replaying || g.last <= links_[i].after) continue;
+    client& target = *links_[i].target;
+    target.deliver(outbound{encode(e, target.encoding()), std::nullopt, g});
   }
 }
 
