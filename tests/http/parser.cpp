@@ -202,6 +202,13 @@ TEST_CASE("request parser: valid requests", "[http][parser]") {
     CHECK(r.messages[1].expect_continue);
     CHECK_FALSE(r.messages[1].keep_alive);
   }
+  SECTION("Expect: 100-continue from HTTP/1.0 is ignored (RFC 9110 §10.1.1: no 1xx to an HTTP/1.0 client)") {
+    auto r = parse_all_splits("PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx");
+    REQUIRE_FALSE(r.ec);
+    REQUIRE(r.messages.size() == 1);
+    CHECK_FALSE(r.messages[0].expect_continue);
+    CHECK(r.messages[0].body == "x");
+  }
   SECTION("target forms: absolute, authority, asterisk") {
     auto r = parse_all_splits(
         "GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n"

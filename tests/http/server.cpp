@@ -12,6 +12,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -19,12 +20,17 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
+using namespace std::string_view_literals;
 using namespace switchboard;
 using namespace switchboard::http;
 using switchboard::test::get_request;
@@ -284,6 +290,20 @@ TEST_CASE("server: Expect: 100-continue", "[http][server]") {
     CHECK(r->status == 413);
     CHECK(r->header("connection") == "close");
   }
+  // RFC 9110 §10.1.1: a server MUST ignore the expectation of an HTTP/1.0 client and MUST NOT send it a 1xx.
+  SECTION("an HTTP/1.0 client gets no 100, only the final response") {
+    c.send("POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    // The body follows once the server has read the header alone (a 100 would have been written by then).
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (s.server().stats().requests == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(s.server().stats().requests == 1);
+    c.send("hello");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "hello");
+    CHECK(c.closed_by_peer());
+  }
 }
 
 TEST_CASE("server: malformed requests get their status and the connection closes", "[http][server]") {
@@ -457,6 +477,168 @@ TEST_CASE("server: coroutine and deferred handlers", "[http][server]") {
     p.reset();  // close
     CHECK(cancelled.get_future().wait_for(10s) == std::future_status::ready);
     res.send(response::text("nobody listens"));  // dropped, no crash
+  }
+}
+
+// The write deadline bounds a write only: once the response is out, the deadline of what the connection does next
+// holds again. It used to stay, so that a deferred handler pipelined behind a written response (a long poll) was cut
+// at the write deadline, and a header or body read meanwhile lost its own deadline.
+TEST_CASE("server: the write deadline ends with the write", "[http][server][timeouts]") {
+  test_server s;
+  s.routes().get("/fast", [](request&) { return response::text("fast"); });
+  s.routes().get("/park", [](request&, responder res) {
+    // Answers after 1 s, from a timer: a short long poll, well past the write deadline.
+    auto timer = std::make_shared<asio::steady_timer>(res.get_executor(), 1s);
+    timer->async_wait([timer, res = std::move(res)](std::error_code) mutable { res.send(response::text("parked")); });
+  });
+
+  SECTION("a deferred handler pipelined behind a written response answers after the write deadline") {
+    s.start({.timeouts = {.write = 300ms}});
+    raw_client c(s.port());
+    c.send(get_request("/fast") + get_request("/park"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "fast");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "parked");
+    CHECK(s.server().stats().timeouts == 0);
+  }
+  SECTION("a header that does not end after a written response still times out, without a write deadline") {
+    s.start({.timeouts = {.header = 300ms, .write = 0ms}});
+    raw_client c(s.port());
+    c.send(get_request("/fast") + "GET /fast HTTP/1.1\r\nHost");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "fast");
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 408);
+    CHECK(c.closed_by_peer());
+  }
+}
+
+// `timeouts.body` is the longest wait for more of a body (as for a streamed one), not a bound on the whole body.
+TEST_CASE("server: a body whose bytes keep coming is read past the body timeout", "[http][server][timeouts]") {
+  test_server s;
+  s.routes().post("/echo", [](request& req) { return response::text(std::string(req.body())); });
+  s.start({.timeouts = {.body = 600ms}});
+  const std::string body = "0123456789ab";  // a byte every 100 ms: 1.2 s in all, twice the body timeout
+
+  asio::io_context ctx;
+  asio::ip::tcp::socket socket(ctx);
+  socket.connect({asio::ip::make_address("127.0.0.1"), s.port()});
+  asio::write(socket, asio::buffer("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n"sv));
+  std::string reply;
+  bool ended = false;
+  char buffer[4096];
+  std::function<void()> read = [&] {
+    socket.async_read_some(asio::buffer(buffer), [&](std::error_code ec, std::size_t n) {
+      if (ec) {
+        ended = true;
+        return;
+      }
+      reply.append(buffer, n);
+      read();
+    });
+  };
+  read();
+  asio::steady_timer pace(ctx);
+  std::size_t sent = 0;
+  std::function<void()> drip = [&] {
+    pace.expires_after(100ms);
+    pace.async_wait([&](std::error_code ec) {
+      if (ec || ended || !reply.empty()) return;  // answered (a 408) before the body was whole
+      asio::write(socket, asio::buffer(&body[sent], 1), ec);
+      if (!ec && ++sent < body.size()) drip();
+    });
+  };
+  drip();
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return ended || reply.ends_with("\r\n\r\n" + body); }, 20s));
+  CHECK(reply.rfind("HTTP/1.1 200 ", 0) == 0);
+  CHECK(sent == body.size());
+}
+
+// RFC 9112 §9.6: after an error response the server half-closes and discards what the client still sends, for
+// `timeouts.close`. The clock used to park such a connection as idle (it is idle in a sense), which cancelled its read
+// and closed it: the client's next bytes met a reset, which can destroy the response before the client reads it.
+TEST_CASE("server: a lingering close lasts while the clock parks idle connections", "[http][server]") {
+  test_server s;
+  s.routes().post("/small", [](request& req) { return response::text(std::string(req.body())); }).body_limit(4);
+  // Idle connections park at the first tick of the clock, which runs every 50 ms (a quarter of the idle timeout).
+  s.start({.timeouts = {.idle = 200ms, .park_idle_after = 0ms, .close = 20s}});
+  raw_client c(s.port());
+  c.send("POST /small HTTP/1.1\r\nHost: h\r\nContent-Length: 100000000\r\n\r\n");
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  // A connection opened now is closed at its idle timeout, after several ticks of the clock: each would have parked
+  // the lingering connection.
+  raw_client witness(s.port());
+  CHECK(witness.closed_by_peer());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.server().stats().active > 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(s.server().stats().active == 1);  // the lingering connection, still open
+  const std::string block(4096, 'x');
+  for (int i = 0; i < 16; ++i) CHECK(c.try_send(block));  // still read and discarded
+}
+
+// The connection limit counts the connections of every thread, and each thread pauses its own acceptor when an accept
+// reaches it. When the count fell below the limit, only the thread whose connection closed used to resume: a thread
+// that had paused and whose own connections had all closed meanwhile (while the others kept the count at the limit)
+// stayed paused, and the connections the kernel queued on its acceptor were never accepted.
+TEST_CASE("server: every thread accepts again once the connection count is below the limit", "[http][server]") {
+  test_server s(2);
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::map<int, std::thread::id> served;  // client number: the thread that served it
+  s.routes().get("/who/{n:int}", [&](request& req) {
+    {
+      const std::lock_guard lock(mutex);
+      served[req.param_as<int>("n")] = std::this_thread::get_id();
+    }
+    changed.notify_all();
+    return response::text("ok");
+  });
+  server_options options;
+  options.max_connections = 2;
+  s.start(options);
+  if (!s.server().sharded()) {
+    WARN("no SO_REUSEPORT: one acceptor for both threads");
+    return;
+  }
+  // The kernel spreads the connections over the two threads' acceptors. Each accepts until an accept reaches the
+  // limit: one thread gets two connections, the other one (the count reaches 3), and both pause.
+  constexpr int clients = 32;
+  std::vector<std::unique_ptr<raw_client>> cs;
+  for (int i = 0; i < clients; ++i) {
+    cs.push_back(std::make_unique<raw_client>(s.port(), 5s));
+    cs.back()->send(get_request("/who/" + std::to_string(i)));
+  }
+  std::map<std::thread::id, std::vector<int>> by_thread;
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(changed.wait_for(lock, 10s, [&] { return served.size() == 3; }));
+    for (const auto& [n, thread] : served) by_thread[thread].push_back(n);
+  }
+  REQUIRE(by_thread.size() == 2);
+  const auto lone =
+      std::find_if(by_thread.begin(), by_thread.end(), [](const auto& t) { return t.second.size() == 1; });
+  REQUIRE(lone != by_thread.end());
+  // That thread's only connection closes while the server is still at its limit (3 open, then 2): it stays paused.
+  cs[static_cast<std::size_t>(lone->second.front())].reset();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.server().stats().active > 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  REQUIRE(s.server().stats().active == 2);
+  cs.clear();  // then the other thread's: the count falls below the limit
+  // Connections one at a time from now: whichever acceptor the kernel gives each to, it is accepted.
+  for (int i = 0; i < 20; ++i) {
+    INFO("connection " << i);
+    raw_client c(s.port(), 5s);
+    c.send(get_request("/who/100"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
   }
 }
 
@@ -740,6 +922,20 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
     const std::string all = c.read_until_close();
     CHECK(all.find("Transfer-Encoding") == std::string::npos);
     CHECK(all.find("part0;part1;part2;part3;part4;zzz") != std::string::npos);
+  }
+  // RFC 9110 §8.6: the length of the GET's body is not known, so the HEAD response sends none (it used to send 0).
+  SECTION("HEAD gets the head without a Content-Length") {
+    c.send("HEAD /stream HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto r = c.read_response(/*head_request=*/true);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("content-type") == "text/plain");
+    CHECK_FALSE(r->has_header("content-length"));
+    CHECK(r->body.empty());
+    c.send(get_request("/stream"));  // still in step
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body.ends_with(std::string(20000, 'z')));
   }
   SECTION("a 32 MiB upload is read in pieces, never buffered whole") {
     const std::size_t size = 32 * 1024 * 1024;

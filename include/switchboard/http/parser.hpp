@@ -147,7 +147,7 @@ class basic_parser {
   bool keep_alive() const noexcept { return keep_alive_; }
   /// True when the message asks to switch protocols (Connection: upgrade with an Upgrade field).
   bool upgrade() const noexcept { return upgrade_; }
-  /// Request only: `Expect: 100-continue` (RFC 9110 §10.1.1).
+  /// Request only: `Expect: 100-continue` (RFC 9110 §10.1.1) from an HTTP/1.1 client (HTTP/1.0's is ignored).
   bool expect_continue() const noexcept { return expect_continue_; }
   /// Size of the header section in bytes.
   std::size_t header_bytes() const noexcept { return header_bytes_; }
@@ -367,7 +367,8 @@ class basic_parser {
           if (detail::iequals(f.name, "host")) ++hosts;
           break;
         case 6:
-          if (IsRequest && detail::iequals(f.name, "expect")) {
+          // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored (it may not read a 1xx response).
+          if (IsRequest && version_minor_ == 1 && detail::iequals(f.name, "expect")) {
             expect_continue_ = expect_continue_ || detail::iequals(f.value, "100-continue");
           }
           break;

@@ -13,7 +13,8 @@
 // Writing: responses are queued in order and written together after each batch of pipelined requests; a TCP
 // connection first tries a non-blocking write and only waits when the socket is full.
 //
-// Timeouts: one deadline per connection (header, body, idle or write), checked by the shard's clock.
+// Timeouts: the deadline of the connection's phase (header, body, idle, close, or a stream's wake time) and, while a
+// write is in progress, that of the write, checked by the shard's clock.
 #pragma once
 
 #include <switchboard/core/detail/exact_allocator.hpp>
@@ -100,9 +101,14 @@ class server_connection final : public connection_base,
   // -- connection_base (called by the shard)
   void check_deadline(clock::time_point now) override {
     if (closed_) return;
-    if (now < deadline_) return park_if_idle(now);
-    // A stream handler's wake time (wake_at); while a write is in progress the deadline is the write's.
-    if (phase_ == phase::streaming && !writing_ && !streaming_->producer) return wake_stream();
+    if (writing_ && now >= write_deadline_) {
+      // The peer does not take the response.
+      shard_->shared().timeouts.fetch_add(1, std::memory_order_relaxed);
+      return close();
+    }
+    // A stream handler's wake time (wake_at) waits for the write in progress (on_stream_written).
+    if (now < deadline_ || (phase_ == phase::streaming && writing_)) return park_if_idle(now);
+    if (phase_ == phase::streaming && !streaming_->producer) return wake_stream();
     if (phase_ != phase::idle || writing_) shard_->shared().timeouts.fetch_add(1, std::memory_order_relaxed);
     if (pending_body_read_) {
       // A handler streaming the request body waits for bytes that do not come.
@@ -265,7 +271,9 @@ class server_connection final : public connection_base,
   // the shard's clock; the pending read (or disconnect watch) is cancelled and replaced by a wait without a buffer.
   void park_if_idle(clock::time_point now) {
     if constexpr (!traits::tls) {
-      if (phase_ != phase::idle || !reading_ || parking_ || !ex_ || !ex_->in.empty() || writing_) return;
+      // Not a lingering close, idle too: cancelling its read would close it, and the reset that the client's bytes
+      // then meet could destroy the error response before the client has read it (shutdown_and_close).
+      if (phase_ != phase::idle || !reading_ || parking_ || discarding_ || !ex_ || !ex_->in.empty() || writing_) return;
       if (now - idle_since_ < options().timeouts.park_idle_after) return;
       parking_ = true;
       std::error_code ignored;
@@ -304,6 +312,7 @@ class server_connection final : public connection_base,
   void on_read(std::error_code ec, std::size_t n) {
     if (closed_) return;
     if (saying_goodbye_) return close_gracefully();  // the read was cancelled for it (bytes that came meanwhile too)
+    if (discarding_) return ec ? close() : linger();  // a read begun before the lingering close: discarded too
     if (finish_parking(ec)) return;
     if (ec) {
       // EOF between requests is the normal end of a keep-alive connection (over TLS, the client's closure alert,
@@ -315,6 +324,8 @@ class server_connection final : public connection_base,
     ex_->in.commit(n);
     if (phase_ == phase::handling || phase_ == phase::streaming) return;  // read only to watch for EOF
     if (pending_body_read_) return continue_body_read();
+    // `timeouts.body` bounds each wait for more of the body, as for a streamed body, not the whole body.
+    if (phase_ == phase::body) set_deadline(options().timeouts.body);
     process();
   }
 
@@ -504,6 +515,7 @@ class server_connection final : public connection_base,
       stream_.async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](std::error_code ec) {
         self->reading_ = false;
         if (self->closed_) return;
+        if (self->discarding_) return ec ? self->close() : self->linger();  // the response was an error: linger
         if (self->finish_parking(ec)) return;  // the handler finished, and the connection has idled since
         if (ec) return self->close();
         if (self->phase_ != phase::handling && self->phase_ != phase::streaming) {
@@ -518,6 +530,13 @@ class server_connection final : public connection_base,
         }
         // Data: a pipelined request, left in the socket until the handler is done. Waiting again would wake at
         // once, so disconnects are noticed at the next write instead.
+        if (self->phase_ == phase::streaming && !self->streaming_->producer) {
+          // A stream driven by its handler holds nothing of its own between writes (no coroutine, no timer): this
+          // wait was what kept the connection alive. Without it the connection went away under the handler, which
+          // kept using its stream and never heard on_end. The stream keeps it now, until it ends (close,
+          // end_streaming).
+          self->streaming_->owner = self;
+        }
       });
     }
   }
@@ -581,6 +600,7 @@ class server_connection final : public connection_base,
 
   // Queues the response to the current request and gets ready for the next one.
   void finish(response&& r) {
+    deadline_ = clock::time_point::max();  // the request's phase is over: its write's deadline holds until the next
     const bool released = std::exchange(request_released_, false);
     if (!ex_) ex_ = shard_->acquire_exchange();  // the request was released: the response needs only an output queue
     exchange& x = *ex_;
@@ -610,7 +630,8 @@ class server_connection final : public connection_base,
     info.keep_alive = keep_alive;
     info.upgrade = upgrading;
     info.chunked = streamed && f.version_minor == 1;
-    info.send_length = !streamed && !no_content;
+    // A HEAD of a streamed response: its GET's length is not known, so none is sent (RFC 9110 §8.6), not 0.
+    info.send_length = !r.is_streamed() && !no_content;
     info.content_length = r.body_size();
     info.date = shard_->date();
     info.server = options().server_header;
@@ -667,6 +688,7 @@ class server_connection final : public connection_base,
       close_after_write_ = true;
       lingering_ = true;
       phase_ = phase::idle;
+      deadline_ = clock::time_point::max();  // as in finish()
       return;
     }
     lingering_ = true;
@@ -707,6 +729,7 @@ class server_connection final : public connection_base,
                               self->reading_ = false;
                               if (self->closed_) return;
                               if (self->saying_goodbye_) return self->close_gracefully();
+                              if (self->discarding_) return ec ? self->close() : self->linger();  // answered early
                               if (ec) {
                                 if (auto h = std::move(self->pending_body_read_)) h.complete(error::partial_message, {});
                                 return self->close();
@@ -746,6 +769,7 @@ class server_connection final : public connection_base,
   }
 
   void end_streaming(std::exception_ptr e, bool chunked) {
+    release_stream_owner();
     streaming_.reset();
     end_cancellation();
     if (closed_) return;
@@ -886,12 +910,23 @@ class server_connection final : public connection_base,
     }
   }
 
+  // Lets go of the hold a handler-driven stream took on its connection (watch_for_disconnect), later: the caller,
+  // and the callers above it, go on using the connection.
+  void release_stream_owner() {
+    if (!streaming_ || !streaming_->owner) return;
+    asio::post(shard_->executor(), [owner = std::move(streaming_->owner)] {});
+  }
+
   // ---------------------------------------------------------------- writing
 
+  // The write has a deadline of its own: the phase's (a header or body being read meanwhile, a deferred handler's
+  // none) holds again once the write is out. (It used to replace the phase's, so that a deferred handler pipelined
+  // behind a written response was cut at the write deadline, and a 100 Continue lifted the body's.)
   void write() {
     if (writing_ || closed_) return;
     writing_ = true;
-    set_deadline(options().timeouts.write);
+    const std::chrono::milliseconds timeout = options().timeouts.write;
+    write_deadline_ = timeout.count() > 0 ? coarse_now() + timeout : clock::time_point::max();
     // The write takes what is queued now; a response queued while it is in flight (a deferred one, the answer to
     // the next pipelined request) waits for the next write (output_queue::start_write).
     const auto& buffers = ex_->out.start_write();
@@ -968,6 +1003,7 @@ class server_connection final : public connection_base,
       traits::socket(stream_).shutdown(asio::socket_base::shutdown_send, ignored);
       if (!lingering_ || options().timeouts.close.count() <= 0) return close();
       lingering_ = false;
+      discarding_ = true;
       set_deadline(options().timeouts.close);
       phase_ = phase::idle;
       linger();
@@ -998,8 +1034,10 @@ class server_connection final : public connection_base,
     }
   }
 
+  // A read already pending (the disconnect watch of a handler that answered with an error) discards too: its
+  // completion comes back here.
   void linger() {
-    if (closed_) return;
+    if (closed_ || reading_) return;
     auto space = ex_->in.prepare(1, shard_->max_read_buffer());
     reading_ = true;
     stream_.async_read_some(asio::buffer(space.first, space.second),
@@ -1018,6 +1056,7 @@ class server_connection final : public connection_base,
     traits::socket(stream_).close(ignored);
     shard_->remove(this, cut_);
     cancel_handler();
+    release_stream_owner();
     if (ex_) {
       if (auto h = std::move(pending_body_read_)) h.complete(asio::error::operation_aborted, {});
       if (auto done = std::move(pending_stream_write_)) done.complete(asio::error::operation_aborted);
@@ -1033,7 +1072,8 @@ class server_connection final : public connection_base,
   exchange_ptr ex_;
   // Here rather than in the exchange: it outlives an exchange released while the handler waits (release_request).
   asio::cancellation_signal cancel_;
-  clock::time_point deadline_ = clock::time_point::max();
+  clock::time_point deadline_ = clock::time_point::max();        // the phase's (see check_deadline)
+  clock::time_point write_deadline_ = clock::time_point::max();  // the write's, while writing_
   clock::time_point idle_since_{};
   std::uint64_t sequence_ = 0;
   std::atomic<std::thread::id> dispatch_thread_{};
@@ -1051,6 +1091,7 @@ class server_connection final : public connection_base,
     server_connection& connection;
     body_producer producer;                        // the coroutine's function, alive until the coroutine ends
     std::shared_ptr<body_stream_handler> handler;  // or the handler, until the stream ends
+    std::shared_ptr<server_connection> owner;      // the connection, when nothing else keeps it (see its setter)
     clock::time_point wake = clock::time_point::max();  // the handler's wake_at
     bool started = false;         // on_start was called
     bool write_pending = false;   // the handler's write is in progress
@@ -1071,6 +1112,7 @@ class server_connection final : public connection_base,
   bool leaving_ = false;
   bool close_after_write_ = false;
   bool lingering_ = false;
+  bool discarding_ = false;  // the lingering close has begun: what the client still sends is read and thrown away
   bool saying_goodbye_ = false;  // TLS: the closure alert is on its way (close_gracefully)
   bool peer_gone_ = false;
   bool parking_ = false;

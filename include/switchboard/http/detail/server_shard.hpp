@@ -33,6 +33,7 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
@@ -57,12 +58,18 @@ struct server_stats {
 
 namespace detail {
 
+class server_shard;
+
 /// Counters and limits shared by the shards of one server (atomics: touched from every thread).
 struct server_shared {
   std::atomic<std::uint64_t> accepted{0}, active{0}, requests{0}, responses_2xx{0}, responses_4xx{0},
       responses_5xx{0}, bad_requests{0}, timeouts{0}, handler_errors{0}, refused_per_address{0};
   /// Connections open per client address, when `max_connections_per_address` is set.
   switchboard::detail::shared_per_key_count<asio::ip::address> connections_per_address;
+  /// Every running shard, so that a connection closing on one thread can wake the shards that paused at
+  /// `max_connections` on the others (server_shard::remove). Under `shards_mutex`: shards start on their own threads.
+  std::mutex shards_mutex;
+  std::vector<std::weak_ptr<server_shard>> shards;
 
   server_stats snapshot() const noexcept {
     return {accepted.load(),      active.load(),        requests.load(), responses_2xx.load(),
@@ -184,7 +191,13 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     free_exchanges_.push(std::move(e));
   }
 
-  void start() { tick(); }
+  void start() {
+    {
+      const std::lock_guard lock(shared_->shards_mutex);
+      shared_->shards.push_back(weak_from_this());
+    }
+    tick();
+  }
 
   /// Registers a new connection (it unregisters itself when it closes).
   void add(connection_base* c) {
@@ -210,11 +223,12 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       else ++report_.drained;
       if (count_ == 0) finish_drain();
     }
-    const std::uint64_t now_active = shared_->active.fetch_sub(1) - 1;
-    if (paused_ && now_active < options_.max_connections) {
-      paused_ = false;
-      listener_->resume(index_);
-    }
+    // The limit counts every thread's connections, and any shard that accepted the one that reached it has paused:
+    // not only this one. Each time the count falls below the limit, every shard is told (waking only this shard
+    // left the others paused with their backlogs unaccepted for good). A shard pauses in `on_accepted`, after the
+    // increment that reached the limit: the decrement that next brings the count below it comes later, and so does
+    // its message to that shard, which finds it paused.
+    if (shared_->active.fetch_sub(1) == options_.max_connections && !clock_stopped_) resume_all_shards();
   }
 
   /// Before an accept counts: whether a connection from `remote` may open (`max_connections_per_address`); a
@@ -248,6 +262,13 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
       asio::ip::address address_;
     };
     return std::make_shared<hold>(shared_, remote.address());
+  }
+
+  /// Resumes accepting if this shard paused at the connection limit and the server is below it now.
+  void resume_below_limit() {
+    if (!paused_ || shared_->active.load() >= options_.max_connections) return;
+    paused_ = false;
+    listener_->resume(index_);
   }
 
   /// After an accept: pauses accepting when the server is at its connection limit.
@@ -358,6 +379,21 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
     if (batch.capacity() > spare_posted_responses_.capacity()) spare_posted_responses_ = std::move(batch);
   }
 
+  // This shard at once, the others through their executors.
+  void resume_all_shards() {
+    std::vector<std::shared_ptr<server_shard>> others;
+    {
+      const std::lock_guard lock(shared_->shards_mutex);
+      for (const auto& weak : shared_->shards) {
+        if (auto s = weak.lock(); s && s.get() != this) others.push_back(std::move(s));
+      }
+    }
+    resume_below_limit();
+    for (auto& s : others) {
+      asio::post(s->executor_, [s] { s->resume_below_limit(); });
+    }
+  }
+
   void arm_drain_timer(std::chrono::steady_clock::time_point deadline) {
     drain_deadline_ = deadline;
     drain_timer_.expires_at(deadline);
@@ -413,9 +449,15 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   // Stops the clock for good (the drain has finished, or the server is gone), so that the event loop can run out
   // of work. Cancelling is not enough: a wait that expired while the loop was busy has its completion queued
   // already, with success, and that tick would arm the timer again (a runtime's threads then never returned).
+  // A stopped shard is no longer told to resume accepting (server_shard::remove): its event loop may be ending.
   void stop_clock() {
     clock_stopped_ = true;
     ticker_.cancel();
+    const std::lock_guard lock(shared_->shards_mutex);
+    const std::weak_ptr<server_shard> self = weak_from_this();
+    std::erase_if(shared_->shards, [&self](const std::weak_ptr<server_shard>& weak) {
+      return weak.expired() || (!weak.owner_before(self) && !self.owner_before(weak));
+    });
   }
 
   std::size_t index_;
