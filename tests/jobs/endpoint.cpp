@@ -27,11 +27,13 @@ using test::raw_client;
 namespace {
 
 // Jobs for the tests: {"kind": "echo", "value": x} returns x; {"kind": "steps", "value": n} reports progress n
-// times; "block" runs until released or cancelled; "fail" throws. Anything else is refused with 400.
+// times; "block" runs until released or cancelled; "fail" throws; "bad result" returns, and "bad error" throws, text
+// that is not UTF-8. Anything else is refused with 400.
 struct job_server {
   explicit job_server(jobs::endpoint_options options = {}, jobs::worker_pool_options pool_options = {.threads = 1},
-                      std::size_t server_threads = 1)
-      : server(server_threads), broker(server.rt().executor(), {.retention = {.max_messages = 10}}), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
+                      std::size_t server_threads = 1,
+                      pubsub::broker_options broker_options = {.retention = {.max_messages = 10}})
+      : server(server_threads), broker(server.rt().executor(), std::move(broker_options)), pool(pool_options), work(pool, broker, factory(), std::move(options)) {
     jobs::add_routes(server.routes(), work);
     // Which server thread serves the connection (each stays on the thread that accepted it): a test that holds one
     // thread while another answers picks its connections by it.
@@ -60,6 +62,8 @@ struct job_server {
         };
       }
       if (kind == "fail") return [](jobs::job_context&) -> nlohmann::json { throw std::runtime_error("boom"); };
+      if (kind == "bad result") return [](jobs::job_context&) -> nlohmann::json { return std::string("a\xff"); };
+      if (kind == "bad error") return [](jobs::job_context&) -> nlohmann::json { throw std::runtime_error("bad \xff"); };
       if (kind == "block") {
         return [this](jobs::job_context& ctx) -> nlohmann::json {
           ctx.progress(0.5);
@@ -308,22 +312,35 @@ struct publish_gate final : pubsub::broker_observer {
   bool armed = false, held = false, released = false, finished = false;
 };
 
+// A connection to each of a two-thread server's I/O threads (opened until both have answered `/thread`): a request
+// held on one thread while the other answers.
+class two_threads_connections {
+ public:
+  explicit two_threads_connections(job_server& s) {
+    while (by_thread_.size() < 2 && all_.size() < 64) {
+      all_.push_back(std::make_unique<raw_client>(s.server.port(), 10s));
+      const auto r = job_server::exchange(*all_.back(), "GET", "/thread");
+      REQUIRE(r);
+      by_thread_.emplace(r->body, all_.back().get());
+    }
+    REQUIRE(by_thread_.size() == 2);
+  }
+  raw_client& first() { return *by_thread_.begin()->second; }
+  raw_client& second() { return *std::next(by_thread_.begin())->second; }
+
+ private:
+  std::vector<std::unique_ptr<raw_client>> all_;
+  std::map<std::string, raw_client*> by_thread_;
+};
+
 TEST_CASE("a submission the pool refuses was never visible: a retry under its key is not told 202 for a job that "
           "then vanishes", "[jobs][endpoint]") {
   // Two server threads, and a connection to each: the submission may be held on one while its retry is answered on
   // the other.
   job_server s({}, {.threads = 1, .max_queued = 1}, 2);
-  std::vector<std::unique_ptr<raw_client>> connections;
-  std::map<std::string, raw_client*> by_thread;
-  while (by_thread.size() < 2 && connections.size() < 64) {
-    connections.push_back(std::make_unique<raw_client>(s.server.port(), 10s));
-    const auto r = job_server::exchange(*connections.back(), "GET", "/thread");
-    REQUIRE(r);
-    by_thread.emplace(r->body, connections.back().get());
-  }
-  REQUIRE(by_thread.size() == 2);
-  raw_client& submitting = *by_thread.begin()->second;
-  raw_client& retrying = *std::next(by_thread.begin())->second;
+  two_threads_connections connections(s);
+  raw_client& submitting = connections.first();
+  raw_client& retrying = connections.second();
 
   REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
   REQUIRE(s.wait_blocked());
@@ -477,6 +494,148 @@ TEST_CASE("finished jobs are forgotten after the retention", "[jobs][endpoint]")
   CHECK(s.broker.stats(s.work.topic(next_id)));
   listener.unsubscribe();
   CHECK_FALSE(s.broker.stats(s.work.topic(next_id)));
+}
+
+// A job's error is its exception's message, which need not be UTF-8 (a message quoting bad input): it is shown with
+// U+FFFD for the bytes that are not. Serialising it threw, on the worker, inside the handler of the job's own
+// exception, and ended the program.
+TEST_CASE("a job whose error message is not UTF-8 fails, and its status is served", "[jobs][endpoint]") {
+  job_server s;
+  const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "bad error"})");
+  REQUIRE(r.status == 200);
+  const auto j = nlohmann::json::parse(r.body);
+  CHECK(j["status"] == "failed");
+  CHECK(j["error"] == "bad \xEF\xBF\xBD");  // U+FFFD
+  const std::string id = j["id"];
+  const auto status = s.request("GET", "/jobs/" + id);
+  CHECK(status.status == 200);
+  CHECK(nlohmann::json::parse(status.body)["error"] == "bad \xEF\xBF\xBD");
+  const auto page = s.broker.read(s.work.topic(id), 0, 100);
+  REQUIRE_FALSE(page.messages.empty());
+  CHECK(nlohmann::json::parse(page.messages.back().data())["status"] == "failed");
+  const jobs::endpoint_stats stats = s.work.stats();
+  CHECK(stats.failed == 1);
+  CHECK(stats.unfinished == 0);
+}
+
+// A job's result need not be UTF-8 either (a byte string): it succeeds, once, with U+FFFD for the bytes that are not.
+// Its final status failed to serialise after the job had been counted finished, and the job was then finished a
+// second time, as failed: its client's count was released twice, `unfinished` wrapped round, and its id, listed twice
+// for retention, made every later request to the endpoint fail (500) once the job expired.
+TEST_CASE("a job whose result is not UTF-8 succeeds once", "[jobs][endpoint]") {
+  SECTION("counted once, and forgotten once") {
+    job_server s({.retention = 0s});
+    const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "bad result"})");
+    REQUIRE(r.status == 200);
+    const auto j = nlohmann::json::parse(r.body);
+    CHECK(j["status"] == "succeeded");
+    CHECK(j["result"] == "a\xEF\xBF\xBD");
+    const jobs::endpoint_stats stats = s.work.stats();
+    CHECK(stats.unfinished == 0);
+    CHECK(stats.succeeded == 1);
+    CHECK(stats.failed == 0);
+    // Its retention (0) is over: it is forgotten, and the endpoint goes on answering.
+    CHECK(s.request("GET", "/jobs/" + j["id"].get<std::string>()).status == 404);
+    const auto next = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 1})");
+    CHECK(next.status == 200);
+    CHECK(s.request("GET", "/jobs/" + nlohmann::json::parse(next.body)["id"].get<std::string>()).status == 404);
+    CHECK(s.work.stats().stored == 0);
+  }
+  SECTION("its result is served") {
+    job_server s;
+    const auto r = s.request("POST", "/jobs?wait=10", R"({"kind": "bad result"})");
+    REQUIRE(r.status == 200);
+    const std::string location = "/jobs/" + nlohmann::json::parse(r.body)["id"].get<std::string>();
+    const auto result = s.request("GET", location + "/result");
+    CHECK(result.status == 200);
+    CHECK(result.body == "\"a\xEF\xBF\xBD\"");
+    CHECK(s.request("GET", location).status == 200);
+  }
+}
+
+// A queued job cancelled gives its place in the pool's queue back at once, as it does its client's count: its task
+// is taken out of the queue. Left there until a worker got to it, it held a place that no count showed, so a client
+// that submitted and cancelled in a loop, never past its own limit, filled the queue, and every other client got
+// 503: what `max_unfinished_per_client` is there to prevent.
+TEST_CASE("a queued job cancelled gives its place in the pool back at once", "[jobs][endpoint]") {
+  job_server s({.max_unfinished_per_client = 2}, {.threads = 1, .max_queued = 8});
+  REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
+  REQUIRE(s.wait_blocked());  // the only worker is busy: what comes next is queued
+  int accepted = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto r = s.request("POST", "/jobs", R"({"kind": "echo", "value": 1})");
+    if (r.status != 202) break;
+    ++accepted;
+    CHECK(s.request("DELETE", r.header("Location")).status == 200);
+  }
+  CHECK(accepted == 20);
+  CHECK(s.pool.stats().queued == 0);
+  // Another client is not refused for the first one's cancelled jobs.
+  CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})", {}, "127.0.0.2").status == 202);
+  const jobs::endpoint_stats stats = s.work.stats();
+  CHECK(stats.cancelled == 20);
+  CHECK(stats.refused_full == 0);
+}
+
+// The same when the DELETE comes before the submission has posted the job's task: a retry under its key, answered on
+// another I/O thread while the submission is held between storing the job and posting it, tells its id. The task is
+// taken back once posted.
+TEST_CASE("a job cancelled before its task was posted gives its place back once posted", "[jobs][endpoint]") {
+  job_server s({}, {.threads = 1, .max_queued = 2}, 2);
+  two_threads_connections connections(s);
+  raw_client& submitting = connections.first();
+  raw_client& retrying = connections.second();
+
+  REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
+  REQUIRE(s.wait_blocked());  // the only worker is busy: what comes next is queued
+  const auto gate = std::make_shared<publish_gate>();
+  s.broker.set_observer(gate);
+  gate->arm();
+  const std::string body = R"({"kind": "echo", "value": 1})";
+  const std::string key = "Idempotency-Key: k1\r\n";
+  std::optional<test::raw_response> first;
+  std::thread submitter([&] {
+    first = job_server::exchange(submitting, "POST", "/jobs", body, key);
+    gate->done();
+  });
+  // Held publishing its queued status: stored, not yet posted.
+  const bool held = gate->wait_held_or_done();
+  std::optional<test::raw_response> retry, cancelled;
+  if (held) retry = job_server::exchange(retrying, "POST", "/jobs", body, key);
+  if (retry) cancelled = job_server::exchange(retrying, "DELETE", retry->header("Location"));
+  gate->release();
+  submitter.join();
+  s.broker.set_observer(nullptr);
+  REQUIRE(held);
+  REQUIRE(first);
+  REQUIRE(retry);
+  REQUIRE(cancelled);
+  CHECK(first->status == 202);
+  CHECK(cancelled->status == 200);
+  CHECK(nlohmann::json::parse(cancelled->body)["status"] == "cancelled");
+  CHECK(s.pool.stats().queued == 0);  // taken back once posted
+  CHECK(s.request("POST", "/jobs", body, {}, "127.0.0.2").status == 202);
+  CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})", {}, "127.0.0.2").status == 202);
+  CHECK(s.work.stats().cancelled == 1);
+}
+
+// A status change the broker refuses (here it may have one topic only; or a full `wait` subscriber) is counted, not
+// lost silently: the job runs and is answered all the same, and `publish_failed` tells that listeners missed some.
+TEST_CASE("status changes the broker refuses are counted", "[jobs][endpoint]") {
+  job_server s({}, {.threads = 1}, 1, {.max_topics = 1, .retention = {.max_messages = 10}});
+  REQUIRE(s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 1})").status == 200);
+  CHECK(s.work.stats().publish_failed == 0);
+  // The first job's topic is the only one there may be: the second job's queued, running and final statuses are
+  // refused.
+  const auto second = s.request("POST", "/jobs?wait=10", R"({"kind": "echo", "value": 2})");
+  REQUIRE(second.status == 200);
+  CHECK(nlohmann::json::parse(second.body)["result"] == 2);
+  CHECK(s.work.stats().publish_failed == 3);
+  metrics_registry registry;
+  const auto handles = s.work.export_metrics(registry, "work");
+  std::string text_format;
+  registry.expose(text_format);
+  CHECK(text_format.find("switchboard_jobs_publish_failed_total{endpoint=\"work\"} 3\n") != std::string::npos);
 }
 
 namespace {

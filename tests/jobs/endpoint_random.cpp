@@ -357,16 +357,12 @@ class model {
     j.progress_published = true;
   }
 
-  // The pool's workers take queued tasks while some are free: a cancelled job's task ends at once, an immediate
-  // job runs to its end, a gated one holds its worker.
+  // The pool's workers take queued tasks while some are free (a cancelled job's task is no longer there): an
+  // immediate job runs to its end, a gated one holds its worker.
   void settle_model() {
     while (running_.size() < p_.threads && !queue_.empty()) {
       model_job& j = jobs_.at(queue_.front());
       queue_.pop_front();
-      if (jobs::is_final(j.status)) {
-        ++completed_;
-        continue;
-      }
       j.status = job_status::running;
       publish(j);
       switch (j.k) {
@@ -670,6 +666,7 @@ class model {
     j->cancel_requested = true;
     if (j->status == job_status::queued) {
       ++coverage_["delete queued"];
+      std::erase(queue_, id);  // its task is taken out of the pool's queue, never run
       finish(*j, job_status::cancelled, {}, {});
       check_status_answer(r, *j, 200, false);
       return settle();
@@ -847,6 +844,7 @@ class model {
     CHECK(s.cancelled == cancelled_);
     CHECK(s.refused_client == refused_client_);
     CHECK(s.refused_full == refused_full_);
+    CHECK(s.publish_failed == 0);  // every status the model lists was published
     CHECK(s.stored <= p_.max_jobs);
     for (const auto& [id, j] : jobs_) {
       INFO(id);
@@ -883,7 +881,7 @@ class model {
   std::map<std::string, model_job> jobs_;  // every job accepted, by id
   std::map<std::string, std::string> keys_;  // Idempotency-Key -> id, while its job is stored
   std::deque<std::string> finished_;         // stored finished jobs, in the order they finished
-  std::deque<std::string> queue_;            // the pool's queue (cancelled jobs' tasks stay until a worker takes them)
+  std::deque<std::string> queue_;            // the pool's queue (a cancelled job's task leaves it at once)
   std::set<std::string> running_;            // gated jobs holding a worker
   std::map<std::size_t, std::size_t> unfinished_;
   std::size_t stored_ = 0;

@@ -1,5 +1,6 @@
 // The worker pool and `offload`: work runs on a worker and resumes on the caller's executor; a full pool refuses
-// at once; a destroyed pool completes what it never ran; reserved places count against the queue's limit.
+// at once; a destroyed pool completes what it never ran; reserved places count against the queue's limit; a queued
+// task taken back frees its place.
 #include <switchboard/jobs/offload.hpp>
 #include <switchboard/jobs/worker_pool.hpp>
 
@@ -15,6 +16,7 @@
 #include <functional>
 #include <future>
 #include <thread>
+#include <vector>
 
 using namespace switchboard;
 using namespace std::chrono_literals;
@@ -153,6 +155,46 @@ TEST_CASE("reserved places count against the queue's limit, are filled without r
   while (pool.stats().completed < 3 && std::chrono::steady_clock::now() < done_by) std::this_thread::yield();
   CHECK(ran == 2);
   CHECK(pool.try_reserve());  // empty again
+}
+
+TEST_CASE("a queued task taken back frees its place at once and never runs", "[jobs][worker_pool]") {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> started{false};
+  std::atomic<int> ran{0};
+  jobs::worker_pool pool({.threads = 1, .max_queued = 2});
+  auto place = pool.try_reserve();
+  REQUIRE(place);
+  const jobs::worker_pool::task_id holding = pool.post(std::move(*place), [&, released] {
+    started = true;
+    released.wait_for(10s);  // bounded, so that a failed REQUIRE cannot hang the pool's destructor
+  });
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!started && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  REQUIRE(started);  // the worker is busy: what follows stays queued
+  CHECK_FALSE(pool.take_back(holding));  // taken by the worker already
+
+  std::vector<jobs::worker_pool::task_id> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto p = pool.try_reserve();
+    REQUIRE(p);
+    ids.push_back(pool.post(std::move(*p), [&] { ++ran; }));
+  }
+  CHECK_FALSE(pool.try_reserve());  // full
+  CHECK(pool.take_back(ids[0]));    // the first queued: its place is free
+  CHECK_FALSE(pool.take_back(ids[0]));
+  CHECK(pool.stats().queued == 1);
+  auto p = pool.try_reserve();
+  REQUIRE(p);
+  ids.push_back(pool.post(std::move(*p), [&] { ++ran; }));
+  CHECK(pool.take_back(ids[2]));  // the last queued
+  CHECK(pool.stats().queued == 1);
+
+  release.set_value();
+  const auto done_by = std::chrono::steady_clock::now() + 10s;
+  while (pool.stats().completed < 2 && std::chrono::steady_clock::now() < done_by) std::this_thread::yield();
+  CHECK(pool.stats().completed == 2);
+  CHECK(ran == 1);  // the one left queued, and not those taken back
 }
 
 TEST_CASE("bad pool options are refused", "[jobs][worker_pool]") {

@@ -13,7 +13,8 @@
 // jobs stored (`max_jobs`, 503) and the pool's queue (`worker_pool_options::max_queued`, 503).
 // Finished jobs are kept for `retention`, then forgotten (404). Every change of a job (running, progress, final)
 // is published on the broker topic `<topic_prefix><id>` as the status JSON, so SSE, WebSocket and long-poll
-// clients are told without polling the status.
+// clients are told without polling the status. A job's result and error need not be valid UTF-8: bytes that are not
+// are shown as U+FFFD.
 //
 //   jobs::worker_pool pool({.threads = 2});
 //   jobs::endpoint work(pool, broker, [](const nlohmann::json& body) -> jobs::job_work { ... });
@@ -71,8 +72,10 @@ struct endpoint_options {
   std::size_t max_jobs = 10'000;
   /// The most unfinished (queued or running) jobs one client (`client_key`) may have; past it its submissions get 429
   /// with `Retry-After` until one of its jobs finishes. Without it one client could fill the worker pool's queue,
-  /// and every other client would get 503 until the queue drained. Users behind one NAT or proxy share an address:
-  /// keep it roomy, or set `client_key`.
+  /// and every other client would get 503 until the queue drained. A queued job cancelled (`DELETE`) leaves the
+  /// pool's queue at once (`worker_pool::take_back`) as it stops counting here, so a client that submits and cancels
+  /// in a loop cannot fill the queue either. Users behind one NAT or proxy share an address: keep it roomy, or set
+  /// `client_key`.
   std::size_t max_unfinished_per_client = 64;
   /// What identifies a client for `max_unfinished_per_client`; empty: the peer's IP address. Behind a trusted
   /// reverse proxy, return the address it forwards, or a user id.
@@ -104,6 +107,10 @@ struct endpoint_stats {
   std::uint64_t cancelled = 0;      ///< Jobs cancelled (`DELETE`), queued or running.
   std::uint64_t refused_client = 0; ///< Submissions refused with 429 (`max_unfinished_per_client`).
   std::uint64_t refused_full = 0;   ///< Submissions refused with 503 (`max_jobs`, or the pool's queue full).
+  /// Status changes (queued, running, progress, final) the broker did not publish on the job's topic
+  /// (`publish_result::error`: `would_block` for a full `wait` subscriber, `too_many_topics`, ...): its listeners
+  /// missed them, though `GET` and `?wait` still show the job.
+  std::uint64_t publish_failed = 0;
 };
 
 namespace detail {
@@ -119,6 +126,7 @@ struct job_record {
   std::string client;            // who submitted it (`endpoint_options::client_key`)
   std::size_t body_hash = 0;     // of the submission under that key
   std::chrono::steady_clock::time_point finished_at;
+  std::optional<worker_pool::task_id> task;  // its task in the pool, to take back when cancelled while queued
   // When a progress report was last published; none yet: the first is always published (a default time point, the
   // clock's epoch, would hold back reports for `progress_interval` after the machine booted).
   std::optional<std::chrono::steady_clock::time_point> progress_published;
@@ -182,7 +190,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
     if (!job) return http::response::problem(http::status::not_found, "No such job (or it has expired).");
     const std::lock_guard lock(mutex_);
     if (job->status != job_status::succeeded) return http::response::redirect(location(*job), http::status::see_other);
-    return http::response::json(job->result);
+    return json_response(job->result, http::status::ok);
   }
 
   http::response cancel(http::request& req) {
@@ -192,8 +200,15 @@ class job_state : public std::enable_shared_from_this<job_state> {
     if (is_final(job->status)) return status_locked(*job, http::status::ok);
     job->cancel = true;
     if (job->status == job_status::queued) {
-      // Not started: final now (the worker that picks it up finds it cancelled and skips it).
+      // Not started: final now, and its task taken out of the pool's queue, so that the place it held is free as
+      // soon as its client's count is. Left there until a worker skipped it, it held a place that no count showed:
+      // a client that submitted and cancelled in a loop, never past `max_unfinished_per_client`, filled the queue
+      // and every other client got 503. A task a worker has taken already finds the job cancelled and skips it; one
+      // not yet posted (a retry under its key told its id first) is taken back by `start` once posted.
+      std::function<void()> task;
+      if (job->task) task = pool_.take_back(*job->task);
       finish_locked(lock, job, job_status::cancelled, {}, {});
+      task = nullptr;  // without the lock: it holds the application's work function
       lock.lock();
       return status_locked(*job, http::status::ok);
     }
@@ -288,7 +303,17 @@ class job_state : public std::enable_shared_from_this<job_state> {
     // (even final) status could reach the topic first; the topic then ended with a second final status or with
     // "queued", and a listener saw the job go back and never finish.
     publish(*job);
-    pool_.post(std::move(*place), [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); });
+    const worker_pool::task_id task =
+        pool_.post(std::move(*place), [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); });
+    std::function<void()> cancelled;  // destroyed after the lock is released
+    {
+      const std::lock_guard lock(mutex_);
+      if (job->status == job_status::queued) {
+        job->task = task;
+      } else if (job->status == job_status::cancelled) {
+        cancelled = pool_.take_back(task);  // cancelled before it was posted (see `cancel`)
+      }
+    }
     return job;
   }
 
@@ -312,29 +337,39 @@ class job_state : public std::enable_shared_from_this<job_state> {
       }
       publish(*job);
     });
-    std::unique_lock lock(mutex_, std::defer_lock);
+    // Only the job's function is tried: the job is then finished once, outside the handlers. (Finishing inside the
+    // try made a failure to publish the final status finish the job a second time, as failed.)
+    job_status status = job_status::succeeded;
+    nlohmann::json result;
+    std::string error;
     try {
-      nlohmann::json result = work(context);
-      lock.lock();
-      finish_locked(lock, job, job->cancel ? job_status::cancelled : job_status::succeeded, std::move(result), {});
+      result = work(context);
     } catch (const cancelled_error&) {
-      if (!lock.owns_lock()) lock.lock();
-      finish_locked(lock, job, job_status::cancelled, {}, {});
+      status = job_status::cancelled;
     } catch (const std::exception& e) {
-      if (!lock.owns_lock()) lock.lock();
-      finish_locked(lock, job, job_status::failed, {}, e.what());
+      status = job_status::failed;
+      error = e.what();
     } catch (...) {
-      if (!lock.owns_lock()) lock.lock();
-      finish_locked(lock, job, job_status::failed, {}, "the job failed");
+      status = job_status::failed;
+      error = "the job failed";
     }
+    std::unique_lock lock(mutex_);
+    if (status == job_status::succeeded && job->cancel) status = job_status::cancelled;  // its result is not taken
+    finish_locked(lock, job, status, std::move(result), std::move(error));
   }
 
   // Makes the job final, publishes it and then wakes its ?wait requests: a client answered with the final status
   // finds it on the job's topic too. Called with the lock held; returns with it released (publishing runs without
   // it). The job may be forgotten before it is published (retention 0, a full store): its topic is then
-  // retired here, after the final status, rather than made again by it.
+  // retired here, after the final status, rather than made again by it. A job already final is left as it is: a
+  // second finish would release its client's count and `unfinished` twice, count it twice, and list it twice for
+  // retention (where the second entry, its job forgotten, made every later request fail).
   void finish_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job, job_status status,
                      nlohmann::json result, std::string error) {
+    if (is_final(job->status)) {
+      lock.unlock();
+      return;
+    }
     job->status = status;
     if (status == job_status::succeeded) {
       job->result = std::move(result);
@@ -396,21 +431,44 @@ class job_state : public std::enable_shared_from_this<job_state> {
     return j;
   }
 
+  // A job's result and error are the application's, and need not be valid UTF-8 (a byte string, a message quoting
+  // bad input), which nlohmann's `dump` refuses with an exception: the job's documents are serialised with bytes
+  // that are not UTF-8 replaced by U+FFFD. (Thrown on a worker inside the handler of the job's own exception, it
+  // ended the program; from the result, it finished the job twice; in a handler, it answered 500 for good.)
+  static std::string dump(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+
+  static http::response json_response(const nlohmann::json& j, http::status s) {
+    return http::response(s, dump(j), "application/json");
+  }
+
   http::response status_locked(const job_record& job, http::status s) const {
-    http::response r = http::response::json(json_locked(job), s);
+    http::response r = json_response(json_locked(job), s);
     if (!is_final(job.status)) r.set("Retry-After", std::to_string(options_.retry_after.count()));
     r.set("Cache-Control", "no-store");
     return r;
   }
 
+  // Publishes the job's status on its topic; a change the broker refuses is counted (`publish_failed`), not thrown:
+  // the job's state has changed already, and a throw would end the program on a worker.
   void publish(const job_record& job) {
-    std::string text;
-    {
-      const std::lock_guard lock(mutex_);
-      text = json_locked(job).dump();
+    bool published = false;
+    try {
+      std::string text;
+      {
+        const std::lock_guard lock(mutex_);
+        text = dump(json_locked(job));
+      }
+      published = !broker_.publish(options_.topic_prefix + job.id, {.payload = shared_bytes::copy(text),
+                                                                     .headers = {{"content-type", "application/json"}}})
+                       .error;
+    } catch (const std::exception&) {  // out of memory
     }
-    broker_.publish(options_.topic_prefix + job.id,
-                    {.payload = shared_bytes::copy(text), .headers = {{"content-type", "application/json"}}});
+    if (!published) {
+      const std::lock_guard lock(mutex_);
+      ++stats_.publish_failed;
+    }
   }
 
   // Forgets the finished jobs whose retention is over and, with `make_room` (a full store taking one more job), the
@@ -420,7 +478,14 @@ class job_state : public std::enable_shared_from_this<job_state> {
     const auto now = std::chrono::steady_clock::now();
     while (!finished_.empty()) {
       const std::string& id = finished_.front();
-      job_record& job = *jobs_.at(id);  // a job finishes once, and stays stored until forgotten here
+      // A job finishes once, and stays stored until forgotten here; an id no longer stored is passed over rather
+      // than thrown on (which would stop every later expiry, and so every request, for good).
+      const auto it = jobs_.find(id);
+      if (it == jobs_.end()) {
+        finished_.pop_front();
+        continue;
+      }
+      job_record& job = *it->second;
       const bool over = now - job.finished_at >= options_.retention;
       if (!over && !(make_room && jobs_.size() >= options_.max_jobs)) return;
       if (!job.key.empty()) by_key_.erase(job.key);
@@ -482,7 +547,7 @@ class endpoint {
   /// Exposes `stats()` in `registry`, labelled `endpoint="<name>"`, for as long as the returned handles live: the
   /// gauges `switchboard_jobs_stored` and `switchboard_jobs_unfinished`, and the counters
   /// `switchboard_jobs_submitted_total`, `..._succeeded_total`, `..._failed_total`, `..._cancelled_total`,
-  /// `..._refused_client_total` (429) and `..._refused_full_total` (503).
+  /// `..._refused_client_total` (429), `..._refused_full_total` (503) and `..._publish_failed_total`.
   std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name = "jobs") const {
     std::vector<metric_callback> out;
     const std::vector<metric_label> labels{{"endpoint", name}};
@@ -503,6 +568,8 @@ class endpoint {
             &endpoint_stats::refused_client);
     counter("switchboard_jobs_refused_full_total", "Submissions refused by a full store or pool (503).",
             &endpoint_stats::refused_full);
+    counter("switchboard_jobs_publish_failed_total", "Job status changes the broker did not publish.",
+            &endpoint_stats::publish_failed);
     return out;
   }
 

@@ -4,7 +4,8 @@
 // never run (or wait for) long computations. A full pool refuses new work at once (`try_post` returns false)
 // instead of queueing without bound: the caller answers 503 with `Retry-After` (DESIGN promise 2, backpressure).
 // A caller that must not show its work to anyone before the pool has taken it reserves a place first
-// (`try_reserve`), then posts into it (`post`, never refused).
+// (`try_reserve`), then posts into it (`post`, never refused). A caller that cancels work still queued takes its task
+// back (`take_back`), so that its place is free again at once rather than when a worker gets to it.
 //
 //   switchboard::jobs::worker_pool pool({.threads = 4, .max_queued = 256});
 //   auto n = co_await switchboard::jobs::offload(pool, [] { return count_primes(1'000'000); }, asio::use_awaitable);
@@ -14,6 +15,7 @@
 // with `switchboard::error::shutting_down`).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +48,9 @@ struct worker_pool_stats {
 
 class worker_pool {
  public:
+  /// Names a task queued by `post`, for `take_back`. Never reused by a pool.
+  using task_id = std::uint64_t;
+
   /// Starts the workers. Throws `std::invalid_argument` when `max_queued` is 0.
   explicit worker_pool(worker_pool_options options = {}) : options_(options) {
     if (options_.max_queued == 0) throw std::invalid_argument("switchboard::jobs::worker_pool: max_queued is 0");
@@ -60,7 +65,7 @@ class worker_pool {
 
   /// Stops the workers (each finishes its task) and destroys the tasks still queued.
   ~worker_pool() {
-    std::deque<std::function<void()>> dropped;
+    std::deque<queued_task> dropped;
     {
       const std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -108,16 +113,34 @@ class worker_pool {
   }
 
   /// Queues `task` in the place `held` (this pool's): never refused. A pool stopping meanwhile destroys the task
-  /// without running it, as it does the tasks still queued.
-  void post(reservation held, std::function<void()> task) {
+  /// without running it, as it does the tasks still queued. Returns the task's id, for `take_back`.
+  task_id post(reservation held, std::function<void()> task) {
+    task_id id = 0;
     {
       const std::lock_guard lock(mutex_);
       held.pool_ = nullptr;  // the place is filled, not given back
       --reserved_;
-      if (!stopping_) queue_.push_back(std::move(task));
+      id = ++last_id_;
+      if (!stopping_) queue_.push_back({id, std::move(task)});
     }
     ready_.notify_one();
+    return id;
   }  // a task not queued is destroyed here, outside the lock
+
+  /// Takes task `id` back out of the queue if no worker has taken it yet, and so frees its place at once: returns the
+  /// task, not run (the caller destroys it, outside its own locks if the task's captures may need them). Returns an
+  /// empty function when the task is no longer queued: a worker has taken it (it runs or has run), or the pool,
+  /// stopping, destroyed it. Not counted as completed or refused.
+  std::function<void()> take_back(task_id id) {
+    const std::lock_guard lock(mutex_);
+    // Ids grow in the order tasks are queued, and the queue keeps that order.
+    const auto it = std::lower_bound(queue_.begin(), queue_.end(), id,
+                                     [](const queued_task& t, task_id wanted) { return t.id < wanted; });
+    if (it == queue_.end() || it->id != id) return {};
+    std::function<void()> task = std::move(it->run);
+    queue_.erase(it);
+    return task;
+  }
 
   /// Queues `task` for a worker, or returns false (and leaves `task` untouched) when the queue is full or the pool
   /// is stopping.
@@ -134,6 +157,11 @@ class worker_pool {
   }
 
  private:
+  struct queued_task {
+    task_id id;
+    std::function<void()> run;
+  };
+
   void give_back() {
     const std::lock_guard lock(mutex_);
     --reserved_;
@@ -144,7 +172,7 @@ class worker_pool {
     for (;;) {
       ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
-      std::function<void()> task = std::move(queue_.front());
+      std::function<void()> task = std::move(queue_.front().run);
       queue_.pop_front();
       ++busy_;
       lock.unlock();
@@ -159,7 +187,8 @@ class worker_pool {
   worker_pool_options options_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<queued_task> queue_;  // in the order posted, so by id
+  task_id last_id_ = 0;            // the id of the task posted last
   std::size_t reserved_ = 0;  // places held by reservations, counted against max_queued
   std::size_t busy_ = 0;
   std::uint64_t completed_ = 0;
