@@ -13,6 +13,7 @@
 #include "resp/client_mix.hpp"
 #include "support/catch.hpp"
 #include "support/drain_checks.hpp"
+#include "support/eventually.hpp"
 #include "support/raw_http.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -45,25 +46,9 @@ using switchboard::pubsub::test::multibulk;
 using switchboard::pubsub::test::next;
 using switchboard::pubsub::test::printable;
 using switchboard::pubsub::test::random_source;
+using switchboard::test::eventually;
 using switchboard::test::redis_client;
 using switchboard::test::run_until;
-
-namespace {
-
-/// Waits until `done()`, polling the server's counters (they change on the server's threads).
-bool eventually(const std::function<bool()>& done) {
-  asio::io_context idle;
-  asio::steady_timer tick(idle);
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    tick.expires_after(1ms);
-    tick.wait();
-  }
-  return true;
-}
-
-}  // namespace
 
 TEST_CASE("resp_server: connection commands answer as Redis 7", "[pubsub][resp_server]") {
   front_end fe;
@@ -471,6 +456,30 @@ TEST_CASE("resp_server: the soft output limit", "[pubsub][resp_server]") {
     if (i % 64 == 63) eventually([&] { return fe.broker.stats("t") && fe.broker.stats().subscriptions <= 1; });
   }
   CHECK(eventually([&] { return fe.server.stats().output_limit_disconnects == 1; }));
+}
+
+// Output above `soft` that the socket takes at once (no asynchronous write needed) leaves the client below `soft`
+// again: the soft limit's clock stops there, as when an asynchronous write ends, and a client that read everything
+// is not closed `soft_seconds` later (Redis resets the soft limit's timer whenever the output is below it).
+TEST_CASE("resp_server: output written at once stops the soft output limit's clock", "[pubsub][resp_server]") {
+  front_end fe({.output_limits = {.hard = 64 * 1024 * 1024, .soft = 4096, .soft_seconds = 1s}});
+  asio::io_context ctx;
+  redis_client sub(ctx, fe.port());
+  sub.send({"SUBSCRIBE", "t"});
+  CHECK(sub.read().elements.at(0).text == "subscribe");
+  CHECK(eventually([&] { return fe.broker.stats().subscriptions == 1; }));
+  const auto queued = std::chrono::steady_clock::now();
+  fe.broker.publish("t", {.payload = shared_bytes::copy(std::string(8 * 1024, 'x'))});
+  CHECK(sub.read().elements.at(2).text.size() == 8 * 1024);
+
+  // Past soft_seconds after the message was queued, and past the next of the shard's checks (once a second).
+  asio::steady_timer deadline(ctx);
+  deadline.expires_at(queued + 2500ms);
+  deadline.wait();
+  resp::value pong;
+  REQUIRE_NOTHROW(pong = sub.call({"PING"}));
+  CHECK(pong.elements.at(0).text == "pong");
+  CHECK(fe.server.stats().output_limit_disconnects == 0);
 }
 
 TEST_CASE("resp_server: max clients", "[pubsub][resp_server]") {

@@ -243,3 +243,55 @@ TEST_CASE("resp client: a refused subscription goes to the push handler", "[resp
     CHECK(pushes[1].elements[0].text == "subscribe");
   }
 }
+
+// RESP2 subscribed mode ends with a confirmation whose count is 0; a subscription command already sent after the
+// one that ended it starts it again, and its confirmation must still be taken for a push, not for a reply that no
+// command waits for (which would end the connection as out of step). Both commands are sent before either
+// confirmation is read.
+TEST_CASE("resp client: RESP2 subscribing again right after the last unsubscription", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client sub(ctx.get_executor(), {.port = redis.port(), .protocol = 2});
+  resp::client pub(ctx.get_executor(), {.port = redis.port()});
+  REQUIRE_FALSE(connect(ctx, sub));
+  REQUIRE_FALSE(connect(ctx, pub));
+  std::vector<resp::value> pushes;
+  std::optional<std::error_code> lost;
+  sub.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+  sub.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+  exec(ctx, sub, command("SUBSCRIBE", "a"));
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+
+  exec_result unsubscribed, subscribed;
+  sub.async_exec(command("UNSUBSCRIBE", "a"), capture(unsubscribed));
+  sub.async_exec(command("SUBSCRIBE", "b"), capture(subscribed));
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 3 || lost; }));
+  CHECK_FALSE(lost);
+  REQUIRE(pushes.size() == 3);
+  CHECK((pushes[1].elements.at(0).text == "unsubscribe" && pushes[1].elements.at(2).integer == 0));
+  CHECK((pushes[2].elements.at(0).text == "subscribe" && pushes[2].elements.at(1).text == "b"));
+  CHECK((unsubscribed.done && !unsubscribed.ec && subscribed.done && !subscribed.ec));
+  CHECK(exec(ctx, pub, command("PUBLISH", "b", "hi")).integer == 1);
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 4; }));
+  CHECK((pushes[3].elements.at(0).text == "message" && pushes[3].elements.at(2).text == "hi"));
+
+  // The same with an UNSUBSCRIBE without names (one confirmation per channel, the last with count 0) and a pattern.
+  exec(ctx, sub, command("SUBSCRIBE", "c"));
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 5; }));
+  sub.async_exec(command("UNSUBSCRIBE"), [](std::error_code, resp::value) {});
+  sub.async_exec(command("PSUBSCRIBE", "d*"), [](std::error_code, resp::value) {});
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 8 || lost; }));
+  CHECK_FALSE(lost);
+  REQUIRE(pushes.size() == 8);
+  CHECK((pushes[6].elements.at(0).text == "unsubscribe" && pushes[6].elements.at(2).integer == 0));
+  CHECK((pushes[7].elements.at(0).text == "psubscribe" && pushes[7].elements.at(1).text == "d*"));
+  CHECK(exec(ctx, pub, command("PUBLISH", "d1", "there")).integer == 1);
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 9; }));
+  CHECK((pushes[8].elements.at(0).text == "pmessage" && pushes[8].elements.at(3).text == "there"));
+
+  // Out of subscribed mode once nothing is subscribed and no confirmation is due: replies are replies again.
+  exec(ctx, sub, command("PUNSUBSCRIBE"));
+  REQUIRE(run_until(ctx, [&] { return pushes.size() == 10; }));
+  CHECK(exec(ctx, sub, command("ECHO", "back")).text == "back");
+  CHECK_FALSE(lost);
+}

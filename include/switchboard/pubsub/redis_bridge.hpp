@@ -54,8 +54,10 @@ class redis_bridge {
   redis_bridge(const redis_bridge&) = delete;
   redis_bridge& operator=(const redis_bridge&) = delete;
 
-  /// Stops bridging: the broker's observer is removed at once (local messages are no longer forwarded), then the
-  /// connections are closed on the bridge's executor.
+  /// Stops bridging: the broker's observer is removed at once (local messages are no longer forwarded) and the
+  /// bridge lets go of the broker (a delivery from Redis running meanwhile on the executor is waited for; none comes
+  /// after), so that the broker may be destroyed as soon as this returns; then the connections are closed on the
+  /// bridge's executor.
   ~redis_bridge() {
     impl_->detach();
     asio::dispatch(impl_->executor(), [impl = impl_] { impl->stop(); });

@@ -35,6 +35,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -42,6 +44,7 @@
 #include <initializer_list>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -194,7 +197,18 @@ class client {
     int setup_replies = 0;  // set-up commands whose replies are still expected during connect
     bool connected = false;
     bool is_writing = false;
-    bool subscribed = false;  // RESP2: the connection is in subscribed mode
+    // RESP2 subscribed mode, followed from the confirmations, which come in the order of the commands: the names
+    // the server has confirmed, by kind (channel, pattern, shard channel), and the confirmations still due for the
+    // subscription commands sent. The connection is in subscribed mode while either is not empty: a command that
+    // ends the last subscription (confirmed with a count of 0) may be followed by one, already sent, that starts
+    // another, and its confirmations must still be taken for pushes.
+    struct confirmations_due {
+      std::string_view kind;  // of the confirmations: "subscribe", "unsubscribe", ... (static storage)
+      std::size_t count;      // still due; for an UNSUBSCRIBE without names, counted when its turn comes
+      bool counted;
+    };
+    std::array<std::set<std::string, std::less<>>, 3> resp2_names;
+    std::deque<confirmations_due> resp2_due;
     std::uint64_t generation = 0;  // incremented on each (re)connection, so stale handlers know they are stale
 
     void connect(connect_handler h) {
@@ -359,8 +373,12 @@ class client {
       }
       std::vector<std::string_view> views(args.begin(), args.end());
       encoder(out).command(views);
-      if (is_subscription_command(args.empty() ? std::string_view() : std::string_view(args[0]))) {
-        if (protocol == 2) subscribed = true;
+      const std::string_view kind = subscription_kind(args.empty() ? std::string_view() : std::string_view(args[0]));
+      if (!kind.empty()) {
+        // Each name is confirmed once (a refused command, or one without names: one error instead); an UNSUBSCRIBE
+        // without names, once per name of its kind, or once when there is none.
+        const bool all = args.size() == 1 && kind.find("unsubscribe") != std::string_view::npos;
+        if (protocol == 2) resp2_due.push_back({kind, std::max<std::size_t>(args.size() - 1, 1), !all});
         complete_when_written.push_back(std::move(h));
       } else {
         waiting.push_back(std::move(h));
@@ -376,11 +394,26 @@ class client {
       return true;
     }
 
-    static bool is_subscription_command(std::string_view name) {
-      for (std::string_view c : {"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE"}) {
-        if (iequal(name, c)) return true;
+    // The confirmations' kind of a subscription command ("subscribe" for SUBSCRIBE), or empty for other commands.
+    static std::string_view subscription_kind(std::string_view name) {
+      for (std::string_view k : confirmation_kinds) {
+        if (iequal(name, k)) return k;
       }
-      return false;
+      return {};
+    }
+
+    static constexpr std::array<std::string_view, 6> confirmation_kinds{
+        "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe"};
+
+    // 0: channels, 1: patterns, 2: shard channels.
+    static std::size_t family_of(std::string_view kind) {
+      if (kind.starts_with('p')) return 1;                         // psubscribe, punsubscribe
+      if (kind.starts_with('s') && kind != "subscribe") return 2;  // ssubscribe, sunsubscribe
+      return 0;
+    }
+
+    bool resp2_subscribed() const {
+      return !resp2_due.empty() || !resp2_names[0].empty() || !resp2_names[1].empty() || !resp2_names[2].empty();
     }
 
     void flush() {
@@ -450,9 +483,10 @@ class client {
       }
       if (on_setup_reply(v)) return;
       if (waiting.empty()) {
-        // An error nobody waits for answers a subscription command (see async_exec); anything else means the
-        // connection is out of step.
+        // An error nobody waits for answers a subscription command (see async_exec), which then sends no
+        // confirmations; anything else means the connection is out of step.
         if (!v.is_error()) return fail(error::connection_lost, true);
+        if (protocol == 2 && !resp2_due.empty()) resp2_due.pop_front();
         if (on_push) on_push(std::move(v));
         return;
       }
@@ -463,7 +497,7 @@ class client {
 
     // In RESP2 subscribed mode, messages and (un)subscribe confirmations are arrays like any reply.
     bool is_resp2_push(const value& v) const {
-      if (protocol != 2 || !subscribed || v.kind != value_kind::array || v.elements.empty()) return false;
+      if (protocol != 2 || !resp2_subscribed() || v.kind != value_kind::array || v.elements.empty()) return false;
       const std::string& kind = v.elements[0].text;
       for (std::string_view k : {"message", "pmessage", "smessage", "subscribe", "psubscribe", "ssubscribe",
                                  "unsubscribe", "punsubscribe", "sunsubscribe"}) {
@@ -472,10 +506,26 @@ class client {
       return false;
     }
 
+    // A confirmation counts against the first command's due ones (when it is of that command's kind: Redis also
+    // ends shard subscriptions unasked, when their slot moves) and adds or removes its name.
     void track_resp2_subscriptions(const value& v) {
-      if (v.elements.size() == 3 && v.elements[0].text.find("unsubscribe") != std::string::npos &&
-          v.elements[2].kind == value_kind::integer && v.elements[2].integer == 0) {
-        subscribed = false;  // the last subscription is gone: back to normal replies
+      if (v.elements.size() != 3 || v.elements[2].kind != value_kind::integer) return;  // a message
+      const std::string_view kind = v.elements[0].text;
+      if (subscription_kind(kind).empty()) return;
+      auto& names = resp2_names[family_of(kind)];
+      if (!resp2_due.empty() && resp2_due.front().kind == kind) {
+        confirmations_due& due = resp2_due.front();
+        if (!due.counted) {  // an UNSUBSCRIBE without names: its turn has come, the names are those it ends
+          due.count = std::max<std::size_t>(names.size(), 1);
+          due.counted = true;
+        }
+        if (--due.count == 0) resp2_due.pop_front();
+      }
+      if (v.elements[1].kind == value_kind::null) return;  // UNSUBSCRIBE without names, and none to end
+      if (kind.find("unsubscribe") != std::string_view::npos) {
+        if (const auto it = names.find(v.elements[1].text); it != names.end()) names.erase(it);
+      } else {
+        names.insert(v.elements[1].text);
       }
     }
 
@@ -489,7 +539,8 @@ class client {
       in.clear();
       protocol = 0;
       setup_replies = 0;
-      subscribed = false;
+      for (auto& names : resp2_names) names.clear();
+      resp2_due.clear();
       is_writing = false;
       health_timer.cancel();
       health_pings_out = 0;

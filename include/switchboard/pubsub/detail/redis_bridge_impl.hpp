@@ -1,7 +1,12 @@
 // switchboard/pubsub/detail/redis_bridge_impl.hpp
 //
 // The state machine of `redis_bridge` (redis_bridge.hpp). Everything below runs on the bridge's executor, except
-// the observer (any thread, under the broker's locks), which only queues what it is told and posts one drain.
+// the observer (any thread, under the broker's locks), which only queues what it is told and posts one drain, and
+// `attach`, `detach` and `stats` (any thread).
+//
+// The broker is reached through a pointer that `detach` clears, under a mutex that every use holds: the bridge is
+// destroyed from any thread while its executor may be running a delivery, and its broker may be destroyed as soon
+// as the destructor returns, before the `stop` it dispatched has run; so after `detach` nothing reaches the broker.
 //
 // Nodes. Without a cluster there is one node, the configured server. With a cluster there is one node per master
 // named by CLUSTER SLOTS (or by a redirection), and a slot map from hash slot to node. Each node has a publishing
@@ -92,7 +97,7 @@ inline std::optional<redirection> parse_redirection(std::string_view error) {
 class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl> {
  public:
   redis_bridge_impl(broker& b, asio::any_io_executor ex, redis_bridge_options opts)
-      : broker_(b), executor_(std::move(ex)), options_(std::move(opts)), refresh_timer_(executor_),
+      : broker_(&b), executor_(std::move(ex)), options_(std::move(opts)), refresh_timer_(executor_),
         control_retry_(executor_) {
     if (options_.initial_backoff.count() <= 0 || options_.max_backoff < options_.initial_backoff ||
         options_.max_outgoing == 0 || options_.max_outgoing_bytes == 0 || options_.publish_window == 0) {
@@ -119,14 +124,19 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
 
   /// Installs the broker observer. Any thread.
   void attach() {
+    const std::lock_guard lock(broker_mutex_);
+    if (!broker_) return;
     observer_ = std::make_shared<observer>(weak_from_this(), executor_, options_.topics, options_.max_outgoing,
                                            options_.max_outgoing_bytes, inbox_dropped_);
-    broker_.set_observer(observer_);
+    broker_->set_observer(observer_);
   }
 
-  /// Removes the broker observer: nothing more is queued from the broker after this returns. Any thread.
+  /// Removes the broker observer and lets go of the broker: nothing more is queued from the broker, and nothing
+  /// reaches it, after this returns (a delivery running on the executor meanwhile finishes first). Any thread.
   void detach() {
-    if (observer_) broker_.set_observer(nullptr);
+    const std::lock_guard lock(broker_mutex_);
+    if (observer_ && broker_) broker_->set_observer(nullptr);
+    broker_ = nullptr;
   }
 
   /// Starts connecting (executor).
@@ -280,8 +290,9 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     bool was_up = false;         // it has been up once: later connections are reconnections
     unsigned failures = 0;       // consecutive, for the backoff
     std::set<std::string> channels, patterns;  // confirmed by Redis on `sub`
-    std::vector<std::string> lost;             // channels it carried when it went down, to report as gaps
+    std::set<std::string> lost;                // channels it carried when it went down, to report as gaps
     bool lost_patterns = false;
+    bool outage_counted = false;               // the last outage is in `outages` (its first gap was reported)
     std::deque<outgoing> outbox;
     std::size_t in_flight = 0;
   };
@@ -340,13 +351,13 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     // The outage's gap comes before anything the new subscriptions bring (reported before they are sent).
     if (!n.lost.empty() || n.lost_patterns) {
       std::vector<std::string> topics;
-      for (std::string& c : n.lost) {
-        if (wanted_channels_.count(c)) topics.push_back(std::move(c));
+      for (const std::string& c : n.lost) {
+        if (wanted_channels_.count(c)) topics.push_back(c);
       }
       std::vector<std::string> patterns;
       if (n.lost_patterns) patterns.assign(wanted_patterns_.begin(), wanted_patterns_.end());
-      broker_.report_gaps(topics, patterns, gap_reason::upstream);
-      bump(&redis_bridge_stats::outages);
+      with_broker([&](broker& b) { b.report_gaps(topics, patterns, gap_reason::upstream); });
+      if (!std::exchange(n.outage_counted, true)) bump(&redis_bridge_stats::outages);
       n.lost.clear();
       n.lost_patterns = false;
     }
@@ -365,13 +376,14 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       log(log_level::warn, "pubsub", "redis bridge: lost ", n.address, ": ", ec);
       for (auto it = placed_.begin(); it != placed_.end();) {
         if (it->second == n.address) {
-          n.lost.push_back(it->first);
+          n.lost.insert(it->first);
           it = placed_.erase(it);
         } else {
           ++it;
         }
       }
       n.lost_patterns = !options_.cluster && !wanted_patterns_.empty();
+      n.outage_counted = false;
     } else {
       log(log_level::debug, "pubsub", "redis bridge: cannot connect to ", n.address, ": ", ec);
     }
@@ -424,6 +436,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       place(i.name);
     } else {
       wanted_channels_.erase(i.name);
+      for (auto& [address, n] : nodes_) n->lost.erase(i.name);  // no subscriber left to tell of the gap
       if (const auto it = placed_.find(i.name); it != placed_.end()) {
         node& n = node_at(it->second);
         placed_.erase(it);
@@ -443,8 +456,20 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       if (old.up && old.channels.count(channel)) subscribe(old, "SUNSUBSCRIBE", channel);
     }
     if (!target || !target->up) return;  // placed when it comes up
+    report_lost_elsewhere(*target, channel);
     placed_[channel] = target->address;
     subscribe(*target, options_.cluster ? "SSUBSCRIBE" : "SUBSCRIBE", channel);
+  }
+
+  // A channel that a node carried when it went down, now subscribed at another one (a failover promoted a replica,
+  // or the slot moved): what was published between the two subscriptions is lost, so its gap is reported now,
+  // before the new subscription brings anything, and not when (if ever) the old node comes back.
+  void report_lost_elsewhere(const node& target, const std::string& channel) {
+    for (auto& [address, n] : nodes_) {
+      if (n.get() == &target || !n->lost.erase(channel)) continue;
+      with_broker([&](broker& b) { b.report_gap(channel, gap_reason::upstream); });
+      if (!std::exchange(n->outage_counted, true)) bump(&redis_bridge_stats::outages);
+    }
   }
 
   void place_all() {
@@ -488,7 +513,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
         // Not asked for: the slot moved away from this node (resharding or failover). Messages published between
         // this and the subscription at the new owner are lost: tell the local subscribers.
         placed_.erase(it);
-        broker_.report_gap(name, gap_reason::upstream);
+        with_broker([&](broker& b) { b.report_gap(name, gap_reason::upstream); });
         bump(&redis_bridge_stats::outages);
         refresh_slots();
       }
@@ -523,7 +548,9 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     e.draft.headers.push_back({std::string(origin_header), e.origin.empty() ? std::string("redis") : e.origin});
     bump(&redis_bridge_stats::received);
     // async_publish: a local `wait` subscriber holds Redis's messages up like any publisher's, in order.
-    broker_.async_publish(channel, std::move(e.draft), [](std::error_code, std::uint64_t) {});
+    with_broker([&](broker& b) {
+      b.async_publish(channel, std::move(e.draft), [](std::error_code, std::uint64_t) {});
+    });
   }
 
   // --- To Redis ---
@@ -688,6 +715,15 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     });
   }
 
+  // Calls `f` with the broker unless `detach` has let go of it. The lock is held while `f` runs, so that `detach`
+  // (and so the bridge's destructor) returns only after it. No deadlock: the broker never calls the bridge under
+  // its locks but through the observer, which takes its own mutex only; and `f` never destroys the bridge.
+  template <class F>
+  void with_broker(F&& f) {
+    const std::lock_guard lock(broker_mutex_);
+    if (broker_) f(*broker_);
+  }
+
   // --- Counters ---
 
   void bump(std::uint64_t redis_bridge_stats::*counter) {
@@ -708,7 +744,8 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     stats_.nodes_up = up;
   }
 
-  broker& broker_;
+  std::mutex broker_mutex_;
+  broker* broker_;  // null once detached; guarded by broker_mutex_
   const asio::any_io_executor executor_;
   redis_bridge_options options_;
   std::shared_ptr<observer> observer_;

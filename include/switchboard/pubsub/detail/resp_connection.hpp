@@ -667,6 +667,10 @@ class resp_connection final : public resp_session, public std::enable_shared_fro
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return close(false);
     out_.consume_sent(n);
     out_bytes_ -= n;
+    // Re-checked after every write, as after an asynchronous one: what went out at once may have taken the output
+    // below `soft`, and a flag left set would have `tick` close a client that read everything (Redis re-checks the
+    // limits on every append and resets the soft timer whenever the output is below `soft`).
+    if (n > 0) update_soft_limit();
   }
 
   template <class Encode>
