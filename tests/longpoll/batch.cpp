@@ -39,6 +39,15 @@ TEST_CASE("a batch is the JSON a JSON library would write for it, byte for byte"
 
   const nlohmann::json reset{{"cursor", 1}, {"messages", nlohmann::json::array()}, {"reset", true}};
   CHECK(longpoll::encode_batch(read_back({"a"}, 7, 2)) == reset.dump());
+
+  // A gap says why: here messages that a bridge to other processes lost (pubsub::gap_reason::upstream).
+  pubsub::read_result upstream;
+  upstream.missed = pubsub::gap{"t", 3, 5, pubsub::gap_reason::upstream};
+  upstream.next_cursor = 5;
+  const nlohmann::json upstream_gap{{"cursor", 5},
+                                    {"gap", {{"first", 3}, {"last", 5}, {"reason", "upstream"}}},
+                                    {"messages", nlohmann::json::array()}};
+  CHECK(longpoll::encode_batch(upstream) == upstream_gap.dump());
 }
 
 TEST_CASE("a batch survives the trip through JSON", "[longpoll][batch]") {

@@ -334,6 +334,26 @@ TEST_CASE("push hub: bad cursors and refusals", "[push][hub]") {
   CHECK(refused->header("retry-after") == "5");
 }
 
+TEST_CASE("push hub: an SSE client that sends more after its request keeps its stream until it leaves",
+          "[push][hub]") {
+  // Heartbeats every 100 ms (each at the server's next tick): once the client has gone, a write finds out.
+  hub_server h({.sse = {.heartbeat = 100ms}});
+  asio::io_context idle;  // polls the hub's counters (thread-safe), on this thread; the server runs on its own
+  {
+    event_stream_client c(h.s.port(), "/topics/t/events");
+    REQUIRE(c.read_until([&] { return !c.head.empty(); }));
+    REQUIRE(test::run_until(idle, [&] { return h.hub.stats().clients == 1; }));
+    // The start of a pipelined request: the server leaves it in the socket while the stream lasts. The connection
+    // had then been freed under the stream, which went on writing through it and never ended.
+    c.raw().send("G");
+    h.publish("t", "one");
+    h.publish("t", "two");
+    REQUIRE(c.read_events(2));
+    CHECK(c.events[1].data == "two");
+  }
+  REQUIRE(test::run_until(idle, [&] { return h.hub.stats().clients == 0; }));
+}
+
 TEST_CASE("push hub: feeds end with their last client; drain closes WebSockets with 1001", "[push][hub]") {
   hub_server h;
   {

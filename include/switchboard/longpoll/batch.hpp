@@ -11,8 +11,9 @@
 //    string when it is valid UTF-8, else its base64 form with `"encoding": "base64"` (JSON strings hold Unicode
 //    text only, RFC 8259 §8.1).
 //  - `cursor`: what to send next time (`?cursor=N`, or as the ETag in `If-None-Match`).
-//  - `gap`: messages `first..last` came after the client's cursor but are no longer retained: they are lost to
-//    this client, and said so (DESIGN promise 4: never silent loss). They come before `messages`.
+//  - `gap`: messages `first..last` came after the client's cursor but are no longer retained (`reason`
+//    "retention"), or never reached this process (`upstream`: a bridge to Redis lost them): they are lost to this
+//    client, and said so (DESIGN promise 3: loss is never silent). They come before `messages`.
 //  - `reset`: the client's cursor is past the topic's last sequence number, so it belongs to an earlier life of
 //    the topic (the server restarted, or the topic was erased): `cursor` is the topic's last sequence number now.
 #pragma once
@@ -20,6 +21,7 @@
 #include <switchboard/core/utf8.hpp>
 #include <switchboard/longpoll/detail/base64.hpp>
 #include <switchboard/pubsub/error.hpp>
+#include <switchboard/pubsub/event.hpp>
 #include <switchboard/pubsub/message.hpp>
 #include <switchboard/pubsub/results.hpp>
 
@@ -115,7 +117,9 @@ inline std::string encode_batch(const pubsub::basic_read_result<pubsub::message>
     detail::append_json_number(out, r.missed->first);
     out += ",\"last\":";
     detail::append_json_number(out, r.missed->last);
-    out += ",\"reason\":\"retention\"}";
+    out += ",\"reason\":\"";
+    out += pubsub::to_string(r.missed->reason);  // retention, or upstream: a bridge lost them (pubsub/event.hpp)
+    out += "\"}";
   }
   out += ",\"messages\":[";
   for (std::size_t i = 0; i < r.messages.size(); ++i) {
