@@ -250,6 +250,13 @@ TEST_CASE("push hub: a client that ends inside a delivery does not cost the othe
   CHECK(streams[1]->written.find("data: m1") != std::string::npos);
   CHECK(streams[2]->written.find("data: m1") != std::string::npos);
   CHECK(state->clients.load() == 2);
+  // The others end too, as the server ends streams when it stops: the feed lets go of them, and they of it.
+  for (auto& stream : streams) {
+    if (auto h = std::exchange(stream->handler, nullptr)) h->on_end();
+  }
+  test::poll(ctx);
+  CHECK(state->clients.load() == 0);
+  CHECK(state->feeds.empty());
 }
 
 TEST_CASE("push hub: rooms over one WebSocket", "[push][hub]") {
