@@ -333,6 +333,44 @@ class two_threads_connections {
   std::map<std::string, raw_client*> by_thread_;
 };
 
+// A keyed submission sent on `submitting` from another thread, its first publish held by a gate on the broker (the
+// job stored, its task not yet posted), so that the test can act on the other connection meanwhile. `finish`
+// releases the gate and waits for the submission's answer.
+class held_submission {
+ public:
+  held_submission(job_server& s, raw_client& submitting, std::string body, std::string key)
+      : server_(s), body_(std::move(body)), key_(std::move(key)) {
+    s.broker.set_observer(gate_);
+    gate_->arm();
+    submitter_ = std::thread([this, &submitting] {
+      answer_ = job_server::exchange(submitting, "POST", "/jobs", body_, key_);
+      gate_->done();
+    });
+  }
+  ~held_submission() { finish(); }
+  held_submission(const held_submission&) = delete;
+  held_submission& operator=(const held_submission&) = delete;
+
+  // Waits (with a deadline) until the submission's publish is held, or the submission is answered without one.
+  bool wait_held() { return gate_->wait_held_or_done(); }
+  // Lets the submission go on, and returns its answer.
+  const std::optional<test::raw_response>& finish() {
+    if (submitter_.joinable()) {
+      gate_->release();
+      submitter_.join();
+      server_.broker.set_observer(nullptr);
+    }
+    return answer_;
+  }
+
+ private:
+  job_server& server_;
+  std::string body_, key_;
+  std::shared_ptr<publish_gate> gate_ = std::make_shared<publish_gate>();
+  std::thread submitter_;
+  std::optional<test::raw_response> answer_;
+};
+
 TEST_CASE("a submission the pool refuses was never visible: a retry under its key is not told 202 for a job that "
           "then vanishes", "[jobs][endpoint]") {
   // Two server threads, and a connection to each: the submission may be held on one while its retry is answered on
@@ -345,23 +383,14 @@ TEST_CASE("a submission the pool refuses was never visible: a retry under its ke
   REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
   REQUIRE(s.wait_blocked());
   REQUIRE(s.request("POST", "/jobs", R"({"kind": "echo", "value": 1})").status == 202);  // queued: the pool is full
-  const auto gate = std::make_shared<publish_gate>();
-  s.broker.set_observer(gate);
-  gate->arm();
   const std::string body = R"({"kind": "echo", "value": 2})";
   const std::string key = "Idempotency-Key: k1\r\n";
-  std::optional<test::raw_response> first;
-  std::thread submitter([&] {
-    first = job_server::exchange(submitting, "POST", "/jobs", body, key);
-    gate->done();
-  });
+  held_submission submission(s, submitting, body, key);
   // The refused submission publishes nothing (it made no topic). If it did, its retry is answered while it is held.
-  const bool held = gate->wait_held_or_done();
+  const bool held = submission.wait_held();
   std::optional<test::raw_response> retry;
   if (held) retry = job_server::exchange(retrying, "POST", "/jobs", body, key);
-  gate->release();
-  submitter.join();
-  s.broker.set_observer(nullptr);
+  const auto& first = submission.finish();
   REQUIRE(first);
   CHECK(first->status == 503);
   CHECK_FALSE(held);
@@ -588,24 +617,15 @@ TEST_CASE("a job cancelled before its task was posted gives its place back once 
 
   REQUIRE(s.request("POST", "/jobs", R"({"kind": "block"})").status == 202);
   REQUIRE(s.wait_blocked());  // the only worker is busy: what comes next is queued
-  const auto gate = std::make_shared<publish_gate>();
-  s.broker.set_observer(gate);
-  gate->arm();
   const std::string body = R"({"kind": "echo", "value": 1})";
   const std::string key = "Idempotency-Key: k1\r\n";
-  std::optional<test::raw_response> first;
-  std::thread submitter([&] {
-    first = job_server::exchange(submitting, "POST", "/jobs", body, key);
-    gate->done();
-  });
+  held_submission submission(s, submitting, body, key);
   // Held publishing its queued status: stored, not yet posted.
-  const bool held = gate->wait_held_or_done();
+  const bool held = submission.wait_held();
   std::optional<test::raw_response> retry, cancelled;
   if (held) retry = job_server::exchange(retrying, "POST", "/jobs", body, key);
   if (retry) cancelled = job_server::exchange(retrying, "DELETE", retry->header("Location"));
-  gate->release();
-  submitter.join();
-  s.broker.set_observer(nullptr);
+  const auto& first = submission.finish();
   REQUIRE(held);
   REQUIRE(first);
   REQUIRE(retry);
