@@ -440,6 +440,25 @@ TEST_CASE("server: handler errors", "[http][server]") {
   CHECK(s.server().stats().handler_errors >= 2);
 }
 
+TEST_CASE("server: a handler that answers with a 1xx or an invalid status gets a 500 in its place", "[http][server]") {
+  // A 1xx is interim (RFC 9110 §15.2): sent as the answer, it would leave the client waiting for the final one.
+  test_server s;
+  s.routes().get("/continue", [](request&) { return response(status::continue_); });
+  s.routes().get("/hints", [](request&) { return response(static_cast<status>(103)); });
+  s.routes().get("/switch", [](request&) { return response(status::switching_protocols); });
+  s.routes().get("/invalid", [](request&) { return response(static_cast<status>(600)); });
+  s.start();
+  raw_client c(s.port());
+  for (const char* path : {"/continue", "/hints", "/switch", "/invalid"}) {
+    INFO(path);
+    c.send(get_request(path));
+    const auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 500);
+  }
+  CHECK(s.server().stats().handler_errors == 4);
+}
+
 TEST_CASE("server: coroutine and deferred handlers", "[http][server]") {
   test_server s;
   s.routes().get("/co", [](request& req) -> asio::awaitable<response> {

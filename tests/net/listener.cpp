@@ -1,10 +1,13 @@
 #include <switchboard/net/listener.hpp>
 
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 
 #include <switchboard/core/runtime.hpp>
 
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <future>
 #include <mutex>
 #include <set>
@@ -55,6 +58,22 @@ std::vector<std::size_t> accept_many(bool reuse_port, std::size_t threads, int c
   return shards;
 }
 
+// How many connections wait in the accept queue of the IPv4 socket listening on `port` (Linux: the rx_queue
+// column of a LISTEN socket's line in /proc/net/tcp is its accept backlog); -1 when there is no such socket.
+int accept_queue_length(std::uint16_t port) {
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the column names
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues;
+    fields >> slot >> local >> remote >> state >> queues;
+    if (state != "0A" || std::stoul(local.substr(local.find(':') + 1), nullptr, 16) != port) continue;
+    return static_cast<int>(std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16));
+  }
+  return -1;
+}
+
 }  // namespace
 
 TEST_CASE("listener: SO_REUSEPORT gives every thread its own acceptor", "[net][listener]") {
@@ -81,4 +100,60 @@ TEST_CASE("listener: binding a port in use fails clearly", "[net][listener]") {
   CHECK_THROWS_AS(b.listen(), std::system_error);
   listener bad({ctx.get_executor()}, listen_options{.address = "not-an-address"});
   CHECK_THROWS(bad.listen());
+}
+
+TEST_CASE("listener: a shard that shares the acceptor pauses and resumes it from its own thread", "[net][listener]") {
+  // Without SO_REUSEPORT the one acceptor lives on shard 0; the server's other shards pause and resume it (its
+  // connection limit) from their own threads.
+  switchboard::runtime rt({.threads = 2, .handle_signals = false});
+  listener l(rt.executors(), listen_options{.address = "127.0.0.1", .port = 0, .reuse_port = false});
+  l.listen();
+  const std::uint16_t port = l.local_endpoint().port();
+  std::mutex m;
+  std::vector<asio::ip::tcp::socket> accepted;
+  const auto accepted_count = [&] {
+    std::lock_guard lock(m);
+    return accepted.size();
+  };
+  l.start([&](std::size_t, asio::ip::tcp::socket s) {
+    std::lock_guard lock(m);
+    accepted.push_back(std::move(s));
+  });
+  rt.start();
+  // Runs `action` on shard 1's thread, then waits until shard 0 has run what it posted there (posts run in order).
+  const auto from_shard_1 = [&](std::function<void()> action) {
+    std::promise<void> done;
+    asio::post(rt.executor(1), [&] {
+      action();
+      asio::post(rt.executor(0), [&] { done.set_value(); });
+    });
+    return done.get_future().wait_for(10s) == std::future_status::ready;
+  };
+  asio::io_context client_ctx;
+  asio::ip::tcp::socket first(client_ctx), second(client_ctx);
+
+  // The pause cancels the accept that was waiting: a connection made now stays in the kernel's queue.
+  REQUIRE(from_shard_1([&] { l.pause(1); }));
+  first.connect(l.local_endpoint());
+  CHECK(switchboard::test::eventually([&] { return accept_queue_length(port) == 1 || accepted_count() > 0; }));
+  // Shard 0's event loop polls its reactor between rounds of handlers: after three rounds an accept that was
+  // waiting would have taken the connection.
+  for (int round = 0; round < 3; ++round) REQUIRE(from_shard_1([] {}));
+  CHECK(accepted_count() == 0);
+  CHECK(accept_queue_length(port) == 1);
+
+  REQUIRE(from_shard_1([&] { l.resume(1); }));
+  CHECK(switchboard::test::eventually([&] { return accepted_count() == 1; }));
+
+  // A resume that comes before the cancelled accept has completed still leaves the acceptor accepting.
+  REQUIRE(from_shard_1([&] {
+    l.pause(1);
+    l.resume(1);
+  }));
+  second.connect(l.local_endpoint());
+  CHECK(switchboard::test::eventually([&] { return accepted_count() == 2; }));
+
+  l.close();
+  rt.stop(0ms);
+  rt.wait();
 }

@@ -287,6 +287,35 @@ TEST_CASE("command_parser: a large payload arriving in small reads", "[resp][com
   CHECK(got.commands[0][1] == payload);
 }
 
+TEST_CASE("command_parser: a command with many arguments does not keep its memory", "[resp][command_parser]") {
+  command_parser parser;
+  const std::size_t small_scratch = [&] {
+    std::error_code ec;
+    parser.parse("*1\r\n$4\r\nPING\r\n", ec);
+    return parser.scratch_bytes();
+  }();
+  std::string huge = "*100000\r\n";
+  for (int i = 0; i < 100000; ++i) huge += "$1\r\nx\r\n";
+  std::error_code ec;
+  REQUIRE(parser.parse(huge, ec) == huge.size());
+  REQUIRE(parser.args().size() == 100000);
+  CHECK(parser.scratch_bytes() > 100000 * sizeof(std::string_view));  // while its arguments are in use
+
+  // The next command gives the big lists back; the usual small ones are not reallocated each time.
+  const std::string ping = "*1\r\n$4\r\nPING\r\n";
+  REQUIRE(parser.parse(ping, ec) == ping.size());
+  REQUIRE(parser.args().size() == 1);
+  CHECK(parser.scratch_bytes() <= small_scratch + 64);
+  CHECK(parser.scratch_bytes() < 2 * command_parser::kept_scratch_arguments * sizeof(std::string_view));
+
+  // Inline commands too: a long line's copy is not kept.
+  std::string line = "SET k " + std::string(60'000, 'v') + "\r\n";
+  REQUIRE(parser.parse(line, ec) == line.size());
+  REQUIRE(parser.parse(ping, ec) == ping.size());
+  CHECK(parser.scratch_bytes() < command_parser::kept_inline_bytes + 2 * command_parser::kept_scratch_arguments *
+                                                                          sizeof(std::string_view));
+}
+
 TEST_CASE("command_parser: agrees with redis-server", "[resp][command_parser][redis]") {
   if (!switchboard::test::have_program("redis-server")) {
     WARN("redis-server not found: comparison with Redis skipped");

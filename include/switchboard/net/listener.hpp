@@ -10,6 +10,7 @@
 #include <switchboard/core/error.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -95,17 +96,27 @@ class listener {
   /// True when each shard has its own SO_REUSEPORT acceptor.
   bool sharded() const noexcept { return sharded_; }
 
-  /// Stops accepting on `shard` until `resume` (used for the connection limit). On that shard's executor only.
-  /// Without SO_REUSEPORT every shard shares one acceptor, so pausing any shard pauses it.
-  void pause(std::size_t shard) { state_for(shard).paused = true; }
+  /// Stops accepting on `shard` until `resume` (used for the connection limit); an accept already waiting is
+  /// cancelled, so that no connection is taken after the call. Safe from any thread: the acceptor's state is only
+  /// touched on its own executor, and on that executor the call takes effect at once. Without SO_REUSEPORT every
+  /// shard shares one acceptor on the first shard's executor, so pausing any shard pauses it, from the other
+  /// shards' threads too (which is why this is dispatched).
+  void pause(std::size_t shard) {
+    auto a = acceptor_ptr(shard);
+    asio::dispatch(a->executor, [a] {
+      a->paused = true;
+      std::error_code ignored;
+      if (a->accepting) a->acceptor.cancel(ignored);  // the handler sees operation_aborted and does not re-arm
+    });
+  }
+  /// Accepts on `shard` again after `pause`. Safe from any thread, like `pause`.
   void resume(std::size_t shard) {
-    auto& a = state_for(shard);
-    if (!a.paused) return;
-    a.paused = false;
-    if (!a.accepting && a.acceptor.is_open()) {
-      auto self = acceptor_ptr(shard);
-      asio::post(a.executor, [this, self] { accept(self); });
-    }
+    auto a = acceptor_ptr(shard);
+    asio::dispatch(a->executor, [this, a] {
+      if (!a->paused) return;
+      a->paused = false;
+      accept(a);
+    });
   }
 
   /// Closes every acceptor (new connections are refused by the kernel). Safe from any thread.
@@ -131,7 +142,6 @@ class listener {
     bool accepting = false;
   };
 
-  acceptor_state& state_for(std::size_t shard) { return *acceptor_ptr(shard); }
   std::shared_ptr<acceptor_state> acceptor_ptr(std::size_t shard) {
     return sharded_ ? acceptors_.at(shard) : acceptors_.at(0);
   }
@@ -143,7 +153,11 @@ class listener {
     a->acceptor.async_accept(shards_[target], [this, a, target, h = handler_](std::error_code ec,
                                                                               asio::ip::tcp::socket socket) {
       a->accepting = false;
-      if (ec == asio::error::operation_aborted || !a->acceptor.is_open()) return;
+      if (!a->acceptor.is_open()) return;
+      if (ec == asio::error::operation_aborted) {
+        accept(a);  // cancelled by `pause`: a `resume` may have come since (it found this accept still waiting)
+        return;
+      }
       if (ec) {
         on_accept_error(a, ec);
         return;

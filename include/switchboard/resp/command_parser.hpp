@@ -86,6 +86,7 @@ class command_parser {
   std::size_t parse(std::string_view data, std::error_code& ec) {
     has_command_ = false;
     args_.clear();
+    if (phase_ == phase::start) release_large_scratch();
     if (error_) {
       ec = error_;
       return 0;
@@ -119,6 +120,20 @@ class command_parser {
   /// After a protocol error: the exact reply Redis sends, e.g. "-ERR Protocol error: invalid bulk length\r\n".
   /// Empty when there was no error.
   std::string_view error_reply() const noexcept { return error_reply_; }
+
+  /// Bytes of scratch space the parser holds between commands (argument lists, an inline line's copy), for
+  /// monitoring. A command with many arguments grows it; the next `parse` after that command gives back whatever
+  /// is over `kept_scratch_arguments` arguments and `kept_inline_bytes`, so that one huge command does not cost its
+  /// connection that memory for the rest of its life.
+  std::size_t scratch_bytes() const noexcept {
+    return spans_.capacity() * sizeof(detail::arg_span) + args_.capacity() * sizeof(std::string_view) +
+           inline_storage_.capacity();
+  }
+
+  /// Argument lists up to this many entries are kept for the next command (the usual command reuses them).
+  static constexpr std::size_t kept_scratch_arguments = 1024;
+  /// An inline line's copy up to this many bytes is kept.
+  static constexpr std::size_t kept_inline_bytes = 4096;
 
   /// Forgets any partial command and any error, keeping the options, so that the parser can serve a new stream.
   void reset() noexcept {
@@ -240,6 +255,14 @@ class command_parser {
     const char* base = from_inline_ ? inline_storage_.data() : rest.data();
     args_.reserve(spans_.size());
     for (const detail::arg_span& s : spans_) args_.emplace_back(base + s.offset, s.length);
+  }
+
+  // Between commands only: the previous command's arguments are gone (`args()` is valid until this call), and no
+  // span of a pending command is in use.
+  void release_large_scratch() {
+    if (spans_.capacity() > kept_scratch_arguments) std::vector<detail::arg_span>().swap(spans_);
+    if (args_.capacity() > kept_scratch_arguments) std::vector<std::string_view>().swap(args_);
+    if (inline_storage_.capacity() > kept_inline_bytes) std::string().swap(inline_storage_);
   }
 
   void start_next_command() noexcept {

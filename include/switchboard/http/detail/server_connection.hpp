@@ -612,17 +612,21 @@ class server_connection final : public connection_base,
       }
     }
     const request_framing f = released ? released_framing_ : framing_of(x);
+    // A 101 hands the connection to another protocol; only a request that asked to upgrade may get one.
+    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && f.upgrade && !leaving_;
+    if (r.is_upgrade() && !upgrading) {
+      r = response::problem(status::internal_server_error, "The server could not switch protocols.");
+    } else if (!upgrading && (to_int(r.status()) < 200 || to_int(r.status()) > 599)) {
+      // A 1xx is interim (RFC 9110 §15.2): the client would go on waiting for the final response. Past 599 a
+      // status code is invalid (§15), and a client reads it as a 5xx anyway.
+      r = response::problem(status::internal_server_error, "The server gave no final response.");
+    }
     if (r.status() == status::internal_server_error && f.routed) {
       shard_->shared().handler_errors.fetch_add(1, std::memory_order_relaxed);
     }
     count_status(r.status());
     const bool no_content = has_no_content(r.status());
     const bool streamed = r.is_streamed() && !f.head && !no_content;
-    // A 101 hands the connection to another protocol; only a request that asked to upgrade may get one.
-    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && f.upgrade && !leaving_;
-    if (r.is_upgrade() && !upgrading) {
-      r = response::problem(status::internal_server_error, "The server could not switch protocols.");
-    }
     bool keep_alive = f.keep_alive && !r.closes_connection() && !leaving_ && !f.body_left && !shard_->draining();
     if (streamed && f.version_minor == 0) keep_alive = false;  // no chunked coding: the body ends with the connection
     head_info info;
