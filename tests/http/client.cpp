@@ -3,6 +3,7 @@
 
 #include "client_support.hpp"
 #include "support/catch.hpp"
+#include "support/eventually.hpp"
 #include "support/raw_http.hpp"
 #include "support/test_server.hpp"
 #include "support/test_support.hpp"
@@ -35,6 +36,17 @@ using result = switchboard::test::client_result;
 using switchboard::test::answer;
 using switchboard::test::capture;
 using switchboard::test::scripted_server;
+
+namespace {
+
+// Whether `ctx` runs out of work (its run returns) within a deadline: nothing of the client's is left pending.
+bool runs_out_of_work(asio::io_context& ctx) {
+  ctx.restart();
+  ctx.run_for(10s);
+  return ctx.stopped();
+}
+
+}  // namespace
 
 TEST_CASE("client: requests against our server, keep-alive reuse", "[http][client]") {
   test_server s;
@@ -286,6 +298,80 @@ TEST_CASE("client: retries and timeouts", "[http][client]") {
   }
 }
 
+// The host lookup is part of the connect phase: one that does not answer (a DNS server gone quiet; getaddrinfo cannot
+// be interrupted) fails the request at the connect timeout, or the total timeout where that comes first. Its answer,
+// if one ever comes, is dropped, whether or not the client is still there, and nothing is left behind.
+TEST_CASE("client: a lookup that does not answer fails the request at the connect deadline", "[http][client]") {
+  asio::io_context ctx;
+  std::vector<resolve_handler> asked;  // the lookups' answer handlers, not called yet
+  client_options o{.max_retries = 2, .resolve = [&](const std::string&, std::uint16_t, resolve_handler answer) {
+                     asked.push_back(std::move(answer));
+                   }};
+  SECTION("the connect timeout") {
+    o.connect_timeout = 50ms;
+    o.total_timeout = 1h;
+  }
+  SECTION("the total timeout, which comes first") {
+    o.connect_timeout = 1h;
+    o.total_timeout = 50ms;
+  }
+  const std::string url = "http://quiet.invalid/";
+  const asio::ip::tcp::endpoint nowhere{asio::ip::make_address("127.0.0.1"), 9};
+  {
+    client c(ctx.get_executor(), o);
+    result r;
+    c.async_get(url, capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == switchboard::error::timeout);
+    CHECK(asked.size() == 1);  // a timeout is not retried
+    CHECK(c.open_connections("http://quiet.invalid:80") == 0);
+    CHECK(c.pooled_origins() == 0);
+    // The answer comes after all, with the client still there: dropped.
+    asked.at(0)({}, {nowhere});
+    CHECK(switchboard::test::poll(ctx) > 0);
+    CHECK(c.connections_opened() == 1);
+    CHECK(c.open_connections("http://quiet.invalid:80") == 0);
+    // Another request, whose answer comes only once the client is gone.
+    result second;
+    c.async_get(url, capture(second));
+    REQUIRE(run_until(ctx, [&] { return second.done; }));
+    CHECK(second.ec == switchboard::error::timeout);
+  }
+  REQUIRE(asked.size() == 2);
+  asked.at(1)({}, {nowhere});
+  asked.clear();
+  CHECK(runs_out_of_work(ctx));
+}
+
+// `client_options::resolve` looks up host names: its addresses are the ones connected to, whether it answers at once
+// or later from another thread.
+TEST_CASE("client: a custom lookup's addresses are used", "[http][client]") {
+  test_server s;
+  s.routes().get("/hello", [](request& req) { return response::text(std::string(req.header("host"))); });
+  s.start();
+  asio::io_context ctx;
+  std::vector<std::string> looked_up;
+  std::vector<std::thread> answering;
+  const bool at_once = GENERATE(true, false);
+  INFO((at_once ? "at once" : "later, from another thread"));
+  const resolve_function pinned = [&](const std::string& host, std::uint16_t port, resolve_handler answer) {
+    looked_up.push_back(host + ":" + std::to_string(port));
+    const std::vector<asio::ip::tcp::endpoint> to{{asio::ip::make_address("127.0.0.1"), s.port()}};
+    if (at_once) return answer({}, to);
+    answering.emplace_back([answer = std::move(answer), to] { answer({}, to); });
+  };
+  client c(ctx.get_executor(), {.resolve = pinned});
+  result r;
+  const std::string name = "service.invalid:" + std::to_string(s.port());  // a name that no DNS resolves (RFC 6761)
+  c.async_get("http://" + name + "/hello", capture(r));
+  const bool done = run_until(ctx, [&] { return r.done; });
+  for (auto& t : answering) t.join();
+  REQUIRE(done);
+  REQUIRE_FALSE(r.ec);
+  CHECK(r.response.body == name);
+  CHECK(looked_up == std::vector<std::string>{name});
+}
+
 // A keep-alive connection the server has closed while it waited in the pool is not used again: a POST, which could
 // not be retried once written, goes out on a new connection.
 TEST_CASE("client: a pooled connection the server has closed is not reused", "[http][client]") {
@@ -346,6 +432,47 @@ TEST_CASE("client: a pooled connection the server has closed is not reused", "[h
     REQUIRE_FALSE(post.ec);
     CHECK(post.response.body == "posted");
     CHECK(c.connections_opened() == 2);
+  }
+}
+
+// An idle keep-alive connection past its idle_timeout is closed by the next request to any origin, not only by one to
+// its own; the pool of an origin left without connections is forgotten, and nothing of the client's is left on the
+// io_context.
+TEST_CASE("client: an expired idle connection is closed by the next request to another origin", "[http][client]") {
+  test_server s;  // its own idle timeout is a minute: the closing is the client's
+  s.routes().get("/hello", [](request&) { return response::text("Hello"); });
+  s.start();
+  asio::io_context ctx;
+  // Two origins of the one server, two pools.
+  const std::string first = "http://127.0.0.1:" + std::to_string(s.port());
+  const std::string second = "http://localhost:" + std::to_string(s.port());
+  const auto get = [&](client& c, const std::string& origin) {
+    result r;
+    c.async_get(origin + "/hello", capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+  };
+  SECTION("expired") {
+    client c(ctx.get_executor(), {.idle_timeout = 0ms});  // every idle connection has expired at once
+    get(c, first);
+    CHECK(c.open_connections(first) == 1);  // idle: nothing has looked at it since
+    CHECK(switchboard::test::eventually([&] { return s.server().stats().active == 1; }));
+    get(c, second);
+    CHECK(c.open_connections(first) == 0);
+    CHECK(c.pooled_origins() == 1);  // the second origin's, with its idle connection
+    // The server saw the second connection come and the first end.
+    CHECK(switchboard::test::eventually([&] { return s.server().stats().accepted == 2; }));
+    CHECK(switchboard::test::eventually([&] { return s.server().stats().active == 1; }));
+    CHECK(runs_out_of_work(ctx));
+  }
+  SECTION("fresh") {
+    client c(ctx.get_executor(), {.idle_timeout = 1h});
+    get(c, first);
+    get(c, second);
+    CHECK(c.open_connections(first) == 1);
+    CHECK(c.open_connections(second) == 1);
+    CHECK(c.pooled_origins() == 2);
+    CHECK(runs_out_of_work(ctx));  // idle connections are no work for the executor
   }
 }
 

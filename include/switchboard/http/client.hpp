@@ -53,8 +53,17 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchboard::http {
+
+/// Where a lookup sends its answer, once: an error, or the addresses to try, in order. May be called from any thread
+/// (the client takes the answer on its executor).
+using resolve_handler = std::function<void(std::error_code, std::vector<asio::ip::tcp::endpoint>)>;
+/// Looks up the addresses of `host` (a name, or an IP literal without brackets) for `port`, asynchronously, and
+/// passes them to `answer`. Called on the client's executor. It cannot be cancelled: a request that stops waiting
+/// (its connect timeout, a cancellation) drops the answer when it comes.
+using resolve_function = std::function<void(const std::string& host, std::uint16_t port, resolve_handler answer)>;
 
 struct client_options {
   /// Most connections open at once to one origin (scheme, host, port); further requests wait in line for one, first
@@ -62,9 +71,12 @@ struct client_options {
   std::size_t max_connections_per_origin = 8;
   /// Most idle keep-alive connections kept per origin.
   std::size_t max_idle_per_origin = 8;
-  /// An idle connection older than this is closed rather than reused (servers close idle ones too).
+  /// An idle connection idle this long is closed rather than reused (servers close idle ones too): by the next request
+  /// to any origin, which also forgets the pools left empty. No timer waits for it, so that a client between requests
+  /// leaves its executor without work (an `io_context::run()` returns once the requests are done); the idle
+  /// connections of a client that makes no more requests stay open until it is destroyed.
   std::chrono::milliseconds idle_timeout{30'000};
-  /// Resolving and connecting (and the TLS handshake).
+  /// Looking up the host's addresses and connecting (and the TLS handshake).
   std::chrono::milliseconds connect_timeout{10'000};
   /// The whole request: from the first attempt to the end of the response, retries included. 0: none.
   std::chrono::milliseconds total_timeout{30'000};
@@ -84,6 +96,9 @@ struct client_options {
   /// upload costs its header, not its body. 0: never; a request whose own headers hold the expectation waits too.
   std::size_t expect_continue_from = 1024 * 1024;
   std::chrono::milliseconds expect_continue_timeout{1000};
+  /// How host names are looked up: custom service discovery, pinned addresses (as curl's `--resolve`). Empty: Asio's
+  /// resolver (getaddrinfo). The lookup is part of the connect phase, bounded by `connect_timeout`.
+  resolve_function resolve;
 };
 
 /// A request to send. `target` comes from the URL; `Host`, `Content-Length` and `Connection` are set by the client.
@@ -113,6 +128,7 @@ class client {
       options_.tls->set_default_verify_paths();
       options_.tls->set_verify_mode(asio::ssl::verify_peer);
     }
+    if (!options_.resolve) options_.resolve = system_resolve(executor_);
   }
 
   client(const client&) = delete;
@@ -122,7 +138,7 @@ class client {
 
   /// Sends `req` to `url`. Completion signature: `void(std::error_code, client_response)`.
   /// Errors: `switchboard::error::timeout` (connect or total timeout), `asio::error::invalid_argument` (a URL that is not
-  /// http/https), parse errors of the response (`http::error`), resolver and socket errors.
+  /// http/https), parse errors of the response (`http::error`), errors of the lookup (`client_options::resolve`) and the socket.
   /// Cancellation: per-operation cancellation (terminal) aborts the request and closes its connection.
   template <class Token>
   auto async_request(std::string_view url, client_request req, Token&& token) {
@@ -167,6 +183,8 @@ class client {
     auto it = pools_.find(std::string(origin));
     return it == pools_.end() ? 0 : it->second->open;
   }
+  /// Origins the client keeps a pool for: those with connections open or requests waiting for one.
+  std::size_t pooled_origins() const noexcept { return pools_.size(); }
   /// Connections opened since the client was made.
   std::uint64_t connections_opened() const noexcept { return opened_; }
 
@@ -221,7 +239,8 @@ class client {
   };
 
   struct origin_pool {
-    std::deque<std::unique_ptr<connection>> idle;
+    std::string origin;                            // its key in pools_
+    std::deque<std::unique_ptr<connection>> idle;  // oldest first
     std::size_t open = 0;
     std::list<waiter*> waiting;  // the line of requests waiting for room, first come, first served
     std::size_t woken = 0;       // requests a release took out of the line that have not run yet: the room is theirs
@@ -349,6 +368,7 @@ class client {
   asio::awaitable<outcome> attempt_once(const url& u, method m, const sending& how, body_sink& sink,
                                         std::chrono::steady_clock::time_point deadline, bool& sent) {
     outcome out;
+    close_expired();  // before pool_for: it may forget pools
     origin_pool& pool = pool_for(u.origin());
     std::unique_ptr<connection> c = co_await checkout(pool, deadline, out.ec);
     if (out.ec) co_return out;
@@ -365,14 +385,18 @@ class client {
     } on_exit{*this, pool, c};
     watchdog guard(executor_);
     if (!c) {
-      // Connect within the connect timeout (and the total deadline).
+      // Look up the host and connect within the connect timeout (and the total deadline). The watchdog, which closes
+      // the socket, is armed after the lookup: until the connect opens the socket, there is nothing for it to close.
       c = std::make_unique<connection>(executor_);
       ++pool.open;
       ++opened_;
       const auto connect_deadline = std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
-      guard.arm(connect_deadline, c.get());
-      out.ec = co_await connect(*c, u);
-      if (guard.fired()) out.ec = switchboard::error::timeout;
+      const std::vector<asio::ip::tcp::endpoint> endpoints = co_await look_up(u, connect_deadline, out.ec);
+      if (!out.ec) {
+        guard.arm(connect_deadline, c.get());
+        out.ec = co_await connect(*c, u, endpoints);
+        if (guard.fired()) out.ec = switchboard::error::timeout;
+      }
       if (out.ec) {
         release(pool, std::move(c), false);
         co_return out;
@@ -390,8 +414,27 @@ class client {
 
   origin_pool& pool_for(const std::string& origin) {
     auto& p = pools_[origin];
-    if (!p) p = std::make_unique<origin_pool>();
+    if (!p) {
+      p = std::make_unique<origin_pool>();
+      p->origin = origin;
+    }
     return *p;
+  }
+
+  // Forgets a pool that nothing uses any more (no connection, no request in line or woken for room), so that a client
+  // that talks to many origins keeps state only for those it is talking to. Whoever calls it lets go of `pool`.
+  void forget_if_unused(origin_pool& pool) {
+    if (pool.open == 0 && pool.waiting.empty() && pool.woken == 0) pools_.erase(pools_.find(pool.origin));
+  }
+
+  bool still_fresh(const connection& c, std::chrono::steady_clock::time_point now) const {
+    return now - c.idle_since < options_.idle_timeout;
+  }
+
+  // Closes a connection that leaves the pool for good.
+  static void discard(origin_pool& pool, connection& c) {
+    c.close();
+    --pool.open;
   }
 
   // An idle connection, or permission to open one (nullptr), waiting while the origin is at its limit.
@@ -408,13 +451,11 @@ class client {
       while (may_take && !pool.idle.empty()) {
         auto c = std::move(pool.idle.front());
         pool.idle.pop_front();
-        if (std::chrono::steady_clock::now() - c->idle_since < options_.idle_timeout && c->socket.is_open() &&
-            !closed_while_idle(*c)) {
+        if (still_fresh(*c, std::chrono::steady_clock::now()) && c->socket.is_open() && !closed_while_idle(*c)) {
           c->reused = true;
           co_return c;
         }
-        c->close();
-        --pool.open;
+        discard(pool, *c);
       }
       if (may_take && pool.open < options_.max_connections_per_origin) co_return nullptr;
       // Wait in line for a release, or the deadline. One release makes room for one request, so it wakes only the
@@ -451,13 +492,14 @@ class client {
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
+  // Gives a connection back to its pool (the caller lets go of `pool`, which may be forgotten).
   void release(origin_pool& pool, std::unique_ptr<connection> c, bool reusable) {
     if (reusable && pool.idle.size() < options_.max_idle_per_origin) {
       c->idle_since = std::chrono::steady_clock::now();
+      next_expiry_ = std::min(next_expiry_, c->idle_since + options_.idle_timeout);
       pool.idle.push_back(std::move(c));
     } else {
-      c->close();
-      --pool.open;
+      discard(pool, *c);
     }
     if (!pool.waiting.empty()) {  // the room this makes goes to the first request in line
       waiter* first = pool.waiting.front();
@@ -466,13 +508,91 @@ class client {
       ++pool.woken;
       first->timer.cancel();
     }
+    forget_if_unused(pool);
   }
 
-  asio::awaitable<std::error_code> connect(connection& c, const url& u) {
+  // Idle connections are closed once their idle_timeout has passed, by the next request to any origin, not only by
+  // one to the same origin (which had been the only one to look): a client that went on talking to other origins
+  // kept them open, and the pools of origins it no longer talked to, for ever. It looks only when the earliest
+  // expiry has come, so a request pays for the walk over the pools at most once per expiry.
+  void close_expired() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_expiry_) return;
+    next_expiry_ = std::chrono::steady_clock::time_point::max();
+    for (auto it = pools_.begin(); it != pools_.end();) {
+      origin_pool& pool = *(it++)->second;  // the pool may be forgotten
+      // Oldest first: the connections still fresh are the later ones.
+      while (!pool.idle.empty() && !still_fresh(*pool.idle.front(), now)) {
+        discard(pool, *pool.idle.front());
+        pool.idle.pop_front();
+      }
+      if (!pool.idle.empty()) next_expiry_ = std::min(next_expiry_, pool.idle.front()->idle_since + options_.idle_timeout);
+      forget_if_unused(pool);
+    }
+  }
+
+  // The default lookup: Asio's resolver, which runs getaddrinfo on a thread of its own. The resolver lives as long as
+  // its operation (destroyed, it would cancel it), since getaddrinfo cannot be interrupted anyway: a request that
+  // stops waiting leaves the answer to come when it comes, and be dropped.
+  static resolve_function system_resolve(asio::any_io_executor ex) {
+    return [ex](const std::string& host, std::uint16_t port, resolve_handler answer) {
+      auto resolver = std::make_shared<asio::ip::tcp::resolver>(ex);
+      resolver->async_resolve(host, std::to_string(port),
+                              [resolver, answer = std::move(answer)](std::error_code ec,
+                                                                     asio::ip::tcp::resolver::results_type results) {
+                                std::vector<asio::ip::tcp::endpoint> endpoints;
+                                for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+                                answer(ec, std::move(endpoints));
+                              });
+    };
+  }
+
+  // Looks up the host's addresses, waiting for the answer until `deadline`: a DNS server that does not answer must
+  // not hold the request for ever, and the lookup's time counts against the connect timeout. The answer may come
+  // after the request has stopped waiting (the lookup cannot be cancelled), or never; so it goes to a box the
+  // request shares, never into its frame, and wakes the request only while it waits.
+  asio::awaitable<std::vector<asio::ip::tcp::endpoint>> look_up(const url& u,
+                                                                std::chrono::steady_clock::time_point deadline,
+                                                                std::error_code& ec) {
+    struct answer_box {
+      asio::steady_timer* waiting = nullptr;  // the request's deadline timer, while it waits
+      bool answered = false;
+      std::error_code ec;
+      std::vector<asio::ip::tcp::endpoint> endpoints;
+    };
+    asio::steady_timer timer(executor_, deadline);
+    const auto box = std::make_shared<answer_box>();
+    box->waiting = &timer;
+    struct stop_waiting {  // on every way out, a cancellation's exception included
+      answer_box& box;
+      ~stop_waiting() { box.waiting = nullptr; }
+    } on_exit{*box};
+    options_.resolve(u.host, u.port, [box, ex = executor_](std::error_code answer_ec,
+                                                           std::vector<asio::ip::tcp::endpoint> endpoints) {
+      asio::dispatch(ex, [box, answer_ec, endpoints = std::move(endpoints)]() mutable {
+        if (box->answered) return;
+        box->answered = true;
+        box->ec = answer_ec;
+        box->endpoints = std::move(endpoints);
+        if (box->waiting) box->waiting->cancel();
+      });
+    });
+    if (!box->answered) {  // (a lookup may answer at once)
+      std::error_code wait_ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      // An answer that came as the deadline passed, both in one turn of the event loop, is still taken.
+      if (!box->answered) {
+        ec = wait_ec ? std::error_code(asio::error::operation_aborted) : std::error_code(switchboard::error::timeout);
+        co_return std::vector<asio::ip::tcp::endpoint>{};
+      }
+    }
+    ec = box->ec;
+    co_return std::move(box->endpoints);
+  }
+
+  asio::awaitable<std::error_code> connect(connection& c, const url& u,
+                                           const std::vector<asio::ip::tcp::endpoint>& endpoints) {
     std::error_code ec;
-    asio::ip::tcp::resolver resolver(executor_);
-    auto endpoints = co_await resolver.async_resolve(u.host, std::to_string(u.port), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return ec;
     co_await asio::async_connect(c.socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return ec;
     c.socket.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -621,6 +741,7 @@ class client {
   std::map<std::string, std::unique_ptr<origin_pool>> pools_;
   std::mt19937 rng_;
   std::uint64_t opened_ = 0;
+  std::chrono::steady_clock::time_point next_expiry_ = std::chrono::steady_clock::time_point::max();  // of an idle one
 };
 
 }  // namespace switchboard::http
