@@ -1,7 +1,7 @@
 // The Redis bridge against scripted stand-ins for Redis nodes, for what a real redis-server cannot be made to do on
-// cue: stream messages without end while the bridge is destroyed from another thread, and fail a cluster's master
-// over to another node that the bridge has not yet seen go down. Every wait is on an observable state, with a
-// deadline.
+// cue: stream messages without end while the bridge is destroyed from another thread, fail a cluster's master over
+// to another node that the bridge has not yet seen go down, and hang on CLUSTER SLOTS. Every wait is on an
+// observable state, with a deadline.
 #include <switchboard/pubsub/redis_bridge.hpp>
 
 #include "pubsub/broker_support.hpp"
@@ -24,7 +24,9 @@
 #include <atomic>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -33,6 +35,8 @@
 using namespace std::chrono_literals;
 using namespace switchboard;
 using namespace switchboard::pubsub;
+using switchboard::pubsub::test::describe;
+using switchboard::pubsub::test::numbered;
 using switchboard::pubsub::test::recorder;
 using switchboard::test::eventually;
 using switchboard::test::run_until;
@@ -51,8 +55,9 @@ std::string confirmation(std::string_view kind, std::string_view channel, int co
 
 /// A scripted Redis node on `ctx`, on a free loopback port. It answers HELLO with an empty map (RESP3), CLUSTER
 /// SLOTS with `slots`, SUBSCRIBE and SSUBSCRIBE with their confirmation (one channel per command), and anything
-/// else with +OK. `send` pushes a message to the connections subscribed to a channel; with `stream` set, a
-/// connection that subscribes is sent `stream` over and over, as fast as it reads, until it goes.
+/// else with +OK, but never answers the commands named in `silent` (a hung server). `send` pushes a message to the
+/// connections subscribed to a channel; with `stream` set, a connection that subscribes is sent `stream` over and
+/// over, as fast as it reads, until it goes.
 class scripted_node {
  public:
   explicit scripted_node(asio::io_context& ctx) : acceptor_(ctx, {asio::ip::address_v4::loopback(), 0}) { accept(); }
@@ -72,6 +77,12 @@ class scripted_node {
     }
   }
 
+  /// How many times `command` was received, over every connection.
+  std::size_t asked(const std::string& command) const {
+    const auto it = asked_.find(command);
+    return it == asked_.end() ? 0 : it->second;
+  }
+
   /// Closes the listening socket and every connection: connections to this node are refused from now on.
   void kill() {
     std::error_code ignored;
@@ -81,6 +92,7 @@ class scripted_node {
 
   std::function<std::string()> slots;
   std::string stream;
+  std::set<std::string> silent;
 
  private:
   struct connection {
@@ -122,6 +134,8 @@ class scripted_node {
   }
 
   void answer(const connection_ptr& c, const std::vector<std::string>& args) {
+    ++asked_[args[0]];
+    if (silent.count(args[0])) return;
     if (args[0] == "HELLO") return write(c, "%0\r\n");
     if (args[0] == "CLUSTER") return write(c, slots());
     if ((args[0] == "SSUBSCRIBE" || args[0] == "SUBSCRIBE") && args.size() == 2) {
@@ -148,6 +162,7 @@ class scripted_node {
 
   asio::ip::tcp::acceptor acceptor_;
   std::vector<connection_ptr> connections_;
+  std::map<std::string, std::size_t> asked_;
 };
 
 /// CLUSTER SLOTS's entry for slots `first`..`last` at 127.0.0.1:`port`.
@@ -254,4 +269,80 @@ TEST_CASE("redis bridge: a cluster failover to another node reports the gap", "[
   REQUIRE(run_until(ctx, [&] { return !got.log.empty() && got.log.back().ends_with("=fromB"); }));
   CHECK(got.log == std::vector<std::string>{"t#1=fromA", "t gap 2-2 upstream", "t#3=fromB"});
   CHECK(bridge.stats().outages == 1);
+}
+
+// redis_bridge_options.hpp, `max_incoming`: a local `wait` subscriber that does not read holds up the messages from
+// Redis, but no more than `max_incoming` of them wait (DESIGN promise 2: nothing grows without bound); the rest are
+// dropped, counted, and the subscriber is told where with one upstream gap (promise 3: loss is never silent).
+TEST_CASE("redis bridge: messages from Redis held up by a full wait subscriber are bounded and their loss reported",
+          "[pubsub][redis_bridge]") {
+  asio::io_context ctx;
+  scripted_node redis(ctx);
+  broker local(ctx.get_executor());
+  auto full = local.subscribe("t", {.limits = queue_limits{.max_messages = 1, .policy = overflow_policy::wait}});
+  recorder fence;
+  auto f = local.subscribe("fence", {.on_event = fence.callback()});
+  const std::size_t max_incoming = 4;
+  redis_bridge bridge(local, ctx.get_executor(), {.redis = {.port = redis.port()}, .max_incoming = max_incoming});
+  bridge.start();
+  REQUIRE(run_until(ctx, [&] { return redis.subscribers("t") == 1 && redis.subscribers("fence") == 1; }));
+
+  const std::uint64_t sent = 100;
+  for (std::uint64_t i = 1; i <= sent; ++i) redis.send("message", "t", "m" + std::to_string(i));
+  redis.send("message", "fence", "f");  // one connection, in order: once it is here, every "t" has been handled
+  REQUIRE(run_until(ctx, [&] { return fence.log.size() == 1; }));
+  // One message in the queue; behind it, `max_incoming` at most (the one published counts until its completion
+  // has run, so maybe one fewer) and the gap.
+  CHECK(local.stats("t")->waiting_publishers <= max_incoming + 1);
+
+  // The subscriber reads: the messages that waited, then the gap where the others were lost, then what comes next.
+  std::vector<std::string> got;
+  const auto receive = [&] {
+    std::optional<std::string> event_text;
+    full.async_receive([&](std::error_code ec, event e) { event_text = describe(ec, e); });
+    REQUIRE(run_until(ctx, [&] { return event_text.has_value(); }));
+    got.push_back(*event_text);
+  };
+  receive();
+  while (got.back().find(" gap ") == std::string::npos && got.size() <= max_incoming + 1) receive();
+  const std::uint64_t passed = got.size() - 1;
+  REQUIRE(passed >= max_incoming);
+  std::vector<std::string> expected = numbered("t", 1, passed, "m");
+  const std::string gap = std::to_string(passed + 1);
+  expected.push_back("t gap " + gap + "-" + gap + " upstream");
+  CHECK(got == expected);
+  redis.send("message", "t", "last");
+  receive();
+  CHECK(got.back() == "t#" + std::to_string(passed + 2) + "=last");
+
+  REQUIRE(run_until(ctx, [&] { return bridge.stats().received == passed + 2; }));  // with the fence and "last"
+  CHECK(bridge.stats().dropped_incoming == sent - passed);
+}
+
+// redis_bridge_options.hpp, `cluster_refresh_timeout`: a node that accepts the control connection and then never
+// answers CLUSTER SLOTS does not stop the refreshes of the slot map. The map names two masters: W, the seed, and H,
+// which never answers CLUSTER SLOTS. The periodic refresh goes round the known nodes (the seed, then the map's), so
+// it reaches H; that read ends at the deadline and is retried at the next node. H asked a second time shows that the
+// refreshes went on past it.
+TEST_CASE("redis bridge: a control connection that never answers does not stop the slot map refreshes",
+          "[pubsub][redis_bridge][cluster]") {
+  asio::io_context ctx;
+  scripted_node working(ctx), hung(ctx);
+  hung.silent.insert("CLUSTER");
+  working.slots = [&] {
+    return "*2\r\n" + slot_range(0, 8191, working.port()) + slot_range(8192, resp::cluster_slots - 1, hung.port());
+  };
+
+  broker local(ctx.get_executor());
+  redis_bridge bridge(local, ctx.get_executor(),
+                      {.redis = {.port = working.port()},
+                       .cluster = true,
+                       .initial_backoff = 10ms,
+                       .max_backoff = 50ms,
+                       .cluster_refresh_interval = 20ms,
+                       .cluster_refresh_timeout = 100ms});
+  bridge.start();
+  REQUIRE(run_until(ctx, [&] { return hung.asked("CLUSTER") == 2; }));
+  CHECK(bridge.stats().slot_refreshes >= 3);  // the first read, and the two at W between H's
+  CHECK(bridge.stats().nodes_up == 2);
 }

@@ -29,9 +29,10 @@ enum class gap_reason {
   /// It asked to resume from a cursor older than what the topic retains (or retention evicted them while it was
   /// still replaying).
   retention,
-  /// Messages published outside this process (another process behind the Redis bridge) may have been lost while
-  /// the bridge's connection to Redis was down. How many is unknown: the gap stands for all of them and takes one
-  /// sequence number of the topic (see `basic_broker::report_gap`).
+  /// Messages published outside this process (another process behind the Redis bridge) may have been lost: while
+  /// the bridge's connection to Redis was down, or because the bridge dropped messages from Redis that its local
+  /// subscribers could not take (`redis_bridge_options::max_incoming`). How many is unknown: the gap stands for
+  /// all of them and takes one sequence number of the topic (see `basic_broker::report_gap`).
   upstream,
 };
 

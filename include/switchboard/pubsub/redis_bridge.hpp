@@ -22,8 +22,12 @@
 //    resubscribes and gives every local topic it covered a gap event (`gap_reason::upstream`) at the point of the
 //    outage, since messages published elsewhere meanwhile are lost. Local messages published meanwhile wait in a
 //    bounded queue and are sent when Redis is back (beyond the bound the oldest are dropped and counted).
+//  - A full local `wait` subscriber holds up the messages from Redis as it holds up any publisher, up to
+//    `max_incoming` of them per topic; beyond that they are dropped, counted, and reported to the topic's
+//    subscribers as an upstream gap.
 //  - Redis Cluster (`cluster = true`): sharded pub/sub. SPUBLISH and SSUBSCRIBE go to the master that owns the
-//    channel's hash slot (resp/hash_slot.hpp), found with CLUSTER SLOTS; MOVED and ASK redirections are followed
+//    channel's hash slot (resp/hash_slot.hpp), found with CLUSTER SLOTS (a node that does not answer within
+//    `cluster_refresh_timeout` is dropped and the map read at another); MOVED and ASK redirections are followed
 //    and refresh the slot map; when a slot moves, Redis ends the shard subscriptions of the old owner and the bridge
 //    subscribes at the new one. Sharded pub/sub has no patterns: in a cluster, pattern subscriptions stay local.
 //

@@ -36,9 +36,25 @@ struct redis_bridge_options {
   std::size_t max_outgoing_bytes = 64 * 1024 * 1024;
   /// Most PUBLISH commands in flight on one connection (pipelined) before the next wait for replies.
   std::size_t publish_window = 1'000;
+  /// Most messages from Redis waiting to be published to one local topic. A `wait` subscriber of the topic that
+  /// has no room holds them up, in order, as it holds up any publisher; Redis itself is not held up (its connection
+  /// carries every channel of the node, and one slow topic must not stall the others). Past the bound, further
+  /// messages for that topic are dropped and counted in `dropped_incoming`, and the topic's subscribers get a
+  /// `gap_reason::upstream` gap where they were lost (one for each run of them). A message counts until the
+  /// broker's completion of its publish has run, so the rest of the read that brought it counts too: keep the bound
+  /// well above what one read can bring (the defaults are).
+  std::size_t max_incoming = 10'000;
+  /// The same in bytes (topic and payload as Redis sent them), per topic. A single message larger than this still
+  /// passes when nothing else waits for its topic (`redis.limits` bound its size).
+  std::size_t max_incoming_bytes = 64 * 1024 * 1024;
   /// With `cluster`: how often the slot map is read again even without a redirection (zero: only on redirections
   /// and lost connections).
   std::chrono::milliseconds cluster_refresh_interval{60'000};
+  /// With `cluster`: how long the CLUSTER SLOTS reply may take. A node that accepts the connection and then never
+  /// answers (hung, overloaded) would otherwise stop every later refresh of the slot map; past this the control
+  /// connection is dropped and the map read again, at the next known node, after a backoff, as after any failed
+  /// connection. Zero: no deadline. (Connecting has its own, `redis.connect_timeout`.)
+  std::chrono::milliseconds cluster_refresh_timeout{5'000};
   /// This bridge's origin id: empty picks a random one (16 hex digits). Must not contain a line feed.
   std::string origin{};
 };
@@ -54,6 +70,10 @@ struct redis_bridge_stats {
   /// Local messages that did not reach Redis: the outgoing queue overflowed, or the connection was lost with the
   /// PUBLISH in flight (Redis may or may not have had it).
   std::uint64_t dropped_outgoing = 0;
+  /// Messages from Redis not published to the local broker: over `max_incoming` or `max_incoming_bytes` for their
+  /// topic (its subscribers get an upstream gap), or refused by the broker (`too_many_topics`, `topic_too_long`:
+  /// logged).
+  std::uint64_t dropped_incoming = 0;
   /// Connections to Redis nodes established after the first (reconnections).
   std::uint64_t reconnects = 0;
   /// Outages reported to local subscribers as gaps (one per outage of a node, for every topic it covered).

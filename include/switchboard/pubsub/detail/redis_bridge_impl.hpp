@@ -25,6 +25,7 @@
 // pattern is the smallest confirmed pattern that matches, so that exactly one of the pushes is kept.
 #pragma once
 
+#include <switchboard/core/error.hpp>
 #include <switchboard/core/log.hpp>
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/pubsub/detail/redis_envelope.hpp>
@@ -35,6 +36,7 @@
 #include <switchboard/resp/hash_slot.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -98,12 +100,13 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
  public:
   redis_bridge_impl(broker& b, asio::any_io_executor ex, redis_bridge_options opts)
       : broker_(&b), executor_(std::move(ex)), options_(std::move(opts)), refresh_timer_(executor_),
-        control_retry_(executor_) {
+        control_retry_(executor_), control_deadline_(executor_) {
     if (options_.initial_backoff.count() <= 0 || options_.max_backoff < options_.initial_backoff ||
-        options_.max_outgoing == 0 || options_.max_outgoing_bytes == 0 || options_.publish_window == 0) {
+        options_.max_outgoing == 0 || options_.max_outgoing_bytes == 0 || options_.publish_window == 0 ||
+        options_.max_incoming == 0 || options_.max_incoming_bytes == 0) {
       throw std::invalid_argument("switchboard::pubsub::redis_bridge_options: backoff, max_outgoing, "
-                                  "max_outgoing_bytes and publish_window must be positive (max_backoff >= "
-                                  "initial_backoff)");
+                                  "max_outgoing_bytes, publish_window, max_incoming and max_incoming_bytes must be "
+                                  "positive (max_backoff >= initial_backoff)");
     }
     std::random_device entropy;
     random_.seed((std::uint64_t(entropy()) << 32) | entropy());
@@ -154,6 +157,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     stopped_ = true;
     refresh_timer_.cancel();
     control_retry_.cancel();
+    control_deadline_.cancel();
     if (control_) control_->close();
     for (auto& [address, n] : nodes_) {
       n->retry.cancel();
@@ -204,7 +208,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       // Dropping the new one instead would keep the oldest of a burst of more than `max_outgoing` publishes (made
       // while Redis is down, say) and lose its newest. A message over `max_bytes` on its own is dropped, as the
       // outgoing queue would drop it.
-      const std::size_t size = outgoing_size(m.topic(), m.data());
+      const std::size_t size = message_size(m.topic(), m.data());
       while (messages_ > 0 && (messages_ >= max_messages_ || bytes_ + size > max_bytes_)) drop_oldest_locked();
       if (bytes_ + size > max_bytes_) {
         dropped_->fetch_add(1, std::memory_order_relaxed);
@@ -230,7 +234,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
                                    [](const inbox_item& i) { return std::holds_alternative<message>(i); });
       const message& oldest = std::get<message>(*it);
       --messages_;
-      bytes_ -= outgoing_size(oldest.topic(), oldest.data());
+      bytes_ -= message_size(oldest.topic(), oldest.data());
       items_.erase(it);
       dropped_->fetch_add(1, std::memory_order_relaxed);
     }
@@ -258,7 +262,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     std::mutex mutex_;
     std::deque<inbox_item> items_;   // interest changes (never dropped: a few per subscription) and messages
     std::size_t messages_ = 0;       // messages in items_
-    std::size_t bytes_ = 0;          // their `outgoing_size`
+    std::size_t bytes_ = 0;          // their `message_size`
     bool posted_ = false;
   };
 
@@ -268,11 +272,11 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     std::string topic;
     std::string wire;    // the envelope
     bool asking = false;  // send ASKING first (an ASK redirection)
-    std::size_t size = 0;  // its `outgoing_size`, counted in outgoing_bytes_
+    std::size_t size = 0;  // its `message_size`, counted in outgoing_bytes_
   };
 
-  // What a message waiting for Redis counts against `max_outgoing_bytes`.
-  static std::size_t outgoing_size(std::string_view topic, std::string_view payload) noexcept {
+  // What a message counts against `max_outgoing_bytes` (waiting for Redis) and `max_incoming_bytes` (from Redis).
+  static std::size_t message_size(std::string_view topic, std::string_view payload) noexcept {
     return topic.size() + payload.size();
   }
 
@@ -545,18 +549,50 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       bump(&redis_bridge_stats::echoes);
       return;
     }
+    // async_publish: a local `wait` subscriber holds Redis's messages up like any publisher's, in order, but only so
+    // many (`max_incoming`): Redis cannot be held up for one topic without stalling the others on its connection.
+    // Past the bound the newest are dropped, and the gap is reported where they were lost, after the publishes
+    // still waiting (report_gap queues behind them), once for each run of them (DESIGN promises 2 and 3).
+    incoming& waiting = incoming_[channel];
+    const std::size_t size = message_size(channel, wire);
+    if (waiting.messages > 0 && (waiting.messages >= options_.max_incoming ||
+                                 waiting.bytes + size > options_.max_incoming_bytes)) {
+      bump(&redis_bridge_stats::dropped_incoming);
+      if (!std::exchange(waiting.gap_reported, true)) {
+        log(log_level::warn, "pubsub", "redis bridge: messages from Redis to ", channel, " dropped (a gap): ",
+            waiting.messages, " wait for a full subscriber (max_incoming, max_incoming_bytes)");
+        with_broker([&](broker& b) { b.report_gap(channel, gap_reason::upstream); });
+      }
+      return;
+    }
+    waiting.gap_reported = false;
+    ++waiting.messages;
+    waiting.bytes += size;
     e.draft.headers.push_back({std::string(origin_header), e.origin.empty() ? std::string("redis") : e.origin});
-    bump(&redis_bridge_stats::received);
-    // async_publish: a local `wait` subscriber holds Redis's messages up like any publisher's, in order.
     with_broker([&](broker& b) {
-      b.async_publish(channel, std::move(e.draft), [](std::error_code, std::uint64_t) {});
+      b.async_publish(channel, std::move(e.draft),
+                      asio::bind_executor(executor_, [weak = weak_from_this(), channel, size](std::error_code ec,
+                                                                                              std::uint64_t) {
+                        if (auto self = weak.lock()) self->delivered(channel, size, ec);
+                      }));
     });
+  }
+
+  // The broker has published a message from Redis (or refused it).
+  void delivered(const std::string& channel, std::size_t size, std::error_code ec) {
+    const auto it = incoming_.find(channel);
+    if (--it->second.messages == 0) incoming_.erase(it);  // the next message passes: no run of drops to go on with
+    else it->second.bytes -= size;
+    if (!ec) return bump(&redis_bridge_stats::received);
+    if (stopped_) return;  // the broker closed after the bridge let go of it: nothing left to tell
+    bump(&redis_bridge_stats::dropped_incoming);
+    log(log_level::warn, "pubsub", "redis bridge: the broker refused a message from Redis on ", channel, ": ", ec);
   }
 
   // --- To Redis ---
 
   void enqueue(const message& m) {
-    const std::size_t size = outgoing_size(m.topic(), m.data());
+    const std::size_t size = message_size(m.topic(), m.data());
     outgoing o{std::string(m.topic()), encode_envelope(options_.origin, m), false, size};
     node* n = route(o.topic);
     if (!n) {
@@ -641,6 +677,7 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
       return;
     }
     refreshing_ = true;
+    const std::uint64_t attempt = control_attempt_;
     // A control connection of its own, to any node known: the seed first, then the nodes of the last map.
     std::vector<std::string> candidates = seeds_;
     for (const auto& [address, n] : nodes_) candidates.push_back(address);
@@ -650,12 +687,24 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     o.host = address.substr(0, colon);
     o.port = static_cast<std::uint16_t>(std::stoul(address.substr(colon + 1)));
     control_ = std::make_unique<resp::client>(executor_, std::move(o));
-    control_->async_connect([weak = weak_from_this()](std::error_code ec) {
+    const auto current = [weak = weak_from_this(), attempt] {
       auto self = weak.lock();
-      if (!self || self->stopped_) return;
+      return self && !self->stopped_ && self->control_attempt_ == attempt ? self : nullptr;
+    };
+    control_->async_connect([current](std::error_code ec) {
+      const auto self = current();
+      if (!self) return;
       if (ec) return self->refreshed(ec, resp::value{});
-      self->control_->async_exec(resp::command("CLUSTER", "SLOTS"), [weak](std::error_code ec2, resp::value v) {
-        if (auto s = weak.lock(); s && !s->stopped_) s->refreshed(ec2, std::move(v));
+      // A node may accept the connection and never answer (hung, overloaded): without a deadline this refresh
+      // would never end, and with it every later one (they wait for it: refresh_again_).
+      if (self->options_.cluster_refresh_timeout.count() > 0) {
+        self->control_deadline_.expires_after(self->options_.cluster_refresh_timeout);
+        self->control_deadline_.async_wait([current](std::error_code wait_ec) {
+          if (const auto s = current(); s && !wait_ec) s->refreshed(switchboard::error::timeout, resp::value{});
+        });
+      }
+      self->control_->async_exec(resp::command("CLUSTER", "SLOTS"), [current](std::error_code ec2, resp::value v) {
+        if (const auto s = current()) s->refreshed(ec2, std::move(v));
       });
     });
   }
@@ -663,7 +712,9 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   // CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...]; the first node of each range is its
   // master. An empty host means "the address you reached me on".
   void refreshed(std::error_code ec, resp::value v) {
+    ++control_attempt_;  // later handlers of this attempt (the deadline's, the reply's) are stale
     refreshing_ = false;
+    control_deadline_.cancel();
     control_.reset();
     if (ec || v.is_error() || v.kind != resp::value_kind::array) {
       log(log_level::warn, "pubsub", "redis bridge: cannot read the cluster's slot map: ",
@@ -759,18 +810,29 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
   std::map<std::string, std::string> placed_;  // channel -> address of the node it was subscribed at
   std::deque<outgoing> unrouted_;              // cluster: waiting for the first slot map
   std::size_t outgoing_count_ = 0;             // waiting or in flight, everywhere
-  std::size_t outgoing_bytes_ = 0;             // their `outgoing_size`
+  std::size_t outgoing_bytes_ = 0;             // their `message_size`
+
+  // Messages from Redis handed to the broker and not yet published (a `wait` subscriber holds them up), by topic;
+  // a topic is here while it has some.
+  struct incoming {
+    std::size_t messages = 0;
+    std::size_t bytes = 0;       // their `message_size`
+    bool gap_reported = false;   // messages were dropped since the last one that passed, and their gap reported
+  };
+  std::map<std::string, incoming, std::less<>> incoming_;
 
   // Cluster:
   std::vector<std::string> slots_ = std::vector<std::string>(resp::cluster_slots);  // slot -> master address
   std::vector<std::string> seeds_;
   std::unique_ptr<resp::client> control_;
   std::size_t control_turn_ = 0;
+  std::uint64_t control_attempt_ = 0;  // counts finished reads of the slot map: handlers of an older one are stale
   unsigned control_failures_ = 0;
   bool refreshing_ = false;
   bool refresh_again_ = false;
   asio::steady_timer refresh_timer_;  // the periodic refresh
   asio::steady_timer control_retry_;  // after a failed refresh
+  asio::steady_timer control_deadline_;  // `cluster_refresh_timeout`, for the CLUSTER SLOTS reply
 
   mutable std::mutex stats_mutex_;
   redis_bridge_stats stats_;
