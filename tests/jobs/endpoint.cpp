@@ -246,6 +246,45 @@ TEST_CASE("an Idempotency-Key returns the same job", "[jobs][endpoint]") {
   CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: " + std::string(256, 'k') + "\r\n").status == 400);
 }
 
+// Idempotency-Keys are scoped per client (its `client_key`, as for the per-client limit). In one space for all
+// clients, a client that sent another's key was answered with that client's job, its id and so its result (or 422
+// for another body).
+TEST_CASE("an Idempotency-Key is one client's: another client's equal key makes another job", "[jobs][endpoint]") {
+  const std::string body = R"({"kind": "echo", "value": 1})";
+  const auto id = [](const test::raw_response& r) { return nlohmann::json::parse(r.body).value("id", ""); };
+  SECTION("by client_key") {
+    job_server s({.client_key = [](const http::request& req) { return std::string(req.header("X-User")); }});
+    const auto ann = s.request("POST", "/jobs?wait=10", body, "X-User: ann\r\nIdempotency-Key: k1\r\n");
+    const auto bob = s.request("POST", "/jobs?wait=10", body, "X-User: bob\r\nIdempotency-Key: k1\r\n");
+    REQUIRE(ann.status == 200);
+    REQUIRE(bob.status == 200);
+    CHECK(id(ann) != id(bob));
+    // Each client's retry finds its own job; another body is 422 for that client only.
+    CHECK(id(s.request("POST", "/jobs", body, "X-User: bob\r\nIdempotency-Key: k1\r\n")) == id(bob));
+    CHECK(id(s.request("POST", "/jobs", body, "X-User: ann\r\nIdempotency-Key: k1\r\n")) == id(ann));
+    const std::string other = R"({"kind": "echo", "value": 2})";
+    CHECK(s.request("POST", "/jobs", other, "X-User: ann\r\nIdempotency-Key: k1\r\n").status == 422);
+    CHECK(s.request("POST", "/jobs", other, "X-User: cy\r\nIdempotency-Key: k1\r\n").status == 202);
+    // A client and key that would make the same string as another pair, were they only joined, are another pair.
+    const auto joined = s.request("POST", "/jobs", body, "X-User: bobk\r\nIdempotency-Key: 1\r\n");
+    CHECK(joined.status == 202);
+    CHECK(id(joined) != id(bob));
+    CHECK(s.work.stats().submitted == 4);
+  }
+  SECTION("by address") {
+    job_server s;
+    const auto first = s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n");
+    const auto second = s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n", "127.0.0.2");
+    REQUIRE(first.status == 202);
+    REQUIRE(second.status == 202);
+    CHECK(first.header("Location") != second.header("Location"));
+    CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n", "127.0.0.2").header("Location") ==
+          second.header("Location"));
+    CHECK(s.request("POST", "/jobs", body, "Idempotency-Key: k1\r\n").header("Location") == first.header("Location"));
+    CHECK(s.work.stats().submitted == 2);
+  }
+}
+
 TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]") {
   SECTION("pool") {
     job_server s({}, {.threads = 1, .max_queued = 1});
@@ -269,9 +308,10 @@ TEST_CASE("a full pool or store answers 503 with Retry-After", "[jobs][endpoint]
   }
 }
 
-// Holds the first message published after `arm`, on the publishing thread (an observer runs inside `publish`),
-// until `release` or 10 s: it stops a submission between storing its job and handing it to the pool, the moment
-// a retry under its key could be answered.
+// Holds the first message published after `arm`, on the publishing thread (an observer runs inside `publish`,
+// once the message is numbered, under its topic's lock), until `release` or 10 s: it stops a submission between
+// storing its job and handing it to the pool, the moment a retry under its key could be answered. Another publish on
+// that topic waits meanwhile: the gate then gives up after 10 s.
 struct publish_gate final : pubsub::broker_observer {
   void on_interest(std::string_view, bool, bool) override {}
   void on_publish(const pubsub::message&) override {
@@ -279,7 +319,7 @@ struct publish_gate final : pubsub::broker_observer {
     if (!armed || held) return;
     held = true;
     changed.notify_all();
-    changed.wait_for(lock, 10s, [this] { return released; });
+    gave_up = !changed.wait_for(lock, 10s, [this] { return released; });
   }
   void arm() {
     const std::lock_guard lock(mutex);
@@ -309,7 +349,7 @@ struct publish_gate final : pubsub::broker_observer {
 
   std::mutex mutex;
   std::condition_variable changed;
-  bool armed = false, held = false, released = false, finished = false;
+  bool armed = false, held = false, released = false, finished = false, gave_up = false;
 };
 
 // A connection to each of a two-thread server's I/O threads (opened until both have answered `/thread`): a request
@@ -361,6 +401,11 @@ class held_submission {
       server_.broker.set_observer(nullptr);
     }
     return answer_;
+  }
+  // After `finish`: whether the publish was held until `finish` released it (not given up on after 10 s).
+  bool held_until_released() {
+    const std::lock_guard lock(gate_->mutex);
+    return gate_->held && !gate_->gave_up;
   }
 
  private:
@@ -608,8 +653,8 @@ TEST_CASE("a queued job cancelled gives its place in the pool back at once", "[j
 
 // The same when the DELETE comes before the submission has posted the job's task: a retry under its key, answered on
 // another I/O thread while the submission is held between storing the job and posting it, tells its id. The task is
-// taken back once posted.
-TEST_CASE("a job cancelled before its task was posted gives its place back once posted", "[jobs][endpoint]") {
+// never posted, and the place held for it is given back.
+TEST_CASE("a job cancelled before its task was posted is never posted and gives its place back", "[jobs][endpoint]") {
   job_server s({}, {.threads = 1, .max_queued = 2}, 2);
   two_threads_connections connections(s);
   raw_client& submitting = connections.first();
@@ -633,10 +678,54 @@ TEST_CASE("a job cancelled before its task was posted gives its place back once 
   CHECK(first->status == 202);
   CHECK(cancelled->status == 200);
   CHECK(nlohmann::json::parse(cancelled->body)["status"] == "cancelled");
-  CHECK(s.pool.stats().queued == 0);  // taken back once posted
+  CHECK(s.pool.stats().queued == 0);  // never posted
   CHECK(s.request("POST", "/jobs", body, {}, "127.0.0.2").status == 202);
   CHECK(s.request("POST", "/jobs", R"({"kind": "echo", "value": 2})", {}, "127.0.0.2").status == 202);
   CHECK(s.work.stats().cancelled == 1);
+}
+
+// A DELETE that comes while the submission publishes the job's queued status (a retry under its key told the id)
+// leaves its final status to the submission, which publishes it after "queued"; nothing follows it. Published by the
+// DELETE at once, "cancelled" could reach the topic before "queued": a listener saw the job cancelled, then queued
+// again, and the topic did not end with its final status. (The broker numbers a message before its observer hears
+// of it, so the gate holds the submission just after "queued" is numbered, under the topic's lock: a DELETE that
+// publishes meanwhile waits there until the gate gives up; a moment earlier, it overtook "queued".)
+TEST_CASE("a job cancelled while its queued status is published has queued then cancelled on its topic",
+          "[jobs][endpoint]") {
+  job_server s({}, {.threads = 1, .max_queued = 2}, 2);
+  two_threads_connections connections(s);
+  raw_client& retrying = connections.second();
+  const std::string blocking = s.request("POST", "/jobs", R"({"kind": "block"})").header("Location");
+  REQUIRE(s.wait_blocked());  // the only worker is busy: what comes next is queued
+  const std::string body = R"({"kind": "echo", "value": 1})";
+  const std::string key = "Idempotency-Key: k1\r\n";
+  held_submission submission(s, connections.first(), body, key);
+  const bool held = submission.wait_held();
+  std::optional<test::raw_response> retry, cancelled;
+  if (held) retry = job_server::exchange(retrying, "POST", "/jobs", body, key);
+  if (retry) cancelled = job_server::exchange(retrying, "DELETE", retry->header("Location"));
+  REQUIRE(submission.finish());
+  REQUIRE(retry);
+  REQUIRE(cancelled);
+  CHECK(submission.held_until_released());  // the DELETE published nothing while "queued" was on its way
+  CHECK(cancelled->status == 200);
+  const std::string location = retry->header("Location");
+  // A retry waiting for the end is answered at once: the final status is on the topic.
+  const auto waited = s.request("POST", "/jobs?wait=10", body, key);
+  CHECK(waited.status == 200);
+  CHECK(nlohmann::json::parse(waited.body)["status"] == "cancelled");
+  // The worker freed, the cancelled job does not run: nothing follows its final status.
+  CHECK(s.request("DELETE", blocking).status == 202);
+  s.wake_blocked();
+  CHECK(s.await_status(blocking, "cancelled")["status"] == "cancelled");
+  std::vector<std::string> statuses;
+  for (const auto& m : s.broker.read(s.work.topic(location.substr(6)), 0, 100).messages) {
+    statuses.push_back(nlohmann::json::parse(m.data())["status"]);
+  }
+  CHECK(statuses == std::vector<std::string>{"queued", "cancelled"});
+  const jobs::endpoint_stats stats = s.work.stats();
+  CHECK(stats.cancelled == 2);
+  CHECK(stats.unfinished == 0);
 }
 
 // A status change the broker refuses (here it may have one topic only; or a full `wait` subscriber) is counted, not

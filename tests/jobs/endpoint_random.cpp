@@ -334,7 +334,7 @@ class model {
     finished_.pop_front();
     j.stored = false;
     --stored_;
-    if (!j.key.empty()) keys_.erase(j.key);
+    if (!j.key.empty()) keys_.erase({j.client, j.key});
   }
 
   void finish(model_job& j, job_status status, nlohmann::json result, std::string error) {
@@ -463,7 +463,7 @@ class model {
     ++stored_;
     ++submitted_;
     ++unfinished_[s.client];
-    if (!s.key.empty()) keys_[s.key] = id;
+    if (!s.key.empty()) keys_[{s.client, s.key}] = id;
     queue_.push_back(id);
     return starts_now;
   }
@@ -524,7 +524,7 @@ class model {
     std::string extra = client_header(s.client);
     if (!s.key.empty()) extra += "Idempotency-Key: " + s.key + "\r\n";
     if (!s.key.empty()) expire();
-    const auto known = s.key.empty() ? keys_.end() : keys_.find(s.key);
+    const auto known = s.key.empty() ? keys_.end() : keys_.find({s.client, s.key});
     if (known != keys_.end()) {
       model_job& j = jobs_.at(known->second);
       if (j.body != s.body) {
@@ -584,22 +584,27 @@ class model {
 
   void submit_new() { submit(random_submission(), pick(0, 3) == 0); }
 
-  // The same key again, with its body (the same job) or another (422), for any client.
+  // The same key again: by its client, with its body (the same job) or another (422); or, now and then, by any client
+  // with a new body (keys are per client: another client's is its own job; its body is new, so that no two jobs
+  // share a gate).
   void retry_key() {
     if (keys_.empty()) return submit_new();
     auto it = keys_.begin();
     std::advance(it, pick(0, static_cast<int>(keys_.size()) - 1));
     const model_job& j = jobs_.at(it->second);
     submission s = random_submission();
-    s.key = it->first;
+    s.key = it->first.second;
     if (pick(0, 3) != 0) {
-      s.body = j.body;
-      s.k = j.k;
-      s.value = j.value;
-      s.n = j.n;
-      s.gate_no = j.gate_no;
-      s.honour = j.honour;
-      s.valid = true;
+      s.client = j.client;
+      if (pick(0, 3) != 0) {
+        s.body = j.body;
+        s.k = j.k;
+        s.value = j.value;
+        s.n = j.n;
+        s.gate_no = j.gate_no;
+        s.honour = j.honour;
+        s.valid = true;
+      }
     }
     submit(s, pick(0, 2) == 0);
   }
@@ -879,7 +884,7 @@ class model {
   params p_;
   std::mt19937 rng_;
   std::map<std::string, model_job> jobs_;  // every job accepted, by id
-  std::map<std::string, std::string> keys_;  // Idempotency-Key -> id, while its job is stored
+  std::map<std::pair<std::size_t, std::string>, std::string> keys_;  // (client, Idempotency-Key) -> id, while stored
   std::deque<std::string> finished_;         // stored finished jobs, in the order they finished
   std::deque<std::string> queue_;            // the pool's queue (a cancelled job's task leaves it at once)
   std::set<std::string> running_;            // gated jobs holding a worker

@@ -8,7 +8,8 @@
 //   GET    /jobs/{id}/result  200 with the result once succeeded, else 303 See Other to the status
 //   DELETE /jobs/{id}       cancels (a queued job at once, a running one when its function notices)
 //
-// `Idempotency-Key` makes a retried submission return the same job (a different body under the same key is 422).
+// `Idempotency-Key` makes a client's retried submission return the same job (a different body under the same key is
+// 422); keys are scoped per client (`client_key`), so another client's equal key is another job.
 // Limits, each answered with `Retry-After`: a client's unfinished jobs (`max_unfinished_per_client`, 429), the
 // jobs stored (`max_jobs`, 503) and the pool's queue (`worker_pool_options::max_queued`, 503).
 // Finished jobs are kept for `retention`, then forgotten (404). Every change of a job (running, progress, final)
@@ -77,16 +78,17 @@ struct endpoint_options {
   /// in a loop cannot fill the queue either. Users behind one NAT or proxy share an address: keep it roomy, or set
   /// `client_key`.
   std::size_t max_unfinished_per_client = 64;
-  /// What identifies a client for `max_unfinished_per_client`; empty: the peer's IP address. Behind a trusted
-  /// reverse proxy, return the address it forwards, or a user id.
+  /// What identifies a client for `max_unfinished_per_client` and scopes its `Idempotency-Key`s; empty: the peer's IP
+  /// address (`http::client_key`). Behind a trusted reverse proxy, return the address it forwards, or a user id.
   http::client_key_function client_key{};
   /// The `Retry-After` of 202 answers and of unfinished statuses (when a poller should look again), and of the 429 and
   /// 503 refusals.
   std::chrono::seconds retry_after{1};
   /// The longest `?wait=S` honoured.
   std::chrono::seconds max_wait{30};
-  /// The longest `Idempotency-Key` accepted (400 past it), in bytes: keys are stored as long as their job, so that
-  /// `max_jobs` keys of the header's size limit (16 KiB) cannot take hundreds of MiB. Stripe's limit; a UUID is 36.
+  /// The longest `Idempotency-Key` accepted (400 past it), in bytes: keys are stored (with their client's key, which
+  /// the job keeps anyway) as long as their job, so that `max_jobs` keys of the header's size limit (16 KiB) cannot
+  /// take hundreds of MiB. Stripe's limit; a UUID is 36.
   std::size_t max_key_length = 255;
   /// Job `id` publishes its changes on topic `<topic_prefix><id>`.
   std::string topic_prefix = "jobs.";
@@ -122,7 +124,7 @@ struct job_record {
   nlohmann::json result;
   std::string error;
   std::atomic<bool> cancel{false};
-  std::string key;               // Idempotency-Key, if any
+  std::string key;               // its key in `by_key_` (`scoped_key`), if submitted with an Idempotency-Key
   std::string client;            // who submitted it (`endpoint_options::client_key`)
   std::size_t body_hash = 0;     // of the submission under that key
   std::chrono::steady_clock::time_point finished_at;
@@ -131,8 +133,9 @@ struct job_record {
   // clock's epoch, would hold back reports for `progress_interval` after the machine booted).
   std::optional<std::chrono::steady_clock::time_point> progress_published;
   std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // ?wait requests, woken when final
-  bool final_published = false;  // the final status is on the job's topic
-  bool forgotten = false;        // no longer in the store (retention over, or room made)
+  bool queued_published = false;  // the queued status is on the job's topic (its final status may follow)
+  bool final_published = false;   // the final status is on the job's topic
+  bool forgotten = false;         // no longer in the store (retention over, or room made)
 };
 
 class job_state : public std::enable_shared_from_this<job_state> {
@@ -159,18 +162,20 @@ class job_state : public std::enable_shared_from_this<job_state> {
   asio::awaitable<http::response> submit(http::request& req) {
     const std::chrono::milliseconds wait = wait_param(req);
     const nlohmann::json& body = req.json();  // 400 when not JSON
-    const std::string key(req.header("Idempotency-Key"));
-    if (key.size() > options_.max_key_length) {
+    const std::string_view idempotency_key = req.header("Idempotency-Key");
+    if (idempotency_key.size() > options_.max_key_length) {
       throw http::problem_error(http::status::bad_request, "The Idempotency-Key is longer than " +
                                                                std::to_string(options_.max_key_length) + " bytes.");
     }
+    std::string client = http::client_key(options_.client_key, req);
+    const std::string key = idempotency_key.empty() ? std::string() : scoped_key(client, idempotency_key);
     const std::size_t hash = std::hash<std::string_view>{}(req.body());
     std::shared_ptr<job_record> job;
     if (!key.empty()) job = find_by_key(key, hash);  // 422 on a different body
     if (!job) {
       job_work work = factory_(body);  // validates; throws problem_error
       std::error_code refused;
-      job = start(key, hash, http::client_key(options_.client_key, req), std::move(work), refused);
+      job = start(key, hash, std::move(client), std::move(work), refused);
       if (refused == error::too_many_for_client) co_return too_many_for_client();
       if (refused) co_return overloaded_response(options_.retry_after);
     }
@@ -203,8 +208,9 @@ class job_state : public std::enable_shared_from_this<job_state> {
       // Not started: final now, and its task taken out of the pool's queue, so that the place it held is free as
       // soon as its client's count is. Left there until a worker skipped it, it held a place that no count showed:
       // a client that submitted and cancelled in a loop, never past `max_unfinished_per_client`, filled the queue
-      // and every other client got 503. A task a worker has taken already finds the job cancelled and skips it; one
-      // not yet posted (a retry under its key told its id first) is taken back by `start` once posted.
+      // and every other client got 503. A task a worker has taken already finds the job cancelled and skips it. A
+      // job whose queued status is still being published (a retry under its key told its id first) has no task yet:
+      // `start` then posts none, and publishes its final status after the queued one.
       std::function<void()> task;
       if (job->task) task = pool_.take_back(*job->task);
       finish_locked(lock, job, job_status::cancelled, {}, {});
@@ -239,6 +245,19 @@ class job_state : public std::enable_shared_from_this<job_state> {
     return job;
   }
 
+  // The stored form of `client`'s Idempotency-Key `key`. Keys are scoped per client, as the resource may define
+  // their uniqueness (draft-ietf-httpapi-idempotency-key-header §2.2; Stripe scopes them per account): in one space
+  // for all clients, another client's equal key was answered with this client's job (its id, so its status and
+  // result) or with 422. The client key's length comes first, so that no two (client, key) pairs make one string
+  // (a client key is bytes, and an address may end in any).
+  static std::string scoped_key(const std::string& client, std::string_view key) {
+    std::string scoped = std::to_string(client.size());
+    scoped += ':';
+    scoped += client;
+    scoped += key;
+    return scoped;
+  }
+
   static http::problem_error different_body() {
     return http::problem_error(http::status::unprocessable_content,
                                "This Idempotency-Key was used with a different request body.");
@@ -256,6 +275,7 @@ class job_state : public std::enable_shared_from_this<job_state> {
                                     std::error_code& refused) {
     auto job = std::make_shared<job_record>();
     std::optional<worker_pool::reservation> place;
+    std::string queued;  // the job's queued status
     {
       const std::lock_guard lock(mutex_);
       expire_locked();
@@ -298,22 +318,25 @@ class job_state : public std::enable_shared_from_this<job_state> {
       job->client = std::move(client);
       jobs_.emplace(job->id, job);
       if (!key.empty()) by_key_.emplace(key, job->id);
+      queued = dump(json_locked(*job));
     }
     // The queued status is published before the job can run: published after, it raced the worker, whose running
     // (even final) status could reach the topic first; the topic then ended with a second final status or with
-    // "queued", and a listener saw the job go back and never finish.
-    publish(*job);
-    const worker_pool::task_id task =
-        pool_.post(std::move(*place), [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); });
-    std::function<void()> cancelled;  // destroyed after the lock is released
-    {
-      const std::lock_guard lock(mutex_);
-      if (job->status == job_status::queued) {
-        job->task = task;
-      } else if (job->status == job_status::cancelled) {
-        cancelled = pool_.take_back(task);  // cancelled before it was posted (see `cancel`)
-      }
+    // "queued", and a listener saw the job go back and never finish. It is made with the job, and a final status
+    // waits for it (`finish_locked`): meanwhile a retry under the job's key may tell its id, and a DELETE cancel it.
+    // (That DELETE published "cancelled" at once, which could reach the topic before "queued": the job came back to
+    // life after its final status. Made here, "queued" could itself read "cancelled": a second final status.)
+    publish(*job, std::move(queued));
+    std::unique_lock lock(mutex_);
+    job->queued_published = true;
+    if (is_final(job->status)) {  // cancelled meanwhile: its final status follows, and it is never posted
+      publish_final_locked(lock, job);
+      return job;  // `place`, unused, is given back
     }
+    // Posted under the lock, so that a DELETE finds either its task to take back or (above) a job never posted. (The
+    // pool destroys a task it does not queue, here under the lock, only while it is destroyed: never before the
+    // endpoint.)
+    job->task = pool_.post(std::move(*place), [self = shared_from_this(), job, work = std::move(work)] { self->run(job, work); });
     return job;
   }
 
@@ -358,12 +381,11 @@ class job_state : public std::enable_shared_from_this<job_state> {
     finish_locked(lock, job, status, std::move(result), std::move(error));
   }
 
-  // Makes the job final, publishes it and then wakes its ?wait requests: a client answered with the final status
-  // finds it on the job's topic too. Called with the lock held; returns with it released (publishing runs without
-  // it). The job may be forgotten before it is published (retention 0, a full store): its topic is then
-  // retired here, after the final status, rather than made again by it. A job already final is left as it is: a
-  // second finish would release its client's count and `unfinished` twice, count it twice, and list it twice for
-  // retention (where the second entry, its job forgotten, made every later request fail).
+  // Makes the job final and publishes it (`publish_final_locked`), unless its queued status is not yet on its topic
+  // (cancelled while its submission publishes it): `start` publishes the final status after it. Called with the lock
+  // held; returns with it released. A job already final is left as it is: a second finish would release its
+  // client's count and `unfinished` twice, count it twice, and list it twice for retention (where the second entry,
+  // its job forgotten, made every later request fail).
   void finish_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job, job_status status,
                      nlohmann::json result, std::string error) {
     if (is_final(job->status)) {
@@ -383,6 +405,18 @@ class job_state : public std::enable_shared_from_this<job_state> {
        : status == job_status::failed  ? stats_.failed
                                         : stats_.cancelled);
     finished_.push_back(job->id);
+    if (!job->queued_published) {
+      lock.unlock();
+      return;
+    }
+    publish_final_locked(lock, job);
+  }
+
+  // Publishes the final job's status, last on its topic, and then wakes its ?wait requests: a client answered with
+  // the final status finds it on the job's topic too. Called with the lock held; returns with it released
+  // (publishing runs without it). The job may be forgotten before it is published (retention 0, a full store): its
+  // topic is then retired here, after the final status, rather than made again by it.
+  void publish_final_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<job_record>& job) {
     lock.unlock();
     publish(*job);
     lock.lock();
@@ -450,17 +484,17 @@ class job_state : public std::enable_shared_from_this<job_state> {
     return r;
   }
 
-  // Publishes the job's status on its topic; a change the broker refuses is counted (`publish_failed`), not thrown:
-  // the job's state has changed already, and a throw would end the program on a worker.
-  void publish(const job_record& job) {
+  // Publishes the job's status on its topic: `text` when given (its status made earlier), else its status now. A
+  // change the broker refuses is counted (`publish_failed`), not thrown: the job's state has changed already, and a
+  // throw would end the program on a worker.
+  void publish(const job_record& job, std::optional<std::string> text = std::nullopt) {
     bool published = false;
     try {
-      std::string text;
-      {
+      if (!text) {
         const std::lock_guard lock(mutex_);
         text = dump(json_locked(job));
       }
-      published = !broker_.publish(options_.topic_prefix + job.id, {.payload = shared_bytes::copy(text),
+      published = !broker_.publish(options_.topic_prefix + job.id, {.payload = shared_bytes::copy(*text),
                                                                      .headers = {{"content-type", "application/json"}}})
                        .error;
     } catch (const std::exception&) {  // out of memory
