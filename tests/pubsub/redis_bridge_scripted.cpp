@@ -317,6 +317,16 @@ TEST_CASE("redis bridge: messages from Redis held up by a full wait subscriber a
 
   REQUIRE(run_until(ctx, [&] { return bridge.stats().received == passed + 2; }));  // with the fence and "last"
   CHECK(bridge.stats().dropped_incoming == sent - passed);
+  // The same counts as metrics.
+  metrics_registry registry;
+  const auto handles = bridge.export_metrics(registry);
+  std::string text_format;
+  registry.expose(text_format);
+  CHECK(text_format.find("switchboard_redis_bridge_dropped_incoming_total{bridge=\"redis\"} " +
+                         std::to_string(sent - passed) + "\n") != std::string::npos);
+  CHECK(text_format.find("switchboard_redis_bridge_received_total{bridge=\"redis\"} " + std::to_string(passed + 2) +
+                         "\n") != std::string::npos);
+  CHECK(text_format.find("switchboard_redis_bridge_channels{bridge=\"redis\"} 2\n") != std::string::npos);
 }
 
 // redis_bridge_options.hpp, `cluster_refresh_timeout`: a node that accepts the control connection and then never

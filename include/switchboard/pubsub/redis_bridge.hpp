@@ -37,6 +37,7 @@
 
 #include <switchboard/core/log.hpp>
 #include <switchboard/pubsub/broker.hpp>
+#include <switchboard/core/metrics.hpp>
 #include <switchboard/pubsub/detail/redis_bridge_impl.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -44,7 +45,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 namespace switchboard::pubsub {
 
@@ -80,6 +83,59 @@ class redis_bridge {
 
   /// The bridge's counters. Any thread.
   redis_bridge_stats stats() const { return impl_->stats(); }
+
+  /// Exposes `stats()` in `registry`, labelled `bridge="<name>"`, for as long as the returned handles live (they keep
+  /// the counters readable after the bridge is destroyed, and must not outlive the registry): the counters
+  /// `switchboard_redis_bridge_sent_total`, `..._received_total`, `..._echoes_total`, `..._dropped_outgoing_total`,
+  /// `..._dropped_incoming_total`, `..._reconnects_total`, `..._outages_total`, `..._redirects_total` and
+  /// `..._slot_refreshes_total`, and the gauges `switchboard_redis_bridge_channels`, `..._patterns` and
+  /// `..._nodes_up`.
+  std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name = "redis") const {
+    struct counter_series {
+      const char* name;
+      const char* help;
+      std::uint64_t redis_bridge_stats::*field;
+    };
+    static constexpr counter_series counters[] = {
+        {"switchboard_redis_bridge_sent_total", "Local messages published to Redis.", &redis_bridge_stats::sent},
+        {"switchboard_redis_bridge_received_total", "Messages from Redis published to the local broker.",
+         &redis_bridge_stats::received},
+        {"switchboard_redis_bridge_echoes_total", "This bridge's own messages echoed back by Redis, dropped.",
+         &redis_bridge_stats::echoes},
+        {"switchboard_redis_bridge_dropped_outgoing_total", "Local messages that did not reach Redis.",
+         &redis_bridge_stats::dropped_outgoing},
+        {"switchboard_redis_bridge_dropped_incoming_total", "Messages from Redis not published to the local broker.",
+         &redis_bridge_stats::dropped_incoming},
+        {"switchboard_redis_bridge_reconnects_total", "Connections to Redis made again after a loss.",
+         &redis_bridge_stats::reconnects},
+        {"switchboard_redis_bridge_outages_total", "Outages of Redis nodes reported to subscribers as gaps.",
+         &redis_bridge_stats::outages},
+        {"switchboard_redis_bridge_redirects_total", "MOVED and ASK redirections followed.",
+         &redis_bridge_stats::redirects},
+        {"switchboard_redis_bridge_slot_refreshes_total", "Cluster slot maps read.", &redis_bridge_stats::slot_refreshes},
+    };
+    struct gauge_series {
+      const char* name;
+      const char* help;
+      std::size_t redis_bridge_stats::*field;
+    };
+    static constexpr gauge_series gauges[] = {
+        {"switchboard_redis_bridge_channels", "Channels subscribed in Redis.", &redis_bridge_stats::channels},
+        {"switchboard_redis_bridge_patterns", "Patterns subscribed in Redis.", &redis_bridge_stats::patterns},
+        {"switchboard_redis_bridge_nodes_up", "Redis nodes connected.", &redis_bridge_stats::nodes_up},
+    };
+    std::vector<metric_callback> out;
+    const std::vector<metric_label> labels{{"bridge", name}};
+    const std::shared_ptr<const detail::redis_bridge_impl> impl = impl_;
+    for (const counter_series& c : counters) {
+      out.push_back(registry.counter_callback(c.name, c.help, labels, [impl, f = c.field] { return impl->stats().*f; }));
+    }
+    for (const gauge_series& g : gauges) {
+      out.push_back(
+          registry.gauge_callback(g.name, g.help, labels, [impl, f = g.field] { return double(impl->stats().*f); }));
+    }
+    return out;
+  }
 
  private:
   std::shared_ptr<detail::redis_bridge_impl> impl_;
