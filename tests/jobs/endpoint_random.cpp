@@ -211,16 +211,20 @@ bool eventually(F done) {
 
 enum class kind { echo, fail, steps, gate };
 
-struct model_job {
-  std::string id;
-  std::size_t client = 0;
-  std::string key;
+// What a submission asks for: its body and what the model reads from it. A job keeps it; a retry sends it again.
+struct requested_work {
   std::string body;
   kind k = kind::echo;
   nlohmann::json value;  // echo's result
   int n = 0;             // fail's number, steps' count
   int gate_no = -1;
   bool honour = true;
+};
+
+struct model_job : requested_work {
+  std::string id;
+  std::size_t client = 0;
+  std::string key;
   double reported = 0;   // a gated job's last progress report (reports only grow)
   job_status status = job_status::queued;
   double progress = 0;
@@ -233,15 +237,9 @@ struct model_job {
 };
 
 // A submission as sent.
-struct submission {
+struct submission : requested_work {
   std::size_t client = 0;
   std::string key;
-  std::string body;
-  kind k = kind::echo;
-  nlohmann::json value;
-  int n = 0;
-  int gate_no = -1;
-  bool honour = true;
   bool valid = true;  // the factory accepts it
 };
 
@@ -452,12 +450,7 @@ class model {
     j.id = id;
     j.client = s.client;
     j.key = s.key;
-    j.body = s.body;
-    j.k = s.k;
-    j.value = s.value;
-    j.n = s.n;
-    j.gate_no = s.gate_no;
-    j.honour = s.honour;
+    static_cast<requested_work&>(j) = s;
     publish(j);
     jobs_.emplace(id, std::move(j));
     ++stored_;
@@ -597,12 +590,7 @@ class model {
     if (pick(0, 3) != 0) {
       s.client = j.client;
       if (pick(0, 3) != 0) {
-        s.body = j.body;
-        s.k = j.k;
-        s.value = j.value;
-        s.n = j.n;
-        s.gate_no = j.gate_no;
-        s.honour = j.honour;
+        static_cast<requested_work&>(s) = j;
         s.valid = true;
       }
     }

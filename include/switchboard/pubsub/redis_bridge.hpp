@@ -91,12 +91,7 @@ class redis_bridge {
   /// `..._slot_refreshes_total`, and the gauges `switchboard_redis_bridge_channels`, `..._patterns` and
   /// `..._nodes_up`.
   std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name = "redis") const {
-    struct counter_series {
-      const char* name;
-      const char* help;
-      std::uint64_t redis_bridge_stats::*field;
-    };
-    static constexpr counter_series counters[] = {
+    static constexpr stats_series<std::uint64_t> counters[] = {
         {"switchboard_redis_bridge_sent_total", "Local messages published to Redis.", &redis_bridge_stats::sent},
         {"switchboard_redis_bridge_received_total", "Messages from Redis published to the local broker.",
          &redis_bridge_stats::received},
@@ -114,12 +109,7 @@ class redis_bridge {
          &redis_bridge_stats::redirects},
         {"switchboard_redis_bridge_slot_refreshes_total", "Cluster slot maps read.", &redis_bridge_stats::slot_refreshes},
     };
-    struct gauge_series {
-      const char* name;
-      const char* help;
-      std::size_t redis_bridge_stats::*field;
-    };
-    static constexpr gauge_series gauges[] = {
+    static constexpr stats_series<std::size_t> gauges[] = {
         {"switchboard_redis_bridge_channels", "Channels subscribed in Redis.", &redis_bridge_stats::channels},
         {"switchboard_redis_bridge_patterns", "Patterns subscribed in Redis.", &redis_bridge_stats::patterns},
         {"switchboard_redis_bridge_nodes_up", "Redis nodes connected.", &redis_bridge_stats::nodes_up},
@@ -127,10 +117,10 @@ class redis_bridge {
     std::vector<metric_callback> out;
     const std::vector<metric_label> labels{{"bridge", name}};
     const std::shared_ptr<const detail::redis_bridge_impl> impl = impl_;
-    for (const counter_series& c : counters) {
+    for (const auto& c : counters) {
       out.push_back(registry.counter_callback(c.name, c.help, labels, [impl, f = c.field] { return impl->stats().*f; }));
     }
-    for (const gauge_series& g : gauges) {
+    for (const auto& g : gauges) {
       out.push_back(
           registry.gauge_callback(g.name, g.help, labels, [impl, f = g.field] { return double(impl->stats().*f); }));
     }
@@ -138,6 +128,14 @@ class redis_bridge {
   }
 
  private:
+  // A series of `export_metrics`, read from `stats().*field`.
+  template <class Count>
+  struct stats_series {
+    const char* name;
+    const char* help;
+    Count redis_bridge_stats::*field;
+  };
+
   std::shared_ptr<detail::redis_bridge_impl> impl_;
 };
 
