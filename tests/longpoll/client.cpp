@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -29,15 +30,25 @@ std::string url(const poll_server& s, std::string_view topic) {
          std::string(topic) + "/poll";
 }
 
-// An io_context running on its own thread, for clients used through futures from the test's thread.
+// An io_context running on its own thread, and the client under test on a strand of it, used through futures from
+// the test's thread. The thread owns the client so that it can stop the event loop before the client is destroyed:
+// a client may be destroyed only where none of its handlers can run at the same time.
 struct client_thread {
   asio::io_context ctx;
   asio::executor_work_guard<asio::io_context::executor_type> work{ctx.get_executor()};
+  std::optional<longpoll::client> client;
   std::thread thread{[this] { ctx.run(); }};
+
+  longpoll::client& start(std::string url, longpoll::client_options options = {},
+                          std::optional<std::uint64_t> cursor = std::nullopt) {
+    return client.emplace(asio::make_strand(ctx), std::move(url), std::move(options), cursor);
+  }
+
   ~client_thread() {
     work.reset();
     ctx.stop();
     thread.join();
+    client.reset();  // now on the only thread left
   }
 };
 
@@ -55,7 +66,7 @@ TEST_CASE("the client delivers batches in order and resumes by cursor", "[longpo
   poll_server s;
   for (int i = 1; i <= 5; ++i) s.publish("t", "m" + std::to_string(i));
   client_thread io;
-  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {.max_batch = 3}, 0);
+  longpoll::client& c = io.start(url(s, "t"), {.max_batch = 3}, 0);
 
   auto first = c.async_next(asio::use_future).get();
   REQUIRE(first.messages.size() == 3);
@@ -78,7 +89,7 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
   poll_server s;
   s.publish("t", "old");
   client_thread io;
-  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"));
+  longpoll::client& c = io.start(url(s, "t"));
   CHECK_FALSE(c.cursor());
   auto next = c.async_next(asio::use_future);
   REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
@@ -91,7 +102,7 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
 TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
   poll_server s({.max_timeout = 50ms});
   client_thread io;
-  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {.min_poll_interval = 10ms}, 0);
+  longpoll::client& c = io.start(url(s, "t"), {.min_poll_interval = 10ms}, 0);
   auto next = c.async_next(asio::use_future);
   REQUIRE(s.wait_for([&] { return s.polls.stats().timed_out >= 2 && s.polls.parked() == 1; }));
   s.publish("t", "late");
@@ -104,7 +115,7 @@ TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
 TEST_CASE("the client paces polls answered at once with nothing new", "[longpoll][client]") {
   poll_server s({.max_timeout = 1ms});
   client_thread io;
-  longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {.min_poll_interval = 1h}, 0);
+  longpoll::client& c = io.start(url(s, "t"), {.min_poll_interval = 1h}, 0);
   asio::cancellation_signal cancel;
   std::promise<std::error_code> done;
   asio::post(c.get_executor(), [&] {
@@ -128,13 +139,13 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
       asio::ip::tcp::acceptor a(io.ctx, {asio::ip::make_address("127.0.0.1"), 0});
       port = a.local_endpoint().port();
     }
-    longpoll::client c(asio::make_strand(io.ctx), "http://127.0.0.1:" + std::to_string(port) + "/topics/t/poll",
+    longpoll::client& c = io.start("http://127.0.0.1:" + std::to_string(port) + "/topics/t/poll",
                        {.initial_backoff = 1ms, .max_attempts = 3, .http = {.max_retries = 0}});
     CHECK(error_of_next(c) == longpoll::error::too_many_failures);
   }
   SECTION("a refused topic: an error at once") {
     poll_server s({.allow_topic = [](std::string_view) { return false; }});
-    longpoll::client c(asio::make_strand(io.ctx), url(s, "t"));
+    longpoll::client& c = io.start(url(s, "t"));
     CHECK(error_of_next(c) == longpoll::error::unexpected_status);
   }
   SECTION("503 with Retry-After: retried until there is room") {
@@ -142,7 +153,7 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
     auto holder = std::make_unique<test::raw_client>(s.server.port());
     holder->send(test::get_request("/topics/t/poll?timeout=60"));
     REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
-    longpoll::client c(asio::make_strand(io.ctx), url(s, "t"), {}, 0);
+    longpoll::client& c = io.start(url(s, "t"), {}, 0);
     auto next = c.async_next(asio::use_future);
     REQUIRE(s.wait_for([&] { return s.polls.stats().refused_total >= 1; }));
     holder.reset();  // frees the slot; the client gets it
