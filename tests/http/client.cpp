@@ -476,6 +476,47 @@ TEST_CASE("client: an expired idle connection is closed by the next request to a
   }
 }
 
+TEST_CASE("client: close_idle_connections closes the idle ones at once and leaves a request in flight", "[http][client]") {
+  test_server s;
+  std::atomic<asio::steady_timer*> held{nullptr};  // the slow route's answer waits on it until the test cancels it
+  s.routes().get("/hello", [](request&) { return response::text("Hello"); });
+  s.routes().get("/slow", [&](request&) -> asio::awaitable<response> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+    held = &timer;
+    std::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return response::text("slow");
+  });
+  s.start();
+  asio::io_context ctx;
+  const std::string first = "http://127.0.0.1:" + std::to_string(s.port());
+  const std::string second = "http://localhost:" + std::to_string(s.port());
+  client c(ctx.get_executor(), {.idle_timeout = 1h});
+  // Two connections to the first origin (two requests at once) and one to the second, all idle; then one of the
+  // first origin's is taken by a request that waits for the test.
+  result a1, a2, b, slow;
+  c.async_get(first + "/hello", capture(a1));
+  c.async_get(first + "/hello", capture(a2));
+  c.async_get(second + "/hello", capture(b));
+  REQUIRE(run_until(ctx, [&] { return a1.done && a2.done && b.done; }));
+  REQUIRE(c.open_connections(first) == 2);
+  c.async_get(first + "/slow", capture(slow));
+  REQUIRE(run_until(ctx, [&] { return held.load() != nullptr; }));
+  REQUIRE(c.connections_opened() == 3);
+  REQUIRE(s.server().stats().active == 3);
+
+  c.close_idle_connections();
+  CHECK(c.open_connections(first) == 1);  // the slow request's
+  CHECK(c.open_connections(second) == 0);
+  CHECK(c.pooled_origins() == 1);
+  CHECK(switchboard::test::eventually([&] { return s.server().stats().active == 1; }));
+
+  asio::post(held.load()->get_executor(), [&] { held.load()->cancel(); });
+  REQUIRE(run_until(ctx, [&] { return slow.done; }));
+  REQUIRE_FALSE(slow.ec);
+  CHECK(slow.response.body == "slow");
+}
+
 // RFC 9112 §9.5: a server may answer a request before its body has all arrived, and then stop reading or close. The
 // client reads while it writes, takes that answer, and stops sending the body. The body is larger than the socket
 // buffers hold, so the write cannot finish unread.

@@ -74,7 +74,8 @@ struct client_options {
   /// An idle connection idle this long is closed rather than reused (servers close idle ones too): by the next request
   /// to any origin, which also forgets the pools left empty. No timer waits for it, so that a client between requests
   /// leaves its executor without work (an `io_context::run()` returns once the requests are done); the idle
-  /// connections of a client that makes no more requests stay open until it is destroyed.
+  /// connections of a client that makes no more requests stay open until it is destroyed, or until
+  /// `close_idle_connections()`.
   std::chrono::milliseconds idle_timeout{30'000};
   /// Looking up the host's addresses and connecting (and the TLS handshake).
   std::chrono::milliseconds connect_timeout{10'000};
@@ -177,6 +178,12 @@ class client {
     req.headers.set("Content-Type", content_type);
     return async_request(url, std::move(req), std::forward<Token>(token));
   }
+
+  /// Closes every idle keep-alive connection now, however fresh, and forgets the pools left empty: for a client that
+  /// will make no requests for a while, since idle connections are otherwise closed only by a later request (see
+  /// `client_options::idle_timeout`). Requests in flight and the connections they use are not touched. Call it on
+  /// the client's executor, like a request.
+  void close_idle_connections() { close_expired(std::chrono::steady_clock::time_point::max()); }
 
   /// Open connections per origin, for tests and monitoring (idle ones included).
   std::size_t open_connections(std::string_view origin) const {
@@ -514,9 +521,9 @@ class client {
   // Idle connections are closed once their idle_timeout has passed, by the next request to any origin, not only by
   // one to the same origin (which had been the only one to look): a client that went on talking to other origins
   // kept them open, and the pools of origins it no longer talked to, for ever. It looks only when the earliest
-  // expiry has come, so a request pays for the walk over the pools at most once per expiry.
-  void close_expired() {
-    const auto now = std::chrono::steady_clock::now();
+  // expiry has come, so a request pays for the walk over the pools at most once per expiry. `now` is later for
+  // `close_idle_connections`, at which every idle connection has expired.
+  void close_expired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     if (now < next_expiry_) return;
     next_expiry_ = std::chrono::steady_clock::time_point::max();
     for (auto it = pools_.begin(); it != pools_.end();) {
