@@ -1008,6 +1008,52 @@ TEST_CASE("ws client: the connect timeout covers a server that never answers the
   CHECK(*result == switchboard::error::timeout);
 }
 
+// The connect timeout bounds the lookup too. Before, a lookup that did not answer held the attempt for as long as it
+// took, and the timer, finding no socket open to close, left the connect and the upgrade after it without a deadline.
+TEST_CASE("ws client: the connect timeout covers a lookup that does not answer", "[ws][client]") {
+  asio::io_context ctx;
+  std::vector<net::resolve_handler> asked;  // never answered until the attempt has given up
+  std::optional<std::error_code> result;
+  ws::async_connect(ctx.get_executor(), "ws://name.invalid/",
+                    {.connect_timeout = 100ms,
+                     .resolve = [&](const std::string& host, std::uint16_t port, net::resolve_handler answer) {
+                       CHECK(host == "name.invalid");
+                       CHECK(port == 80);
+                       asked.push_back(std::move(answer));
+                     }},
+                    [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
+  REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+  CHECK(*result == switchboard::error::timeout);
+  REQUIRE(asked.size() == 1);
+  // The answer that comes late is dropped: nothing is left waiting for it.
+  asked.front()(std::error_code(), {asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 1)});
+  ctx.restart();
+  ctx.run();
+}
+
+TEST_CASE("ws client: a custom lookup's addresses are used", "[ws][client]") {
+  test_server s;
+  add_echo_route(s.routes(), {});
+  s.start();
+  asio::io_context ctx;
+  std::optional<std::error_code> result;
+  std::shared_ptr<ws::session> session;
+  const auto pinned = [&](const std::string&, std::uint16_t, net::resolve_handler answer) {
+    answer({}, {asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), s.port())});
+  };
+  ws::async_connect(ctx.get_executor(), "ws://echo.service.test/echo", {.resolve = pinned},
+                    [&](std::error_code e, std::shared_ptr<ws::session> opened) {
+                      result = e;
+                      session = std::move(opened);
+                    });
+  REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+  REQUIRE_FALSE(*result);
+  REQUIRE(session);
+  session->abort();
+  ctx.restart();
+  ctx.poll();
+}
+
 namespace {
 
 // What a peer of the random mix below receives: data messages (echoes, extra answers and messages sent from

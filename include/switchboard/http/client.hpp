@@ -21,6 +21,7 @@
 #include <switchboard/http/parser.hpp>
 #include <switchboard/http/status.hpp>
 #include <switchboard/http/url.hpp>
+#include <switchboard/net/lookup.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
@@ -57,13 +58,9 @@
 
 namespace switchboard::http {
 
-/// Where a lookup sends its answer, once: an error, or the addresses to try, in order. May be called from any thread
-/// (the client takes the answer on its executor).
-using resolve_handler = std::function<void(std::error_code, std::vector<asio::ip::tcp::endpoint>)>;
-/// Looks up the addresses of `host` (a name, or an IP literal without brackets) for `port`, asynchronously, and
-/// passes them to `answer`. Called on the client's executor. It cannot be cancelled: a request that stops waiting
-/// (its connect timeout, a cancellation) drops the answer when it comes.
-using resolve_function = std::function<void(const std::string& host, std::uint16_t port, resolve_handler answer)>;
+/// A custom lookup (net/lookup.hpp): `resolve_function` asks, `resolve_handler` takes the answer.
+using resolve_handler = net::resolve_handler;
+using resolve_function = net::resolve_function;
 
 struct client_options {
   /// Most connections open at once to one origin (scheme, host, port); further requests wait in line for one, first
@@ -129,7 +126,7 @@ class client {
       options_.tls->set_default_verify_paths();
       options_.tls->set_verify_mode(asio::ssl::verify_peer);
     }
-    if (!options_.resolve) options_.resolve = system_resolve(executor_);
+    if (!options_.resolve) options_.resolve = net::system_resolver(executor_);
   }
 
   client(const client&) = delete;
@@ -398,7 +395,8 @@ class client {
       ++pool.open;
       ++opened_;
       const auto connect_deadline = std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
-      const std::vector<asio::ip::tcp::endpoint> endpoints = co_await look_up(u, connect_deadline, out.ec);
+      const std::vector<asio::ip::tcp::endpoint> endpoints =
+          co_await net::look_up(executor_, options_.resolve, u.host, u.port, connect_deadline, out.ec);
       if (!out.ec) {
         guard.arm(connect_deadline, c.get());
         out.ec = co_await connect(*c, u, endpoints);
@@ -536,65 +534,6 @@ class client {
       if (!pool.idle.empty()) next_expiry_ = std::min(next_expiry_, pool.idle.front()->idle_since + options_.idle_timeout);
       forget_if_unused(pool);
     }
-  }
-
-  // The default lookup: Asio's resolver, which runs getaddrinfo on a thread of its own. The resolver lives as long as
-  // its operation (destroyed, it would cancel it), since getaddrinfo cannot be interrupted anyway: a request that
-  // stops waiting leaves the answer to come when it comes, and be dropped.
-  static resolve_function system_resolve(asio::any_io_executor ex) {
-    return [ex](const std::string& host, std::uint16_t port, resolve_handler answer) {
-      auto resolver = std::make_shared<asio::ip::tcp::resolver>(ex);
-      resolver->async_resolve(host, std::to_string(port),
-                              [resolver, answer = std::move(answer)](std::error_code ec,
-                                                                     asio::ip::tcp::resolver::results_type results) {
-                                std::vector<asio::ip::tcp::endpoint> endpoints;
-                                for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-                                answer(ec, std::move(endpoints));
-                              });
-    };
-  }
-
-  // Looks up the host's addresses, waiting for the answer until `deadline`: a DNS server that does not answer must
-  // not hold the request for ever, and the lookup's time counts against the connect timeout. The answer may come
-  // after the request has stopped waiting (the lookup cannot be cancelled), or never; so it goes to a box the
-  // request shares, never into its frame, and wakes the request only while it waits.
-  asio::awaitable<std::vector<asio::ip::tcp::endpoint>> look_up(const url& u,
-                                                                std::chrono::steady_clock::time_point deadline,
-                                                                std::error_code& ec) {
-    struct answer_box {
-      asio::steady_timer* waiting = nullptr;  // the request's deadline timer, while it waits
-      bool answered = false;
-      std::error_code ec;
-      std::vector<asio::ip::tcp::endpoint> endpoints;
-    };
-    asio::steady_timer timer(executor_, deadline);
-    const auto box = std::make_shared<answer_box>();
-    box->waiting = &timer;
-    struct stop_waiting {  // on every way out, a cancellation's exception included
-      answer_box& box;
-      ~stop_waiting() { box.waiting = nullptr; }
-    } on_exit{*box};
-    options_.resolve(u.host, u.port, [box, ex = executor_](std::error_code answer_ec,
-                                                           std::vector<asio::ip::tcp::endpoint> endpoints) {
-      asio::dispatch(ex, [box, answer_ec, endpoints = std::move(endpoints)]() mutable {
-        if (box->answered) return;
-        box->answered = true;
-        box->ec = answer_ec;
-        box->endpoints = std::move(endpoints);
-        if (box->waiting) box->waiting->cancel();
-      });
-    });
-    if (!box->answered) {  // (a lookup may answer at once)
-      std::error_code wait_ec;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
-      // An answer that came as the deadline passed, both in one turn of the event loop, is still taken.
-      if (!box->answered) {
-        ec = wait_ec ? std::error_code(asio::error::operation_aborted) : std::error_code(switchboard::error::timeout);
-        co_return std::vector<asio::ip::tcp::endpoint>{};
-      }
-    }
-    ec = box->ec;
-    co_return std::move(box->endpoints);
   }
 
   asio::awaitable<std::error_code> connect(connection& c, const url& u,

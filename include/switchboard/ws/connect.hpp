@@ -13,6 +13,7 @@
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/parser.hpp>
 #include <switchboard/http/url.hpp>
+#include <switchboard/net/lookup.hpp>
 #include <switchboard/ws/deflate.hpp>
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/extensions.hpp>
@@ -52,8 +53,10 @@ struct connect_options {
   session_options session;
   /// Extra request fields (Authorization, Cookie, ...).
   std::vector<std::pair<std::string, std::string>> headers;
-  /// Resolving, connecting, TLS and the opening handshake.
+  /// Looking up the host, connecting, TLS and the opening handshake, all together.
   std::chrono::milliseconds connect_timeout{10'000};
+  /// How the host name is looked up (net/lookup.hpp): service discovery, pinned addresses. Empty: Asio's resolver.
+  net::resolve_function resolve;
   /// For wss:// URLs; default: the system trust store, peer verification and host name checking.
   std::shared_ptr<asio::ssl::context> tls;
 };
@@ -147,26 +150,29 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
     ec = asio::error::invalid_argument;
     co_return nullptr;
   }
+  // The lookup waits until the deadline at most; then the deadline closes the socket, which ends whatever step is
+  // waiting: the connect, the TLS handshake or the upgrade (once the TLS stream has taken the socket, the socket to
+  // close is the stream's). The timer's handler shares `deadline`, not this frame: its completion may already be
+  // queued when the last step completes, and run after this coroutine has returned; it then finds no socket to close.
+  const auto connect_deadline = std::chrono::steady_clock::now() + o.connect_timeout;
+  // (Named, not a temporary in the co_await expression: GCC 12 destroys such a temporary twice.)
+  const net::resolve_function resolve = o.resolve ? o.resolve : net::system_resolver(ex);
+  const auto endpoints = co_await net::look_up(ex, resolve, u->host, u->port, connect_deadline, ec);
+  if (ec) co_return nullptr;
   asio::ip::tcp::socket socket(ex);
-  // The timeout closes the socket, which ends whatever step is waiting: the connect, the TLS handshake or the
-  // upgrade (once the TLS stream has taken the socket, the socket to close is the stream's). Its handler shares
-  // `deadline`, not this frame: its completion may already be queued when the last step completes, and run after
-  // this coroutine has returned; it then finds no socket to close.
   struct deadline_state {
     asio::ip::tcp::socket* live = nullptr;
     bool timed_out = false;
   };
   const auto deadline = std::make_shared<deadline_state>(deadline_state{&socket});
-  asio::steady_timer timer(ex, o.connect_timeout);
+  asio::steady_timer timer(ex, connect_deadline);
   timer.async_wait([deadline](std::error_code wait_ec) {
     if (wait_ec || !deadline->live) return;
     deadline->timed_out = true;
     std::error_code ignored;
     deadline->live->close(ignored);
   });
-  asio::ip::tcp::resolver resolver(ex);
-  auto endpoints = co_await resolver.async_resolve(u->host, std::to_string(u->port), asio::redirect_error(asio::use_awaitable, ec));
-  if (!ec) co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
   std::shared_ptr<session> s;
   if (!ec) {
     std::error_code ignored;
@@ -201,7 +207,8 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
 /// Opens a WebSocket session to `url` (`ws://` or `wss://`). Completion signature
 /// `void(std::error_code, std::shared_ptr<session>)`; call `start()` on the session once its handlers are set.
 /// Errors: `switchboard::error::timeout`, `ws::error::handshake_refused` (the server answered another status),
-/// `invalid_accept`, `unexpected_subprotocol`, `unexpected_extension`, HTTP parse errors, socket and TLS errors.
+/// `invalid_accept`, `unexpected_subprotocol`, `unexpected_extension`, HTTP parse errors, the lookup's, socket and
+/// TLS errors.
 /// Cancellation: per-operation cancellation (terminal) aborts the attempt.
 template <class Token>
 auto async_connect(asio::any_io_executor executor, std::string url, connect_options options, Token&& token) {
