@@ -173,6 +173,16 @@ TEST_CASE("policy conflate: the latest per key", "[pubsub][broker][policy]") {
     CHECK(r.log == strings{"t#4=a4", "t#2=b2", "t gap 3-3 upstream"});
   }
 
+  SECTION("a gap reported before a queued message stays before its replacement, after older messages") {
+    b.publish("t", text("a1", "a"));
+    b.report_gap("t", gap_reason::upstream);  // #2, before the next message queued
+    b.publish("t", text("b3", "b"));
+    b.publish("t", text("b4", "b"));          // replaces b3, which carried the gap
+    poll(ctx);
+    CHECK(r.log == strings{"t#1=a1", "t gap 2-2 upstream", "t#4=b4"});
+    CHECK(sub.stats().superseded == 1);
+  }
+
   SECTION("messages without a key are never conflated") {
     publish_numbered(b, 1, 3);
     poll(ctx);

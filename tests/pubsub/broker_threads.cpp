@@ -28,6 +28,8 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -291,6 +293,46 @@ TEST_CASE("threads: wait policy, no loss and no duplicate under concurrent publi
   }
   rt.stop();
   rt.wait();
+}
+
+TEST_CASE("threads: a publisher turned away by another topic's reservation is retried when it is given back",
+          "[pubsub][broker][threads][wait]") {
+  // A `wait` pattern subscriber with room for one message is reserved by every publish to "a", which then fails on
+  // the full exact subscriber of "a" that comes last and gives the room back (the empty ones in between make that
+  // moment longer). A publisher of "b" that comes in that moment finds no room and waits; nothing will ever be
+  // queued for the pattern subscriber to take, so only the reservation given back can retry it. The rounds count
+  // how often "b" had to wait.
+  constexpr int rounds = under_tsan ? 300 : 3000;
+  constexpr int in_between = 64;
+  const auto one = queue_limits{.max_messages = 1, .policy = overflow_policy::wait};
+  asio::io_context ctx;
+  broker b(ctx);
+  std::uint64_t taken = 0;
+  auto pattern = b.subscribe_pattern("*", {.limits = one, .on_event = [&](std::error_code, const event&) { ++taken; }});
+  std::vector<subscription> empty;
+  for (int i = 0; i < in_between; ++i) empty.push_back(b.subscribe("a", {.limits = one}));
+  auto full = b.subscribe("a", {.limits = one});
+  REQUIRE(b.publish("a", text("fills them all")));
+  int emptied = 0;
+  for (auto& sub : empty) sub.async_receive([&](std::error_code, event) { ++emptied; });
+  REQUIRE(run_until(ctx, [&] { return taken == 1 && emptied == in_between; }));  // all have room but `full`
+
+  // A jthread: stopped and joined however the test ends.
+  std::jthread refused([&](std::stop_token stop) {
+    while (!stop.stop_requested()) (void)b.publish("a", text("refused"));  // reserves room in all but `full`
+  });
+  int waited = 0;
+  for (int round = 0; round < rounds; ++round) {
+    std::optional<std::error_code> done;
+    b.async_publish("b", text("goes through"), [&](std::error_code ec, std::uint64_t) { done = ec; });
+    if (b.stats("b")->waiting_publishers > 0) ++waited;
+    REQUIRE(run_until(ctx, [&] { return done.has_value() && taken == std::uint64_t(round) + 2; }));
+    CHECK(!*done);
+  }
+  refused.request_stop();
+  refused.join();
+  INFO("rounds where the publisher of \"b\" waited: " << waited);
+  CHECK(b.last_sequence("a") == 1);
 }
 
 TEST_CASE("threads: a subscriber that stops reading while 1,000,000 messages are published",

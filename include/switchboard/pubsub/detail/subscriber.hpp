@@ -159,11 +159,19 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     return true;
   }
 
-  /// Gives back a reservation that phase two will not use.
+  /// Gives back a reservation that phase two will not use. Publishers of other topics that this reservation turned
+  /// away meanwhile are retried: no message was queued, so no delivery would retry them, and they would wait while
+  /// the queue has room. The retry is posted to the subscriber's executor, since the caller holds its topic's lock
+  /// and a topic's lock is never taken under another's.
   void unreserve(std::size_t bytes) {
-    const std::lock_guard lock(mutex_);
-    --reserved_messages_;
-    reserved_bytes_ -= bytes;
+    std::vector<topic_ref> wake;
+    {
+      const std::lock_guard lock(mutex_);
+      --reserved_messages_;
+      reserved_bytes_ -= bytes;
+      wake.swap(blocked_);
+    }
+    if (!wake.empty()) asio::post(group->executor, [wake = std::move(wake)]() mutable { retry(wake); });
   }
 
   /// Phase two: queues `m`, a message of `topic`, under the overflow policy. `reserved`: `reserve` succeeded for
@@ -196,14 +204,16 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     switch (outcome) {
       case push_outcome::queued:
       case push_outcome::queued_dropping:
-        // Tail gaps (drop_newest, report_gap) come before the new message, at the back.
+        // Tail gaps (drop_newest, report_gap) come before the new message, at the back; gaps of dropped front
+        // messages (drop_oldest, conflate) before the new front.
         if (!tail_gaps_.empty()) queue_.at(queue_.size() - 1).gaps_before = std::move(tail_gaps_);
-        [[fallthrough]];
-      case push_outcome::replaced:
-        // Gaps of dropped front messages (drop_oldest, conflate) come before the new front. Under conflate only the
-        // front message carries gaps (they come from dropping the front), so a replaced message that had some was
-        // the front, and its replacement now is.
         if (!carry.empty()) queue_.front().gaps_before.absorb_earlier(std::move(carry));
+        break;
+      case push_outcome::replaced:
+        // The replacement (conflate) has the replaced message's place, so the gaps before that one stay there: the
+        // front's (dropped messages), or those reported while it was the last message queued (tail gaps), which
+        // would come before older messages if they went to the front.
+        if (!carry.empty()) replacement_locked(m, topic).gaps_before = std::move(carry);
         break;
       case push_outcome::dropped:
         break;
@@ -323,6 +333,17 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
 
   // Records the loss of `dropped` (overflow policy) in `into`.
   void lose(gaps& into, const queued& dropped);
+
+  // The queued message `m` of `topic`, which has just replaced another (conflate). Searched from the back, and only
+  // when the replaced message carried gaps (rare: the queue does not say where it replaced).
+  queued& replacement_locked(const Message& m, const topic_ref& topic) {
+    for (std::size_t i = queue_.size(); i-- > 0;) {
+      queued& q = queue_.at(i);
+      if (q.topic == topic && q.message.sequence() == m.sequence()) return q;
+    }
+    assert(false && "a replacement is in the queue");
+    return queue_.front();
+  }
 
   // Per-operation cancellation of the receive numbered `id`: completes it with `asio::error::operation_aborted`.
   void cancel_receive(std::uint64_t id) {
