@@ -275,6 +275,21 @@ TEST_CASE("policy wait: publishers wait for room", "[pubsub][broker][policy][wai
     CHECK(sub.stats().peak_depth == 2);
   }
 
+  SECTION("a gap reported while a publisher waits takes its turn and is not counted as a waiting publisher") {
+    publish_numbered(b, 1, 2);
+    std::optional<std::uint64_t> sequence;
+    b.async_publish("t", text("m3"), [&](std::error_code, std::uint64_t seq) { sequence = seq; });
+    b.report_gap("t", gap_reason::upstream);
+    b.report_gap("t", gap_reason::upstream);
+    poll(ctx);
+    CHECK(b.stats("t")->waiting_publishers == 1);
+    strings got;
+    for (int i = 0; i < 4; ++i) got.push_back(receive_one(ctx, sub));
+    CHECK(got == strings{"t#1=m1", "t#2=m2", "t#3=m3", "t gap 4-5 upstream"});
+    CHECK(sequence == 3);
+    CHECK(b.stats("t")->waiting_publishers == 0);
+  }
+
   SECTION("with a deadline") {
     publish_numbered(b, 1, 2);
     std::optional<std::error_code> result;

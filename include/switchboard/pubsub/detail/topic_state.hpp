@@ -244,7 +244,9 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     s.subscribers = subscribers.members();
     s.retained = log.size();
     s.retained_bytes = log.bytes();
-    s.waiting_publishers = publishers_.size();
+    // The line also holds the gaps reported while publishers waited (each waits for its turn): they are not publishers.
+    s.waiting_publishers = static_cast<std::size_t>(
+        std::count_if(publishers_.begin(), publishers_.end(), [](const waiting_publish& w) { return !w.gap; }));
     s.waiting_reads = readers_.size() - abandoned_readers_;
     return s;
   }
