@@ -69,13 +69,15 @@ TEST_CASE("async_queue: wait policy holds producers until there is room, in orde
   CHECK(completed == std::vector<int>{0, 1, 2, 3, 4});
 }
 
+// A negative timeout (a deadline already past, computed as `deadline - now`) times out at once; it used to wait for ever.
 TEST_CASE("async_queue: a waiting push times out", "[core][async_queue]") {
+  const std::chrono::milliseconds timeout = GENERATE(20ms, -20ms);
   asio::io_context ctx;
   async_queue<int> q(ctx.get_executor(), queue_limits{.max_messages = 1, .policy = overflow_policy::wait});
   q.async_push(1, [](std::error_code, push_outcome) {});
   std::error_code result;
   bool done = false;
-  q.async_push(2, 20ms, [&](std::error_code ec, push_outcome) {
+  q.async_push(2, timeout, [&](std::error_code ec, push_outcome) {
     result = ec;
     done = true;
   });
@@ -83,6 +85,38 @@ TEST_CASE("async_queue: a waiting push times out", "[core][async_queue]") {
   CHECK(result == switchboard::error::timeout);
   CHECK(q.try_pop() == 1);
   CHECK_FALSE(q.try_pop());  // the timed-out item was not queued
+}
+
+// A waiting push that stops waiting (its timeout, its cancellation) lets in the pushes behind it that fit where it did
+// not: a smaller item under max_bytes. They used to wait until the consumer next took an item, which a slow consumer
+// (the reason the queue is full) may not do before their own deadlines.
+TEST_CASE("async_queue: the pushes behind one that stops waiting are let in if they fit", "[core][async_queue]") {
+  const bool by_timeout = GENERATE(true, false);
+  asio::io_context ctx;
+  async_queue<std::string> q(ctx.get_executor(),
+                             queue_limits{.max_messages = 8, .max_bytes = 10, .policy = overflow_policy::wait});
+  q.async_push(std::string(6, 'a'), [](std::error_code, push_outcome) {});
+  asio::cancellation_signal signal;
+  std::optional<std::error_code> large, small;
+  auto on_large = [&](std::error_code ec, push_outcome) { large = ec; };
+  if (by_timeout) {
+    q.async_push(std::string(8, 'b'), 1ms, on_large);
+  } else {
+    q.async_push(std::string(8, 'b'), asio::bind_cancellation_slot(signal.slot(), on_large));
+  }
+  q.async_push(std::string(2, 'c'), [&](std::error_code ec, push_outcome) { small = ec; });
+  switchboard::test::poll(ctx);
+  if (!large) CHECK_FALSE(small);  // 6 + 8 bytes do not fit, and the small push may not overtake the large one
+  if (!by_timeout) signal.emit(asio::cancellation_type::terminal);
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return large.has_value(); }));
+  CHECK(*large == (by_timeout ? std::error_code(switchboard::error::timeout)
+                              : std::error_code(asio::error::operation_aborted)));
+  switchboard::test::poll(ctx);
+  REQUIRE(small);  // 6 + 2 bytes fit: queued without waiting for the consumer
+  CHECK_FALSE(*small);
+  CHECK(q.stats().depth == 2);
+  CHECK(q.try_pop() == std::string(6, 'a'));
+  CHECK(q.try_pop() == std::string(2, 'c'));
 }
 
 TEST_CASE("async_queue: disconnect policy closes the queue", "[core][async_queue]") {
@@ -123,6 +157,32 @@ TEST_CASE("async_queue: close completes waiting producers and the consumer", "[c
   }  // destroyed while the pop waits
   switchboard::test::poll(ctx);
   CHECK(pop_result == switchboard::error::closed);
+}
+
+// Assigning another queue over one with waiting operations closes it, as destroying it does: they complete with
+// `closed`. They used to be destroyed without ever completing.
+TEST_CASE("async_queue: assigning over a queue closes it", "[core][async_queue]") {
+  asio::io_context ctx;
+  async_queue<int> popped(ctx.get_executor(), queue_limits{});
+  async_queue<int> pushed(ctx.get_executor(), queue_limits{.max_messages = 1, .policy = overflow_policy::wait});
+  std::optional<std::error_code> pop_result, push_result;
+  popped.async_pop([&](std::error_code ec, int) { pop_result = ec; });
+  pushed.async_push(1, [](std::error_code, push_outcome) {});
+  pushed.async_push(2, [&](std::error_code ec, push_outcome) { push_result = ec; });
+  switchboard::test::poll(ctx);
+  REQUIRE_FALSE(pop_result);
+  REQUIRE_FALSE(push_result);
+  popped = async_queue<int>(ctx.get_executor(), queue_limits{});
+  pushed = std::move(popped);
+  switchboard::test::poll(ctx);
+  REQUIRE(pop_result);
+  CHECK(*pop_result == switchboard::error::closed);
+  REQUIRE(push_result);
+  CHECK(*push_result == switchboard::error::closed);
+  // `pushed` now holds the new queue, which works.
+  pushed.async_push(3, [](std::error_code, push_outcome) {});
+  switchboard::test::poll(ctx);
+  CHECK(pushed.try_pop() == 3);
 }
 
 // The consumer's own fast path (a WebSocket session's writer): items pushed without waking its waiting pop

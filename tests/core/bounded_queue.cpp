@@ -157,6 +157,38 @@ TEST_CASE("bounded_queue: conflate keeps the latest item per key in place", "[co
   }
 }
 
+// A queue moved from (its owner's state handed to another) is left empty, as if new, and can be used again. The
+// defaulted moves left it claiming the items it no longer held: its next push wrote outside its moved-out ring.
+TEST_CASE("bounded_queue: a queue moved from is empty and can be used again", "[core][bounded_queue]") {
+  const queue_limits limits{.max_messages = 4, .max_bytes = 100, .policy = overflow_policy::conflate};
+  bounded_queue<keyed> from(limits);
+  from.push(keyed{"AAPL", "100"});
+  from.push(keyed{"MSFT", "200"});
+  bounded_queue<keyed> to(limits);
+  SECTION("by construction") { to = bounded_queue<keyed>(std::move(from)); }
+  SECTION("by assignment, over items of its own") {
+    to.push(keyed{"GOOG", "300"});
+    to = std::move(from);
+  }
+  // The items, their conflation index and the counters went to `to`.
+  CHECK(to.size() == 2);
+  CHECK(to.bytes() == 6);
+  CHECK(to.stats().pushed == 2);
+  CHECK(to.push(keyed{"AAPL", "101"}) == push_outcome::replaced);
+  CHECK(to.pop().payload == "101");
+  CHECK(to.pop().payload == "200");
+  // `from` is a new queue with the same limits.
+  CHECK(from.empty());
+  CHECK(from.bytes() == 0);
+  CHECK(from.stats().pushed == 0);
+  CHECK(from.limits().policy == overflow_policy::conflate);
+  for (int i = 0; i < 6; ++i) CHECK(from.push(keyed{"", std::to_string(i)}) != push_outcome::replaced);
+  CHECK(from.push(keyed{"AAPL", "102"}) == push_outcome::queued_dropping);  // "AAPL" is not queued here
+  std::vector<std::string> order;
+  while (!from.empty()) order.push_back(from.pop().payload);
+  CHECK(order == std::vector<std::string>{"3", "4", "5", "102"});
+}
+
 namespace {
 
 // The queue as its documentation describes it, on a std::deque: what each push must do and report.

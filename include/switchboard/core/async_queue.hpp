@@ -28,10 +28,11 @@ namespace switchboard {
 
 /// A bounded multi-producer, single-consumer queue bound to an executor.
 ///
-/// Thread safety: `async_push`, `async_pop`, `close` and `stats` may be called from any thread; they run on the
-/// queue's executor. `try_push` and `try_pop` must be called on that executor (they are the fast path for code
-/// that already runs there). Pending operations keep the queue's state alive, so destroying the `async_queue`
-/// while operations wait is safe: it closes the queue and they complete with `error::closed`.
+/// Thread safety: `async_push`, `async_pop`, `close` and `dropped` may be called from any thread; the first three
+/// run on the queue's executor. `try_push`, `try_pop` and `stats` must be called on that executor (they are the fast
+/// path for code that already runs there). Pending operations keep the queue's state alive, so destroying the
+/// `async_queue` (or assigning another to it) while operations wait is safe: it closes the queue and they complete
+/// with `error::closed`.
 template <class T, class Traits = queue_traits<T>>
 class async_queue {
  public:
@@ -46,14 +47,22 @@ class async_queue {
   }
 
   async_queue(async_queue&&) noexcept = default;
-  async_queue& operator=(async_queue&&) noexcept = default;
+  /// Closes this queue, as its destructor does, then takes over `other`'s.
+  async_queue& operator=(async_queue&& other) noexcept {
+    if (this != &other) {
+      if (state_) close();
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
 
   const executor_type& get_executor() const noexcept { return state_->executor; }
 
   /// Offers `item`. Completion signature: `void(std::error_code, push_outcome)`.
   ///  - Completes at once (posted) with the outcome of `bounded_queue::push` under every policy but `wait`.
   ///  - Under `wait`, when the queue is full, completes when the consumer has made room (`queued`), or with
-  ///    `error::timeout` after `timeout` (if not zero), or `error::closed` if the queue closes first.
+  ///    `error::timeout` after `timeout` (if not zero; at once if negative, a deadline already past), or
+  ///    `error::closed` if the queue closes first.
   ///  - Under `disconnect`, a full queue closes the queue and completes with `error::overflow_disconnect`.
   /// Cancellation: per-operation cancellation (terminal) of a waiting push completes it with
   /// `asio::error::operation_aborted` (and `push_outcome::must_wait`); the item is not queued. A cancellation
@@ -237,7 +246,7 @@ class async_queue {
     void wait_for_room(T item, std::chrono::steady_clock::duration timeout, std::uint64_t id, pending_push handler) {
       if (id == 0) id = ++next_id;  // one that cannot be cancelled still needs an id for its timeout
       std::unique_ptr<asio::steady_timer> timer;
-      if (timeout > std::chrono::steady_clock::duration::zero()) {
+      if (timeout != std::chrono::steady_clock::duration::zero()) {  // a negative one expires at once
         timer = std::make_unique<asio::steady_timer>(executor, timeout);
         timer->async_wait([weak = this->weak_from_this(), id](std::error_code ec) {
           if (ec) return;
@@ -248,7 +257,9 @@ class async_queue {
     }
 
     // Completes the waiting push `id` with `ec` (its timeout, or its cancellation), its item not queued. Does
-    // nothing if that push no longer waits.
+    // nothing if that push no longer waits. The pushes behind it may fit where it did not (a smaller item under
+    // `max_bytes`): they are admitted now, not when the consumer next takes an item, which a slow consumer may
+    // not do before their own deadlines.
     void abandon(std::uint64_t id, std::error_code ec) {
       for (auto it = producers.begin(); it != producers.end(); ++it) {
         if (it->id == id) {
@@ -257,6 +268,7 @@ class async_queue {
           producers.erase(it);
           if (ec == error::timeout) ++timeouts;
           handler.complete(ec, push_outcome::must_wait);
+          admit_producers();
           return;
         }
       }

@@ -90,8 +90,16 @@ class bounded_queue {
     }
   }
 
-  bounded_queue(bounded_queue&&) noexcept = default;
-  bounded_queue& operator=(bounded_queue&&) noexcept = default;
+  /// Takes `other`'s items and counters; `other` is left empty, as if new, with its limits.
+  bounded_queue(bounded_queue&& other) noexcept : limits_(other.limits_) { take_contents(other); }
+  /// Discards this queue's items (not counted as dropped), then takes `other`'s, as the move constructor does.
+  bounded_queue& operator=(bounded_queue&& other) noexcept {
+    if (this != &other) {
+      limits_ = other.limits_;
+      take_contents(other);
+    }
+    return *this;
+  }
 
   const queue_limits& limits() const noexcept { return limits_; }
   std::size_t size() const noexcept { return count_; }
@@ -200,6 +208,18 @@ class bounded_queue {
     std::uint64_t index;  // push index: position = index - front_index_
   };
 
+
+  // Moves `other`'s ring, indices and counters here and leaves it empty. (Defaulted moves copied its count and
+  // indices and left it claiming items that its moved-out ring no longer held: its next push wrote out of bounds.)
+  void take_contents(bounded_queue& other) noexcept {
+    ring_ = std::exchange(other.ring_, {});
+    head_ = std::exchange(other.head_, 0);
+    count_ = std::exchange(other.count_, 0);
+    bytes_ = std::exchange(other.bytes_, 0);
+    front_index_ = std::exchange(other.front_index_, 0);
+    keys_ = std::move(other.keys_);
+    counts_ = std::exchange(other.counts_, {});
+  }
 
   std::optional<entry>& cell(std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
   T& slot(std::size_t i) noexcept { return cell(i)->value; }
