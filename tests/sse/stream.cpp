@@ -5,9 +5,17 @@
 #include "support/catch.hpp"
 #include "support/test_server.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
 #include <atomic>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <future>
+#include <optional>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -21,6 +29,48 @@ shared_bytes event_bytes(std::string_view data, std::string_view id) {
   std::string out;
   REQUIRE_FALSE(sse::encode({.data = data, .id = id}, out));
   return shared_bytes(std::move(out));
+}
+
+// A body that holds each write until the test completes it, so that a test can act while a write is in flight.
+class held_body final : public http::body_writer {
+ public:
+  explicit held_body(asio::io_context& ctx) : executor_(ctx.get_executor()) {}
+
+  bool closed() const noexcept override { return false; }
+  asio::any_io_executor get_executor() const override { return executor_; }
+
+  bool writing() const noexcept { return static_cast<bool>(pending_); }
+  void finish_write() { pending_.complete(std::error_code()); }
+
+  std::string written;
+
+ private:
+  void start_write(std::string_view data, shared_bytes, completion done) override {
+    written.append(data);
+    pending_ = std::move(done);
+  }
+
+  asio::any_io_executor executor_;
+  completion pending_;
+};
+
+// Runs `producer` on `ctx` as the server runs a body producer (co_spawn, cancellation slot bound) until it has a
+// write in flight; then cancels it as a drain or a departed client does, completes the write successfully, and
+// runs until the producer has ended. Returns the exception the producer ended with, if any.
+std::exception_ptr cancel_during_write(asio::io_context& ctx, held_body& body,
+                                       const std::function<asio::awaitable<void>()>& producer) {
+  asio::cancellation_signal cancel;
+  std::optional<std::exception_ptr> ended;
+  asio::co_spawn(ctx, producer(),
+                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) { ended = e; }));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!body.writing() && std::chrono::steady_clock::now() < deadline) ctx.run_one_for(10ms);
+  REQUIRE(body.writing());
+  cancel.emit(asio::cancellation_type::terminal);
+  body.finish_write();
+  ctx.run_for(10s);  // returns as soon as the producer has ended (nothing else keeps ctx busy)
+  REQUIRE(ended);
+  return *ended;
 }
 
 }  // namespace
@@ -119,4 +169,44 @@ TEST_CASE("sse stream: wake ends an idle wait; a drain ends the stream cleanly",
   }
   const drain_report report = s.stop();
   CHECK(report.cut == 0);
+}
+
+// The server cancels a producer (drain, client gone) while its write is in flight, which cannot be cancelled. The
+// producer must see `false` from that write (or heartbeat), not an exception from its next co_await: asio throws
+// operation_aborted at any co_await of a cancelled coroutine, and the server cuts a stream whose producer threw
+// instead of ending it with the last chunk (and logs a handler error).
+TEST_CASE("sse stream: a cancellation during a write makes write and idle return false", "[sse][stream]") {
+  asio::io_context ctx;
+  held_body body(ctx);
+  SECTION("an event being written") {
+    std::optional<bool> written;
+    const std::exception_ptr e = cancel_during_write(ctx, body, [&]() -> asio::awaitable<void> {
+      sse::stream_writer out(body, {.heartbeat = 0ms});
+      written = co_await out.write(event_bytes("one", "1"));
+      if (*written) co_await out.idle();  // the next co_await: it would throw
+    });
+    CHECK_FALSE(e);
+    CHECK(written == false);
+    CHECK(body.written == "id: 1\ndata: one\n\n");
+  }
+  SECTION("a heartbeat being written") {
+    std::optional<bool> idled;
+    const std::exception_ptr e = cancel_during_write(ctx, body, [&]() -> asio::awaitable<void> {
+      sse::stream_writer out(body, {.heartbeat = 1ms});
+      idled = co_await out.idle();  // writes heartbeats until one is held
+    });
+    CHECK_FALSE(e);
+    CHECK(idled == false);
+    CHECK(body.written == ":\n");
+  }
+  SECTION("the retry field being written") {
+    std::optional<bool> written;
+    const std::exception_ptr e = cancel_during_write(ctx, body, [&]() -> asio::awaitable<void> {
+      sse::stream_writer out(body, {.heartbeat = 0ms, .retry = 100ms});
+      written = co_await out.write(event_bytes("one", "1"));
+    });
+    CHECK_FALSE(e);
+    CHECK(written == false);
+    CHECK(body.written == "retry: 100\n\n");
+  }
 }

@@ -38,7 +38,8 @@
 
 namespace switchboard::http {
 
-/// The caching fields sent with every response of a conditional resource (full, 304 or 412). Usable with
+/// The caching fields sent with the responses of a conditional resource that carry its state: the full one and
+/// the 304. (A 412 carries none: a cache does not store it without explicit freshness, RFC 9111 §3.) Usable with
 /// designated initializers.
 struct conditional_options {
   /// The `Cache-Control` value (RFC 9111 §5.2.2). Default "no-cache": caches may store the response but must

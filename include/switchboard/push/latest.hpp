@@ -58,8 +58,11 @@ class latest_endpoint {
 
   /// Answers a GET or HEAD for `topic`'s latest message.
   http::response operator()(const http::request& req, std::string_view topic) const {
+    // The last sequence number is read first: read after `latest`, it could count a message published in between,
+    // and a topic polled as its first message arrives would look like one that retains nothing (a wrong 404).
+    const std::uint64_t last = broker_.last_sequence(topic);
     const std::optional<pubsub::message> m = broker_.latest(topic);
-    const std::uint64_t version = m ? m->sequence() : broker_.last_sequence(topic);
+    const std::uint64_t version = m ? m->sequence() : last;
     if (!m && version > 0) {
       return http::response::problem(http::status::not_found, "The topic retains no message to serve.");
     }

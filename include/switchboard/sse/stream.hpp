@@ -112,8 +112,9 @@ class stream_writer {
 
   /// Writes `bytes` (whole encoded events or comments), shared with other streams rather than copied. Returns
   /// false when the stream must end: the client has gone, the write failed, or the server cancelled the producer
-  /// (client gone, drain). Completes when the bytes have been handed to the socket, so a producer that awaits
-  /// each write is never more than one write ahead of a slow client (backpressure).
+  /// (client gone, drain), even while these bytes were being written. Completes when the bytes have been handed to
+  /// the socket, so a producer that awaits each write is never more than one write ahead of a slow client
+  /// (backpressure).
   asio::awaitable<bool> write(shared_bytes bytes) {
     // (Each co_await stands alone in its statement: g++ 12 miscompiles some inside conditions.)
     const bool started = co_await start();
@@ -138,7 +139,7 @@ class stream_writer {
       co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       waiting_ = false;
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none || body_.closed()) co_return false;
+      if (must_end(state)) co_return false;
       if (woken_) break;
       if (ec) continue;  // a cancelled wait whose wake was already consumed
       if (!beat) break;  // `limit` passed
@@ -172,12 +173,23 @@ class stream_writer {
     co_return sent;
   }
 
+  // Writes `bytes`; false when the stream must end. A write cannot be cancelled, so the server's cancellation
+  // (drain, client gone) may come while one is in flight: it is reported here as false, since asio would throw
+  // it from the coroutine's next co_await, and the server cuts the connection of a producer that throws instead
+  // of ending its body with the last chunk.
   asio::awaitable<bool> send(shared_bytes bytes) {
     if (body_.closed()) co_return false;
     std::error_code ec;
     co_await body_.async_write(std::move(bytes), asio::redirect_error(asio::use_awaitable, ec));
     last_write_ = std::chrono::steady_clock::now();
-    co_return !ec;
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    co_return !ec && !must_end(state);
+  }
+
+  // Whether the server cancelled the producer or the client has gone. (Read through `this_coro::cancellation_state`,
+  // the one co_await that does not throw once the coroutine is cancelled.)
+  bool must_end(const asio::cancellation_state& state) const noexcept {
+    return state.cancelled() != asio::cancellation_type::none || body_.closed();
   }
 
   http::body_writer& body_;
