@@ -266,7 +266,6 @@ class async_queue {
           auto handler = std::move(it->handler);
           if (it->timer) it->timer->cancel();
           producers.erase(it);
-          if (ec == error::timeout) ++timeouts;
           handler.complete(ec, push_outcome::must_wait);
           admit_producers();
           return;
@@ -333,7 +332,6 @@ class async_queue {
     std::uint64_t consumer_id = 0;           // the id of the waiting pop (0: it cannot be cancelled)
     std::atomic<std::uint64_t> next_id = 0;  // ids of pushes and pops, taken on any thread; 0 is none
     std::atomic<std::uint64_t> dropped = 0;  // queue.stats().dropped, for `dropped()` on any thread
-    std::uint64_t timeouts = 0;
     bool closed = false;
   };
 
