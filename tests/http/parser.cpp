@@ -421,6 +421,28 @@ TEST_CASE("request parser: per-message body limit", "[http][parser]") {
   CHECK(p.body_limit() == 4);
 }
 
+TEST_CASE("request parser: a per-message body limit ends with its message for chunked bodies too", "[http][parser]") {
+  request_parser p;
+  std::error_code ec;
+  const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string in = head + "3\r\nabc\r\n0\r\n\r\n";
+  std::size_t n = p.put(in, ec);
+  REQUIRE(p.header_done());
+  p.set_body_limit(4);  // as a route with a small limit would
+  in.erase(0, n);
+  while (!ec && !p.done() && (n = p.put(in, ec)) > 0) in.erase(0, n);
+  REQUIRE_FALSE(ec);
+  REQUIRE(p.done());
+  p.reset();
+  CHECK(p.body_limit() == parser_limits{}.max_body);
+  // The next message on the connection, for a route without a limit of its own: 10 bytes are within the default.
+  in = head + "a\r\n0123456789\r\n0\r\n\r\n";
+  while (!ec && !p.done() && (n = p.put(in, ec)) > 0) in.erase(0, n);
+  CHECK_FALSE(ec);
+  CHECK(p.done());
+  CHECK(p.body_received() == 10);
+}
+
 TEST_CASE("response parser", "[http][parser]") {
   SECTION("Content-Length and chunked responses, pipelined") {
     auto r = parse_all_splits<response_parser>(

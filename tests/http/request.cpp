@@ -1,5 +1,8 @@
-// What a request offers its handler beyond the parsed header: query parameters as numbers and as durations.
+// What a request offers its handler beyond the parsed header: query parameters as numbers and as durations. And
+// the pieces around it: the URLs a client requests (url.hpp), the problem responses a handler throws.
 #include <switchboard/http/request.hpp>
+#include <switchboard/http/response.hpp>
+#include <switchboard/http/url.hpp>
 
 #include "support/catch.hpp"
 #include "support/fake_request.hpp"
@@ -57,4 +60,40 @@ TEST_CASE("request: query parameters as durations in seconds, capped before they
   CHECK(req.query_seconds("zero", 30s) == 0ms);
   CHECK_FALSE(req.query_seconds("absent", 30s));
   CHECK(refusal([&] { (void)req.query_seconds("neg", 30s); }) == "query parameter 'neg' is not a valid non-negative number");
+}
+
+TEST_CASE("url: a host that is not a URI host is refused", "[http][url]") {
+  // The host goes into the Host field as it is: a CR LF in it would inject a field into the request.
+  for (const char* text : {"http://a\r\nX-Injected=1/", "http://a\r\nX-Injected=1", "http://a b/", "http://a\tb/",
+                           "http://a%2Fb/", "http://a\"b/", "http://host:80:80/", "http://[::1\r\nX=1]/",
+                           "http://[::1 ]/", "http://[example.com]/", "http://[]/", "http://:80/"}) {
+    INFO(text);
+    CHECK_FALSE(http::parse_url(text));
+  }
+  const auto name = http::parse_url("http://my_host-1.example.com:8080/a?b");
+  REQUIRE(name);
+  CHECK(name->host == "my_host-1.example.com");
+  CHECK(name->port == 8080);
+  CHECK(name->host_field() == "my_host-1.example.com:8080");
+  const auto v6 = http::parse_url("https://[::ffff:127.0.0.1]:8443");
+  REQUIRE(v6);
+  CHECK(v6->host == "::ffff:127.0.0.1");
+  CHECK(v6->host_field() == "[::ffff:127.0.0.1]:8443");
+  CHECK(http::parse_url("http://127.0.0.1/"));
+}
+
+TEST_CASE("request: a problem whose detail quotes bytes that are not UTF-8 still makes a response", "[http][request]") {
+  // A handler's "no user %FF": the server builds this response in its exception handler, where a throw would end
+  // the process.
+  fake_request f("GET", "/users/%FF");
+  std::string name;
+  REQUIRE(http::percent_decode(f.req.path().substr(7), name));
+  const http::problem_error e(http::status::not_found, "no user " + name);
+  http::response r;
+  REQUIRE_NOTHROW(r = http::response::problem(e.get()));
+  CHECK(r.status() == http::status::not_found);
+  CHECK(r.headers().get("content-type") == "application/problem+json");
+  const auto body = nlohmann::json::parse(r.body());
+  CHECK(body["detail"] == "no user \xEF\xBF\xBD");  // U+FFFD
+  CHECK(body["status"] == 404);
 }

@@ -121,6 +121,20 @@ TEST_CASE("router: 404, 405 with Allow, HEAD from GET, OPTIONS", "[http][router]
   CHECK(pick(r, method::other, "/dav", nullptr, nullptr, &dav) == "propfind");
 }
 
+TEST_CASE("router: an absolute-form target is routed by the path after its scheme and authority", "[http][router]") {
+  router r;
+  r.get("/admin", [](request&) { return named("admin"); });
+  CHECK(pick(r, method::get, "http://example.com/admin?x=1") == "admin");
+  CHECK(pick(r, method::get, "HTTPS://example.com:8443/admin") == "admin");
+  // RFC 3986 §3: the path of "a:b?x=http://h/admin" is "b"; a "://" in its query starts no authority.
+  route_match::kind kind;
+  for (const char* target : {"a:b?x=http://h/admin", "a:b/http://h/admin", "urn:x#http://h/admin"}) {
+    INFO(target);
+    CHECK(pick(r, method::get, target, &kind).empty());
+    CHECK(kind == route_match::kind::not_found);
+  }
+}
+
 TEST_CASE("router: configuration errors throw", "[http][router]") {
   router r;
   r.get("/a/{id}", [](request&) { return named("a"); });

@@ -96,7 +96,9 @@ class basic_parser {
     fields_.clear();
     chunked_.reset();
     body_piece_ = {};
-    body_limit_ = limits_.max_body;
+    // The decoder's limit too: a route's limit for one message (`set_body_limit`) must not carry over to the next
+    // chunked body on the connection, while `body_limit()` said the default was back.
+    set_body_limit(limits_.max_body);
     body_received_ = 0;
     content_length_ = 0;
     framing_ = body_framing::none;

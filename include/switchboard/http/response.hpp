@@ -50,9 +50,14 @@ class response {
   static response json(const nlohmann::json& value, http::status s = http::status::ok) {
     return response(s, value.dump(), "application/json");
   }
-  /// `application/problem+json` (RFC 9457) with the problem's status.
+  /// `application/problem+json` (RFC 9457) with the problem's status. Bytes of the texts that are not UTF-8 are
+  /// sent as U+FFFD.
   static response problem(const http::problem& p) {
-    return response(p.status, p.to_json().dump(), "application/problem+json");
+    // Not the strict dump, which throws on invalid UTF-8: a detail often quotes the request ("no user %FF"), and the
+    // server builds this response from a thrown `problem_error` in its own exception handler, where a second
+    // exception would escape the event loop and end the process.
+    return response(p.status, p.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/problem+json");
   }
   /// A problem with just a status and a detail message.
   static response problem(http::status s, std::string detail) {

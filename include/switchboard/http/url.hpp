@@ -16,9 +16,11 @@ namespace switchboard::http {
 /// The path of an origin-form or absolute-form target, without the query (and without scheme and authority).
 constexpr std::string_view target_path(std::string_view target) noexcept {
   if (!target.empty() && target.front() != '/' && target != "*") {
-    // absolute-form: scheme "://" authority path
-    const std::size_t scheme_end = target.find("://");
-    if (scheme_end != std::string_view::npos) {
+    // absolute-form: scheme "://" authority path. The "://" must be the one that ends the scheme (RFC 3986 §3):
+    // "a:b?x=http://h/admin" is an absolute-URI whose path is "b", and a path taken from its query would route it to
+    // "/admin" past a proxy that saw "b".
+    const std::size_t scheme_end = target.find(':');
+    if (scheme_end != std::string_view::npos && target.substr(scheme_end).starts_with("://")) {
       const std::size_t path_begin = target.find_first_of("/?#", scheme_end + 3);
       target = path_begin == std::string_view::npos ? std::string_view("/") : target.substr(path_begin);
       if (!target.empty() && target.front() != '/') return "/";
@@ -125,8 +127,27 @@ struct url {
   }
 };
 
+namespace detail {
+// A host as RFC 3986 §3.2.2 writes it: inside an IP-literal's brackets an IPv6 address (hex digits, ':' and the '.'
+// of an IPv4 tail), else a reg-name (unreserved characters and sub-delims; percent-encoded octets are not accepted,
+// since the name would have to be decoded before the lookup). The host goes into the Host field and the lookup as
+// it is: a CR LF in it would inject fields into the request (RFC 9112 §11.1), a '/' or a space would name another
+// host than the one looked up.
+constexpr bool is_url_host(std::string_view host, bool ip_literal) noexcept {
+  if (host.empty() || (ip_literal && host.find(':') == std::string_view::npos)) return false;
+  for (const char c : host) {
+    const bool ok = ip_literal ? hex_digit(c) >= 0 || c == ':' || c == '.'
+                               : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                     std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace detail
+
 /// Parses "http://host[:port][/path][?query]" (and https). Userinfo and fragments are not accepted in a request URL;
-/// the fragment is dropped. Returns nullopt for anything else.
+/// the fragment is dropped. The host must be an IPv6 literal in brackets or a name of the characters RFC 3986 allows
+/// (letters, digits, "-._~!$&'()*+,;="); the target, characters of a URI. Returns nullopt for anything else.
 inline std::optional<url> parse_url(std::string_view text) {
   url out;
   const std::size_t scheme_end = text.find("://");
@@ -140,7 +161,8 @@ inline std::optional<url> parse_url(std::string_view text) {
   std::string_view target = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
   if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
   std::string_view port_text;
-  if (authority.front() == '[') {
+  const bool ip_literal = authority.front() == '[';
+  if (ip_literal) {
     const std::size_t close = authority.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     out.host = std::string(authority.substr(1, close - 1));
@@ -154,7 +176,7 @@ inline std::optional<url> parse_url(std::string_view text) {
     out.host = std::string(authority.substr(0, colon));
     if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
   }
-  if (out.host.empty()) return std::nullopt;
+  if (!detail::is_url_host(out.host, ip_literal)) return std::nullopt;
   unsigned port = out.scheme == "https" ? 443 : 80;
   if (!port_text.empty()) {
     port = 0;
