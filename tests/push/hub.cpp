@@ -683,3 +683,13 @@ TEST_CASE("push hub: under disconnect, a client resuming with a long backlog get
   }
   CHECK(cursor == 20);
 }
+
+TEST_CASE("push hub: a negative SSE retry is refused at construction", "[push][hub]") {
+  asio::io_context ctx;
+  pubsub::broker broker(ctx.get_executor());
+  push::hub_options options;
+  options.sse.retry = std::chrono::milliseconds(-1);
+  CHECK_THROWS_AS(push::hub(broker, options), std::invalid_argument);
+  options.sse.retry = std::chrono::milliseconds(0);
+  CHECK_NOTHROW(push::hub(broker, options));
+}

@@ -9,14 +9,19 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <future>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -40,7 +45,7 @@ class held_body final : public http::body_writer {
   asio::any_io_executor get_executor() const override { return executor_; }
 
   bool writing() const noexcept { return static_cast<bool>(pending_); }
-  void finish_write() { pending_.complete(std::error_code()); }
+  void finish_write(std::error_code ec = {}) { pending_.complete(ec); }
 
   std::string written;
 
@@ -54,6 +59,18 @@ class held_body final : public http::body_writer {
   completion pending_;
 };
 
+// A co_spawn completion that lets a test see what its coroutine threw.
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
+}
+
+// Runs `ctx` until `done()`, for at most 10 s; returns whether it became true.
+bool run_until(asio::io_context& ctx, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) ctx.run_one_for(10ms);
+  return done();
+}
+
 // Runs `producer` on `ctx` as the server runs a body producer (co_spawn, cancellation slot bound) until it has a
 // write in flight; then cancels it as a drain or a departed client does, completes the write successfully, and
 // runs until the producer has ended. Returns the exception the producer ended with, if any.
@@ -63,9 +80,7 @@ std::exception_ptr cancel_during_write(asio::io_context& ctx, held_body& body,
   std::optional<std::exception_ptr> ended;
   asio::co_spawn(ctx, producer(),
                  asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) { ended = e; }));
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!body.writing() && std::chrono::steady_clock::now() < deadline) ctx.run_one_for(10ms);
-  REQUIRE(body.writing());
+  REQUIRE(run_until(ctx, [&] { return body.writing(); }));
   cancel.emit(asio::cancellation_type::terminal);
   body.finish_write();
   ctx.run_for(10s);  // returns as soon as the producer has ended (nothing else keeps ctx busy)
@@ -209,4 +224,79 @@ TEST_CASE("sse stream: a cancellation during a write makes write and idle return
     CHECK(written == false);
     CHECK(body.written == "retry: 100\n\n");
   }
+}
+
+TEST_CASE("sse stream: a negative retry is refused at construction", "[sse][stream]") {
+  asio::io_context ctx;
+  held_body body(ctx);
+  CHECK_THROWS_AS(sse::stream_writer(body, {.retry = -1ms}), std::invalid_argument);
+  CHECK_THROWS_AS(sse::stream_writer(body, {.retry = std::chrono::milliseconds::min()}), std::invalid_argument);
+  CHECK_NOTHROW(sse::stream_writer(body, {.retry = 0ms}));  // reconnect at once: a valid time
+}
+
+// A limit or heartbeat too long to add to the clock must saturate, not wrap around into the past: an `idle` whose
+// deadline wrapped returns at once, and one whose next heartbeat wrapped writes heartbeats without pause. A timer
+// due now, armed once `idle` waits, wakes it: an `idle` that expires in the past sees its own timer first.
+TEST_CASE("sse stream: idle with a limit or heartbeat too long to add waits for its wake", "[sse][stream]") {
+  using std::chrono::milliseconds;
+  using std::chrono::steady_clock;
+  milliseconds heartbeat{0};
+  steady_clock::duration limit{0};
+  SECTION("the longest limit") { limit = steady_clock::duration::max(); }
+  SECTION("the longest heartbeat") { heartbeat = milliseconds::max(); }
+  SECTION("both, and a limit in milliseconds") {
+    heartbeat = milliseconds::max() / 2;
+    limit = steady_clock::duration::max() - 1ms;
+  }
+  asio::io_context ctx;
+  held_body body(ctx);
+  asio::steady_timer due(ctx);
+  sse::stream_writer* writer = nullptr;
+  bool wake_sent = false;
+  std::optional<bool> idled, idled_after_wake;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        sse::stream_writer out(body, {.heartbeat = heartbeat});
+        writer = &out;
+        asio::post(ctx, [&] {  // runs once `idle` waits
+          due.expires_at(steady_clock::now());
+          due.async_wait([&](std::error_code) {
+            wake_sent = true;
+            if (writer) writer->wake();
+          });
+        });
+        idled = co_await out.idle(limit);
+        idled_after_wake = wake_sent;
+        writer = nullptr;
+      },
+      rethrow);
+  REQUIRE(run_until(ctx, [&] { return idled || body.writing(); }));
+  CHECK(body.written.empty());  // no heartbeat
+  REQUIRE(idled);
+  CHECK(*idled);
+  CHECK(idled_after_wake == true);
+}
+
+TEST_CASE("sse stream: a heartbeat whose write fails is not counted", "[sse][stream]") {
+  asio::io_context ctx;
+  held_body body(ctx);
+  std::optional<bool> idled;
+  std::optional<std::uint64_t> heartbeats;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        sse::stream_writer out(body, {.heartbeat = 1ms});
+        idled = co_await out.idle();  // heartbeats until one fails
+        heartbeats = out.heartbeats();
+      },
+      rethrow);
+  REQUIRE(run_until(ctx, [&] { return body.writing(); }));
+  body.finish_write();  // the first heartbeat is written
+  REQUIRE(run_until(ctx, [&] { return body.writing(); }));
+  body.finish_write(std::make_error_code(std::errc::broken_pipe));  // the second is not: the client has gone
+  REQUIRE(run_until(ctx, [&] { return idled.has_value(); }));
+  CHECK(idled == false);
+  CHECK(body.written == ":\n:\n");
+  CHECK(heartbeats == 1u);
 }

@@ -366,7 +366,7 @@ struct hub_state : std::enable_shared_from_this<hub_state> {
     options.websocket.session.limits.max_message_size = options.max_control_bytes;
     options.websocket.session.limits.max_frame_size = options.max_control_bytes;
     options.websocket.group = group;
-    if (options.sse.retry) retry_field = shared_bytes("retry: " + std::to_string(options.sse.retry->count()) + "\n\n");
+    retry_field = sse::detail::retry_block(options.sse.retry);  // throws for a negative one
   }
 
   /// The feed of `topic`, made (and subscribed) if absent. Throws `std::system_error` when the broker refuses.
@@ -764,7 +764,8 @@ inline variant encoding_of(const ws::session& s) {
 /// outlive the hub and its clients.
 class hub final : public drainable {
  public:
-  /// Throws `std::invalid_argument` for a `wait` client queue or a gap event name that is not one line.
+  /// Throws `std::invalid_argument` for a `wait` client queue, a gap event name that is not one line or a negative
+  /// `sse.retry`.
   explicit hub(pubsub::broker& broker, hub_options options = {})
       : state_(std::make_shared<detail::hub_state>(broker, std::move(options))) {}
 

@@ -28,6 +28,7 @@
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/request.hpp>
 #include <switchboard/http/response.hpp>
+#include <switchboard/sse/encoder.hpp>
 
 #include <asio/awaitable.hpp>
 #include <asio/redirect_error.hpp>
@@ -40,8 +41,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace switchboard::sse {
 
@@ -52,7 +55,8 @@ struct stream_options {
   /// noticed by the failed write even where the connection gives no other sign (TLS). Default 15 s; 0 disables.
   std::chrono::milliseconds heartbeat{15'000};
   /// When set, the stream starts with `retry: <ms>`: how long the client waits before reconnecting (§9.2.6).
-  /// Unset: the client's default (a few seconds in browsers).
+  /// Unset: the client's default (a few seconds in browsers). Must not be negative: a client ignores a `retry`
+  /// field that is not all digits.
   std::optional<std::chrono::milliseconds> retry = std::nullopt;
 };
 
@@ -63,6 +67,31 @@ inline http::response with_stream_fields(http::response r) {
   r.set("Cache-Control", "no-cache");
   r.set("X-Accel-Buffering", "no");
   return r;
+}
+
+/// The block that sets the client's reconnection time to `retry` (`retry: <ms>` and the blank line, which
+/// dispatches nothing, §9.2.6), encoded by `sse::encode`; empty when `retry` is unset. Throws
+/// `std::invalid_argument` when `retry` is negative, as bad configuration (the encoder refuses it too).
+inline shared_bytes retry_block(std::optional<std::chrono::milliseconds> retry) {
+  if (!retry) return {};
+  std::string block;
+  if (const std::error_code ec = encode({.retry = retry}, block)) {
+    throw std::invalid_argument("switchboard::sse::stream_options: " + ec.message());
+  }
+  return shared_bytes(std::move(block));
+}
+
+/// `t + d`, or the latest time point when the sum would overflow, so that a limit too long to reach ("for ever",
+/// `duration::max()`) does not wrap around into the past. `d` is not negative and its unit is no finer than the
+/// clock's; `t` is not before the clock's epoch (a reading of the steady clock).
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point saturating_add(std::chrono::steady_clock::time_point t,
+                                                     std::chrono::duration<Rep, Period> d) noexcept {
+  using clock = std::chrono::steady_clock;
+  // The room left before the end of the clock, rounded down to `d`'s unit: a `d` within it converts and adds
+  // without overflow.
+  const auto room = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(clock::time_point::max() - t);
+  return d <= room ? t + std::chrono::duration_cast<clock::duration>(d) : clock::time_point::max();
 }
 }  // namespace detail
 
@@ -103,9 +132,12 @@ inline std::optional<std::uint64_t> parse_sequence_id(std::string_view id) noexc
 class stream_writer {
  public:
   /// Writes to `body` under `options`. Nothing is written until the first `write` or `idle` (which first writes
-  /// the `retry` field, if set).
+  /// the `retry` field, if set). Throws `std::invalid_argument` when `options.retry` is negative.
   stream_writer(http::body_writer& body, stream_options options)
-      : body_(body), options_(std::move(options)), wake_(body.get_executor()) {}
+      : body_(body),
+        options_(std::move(options)),
+        retry_block_(detail::retry_block(options_.retry)),
+        wake_(body.get_executor()) {}
 
   stream_writer(const stream_writer&) = delete;
   stream_writer& operator=(const stream_writer&) = delete;
@@ -125,15 +157,18 @@ class stream_writer {
 
   /// Waits until `wake` is called, `limit` passes (when not zero), or the stream must end, writing a heartbeat
   /// comment each time `stream_options::heartbeat` passes meanwhile. Returns false when the stream must end (as
-  /// `write`), true otherwise.
+  /// `write`), true otherwise. A `limit` or heartbeat too long to reach (`duration::max()`) is never reached.
   asio::awaitable<bool> idle(std::chrono::steady_clock::duration limit = {}) {
     const bool started = co_await start();
     if (!started) co_return false;
     const auto now = std::chrono::steady_clock::now();
-    const auto until = limit.count() > 0 ? now + limit : std::chrono::steady_clock::time_point::max();
+    const auto until =
+        limit.count() > 0 ? detail::saturating_add(now, limit) : std::chrono::steady_clock::time_point::max();
     while (!woken_) {
-      const bool beat = options_.heartbeat.count() > 0 && last_write_ + options_.heartbeat < until;
-      wake_.expires_at(beat ? last_write_ + options_.heartbeat : until);
+      const auto next_beat = options_.heartbeat.count() > 0 ? detail::saturating_add(last_write_, options_.heartbeat)
+                                                            : std::chrono::steady_clock::time_point::max();
+      const bool beat = next_beat < until;
+      wake_.expires_at(beat ? next_beat : until);
       waiting_ = true;
       std::error_code ec;
       co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -143,8 +178,7 @@ class stream_writer {
       if (woken_) break;
       if (ec) continue;  // a cancelled wait whose wake was already consumed
       if (!beat) break;  // `limit` passed
-      ++heartbeats_;
-      const bool sent = co_await send(shared_bytes(std::string(":\n")));
+      const bool sent = co_await send(shared_bytes(std::string(":\n")), &heartbeats_);
       if (!sent) co_return false;
     }
     woken_ = false;
@@ -158,7 +192,7 @@ class stream_writer {
     if (waiting_) wake_.cancel();
   }
 
-  /// Heartbeat comments written so far.
+  /// Heartbeat comments written so far (a heartbeat whose write failed is not counted).
   std::uint64_t heartbeats() const noexcept { return heartbeats_; }
 
  private:
@@ -167,20 +201,21 @@ class stream_writer {
     if (started_) co_return true;
     started_ = true;
     last_write_ = std::chrono::steady_clock::now();
-    if (!options_.retry) co_return true;
-    std::string field = "retry: " + std::to_string(options_.retry->count()) + "\n\n";
-    const bool sent = co_await send(shared_bytes(std::move(field)));
+    if (retry_block_.empty()) co_return true;
+    const bool sent = co_await send(std::move(retry_block_));
     co_return sent;
   }
 
   // Writes `bytes`; false when the stream must end. A write cannot be cancelled, so the server's cancellation
   // (drain, client gone) may come while one is in flight: it is reported here as false, since asio would throw
   // it from the coroutine's next co_await, and the server cuts the connection of a producer that throws instead
-  // of ending its body with the last chunk.
-  asio::awaitable<bool> send(shared_bytes bytes) {
+  // of ending its body with the last chunk. `*written`, when given, counts the bytes as written once the write has
+  // succeeded, whether or not the stream must end.
+  asio::awaitable<bool> send(shared_bytes bytes, std::uint64_t* written = nullptr) {
     if (body_.closed()) co_return false;
     std::error_code ec;
     co_await body_.async_write(std::move(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && written) ++*written;
     last_write_ = std::chrono::steady_clock::now();
     const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
     co_return !ec && !must_end(state);
@@ -194,6 +229,7 @@ class stream_writer {
 
   http::body_writer& body_;
   stream_options options_;
+  shared_bytes retry_block_;  // `detail::retry_block(options_.retry)`, sent by `start`
   asio::steady_timer wake_;  // the idle wait: expires at the next heartbeat, cancelled by `wake`
   std::chrono::steady_clock::time_point last_write_{};
   std::uint64_t heartbeats_ = 0;
