@@ -11,6 +11,7 @@
 #include <switchboard/ws/frame_parser.hpp>
 #include <switchboard/ws/frame_writer.hpp>
 
+#include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
@@ -1326,4 +1327,28 @@ TEST_CASE("ws client and server: random messages through permessage-deflate come
     CHECK(client->dropped() == 0);
     close_normally(ctx, *client, closed);
   }
+}
+
+// A cancellation that arrives while no step of the attempt is in flight (here: from the lookup, which then answers) is
+// thrown by the attempt's next co_await. Before, that exception completed the connect with std::errc::io_error, so that
+// a caller could not tell its own cancellation from a failure.
+TEST_CASE("ws client: a cancellation between two steps completes with operation_aborted", "[ws][client]") {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor silent(ctx, {asio::ip::address_v4::loopback(), 0});
+  const asio::ip::tcp::endpoint address = silent.local_endpoint();
+  asio::cancellation_signal cancel;
+  std::optional<std::error_code> result;
+  std::shared_ptr<ws::session> session;
+  const auto cancel_then_answer = [&](const std::string&, std::uint16_t, net::resolve_handler answer) {
+    cancel.emit(asio::cancellation_type::terminal);
+    answer({}, {address});
+  };
+  ws::async_connect(ctx.get_executor(), "ws://silent.test/", {.resolve = cancel_then_answer},
+                    asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code e, std::shared_ptr<ws::session> s) {
+                      result = e;
+                      session = std::move(s);
+                    }));
+  REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+  CHECK(*result == asio::error::operation_aborted);
+  CHECK_FALSE(session);
 }

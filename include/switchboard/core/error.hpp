@@ -4,6 +4,7 @@
 // (http, ws, resp, ...) defines its own `enum class error` and category in the same shape as this one.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <system_error>
 
@@ -55,3 +56,20 @@ inline std::error_code make_error_code(error e) noexcept { return {static_cast<i
 
 template <>
 struct std::is_error_code_enum<switchboard::error> : std::true_type {};
+
+namespace switchboard::detail {
+
+/// The error that an exception out of an operation's coroutine stands for, for its completion handler. A
+/// `std::system_error` is its own code: Asio throws one holding `operation_aborted` from the next co_await of a
+/// cancelled coroutine, and the caller must hear its cancellation, not an I/O error. Anything else: `io_error`.
+inline std::error_code exception_to_error(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::system_error& se) {
+    return se.code();
+  } catch (...) {
+    return make_error_code(std::errc::io_error);
+  }
+}
+
+}  // namespace switchboard::detail

@@ -153,7 +153,7 @@ class client {
           asio::co_spawn(executor_, run(std::move(url), std::move(req), std::move(sink)),
                          asio::bind_cancellation_slot(
                              slot, [h = std::move(handler), handler_ex](std::exception_ptr e, outcome o) mutable {
-                               if (e) o.ec = exception_to_error(e);
+                               if (e) o.ec = switchboard::detail::exception_to_error(e);
                                asio::dispatch(handler_ex, [h = std::move(h), o = std::move(o)]() mutable {
                                  std::move(h)(o.ec, std::move(o.response));
                                });
@@ -249,16 +249,6 @@ class client {
     std::list<waiter*> waiting;  // the line of requests waiting for room, first come, first served
     std::size_t woken = 0;       // requests a release took out of the line that have not run yet: the room is theirs
   };
-
-  static std::error_code exception_to_error(std::exception_ptr e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::system_error& se) {
-      return se.code();
-    } catch (...) {
-      return make_error_code(std::errc::io_error);
-    }
-  }
 
   // Closes the connection when the deadline passes; the operations on it then fail, and fired() tells why.
   // A deadline that passes as the response completes (both ready in one turn of the event loop, as when its thread

@@ -101,7 +101,7 @@ class client {
           asio::co_spawn(get_executor(), next(),
                          asio::bind_cancellation_slot(
                              slot, [h = std::move(handler), handler_ex](std::exception_ptr e, outcome o) mutable {
-                               if (e) o.ec = to_error(e);
+                               if (e) o.ec = switchboard::detail::exception_to_error(e);
                                asio::dispatch(handler_ex, [h = std::move(h), o = std::move(o)]() mutable {
                                  std::move(h)(o.ec, std::move(o.result));
                                });
@@ -120,16 +120,6 @@ class client {
     const auto needed = o.poll_timeout + std::chrono::milliseconds(10'000);
     if (o.http.total_timeout.count() != 0 && o.http.total_timeout < needed) o.http.total_timeout = needed;
     return o;
-  }
-
-  static std::error_code to_error(std::exception_ptr e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::system_error& se) {
-      return se.code();
-    } catch (...) {
-      return make_error_code(std::errc::io_error);
-    }
   }
 
   std::string poll_url() const {

@@ -165,6 +165,10 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
     bool timed_out = false;
   };
   const auto deadline = std::make_shared<deadline_state>(deadline_state{&socket});
+  struct forget_socket {  // on every way out, an exception's included: the socket goes with this frame
+    deadline_state& state;
+    ~forget_socket() { state.live = nullptr; }
+  } on_exit{*deadline};
   asio::steady_timer timer(ex, connect_deadline);
   timer.async_wait([deadline](std::error_code wait_ec) {
     if (wait_ec || !deadline->live) return;
@@ -195,7 +199,6 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
       s = co_await client_handshake(socket, *u, o, ec);
     }
   }
-  deadline->live = nullptr;
   timer.cancel();
   if (deadline->timed_out) ec = switchboard::error::timeout;
   if (ec) s.reset();
@@ -209,7 +212,8 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
 /// Errors: `switchboard::error::timeout`, `ws::error::handshake_refused` (the server answered another status),
 /// `invalid_accept`, `unexpected_subprotocol`, `unexpected_extension`, HTTP parse errors, the lookup's, socket and
 /// TLS errors.
-/// Cancellation: per-operation cancellation (terminal) aborts the attempt.
+/// Cancellation: per-operation cancellation (terminal) aborts the attempt, which completes with
+/// `asio::error::operation_aborted`.
 template <class Token>
 auto async_connect(asio::any_io_executor executor, std::string url, connect_options options, Token&& token) {
   return asio::async_initiate<Token, void(std::error_code, std::shared_ptr<session>)>(
@@ -226,7 +230,7 @@ auto async_connect(asio::any_io_executor executor, std::string url, connect_opti
                        asio::bind_cancellation_slot(slot, [h = std::move(handler), handler_ex](
                                                               std::exception_ptr e,
                                                               std::pair<std::error_code, std::shared_ptr<session>> r) mutable {
-                         if (e) r = {make_error_code(std::errc::io_error), nullptr};
+                         if (e) r = {switchboard::detail::exception_to_error(e), nullptr};
                          asio::dispatch(handler_ex, [h = std::move(h), r = std::move(r)]() mutable {
                            std::move(h)(r.first, std::move(r.second));
                          });
