@@ -246,6 +246,33 @@ struct coverage {
   }
 };
 
+// How long the random run goes on: 15 s or each publisher's 300 messages, and past that while the mix has not yet
+// reached the cases that depend on timing (a poll answered 304, woken, timed out, released as its client went), for
+// 30 s more at most. On a slow machine (sanitizers, a loaded CI runner) 15 s was not always enough for all four.
+class run_span {
+ public:
+  explicit run_span(poll_server& s) : server_(s) {}
+
+  /// Whether a publisher that has published `published` messages goes on.
+  bool goes_on(std::size_t published) const {
+    const steady::time_point now = steady::now();
+    if (published < messages_per_publisher && now < usual_end_) return true;
+    return now < last_end_ && !reached();
+  }
+  void saw_not_modified() { ++not_modified_; }
+
+ private:
+  bool reached() const {
+    const longpoll::endpoint_stats s = server_.polls.stats();
+    return not_modified_.load() > 0 && s.woken > 0 && s.timed_out > 0 && s.disconnected > 0;
+  }
+
+  poll_server& server_;
+  const steady::time_point usual_end_ = steady::now() + 15s;
+  const steady::time_point last_end_ = usual_end_ + 30s;
+  std::atomic<std::uint64_t> not_modified_{0};
+};
+
 // Problems found by any thread, reported on the test's thread.
 class problem_list {
  public:
@@ -266,13 +293,15 @@ class problem_list {
 // A client following every topic by cursor, and doing random other polls on the side.
 class poll_client {
  public:
-  poll_client(poll_server& s, const published_log& log, problem_list& problems, unsigned seed, unsigned id)
-      : server_(s), log_(log), problems_(problems), rng_(seed * 1000 + id), id_(id), key_("c" + std::to_string(id)) {}
+  poll_client(poll_server& s, const published_log& log, problem_list& problems, run_span& span, unsigned seed,
+              unsigned id)
+      : server_(s), log_(log), problems_(problems), span_(span), rng_(seed * 1000 + id), id_(id),
+        key_("c" + std::to_string(id)) {}
 
-  /// Polls at random until `publishing` turns false (or `deadline`, or a bounded number of polls), then follows
-  /// every topic to its end.
-  void run(const std::atomic<bool>& publishing, steady::time_point deadline) {
-    for (int op = 0; op < 5000 && publishing.load() && steady::now() < deadline; ++op) {
+  /// Polls at random until `publishing` turns false (or a bounded number of polls), then follows every topic to its
+  /// end.
+  void run(const std::atomic<bool>& publishing) {
+    for (int op = 0; op < 5000 && publishing.load(); ++op) {
       const int roll = pick(0, 99);
       if (roll < 50) follow(static_cast<std::size_t>(pick(0, topic_count - 1)));
       else if (roll < 60) abandon(static_cast<std::size_t>(pick(0, topic_count - 1)));
@@ -283,11 +312,12 @@ class poll_client {
       else until_next_change(server_, std::chrono::microseconds(pick(0, 3000)));
     }
     // The publishers have stopped: each follower catches up with its topic (timeout=0, so it never parks).
+    const steady::time_point deadline = steady::now() + 10s;
     for (std::size_t t = 0; t < topic_count; ++t) {
       follower& f = followers_[t];
       if (!f.cursor) f.cursor = f.start = 0;
       const std::uint64_t last = log_.completed(t);
-      for (int i = 0; i < 100 && *f.cursor < last && steady::now() < deadline + 10s; ++i) {
+      for (int i = 0; i < 100 && *f.cursor < last && steady::now() < deadline; ++i) {
         poll_request q = follow_request(t);
         q.how = poll_request::by::query;
         q.tag_field.clear();
@@ -447,6 +477,7 @@ class poll_client {
     poll_answer a;
     if (r.status == 304) {
       ++covered_.not_modified;
+      span_.saw_not_modified();
       if (!q.conditional()) return fail("304 to a poll without a cursor in If-None-Match");
       if (!r.body.empty()) return fail("304 with a body");
       if (r.header("ETag") != "\"" + std::to_string(q.cursor) + "\"") return fail("304 with another ETag");
@@ -572,12 +603,15 @@ class poll_client {
     exchange_on_connection(q);
   }
 
-  // A follow poll on a connection of its own, closed before the answer (likely while parked): the follower does
-  // not take it, and asks again later from the same cursor. Under a key of its own, as the server may count it as
-  // parked for a while after the close.
+  // A poll on a connection of its own, closed before the answer (likely while parked). Under a key of its own, as
+  // the server may count it as parked for a while after the close. Without a cursor, so from the newest message,
+  // so that it parks: from a follower's cursor, often behind, it was mostly answered at once, and a run could end
+  // without a single poll released as disconnected.
   void abandon(std::size_t topic) {
-    poll_request q = follow_request(topic);
-    if (q.how == poll_request::by::none) return;
+    poll_request q;
+    q.topic = topic;
+    q.how = poll_request::by::none;
+    random_limits(q);
     q.key = key_ + "-gone";
     q.timeout = "9";
     q.wait = max_timeout;
@@ -731,6 +765,7 @@ class poll_client {
   poll_server& server_;
   const published_log& log_;
   problem_list& problems_;
+  run_span& span_;
   std::mt19937 rng_;
   unsigned id_;
   std::string key_;
@@ -741,11 +776,11 @@ class poll_client {
 };
 
 void publish_randomly(poll_server& s, published_log& log, unsigned seed, unsigned id, problem_list& problems,
-                      steady::time_point deadline) {
+                      const run_span& span) {
   std::mt19937 rng(seed * 7919 + id);
   auto pick = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   std::size_t burst = 0;
-  for (std::size_t i = 0; i < messages_per_publisher && steady::now() < deadline; ++i) {
+  for (std::size_t i = 0; span.goes_on(i); ++i) {
     const auto topic = static_cast<std::size_t>(pick(0, topic_count - 1));
     published_log::message m = random_payload(rng);
     log.starting(topic);
@@ -815,16 +850,16 @@ TEST_CASE("long-poll endpoint: random publishers and clients, every answer fits 
   published_log log;
   problem_list problems;
   std::atomic<bool> publishing{true};
-  const steady::time_point deadline = steady::now() + 15s;
+  run_span span(s);
   std::vector<std::unique_ptr<poll_client>> clients;
   for (unsigned i = 0; i < client_count; ++i) {
-    clients.push_back(std::make_unique<poll_client>(s, log, problems, seed, i));
+    clients.push_back(std::make_unique<poll_client>(s, log, problems, span, seed, i));
   }
   std::vector<std::thread> threads_running;
-  for (auto& c : clients) threads_running.emplace_back([&, c = c.get()] { c->run(publishing, deadline); });
+  for (auto& c : clients) threads_running.emplace_back([&, c = c.get()] { c->run(publishing); });
   std::vector<std::thread> publishers;
   for (unsigned i = 0; i < publisher_count; ++i) {
-    publishers.emplace_back([&, i] { publish_randomly(s, log, seed, i, problems, deadline); });
+    publishers.emplace_back([&, i] { publish_randomly(s, log, seed, i, problems, span); });
   }
   for (auto& p : publishers) p.join();
   publishing = false;
