@@ -151,8 +151,9 @@ void BM_deflate_round_trip(benchmark::State& state, bool takeover) {
     json.resize(1024, ' ');
     messages.push_back(std::move(json));
   }
-  const ws::deflate_params params{.server_no_context_takeover = !takeover};
-  ws::deflate_compressor compressor(ws::role::server, params, static_cast<int>(state.range(0)));
+  const ws::deflate_params params{.server_no_context_takeover = !takeover,
+                                  .compression_level = static_cast<int>(state.range(0))};
+  ws::deflate_compressor compressor(ws::role::server, params);
   ws::deflate_decompressor decompressor(ws::role::client, params, 1 << 20);
   std::string compressed;
   std::vector<char> out(4096);

@@ -224,7 +224,8 @@ class message_generator {
     strings lines;
     const int hosts = odd_chance(0.08) ? pick(0, 2) : 1;
     for (int i = 0; i < hosts; ++i) {
-      lines.push_back(field_line("host", pick_of<std::string>({"h", "h.example:80", ""})));
+      lines.push_back(field_line("host", either(0.02, {"h", "h.example:80", ""},
+                                                {"h h", "h/x", "h:8o", "[::1", "u@h"})));
     }
     for (int n = pick(0, 3); n > 0; --n) lines.push_back(other_field());
     if (chance(0.12)) {
@@ -745,8 +746,9 @@ const std::vector<difference_class> request_differences = {
        return d.theirs_k != nullptr && d.theirs_k->upgrade && d.theirs_k->body.empty() && d.ours_k == nullptr &&
               d.mine.end == ending::rejected && d.mine.error == http::error::bad_transfer_encoding;
      }},
-    {"HTTP/1.1 without exactly one Host",
-     "RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host or with more than one",
+    {"HTTP/1.1 without exactly one Host, or a Host whose value is not uri-host [\":\" port]",
+     "RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or to a request with more than "
+     "one or with an invalid value; llhttp checks neither the value nor the number",
      [](const divergence& d) { return we_reject(d, http::error::bad_host); }},
     {"Transfer-Encoding in HTTP/1.0",
      "RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding MUST be treated as having faulty framing",
@@ -1057,8 +1059,9 @@ TEST_CASE("http::request_parser and llhttp (Node.js) read random requests alike"
     cases.push_back(message_generator(seed).make());
   }
   const std::size_t alike = compare_with_llhttp<true>(cases, request_differences);
-  // Not a vacuous comparison: most messages are valid and read alike, pipelined ones included.
-  CHECK(alike > cases.size());
+  // Not a vacuous comparison: most messages are valid and read alike, pipelined ones included (about one per
+  // stream: 4,983 of these 5,000 streams' messages, as the odd pieces cut pipelines short).
+  CHECK(alike > cases.size() * 9 / 10);
 }
 
 TEST_CASE("http::response_parser and llhttp (Node.js) read random responses alike", "[conformance][http]") {

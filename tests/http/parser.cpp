@@ -224,6 +224,17 @@ TEST_CASE("request parser: valid requests", "[http][parser]") {
     CHECK(r.messages[3].target == "[::1]:8443");
     CHECK(r.messages[4].target == "urn:x-a.b+c:d");  // an absolute-URI without "//" (RFC 3986 §3)
   }
+  SECTION("Host values: empty, a name with a port, an IPv6 literal, sub-delims, an empty port") {
+    auto r = parse_all_splits(
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: a-b.example_c:443\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: [fe80::1:10.0.0.1]\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: a!$&'()*+,;=~\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: h:\r\n\r\n");
+    REQUIRE_FALSE(r.ec);
+    REQUIRE(r.messages.size() == 5);
+    CHECK(r.messages[1].fields[0].second == "a-b.example_c:443");
+  }
   SECTION("extension methods are tokens") {
     auto r = parse_all_splits("PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n");
     REQUIRE_FALSE(r.ec);
@@ -341,6 +352,14 @@ TEST_CASE("request parser: invalid requests are rejected with a clear error and 
       {"non-ASCII in name", "GET / HTTP/1.1\r\n" + h + "X\xc3\xa9: v\r\n\r\n", error::bad_field_name},
       {"missing Host in 1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", error::bad_host},
       {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", error::bad_host},
+      {"two Hosts in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", error::bad_host},
+      {"a space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", error::bad_host},
+      {"a path in Host", "GET / HTTP/1.1\r\nHost: a/admin\r\n\r\n", error::bad_host},
+      {"userinfo in Host", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", error::bad_host},
+      {"a port that is not digits", "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", error::bad_host},
+      {"an IP literal without its bracket", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", error::bad_host},
+      {"an IP literal that is not IPv6", "GET / HTTP/1.1\r\nHost: [a.b]\r\n\r\n", error::bad_host},
+      {"non-ASCII in Host", "GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", error::bad_host},
       // request line (RFC 9112 §3)
       {"invalid method token", "G(T / HTTP/1.1\r\n" + h + "\r\n", error::bad_method},
       {"TLS hello to a plain port", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", error::bad_method},

@@ -58,13 +58,13 @@ TEST_CASE("push encoding: one encoding per transport, shared by every client", "
   push::detail::encodings e(m);
   std::map<int, ws::deflate_compressor> compressors;
   using kind = push::detail::variant::kind;
-  const auto sse1 = e.get({kind::sse}, "gap", compressors, 6);
-  const auto sse2 = e.get({kind::sse}, "gap", compressors, 6);
-  const auto ws1 = e.get({kind::ws}, "gap", compressors, 6);
-  const auto ws2 = e.get({kind::ws}, "gap", compressors, 6);
-  const auto z15a = e.get({kind::ws_deflate, 15}, "gap", compressors, 6);
-  const auto z15b = e.get({kind::ws_deflate, 15}, "gap", compressors, 6);
-  const auto z10 = e.get({kind::ws_deflate, 10}, "gap", compressors, 6);
+  const auto sse1 = e.get({kind::sse}, "gap", compressors, {});
+  const auto sse2 = e.get({kind::sse}, "gap", compressors, {});
+  const auto ws1 = e.get({kind::ws}, "gap", compressors, {});
+  const auto ws2 = e.get({kind::ws}, "gap", compressors, {});
+  const auto z15a = e.get({kind::ws_deflate, 15}, "gap", compressors, {});
+  const auto z15b = e.get({kind::ws_deflate, 15}, "gap", compressors, {});
+  const auto z10 = e.get({kind::ws_deflate, 10}, "gap", compressors, {});
   CHECK(sse1.data() == sse2.data());  // the same bytes, not a copy
   CHECK(ws1.data() == ws2.data());
   CHECK(z15a.data() == z15b.data());

@@ -139,6 +139,26 @@ TEST_CASE("deflate: server negotiation (RFC 7692 §7.1)", "[ws][deflate]") {
   }
 }
 
+TEST_CASE("deflate: each end compresses at the zlib settings of its own options", "[ws][deflate]") {
+  const deflate_options server{.enabled = true, .compression_level = 0, .memory_level = 9};
+  const deflate_options client{.enabled = true, .compression_level = 9, .memory_level = 1};
+  const auto a = negotiate_deflate(parsed(deflate_offer(client)), server);
+  REQUIRE(a);
+  CHECK(a->params.compression_level == 0);
+  CHECK(a->params.memory_level == 9);
+  std::optional<deflate_params> agreed;
+  REQUIRE_FALSE(accept_deflate_response(parsed(a->response), client, agreed));
+  REQUIRE(agreed);
+  CHECK(agreed->compression_level == 9);
+  CHECK(agreed->memory_level == 1);
+  // Level 0 only stores: text that compresses well comes out no smaller. Level 9 shrinks it.
+  std::string text;
+  for (int i = 0; i < 50; ++i) text += json_event(i);
+  deflate_compressor stored(role::server, a->params), squeezed(role::client, *agreed);
+  CHECK(compress_message(stored, text).size() >= text.size());
+  CHECK(compress_message(squeezed, text).size() < text.size() / 2);
+}
+
 TEST_CASE("deflate: client offer and response checks", "[ws][deflate]") {
   SECTION("offers") {
     CHECK(deflate_offer({}).empty());
@@ -353,7 +373,7 @@ TEST_CASE("deflate: the compressor's output", "[ws][deflate]") {
   }
   SECTION("bad parameters throw") {
     CHECK_THROWS_AS(deflate_compressor(role::server, {.server_max_window_bits = 8}), std::invalid_argument);
-    CHECK_THROWS_AS(deflate_compressor(role::client, {}, 10), std::invalid_argument);
+    CHECK_THROWS_AS(deflate_compressor(role::client, {.compression_level = 10}), std::invalid_argument);
     CHECK_THROWS_AS(deflate_decompressor(role::client, {.server_max_window_bits = 16}, 100), std::invalid_argument);
   }
 }

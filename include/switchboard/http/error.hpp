@@ -45,7 +45,8 @@ enum class error {
   header_too_large,
   /// More fields than `parser_limits::max_fields`: answered 431.
   too_many_fields,
-  /// An HTTP/1.1 request without a Host field, or with more than one (RFC 9112 §3.2).
+  /// An HTTP/1.1 request without a Host field, a request with more than one, or one whose value is not
+  /// uri-host [":" port] (RFC 9112 §3.2).
   bad_host,
 
   // -- framing (RFC 9112 §6)
@@ -116,7 +117,7 @@ class http_category_impl final : public std::error_category {
       case error::bad_line_ending: return "bare CR or LF";
       case error::header_too_large: return "header section too large";
       case error::too_many_fields: return "too many header fields";
-      case error::bad_host: return "missing or repeated Host";
+      case error::bad_host: return "missing, repeated or invalid Host";
       case error::content_length_and_transfer_encoding: return "both Content-Length and Transfer-Encoding";
       case error::bad_content_length: return "invalid Content-Length";
       case error::conflicting_content_length: return "conflicting Content-Length values";

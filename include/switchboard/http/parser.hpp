@@ -20,6 +20,7 @@
 #include <switchboard/http/fields.hpp>
 #include <switchboard/http/method.hpp>
 #include <switchboard/http/status.hpp>
+#include <switchboard/http/url.hpp>
 
 #include <cstdint>
 #include <algorithm>
@@ -366,7 +367,13 @@ class basic_parser {
     for (const field_view& f : fields_) {
       switch (f.name.size()) {
         case 4:
-          if (detail::iequals(f.name, "host")) ++hosts;
+          if (detail::iequals(f.name, "host")) {
+            ++hosts;
+            if (IsRequest && !detail::is_host_field(f.value)) {
+              ec = error::bad_host;  // RFC 9112 §3.2: 400 for a Host field with an invalid value
+              return false;
+            }
+          }
           break;
         case 6:
           // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored (it may not read a 1xx response).

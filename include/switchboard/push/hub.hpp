@@ -217,8 +217,9 @@ class encodings {
   explicit encodings(const pubsub::message& m) : message_(&m) {}
   explicit encodings(const pubsub::gap& g) : gap_(&g) {}
 
+  /// `deflate` gives the zlib settings of a compressed frame.
   shared_bytes get(const variant& v, std::string_view gap_event, std::map<int, ws::deflate_compressor>& compressors,
-                   int level) {
+                   const ws::deflate_options& deflate) {
     switch (v.type) {
       case variant::kind::sse:
         if (sse_.empty()) sse_ = message_ ? sse_message(*message_) : sse_gap(*gap_, gap_event);
@@ -231,8 +232,11 @@ class encodings {
         if (frame.empty()) {
           auto it = compressors.find(v.window_bits);
           if (it == compressors.end()) {
-            const ws::deflate_params params{.server_no_context_takeover = true, .server_max_window_bits = v.window_bits};
-            it = compressors.try_emplace(v.window_bits, ws::role::server, params, level).first;
+            const ws::deflate_params params{.server_no_context_takeover = true,
+                                            .server_max_window_bits = v.window_bits,
+                                            .compression_level = deflate.compression_level,
+                                            .memory_level = deflate.memory_level};
+            it = compressors.try_emplace(v.window_bits, ws::role::server, params).first;
           }
           frame = ws_compressed_frame(text(), it->second);
         }
@@ -427,7 +431,7 @@ inline feed_lease::~feed_lease() {
 }
 
 inline shared_bytes feed::encode(encodings& e, const variant& v) {
-  return e.get(v, hub_->options.gap_event, compressors_, hub_->options.websocket.session.compression_level);
+  return e.get(v, hub_->options.gap_event, compressors_, hub_->options.websocket.deflate);
 }
 
 // Both deliver by index: a delivery runs client code, and although nothing it reaches removes a link at once (detach
@@ -645,7 +649,7 @@ class ws_client final : public client {
                [](const pubsub::gap& g) {
                  encodings e(g);
                  std::map<int, ws::deflate_compressor> none;
-                 return e.get(variant{variant::kind::ws}, {}, none, 0);
+                 return e.get(variant{variant::kind::ws}, {}, none, {});
                },
                hub->counters),
         hub_(std::move(hub)), session_(s) {}

@@ -38,13 +38,16 @@
 
 namespace switchboard::ws {
 
-/// The permessage-deflate parameters in force on one connection, as agreed in the handshake (RFC 7692 §7.1).
+/// The permessage-deflate parameters in force on one connection, as agreed in the handshake (RFC 7692 §7.1), and
+/// how hard this end compresses (its `deflate_options`' zlib settings, which the handshake does not carry).
 /// Window sizes are base-2 logarithms of the LZ77 window in bytes (8 = 256 bytes ... 15 = 32 KiB).
 struct deflate_params {
   bool server_no_context_takeover = false;  ///< the server resets its compressor after every message
   bool client_no_context_takeover = false;  ///< the client resets its compressor after every message
   int server_max_window_bits = 15;          ///< the largest window the server compresses with
   int client_max_window_bits = 15;          ///< the largest window the client compresses with
+  int compression_level = 6;                ///< this end's zlib level, 0-9 (not negotiated)
+  int memory_level = 8;                     ///< this end's zlib memLevel, 1-9 (not negotiated)
 };
 
 /// What one endpoint is willing to negotiate, and how hard it compresses. The same struct serves a server (what
@@ -168,6 +171,8 @@ inline std::optional<deflate_agreement> negotiate_deflate(std::span<const extens
     if (!e) continue;
     deflate_agreement a;
     deflate_params& p = a.params;
+    p.compression_level = options.compression_level;
+    p.memory_level = options.memory_level;
     // §7.1.1.1: accepted by echoing it; a server may also impose it unasked.
     p.server_no_context_takeover = e->server_no_context_takeover || options.server_no_context_takeover;
     // §7.1.1.2: a server may include it in any response; echo the client's announcement so both rely on it.
@@ -232,6 +237,8 @@ inline std::error_code accept_deflate_response(std::span<const extension> respon
     if (!e) return error::unexpected_extension;
     if (options.server_no_context_takeover && !e->server_no_context_takeover) return error::unexpected_extension;
     deflate_params p;
+    p.compression_level = options.compression_level;
+    p.memory_level = options.memory_level;
     p.server_no_context_takeover = e->server_no_context_takeover;
     p.client_no_context_takeover = e->client_no_context_takeover || options.client_no_context_takeover;
     p.server_max_window_bits = e->server_max_window_bits.value_or(15);
@@ -250,14 +257,15 @@ inline std::error_code accept_deflate_response(std::span<const extension> respon
 /// used by whoever serialises that connection's writes. Messages must be compressed in the order they are sent.
 class deflate_compressor {
  public:
-  /// A compressor for the messages `r` sends under `params`, at zlib `level` (0-9) and `memory_level` (1-9).
-  /// Throws `std::invalid_argument` for a window below 9 bits or out-of-range levels, `std::bad_alloc` if zlib
-  /// cannot allocate its state.
-  deflate_compressor(role r, const deflate_params& params, int level = 6, int memory_level = 8)
+  /// A compressor for the messages `r` sends under `params`, at its zlib `compression_level` (0-9) and
+  /// `memory_level` (1-9). Throws `std::invalid_argument` for a window below 9 bits or out-of-range levels,
+  /// `std::bad_alloc` if zlib cannot allocate its state.
+  deflate_compressor(role r, const deflate_params& params)
       : no_context_takeover_(r == role::server ? params.server_no_context_takeover
                                                : params.client_no_context_takeover) {
     const int bits = r == role::server ? params.server_max_window_bits : params.client_max_window_bits;
     detail::check_window_bits(bits, 9, "compressor window bits");
+    const int level = params.compression_level, memory_level = params.memory_level;
     if (level < 0 || level > 9 || memory_level < 1 || memory_level > 9) {
       throw std::invalid_argument("switchboard::ws::deflate_compressor: level out of range");
     }

@@ -100,8 +100,6 @@ struct session_options {
   /// connection is closed. Without it a peer could send most of a large message and trickle the rest, holding up
   /// to the message limit (`limits`) for as long as it trickles: any byte answers a keep-alive ping. 0: none.
   std::chrono::milliseconds message_timeout{60'000};
-  /// Compression level for permessage-deflate, when the handshake agreed it.
-  int compression_level = 6;
 };
 
 /// Why a session ended.
@@ -318,7 +316,7 @@ class session_impl final : public session,
         stream_(std::move(stream)),
         parser_(r, with_deflate(options.limits, deflate)),
         writer_(r) {
-    if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate, options.compression_level);
+    if (deflate) compressor_ = std::make_unique<deflate_compressor>(r, *deflate);
     admission_ = std::move(admission);
     if (!leftover.empty()) {
       in_.resize(leftover.size() + min_read_space);

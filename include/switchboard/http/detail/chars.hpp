@@ -39,6 +39,16 @@ inline constexpr std::array<bool, 256> target_table = [] {
   return t;
 }();
 
+// A reg-name's characters without its percent-encoded octets (RFC 3986 §3.2.2): unreserved and sub-delims.
+inline constexpr std::array<bool, 256> reg_name_table = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
 // field-vchar / SP / HTAB: visible ASCII, obs-text (0x80-0xFF), space and tab. Controls and DEL are not allowed
 // (RFC 9110 §5.5); a bare CR or LF inside a value would split the field differently in another parser.
 inline constexpr std::array<bool, 256> field_value_table = [] {
