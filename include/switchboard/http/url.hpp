@@ -174,12 +174,21 @@ constexpr std::optional<authority_parts> split_authority(std::string_view author
 // A Host field value (RFC 9110 §7.2): uri-host [":" port], or empty (a target without an authority). A server
 // answers any other with 400 (RFC 9112 §3.2): a proxy or a virtual-host router behind it would read it its own way.
 // Stricter than the grammar in one point, as for the clients' URLs: no percent-encoded octets in a name.
+// One pass over a name (every request has one: the parser checks it on the way).
 constexpr bool is_host_field(std::string_view value) noexcept {
-  if (value.empty()) return true;
-  const std::optional<authority_parts> parts = split_authority(value);
-  if (!parts || !is_url_host(parts->host, parts->ip_literal)) return false;
-  for (const char c : parts->port) {
-    if (c < '0' || c > '9') return false;  // port = *DIGIT
+  std::size_t host_end = 0;
+  if (!value.empty() && value.front() == '[') {
+    const std::optional<authority_parts> parts = split_authority(value);
+    if (!parts || !is_url_host(parts->host, true)) return false;
+    host_end = value.size() - parts->port.size() - (parts->port.empty() ? 0 : 1);
+  } else {
+    while (host_end < value.size() && reg_name_table[static_cast<unsigned char>(value[host_end])]) ++host_end;
+    if (host_end == 0) return value.empty();
+  }
+  if (host_end == value.size()) return true;
+  if (value[host_end] != ':') return false;
+  for (std::size_t i = host_end + 1; i < value.size(); ++i) {
+    if (value[i] < '0' || value[i] > '9') return false;  // port = *DIGIT
   }
   return true;
 }
