@@ -1,5 +1,6 @@
-// Microbenchmarks of the HTTP codec and router: parsing (a typical browser request, and 16 pipelined), writing a
-// response head, and router lookup with 10, 100 and 1,000 routes.
+// Microbenchmarks of the HTTP codec and router: parsing (a typical browser request, and 16 pipelined; a request
+// with an 8 KB target sent one byte at a time), writing a response head, and router lookup with 10, 100 and 1,000
+// routes.
 #include <switchboard/http/detail/serializer.hpp>
 #include <switchboard/http/parser.hpp>
 #include <switchboard/http/router.hpp>
@@ -53,6 +54,28 @@ void parse_requests(benchmark::State& state, std::string input, int per_buffer) 
   state.SetItemsProcessed(state.iterations() * per_buffer);
 }
 
+// A slow peer: each byte comes in a read of its own, and the parser is given the whole buffer so far each time, as
+// the server's connection does. The cost per request must grow linearly with its size, not with its square.
+void parse_request_byte_by_byte(benchmark::State& state) {
+  const std::string input = "GET /" + std::string(8000, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n";
+  std::string buffer;
+  for (auto _ : state) {
+    request_parser p;
+    buffer.clear();
+    std::error_code ec;
+    std::size_t consumed = 0;
+    for (const char c : input) {
+      buffer.push_back(c);
+      consumed = p.put(buffer, ec);
+      if (ec || consumed != 0) break;
+    }
+    if (ec || !p.done()) state.SkipWithError("parse failed");
+    benchmark::DoNotOptimize(consumed);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * input.size()));
+}
+
 std::string repeat(const std::string& s, int n) {
   std::string out;
   for (int i = 0; i < n; ++i) out += s;
@@ -99,6 +122,7 @@ BENCHMARK_CAPTURE(parse_requests, browser_400_bytes, browser_request(), 1);
 BENCHMARK_CAPTURE(parse_requests, browser_16_pipelined, repeat(browser_request(), 16), 16);
 BENCHMARK_CAPTURE(parse_requests, wrk_plaintext_16_pipelined,
                   repeat("GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", 16), 16);
+BENCHMARK(parse_request_byte_by_byte);
 BENCHMARK(serialize_head);
 BENCHMARK(router_lookup)->Arg(10)->Arg(100)->Arg(1000);
 

@@ -387,6 +387,11 @@ TEST_CASE("request parser: invalid requests are rejected with a clear error and 
       {"HTTP/0.9", "GET / HTTP/0.9\r\n" + h + "\r\n", error::unsupported_version},
       // limits
       {"target over 8 KiB", "GET /" + std::string(8 * 1024, 'a') + " HTTP/1.1\r\n" + h + "\r\n", error::target_too_long},
+      // found before the request line ends (the check of an incomplete line goes on from where the last one stopped)
+      {"an invalid method, unfinished", "GET" + std::string(100, 'T') + "(", error::bad_method},
+      {"a control in a target, unfinished", "GET /" + std::string(100, 'a') + "\x01", error::bad_target},
+      {"a target over 8 KiB, unfinished", "GET /" + std::string(8 * 1024, 'a'), error::target_too_long},
+      {"a bad version, unfinished", "GET /" + std::string(100, 'a') + " HTTQ", error::bad_version},
       {"header over 16 KiB", "GET / HTTP/1.1\r\n" + h + "X-A: " + std::string(16 * 1024, 'a') + "\r\n\r\n",
        error::header_too_large},
       {"body over 1 MiB (Content-Length)", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1048577\r\n\r\nx",

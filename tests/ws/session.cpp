@@ -998,6 +998,32 @@ TEST_CASE("ws client: handshake failures", "[ws][client]") {
   CHECK(attempt("http://127.0.0.1/") == asio::error::invalid_argument);
 }
 
+// Options that cannot be sent are the caller's error, found before the lookup. Before, they threw inside the attempt,
+// after the connect, and it completed with io_error like a connection that failed.
+TEST_CASE("ws client: options that cannot be sent complete with invalid_argument before any lookup", "[ws][client]") {
+  asio::io_context ctx;
+  int lookups = 0;
+  const auto counted = [&](const std::string&, std::uint16_t, net::resolve_handler answer) {
+    ++lookups;
+    answer(asio::error::host_not_found, {});
+  };
+  std::vector<ws::connect_options> bad(4);
+  bad[0].headers = {{"X-A", "a\r\nX-Injected: 1"}};
+  bad[1].headers = {{"X A", "a"}};
+  bad[2].origin = "http://a\r\n";
+  bad[3].deflate = {.enabled = true, .compression_level = 10};
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    INFO("options " << i);
+    bad[i].resolve = counted;
+    std::optional<std::error_code> result;
+    ws::async_connect(ctx.get_executor(), "ws://service.test/", bad[i],
+                      [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
+    REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
+    CHECK(*result == asio::error::invalid_argument);
+  }
+  CHECK(lookups == 0);
+}
+
 TEST_CASE("ws client: the connect timeout covers a server that never answers the upgrade", "[ws][client]") {
   asio::io_context ctx;
   // The kernel completes the TCP handshake into the backlog; nothing accepts, so nothing answers.

@@ -37,6 +37,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,16 +64,20 @@ struct connect_options {
 
 namespace detail {
 
-// Runs the opening handshake on a connected stream; returns the session (which then owns the stream) or an error.
-// The stream stays the caller's until then, so that its connect timeout can close the socket under any step.
-template <class Stream>
-asio::awaitable<std::shared_ptr<session>> client_handshake(Stream& stream, const http::url& u, const connect_options& o,
-                                                          std::error_code& ec) {
-  const std::string key = make_client_key();
-  std::string request = "GET " + u.target + " HTTP/1.1\r\nHost: " + u.host_field() +
-                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                        "\r\nSec-WebSocket-Version: 13\r\n";
-  http::header_block extra;  // validates names and values: no header injection through options
+// The opening handshake's request (RFC 6455 §4.1) with its key. Throws `std::invalid_argument` when an option
+// cannot be sent: a field name or value that is not valid (no header injection through options), deflate options
+// out of range.
+struct client_request {
+  std::string key;
+  std::string bytes;
+};
+
+inline client_request make_client_request(const http::url& u, const connect_options& o) {
+  client_request r{make_client_key(), {}};
+  r.bytes = "GET " + u.target + " HTTP/1.1\r\nHost: " + u.host_field() +
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + r.key +
+            "\r\nSec-WebSocket-Version: 13\r\n";
+  http::header_block extra;
   if (!o.origin.empty()) extra.set("Origin", o.origin);
   if (!o.subprotocols.empty()) {
     std::string list;
@@ -81,8 +86,17 @@ asio::awaitable<std::shared_ptr<session>> client_handshake(Stream& stream, const
   }
   if (o.deflate.enabled) extra.set("Sec-WebSocket-Extensions", deflate_offer(o.deflate));
   for (const auto& [name, value] : o.headers) extra.add(name, value);
-  request.append(extra.serialized()).append("\r\n");
-  co_await asio::async_write(stream, asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
+  r.bytes.append(extra.serialized()).append("\r\n");
+  return r;
+}
+
+// Runs the opening handshake on a connected stream; returns the session (which then owns the stream) or an error.
+// The stream stays the caller's until then, so that its connect timeout can close the socket under any step.
+template <class Stream>
+asio::awaitable<std::shared_ptr<session>> client_handshake(Stream& stream, const client_request& request,
+                                                          const connect_options& o, std::error_code& ec) {
+  const std::string& key = request.key;
+  co_await asio::async_write(stream, asio::buffer(request.bytes), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return nullptr;
 
   http::response_parser parser;
@@ -150,6 +164,14 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
     ec = asio::error::invalid_argument;
     co_return nullptr;
   }
+  // Before any I/O: options that cannot be sent are the caller's error, not a connection's.
+  client_request request;
+  try {
+    request = make_client_request(*u, o);
+  } catch (const std::invalid_argument&) {
+    ec = asio::error::invalid_argument;
+    co_return nullptr;
+  }
   // The lookup waits until the deadline at most; then the deadline closes the socket, which ends whatever step is
   // waiting: the connect, the TLS handshake or the upgrade (once the TLS stream has taken the socket, the socket to
   // close is the stream's). The timer's handler shares `deadline`, not this frame: its completion may already be
@@ -193,10 +215,10 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
       SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
       co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) s = co_await client_handshake(stream, *u, o, ec);
+      if (!ec) s = co_await client_handshake(stream, request, o, ec);
       deadline->live = nullptr;  // `stream` goes at the end of this block
     } else {
-      s = co_await client_handshake(socket, *u, o, ec);
+      s = co_await client_handshake(socket, request, o, ec);
     }
   }
   timer.cancel();
@@ -209,9 +231,10 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
 
 /// Opens a WebSocket session to `url` (`ws://` or `wss://`). Completion signature
 /// `void(std::error_code, std::shared_ptr<session>)`; call `start()` on the session once its handlers are set.
-/// Errors: `switchboard::error::timeout`, `ws::error::handshake_refused` (the server answered another status),
-/// `invalid_accept`, `unexpected_subprotocol`, `unexpected_extension`, HTTP parse errors, the lookup's, socket and
-/// TLS errors.
+/// Errors: `asio::error::invalid_argument` (a URL that is not ws:// or wss://, a header or Origin that is not a
+/// valid field, deflate options out of range: found before any I/O), `switchboard::error::timeout`,
+/// `ws::error::handshake_refused` (the server answered another status), `invalid_accept`, `unexpected_subprotocol`,
+/// `unexpected_extension`, HTTP parse errors, the lookup's, socket and TLS errors.
 /// Cancellation: per-operation cancellation (terminal) aborts the attempt, which completes with
 /// `asio::error::operation_aborted`.
 template <class Token>
