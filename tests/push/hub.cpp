@@ -406,6 +406,22 @@ TEST_CASE("push hub: max_stream_age ends SSE streams; the client resumes where i
   CHECK(ids_and_data(again.events) == std::vector<std::string>{"2:m2"});
 }
 
+// An age and a heartbeat too long to reach ("for ever") do not wrap around into the past: the stream stays open and
+// delivers. Before, the end of its age overflowed and every stream ended as soon as it began.
+TEST_CASE("push hub: a max_stream_age and heartbeat of milliseconds::max() are for ever", "[push][hub]") {
+  push::hub_options o;
+  o.max_stream_age = std::chrono::milliseconds::max();
+  o.sse.heartbeat = std::chrono::milliseconds::max();
+  hub_server h(o);
+  h.publish("news", "m1");
+  event_stream_client c(h.s.port(), "/topics/news/events?lastEventId=0");
+  REQUIRE(c.read_events(1));
+  h.publish("news", "m2");
+  REQUIRE(c.read_events(2));
+  CHECK(ids_and_data(c.events) == std::vector<std::string>{"1:m1", "2:m2"});
+  CHECK_FALSE(c.ended);
+}
+
 // A model of the rooms protocol under concurrency: one socket joins (live, or from a random cursor) and leaves topics
 // at random while bursts are published to them from other threads. Per topic, what the socket receives between a
 // "joined" and its "left" must be every message after the join's starting point, each once and in order, with a
