@@ -15,6 +15,7 @@
 using namespace std::chrono_literals;
 using switchboard::drain_report;
 using switchboard::runtime;
+using switchboard::runtime_options;
 
 namespace {
 
@@ -137,4 +138,22 @@ TEST_CASE("runtime: an application's own io_context", "[core][runtime]") {
   const drain_report r = rt.run();  // runs ctx on this thread until the drain is over and ctx has no work
   CHECK(ran);
   CHECK(r.drained == 4);
+}
+
+// An application's context outlives the runtime over it, and runs afterwards what the runtime had posted: a stop
+// whose drain had not begun, and a component's drain report that came late. Neither may touch the destroyed
+// runtime (AddressSanitizer reported a heap-use-after-free in both before).
+TEST_CASE("runtime: an application's io_context run after the runtime is gone runs nothing of it", "[core][runtime]") {
+  asio::io_context ctx;
+  fake_component slow(ctx.get_executor(), {.drained = 1}, 20ms);
+  {
+    auto rt = std::make_unique<runtime>(ctx, runtime_options{.handle_signals = false});
+    rt->add(slow);
+    rt->stop(0ms);
+    ctx.run_one();  // the drain begins: `slow` reports in 20 ms, to a runtime gone by then
+    CHECK(slow.calls == 1);
+    rt->stop(0ms);  // and a second stop, posted, not yet run
+  }
+  ctx.run();  // the report and the second stop find no runtime: nothing happens
+  CHECK(slow.calls == 1);
 }

@@ -32,6 +32,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace switchboard {
@@ -46,6 +47,19 @@ struct runtime_options {
 };
 
 class runtime {
+  // `f`, made to do nothing once this runtime is gone. An application's own io_context goes on after the runtime
+  // over it is destroyed, and may then run what the runtime posted to it (a `stop()` whose drain had not begun, a
+  // component's late drain report): without this, on a destroyed runtime. (Owned contexts are shut down in the
+  // destructor: what is queued there is destroyed, never run.) The runtime is destroyed on the thread that runs an
+  // application's context or while it is not running, as any object its handlers use.
+  // (Defined before its users: they need its deduced type.)
+  template <class F>
+  auto while_alive(F f) const {
+    return [alive = std::weak_ptr<const bool>(alive_), f = std::move(f)](auto&&... args) mutable {
+      if (!alive.expired()) f(std::forward<decltype(args)>(args)...);
+    };
+  }
+
  public:
   /// Owns `options.threads` io_contexts.
   explicit runtime(runtime_options options = {}) : options_(options) {
@@ -124,7 +138,7 @@ class runtime {
   /// apart from shortening the grace.
   void stop(std::optional<std::chrono::milliseconds> grace = std::nullopt) {
     const auto deadline = std::chrono::steady_clock::now() + grace.value_or(options_.drain_grace);
-    asio::post(*contexts_[0], [this, deadline] { begin_drain(deadline); });
+    asio::post(*contexts_[0], while_alive([this, deadline] { begin_drain(deadline); }));
   }
 
   /// True once a drain has been started.
@@ -148,13 +162,13 @@ class runtime {
   }
 
   void wait_signal() {
-    signals_->async_wait([this](std::error_code ec, int) {
+    signals_->async_wait(while_alive([this](std::error_code ec, int) {
       if (ec) return;
       // First signal: drain with the configured grace. Second: cut now.
       begin_drain(stopping_ ? std::chrono::steady_clock::now()
                             : std::chrono::steady_clock::now() + options_.drain_grace);
       wait_signal();
-    });
+    }));
   }
 
   // Runs on context 0.
@@ -176,13 +190,13 @@ class runtime {
     }
     auto remaining = std::make_shared<std::atomic<std::size_t>>(components.size());
     for (auto* c : components) {
-      c->async_drain(deadline, [this, remaining](drain_report r) {
+      c->async_drain(deadline, while_alive([this, remaining](drain_report r) {
         {
           std::lock_guard lock(mutex_);
           report_ += r;
         }
-        if (remaining->fetch_sub(1) == 1) asio::post(*contexts_[0], [this] { finish(); });
-      });
+        if (remaining->fetch_sub(1) == 1) asio::post(*contexts_[0], while_alive([this] { finish(); }));
+      }));
     }
   }
 
@@ -226,6 +240,7 @@ class runtime {
   drain_report report_;
   std::atomic<bool> stopping_{false};
   bool external_ = false;
+  std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);  // expires with the runtime
 };
 
 }  // namespace switchboard
