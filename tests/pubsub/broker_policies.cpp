@@ -290,6 +290,20 @@ TEST_CASE("policy wait: publishers wait for room", "[pubsub][broker][policy][wai
     CHECK(b.stats("t")->waiting_publishers == 0);
   }
 
+  SECTION("gaps reported in a row while a publisher waits take one number each, as one entry in the line") {
+    publish_numbered(b, 1, 2);
+    std::optional<std::uint64_t> sequence;
+    b.async_publish("t", text("m3"), [&](std::error_code, std::uint64_t seq) { sequence = seq; });
+    for (int i = 0; i < 1000; ++i) b.report_gap("t", gap_reason::upstream);
+    b.report_gap("t", gap_reason::overflow);  // another reason: an entry of its own
+    poll(ctx);
+    strings got;
+    for (int i = 0; i < 5; ++i) got.push_back(receive_one(ctx, sub));
+    CHECK(got == strings{"t#1=m1", "t#2=m2", "t#3=m3", "t gap 4-1003 upstream", "t gap 1004-1004 overflow"});
+    CHECK(sequence == 3);
+    CHECK(b.last_sequence("t") == 1004);
+  }
+
   SECTION("with a deadline") {
     publish_numbered(b, 1, 2);
     std::optional<std::error_code> result;

@@ -141,7 +141,11 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     if (erased) return false;
     if (closed) return true;
     if (publishers_.empty()) {
-      commit_gap_locked(self, reason);
+      commit_gap_locked(self, reason, 1);
+    } else if (publishers_.back().gap == reason) {
+      // Right behind a gap of the same reason: one entry takes both numbers. Else a source that reports a gap at
+      // each reconnect grew the line by an entry each time, for as long as a publisher waited on a slow subscriber.
+      ++publishers_.back().gap_numbers;
     } else {
       publishers_.push_back(
           waiting_publish{++next_id_, std::nullopt, std::nullopt, publish_handler(), nullptr, reason});
@@ -280,6 +284,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     publish_handler handler;
     std::shared_ptr<asio::steady_timer> timer;
     std::optional<gap_reason> gap{};  // a `report_gap` waiting for its turn, not a publish
+    std::uint64_t gap_numbers = 1;    // with `gap`: the sequence numbers it takes (reports in a row)
   };
 
   struct waiting_read {
@@ -329,12 +334,14 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   }
 
   // Numbers a gap and queues it for every subscriber; waiting readers learn of it as a gap in what they read.
-  void commit_gap_locked(const topic_ref& self, gap_reason reason) {
-    const std::uint64_t sequence = ++last_sequence;
+  // Takes `numbers` sequence numbers for a gap of `reason` (reports in a row, one each).
+  void commit_gap_locked(const topic_ref& self, gap_reason reason, std::uint64_t numbers) {
+    const std::uint64_t first = last_sequence + 1;
+    last_sequence += numbers;
     retired = false;
     log.clear();
     for (const auto& s : subscribers.items()) {
-      if (!s->gone) s->push_gap(self, sequence, sequence, reason);
+      if (!s->gone) s->push_gap(self, first, last_sequence, reason);
     }
     read_batch batch;
     for (waiting_read& w : readers_) {
@@ -351,7 +358,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     while (!publishers_.empty()) {
       waiting_publish& w = publishers_.front();
       if (w.gap) {
-        commit_gap_locked(self, *w.gap);
+        commit_gap_locked(self, *w.gap, w.gap_numbers);
         publishers_.pop_front();
         continue;
       }
