@@ -7,15 +7,18 @@
 
 namespace switchboard::http::detail {
 
-// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-inline constexpr std::array<bool, 256> token_table = [] {
+// A table of the ASCII letters and digits and the characters of `extra`.
+constexpr std::array<bool, 256> alphanumeric_and(std::string_view extra) {
   std::array<bool, 256> t{};
   for (int c = '0'; c <= '9'; ++c) t[c] = true;
   for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
   for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  for (char c : extra) t[static_cast<unsigned char>(c)] = true;
   return t;
-}();
+}
+
+// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+inline constexpr std::array<bool, 256> token_table = alphanumeric_and("!#$%&'*+-.^_`|~");
 
 constexpr bool is_token_char(unsigned char c) noexcept { return token_table[c]; }
 
@@ -30,24 +33,10 @@ constexpr bool is_token(std::string_view s) noexcept {
 // Characters allowed in a request-target: the URI characters of RFC 3986 (unreserved, reserved, "%"). Everything
 // else (controls, SP, DEL, non-ASCII, and "\"<>\\^`{|}") must be percent-encoded by the client; rejecting them
 // keeps the target unambiguous for every component that reads it.
-inline constexpr std::array<bool, 256> target_table = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("-._~:/?#[]@!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}();
+inline constexpr std::array<bool, 256> target_table = alphanumeric_and("-._~:/?#[]@!$&'()*+,;=%");
 
 // A reg-name's characters without its percent-encoded octets (RFC 3986 §3.2.2): unreserved and sub-delims.
-inline constexpr std::array<bool, 256> reg_name_table = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("-._~!$&'()*+,;=")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}();
+inline constexpr std::array<bool, 256> reg_name_table = alphanumeric_and("-._~!$&'()*+,;=");
 
 // field-vchar / SP / HTAB: visible ASCII, obs-text (0x80-0xFF), space and tab. Controls and DEL are not allowed
 // (RFC 9110 §5.5); a bare CR or LF inside a value would split the field differently in another parser.
