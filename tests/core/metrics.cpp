@@ -168,6 +168,9 @@ TEST_CASE("metrics: callbacks are read at scrape time while their handle lives",
           "queue_dropped_total{queue=\"jobs\"} 7\n");
     depth = 0.5;
     CHECK(exposed(registry).find("queue_depth{queue=\"jobs\"} 0.5\n") != std::string::npos);
+    // A count is written exactly, past the 2^53 where a double would round it.
+    dropped = (std::uint64_t{1} << 53) + 1;
+    CHECK(exposed(registry).find("queue_dropped_total{queue=\"jobs\"} 9007199254740993\n") != std::string::npos);
 
     SECTION("a series can only have one source") {
       CHECK_THROWS_AS(registry.gauge_callback("queue_depth", "Queued.", {{"queue", "jobs"}}, [] { return 1.0; }),

@@ -428,3 +428,34 @@ TEST_CASE("deflate: bytes zlib did not take stay masked in the caller's buffer",
   CHECK(r.payload == std::string(64, 'q'));
   CHECK(buffer.substr(r.consumed) == original.substr(r.consumed));
 }
+
+// Hidden (it needs about 9 GiB of memory and several seconds): `test_ws "[.huge]"`. zlib counts in 32 bits, so a
+// message of 4 GiB or more must be given to it in parts; a cast would cut the count and the message with it.
+TEST_CASE("deflate: a message over 4 GiB round-trips whole", "[ws][deflate][.huge]") {
+  const std::size_t size = (std::size_t{1} << 32) + 7;
+  std::string message(size, 'x');
+  for (const std::size_t at : {std::size_t{0}, (std::size_t{1} << 32) - 1, std::size_t{1} << 32, size - 1}) {
+    message[at] = 'y';
+  }
+  // Level 0 stores the bytes, so the compressed message is over 4 GiB too and the decompressor's input is as well.
+  deflate_compressor c(role::client, {.compression_level = 0});
+  const std::string compressed = compress_message(c, message);
+  REQUIRE(compressed.size() > size);
+
+  deflate_decompressor d(role::server, {}, size);
+  std::vector<char> out(64 << 20);
+  std::size_t consumed = 0, produced = 0;
+  bool alike = true;
+  inflate_result r;
+  do {
+    r = d.inflate(std::span<const char>(compressed).subspan(consumed), true, out);
+    alike = alike && std::string_view(out.data(), r.produced) == std::string_view(message).substr(produced, r.produced);
+    consumed += r.consumed;
+    produced += r.produced;
+  } while (!r.error && !r.message_done && (r.consumed > 0 || r.produced > 0));
+  CHECK_FALSE(r.error);
+  CHECK(r.message_done);
+  CHECK(consumed == compressed.size());
+  CHECK(produced == size);
+  CHECK(alike);
+}

@@ -274,7 +274,7 @@ class metrics_registry {
   /// `read` must never go down. As `gauge_callback` otherwise.
   metric_callback counter_callback(std::string_view name, std::string_view help, label_set labels,
                                    std::function<std::uint64_t()> read) {
-    return add_callback(name, help, kind::counter, labels, [read = std::move(read)] { return double(read()); });
+    return add_callback(name, help, kind::counter, labels, std::move(read));
   }
 
   /// A counter series that reads the atomic count `owner->*count` at each scrape: a component's counter, in a state
@@ -316,7 +316,8 @@ class metrics_registry {
 
   enum class kind { counter, gauge, histogram };
   using series_metric = std::variant<std::unique_ptr<switchboard::counter>, std::unique_ptr<switchboard::gauge>,
-                                     std::unique_ptr<switchboard::histogram>, std::function<double()>>;
+                                     std::unique_ptr<switchboard::histogram>, std::function<double()>,
+                                     std::function<std::uint64_t()>>;  // a counter callback, written exact
 
   struct series_entry {
     std::string labels;  // rendered and escaped, `a="x",b="y"`; empty without labels
@@ -425,8 +426,9 @@ class metrics_registry {
     return s;
   }
 
+  template <class Read>
   metric_callback add_callback(std::string_view name, std::string_view help, kind type, label_set labels,
-                               std::function<double()> read) {
+                               std::function<Read()> read) {
     if (!read) bad(name, "empty callback");
     const std::uint64_t id = next_callback_id_.fetch_add(1, std::memory_order_relaxed);
     add_series(name, help, type, labels, {}, [&] { return series_metric{std::move(read)}; }, id);
@@ -473,6 +475,8 @@ class metrics_registry {
       write_sample(out, f, "", s.labels, "", (*g)->value());
     } else if (const auto* read = std::get_if<std::function<double()>>(&s.metric)) {
       write_sample(out, f, "", s.labels, "", (*read)());
+    } else if (const auto* read_count = std::get_if<std::function<std::uint64_t()>>(&s.metric)) {
+      write_sample(out, f, "", s.labels, "", (*read_count)());
     } else {
       const histogram_snapshot h = std::get<std::unique_ptr<switchboard::histogram>>(s.metric)->snapshot();
       for (std::size_t b = 0; b < h.cumulative_counts.size(); ++b) {

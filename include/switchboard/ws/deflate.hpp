@@ -154,6 +154,10 @@ inline void check_options(const deflate_options& o, role r) {
   }
 }
 
+// zlib counts its input and output in `uInt`, 32 bits, so a buffer of 4 GiB or more is handed to it in pieces of
+// at most this size (a cast would silently cut the count).
+inline constexpr std::size_t max_zlib_piece = std::size_t{1} << 30;
+
 }  // namespace detail
 
 /// Server side (RFC 7692 §5, §7.1): accepts the first permessage-deflate offer in `offers` (the client's order of
@@ -292,21 +296,12 @@ class deflate_compressor {
       finish_message();
       return;
     }
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(piece.data()));
-    z_.avail_in = static_cast<uInt>(piece.size());
-    const int flush = message_end ? Z_SYNC_FLUSH : Z_NO_FLUSH;
-    // Run deflate until it has taken all the input and, when flushing, left room unused (so nothing is pending).
-    for (;;) {
-      const std::size_t before = out.size();
-      const std::size_t room = std::max<std::size_t>(piece.size() / 2 + 64, 1024);
-      out.resize(before + room);
-      z_.next_out = reinterpret_cast<Bytef*>(out.data() + before);
-      z_.avail_out = static_cast<uInt>(room);
-      const int rc = deflate(&z_, flush);
-      out.resize(before + room - z_.avail_out);
-      if (rc != Z_OK && rc != Z_BUF_ERROR) throw std::runtime_error("switchboard::ws: deflate failed");
-      if (z_.avail_in == 0 && z_.avail_out != 0) break;
-    }
+    // zlib takes at most `max_zlib_piece` at a time; the flush goes with the last part only.
+    do {
+      const std::string_view part = piece.substr(0, detail::max_zlib_piece);
+      piece.remove_prefix(part.size());
+      deflate_part(part, message_end && piece.empty() ? Z_SYNC_FLUSH : Z_NO_FLUSH, out);
+    } while (!piece.empty());
     if (message_end) {
       // A sync flush ends with the empty stored block 00 00 FF FF, which the receiver adds back (§7.2.1).
       out.resize(out.size() - 4);
@@ -315,6 +310,24 @@ class deflate_compressor {
   }
 
  private:
+  // Runs deflate over `part` (at most `max_zlib_piece` bytes) until it has taken all of it and, when flushing,
+  // left output room unused (so nothing is pending), appending the output to `out`.
+  void deflate_part(std::string_view part, int flush, std::string& out) {
+    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+    z_.avail_in = static_cast<uInt>(part.size());
+    for (;;) {
+      const std::size_t before = out.size();
+      const std::size_t room = std::max<std::size_t>(part.size() / 2 + 64, 1024);
+      out.resize(before + room);
+      z_.next_out = reinterpret_cast<Bytef*>(out.data() + before);
+      z_.avail_out = static_cast<uInt>(room);
+      const int rc = deflate(&z_, flush);
+      out.resize(before + room - z_.avail_out);
+      if (rc != Z_OK && rc != Z_BUF_ERROR) throw std::runtime_error("switchboard::ws: deflate failed");
+      if (z_.avail_in == 0 && z_.avail_out != 0) break;
+    }
+  }
+
   void finish_message() {
     message_empty_ = true;
     if (no_context_takeover_) deflateReset(&z_);
@@ -386,7 +399,7 @@ class deflate_decompressor {
     // Never let zlib write more than one byte past the limit, so a tiny frame cannot inflate into memory.
     const std::size_t cap = room_left < out.size() ? static_cast<std::size_t>(room_left) + 1 : out.size();
     z_.next_out = reinterpret_cast<Bytef*>(out.data());
-    z_.avail_out = static_cast<uInt>(std::min<std::size_t>(cap, UINT32_MAX));
+    z_.avail_out = static_cast<uInt>(std::min(cap, detail::max_zlib_piece));
     const uInt out_given = z_.avail_out;
 
     bool finished = false;
@@ -436,26 +449,29 @@ class deflate_decompressor {
   // The empty stored block removed by the sender (RFC 7692 §7.2.2 step 1).
   static constexpr std::array<char, 4> trailer = {'\x00', '\x00', '\xff', '\xff'};
 
-  // Feeds `size` bytes to zlib until they are consumed or the output is full; `used` gets how many were taken.
-  // A final block (Z_STREAM_END) starts a new stream that keeps the window, because RFC 7692 §7.2.3.4 lets a
-  // sender end messages with BFINAL blocks and the next message may still refer to this one's data.
+  // Feeds `size` bytes to zlib, in parts of at most `max_zlib_piece`, until they are consumed or the output is
+  // full; `used` gets how many were taken. A final block (Z_STREAM_END) starts a new stream that keeps the
+  // window, because RFC 7692 §7.2.3.4 lets a sender end messages with BFINAL blocks and the next message may
+  // still refer to this one's data.
   bool run(const char* data, std::size_t size, std::size_t& used) {
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    z_.avail_in = static_cast<uInt>(size);
+    used = 0;
     stream_ended_at_input_end_ = false;
     for (;;) {
+      const std::size_t part = std::min(size - used, detail::max_zlib_piece);
+      z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data + used));
+      z_.avail_in = static_cast<uInt>(part);
       const int rc = ::inflate(&z_, Z_SYNC_FLUSH);
+      const std::size_t taken = part - z_.avail_in;
+      used += taken;
       if (rc == Z_STREAM_END) {
-        stream_ended_at_input_end_ = z_.avail_in == 0;
+        stream_ended_at_input_end_ = used == size;
         if (!restart_keeping_window()) return false;
-        if (z_.avail_in > 0 && z_.avail_out > 0) continue;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
         return false;
       }
-      break;
+      // Stop when the input is all in, the output is full, or zlib could do nothing more with what it had.
+      if (used == size || z_.avail_out == 0 || (taken == 0 && rc != Z_STREAM_END)) return true;
     }
-    used = size - z_.avail_in;
-    return true;
   }
 
   bool restart_keeping_window() {
