@@ -126,6 +126,17 @@ TEST_CASE("runtime: SIGTERM starts the drain", "[core][runtime]") {
   CHECK(a.calls >= 1);
 }
 
+TEST_CASE("runtime: SIGTERM with nothing to drain ends the run", "[core][runtime]") {
+  runtime rt({.threads = 1, .handle_signals = true});
+  rt.start();
+  std::raise(SIGTERM);
+  auto waited = std::async(std::launch::async, [&] { return rt.wait(); });
+  const bool returned = waited.wait_for(10s) == std::future_status::ready;
+  REQUIRE(returned);  // else the runtime's threads never end and the watchdog names this test
+  CHECK(waited.get().drained == 0);
+  CHECK(rt.stopping());
+}
+
 TEST_CASE("runtime: an application's own io_context", "[core][runtime]") {
   asio::io_context ctx;
   runtime rt(ctx, {.handle_signals = false});

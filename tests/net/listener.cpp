@@ -102,6 +102,48 @@ TEST_CASE("listener: binding a port in use fails clearly", "[net][listener]") {
   CHECK_THROWS(bad.listen());
 }
 
+TEST_CASE("listener: sharded acceptors do not join a port that another socket holds", "[net][listener]") {
+  // With SO_REUSEPORT alone the second group would bind beside the first and the kernel would split the connections.
+  asio::io_context ctx;
+  const std::vector<asio::any_io_executor> two{ctx.get_executor(), ctx.get_executor()};
+  listener a(two, listen_options{});
+  a.listen();
+  REQUIRE(a.sharded());
+  listener b(two, listen_options{.port = a.local_endpoint().port()});
+  CHECK_THROWS_AS(b.listen(), std::system_error);
+  // A port given explicitly that is free still takes every shard.
+  const std::uint16_t free_port = a.local_endpoint().port();
+  a.close();
+  ctx.run();
+  ctx.restart();
+  listener c(two, listen_options{.port = free_port});
+  c.listen();
+  CHECK(c.sharded());
+  CHECK(c.local_endpoint().port() == free_port);
+}
+
+TEST_CASE("listener: destroyed without close, it releases its port and calls nothing", "[net][listener]") {
+  asio::io_context ctx;
+  int accepted = 0;
+  asio::ip::tcp::endpoint endpoint;
+  {
+    listener l({ctx.get_executor()}, listen_options{});
+    l.listen();
+    endpoint = l.local_endpoint();
+    l.start([&](std::size_t, asio::ip::tcp::socket) { ++accepted; });
+    ctx.poll();  // the accept is now waiting
+  }
+  ctx.poll();  // the close the destructor posted, and the accept it aborts
+  asio::io_context client_ctx;
+  asio::ip::tcp::socket client(client_ctx);
+  std::error_code ec;
+  client.connect(endpoint, ec);
+  CHECK(ec == asio::error::connection_refused);
+  ctx.restart();
+  ctx.poll();
+  CHECK(accepted == 0);
+}
+
 TEST_CASE("listener: a shard that shares the acceptor pauses and resumes it from its own thread", "[net][listener]") {
   // Without SO_REUSEPORT the one acceptor lives on shard 0; the server's other shards pause and resume it (its
   // connection limit) from their own threads.

@@ -165,9 +165,12 @@ class runtime {
     signals_->async_wait(while_alive([this](std::error_code ec, int) {
       if (ec) return;
       // First signal: drain with the configured grace. Second: cut now.
-      begin_drain(stopping_ ? std::chrono::steady_clock::now()
-                            : std::chrono::steady_clock::now() + options_.drain_grace);
+      const auto deadline = stopping_ ? std::chrono::steady_clock::now()
+                                      : std::chrono::steady_clock::now() + options_.drain_grace;
+      // Wait for the next signal first: a drain with nothing to drain finishes inside begin_drain, and its finish()
+      // must find that wait to cancel (a wait armed after it would keep context 0 busy for ever).
       wait_signal();
+      begin_drain(deadline);
     }));
   }
 

@@ -45,25 +45,32 @@ class listener {
   using accept_handler = std::function<void(std::size_t shard, asio::ip::tcp::socket)>;
 
   listener(std::vector<asio::any_io_executor> shards, listen_options options)
-      : shards_(std::move(shards)), options_(std::move(options)) {
-    if (shards_.empty()) throw std::invalid_argument("switchboard::net::listener: no executors");
+      : shared_(std::make_shared<accept_state>()), options_(std::move(options)) {
+    if (shards.empty()) throw std::invalid_argument("switchboard::net::listener: no executors");
+    shared_->shards = std::move(shards);
   }
 
   listener(const listener&) = delete;
   listener& operator=(const listener&) = delete;
+  /// Closes the acceptors (as `close`), so that the port is released once their executors have run the close.
+  /// Destroy the listener before the event loops it was given.
+  ~listener() { close(); }
 
   /// Binds and listens. Throws `std::system_error` (address in use, permission denied, bad address).
   void listen() {
     const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(options_.address), options_.port);
 #ifdef SO_REUSEPORT
-    const bool reuse_port = options_.reuse_port && shards_.size() > 1;
+    const bool reuse_port = options_.reuse_port && shared_->shards.size() > 1;
 #else
     const bool reuse_port = false;
 #endif
-    const std::size_t count = reuse_port ? shards_.size() : 1;
-    asio::ip::tcp::endpoint bound = endpoint;
+    const std::size_t count = reuse_port ? shared_->shards.size() : 1;
+    // SO_REUSEPORT lets the acceptors share the port, and would as well let them join another socket of this user
+    // that listens there with it (another server in this process, another process), the kernel then splitting the
+    // connections between both. So first claim the endpoint alone: that fails when anything holds it.
+    asio::ip::tcp::endpoint bound = reuse_port ? claim_alone(endpoint) : endpoint;
     for (std::size_t i = 0; i < count; ++i) {
-      auto a = std::make_shared<acceptor_state>(shards_[i], i);
+      auto a = std::make_shared<acceptor_state>(shared_->shards[i], i);
       a->acceptor.open(endpoint.protocol());
       a->acceptor.set_option(asio::socket_base::reuse_address(true));
 #ifdef SO_REUSEPORT
@@ -74,27 +81,27 @@ class listener {
         }
       }
 #endif
-      // The first acceptor may have been given an ephemeral port; the others share it.
+      // The first acceptor may have been given an ephemeral port (without SO_REUSEPORT); the others share it.
       a->acceptor.bind(bound);
       if (i == 0) bound = a->acceptor.local_endpoint();
       a->acceptor.listen(options_.backlog);
       acceptors_.push_back(std::move(a));
     }
     local_ = bound;
-    sharded_ = reuse_port;
+    shared_->sharded = reuse_port;
   }
 
   /// Starts accepting; `handler` is called for every connection. Call after `listen()`.
   void start(accept_handler handler) {
-    handler_ = std::make_shared<accept_handler>(std::move(handler));
+    shared_->handler = std::move(handler);
     for (auto& a : acceptors_) {
-      asio::post(a->executor, [this, a] { accept(a); });
+      asio::post(a->executor, [s = shared_, a] { accept(s, a); });
     }
   }
 
   asio::ip::tcp::endpoint local_endpoint() const noexcept { return local_; }
   /// True when each shard has its own SO_REUSEPORT acceptor.
-  bool sharded() const noexcept { return sharded_; }
+  bool sharded() const noexcept { return shared_->sharded; }
 
   /// Stops accepting on `shard` until `resume` (used for the connection limit); an accept already waiting is
   /// cancelled, so that no connection is taken after the call. Safe from any thread: the acceptor's state is only
@@ -112,10 +119,10 @@ class listener {
   /// Accepts on `shard` again after `pause`. Safe from any thread, like `pause`.
   void resume(std::size_t shard) {
     auto a = acceptor_ptr(shard);
-    asio::dispatch(a->executor, [this, a] {
+    asio::dispatch(a->executor, [s = shared_, a] {
       if (!a->paused) return;
       a->paused = false;
-      accept(a);
+      accept(s, a);
     });
   }
 
@@ -131,6 +138,17 @@ class listener {
   }
 
  private:
+  // What the accept handlers use besides their acceptor. They hold it, not the listener: an accept may complete
+  // after the listener is gone (its close is posted), and must then find this still there.
+  struct accept_state {
+    std::vector<asio::any_io_executor> shards;
+    accept_handler handler;  // set by `start`, before any accept is armed
+    std::atomic<std::size_t> round_robin{0};
+    bool sharded = false;  // set by `listen`
+
+    std::size_t next_shard() noexcept { return round_robin.fetch_add(1, std::memory_order_relaxed) % shards.size(); }
+  };
+
   struct acceptor_state {
     acceptor_state(asio::any_io_executor ex, std::size_t index)
         : executor(ex), acceptor(ex), backoff(ex), shard(index) {}
@@ -142,61 +160,68 @@ class listener {
     bool accepting = false;
   };
 
-  std::shared_ptr<acceptor_state> acceptor_ptr(std::size_t shard) {
-    return sharded_ ? acceptors_.at(shard) : acceptors_.at(0);
+  // Binds a socket without SO_REUSEPORT to `endpoint` and closes it: throws when the address is in use, even by
+  // sockets that share it with SO_REUSEPORT, and gives the port picked for port 0. Between this close and the
+  // acceptors' bind another socket could still take the port; this catches a port already in use.
+  asio::ip::tcp::endpoint claim_alone(const asio::ip::tcp::endpoint& endpoint) const {
+    asio::ip::tcp::acceptor probe(shared_->shards[0], endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(endpoint);
+    return probe.local_endpoint();
   }
 
-  void accept(std::shared_ptr<acceptor_state> a) {
+  std::shared_ptr<acceptor_state> acceptor_ptr(std::size_t shard) {
+    return shared_->sharded ? acceptors_.at(shard) : acceptors_.at(0);
+  }
+
+  static void accept(const std::shared_ptr<accept_state>& s, std::shared_ptr<acceptor_state> a) {
     if (a->paused || a->accepting || !a->acceptor.is_open()) return;
     a->accepting = true;
-    const std::size_t target = sharded_ ? a->shard : next_shard();
-    a->acceptor.async_accept(shards_[target], [this, a, target, h = handler_](std::error_code ec,
-                                                                              asio::ip::tcp::socket socket) {
+    const std::size_t target = s->sharded ? a->shard : s->next_shard();
+    a->acceptor.async_accept(s->shards[target], [s, a, target](std::error_code ec, asio::ip::tcp::socket socket) {
       a->accepting = false;
       if (!a->acceptor.is_open()) return;
       if (ec == asio::error::operation_aborted) {
-        accept(a);  // cancelled by `pause`: a `resume` may have come since (it found this accept still waiting)
+        accept(s, a);  // cancelled by `pause`: a `resume` may have come since (it found this accept still waiting)
         return;
       }
       if (ec) {
-        on_accept_error(a, ec);
+        on_accept_error(s, a, ec);
         return;
       }
       std::error_code ignored;
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
       socket.non_blocking(true, ignored);
       if (target == a->shard) {
-        (*h)(target, std::move(socket));
+        s->handler(target, std::move(socket));
       } else {
-        asio::post(shards_[target], [h, target, s = std::move(socket)]() mutable { (*h)(target, std::move(s)); });
+        asio::post(s->shards[target], [s, target, socket = std::move(socket)]() mutable {
+          s->handler(target, std::move(socket));
+        });
       }
-      accept(a);
+      accept(s, a);
     });
   }
 
-  void on_accept_error(const std::shared_ptr<acceptor_state>& a, std::error_code ec) {
+  static void on_accept_error(const std::shared_ptr<accept_state>& s, const std::shared_ptr<acceptor_state>& a,
+                              std::error_code ec) {
     // Out of descriptors or memory: accepting again at once would fail again at once. Wait a little.
     const bool resource = ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
                           ec == asio::error::no_memory || ec == std::errc::too_many_files_open_in_system;
     if (!resource) {
-      accept(a);  // ECONNABORTED and the like concern one connection only
+      accept(s, a);  // ECONNABORTED and the like concern one connection only
       return;
     }
     a->backoff.expires_after(std::chrono::milliseconds(50));
-    a->backoff.async_wait([this, a](std::error_code wait_ec) {
-      if (!wait_ec) accept(a);
+    a->backoff.async_wait([s, a](std::error_code wait_ec) {
+      if (!wait_ec) accept(s, a);
     });
   }
 
-  std::size_t next_shard() noexcept { return round_robin_.fetch_add(1, std::memory_order_relaxed) % shards_.size(); }
-
-  std::vector<asio::any_io_executor> shards_;
+  std::shared_ptr<accept_state> shared_;
   listen_options options_;
   std::vector<std::shared_ptr<acceptor_state>> acceptors_;
-  std::shared_ptr<accept_handler> handler_;
   asio::ip::tcp::endpoint local_;
-  std::atomic<std::size_t> round_robin_{0};
-  bool sharded_ = false;
 };
 
 }  // namespace switchboard::net
