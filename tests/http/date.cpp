@@ -46,6 +46,13 @@ TEST_CASE("http date: IMF-fixdate formatting", "[http][date]") {
     CHECK(formatted(at(-5, 6, 1)) == "Sat, 01 Jan 0000 00:00:00 GMT");
     CHECK(formatted(at(9999, 12, 31, 23, 59, 59)) == "Fri, 31 Dec 9999 23:59:59 GMT");
     CHECK(formatted(at(12000, 1, 1)) == "Fri, 31 Dec 9999 23:59:59 GMT");
+    // In units whose conversion to seconds would overflow: clamped before it.
+    CHECK(formatted(sys_days::max()) == "Fri, 31 Dec 9999 23:59:59 GMT");
+    CHECK(formatted(sys_time<hours>::min()) == "Sat, 01 Jan 0000 00:00:00 GMT");
+    CHECK(formatted(sys_days{year{9999} / 12 / 31}) == "Fri, 31 Dec 9999 00:00:00 GMT");
+    CHECK(formatted(sys_time<duration<double>>(duration<double>(1e300))) == "Fri, 31 Dec 9999 23:59:59 GMT");
+    CHECK(formatted(sys_time<duration<double>>(duration<double>(-1e300))) == "Sat, 01 Jan 0000 00:00:00 GMT");
+    CHECK(formatted(sys_time<duration<double>>(duration<double>(784111777.5))) == "Sun, 06 Nov 1994 08:49:37 GMT");
   }
   SECTION("system_clock::now() formats and parses back") {
     const auto now = system_clock::now();

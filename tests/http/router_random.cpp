@@ -297,10 +297,11 @@ ref_result ref_lookup(const ref_table& table, const std::string& method, const s
   for (std::size_t i = 0; i < raw.size() && i < router::max_segments; ++i) {
     auto d = ref_decode(raw[i], false);
     // A segment is also bad when "%2F" splits it into pieces one of which is a dot segment: a parameter would
-    // hold "../x", a traversal the router refuses as "/../x".
+    // hold "../x", a traversal the router refuses as "/../x"; or when it begins with "%2F": a parameter would hold
+    // an absolute path.
     const std::vector<std::string> pieces = d ? split(*d, '/') : std::vector<std::string>();
     const bool dots = std::any_of(pieces.begin(), pieces.end(), [](const std::string& p) { return p == "." || p == ".."; });
-    if (!d || d->find('\0') != std::string::npos || dots) {
+    if (!d || d->find('\0') != std::string::npos || dots || (d->size() > 0 && d->front() == '/')) {
       out.kind = route_match::kind::bad_path;
       return out;
     }
@@ -786,6 +787,7 @@ TEST_CASE("url: percent-decoding and query parameters against a reference", "[ht
     }
     CHECK(pairs == want_pairs);
     CHECK(target_query("/x?" + q + "#f&a=9") == q);
+    CHECK(target_query("/x#f?" + q).empty());  // a '?' inside the fragment starts no query
     CHECK(target_path("/x%3Fy?" + q) == "/x%3Fy");
     // A non-negative integer query parameter, as query_number reads it.
     fake_request f("GET", "/x?" + q);
@@ -873,7 +875,7 @@ TEST_CASE("router: what the random model found", "[http][router][router_random]"
     fake_request f("PUT", "/x");
     CHECK(r.match(f.req).allow == "GET, HEAD, OPTIONS");
   }
-  SECTION("an encoded slash cannot smuggle a dot segment into a parameter") {
+  SECTION("an encoded slash cannot smuggle a dot segment or an absolute path into a parameter") {
     router r;
     r.get("/files/{path...}", handler);
     r.get("/one/{name}", handler);
@@ -881,6 +883,8 @@ TEST_CASE("router: what the random model found", "[http][router][router_random]"
     CHECK(kind_of(r, "GET", "/files/a/b%2F.%2Fc") == route_match::kind::bad_path);
     CHECK(kind_of(r, "GET", "/one/%2E%2E%2Fx") == route_match::kind::bad_path);
     CHECK(kind_of(r, "GET", "/one/x%2F..") == route_match::kind::bad_path);
+    CHECK(kind_of(r, "GET", "/files/%2Fetc%2Fpasswd") == route_match::kind::bad_path);
+    CHECK(kind_of(r, "GET", "/one/%2f") == route_match::kind::bad_path);
     fake_request f("GET", "/files/a%2Fb/..c/...");
     REQUIRE(r.match(f.req).result == route_match::kind::found);
     CHECK(f.req.param("path") == "a/b/..c/...");

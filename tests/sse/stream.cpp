@@ -278,6 +278,23 @@ TEST_CASE("sse stream: idle with a limit or heartbeat too long to add waits for 
   CHECK(idled_after_wake == true);
 }
 
+TEST_CASE("sse stream: idle with a negative limit returns at once", "[sse][stream]") {
+  // A producer's `deadline - now` once the deadline has gone: the limit has passed, it is not "no limit".
+  asio::io_context ctx;
+  held_body body(ctx);
+  std::optional<bool> idled;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        sse::stream_writer out(body, {.heartbeat = std::chrono::milliseconds(0)});
+        idled = co_await out.idle(-std::chrono::milliseconds(1));
+      },
+      rethrow);
+  REQUIRE(run_until(ctx, [&] { return idled.has_value(); }));
+  CHECK(*idled);
+  CHECK(body.written.empty());
+}
+
 TEST_CASE("sse stream: a heartbeat whose write fails is not counted", "[sse][stream]") {
   asio::io_context ctx;
   held_body body(ctx);

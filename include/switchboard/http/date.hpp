@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <ratio>
 #include <string_view>
 #include <time.h>
 
@@ -192,6 +193,20 @@ inline std::optional<std::chrono::sys_seconds> parse_rfc850_date(std::string_vie
   return to_instant(f);
 }
 
+// `t` truncated to whole seconds and clamped to the years 0000-9999. Converting days, or a floating-point count, to
+// seconds can overflow far outside that range (undefined behaviour), so such an instant is compared with the bounds
+// in its own unit first, into which they convert exactly or by division. NaN is taken as the earliest.
+template <class Duration>
+constexpr std::chrono::sys_seconds clamp_to_http_dates(std::chrono::sys_time<Duration> t) noexcept {
+  using namespace std::chrono;
+  if constexpr (treat_as_floating_point_v<typename Duration::rep> ||
+                std::ratio_greater_v<typename Duration::period, std::ratio<1>>) {
+    if (!(t >= ceil<Duration>(earliest_http_date))) return earliest_http_date;
+    if (t > floor<Duration>(latest_http_date)) return latest_http_date;
+  }
+  return std::clamp(floor<seconds>(t), earliest_http_date, latest_http_date);
+}
+
 }  // namespace detail
 
 /// Writes `t`, truncated to whole seconds, as an IMF-fixdate into `out` and returns a view of it. Instants
@@ -199,7 +214,7 @@ inline std::optional<std::chrono::sys_seconds> parse_rfc850_date(std::string_vie
 template <class Duration>
 std::string_view format_http_date(std::chrono::sys_time<Duration> t, http_date_buffer& out) noexcept {
   using namespace std::chrono;
-  const sys_seconds s = std::clamp(floor<seconds>(t), detail::earliest_http_date, detail::latest_http_date);
+  const sys_seconds s = detail::clamp_to_http_dates(t);
   const sys_days days = floor<std::chrono::days>(s);
   const year_month_day date{days};
   const hh_mm_ss time{s - days};

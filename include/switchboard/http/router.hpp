@@ -18,7 +18,8 @@
 // Lookup walks one trie node per path segment, with a hash lookup for literals, so its cost depends on the path's
 // length, not on the number of routes. Paths are split on '/' before percent-decoding (so "%2F" stays inside one
 // segment); a malformed escape, an encoded NUL or a "." or ".." segment is answered 400, and so is a segment that
-// "%2F" splits into pieces one of which is "." or ".." ("..%2Fetc"), since a parameter would hold "../etc".
+// "%2F" splits into pieces one of which is "." or ".." ("..%2Fetc"), since a parameter would hold "../etc", or that
+// begins with "%2F" ("%2Fetc"), since a parameter would hold the absolute path "/etc".
 //
 // Answers the router gives itself: 404 (no route for the path), 405 with `Allow` (the path exists for other
 // methods), HEAD through the GET handler (the server sends no body), OPTIONS with `Allow` (204) unless the path
@@ -352,8 +353,9 @@ class router {
         return out;
       }
       const std::string_view decoded(storage.data() + begin, storage.size() - begin);
-      // Only a decoded segment can hold a '/' (from "%2F"), so only it needs splitting to look for dot-segments.
-      if (escaped ? detail::has_dot_segment(decoded) : (decoded == "." || decoded == "..")) {
+      // Only a decoded segment can hold a '/' (from "%2F"), so only it needs splitting to look for dot-segments, and
+      // only it can begin with one: a value "/etc" would take a file handler's `root / value` out of its root.
+      if (escaped ? decoded.starts_with('/') || detail::has_dot_segment(decoded) : (decoded == "." || decoded == "..")) {
         out.result = route_match::kind::bad_path;
         return out;
       }

@@ -31,10 +31,10 @@ constexpr std::string_view target_path(std::string_view target) noexcept {
 
 /// The query of a target (after '?', before any '#'), or an empty view.
 constexpr std::string_view target_query(std::string_view target) noexcept {
+  // The first '#' starts the fragment (RFC 3986 §3.5), a '?' after it included: "/a#f?admin=1" has no query.
+  target = target.substr(0, target.find('#'));
   const std::size_t q = target.find('?');
-  if (q == std::string_view::npos) return {};
-  const std::string_view rest = target.substr(q + 1);
-  return rest.substr(0, rest.find('#'));
+  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
 }
 
 namespace detail {

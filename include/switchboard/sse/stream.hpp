@@ -155,15 +155,18 @@ class stream_writer {
     co_return sent;
   }
 
-  /// Waits until `wake` is called, `limit` passes (when not zero), or the stream must end, writing a heartbeat
-  /// comment each time `stream_options::heartbeat` passes meanwhile. Returns false when the stream must end (as
-  /// `write`), true otherwise. A `limit` or heartbeat too long to reach (`duration::max()`) is never reached.
+  /// Waits until `wake` is called, `limit` passes (when not zero; a negative one has passed already), or the stream
+  /// must end, writing a heartbeat comment each time `stream_options::heartbeat` passes meanwhile. Returns false
+  /// when the stream must end (as `write`), true otherwise. A `limit` or heartbeat too long to reach
+  /// (`duration::max()`) is never reached.
   asio::awaitable<bool> idle(std::chrono::steady_clock::duration limit = {}) {
     const bool started = co_await start();
     if (!started) co_return false;
     const auto now = std::chrono::steady_clock::now();
-    const auto until =
-        limit.count() > 0 ? detail::saturating_add(now, limit) : std::chrono::steady_clock::time_point::max();
+    // A negative limit is a deadline already gone (a producer's `deadline - now`), not "no limit".
+    const auto until = limit.count() == 0 ? std::chrono::steady_clock::time_point::max()
+                       : limit.count() < 0 ? now
+                                           : detail::saturating_add(now, limit);
     while (!woken_) {
       const auto next_beat = options_.heartbeat.count() > 0 ? detail::saturating_add(last_write_, options_.heartbeat)
                                                             : std::chrono::steady_clock::time_point::max();
