@@ -464,6 +464,20 @@ TEST_CASE("erase_topic: for topics that are gone for good", "[pubsub][broker][er
   CHECK(r.log == strings{"room.1#1=m1", "room.1#2=m2", "room.1#3=m3", "room.1#1=again"});
 }
 
+TEST_CASE("erase_topic: a drop of the erased topic's messages still counts in the broker's total",
+          "[pubsub][broker][erase]") {
+  asio::io_context ctx;
+  broker b(ctx);
+  recorder r;
+  auto pattern = b.subscribe_pattern(
+      "t.*", {.limits = queue_limits{.max_messages = 1, .policy = overflow_policy::drop_oldest}, .on_event = r.callback()});
+  b.publish("t.a", text("old"));  // queued, not yet delivered
+  REQUIRE(b.erase_topic("t.a"));
+  b.publish("t.a", text("new"));  // a new topic t.a: its message pushes the old one out of the queue
+  CHECK(pattern.stats().dropped == 1);
+  CHECK(b.stats().dropped == 1);
+}
+
 TEST_CASE("retire_topic: erased now, or when the last subscriber, reader or publisher leaves",
           "[pubsub][broker][erase]") {
   asio::io_context ctx;

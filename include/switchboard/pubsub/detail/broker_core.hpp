@@ -243,7 +243,6 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       s.patterns = patterns_.size();
       s.published = erased_.published;
       s.enqueued = erased_.enqueued;
-      s.dropped = erased_.dropped;
       topics.reserve(topics_.size());
       for (const auto& entry : topics_) topics.push_back(entry.second);
     }
@@ -251,9 +250,9 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       const topic_stats ts = t->stats();
       s.published += ts.published;
       s.enqueued += ts.enqueued;
-      s.dropped += ts.dropped;
       s.retained_bytes += ts.retained_bytes;
     }
+    s.dropped = dropped_->load(std::memory_order_relaxed);
     s.retained_evicted = budget_->evicted.load(std::memory_order_relaxed);
     return s;
   }
@@ -359,7 +358,6 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
     t.erased = true;
     erased_.published += t.published;
     erased_.enqueued += t.enqueued;
-    erased_.dropped += t.dropped.load(std::memory_order_relaxed);
     for (const auto& s : t.subscribers.items()) {  // pattern subscribers
       std::erase_if(s->topics, [&](const topic_ref& held) { return held.get() == &t; });
     }
@@ -380,7 +378,7 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
         break;
       }
     }
-    auto t = std::make_shared<topic_type>(std::string(name), retention, budget_, this->weak_from_this());
+    auto t = std::make_shared<topic_type>(std::string(name), retention, budget_, dropped_, this->weak_from_this());
     t->observer = observer_.get();
     patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
       for (const subscriber_ref& s : list.items()) {
@@ -405,7 +403,6 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   struct totals {
     std::uint64_t published = 0;
     std::uint64_t enqueued = 0;
-    std::uint64_t dropped = 0;
   };
 
   mutable std::shared_mutex mutex_;
@@ -421,6 +418,8 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   bool closed_ = false;
   // What every topic's log retains, against `max_retained_bytes` (shared with the logs, which may outlive this).
   const std::shared_ptr<retention_budget> budget_ = std::make_shared<retention_budget>(options.max_retained_bytes);
+  // Copies discarded by overflow policies, over every topic, erased ones included (shared with the topics).
+  const std::shared_ptr<std::atomic<std::uint64_t>> dropped_ = std::make_shared<std::atomic<std::uint64_t>>(0);
 };
 
 }  // namespace switchboard::pubsub::detail

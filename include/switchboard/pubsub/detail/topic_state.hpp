@@ -71,12 +71,16 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   };
 
   topic_state(std::string name, retention_limits retention, std::shared_ptr<retention_budget> budget,
-              std::weak_ptr<broker_core<Message>> core)
-      : name(std::move(name)), log(retention, std::move(budget)), core_(std::move(core)) {}
+              std::shared_ptr<std::atomic<std::uint64_t>> broker_dropped, std::weak_ptr<broker_core<Message>> core)
+      : name(std::move(name)), broker_dropped(std::move(broker_dropped)), log(retention, std::move(budget)),
+        core_(std::move(core)) {}
 
   const std::string name;
   /// Copies of this topic's messages discarded by overflow policies (counted by the subscribers, any thread).
   std::atomic<std::uint64_t> dropped{0};
+  /// The same, over all the broker's topics. Shared: a subscriber may still drop a topic's messages after the
+  /// topic was erased, and the broker's total must count those too.
+  const std::shared_ptr<std::atomic<std::uint64_t>> broker_dropped;
 
   std::mutex mutex;
   // Guarded by mutex:
@@ -505,6 +509,7 @@ void subscriber<Message>::lose(gaps& into, const queued& dropped) {
   const std::uint64_t seq = dropped.message.sequence();
   into.add_later(dropped.topic, seq, seq, gap_reason::overflow);
   dropped.topic->dropped.fetch_add(1, std::memory_order_relaxed);
+  dropped.topic->broker_dropped->fetch_add(1, std::memory_order_relaxed);
 }
 
 template <class Message>
