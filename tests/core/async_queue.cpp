@@ -119,6 +119,31 @@ TEST_CASE("async_queue: the pushes behind one that stops waiting are let in if t
   CHECK(q.try_pop() == std::string(2, 'c'));
 }
 
+TEST_CASE("async_queue: a completed pop's cancellation slot does not keep a destroyed queue's items", "[core][async_queue]") {
+  asio::io_context ctx;
+  asio::cancellation_signal signal;  // outlives the queue, as a long-lived coroutine's would
+  std::weak_ptr<int> queued;
+  {
+    async_queue<std::shared_ptr<int>> q(ctx.get_executor(), queue_limits{.max_messages = 4});
+    bool popped = false;
+    q.async_pop(asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, std::shared_ptr<int>) {
+      CHECK_FALSE(ec);
+      popped = true;
+    }));
+    q.async_push(std::make_shared<int>(1), [](std::error_code, push_outcome) {});
+    REQUIRE(switchboard::test::run_until(ctx, [&] { return popped; }));
+    auto left = std::make_shared<int>(2);
+    queued = left;
+    q.async_push(std::move(left), [](std::error_code, push_outcome) {});
+    switchboard::test::poll(ctx);
+    CHECK(q.stats().depth == 1);
+  }
+  switchboard::test::poll(ctx);  // the close the destructor posted
+  CHECK(queued.expired());
+  signal.emit(asio::cancellation_type::terminal);  // finds nothing to cancel
+  switchboard::test::poll(ctx);
+}
+
 TEST_CASE("async_queue: disconnect policy closes the queue", "[core][async_queue]") {
   asio::io_context ctx;
   async_queue<int> q(ctx.get_executor(), queue_limits{.max_messages = 1, .policy = overflow_policy::disconnect});

@@ -2,6 +2,7 @@
 
 #include "support/catch.hpp"
 #include "support/eventually.hpp"
+#include "support/test_support.hpp"
 
 #include <switchboard/core/runtime.hpp>
 
@@ -120,6 +121,23 @@ TEST_CASE("listener: sharded acceptors do not join a port that another socket ho
   c.listen();
   CHECK(c.sharded());
   CHECK(c.local_endpoint().port() == free_port);
+}
+
+TEST_CASE("listener: a resume before start accepts nothing until start", "[net][listener]") {
+  asio::io_context ctx;
+  listener l({ctx.get_executor()}, listen_options{});
+  l.listen();
+  l.pause(0);
+  l.resume(0);  // no handler yet: arms no accept
+  asio::io_context client_ctx;
+  asio::ip::tcp::socket client(client_ctx);
+  client.connect(l.local_endpoint());  // waits in the kernel's backlog
+  ctx.poll();
+  int accepted = 0;
+  l.start([&](std::size_t, asio::ip::tcp::socket) { ++accepted; });
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return accepted == 1; }));
+  l.close();
+  ctx.poll();
 }
 
 TEST_CASE("listener: destroyed without close, it releases its port and calls nothing", "[net][listener]") {

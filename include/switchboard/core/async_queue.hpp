@@ -110,13 +110,17 @@ class async_queue {
         [](auto handler, std::shared_ptr<state> s) {
           // A cancellable pop's id: its cancellation aborts this pop only, not a later one that nobody cancelled
           // (the signal of a completed pop may still be emitted, or arrive from another thread, after it
-          // completed). 0 for a pop that cannot be cancelled.
+          // completed). 0 for a pop that cannot be cancelled. The slot holds the queue weakly, as a push's does: it
+          // stays assigned after the pop completes, for as long as the signal lives or until its next operation,
+          // and must not keep a destroyed queue's items alive that long.
           auto slot = asio::get_associated_cancellation_slot(handler);
           const std::uint64_t id = slot.is_connected() ? ++s->next_id : 0;
           if (slot.is_connected()) {
-            slot.assign([s, id](asio::cancellation_type type) {
+            slot.assign([weak = std::weak_ptr<state>(s), id](asio::cancellation_type type) {
               if ((type & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
-              asio::dispatch(s->executor, [s, id] { s->cancel_pop(id); });
+              auto alive = weak.lock();
+              if (!alive) return;
+              asio::dispatch(alive->executor, [alive, id] { alive->cancel_pop(id); });
             });
           }
           auto ex = s->executor;

@@ -175,7 +175,8 @@ class listener {
   }
 
   static void accept(const std::shared_ptr<accept_state>& s, std::shared_ptr<acceptor_state> a) {
-    if (a->paused || a->accepting || !a->acceptor.is_open()) return;
+    // Not started yet (a `resume` before `start`): `start` arms the accept.
+    if (!s->handler || a->paused || a->accepting || !a->acceptor.is_open()) return;
     a->accepting = true;
     const std::size_t target = s->sharded ? a->shard : s->next_shard();
     a->acceptor.async_accept(s->shards[target], [s, a, target](std::error_code ec, asio::ip::tcp::socket socket) {
