@@ -40,8 +40,10 @@ class basic_broker;
 /// A subscription to a topic or a pattern. Move-only; unsubscribes when destroyed.
 ///
 /// Thread safety: every member may be called from any thread. Destroying the handle (or `unsubscribe`) on the
-/// subscription's executor guarantees that no callback runs afterwards; from another thread, a callback already
-/// running finishes, and none starts after it. The handle may outlive its broker: the subscription is then closed.
+/// subscription's executor guarantees that no callback runs afterwards; from another thread it does not wait: a
+/// callback already running finishes, and one that the executor was about to start (it checked the subscription
+/// just before) may still start, once; none after that. Post the unsubscribe to the executor when the callback
+/// must not run again. The handle may outlive its broker: the subscription is then closed.
 template <class Message>
 class basic_subscription {
  public:
