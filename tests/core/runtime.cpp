@@ -137,6 +137,20 @@ TEST_CASE("runtime: SIGTERM with nothing to drain ends the run", "[core][runtime
   CHECK(rt.stopping());
 }
 
+TEST_CASE("runtime: once drained, SIGTERM has its default action again", "[core][runtime]") {
+  const auto sigterm_action = [] {
+    struct sigaction now {};
+    ::sigaction(SIGTERM, nullptr, &now);
+    return now.sa_handler;
+  };
+  runtime rt({.threads = 1, .handle_signals = true});
+  rt.start();
+  CHECK(sigterm_action() != SIG_DFL);  // the runtime's while it runs
+  rt.stop(0ms);
+  rt.wait();
+  CHECK(sigterm_action() == SIG_DFL);  // a signal during the rest of the shutdown is not swallowed
+}
+
 TEST_CASE("runtime: an application's own io_context", "[core][runtime]") {
   asio::io_context ctx;
   runtime rt(ctx, {.handle_signals = false});

@@ -206,8 +206,14 @@ class runtime {
   // Everything is drained: release the work guards so that each thread returns once its context has no work
   // left. Work still queued (a response being written) completes first; an application that keeps long-lived
   // work of its own on the runtime (a periodic timer) must end it when drained (register a `drainable`).
+  // SIGINT and SIGTERM go back to their default action: a signal during the rest of the shutdown (the application's
+  // own clean-up, which may hang) ends the process instead of being swallowed by a drain that has already ended.
   void finish() {
-    if (signals_) signals_->cancel();
+    if (signals_) {
+      std::error_code ignored;
+      signals_->cancel(ignored);
+      signals_->clear(ignored);
+    }
     guards_.clear();
   }
 
