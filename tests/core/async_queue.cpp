@@ -87,6 +87,22 @@ TEST_CASE("async_queue: a waiting push times out", "[core][async_queue]") {
   CHECK_FALSE(q.try_pop());  // the timed-out item was not queued
 }
 
+TEST_CASE("async_queue: a push with a deadline already past is not admitted by room made just after", "[core][async_queue]") {
+  asio::io_context ctx;
+  async_queue<int> q(ctx.get_executor(), queue_limits{.max_messages = 1, .policy = overflow_policy::wait});
+  q.async_push(1, [](std::error_code, push_outcome) {});
+  std::optional<std::error_code> result;
+  q.async_push(2, -1ms, [&](std::error_code ec, push_outcome) { result = ec; });
+  // Run the two pushes and nothing after them: the second finds the queue full. Then make room at once, before
+  // anything else runs (a timer for the past would only now be due).
+  ctx.poll_one();
+  ctx.poll_one();
+  CHECK(q.try_pop() == 1);
+  REQUIRE(switchboard::test::run_until(ctx, [&] { return result.has_value(); }));
+  CHECK(*result == switchboard::error::timeout);
+  CHECK_FALSE(q.try_pop());
+}
+
 // A waiting push that stops waiting (its timeout, its cancellation) lets in the pushes behind it that fit where it did
 // not: a smaller item under max_bytes. They used to wait until the consumer next took an item, which a slow consumer
 // (the reason the queue is full) may not do before their own deadlines.

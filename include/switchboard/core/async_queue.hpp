@@ -248,9 +248,15 @@ class async_queue {
     }
 
     void wait_for_room(T item, std::chrono::steady_clock::duration timeout, std::uint64_t id, pending_push handler) {
+      if (timeout < std::chrono::steady_clock::duration::zero()) {
+        // A deadline already past times out now: through a timer it would wait for the timer's handler, and room
+        // made before that would admit it.
+        handler.complete(error::timeout, push_outcome::must_wait);
+        return;
+      }
       if (id == 0) id = ++next_id;  // one that cannot be cancelled still needs an id for its timeout
       std::unique_ptr<asio::steady_timer> timer;
-      if (timeout != std::chrono::steady_clock::duration::zero()) {  // a negative one expires at once
+      if (timeout != std::chrono::steady_clock::duration::zero()) {
         timer = std::make_unique<asio::steady_timer>(executor, timeout);
         timer->async_wait([weak = this->weak_from_this(), id](std::error_code ec) {
           if (ec) return;
