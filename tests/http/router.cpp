@@ -143,6 +143,7 @@ TEST_CASE("router: configuration errors throw", "[http][router]") {
   CHECK_THROWS_AS(r.get("no-slash", [](request&) { return named("x"); }), std::invalid_argument);
   CHECK_THROWS_AS(r.get("/b/{rest...}/more", [](request&) { return named("x"); }), std::invalid_argument);
   CHECK_THROWS_AS(r.get("/c/{id:float}", [](request&) { return named("x"); }), std::invalid_argument);
+  CHECK_THROWS_AS(r.get("/c/{rest:int...}", [](request&) { return named("x"); }), std::invalid_argument);
   CHECK_THROWS_AS(r.get("/d/x{id}", [](request&) { return named("x"); }), std::invalid_argument);
   CHECK_THROWS_AS(r.routes().add("BAD METHOD", "/e", make_handler([](request&) { return named("x"); })),
                   std::invalid_argument);

@@ -462,6 +462,10 @@ class router {
         const std::string name(inner.substr(0, inner.size() - 3));
         // "{...}" is a catch-all without a name, not a one-segment parameter named "...".
         if (name.empty()) throw std::invalid_argument("switchboard::http::router: unnamed parameter: " + full);
+        // "{rest:int...}" would register a catch-all named "rest:int" that `param("rest")` never finds.
+        if (name.find(':') != std::string::npos) {
+          throw std::invalid_argument("switchboard::http::router: a {name...} takes no type: " + full);
+        }
         if (node != nullptr && node->catch_all && node->catch_all_name != name) {
           throw std::invalid_argument("switchboard::http::router: conflicting catch-all names: " + full);
         }
