@@ -102,7 +102,14 @@ class client {
     if (state_) close();
   }
   client(client&&) noexcept = default;
-  client& operator=(client&&) noexcept = default;
+  /// Closes this client's connection, as its destructor does, then takes over `other`'s.
+  client& operator=(client&& other) noexcept {
+    if (this != &other) {
+      if (state_) close();
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
 
   asio::any_io_executor get_executor() const { return state_->executor; }
 
@@ -125,7 +132,10 @@ class client {
   /// complete once written; their confirmations, like the messages, go to the push handler, and so does an error
   /// reply that arrives while no other command waits for a reply (Redis answers a refused subscription with an
   /// error instead of confirmations: `-MOVED` for SSUBSCRIBE on the wrong cluster node). So that such an error is
-  /// never taken for another command's reply, send subscription commands on a connection of their own.
+  /// never taken for another command's reply, send subscription commands on a connection of their own. A command
+  /// without arguments completes with `asio::error::invalid_argument` (Redis answers nothing to it, so its place
+  /// in the line of replies would take the next command's). Commands issued while `async_connect` sets the
+  /// connection up are sent once the set-up has been answered.
   template <class Token>
   auto async_exec(std::vector<std::string> args, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, value)>(
@@ -189,6 +199,10 @@ class client {
     std::string out, writing, in;
     std::deque<reply_handler> waiting;                 // in the order their replies will come
     std::vector<reply_handler> complete_when_written;  // commands without a reply, in the current write
+    // Commands issued during the set-up, sent when it has been answered: the set-up may still grow (the RESP2
+    // commands after a refused HELLO), and its replies must come before theirs.
+    std::string held;
+    std::vector<reply_handler> held_when_written;
     std::vector<reply_handler> written_batch;
     push_handler on_push;
     disconnect_handler on_disconnect;
@@ -209,6 +223,7 @@ class client {
     };
     std::array<std::set<std::string, std::less<>>, 3> resp2_names;
     std::deque<confirmations_due> resp2_due;
+    std::vector<confirmations_due> held_due;  // of the held commands: due if the set-up ends in RESP2
     std::uint64_t generation = 0;  // incremented on each (re)connection, so stale handlers know they are stale
 
     void connect(connect_handler h) {
@@ -325,8 +340,18 @@ class client {
       timer.cancel();
       auto h = std::move(connecting);
       connecting = connect_handler();
-      if (ec) fail(ec, /*notify=*/false);
-      else check_health_later(generation);
+      if (ec) {
+        fail(ec, /*notify=*/false);
+      } else {
+        out += held;
+        held.clear();
+        if (protocol == 2) resp2_due.insert(resp2_due.end(), held_due.begin(), held_due.end());
+        held_due.clear();
+        for (auto& w : held_when_written) complete_when_written.push_back(std::move(w));
+        held_when_written.clear();
+        flush();
+        check_health_later(generation);
+      }
       if (h) h.complete(ec);
     }
 
@@ -367,19 +392,26 @@ class client {
         h.complete(error::not_connected, value{});
         return;
       }
-      if (waiting.size() + complete_when_written.size() >= options.max_pending) {
+      if (args.empty()) {
+        h.complete(asio::error::invalid_argument, value{});
+        return;
+      }
+      if (waiting.size() + complete_when_written.size() + held_when_written.size() >= options.max_pending) {
         h.complete(error::too_many_pending, value{});
         return;
       }
       std::vector<std::string_view> views(args.begin(), args.end());
-      encoder(out).command(views);
-      const std::string_view kind = subscription_kind(args.empty() ? std::string_view() : std::string_view(args[0]));
+      const bool setting_up = static_cast<bool>(connecting);
+      encoder(setting_up ? held : out).command(views);
+      const std::string_view kind = subscription_kind(args[0]);
       if (!kind.empty()) {
         // Each name is confirmed once (a refused command, or one without names: one error instead); an UNSUBSCRIBE
         // without names, once per name of its kind, or once when there is none.
         const bool all = args.size() == 1 && kind.find("unsubscribe") != std::string_view::npos;
-        if (protocol == 2) resp2_due.push_back({kind, std::max<std::size_t>(args.size() - 1, 1), !all});
-        complete_when_written.push_back(std::move(h));
+        const confirmations_due due{kind, std::max<std::size_t>(args.size() - 1, 1), !all};
+        if (setting_up) held_due.push_back(due);  // the protocol is known once HELLO is answered
+        else if (protocol == 2) resp2_due.push_back(due);
+        (setting_up ? held_when_written : complete_when_written).push_back(std::move(h));
       } else {
         waiting.push_back(std::move(h));
       }
@@ -474,7 +506,7 @@ class client {
     void on_value(value v) {
       if (v.kind == value_kind::push || is_resp2_push(v)) {
         if (protocol == 2) track_resp2_subscriptions(v);
-        if (on_push) on_push(std::move(v));
+        deliver_push(std::move(v));
         return;
       }
       if (health_pings_out > 0 && is_health_reply(v)) {
@@ -487,12 +519,20 @@ class client {
         // confirmations; anything else means the connection is out of step.
         if (!v.is_error()) return fail(error::connection_lost, true);
         if (protocol == 2 && !resp2_due.empty()) resp2_due.pop_front();
-        if (on_push) on_push(std::move(v));
+        deliver_push(std::move(v));
         return;
       }
       auto h = std::move(waiting.front());
       waiting.pop_front();
       h.complete({}, std::move(v));
+    }
+
+    // Calls a copy of the push handler: the handler may replace itself (a one-shot handler), which would destroy
+    // the one running.
+    void deliver_push(value v) {
+      if (!on_push) return;
+      const push_handler handler = on_push;
+      handler(std::move(v));
     }
 
     // In RESP2 subscribed mode, messages and (un)subscribe confirmations are arrays like any reply.
@@ -535,6 +575,8 @@ class client {
       tls.reset();
       parser.reset();
       out.clear();
+      held.clear();
+      held_due.clear();
       writing.clear();
       in.clear();
       protocol = 0;
@@ -550,7 +592,7 @@ class client {
 
     // Closes the connection and fails everything that waits. `notify`: tell the disconnect handler.
     void fail(std::error_code ec, bool notify) {
-      const bool was_connected = connected;
+      const bool was_connected = connected && !connecting;  // set up: a failed set-up fails the connect only
       connected = false;
       ++generation;
       timer.cancel();
@@ -561,15 +603,21 @@ class client {
       complete_when_written.clear();
       auto in_flight = std::move(written_batch);
       written_batch.clear();
+      auto held_back = std::move(held_when_written);
+      held_when_written.clear();
       for (auto& h : pending) h.complete(error::connection_lost, value{});
       for (auto& h : unwritten) h.complete(error::connection_lost, value{});
       for (auto& h : in_flight) h.complete(error::connection_lost, value{});
+      for (auto& h : held_back) h.complete(error::connection_lost, value{});
       if (connecting) {
         auto h = std::move(connecting);
         connecting = connect_handler();
         h.complete(ec);
       }
-      if (notify && was_connected && on_disconnect) on_disconnect(ec);
+      if (notify && was_connected && on_disconnect) {
+        const disconnect_handler handler = on_disconnect;  // a copy: it may replace itself
+        handler(ec);
+      }
     }
   };
 

@@ -251,15 +251,16 @@ class reply_parser {
     complete(std::move(v));
   }
 
-  // RESP3: ,[<+|->]<integral>[.<fractional>][<E|e>[sign]<exponent>] or inf, -inf, nan. from_chars alone would
-  // also take "infinity", "nan(123)" and "1.", so the grammar is checked first.
+  // RESP3: ,[<+|->]<integral>[.<fractional>][<E|e>[sign]<exponent>] or inf, -inf, nan; and -nan, which Redis 7.0
+  // sends for a script's 0/0 (it formats doubles with %.17g). from_chars alone would also take "infinity",
+  // "nan(123)" and "1.", so the grammar is checked first.
   void read_double(std::string_view body) {
     double number = 0;
     if (body == "inf") {
       number = std::numeric_limits<double>::infinity();
     } else if (body == "-inf") {
       number = -std::numeric_limits<double>::infinity();
-    } else if (body == "nan") {
+    } else if (body == "nan" || body == "-nan") {
       number = std::numeric_limits<double>::quiet_NaN();
     } else {
       if (!is_decimal_double(body)) return void(fail(error::invalid_double));
