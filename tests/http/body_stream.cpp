@@ -185,6 +185,48 @@ TEST_CASE("body stream: a handler that throws cuts its connection, and only its 
   CHECK(get_body(other, "/plain") == "plain");
 }
 
+// To HTTP/1.0 the body is not chunked: the close ends it, so a FIN would make a failed body look complete.
+TEST_CASE("body stream: a handler that throws resets an HTTP/1.0 connection", "[http][body_stream]") {
+  auto h = std::make_shared<scripted_handler>();
+  h->start = [](scripted_handler& self) { self.write("partial"); };
+  h->written = [](scripted_handler&) { throw std::runtime_error("handler failed"); };
+  stream_server server(h);
+  raw_client c(server.s.port());
+  c.send("GET /stream HTTP/1.0\r\n\r\n");
+  std::error_code ended_by;
+  const std::string all = c.read_until_close(&ended_by);
+  CHECK(all.ends_with("\r\n\r\npartial"));
+  CHECK(ended_by == asio::error::connection_reset);
+}
+
+// A handler still running when the drain begins may answer with a stream afterwards: that stream ends at once,
+// cleanly (its last chunk), before the handler starts; it was left to run until the drain's deadline cut it.
+TEST_CASE("body stream: a stream that begins during a drain ends at once with its last chunk", "[http][body_stream]") {
+  auto h = std::make_shared<scripted_handler>();
+  h->start = [](scripted_handler& self) { self.write("never"); };
+  test_server s;
+  std::promise<responder> asked;
+  s.routes().get("/late", [&](request&, responder res) { asked.set_value(std::move(res)); });
+  s.routes().get("/plain", [](request&) { return response::text("plain"); });
+  s.start();
+  raw_client streamed(s.port()), idle(s.port());
+  CHECK(get_body(idle, "/plain") == "plain");  // an idle keep-alive connection: the drain closes it at once
+  streamed.send(get_request("/late"));
+  auto answer = asked.get_future();
+  REQUIRE(answer.wait_for(10s) == std::future_status::ready);
+  responder res = answer.get();
+  auto stopped = std::async(std::launch::async, [&] { return s.stop(10s); });
+  REQUIRE(idle.closed_by_peer());  // the drain has gone through the connections (one thread: this one's too)
+  res.send(response::stream("text/plain", h));
+  std::error_code ended_by;
+  const std::string all = streamed.read_until_close(&ended_by);
+  CHECK(all.ends_with("\r\n\r\n0\r\n\r\n"));
+  CHECK(ended_by == asio::error::eof);
+  CHECK_FALSE(h->started);
+  const drain_report report = stopped.get();
+  CHECK(report.cut == 0);
+}
+
 TEST_CASE("body stream: no call without a body to write", "[http][body_stream]") {
   auto h = std::make_shared<scripted_handler>();
   h->start = [](scripted_handler& self) { self.out->finish(); };

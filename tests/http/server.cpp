@@ -1042,4 +1042,58 @@ TEST_CASE("server: a 101 response hands the connection to another protocol", "[h
     REQUIRE(p);
     CHECK(p->status == 500);
   }
+  SECTION("nor does an HTTP/1.0 request, whose Upgrade is ignored (RFC 9110 §7.8)") {
+    raw_client old(s.port());
+    old.send("GET /shout HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n");
+    auto p = old.read_response();
+    REQUIRE(p);
+    CHECK(p->status == 500);
+  }
+}
+
+TEST_CASE("server: the Server field, once, and a server_header that is not a field value", "[http][server]") {
+  test_server s;
+  s.routes().get("/plain", [](request&) { return response::text("plain"); });
+  s.routes().get("/own", [](request&) {
+    response r = response::text("own");
+    r.set("Server", "handler/1.0");
+    return r;
+  });
+  server_options o;
+  o.server_header = "switchboard";
+  s.start(o);
+  raw_client c(s.port());
+  c.send(get_request("/plain") + get_request("/own"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->header("server") == "switchboard");
+  r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->header("server") == "handler/1.0");  // the handler's own, alone (RFC 9110 §10.2.4: one Server field)
+  CHECK(std::count_if(r->fields.begin(), r->fields.end(), [](const auto& f) {
+          return f.first.size() == 6 && (f.first[0] | 0x20) == 's' && f.first.substr(1) == "erver";
+        }) == 1);
+
+  // Written into every response head: CR or LF there would add fields to every response.
+  runtime rt({.threads = 1, .handle_signals = false});
+  router routes;
+  server_options bad;
+  bad.server_header = "sb\r\nSet-Cookie: injected=1";
+  CHECK_THROWS_AS(server(rt, routes, bad), std::invalid_argument);
+}
+
+TEST_CASE("server: a 205 goes out without its content, framed by Content-Length: 0", "[http][server]") {
+  test_server s;
+  s.routes().post("/form", [](request&) { return response::text("not to be sent", status{205}); });
+  s.start();
+  raw_client c(s.port());
+  c.send("POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n" + get_request("/form"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 205);
+  CHECK(r->header("content-length") == "0");
+  CHECK(r->body.empty());
+  r = c.read_response();  // the connection stays in step
+  REQUIRE(r);
+  CHECK(r->status == 405);
 }

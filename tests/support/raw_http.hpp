@@ -123,15 +123,19 @@ class raw_client {
     return read_response_from(buffer_, head_request, receive_some);
   }
 
-  /// Reads until the peer closes the connection (or the read times out), returning everything.
-  std::string read_until_close() {
+  /// Reads until the peer closes the connection (or the read times out), returning everything; `ended_by`, when
+  /// given, gets what ended it (`eof` for a FIN, `connection_reset` for a reset).
+  std::string read_until_close(std::error_code* ended_by = nullptr) {
     std::string all = std::move(buffer_);
     buffer_.clear();
     for (;;) {
       char chunk[65536];
       std::error_code ec;
       const std::size_t got = receive(chunk, sizeof chunk, ec);
-      if (ec) break;
+      if (ec) {
+        if (ended_by != nullptr) *ended_by = ec;
+        break;
+      }
       all.append(chunk, got);
     }
     return all;
@@ -174,7 +178,7 @@ class raw_client {
       }
       if (errno == EINTR) continue;
       ec = (errno == EAGAIN || errno == EWOULDBLOCK) ? std::error_code(asio::error::timed_out)
-                                                     : std::error_code(errno, std::system_category());
+                                                     : std::error_code(errno, asio::error::get_system_category());
       return 0;
     }
   }

@@ -163,6 +163,9 @@ class server final : public drainable {
                                            .reuse_port = options_.reuse_port})),
         tls_(options_.tls) {
     if (options_.max_connections == 0) throw std::invalid_argument("switchboard::http::server: max_connections is 0");
+    if (!header_block::valid_value(options_.server_header)) {  // written into every response head
+      throw std::invalid_argument("switchboard::http::server: server_header is not a valid field value");
+    }
     for (std::size_t i = 0; i < executors.size(); ++i) {
       shards_.push_back(std::make_shared<detail::server_shard>(i, executors[i], options_, routes, shared_, listener_));
     }

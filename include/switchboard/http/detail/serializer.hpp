@@ -69,7 +69,10 @@ template <class String>
 void append_response_head(String& out, const response& r, const head_info& info) {
   append_status_line(out, r.status());
   if (!info.date.empty()) out.append("Date: "sv).append(info.date).append("\r\n"sv);
-  if (!info.server.empty()) out.append("Server: "sv).append(info.server).append("\r\n"sv);
+  // One Server field (RFC 9110 §10.2.4): a handler's own wins over the server's.
+  if (!info.server.empty() && !r.headers().contains("server")) {
+    out.append("Server: "sv).append(info.server).append("\r\n"sv);
+  }
   const std::string_view fields = r.headers().serialized();
   // Fast path: copy the handler's fields in one go unless one of them is a framing field.
   bool has_framing = false;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <switchboard/core/detail/exact_allocator.hpp>
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/http/detail/serializer.hpp>
 #include <switchboard/http/detail/server_shard.hpp>
 #include <switchboard/http/body_stream.hpp>
@@ -130,11 +131,18 @@ class server_connection final : public connection_base,
   void leave() override {
     leaving_ = true;
     if (phase_ == phase::idle && !writing_ && !saying_goodbye_) close_gracefully();
-    // A streamed response (an event stream, say) has no natural end: stop its producer, or tell its handler and
-    // end the body once the write in progress is out.
+    end_stream_for_drain();
+  }
+
+  // A streamed response (an event stream, say) has no natural end: on a drain, stop its producer, or tell its
+  // handler and end the body once the write in progress is out. Also for a stream that begins during the drain (its
+  // handler answered after the drain began).
+  void end_stream_for_drain() {
     if (phase_ != phase::streaming) return;
     if (streaming_->producer) return cancel_handler();
     streaming_->finishing = true;
+    if (!streaming_->started) return;  // the head is still being written: the handler never starts, and the
+                                       // body ends once the head is out (on_stream_written)
     cancel_handler();                 // on_end
     if (streaming_) settle_stream();  // (when the handler had been told already)
   }
@@ -217,7 +225,8 @@ class server_connection final : public connection_base,
   const server_options& options() const noexcept { return shard_->options(); }
 
   void set_deadline(std::chrono::milliseconds timeout) noexcept {
-    deadline_ = timeout.count() > 0 ? coarse_now() + timeout : clock::time_point::max();
+    deadline_ =
+        timeout.count() > 0 ? switchboard::detail::saturating_add(coarse_now(), timeout) : clock::time_point::max();
   }
 
   // ---------------------------------------------------------------- reading
@@ -613,7 +622,9 @@ class server_connection final : public connection_base,
     }
     const request_framing f = released ? released_framing_ : framing_of(x);
     // A 101 hands the connection to another protocol; only a request that asked to upgrade may get one.
-    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && f.upgrade && !leaving_;
+    // An Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8).
+    const bool upgrading = r.is_upgrade() && r.status() == status::switching_protocols && f.upgrade &&
+                           f.version_minor == 1 && !leaving_;
     if (r.is_upgrade() && !upgrading) {
       r = response::problem(status::internal_server_error, "The server could not switch protocols.");
     } else if (!upgrading && (to_int(r.status()) < 200 || to_int(r.status()) > 599)) {
@@ -626,7 +637,9 @@ class server_connection final : public connection_base,
     }
     count_status(r.status());
     const bool no_content = has_no_content(r.status());
-    const bool streamed = r.is_streamed() && !f.head && !no_content;
+    // 205 Reset Content: no content (RFC 9110 §15.3.6), but framed, with Content-Length: 0 (RFC 9112 §6.3).
+    const bool reset_content = r.status() == status{205};
+    const bool streamed = r.is_streamed() && !f.head && !no_content && !reset_content;
     bool keep_alive = f.keep_alive && !r.closes_connection() && !leaving_ && !f.body_left && !shard_->draining();
     if (streamed && f.version_minor == 0) keep_alive = false;  // no chunked coding: the body ends with the connection
     head_info info;
@@ -635,12 +648,12 @@ class server_connection final : public connection_base,
     info.upgrade = upgrading;
     info.chunked = streamed && f.version_minor == 1;
     // A HEAD of a streamed response: its GET's length is not known, so none is sent (RFC 9110 §8.6), not 0.
-    info.send_length = !r.is_streamed() && !no_content;
-    info.content_length = r.body_size();
+    info.send_length = (!r.is_streamed() || reset_content) && !no_content;
+    info.content_length = reset_content ? 0 : r.body_size();
     info.date = shard_->date();
     info.server = options().server_header;
     append_response_head(x.out.text(), r, info);
-    if (!f.head && !no_content && !streamed) {
+    if (!f.head && !no_content && !streamed && !reset_content) {
       x.out.append_owned(std::move(r.body()));
       if (!r.shared_body().empty()) x.out.append_shared(r.shared_body());
     }
@@ -659,6 +672,7 @@ class server_connection final : public connection_base,
       phase_ = phase::upgrading;  // no more requests: the next bytes belong to the new protocol
     } else if (streamed) {
       start_streaming(std::move(producer), std::move(stream_handler), info.chunked);
+      if (leaving_) end_stream_for_drain();
     } else {
       phase_ = phase::idle;
     }
@@ -930,7 +944,8 @@ class server_connection final : public connection_base,
     if (writing_ || closed_) return;
     writing_ = true;
     const std::chrono::milliseconds timeout = options().timeouts.write;
-    write_deadline_ = timeout.count() > 0 ? coarse_now() + timeout : clock::time_point::max();
+    write_deadline_ =
+        timeout.count() > 0 ? switchboard::detail::saturating_add(coarse_now(), timeout) : clock::time_point::max();
     // The write takes what is queued now; a response queued while it is in flight (a deferred one, the answer to
     // the next pipelined request) waits for the next write (output_queue::start_write).
     const auto& buffers = ex_->out.start_write();
@@ -1057,6 +1072,12 @@ class server_connection final : public connection_base,
     if (closed_) return;
     closed_ = true;
     std::error_code ignored;
+    if (phase_ == phase::streaming && !chunked_stream_) {
+      // A body that the close delimits (to HTTP/1.0, without chunked coding) cut before its end (it failed, or a
+      // drain cut it) would read as complete after a FIN: reset the connection instead, which the client reads as
+      // an error. (A chunked body cut short lacks its last chunk; a TLS one, its close_notify.)
+      traits::socket(stream_).set_option(asio::socket_base::linger(true, 0), ignored);
+    }
     traits::socket(stream_).close(ignored);
     shard_->remove(this, cut_);
     cancel_handler();
