@@ -350,6 +350,14 @@ TEST_CASE("ws accept: failed handshakes get an HTTP error", "[ws][session]") {
   };
   CHECK(status_of("GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n") == 426);
   CHECK(status_of(upgrade_request("/ws").replace(upgrade_request("/ws").find("Version: 13"), 11, "Version: 8")) == 426);
+  {  // a 426 names the protocol to upgrade to (RFC 9110 §15.5.22), and the version (RFC 6455 §4.2.2)
+    raw_client c(s.port());
+    c.send(upgrade_request("/ws").replace(upgrade_request("/ws").find("Version: 13"), 11, "Version: 8"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("Upgrade") == "websocket");
+    CHECK(r->header("Sec-WebSocket-Version") == "13");
+  }
   std::string bad_key = upgrade_request("/ws");
   bad_key.replace(bad_key.find(client_key), client_key.size(), "not-a-key");
   CHECK(status_of(bad_key) == 400);
@@ -940,6 +948,63 @@ TEST_CASE("ws client: our client against our server over TLS (wss://)", "[ws][cl
   close_normally(ctx, *client, closed);
 }
 
+namespace {
+// What the server last saw in the TLS ServerName extension (RFC 6066 §3), "<none>" when the client sent none.
+std::string server_name_seen;
+int record_server_name(SSL* ssl, int*, void*) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  server_name_seen = name != nullptr ? name : "<none>";
+  return SSL_TLSEXT_ERR_OK;
+}
+}  // namespace
+
+TEST_CASE("ws client: no server name is sent for an address literal", "[ws][client][tls]") {
+  test_server s;
+  add_echo_route(s.routes(), {});
+  http::server_options server_options;
+  server_options.tls = test::localhost_server_tls();
+  SSL_CTX_set_tlsext_servername_callback(server_options.tls->native_handle(), record_server_name);
+  s.start(server_options);
+  asio::io_context ctx;
+  for (const std::string host : {"localhost", "127.0.0.1"}) {
+    INFO(host);
+    server_name_seen.clear();
+    std::optional<std::error_code> connected;
+    std::shared_ptr<ws::session> client;
+    ws::async_connect(ctx.get_executor(), "wss://" + host + ":" + std::to_string(s.port()) + "/echo",
+                      {.tls = test::localhost_client_tls()}, [&](std::error_code ec, std::shared_ptr<ws::session> c) {
+                        connected = ec;
+                        client = std::move(c);
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return connected.has_value(); }));
+    CHECK_FALSE(*connected);
+    CHECK(server_name_seen == (host == "localhost" ? "localhost" : "<none>"));
+  }
+}
+
+// Settings that mean "not used" or "never", and a scheme in capitals (RFC 3986 §3.1), connect as any other.
+TEST_CASE("ws client: off, never and capitals are no errors", "[ws][client]") {
+  test_server s;
+  add_echo_route(s.routes(), {});
+  s.start();
+  asio::io_context ctx;
+  std::vector<ws::connect_options> options(2);
+  options[0].deflate = {.enabled = false, .compression_level = 10};  // not offered, so not checked
+  options[1].connect_timeout = std::chrono::milliseconds::max();     // no deadline (it overflowed into the past)
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    INFO("options " << i);
+    std::optional<std::error_code> connected;
+    std::shared_ptr<ws::session> client;
+    ws::async_connect(ctx.get_executor(), "WS://127.0.0.1:" + std::to_string(s.port()) + "/echo", options[i],
+                      [&](std::error_code ec, std::shared_ptr<ws::session> c) {
+                        connected = ec;
+                        client = std::move(c);
+                      });
+    REQUIRE(test::run_until(ctx, [&] { return connected.has_value(); }));
+    CHECK_FALSE(*connected);
+  }
+}
+
 TEST_CASE("ws client: control frames with the largest payloads go out whole", "[ws][client]") {
   // A client's control frame carries a 4-byte mask key: a 125-byte pong or a close with a 123-byte reason is 131
   // bytes on the wire (RFC 6455 §5.2, §5.5).
@@ -1007,16 +1072,23 @@ TEST_CASE("ws client: options that cannot be sent complete with invalid_argument
     ++lookups;
     answer(asio::error::host_not_found, {});
   };
-  std::vector<ws::connect_options> bad(4);
+  std::vector<ws::connect_options> bad(6);
   bad[0].headers = {{"X-A", "a\r\nX-Injected: 1"}};
   bad[1].headers = {{"X A", "a"}};
   bad[2].origin = "http://a\r\n";
   bad[3].deflate = {.enabled = true, .compression_level = 10};
+  bad[4].subprotocols = {"chat, admin"};  // a server would read two offers
+  bad[5].subprotocols = {"chat", "chat"};
+  std::vector<std::string> urls(bad.size(), "ws://service.test/");
+  for (const char* url : {"http://service.test/", "ws://service.test/#fragment"}) {  // RFC 6455 §3: no fragment
+    bad.emplace_back();
+    urls.emplace_back(url);
+  }
   for (std::size_t i = 0; i < bad.size(); ++i) {
-    INFO("options " << i);
+    INFO("options " << i << " url " << urls[i]);
     bad[i].resolve = counted;
     std::optional<std::error_code> result;
-    ws::async_connect(ctx.get_executor(), "ws://service.test/", bad[i],
+    ws::async_connect(ctx.get_executor(), urls[i], bad[i],
                       [&](std::error_code e, std::shared_ptr<ws::session>) { result = e; });
     REQUIRE(test::run_until(ctx, [&] { return result.has_value(); }));
     CHECK(*result == asio::error::invalid_argument);

@@ -13,6 +13,7 @@
 // `runtime_options::drain_grace`; a second signal cuts the grace short.
 #pragma once
 
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/error.hpp>
 
@@ -137,7 +138,8 @@ class runtime {
   /// then lets the threads finish. Safe from any thread and from a signal handler context via Asio; idempotent
   /// apart from shortening the grace.
   void stop(std::optional<std::chrono::milliseconds> grace = std::nullopt) {
-    const auto deadline = std::chrono::steady_clock::now() + grace.value_or(options_.drain_grace);
+    const auto deadline =
+        detail::saturating_add(std::chrono::steady_clock::now(), grace.value_or(options_.drain_grace));
     asio::post(*contexts_[0], while_alive([this, deadline] { begin_drain(deadline); }));
   }
 
@@ -166,7 +168,7 @@ class runtime {
       if (ec) return;
       // First signal: drain with the configured grace. Second: cut now.
       const auto deadline = stopping_ ? std::chrono::steady_clock::now()
-                                      : std::chrono::steady_clock::now() + options_.drain_grace;
+                                      : detail::saturating_add(std::chrono::steady_clock::now(), options_.drain_grace);
       // Wait for the next signal first: a drain with nothing to drain finishes inside begin_drain, and its finish()
       // must find that wait to cancel (a wait armed after it would keep context 0 busy for ever).
       wait_signal();

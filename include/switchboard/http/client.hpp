@@ -14,6 +14,7 @@
 // Lifetime: the client must outlive its operations.
 #pragma once
 
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/http/error.hpp>
 #include <switchboard/http/header_block.hpp>
@@ -384,7 +385,8 @@ class client {
       c = std::make_unique<connection>(executor_);
       ++pool.open;
       ++opened_;
-      const auto connect_deadline = std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
+      const auto connect_deadline = std::min(
+          deadline, switchboard::detail::saturating_add(std::chrono::steady_clock::now(), options_.connect_timeout));
       const std::vector<asio::ip::tcp::endpoint> endpoints =
           co_await net::look_up(executor_, options_.resolve, u.host, u.port, connect_deadline, out.ec);
       if (!out.ec) {
@@ -534,8 +536,11 @@ class client {
     c.socket.set_option(asio::ip::tcp::no_delay(true), ec);
     if (u.scheme == "https") {
       c.tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c.socket, *options_.tls);
-      // SNI (RFC 6066 §3) and certificate host name verification (RFC 6125).
-      if (!SSL_set_tlsext_host_name(c.tls->native_handle(), u.host.c_str())) {
+      // SNI (RFC 6066 §3: for host names, never literal addresses) and certificate host name verification
+      // (RFC 6125).
+      std::error_code not_ip;
+      asio::ip::make_address(u.host, not_ip);
+      if (not_ip && !SSL_set_tlsext_host_name(c.tls->native_handle(), u.host.c_str())) {
         co_return std::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
       }
       c.tls->set_verify_callback(asio::ssl::host_name_verification(u.host));

@@ -26,6 +26,7 @@
 // encoding.hpp.
 #pragma once
 
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/core/metrics.hpp>
 #include <switchboard/http/request.hpp>
@@ -602,7 +603,9 @@ inline void sse_client::on_start(http::body_stream& out) {
   set_executor(out.get_executor());
   last_write_ = std::chrono::steady_clock::now();
   // Saturating: an age too long to reach ("for ever", milliseconds::max()) must not wrap around into the past.
-  if (options().max_stream_age.count() > 0) end_of_age_ = sse::detail::saturating_add(last_write_, options().max_stream_age);
+  if (options().max_stream_age.count() > 0) {
+    end_of_age_ = switchboard::detail::saturating_add(last_write_, options().max_stream_age);
+  }
   lease_->bind(this);
   if (!state_->retry_field.empty()) write(state_->retry_field);
   lease_->get().attach(shared_from_this(), from_, nullptr);  // deliveries come later, on this executor
@@ -614,7 +617,7 @@ inline void sse_client::on_wake() {
   const auto now = std::chrono::steady_clock::now();
   if (now >= end_of_age_) return finish();
   const auto heartbeat = options().sse.heartbeat;
-  if (heartbeat.count() > 0 && now >= sse::detail::saturating_add(last_write_, heartbeat)) {
+  if (heartbeat.count() > 0 && now >= switchboard::detail::saturating_add(last_write_, heartbeat)) {
     return write(state_->heartbeat);
   }
   wait();
@@ -641,7 +644,7 @@ inline void sse_client::wait() {
   if (std::chrono::steady_clock::now() >= end_of_age_) return finish();
   auto when = end_of_age_;
   if (options().sse.heartbeat.count() > 0) {
-    when = std::min(when, sse::detail::saturating_add(last_write_, options().sse.heartbeat));
+    when = std::min(when, switchboard::detail::saturating_add(last_write_, options().sse.heartbeat));
   }
   out_->wake_at(when);
 }

@@ -24,6 +24,7 @@
 // server drains (the same cancellation: the stream ends cleanly, and clients reconnect to another instance).
 #pragma once
 
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/http/body_writer.hpp>
 #include <switchboard/http/request.hpp>
@@ -81,18 +82,6 @@ inline shared_bytes retry_block(std::optional<std::chrono::milliseconds> retry) 
   return shared_bytes(std::move(block));
 }
 
-/// `t + d`, or the latest time point when the sum would overflow, so that a limit too long to reach ("for ever",
-/// `duration::max()`) does not wrap around into the past. `d` is not negative and its unit is no finer than the
-/// clock's; `t` is not before the clock's epoch (a reading of the steady clock).
-template <class Rep, class Period>
-std::chrono::steady_clock::time_point saturating_add(std::chrono::steady_clock::time_point t,
-                                                     std::chrono::duration<Rep, Period> d) noexcept {
-  using clock = std::chrono::steady_clock;
-  // The room left before the end of the clock, rounded down to `d`'s unit: a `d` within it converts and adds
-  // without overflow.
-  const auto room = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(clock::time_point::max() - t);
-  return d <= room ? t + std::chrono::duration_cast<clock::duration>(d) : clock::time_point::max();
-}
 }  // namespace detail
 
 /// A `200 text/event-stream` response whose body `producer` writes (see `http::response::stream`), with the
@@ -166,10 +155,11 @@ class stream_writer {
     // A negative limit is a deadline already gone (a producer's `deadline - now`), not "no limit".
     const auto until = limit.count() == 0 ? std::chrono::steady_clock::time_point::max()
                        : limit.count() < 0 ? now
-                                           : detail::saturating_add(now, limit);
+                                           : switchboard::detail::saturating_add(now, limit);
     while (!woken_) {
-      const auto next_beat = options_.heartbeat.count() > 0 ? detail::saturating_add(last_write_, options_.heartbeat)
-                                                            : std::chrono::steady_clock::time_point::max();
+      const auto next_beat = options_.heartbeat.count() > 0
+                                 ? switchboard::detail::saturating_add(last_write_, options_.heartbeat)
+                                 : std::chrono::steady_clock::time_point::max();
       const bool beat = next_beat < until;
       wake_.expires_at(beat ? next_beat : until);
       waiting_ = true;

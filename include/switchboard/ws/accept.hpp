@@ -72,6 +72,8 @@ inline http::response accept(http::request& req, const accept_options& options, 
   if (h.count("sec-websocket-version") != 1 || h.get("sec-websocket-version") != "13") {
     http::response r = detail::refuse(status{426}, "Only WebSocket version 13 (RFC 6455) is supported.");
     r.set("Sec-WebSocket-Version", "13");
+    r.set("Upgrade", "websocket");  // a 426 must name the protocol to upgrade to (RFC 9110 §15.5.22)
+    r.set("Connection", "Upgrade");
     return r;
   }
   if (h.count("sec-websocket-key") != 1) return detail::refuse(status::bad_request, "Missing Sec-WebSocket-Key.");

@@ -9,6 +9,7 @@
 //   s->send_text("hello");
 #pragma once
 
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/parser.hpp>
@@ -35,10 +36,13 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchboard::ws {
@@ -65,8 +69,9 @@ struct connect_options {
 namespace detail {
 
 // The opening handshake's request (RFC 6455 §4.1) with its key. Throws `std::invalid_argument` when an option
-// cannot be sent: a field name or value that is not valid (no header injection through options), deflate options
-// out of range.
+// cannot be sent: a field name or value that is not valid (no header injection through options), a subprotocol
+// that is not a token or is offered twice (RFC 6455 §4.1 item 10: "a,b" would be read as two), deflate options out
+// of range.
 struct client_request {
   std::string key;
   std::string bytes;
@@ -81,7 +86,14 @@ inline client_request make_client_request(const http::url& u, const connect_opti
   if (!o.origin.empty()) extra.set("Origin", o.origin);
   if (!o.subprotocols.empty()) {
     std::string list;
-    for (const auto& p : o.subprotocols) list += (list.empty() ? "" : ", ") + p;
+    for (std::size_t i = 0; i < o.subprotocols.size(); ++i) {
+      const std::string& p = o.subprotocols[i];
+      const auto earlier = o.subprotocols.begin() + static_cast<std::ptrdiff_t>(i);
+      if (!is_token(p) || std::find(o.subprotocols.begin(), earlier, p) != earlier) {
+        throw std::invalid_argument("switchboard::ws::connect_options: subprotocols must be distinct tokens");
+      }
+      list += (list.empty() ? "" : ", ") + p;
+    }
     extra.set("Sec-WebSocket-Protocol", list);
   }
   if (o.deflate.enabled) extra.set("Sec-WebSocket-Extensions", deflate_offer(o.deflate));
@@ -154,8 +166,12 @@ asio::awaitable<std::shared_ptr<session>> client_handshake(Stream& stream, const
 
 inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor ex, std::string url_text,
                                                          connect_options o, std::error_code& ec) {
-  const bool secure = url_text.rfind("wss://", 0) == 0;
-  if (!secure && url_text.rfind("ws://", 0) != 0) {
+  // The scheme in any case (RFC 3986 §3.1); no fragment (RFC 6455 §3: it MUST NOT be used in these URIs).
+  const auto scheme_is = [&](std::string_view scheme) {
+    return url_text.size() >= scheme.size() && iequals(std::string_view(url_text).substr(0, scheme.size()), scheme);
+  };
+  const bool secure = scheme_is("wss://");
+  if ((!secure && !scheme_is("ws://")) || url_text.find('#') != std::string::npos) {
     ec = asio::error::invalid_argument;
     co_return nullptr;
   }
@@ -176,7 +192,8 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
   // waiting: the connect, the TLS handshake or the upgrade (once the TLS stream has taken the socket, the socket to
   // close is the stream's). The timer's handler shares `deadline`, not this frame: its completion may already be
   // queued when the last step completes, and run after this coroutine has returned; it then finds no socket to close.
-  const auto connect_deadline = std::chrono::steady_clock::now() + o.connect_timeout;
+  const auto connect_deadline =
+      switchboard::detail::saturating_add(std::chrono::steady_clock::now(), o.connect_timeout);
   // (Named, not a temporary in the co_await expression: GCC 12 destroys such a temporary twice.)
   const net::resolve_function resolve = o.resolve ? o.resolve : net::system_resolver(ex);
   const auto endpoints = co_await net::look_up(ex, resolve, u->host, u->port, connect_deadline, ec);
@@ -212,7 +229,10 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
       }
       asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), *tls);
       deadline->live = &stream.next_layer();
-      SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
+      // SNI names hosts, never literal addresses (RFC 6066 §3).
+      std::error_code not_ip;
+      asio::ip::make_address(u->host, not_ip);
+      if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
       co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) s = co_await client_handshake(stream, request, o, ec);
@@ -231,8 +251,9 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
 
 /// Opens a WebSocket session to `url` (`ws://` or `wss://`). Completion signature
 /// `void(std::error_code, std::shared_ptr<session>)`; call `start()` on the session once its handlers are set.
-/// Errors: `asio::error::invalid_argument` (a URL that is not ws:// or wss://, a header or Origin that is not a
-/// valid field, deflate options out of range: found before any I/O), `switchboard::error::timeout`,
+/// Errors: `asio::error::invalid_argument` (a URL that is not ws:// or wss:// or has a fragment, a header or Origin
+/// that is not a valid field, subprotocols that are not distinct tokens, deflate options out of range: found before
+/// any I/O), `switchboard::error::timeout`,
 /// `ws::error::handshake_refused` (the server answered another status), `invalid_accept`, `unexpected_subprotocol`,
 /// `unexpected_extension`, HTTP parse errors, the lookup's, socket and TLS errors.
 /// Cancellation: per-operation cancellation (terminal) aborts the attempt, which completes with

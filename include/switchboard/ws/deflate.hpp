@@ -231,8 +231,10 @@ inline std::string deflate_offer(const deflate_options& options) {
 /// A client window limit above the one the offer announced is accepted: the client keeps to its own.
 inline std::error_code accept_deflate_response(std::span<const extension> response, const deflate_options& options,
                                                std::optional<deflate_params>& agreed) {
-  detail::check_options(options, role::client);
   agreed.reset();
+  // Not offered: any answer is unexpected, and the other options (not sent, so not checked) do not matter.
+  if (!options.enabled) return response.empty() ? std::error_code() : make_error_code(error::unexpected_extension);
+  detail::check_options(options, role::client);
   for (const extension& ext : response) {
     if (!detail::iequals(ext.name, detail::deflate_name) || !options.enabled || agreed) {
       return error::unexpected_extension;

@@ -26,6 +26,7 @@
 #include <switchboard/core/detail/tick_clock.hpp>
 #include <switchboard/core/detail/thread_scratch.hpp>
 #include <switchboard/core/detail/exact_allocator.hpp>
+#include <switchboard/core/detail/saturating_time.hpp>
 #include <switchboard/core/error.hpp>
 #include <switchboard/core/shared_bytes.hpp>
 #include <switchboard/ws/deflate.hpp>
@@ -844,15 +845,19 @@ class session_impl final : public session,
   tick_clock::time_point check_keepalive(tick_clock::time_point now) {
     if (state_ != state::open) return tick_clock::time_point::max();
     if (awaiting_pong_) {
-      if (now - quiet_since_ < timeouts_.pong_timeout) return quiet_since_ + timeouts_.pong_timeout;
+      if (now - quiet_since_ < timeouts_.pong_timeout) {
+        return switchboard::detail::saturating_add(quiet_since_, timeouts_.pong_timeout);
+      }
       finish({close_code::abnormal, "no pong", false});
       return tick_clock::time_point::max();
     }
-    if (now - quiet_since_ < timeouts_.ping_interval) return quiet_since_ + timeouts_.ping_interval;
+    if (now - quiet_since_ < timeouts_.ping_interval) {
+      return switchboard::detail::saturating_add(quiet_since_, timeouts_.ping_interval);
+    }
     awaiting_pong_ = true;
     quiet_since_ = now;
     queue_control(opcode::ping, {});
-    return now + timeouts_.pong_timeout;
+    return switchboard::detail::saturating_add(now, timeouts_.pong_timeout);
   }
 
   void finish(close_info info) override {
