@@ -22,6 +22,7 @@
 #include <switchboard/http/parser.hpp>
 #include <switchboard/http/status.hpp>
 #include <switchboard/http/url.hpp>
+#include <switchboard/net/detail/server_name.hpp>
 #include <switchboard/net/lookup.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -536,11 +537,8 @@ class client {
     c.socket.set_option(asio::ip::tcp::no_delay(true), ec);
     if (u.scheme == "https") {
       c.tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c.socket, *options_.tls);
-      // SNI (RFC 6066 §3: for host names, never literal addresses) and certificate host name verification
-      // (RFC 6125).
-      std::error_code not_ip;
-      asio::ip::make_address(u.host, not_ip);
-      if (not_ip && !SSL_set_tlsext_host_name(c.tls->native_handle(), u.host.c_str())) {
+      // SNI and certificate host name verification (RFC 6125).
+      if (!net::detail::set_server_name(c.tls->native_handle(), u.host)) {
         co_return std::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
       }
       c.tls->set_verify_callback(asio::ssl::host_name_verification(u.host));

@@ -18,6 +18,7 @@
 
 #include <switchboard/core/detail/pending_handler.hpp>
 #include <switchboard/core/error.hpp>
+#include <switchboard/net/detail/server_name.hpp>
 #include <switchboard/resp/encoder.hpp>
 #include <switchboard/resp/error.hpp>
 #include <switchboard/resp/reply_parser.hpp>
@@ -257,10 +258,7 @@ class client {
     void start_tls(std::uint64_t gen) {
       if (!options.tls) return send_setup();
       tls = std::make_shared<asio::ssl::stream<asio::ip::tcp::socket&>>(socket, *options.tls);
-      std::error_code not_ip;
-      asio::ip::make_address(options.host, not_ip);
-      // SNI names hosts, never literal addresses (RFC 6066 section 3).
-      if (not_ip) SSL_set_tlsext_host_name(tls->native_handle(), options.host.c_str());
+      net::detail::set_server_name(tls->native_handle(), options.host);
       if (options.tls_verify) {
         tls->set_verify_mode(asio::ssl::verify_peer);
         tls->set_verify_callback(asio::ssl::host_name_verification(options.host));

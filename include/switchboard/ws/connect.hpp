@@ -14,6 +14,7 @@
 #include <switchboard/http/header_block.hpp>
 #include <switchboard/http/parser.hpp>
 #include <switchboard/http/url.hpp>
+#include <switchboard/net/detail/server_name.hpp>
 #include <switchboard/net/lookup.hpp>
 #include <switchboard/ws/deflate.hpp>
 #include <switchboard/ws/error.hpp>
@@ -229,10 +230,7 @@ inline asio::awaitable<std::shared_ptr<session>> connect(asio::any_io_executor e
       }
       asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), *tls);
       deadline->live = &stream.next_layer();
-      // SNI names hosts, never literal addresses (RFC 6066 §3).
-      std::error_code not_ip;
-      asio::ip::make_address(u->host, not_ip);
-      if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
+      net::detail::set_server_name(stream.native_handle(), u->host);
       stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
       co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) s = co_await client_handshake(stream, request, o, ec);
