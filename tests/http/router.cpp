@@ -119,6 +119,14 @@ TEST_CASE("router: 404, 405 with Allow, HEAD from GET, OPTIONS", "[http][router]
   CHECK(kind == route_match::kind::not_found);
   fake_request dav("PROPFIND", "/dav");
   CHECK(pick(r, method::other, "/dav", nullptr, nullptr, &dav) == "propfind");
+  // OPTIONS * asks about the server (RFC 9110 §9.3.7): the methods that some route has, not a fixed list.
+  pick(r, method::options, "*", &kind, &allow);
+  CHECK(kind == route_match::kind::options);
+  CHECK(allow == "GET, HEAD, POST, DELETE, OPTIONS, PROPFIND");
+  router empty;
+  pick(empty, method::options, "*", &kind, &allow);
+  CHECK(kind == route_match::kind::options);
+  CHECK(allow == "OPTIONS");
 }
 
 TEST_CASE("router: an absolute-form target is routed by the path after its scheme and authority", "[http][router]") {

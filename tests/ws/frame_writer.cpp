@@ -85,6 +85,15 @@ TEST_CASE("frame_writer: misuse throws", "[ws][frame_writer]") {
   CHECK_THROWS_AS(w.write_close(buf, close_code::normal, std::string(124, 'r')), std::invalid_argument);
   CHECK_THROWS_AS(w.write_close(buf, close_code::normal, "\xff"), std::invalid_argument);
   CHECK_NOTHROW(w.write_close(buf, static_cast<close_code>(4000), std::string(123, 'r')));
+  // The generic paths keep the close rule too (§5.5.1): one byte, a code reserved for local use, a reason that
+  // is not UTF-8.
+  for (const std::string_view bad : {std::string_view("\x03", 1), std::string_view("\x03\xed", 2),
+                                     std::string_view("\x03\xe8\xff", 3)}) {
+    CHECK_THROWS_AS(w.write_frame(buf, opcode::close, bad), std::invalid_argument);
+    CHECK_THROWS_AS(prepared_frame::make(opcode::close, bad), std::invalid_argument);
+  }
+  CHECK(w.write_frame(buf, opcode::close, std::string_view("\x03\xe8ok", 4)) == 6);
+  CHECK(prepared_frame::make(opcode::close, {}).bytes() == hex("88 00"));
   CHECK_THROWS_AS(w.write_frame(buf.first(6), opcode::text, "Hello"), std::length_error);
   CHECK_NOTHROW(w.write_frame(buf.first(7), opcode::text, "Hello"));
   frame_header too_big;

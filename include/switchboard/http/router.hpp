@@ -329,7 +329,7 @@ class router {
       // asterisk-form ("OPTIONS *") and authority-form (CONNECT) address the server, not a route.
       if (req.method() == method::options && raw_path == "*") {
         out.result = route_match::kind::options;
-        out.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+        out.allow = allow_list(all_methods_);
       }
       return out;
     }
@@ -447,6 +447,10 @@ class router {
     route*& slot = m == method::other ? node->by_extension_method[std::string(token)]
                                       : node->by_method[static_cast<std::size_t>(m)];
     slot = r;
+    // OPTIONS * lists every method some route has (RFC 9110 §9.3.7: it asks about the server in general).
+    route*& any = m == method::other ? all_methods_.by_extension_method[std::string(token)]
+                                     : all_methods_.by_method[static_cast<std::size_t>(m)];
+    any = r;
     routes_.push_back(std::move(owned));
     return *r;
   }
@@ -563,6 +567,7 @@ class router {
   }
 
   detail::route_node root_;
+  detail::route_node all_methods_;  // only its method tables: the union over every route, for OPTIONS *
   std::vector<std::unique_ptr<route>> routes_;
   std::shared_ptr<route::group_data> root_group_;
   route_group top_{*this, root_group_};

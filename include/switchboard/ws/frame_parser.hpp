@@ -42,6 +42,7 @@
 #pragma once
 
 #include <switchboard/ws/deflate.hpp>
+#include <switchboard/ws/detail/close_payload.hpp>
 #include <switchboard/ws/error.hpp>
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/mask.hpp>
@@ -329,22 +330,12 @@ class frame_parser {
 
   // §5.5.1: a close payload is empty, or a 2-byte code (valid on the wire, §7.4) followed by UTF-8 text.
   void read_close(std::string_view payload, parse_result& r) {
-    if (payload.size() == 1) {
-      fail(r, error::close_payload_too_short);
+    if (auto e = detail::close_payload_error(payload)) {
+      fail(r, *e);
       return;
     }
     if (!payload.empty()) {
-      const auto code = static_cast<std::uint16_t>((static_cast<std::uint8_t>(payload[0]) << 8) |
-                                                   static_cast<std::uint8_t>(payload[1]));
-      if (!is_valid_close_code(code)) {
-        fail(r, error::invalid_close_code);
-        return;
-      }
-      if (!is_valid_utf8(payload.substr(2))) {
-        fail(r, error::invalid_close_reason);
-        return;
-      }
-      r.code = static_cast<close_code>(code);
+      r.code = static_cast<close_code>(detail::close_code_value(payload));
       r.reason = payload.substr(2);
     }
     r.event = parse_event::close;

@@ -10,10 +10,11 @@
 // fails the connection with 1007 on invalid text, so senders of untrusted text check it with `is_valid_utf8`.
 //
 // Misuse is a programmer error and throws: an output span too small (`std::length_error`), a control payload
-// over 125 bytes, a fragmented or compressed control frame, or a close code that may not be sent
-// (`std::invalid_argument`).
+// over 125 bytes, a fragmented or compressed control frame, or a close payload that breaks §5.5.1 (one byte, a
+// code that may not be sent, a reason that is not UTF-8), whichever function writes it (`std::invalid_argument`).
 #pragma once
 
+#include <switchboard/ws/detail/close_payload.hpp>
 #include <switchboard/ws/frame.hpp>
 #include <switchboard/ws/mask.hpp>
 #include <switchboard/core/utf8.hpp>
@@ -106,6 +107,7 @@ class basic_frame_writer {
   /// `encode_header` to send a large payload from its own buffer (a gather write): a client must then XOR the
   /// payload with the header's key (`apply_mask`) on its way out. `fin` false starts or continues a fragmented
   /// message (§5.4); `compressed` sets RSV1 on the first frame of a permessage-deflate message (RFC 7692 §6).
+  /// The payload is not seen here, so a close frame's is not checked: write close frames with `write_close`.
   frame_header make_header(opcode op, std::uint64_t payload_size, bool fin = true, bool compressed = false) {
     if (is_control(op) && (!fin || compressed || payload_size > max_control_payload)) {
       throw std::invalid_argument("switchboard::ws: control frames are unfragmented, uncompressed, <= 125 bytes");
@@ -126,10 +128,16 @@ class basic_frame_writer {
   }
 
   /// Writes a whole frame (header, then the payload, masked for a client) into the front of `out` and returns
-  /// its size, `frame_size(payload.size())`. See `make_header` for `fin` and `compressed`.
+  /// its size, `frame_size(payload.size())`. See `make_header` for `fin` and `compressed`. A close frame's
+  /// payload must follow §5.5.1 (see `write_close`).
   std::size_t write_frame(std::span<char> out, opcode op, std::string_view payload, bool fin = true,
                           bool compressed = false) {
     const frame_header h = make_header(op, payload.size(), fin, compressed);
+    if (op == opcode::close) {
+      if (auto e = detail::close_payload_error(payload)) {
+        throw std::invalid_argument("switchboard::ws: " + make_error_code(*e).message());
+      }
+    }
     if (out.size() < frame_size(payload.size())) {
       throw std::length_error("switchboard::ws: output buffer too small for the frame");
     }
@@ -156,15 +164,12 @@ class basic_frame_writer {
   /// wire (`is_valid_close_code`: 1005, 1006 and 1015 are not). Throws `std::invalid_argument` otherwise.
   std::size_t write_close(std::span<char> out, close_code code, std::string_view reason = {}) {
     const auto value = static_cast<std::uint16_t>(code);
-    if (!is_valid_close_code(value)) throw std::invalid_argument("switchboard::ws: close code not valid on the wire");
-    if (reason.size() > max_close_reason || !is_valid_utf8(reason)) {
-      throw std::invalid_argument("switchboard::ws: close reason must be UTF-8 of at most 123 bytes");
-    }
+    if (reason.size() > max_close_reason) throw std::invalid_argument("switchboard::ws: close reason over 123 bytes");
     std::array<char, max_control_payload> payload;
     payload[0] = static_cast<char>(value >> 8);
     payload[1] = static_cast<char>(value & 0xFF);
     std::copy_n(reason.data(), reason.size(), payload.data() + 2);
-    return write_frame(out, opcode::close, std::string_view(payload.data(), 2 + reason.size()));
+    return write_frame(out, opcode::close, std::string_view(payload.data(), 2 + reason.size()));  // checks the rest
   }
 
  private:
@@ -187,7 +192,7 @@ class prepared_frame {
   prepared_frame() = default;
 
   /// Encodes one final frame of type `op` carrying `payload` (already compressed if `compressed`, which sets
-  /// RSV1). Throws as `basic_frame_writer::make_header` does for invalid combinations.
+  /// RSV1). Throws as `basic_frame_writer::write_frame` does for invalid combinations and close payloads.
   static prepared_frame make(opcode op, std::string_view payload, bool compressed = false) {
     basic_frame_writer<no_masks> writer(role::server);
     const std::size_t size = writer.frame_size(payload.size());
