@@ -204,3 +204,33 @@ TEST_CASE("log: logging while the sink is replaced from another thread", "[core]
   }
   CHECK(captured + static_cast<std::size_t>(other_sink_records.load()) == 3 * 2000);
 }
+
+namespace {
+
+// Logs from its destructor, as a service object with static storage may during the program's exit.
+struct logs_when_destroyed {
+  ~logs_when_destroyed() { log(log_level::error, "exit", "from a static destructor"); }
+};
+
+}  // namespace
+
+// Run by the next test in a process of its own: a static object made before the first `log` call is destroyed
+// after anything made later, and logs then. The sink writes to standard output with write(2).
+TEST_CASE("log: child that logs during static destruction", "[.log_at_exit_child]") {
+  static logs_when_destroyed made_first;
+  switchboard::set_log_sink([](log_level, std::string_view component, std::string_view message) {
+    const std::string line = std::string(component) + ": " + std::string(message) + "\n";
+    (void)::write(1, line.data(), line.size());
+  });
+  log(log_level::error, "main", "running");
+}
+
+TEST_CASE("log: logging from a static destructor at exit reaches the sink", "[core][log]") {
+  // The sink's slot used to be a function-local static, made at the first log call and so destroyed before such
+  // an object: its log call then read a freed sink (use-after-free, which AddressSanitizer reports).
+  const auto result = switchboard::test::run_process({"/proc/self/exe", "[.log_at_exit_child]"});
+  INFO(result.out << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out.find("main: running\n") != std::string::npos);
+  CHECK(result.out.find("exit: from a static destructor\n") != std::string::npos);
+}

@@ -53,6 +53,12 @@ TEST_CASE("http date: IMF-fixdate formatting", "[http][date]") {
     CHECK(formatted(sys_time<duration<double>>(duration<double>(1e300))) == "Fri, 31 Dec 9999 23:59:59 GMT");
     CHECK(formatted(sys_time<duration<double>>(duration<double>(-1e300))) == "Sat, 01 Jan 0000 00:00:00 GMT");
     CHECK(formatted(sys_time<duration<double>>(duration<double>(784111777.5))) == "Sun, 06 Nov 1994 08:49:37 GMT");
+    // Unsigned counts, in which the earliest bound (before 1970) cannot be written.
+    using unsigned_days = duration<unsigned, days::period>;
+    using unsigned_seconds = duration<unsigned long long>;
+    CHECK(formatted(sys_time<unsigned_days>(unsigned_days(0))) == "Thu, 01 Jan 1970 00:00:00 GMT");
+    CHECK(formatted(sys_time<unsigned_seconds>(unsigned_seconds::max())) == "Fri, 31 Dec 9999 23:59:59 GMT");
+    CHECK(formatted(sys_time<unsigned_seconds>(unsigned_seconds(784111777))) == "Sun, 06 Nov 1994 08:49:37 GMT");
   }
   SECTION("system_clock::now() formats and parses back") {
     const auto now = system_clock::now();

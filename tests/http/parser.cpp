@@ -467,6 +467,46 @@ TEST_CASE("request parser: a per-message body limit ends with its message for ch
   CHECK(p.body_received() == 10);
 }
 
+TEST_CASE("parsers: body_received counts the body bytes delivered", "[http][parser]") {
+  request_parser p;
+  std::error_code ec;
+  std::string in = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n0123456789";
+  std::size_t n = p.put(in, ec);
+  REQUIRE(p.header_done());
+  in.erase(0, n);
+  std::string body;
+  while (!ec && (n = p.put(in, ec)) > 0) {
+    body.append(p.body_piece());
+    in.erase(0, n);
+  }
+  REQUIRE_FALSE(ec);
+  CHECK(body == "0123456789");
+  CHECK(p.body_received() == 10);  // not the 1000 that the chunk's size line announced
+}
+
+TEST_CASE("response parser: a body to the end of the connection over the limit", "[http][parser]") {
+  // Whatever the split, the body is delivered up to the limit, then the error: the same bytes reach the caller.
+  const std::string input = "HTTP/1.0 200 OK\r\n\r\n0123456789";
+  for (std::size_t step : {std::size_t{0}, std::size_t{1}, std::size_t{5}}) {
+    INFO("fed " << step << " bytes at a time (0: whole)");
+    response_parser p(parser_limits{.max_body = 4});
+    std::error_code ec;
+    std::string buffer, body;
+    for (std::size_t fed = 0; fed < input.size() && !ec;) {
+      const std::size_t k = step == 0 ? input.size() : std::min(step, input.size() - fed);
+      buffer.append(input, fed, k);
+      fed += k;
+      std::size_t n;
+      while (!ec && (n = p.put(buffer, ec)) > 0) {
+        body.append(p.body_piece());
+        buffer.erase(0, n);
+      }
+    }
+    CHECK(ec == error::body_too_large);
+    CHECK(body == "0123");
+  }
+}
+
 TEST_CASE("response parser", "[http][parser]") {
   SECTION("Content-Length and chunked responses, pipelined") {
     auto r = parse_all_splits<response_parser>(

@@ -910,6 +910,13 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
       co_await w.async_write(shared_bytes(std::string(20000, 'z')), asio::use_awaitable);
     });
   });
+  // A producer that returns without awaiting its last write: the write still goes out, then the stream ends.
+  s.routes().get("/unawaited", [](request&) {
+    return response::stream("text/plain", [](body_writer& w) -> asio::awaitable<void> {
+      w.async_write(std::string(32 << 20, 'q'), [](std::error_code) {});  // more than the socket takes at once
+      co_return;
+    });
+  });
   s.routes()
       .post("/upload",
             [](request& req) -> asio::awaitable<response> {
@@ -935,6 +942,17 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
     CHECK(r->body == "part0;part1;part2;part3;part4;" + std::string(20000, 'z'));
     c.send(get_request("/stream"));  // still in step
     CHECK(c.read_response());
+  }
+  SECTION("a producer that returns with its write in flight ends the stream, and the connection goes on") {
+    // Pipelined: the second request waits in the read buffer, and only the end of the stream can start it (the
+    // write's completion used to take the place of that, and the connection waited for bytes that never came).
+    c.send(get_request("/unawaited") + get_request("/stream"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == std::string(32 << 20, 'q'));
+    r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body.ends_with(std::string(20000, 'z')));
   }
   SECTION("HTTP/1.0 gets the body raw, then the connection closes") {
     c.send("GET /stream HTTP/1.0\r\n\r\n");

@@ -110,6 +110,21 @@ TEST_CASE("server: idle keep-alive connections are closed", "[http][server][time
   CHECK(c.closed_by_peer());  // within the 10 s read timeout; the idle timeout is 300 ms
 }
 
+TEST_CASE("server: empty lines before a request line do not fill the read buffer", "[http][server]") {
+  // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line. They used to stay in
+  // the buffer while the request line was awaited, until it was full and the connection was closed unanswered.
+  test_server s;
+  s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  s.start();
+  raw_client c(s.port());
+  std::string lines;
+  for (int i = 0; i < 12000; ++i) lines += "\r\n";  // 24,000 bytes: more than the header limit (16 KiB)
+  c.send(lines + get_request("/plaintext"));
+  const auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+}
+
 TEST_CASE("server: a slow body read is cut at the body deadline", "[http][server][timeouts]") {
   test_server s;
   s.routes().post("/echo", [](request& req) { return response::text(std::string(req.body())); });

@@ -104,6 +104,11 @@ TEST_CASE("malformed batches are refused", "[longpoll][batch]") {
       "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"abc\", \"encoding\": \"base64\"}]}",
       "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"a=bc\", \"encoding\": \"base64\"}]}",
       "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"a!bc\", \"encoding\": \"base64\"}]}",
+      // Blanks, line ends and '-' around the digits, which OpenSSL's decoder would skip.
+      "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"    QUJD\", \"encoding\": \"base64\"}]}",
+      "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"QUJD\\r\\n\\r\\n\", \"encoding\": \"base64\"}]}",
+      "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"QUJD----\", \"encoding\": \"base64\"}]}",
+      "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"    \", \"encoding\": \"base64\"}]}",
       "{\"cursor\": 3, \"messages\": [{\"seq\": 1, \"data\": \"\"}, {\"seq\": 3, \"data\": \"\"}]}",
       "{\"cursor\": 2, \"messages\": [{\"seq\": 1, \"data\": \"\"}]}",
       "{\"cursor\": 5, \"gap\": {\"first\": 3, \"last\": 2}, \"messages\": []}",

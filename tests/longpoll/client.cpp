@@ -165,6 +165,28 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
 
 // The client drops its connection at random moments (cancelling the poll in flight) while 100,000 messages are
 // published: every sequence number reaches it exactly once and in order, as a message or inside a gap.
+TEST_CASE("the client's backoff doubles up to its cap, and Retry-After is capped too", "[longpoll][client]") {
+  using longpoll::detail::exponential_backoff;
+  using longpoll::detail::retry_after_wait;
+  CHECK(exponential_backoff(1, 200ms, 30s) == 200ms);
+  CHECK(exponential_backoff(3, 200ms, 30s) == 800ms);
+  CHECK(exponential_backoff(100, 200ms, 30s) == 30s);
+  // "No cap": doubling stops at the largest wait instead of overflowing into a negative one.
+  for (unsigned failures : {57u, 64u, 1000u}) {
+    CHECK(exponential_backoff(failures, 200ms, std::chrono::milliseconds::max()) == std::chrono::milliseconds::max());
+  }
+  CHECK(retry_after_wait("", 30s) == std::nullopt);
+  CHECK(retry_after_wait("soon", 30s) == std::nullopt);
+  CHECK(retry_after_wait("-1", 30s) == std::nullopt);
+  CHECK(retry_after_wait("0", 30s) == 0ms);
+  CHECK(retry_after_wait("7", 30s) == 7s);
+  CHECK(retry_after_wait("120", 30s) == 30s);
+  CHECK(retry_after_wait("0", 500ms) == 0ms);
+  CHECK(retry_after_wait("99999999999999999999999", 30s) == 30s);  // past 64 bits: the cap, not a fallback
+  CHECK(retry_after_wait("18446744073709551615", std::chrono::milliseconds::max()) ==
+        std::chrono::milliseconds::max());
+}
+
 TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[longpoll][client]") {
   constexpr std::uint64_t total = 100'000;
   poll_server s({.max_batch = 500}, {}, {.retention = {.max_messages = 2000}});

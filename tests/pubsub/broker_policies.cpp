@@ -238,6 +238,31 @@ TEST_CASE("policy disconnect: a full queue closes the subscription", "[pubsub][b
   }
 }
 
+TEST_CASE("policy disconnect: a broker destroyed after others left still discards what was queued",
+          "[pubsub][broker][policy]") {
+  // A subscription closed by its policy stays in the broker's list of subscriptions until it unsubscribes: the
+  // list's sweep after others had left used to drop it, and the broker's close then missed it.
+  for (const bool others_leave : {false, true}) {
+    INFO("others unsubscribe first: " << others_leave);
+    asio::io_context ctx;
+    recorder r;
+    std::optional<broker> b(std::in_place, ctx);
+    auto cut = b->subscribe("t", {.limits = queue_limits{.max_messages = 1, .policy = overflow_policy::disconnect},
+                                  .on_event = r.callback()});
+    auto first = b->subscribe("t", {.on_event = [](std::error_code, const event&) {}});
+    auto second = b->subscribe("t", {.on_event = [](std::error_code, const event&) {}});
+    b->publish("t", text("one"));
+    b->publish("t", text("two"));  // `cut` is full: closed by its policy, with "one" still queued
+    if (others_leave) {
+      first.unsubscribe();
+      second.unsubscribe();
+    }
+    b.reset();  // closes every subscription, its queued messages discarded
+    poll(ctx);
+    CHECK(r.log == strings{"error: consumer too slow: disconnected by overflow policy"});
+  }
+}
+
 TEST_CASE("policy wait: publishers wait for room", "[pubsub][broker][policy][wait]") {
   asio::io_context ctx;
   broker b(ctx);

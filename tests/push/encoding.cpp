@@ -26,6 +26,7 @@ TEST_CASE("push encoding: SSE gaps are named events whose id is their last numbe
   CHECK(push::sse_gap(g, "gap").view() ==
         "event: gap\nid: 41\ndata: {\"first\":3,\"last\":41,\"reason\":\"retention\",\"topic\":\"news\"}\n\n");
   CHECK_THROWS_AS(push::sse_gap(g, "a\nb"), std::invalid_argument);
+  CHECK_THROWS_AS(push::sse_gap(g, ""), std::invalid_argument);  // no event field: a browser would see a message
 }
 
 TEST_CASE("push encoding: WebSocket messages are JSON with topic and seq", "[push][encoding]") {

@@ -91,6 +91,15 @@ TEST_CASE("push outbox: conflate supersedes without a gap; other drops still rep
   CHECK(drain(box) == std::vector<std::string>{"gap prices:4-4 overflow", "prices:5", "prices:6"});
 }
 
+TEST_CASE("push outbox: a key supersedes only under conflate; other policies report its drops", "[push][outbox]") {
+  auto newest = make_box(2, overflow_policy::drop_newest);
+  for (std::uint64_t seq = 1; seq <= 4; ++seq) CHECK(newest.offer(item("a", seq, "k")));
+  CHECK(drain(newest) == std::vector<std::string>{"a:1", "a:2", "gap a:3-4 overflow"});
+  auto oldest = make_box(2, overflow_policy::drop_oldest);
+  for (std::uint64_t seq = 1; seq <= 4; ++seq) CHECK(oldest.offer(item("a", seq, "k")));
+  CHECK(drain(oldest) == std::vector<std::string>{"gap a:1-2 overflow", "a:3", "a:4"});
+}
+
 TEST_CASE("push outbox: disconnect refuses and marks the client overflowed", "[push][outbox]") {
   auto box = make_box(2, overflow_policy::disconnect);
   CHECK(box.offer(item("a", 1)));

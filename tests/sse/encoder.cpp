@@ -139,6 +139,11 @@ TEST_CASE("sse encoder: comments", "[sse][encoder]") {
     std::string out;
     encode_comment("", out);
     CHECK(out == ":\n");
+    // An empty view with no storage at all: nothing may be read through its null data() (UBSan: memchr).
+    out.clear();
+    encode_comment(std::string_view{}, out);
+    REQUIRE(!encode(event{.data = std::string_view{}}, out));
+    CHECK(out == ":\ndata: \n\n");
   }
   SECTION("text is written after the colon as given") {
     std::string out;

@@ -3,6 +3,7 @@
 // corrupt data, and the Autobahn 12/13-style compressed message flows fed whole and at every split.
 #include <switchboard/ws/deflate.hpp>
 #include <switchboard/ws/frame_parser.hpp>
+#include <switchboard/ws/frame_writer.hpp>
 
 #include "support/catch.hpp"
 #include "ws/ws_test_support.hpp"
@@ -261,6 +262,20 @@ TEST_CASE("deflate: RFC 7692 §7.2.3 payloads through the parser", "[ws][deflate
     check_all_splits(role::client, deflate_on, hex("c1 07 f2 48 cd c9 c9 07 00 81 02 68 69"),
                      ok({"text:Hello", "text:hi"}));
   }
+}
+
+TEST_CASE("deflate: a match further back than the agreed window is read the same at every split",
+          "[ws][deflate]") {
+  // The server agreed to compress with a 512-byte window and then refers 600 bytes back. zlib, inflating with the
+  // agreed window, accepted that in one call and refused it across calls; the verdict must not depend on the split.
+  const std::string block = incompressible(600);
+  deflate_compressor wide(role::server, {});  // 15 bits
+  const std::string payload = compress_message(wide, block + block);
+  frame_writer server(role::server);  // a server's frames are not masked: no key is drawn
+  std::string frame(server.frame_size(payload.size()), '\0');
+  frame.resize(server.write_frame(frame, opcode::binary, payload, true, true));
+  const parser_options narrow{.deflate = deflate_params{.server_max_window_bits = 9}};
+  check_all_splits(role::client, narrow, frame, ok({"binary:" + block + block}));
 }
 
 TEST_CASE("deflate: compressed-frame rules and corrupt data", "[ws][deflate]") {

@@ -64,9 +64,11 @@ struct log_sink_slot {
   std::shared_ptr<const log_sink> sink;  // null: the default stderr sink
 };
 
+// Never destroyed: a static object made before the first `log` call is destroyed after a function-local static
+// would be, and may log from its destructor; so may a thread still running at exit.
 inline log_sink_slot& sink_slot() {
-  static log_sink_slot slot;
-  return slot;
+  static log_sink_slot* const slot = new log_sink_slot;
+  return *slot;
 }
 
 /// Appends the default sink's line for a record made at `time`, ending with LF. Line breaks in the message are

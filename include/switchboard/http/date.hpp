@@ -26,6 +26,7 @@
 #include <optional>
 #include <ratio>
 #include <string_view>
+#include <type_traits>
 #include <time.h>
 
 namespace switchboard::http {
@@ -194,15 +195,19 @@ inline std::optional<std::chrono::sys_seconds> parse_rfc850_date(std::string_vie
 }
 
 // `t` truncated to whole seconds and clamped to the years 0000-9999. Converting days, or a floating-point count, to
-// seconds can overflow far outside that range (undefined behaviour), so such an instant is compared with the bounds
-// in its own unit first, into which they convert exactly or by division. NaN is taken as the earliest.
+// seconds can overflow far outside that range (undefined behaviour), and the bounds cannot be written in an unsigned
+// count (the earliest is negative), so such an instant is compared with the bounds in long double seconds first,
+// which hold both exactly. NaN is taken as the earliest.
 template <class Duration>
 constexpr std::chrono::sys_seconds clamp_to_http_dates(std::chrono::sys_time<Duration> t) noexcept {
   using namespace std::chrono;
-  if constexpr (treat_as_floating_point_v<typename Duration::rep> ||
-                std::ratio_greater_v<typename Duration::period, std::ratio<1>>) {
-    if (!(t >= ceil<Duration>(earliest_http_date))) return earliest_http_date;
-    if (t > floor<Duration>(latest_http_date)) return latest_http_date;
+  using rep = typename Duration::rep;
+  if constexpr (treat_as_floating_point_v<rep> || std::ratio_greater_v<typename Duration::period, std::ratio<1>> ||
+                !std::is_signed_v<rep>) {
+    using long_seconds = duration<long double>;
+    const long double at = long_seconds(t.time_since_epoch()).count();
+    if (!(at >= long_seconds(earliest_http_date.time_since_epoch()).count())) return earliest_http_date;
+    if (at > long_seconds(latest_http_date.time_since_epoch()).count()) return latest_http_date;
   }
   return std::clamp(floor<seconds>(t), earliest_http_date, latest_http_date);
 }

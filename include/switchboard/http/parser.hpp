@@ -145,7 +145,7 @@ class basic_parser {
   body_framing framing() const noexcept { return framing_; }
   /// The Content-Length value when `framing() == body_framing::length`.
   std::uint64_t content_length() const noexcept { return content_length_; }
-  /// Body bytes consumed so far (decoded bytes for chunked bodies).
+  /// Body bytes delivered so far (decoded bytes for chunked bodies).
   std::uint64_t body_received() const noexcept { return body_received_; }
   /// True when the connection may carry another message after this one (RFC 9112 §9.3).
   bool keep_alive() const noexcept { return keep_alive_; }
@@ -575,18 +575,21 @@ class basic_parser {
       case body_framing::chunked: {
         const std::size_t n = chunked_.decode(input, body_piece_, ec);
         if (ec) return 0;
-        body_received_ = chunked_.body_bytes();
+        body_received_ += body_piece_.size();  // what was delivered (the decoder counts a chunk from its size line)
         if (chunked_.done()) state_ = state::done;
         return n;
       }
       case body_framing::until_eof: {
-        if (body_received_ + input.size() > body_limit_) {
+        // Up to the limit, then the error: the same bytes delivered before it, however the input is split.
+        if (body_received_ == body_limit_ && !input.empty()) {
           ec = error::body_too_large;
           return 0;
         }
-        body_piece_ = input;
-        body_received_ += input.size();
-        return input.size();
+        const std::uint64_t room = body_limit_ - body_received_;
+        const std::size_t n = room < input.size() ? static_cast<std::size_t>(room) : input.size();
+        body_piece_ = input.substr(0, n);
+        body_received_ += n;
+        return n;
       }
       case body_framing::none:
         state_ = state::done;

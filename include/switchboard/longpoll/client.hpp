@@ -44,6 +44,32 @@
 
 namespace switchboard::longpoll {
 
+namespace detail {
+
+/// The wait before attempt number `failures + 1` without jitter: `initial` doubled after each failure past the
+/// first, up to `max` (never past it, whatever `max` is: "no cap" may be `milliseconds::max()`).
+inline std::chrono::milliseconds exponential_backoff(unsigned failures, std::chrono::milliseconds initial,
+                                                     std::chrono::milliseconds max) noexcept {
+  auto wait = std::min(initial, max);
+  for (unsigned i = 1; i < failures && wait < max; ++i) wait = wait > max / 2 ? max : wait * 2;
+  return wait;
+}
+
+/// The wait a `Retry-After` in delay-seconds form asks for (RFC 9110 §10.2.3), at most `max` (a number of
+/// seconds too large for any clock is `max` too); nullopt when the field is absent or not a number.
+inline std::optional<std::chrono::milliseconds> retry_after_wait(std::string_view retry_after,
+                                                                 std::chrono::milliseconds max) noexcept {
+  std::uint64_t seconds = 0;
+  const auto [ptr, ec] = std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
+  if (retry_after.empty() || ptr != retry_after.data() + retry_after.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) return max;
+  if (ec != std::errc()) return std::nullopt;
+  if (seconds > static_cast<std::uint64_t>(max.count() / 1000)) return max;  // before it could overflow
+  return std::min<std::chrono::milliseconds>(std::chrono::seconds(seconds), max);
+}
+
+}  // namespace detail
+
 struct client_options {
   /// The wait asked of the server per poll (`timeout=`). The HTTP client's total timeout is raised to this plus
   /// 10 s if it is shorter, so that a parked poll is not cut by the client itself.
@@ -133,14 +159,8 @@ class client {
   // The wait before attempt number `failures + 1`: exponential, with up to 50% jitter, or the server's
   // Retry-After (delay-seconds form, RFC 9110 §10.2.3) when it gave one.
   std::chrono::milliseconds backoff(unsigned failures, std::string_view retry_after) {
-    std::uint32_t seconds = 0;
-    const auto [ptr, ec] = std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
-    if (!retry_after.empty() && ec == std::errc() && ptr == retry_after.data() + retry_after.size()) {
-      return std::min<std::chrono::milliseconds>(std::chrono::seconds(seconds), options_.max_backoff);
-    }
-    auto wait = options_.initial_backoff;
-    for (unsigned i = 1; i < failures && wait < options_.max_backoff; ++i) wait *= 2;
-    wait = std::min(wait, options_.max_backoff);
+    if (auto asked = detail::retry_after_wait(retry_after, options_.max_backoff)) return *asked;
+    const auto wait = detail::exponential_backoff(failures, options_.initial_backoff, options_.max_backoff);
     std::uniform_int_distribution<std::int64_t> jitter(0, wait.count() / 2);
     return wait - std::chrono::milliseconds(jitter(rng_));
   }

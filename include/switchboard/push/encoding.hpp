@@ -71,9 +71,10 @@ inline shared_bytes sse_message(const pubsub::message& m) {
   return shared_bytes(std::move(out));
 }
 
-/// One SSE event of type `event_name` for `g` (see the file comment). `event_name` must not contain CR or LF
-/// (`std::invalid_argument`).
+/// One SSE event of type `event_name` for `g` (see the file comment). `event_name` must be one non-empty line
+/// (`std::invalid_argument`): without an `event:` field a browser would take the gap for a message.
 inline shared_bytes sse_gap(const pubsub::gap& g, std::string_view event_name) {
+  if (event_name.empty()) throw std::invalid_argument("switchboard::push: the gap event needs a name");
   nlohmann::json data = detail::gap_fields(g);
   data["topic"] = g.topic;
   const std::string text = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

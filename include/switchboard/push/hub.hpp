@@ -73,7 +73,7 @@ struct hub_options {
   /// connections then spread again over the instances behind a load balancer after a scale-out. Default 0: streams
   /// last as long as the client stays.
   std::chrono::milliseconds max_stream_age{0};
-  /// The SSE event type of gaps. Must be one line of UTF-8.
+  /// The SSE event type of gaps. Must be one non-empty line of UTF-8 (without one, a gap would read as a message).
   std::string gap_event = "gap";
   /// The query parameter that carries a resume point for clients that cannot send `Last-Event-ID`.
   std::string last_event_id_param = "lastEventId";

@@ -118,10 +118,13 @@ class outbox {
       drop(std::move(item), {}, {});
       return held_.size() <= max_held_controls || overflow();
     }
-    // Views into the message, whose shared body outlives the push whichever copy ends up holding it.
-    const std::string_view new_key = item.source ? item.source->conflation_key() : std::string_view();
+    // Views into the message, whose shared body outlives the push whichever copy ends up holding it. A key counts
+    // only under `conflate`: under another policy a dropped message with the same key (under `drop_newest`, the
+    // new message itself) is lost, not superseded, and needs its gap.
+    const bool conflating = queue_.limits().policy == overflow_policy::conflate;
+    const std::string_view new_key = conflating && item.source ? item.source->conflation_key() : std::string_view();
     const std::string_view new_topic = item.source ? item.source->topic() : std::string_view();
-    if (queue_.limits().policy == overflow_policy::conflate && !new_key.empty()) {
+    if (!new_key.empty()) {
       item.scoped_key.assign(new_topic).append(1, '\0').append(new_key);
     }
     const push_outcome outcome = queue_.push(std::move(item), [&](outbound&& dropped) {

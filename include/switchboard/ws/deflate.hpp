@@ -356,11 +356,11 @@ class deflate_decompressor {
   /// A decompressor for the messages the peer of `r` sends under `params`, whose messages may inflate to at most
   /// `max_message_size` bytes. Throws `std::invalid_argument` for window bits outside 8-15.
   deflate_decompressor(role r, const deflate_params& params, std::uint64_t max_message_size)
-      : window_bits_(r == role::server ? params.client_max_window_bits : params.server_max_window_bits),
-        no_context_takeover_(r == role::server ? params.client_no_context_takeover
+      : no_context_takeover_(r == role::server ? params.client_no_context_takeover
                                                : params.server_no_context_takeover),
         max_message_size_(max_message_size) {
-    detail::check_window_bits(window_bits_, 8, "decompressor window bits");
+    detail::check_window_bits(r == role::server ? params.client_max_window_bits : params.server_max_window_bits, 8,
+                              "decompressor window bits");
   }
   deflate_decompressor(const deflate_decompressor&) = delete;
   deflate_decompressor& operator=(const deflate_decompressor&) = delete;
@@ -383,7 +383,7 @@ class deflate_decompressor {
   inflate_result inflate(std::span<const char> input, bool input_ends_message, std::span<char> out) {
     inflate_result r;
     if (!initialised_) {
-      if (inflateInit2(&z_, -window_bits_) != Z_OK) {
+      if (inflateInit2(&z_, -inflate_window_bits) != Z_OK) {
         r.error = error::compression_failure;
         return r;
       }
@@ -477,7 +477,7 @@ class deflate_decompressor {
   }
 
   bool restart_keeping_window() {
-    std::vector<Bytef> window(std::size_t{1} << window_bits_);
+    std::vector<Bytef> window(std::size_t{1} << inflate_window_bits);
     uInt length = 0;
     if (inflateGetDictionary(&z_, window.data(), &length) != Z_OK) return false;
     if (inflateReset(&z_) != Z_OK) return false;
@@ -492,8 +492,14 @@ class deflate_decompressor {
     if (no_context_takeover_) inflateReset(&z_);
   }
 
+  // Inflating always uses the largest window, whatever window the peer agreed to compress with. zlib refuses a
+  // distance past a smaller window only where it reaches into output of an earlier inflate call, so a message
+  // that breaks the agreement would be accepted or refused depending on how its bytes arrived; with the largest
+  // window every valid DEFLATE stream is accepted, whatever the split (its cost: up to 32 KiB per connection
+  // while context is kept, instead of 2^bits).
+  static constexpr int inflate_window_bits = 15;
+
   z_stream z_{};
-  int window_bits_;
   bool no_context_takeover_;
   std::uint64_t max_message_size_;
   bool initialised_ = false;     // zlib state is allocated on the first compressed message

@@ -357,8 +357,10 @@ class server_connection final : public connection_base,
           respond_error(ec);
           break;
         }
-        if (!ex_->parser.header_done()) break;  // need more bytes
+        // Consumed even when the header is incomplete: empty lines before a request line (RFC 9112 §2.2), which
+        // would otherwise stay and fill the buffer.
         ex_->in.consume(n);
+        if (!ex_->parser.header_done()) break;  // need more bytes
         ex_->views_in_buffer = true;
         begin_request();
         continue;
@@ -975,10 +977,15 @@ class server_connection final : public connection_base,
     ex_->out.finish_write();
     if (!ex_->out.empty()) return write();  // queued while that write was in flight
     if (auto done = std::move(pending_stream_write_)) {
-      set_deadline(std::chrono::milliseconds(0));  // a producer waiting for data has no deadline
-      release_between_writes();
+      if (phase_ == phase::streaming) {
+        set_deadline(std::chrono::milliseconds(0));  // a producer waiting for data has no deadline
+        release_between_writes();
+        done.complete({});
+        return;
+      }
+      // The producer returned without awaiting this write, and the stream's end went out with it: complete the
+      // write (its handler is posted), then go on with the connection as after any response.
       done.complete({});
-      return;
     }
     if (phase_ == phase::upgrading) return hand_over();
     if (phase_ == phase::streaming) {

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,12 +28,16 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   std::size_t padding = 0;
   while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+  // EVP_DecodeBlock skips leading blanks and trailing blanks, line ends and '-': check the digits here.
+  const auto is_digit = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+  };
+  if (!std::ranges::all_of(text.substr(0, text.size() - padding), is_digit)) return std::nullopt;
   std::string out(3 * (text.size() / 4), '\0');
-  // EVP_DecodeBlock rejects characters outside the alphabet, but counts padding as zero bytes: drop those.
+  // It counts the padding as zero bytes: drop those.
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0 || static_cast<std::size_t>(n) < padding) return std::nullopt;
-  if (text.substr(0, text.size() - padding).find('=') != std::string_view::npos) return std::nullopt;
   out.resize(static_cast<std::size_t>(n) - padding);
   return out;
 }

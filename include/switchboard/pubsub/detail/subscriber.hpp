@@ -58,8 +58,9 @@ template <class Message>
 class executor_group;
 
 /// The subscriptions a topic fans out to, or that share a pattern. Removing one costs O(1) amortised: a subscriber
-/// that leaves is marked `gone` (publishers skip it) and the list drops the gone ones in one pass once they are
-/// half of it, so a topic with 100,000 subscribers that all leave does not take O(n^2).
+/// that leaves is marked `gone` (publishers skip it) and the list drops those that unsubscribed in one pass once
+/// they are half of it, so a topic with 100,000 subscribers that all leave does not take O(n^2). One closed by its
+/// overflow policy is gone too, but stays listed until it unsubscribes: the broker's close must still reach it.
 template <class Subscriber>
 class subscriber_list {
  public:
@@ -68,11 +69,11 @@ class subscriber_list {
     ++members_;
   }
 
-  /// A subscriber of this list has left for good (its `gone` flag is set).
+  /// A subscriber of this list has unsubscribed.
   void remove_one() {
     --members_;
     if (++departed_ * 2 > items_.size()) {
-      std::erase_if(items_, [](const std::shared_ptr<Subscriber>& s) { return s->gone.load(); });
+      std::erase_if(items_, [](const std::shared_ptr<Subscriber>& s) { return s->unsubscribed(); });
       departed_ = 0;
     }
   }
@@ -126,7 +127,7 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
   const overflow_policy policy;
   const std::shared_ptr<executor_group<Message>> group;
 
-  /// Set once, when it is closed or cancelled: publishers skip it and lists drop it.
+  /// Set once, when it is closed or cancelled: publishers skip it.
   std::atomic<bool> gone{false};
   /// The topics it is attached to. Guarded by the broker's lock.
   std::vector<topic_ref> topics;
@@ -281,6 +282,9 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     }
     schedule_locked();
   }
+
+  /// True once `cancel` has run (the handle unsubscribed); lists drop such subscribers.
+  bool unsubscribed() const noexcept { return cancelled_.load(); }
 
   /// Unsubscribes: no event is delivered after this returns when called on the subscription's executor (the drain
   /// checks before each callback); a waiting receive completes with `asio::error::operation_aborted`. Returns the

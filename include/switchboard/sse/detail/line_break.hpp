@@ -11,6 +11,7 @@ namespace switchboard::sse::detail {
 /// Two `memchr` calls, since streams are mostly LF-terminated: the first finds the LF, the second looks for a CR
 /// only before it.
 inline std::size_t find_line_break(std::string_view s) noexcept {
+  if (s.empty()) return 0;  // an empty view may have a null data(), which memchr must not get
   const void* lf = std::memchr(s.data(), '\n', s.size());
   const std::size_t before = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - s.data()) : s.size();
   const void* cr = std::memchr(s.data(), '\r', before);
