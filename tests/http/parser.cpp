@@ -547,6 +547,15 @@ TEST_CASE("response parser", "[http][parser]") {
     CHECK(r.messages[0].status == 404);
     CHECK(r.messages[0].reason.empty());
   }
+  SECTION("a long reason phrase, checked in the new bytes only when it arrives in pieces") {
+    const std::string reason(3000, 'r');
+    auto r = parse_all_splits<response_parser>("HTTP/1.1 200 " + reason + " \tend\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.messages[0].reason == reason + " \tend");
+    CHECK(parse_all_splits<response_parser>("HTTP/1.1 200 " + reason + "\x01\r\n\r\n").ec == error::bad_status_line);
+    CHECK(parse_all_splits<response_parser>("HTTP/1.1 200 " + reason + "\rx\r\n\r\n").ec == error::bad_line_ending);
+    CHECK(parse_all_splits<response_parser>("HTTP/1.1 200 " + reason + "\nx\r\n\r\n").ec == error::bad_line_ending);
+  }
   SECTION("malformed status lines") {
     CHECK(parse_all_splits<response_parser>("HTTP/1.1 20 OK\r\n\r\n").ec == error::bad_status_line);
     CHECK(parse_all_splits<response_parser>("HTTP/1.1 099 X\r\n\r\n").ec == error::bad_status_line);

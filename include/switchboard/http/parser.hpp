@@ -240,10 +240,11 @@ class basic_parser {
     return 0;
   }
 
-  // Where an incomplete request line stopped: inside the method or the target, the next check need only look at the
-  // new bytes. Checking from the start each time cost quadratic time for a line sent one byte at a time: 10 ms of
-  // parsing for an 8 KB target, as much as its 8,000 reads. The version and CRLF that end it are a few bytes.
-  enum class partial_line : std::uint8_t { unchecked, method, target, other };
+  // Where an incomplete start line stopped: inside a request's method or target, or inside a response's reason
+  // phrase, the next check need only look at the new bytes. Checking from the start each time cost quadratic time
+  // for a line sent one byte at a time: 10 ms of parsing for an 8 KB target, as much as its 8,000 reads, and 130 ms
+  // for a 16 KB reason phrase. The version and CRLF that end a request line are a few bytes.
+  enum class partial_line : std::uint8_t { unchecked, method, target, reason, other };
 
   void note_partial_line(std::string_view input) noexcept {
     partial_line_ = partial_line::other;
@@ -256,18 +257,32 @@ class basic_parser {
         partial_line_ = partial_line::target;
         target_begin_ = sp + 1;
       }
+    } else {
+      // Checked and not refused: "HTTP/x.y NNN " and reason characters, unless the last byte is the CR of the end.
+      if (input.size() > status_line_prefix && input[status_line_prefix] == ' ' && input.back() != '\r') {
+        partial_line_ = partial_line::reason;
+      }
     }
   }
 
-  // Whether the bytes after `checked` leave an incomplete request line as the last check found it: more of its
-  // method, or more of its target within the limit. Then a check from the start would find it incomplete again.
+  // "HTTP/x.y NNN": the part of a status line before the SP that starts its reason phrase (RFC 9112 §4).
+  static constexpr std::size_t status_line_prefix = 12;
+
+  // Whether the bytes after `checked` leave an incomplete start line as the last check found it: more of its
+  // method, of its target within the limit, or of its reason phrase. Then a check from the start would find it
+  // incomplete again.
   bool start_line_goes_on(std::string_view input, std::size_t checked) const noexcept {
-    if (partial_line_ != partial_line::method && partial_line_ != partial_line::target) return false;
-    const auto& allowed = partial_line_ == partial_line::method ? detail::token_table : detail::target_table;
-    for (std::size_t i = checked; i < input.size(); ++i) {
-      if (!allowed[static_cast<unsigned char>(input[i])]) return false;
+    const std::array<bool, 256>* allowed = nullptr;
+    switch (partial_line_) {
+      case partial_line::method: allowed = &detail::token_table; break;
+      case partial_line::target: allowed = &detail::target_table; break;
+      case partial_line::reason: allowed = &detail::field_value_table; break;
+      default: return false;
     }
-    return partial_line_ == partial_line::method || input.size() - target_begin_ <= limits_.max_target;
+    for (std::size_t i = checked; i < input.size(); ++i) {
+      if (!(*allowed)[static_cast<unsigned char>(input[i])]) return false;
+    }
+    return partial_line_ != partial_line::target || input.size() - target_begin_ <= limits_.max_target;
   }
 
   // request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3)
