@@ -111,6 +111,9 @@ TEST_CASE("malformed batches are refused", "[longpoll][batch]") {
       "{\"cursor\": 1, \"messages\": [{\"seq\": 1, \"data\": \"    \", \"encoding\": \"base64\"}]}",
       "{\"cursor\": 3, \"messages\": [{\"seq\": 1, \"data\": \"\"}, {\"seq\": 3, \"data\": \"\"}]}",
       "{\"cursor\": 2, \"messages\": [{\"seq\": 1, \"data\": \"\"}]}",
+      // Nothing follows the largest number (adding one to it wrapped to 0, which switched the check off).
+      "{\"cursor\": 5, \"messages\": [{\"seq\": 18446744073709551615, \"data\": \"\"}, {\"seq\": 5, \"data\": \"\"}]}",
+      "{\"cursor\": 5, \"gap\": {\"first\": 1, \"last\": 18446744073709551615}, \"messages\": [{\"seq\": 5, \"data\": \"\"}]}",
       "{\"cursor\": 5, \"gap\": {\"first\": 3, \"last\": 2}, \"messages\": []}",
       "{\"cursor\": 5, \"gap\": {\"first\": 1, \"last\": 2}, \"messages\": [{\"seq\": 5, \"data\": \"\"}]}",
       "{\"cursor\": 5, \"messages\": [], \"reset\": 1}",

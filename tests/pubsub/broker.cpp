@@ -309,6 +309,9 @@ TEST_CASE("broker: statistics and metrics", "[pubsub][broker][metrics]") {
   CHECK(text_format.find("switchboard_pubsub_topic_retained_bytes{topic=\"t\"} 15\n") != std::string::npos);
   CHECK(text_format.find("switchboard_pubsub_subscription_queue_depth{subscription=\"s1\"} 2\n") != std::string::npos);
   CHECK(text_format.find("switchboard_pubsub_subscription_dropped_total{subscription=\"s1\"} 3\n") != std::string::npos);
+  // An empty handle has nothing to export: refused now, not read through at the next scrape.
+  subscription empty;
+  CHECK_THROWS_AS(empty.export_metrics(registry, "none"), std::logic_error);
 
   SECTION("the broker's totals never go down when a topic is erased") {
     sub.unsubscribe();

@@ -29,6 +29,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -167,15 +168,20 @@ inline std::optional<batch> decode_batch(std::string_view text) {
     b.missed = missed_range{(*gap)["first"].get<std::uint64_t>(), (*gap)["last"].get<std::uint64_t>()};
     if (b.missed->first == 0 || b.missed->last < b.missed->first) return std::nullopt;
   }
-  std::uint64_t expected = b.missed ? b.missed->last + 1 : 0;
+  // The number before the next message's: the gap's last, then each message's. Compared without adding one to it,
+  // which would wrap to 0 after UINT64_MAX and let anything follow.
+  std::optional<std::uint64_t> previous;
+  if (b.missed) previous = b.missed->last;
   for (const nlohmann::json& m : *messages) {
     if (!m.is_object()) return std::nullopt;
     const auto seq = m.find("seq");
     const auto data = m.find("data");
     if (seq == m.end() || !seq->is_number_unsigned() || data == m.end() || !data->is_string()) return std::nullopt;
     polled_message out{seq->get<std::uint64_t>(), data->get<std::string>()};
-    if (expected != 0 && out.sequence != expected) return std::nullopt;
-    expected = out.sequence + 1;
+    if (previous && (*previous == std::numeric_limits<std::uint64_t>::max() || out.sequence != *previous + 1)) {
+      return std::nullopt;
+    }
+    previous = out.sequence;
     if (const auto encoding = m.find("encoding"); encoding != m.end()) {
       if (*encoding != "base64") return std::nullopt;
       auto decoded = detail::base64_decode(out.data);

@@ -114,8 +114,10 @@ class basic_subscription {
   /// Exposes its queue and counters in `registry`, labelled `subscription="<name>"`, for as long as the returned
   /// handles live: `switchboard_pubsub_subscription_queue_depth` and `..._queue_bytes` (gauges),
   /// `..._delivered_total`, `..._dropped_total` and `..._gaps_total` (counters). The handles keep the counters
-  /// readable after unsubscribing; they must not outlive the registry.
+  /// readable after unsubscribing; they must not outlive the registry. Throws `std::logic_error` on an empty handle.
   std::vector<metric_callback> export_metrics(metrics_registry& registry, std::string_view name) const {
+    // Checked now: the callbacks would read through a null state at the next scrape.
+    if (!state_) throw std::logic_error("switchboard::pubsub: export_metrics on an empty subscription");
     std::vector<metric_callback> out;
     const std::vector<metric_label> labels{{"subscription", name}};
     auto s = state_;

@@ -152,14 +152,12 @@ class session_group final : public drainable {
   // At `deadline`, cut what is left (on `executor`: any session's executor would do). A timer armed earlier for a
   // later deadline is cancelled. Armed before the sessions are asked to close, so that the last one to leave finds
   // it to cancel.
+  //
+  // The wait starts before the timer is published: once it is, other threads touch it only through posts to its
+  // executor (`cancel_timer`), and a cancel posted by the last session to leave can neither race with starting the
+  // wait nor run before it and be lost (which kept the io_context busy until the deadline).
   void arm_deadline(const asio::any_io_executor& executor, std::chrono::steady_clock::time_point deadline) {
     auto timer = std::make_shared<asio::steady_timer>(executor, deadline);
-    {
-      std::lock_guard lock(state_->mutex);
-      if (state_->sessions.empty()) return;  // finished in the meantime
-      state_->cancel_timer();
-      state_->deadline_timer = timer;
-    }
     timer->async_wait([state = state_, timer](std::error_code ec) {
       if (ec) return;  // cancelled: every session closed in time, or an earlier deadline replaced this one
       std::vector<std::shared_ptr<session>> left;
@@ -172,6 +170,14 @@ class session_group final : public drainable {
       }
       for (auto& s : left) s->abort();
     });
+    std::lock_guard lock(state_->mutex);
+    if (state_->sessions.empty() || deadline != state_->deadline) {
+      // Finished in the meantime, or a drain called meanwhile set an earlier deadline and arms its own timer.
+      asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+      return;
+    }
+    state_->cancel_timer();
+    state_->deadline_timer = timer;
   }
 
   std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
