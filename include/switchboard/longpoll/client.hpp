@@ -115,8 +115,9 @@ class client {
   /// Waits for the next batch: messages, a `missed` range, or a `reset` (the server's topic is younger than the
   /// cursor). Polls that time out with nothing new are repeated inside, so the batch is never empty. Completion
   /// signature: `void(std::error_code, batch)`. Errors: `error::unexpected_status` (400, 404, ...: not worth
-  /// retrying), `error::too_many_failures` (`max_attempts`), `asio::error::operation_aborted`. The cursor advances
-  /// only when a batch is delivered.
+  /// retrying), `error::too_many_failures` (`max_attempts`), `asio::error::operation_aborted`. The cursor moves
+  /// forward only when a batch is delivered; a client started without one takes the topic's newest from its first
+  /// answer.
   /// Cancellation: per-operation cancellation (terminal) aborts the poll in flight and closes its connection.
   template <class Token>
   auto async_next(Token&& token) {
