@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <deque>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -78,4 +79,22 @@ TEST_CASE("lazy_deque: pushes, pops, erases and clears as std::deque does", "[co
     REQUIRE(lazy.empty() == reference.empty());
     REQUIRE(contents(lazy) == std::vector<std::string>(reference.begin(), reference.end()));
   }
+}
+
+TEST_CASE("lazy_deque: a first push that throws leaves it empty", "[core][lazy_deque]") {
+  // Its storage is made for the first element: if making the element throws, it must be given back, or `empty()`
+  // (no storage) would say false with nothing in it, and a consumer loop would pop an empty deque.
+  struct throws_when_made {
+    explicit throws_when_made(bool fail) {
+      if (fail) throw std::runtime_error("no");
+    }
+  };
+  lazy_deque<throws_when_made> d;
+  CHECK_THROWS_AS(d.emplace_back(true), std::runtime_error);
+  CHECK(d.empty());
+  CHECK(d.size() == 0);
+  d.emplace_back(false);
+  CHECK(d.size() == 1);
+  CHECK_THROWS_AS(d.emplace_back(true), std::runtime_error);  // not the first: the one before stays
+  CHECK(d.size() == 1);
 }

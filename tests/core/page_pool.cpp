@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -77,6 +78,8 @@ TEST_CASE("page_pool: a discarded unit gives its pages back at once and is reuse
   pool.release(next);
 }
 
-TEST_CASE("page_pool: a unit size of zero is a configuration error", "[core][page_pool]") {
+TEST_CASE("page_pool: a unit size of zero or past the largest page multiple is a configuration error", "[core][page_pool]") {
   CHECK_THROWS_AS(page_pool(0), std::invalid_argument);
+  // One that cannot be rounded up to whole pages (it wrapped to 0, then divided by it).
+  CHECK_THROWS_AS(page_pool(std::numeric_limits<std::size_t>::max()), std::length_error);
 }

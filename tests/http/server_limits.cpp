@@ -12,6 +12,7 @@
 #include <asio/write.hpp>
 
 #include <future>
+#include <limits>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -123,6 +124,35 @@ TEST_CASE("server: empty lines before a request line do not fill the read buffer
   const auto r = c.read_response();
   REQUIRE(r);
   CHECK(r->status == 200);
+}
+
+TEST_CASE("server: the read buffer grows to the configured limits, whatever they are", "[http][server]") {
+  // The buffer's bound was max_header_bytes + 1024: SIZE_MAX ("no limit") wrapped it to 1023 bytes, and a chunk
+  // line allowed longer than a header did not fit; either request was cut with a reset, unanswered.
+  test_server s;
+  s.routes().get("/plaintext", [](request&) { return response::text("Hello, World!"); });
+  s.routes().post("/echo", [](request& req) { return response::text(std::string(req.body())); });
+  server_options options;
+  SECTION("no header limit") {
+    options.limits.max_header_bytes = std::numeric_limits<std::size_t>::max();
+    s.start(options);
+    raw_client c(s.port());
+    c.send("GET /plaintext HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(12000, 'b') + "\r\n\r\n");
+    const auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  SECTION("chunk lines longer than the header limit") {
+    options.limits.max_chunk_line = 64 * 1024;
+    s.start(options);
+    raw_client c(s.port());
+    c.send("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=" + std::string(30000, 'e') +
+           "\r\nabc\r\n0\r\n\r\n");
+    const auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "abc");
+  }
 }
 
 TEST_CASE("server: a slow body read is cut at the body deadline", "[http][server][timeouts]") {

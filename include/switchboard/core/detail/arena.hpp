@@ -73,8 +73,10 @@ class arena {
 /// An allocator over an `arena`, or the heap when it has none (default-constructed) or the arena is full.
 ///
 /// A copy of a container does not share the arena (`select_on_container_copy_construction`): a copy may outlive
-/// the unit. Move assignment and swap do not move the arena either, so containers with different arenas exchange
-/// elements, not buffers. A container moved by construction keeps its arena: only move-construct one whose arena
+/// the unit. Move assignment does not move the arena either, so containers with different arenas exchange
+/// elements, not buffers. Never swap containers with different arenas: with allocators that differ and do not
+/// propagate on swap, that is undefined ([container.reqmts]; libstdc++ swaps the buffers, and arena memory is then
+/// given to the heap). A container moved by construction keeps its arena: only move-construct one whose arena
 /// outlives the new container.
 template <class T>
 class arena_allocator {

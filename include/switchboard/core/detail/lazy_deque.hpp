@@ -31,10 +31,16 @@ class lazy_deque {
   T& operator[](std::size_t i) { return (*items_)[i]; }
   const T& operator[](std::size_t i) const { return (*items_)[i]; }
 
-  void push_back(T value) { storage().push_back(std::move(value)); }
+  void push_back(T value) { emplace_back(std::move(value)); }
   template <class... Args>
   T& emplace_back(Args&&... args) {
-    return storage().emplace_back(std::forward<Args>(args)...);
+    std::deque<T>& items = storage();
+    try {
+      return items.emplace_back(std::forward<Args>(args)...);
+    } catch (...) {
+      release_if_empty();  // the first push failed: empty again means no storage, as `empty()` reads it
+      throw;
+    }
   }
 
   void pop_front() {

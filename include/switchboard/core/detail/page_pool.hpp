@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <vector>
@@ -107,6 +108,7 @@ class page_pool {
   static std::size_t round_to_pages(std::size_t n) {
     if (n == 0) throw std::invalid_argument("page_pool: unit size must be positive");
     const std::size_t page = page_size();
+    if (n > std::numeric_limits<std::size_t>::max() - (page - 1)) throw std::length_error("page_pool: unit too large");
     return (n + page - 1) / page * page;
   }
   std::size_t units_per_slab() const noexcept { return std::max<std::size_t>(1, min_slab_bytes / unit_size_); }

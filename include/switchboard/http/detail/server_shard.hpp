@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <limits>
@@ -160,9 +161,12 @@ class server_shard : public std::enable_shared_from_this<server_shard> {
   const server_options& options() const noexcept { return options_; }
   const router& routes() const noexcept { return *routes_; }
   server_shared& shared() noexcept { return *shared_; }
-  /// The largest a read buffer may grow: a whole header section plus room to tell that it is too large.
+  /// The largest a read buffer may grow: a whole header section, or chunk line, plus room to tell that it is too
+  /// large. Saturating: a limit of SIZE_MAX ("none") must not wrap to a buffer that cannot hold a request.
   std::size_t max_read_buffer() const noexcept {
-    return std::max<std::size_t>(options_.limits.max_header_bytes + 1024, exchange_unit_size - read_storage_offset);
+    const std::size_t longest = std::max(options_.limits.max_header_bytes, options_.limits.max_chunk_line);
+    const std::size_t with_room = longest > SIZE_MAX - 1024 ? SIZE_MAX : longest + 1024;
+    return std::max<std::size_t>(with_room, exchange_unit_size - read_storage_offset);
   }
 
   /// The current Date field value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per second per thread.

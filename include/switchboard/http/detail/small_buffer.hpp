@@ -40,6 +40,8 @@ class small_buffer {
   bool empty() const noexcept { return size_ == 0; }
   void clear() noexcept { size_ = 0; }
 
+  /// Appends `s`, which must not point into this buffer: growing it frees the old storage before the copy (the
+  /// caller copies such a view first, as `header_block` does).
   small_buffer& append(std::string_view s) {
     reserve(size_ + s.size());
     if (!s.empty()) std::memcpy(mutable_data() + size_, s.data(), s.size());
