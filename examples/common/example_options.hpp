@@ -37,10 +37,20 @@ struct options {
     auto it = extra.find(name);
     return it == extra.end() ? fallback : it->second;
   }
-  long get_number(const std::string& name, long fallback) const {
+  /// The value of the numeric option `--name`, or `fallback` when it was not given. A value that is not a whole
+  /// decimal number from 0 to `max` ("2m", "5x", "abc", a count past any sane bound) prints why and exits with
+  /// status 2, as the options above do.
+  long get_number(const std::string& name, long fallback, long max = 1'000'000'000) const {
     auto it = extra.find(name);
     if (it == extra.end()) return fallback;
-    return std::strtol(it->second.c_str(), nullptr, 10);
+    const std::string& text = it->second;
+    long value = -1;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < 0 || value > max) {
+      std::fprintf(stderr, "--%s: expected a whole number from 0 to %ld, got \"%s\"\n", name.c_str(), max, text.c_str());
+      std::exit(2);
+    }
+    return value;
   }
 };
 

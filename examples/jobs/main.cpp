@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       "  --retention            seconds a finished job stays readable (default 600; 0: forgotten at the next request)";
   const auto opts =
       examples::parse(argc, argv, 8083, {"--workers", "--queue", "--max-jobs-per-client", "--retention"}, extra_help);
-  const long workers = opts.get_number("workers", 0), queue = opts.get_number("queue", 64),
+  const long workers = opts.get_number("workers", 0, 1024), queue = opts.get_number("queue", 64),
              per_client = opts.get_number("max-jobs-per-client", 16), retention = opts.get_number("retention", 600);
   if (workers < 0 || queue < 1 || per_client < 1 || retention < 0) examples::usage(argv[0], extra_help, 8083);
   switchboard::runtime rt({.threads = opts.threads});

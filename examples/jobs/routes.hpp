@@ -13,12 +13,14 @@
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/sse/encoder.hpp>
 
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,21 +67,34 @@ inline sb::jobs::job_work make_job(const nlohmann::json& body) {
   return [limit](sb::jobs::job_context& ctx) { return count_primes(limit, ctx); };
 }
 
+/// Whether a status message published on a job's topic is its last.
+inline bool is_final_status(const sb::pubsub::message& m) {
+  const auto status = nlohmann::json::parse(m.data()).value("status", "");
+  return status == "succeeded" || status == "failed" || status == "cancelled";
+}
+
 /// A job's changes as Server-Sent Events (`id:` is the sequence number, so `Last-Event-ID` resumes), ending
-/// after the final status.
+/// after the final status. An EventSource reconnects when a stream ends: resuming after the final status it gets
+/// 204, which tells it to stop. A `Last-Event-ID` past the topic's end (from an earlier run of the server) starts
+/// over, as the long poll's `reset` does. The subscription is made before the answer, so that neither case is
+/// found after a 200 has gone out.
 inline sb::http::response job_events(sb::pubsub::broker& broker, const std::string& topic, std::uint64_t from) {
-  return sb::http::response::stream("text/event-stream", [&broker, topic, from](sb::http::body_writer& out)
-                                                             -> asio::awaitable<void> {
-    auto sub = broker.subscribe(topic, {.from = from});
+  if (const auto latest = broker.latest(topic); from > 0 && latest && latest->sequence() <= from && is_final_status(*latest)) {
+    return sb::http::response(sb::http::status::no_content);
+  }
+  std::error_code ec;
+  auto sub = std::make_shared<sb::pubsub::subscription>(broker.subscribe(topic, {.from = from}, ec));
+  if (ec == sb::pubsub::error::cursor_ahead) *sub = broker.subscribe(topic, {.from = 0});
+  return sb::http::response::stream("text/event-stream", [sub](sb::http::body_writer& out) -> asio::awaitable<void> {
     for (;;) {
-      const auto ev = co_await sub.async_receive(asio::use_awaitable);
+      const auto [ec, ev] = co_await sub->async_receive(asio::experimental::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // the broker is closing
       if (!ev.is_message()) continue;  // a gap: the next status says where the job is
       const std::string id = std::to_string(ev.message().sequence());
       std::string bytes;
       sb::sse::encode({.data = ev.message().data(), .type = "status", .id = id}, bytes);
       co_await out.async_write(bytes, asio::use_awaitable);
-      const auto status = nlohmann::json::parse(ev.message().data())["status"];
-      if (status == "succeeded" || status == "failed" || status == "cancelled") co_return;
+      if (is_final_status(ev.message())) co_return;
     }
   });
 }
@@ -101,8 +116,8 @@ struct service_options {
 class service {
  public:
   service(sb::runtime& rt, sb::http::router& routes, service_options options = {})
-      : pool_({.threads = options.workers, .max_queued = options.max_queued}),
-        broker_(rt.executor(), {.retention = {.max_messages = 200}}),
+      : broker_(rt.executor(), {.retention = {.max_messages = 200}}),
+        pool_({.threads = options.workers, .max_queued = options.max_queued}),
         jobs_(pool_, broker_, make_job,
               {.retention = options.retention,
                .max_unfinished_per_client = options.max_jobs_per_client,
@@ -121,7 +136,12 @@ class service {
     });
   }
 
- /// The job endpoint's counters in `registry` (`jobs::endpoint::export_metrics`), while the handles live.
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+  // Running jobs stop first (they would hold the pool's destructor, and the process, until done).
+  ~service() { jobs_.cancel_running(); }
+
+  /// The job endpoint's counters in `registry` (`jobs::endpoint::export_metrics`), while the handles live.
   std::vector<sb::metric_callback> export_metrics(sb::metrics_registry& registry) const {
     return jobs_.export_metrics(registry);
   }
@@ -138,8 +158,9 @@ class service {
             }};
   }
 
-  sb::jobs::worker_pool pool_;
+  // The broker before the pool: the pool's destructor waits for the running jobs, which publish their last status.
   sb::pubsub::broker broker_;
+  sb::jobs::worker_pool pool_;
   sb::jobs::endpoint jobs_;
   sb::longpoll::endpoint polls_;
 };

@@ -10,7 +10,8 @@
 //
 // Anyone may publish here, to any topic, so that the page works without set-up; a real service authenticates its
 // publishers. The broker's limits still hold for an open endpoint: `max_topics`, and `max_retained_bytes` over
-// every topic's retention.
+// every topic's retention. A message's `Content-Type` is the one `/latest` serves it with, so only types a browser
+// does not run are taken (`allowed_content_type`): otherwise anyone could have this origin serve their HTML.
 #pragma once
 
 #include "notifications/page.hpp"
@@ -24,6 +25,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 namespace examples::notifications {
 
@@ -46,6 +48,15 @@ struct service {
 /// The largest message a client may publish.
 inline constexpr std::size_t max_message_bytes = 64 * 1024;
 
+/// Whether a publisher's `Content-Type` may be stored with its message: text, JSON or bytes, with any parameters
+/// (`text/plain; charset=utf-8`). Media types are case-insensitive (RFC 9110 §8.3.1).
+inline bool allowed_content_type(std::string_view type) {
+  std::string media(type.substr(0, type.find(';')));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.pop_back();
+  for (char& c : media) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return media == "text/plain" || media == "application/json" || media == "application/octet-stream";
+}
+
 /// Adds the routes above; the page is served at `page_path`.
 inline void add_routes(switchboard::http::router& routes, service& s, std::string_view page_path = "/") {
   using namespace switchboard;
@@ -55,12 +66,19 @@ inline void add_routes(switchboard::http::router& routes, service& s, std::strin
       .post("/topics/{topic}",
             [&s](request& req) {
               pubsub::message_draft draft{.payload = shared_bytes::copy(req.body())};
-              if (auto type = req.header("content-type"); !type.empty()) draft.headers.push_back({"content-type", std::string(type)});
+              if (auto type = req.header("content-type"); !type.empty()) {
+                if (!allowed_content_type(type)) {
+                  return response::problem(http::status::unsupported_media_type,
+                                           "Publish text/plain, application/json or application/octet-stream.");
+                }
+                draft.headers.push_back({"content-type", std::string(type)});
+              }
               draft.headers.push_back({"last-modified", std::string(http::current_http_date())});
               if (auto event = req.query_param("event")) draft.headers.push_back({"event", *event});
               const std::string topic(req.param("topic"));
               const pubsub::publish_result r = s.broker.publish(topic, std::move(draft));
-              if (!r) return response::problem(http::status::service_unavailable, r.error.message());
+              if (r.error == pubsub::error::topic_too_long) return response::problem(http::status::bad_request, r.error.message());
+              if (!r) return response::problem(http::status::service_unavailable, r.error.message());  // full: retry later
               return response::json({{"topic", topic}, {"seq", r.sequence}});
             })
       .body_limit(max_message_bytes);

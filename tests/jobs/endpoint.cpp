@@ -233,6 +233,16 @@ TEST_CASE("DELETE cancels a job cooperatively", "[jobs][endpoint]") {
   CHECK(s.request("DELETE", running).status == 200);  // already final
 }
 
+TEST_CASE("cancel_running stops the running jobs, for a shutdown", "[jobs][endpoint]") {
+  job_server s;
+  const std::string running = s.request("POST", "/jobs", R"({"kind": "block"})").header("Location");
+  REQUIRE(s.wait_blocked());
+  s.work.cancel_running();
+  s.wake_blocked();
+  CHECK(s.await_status(running, "cancelled")["status"] == "cancelled");
+  CHECK(s.work.stats().cancelled == 1);
+}
+
 TEST_CASE("an Idempotency-Key returns the same job", "[jobs][endpoint]") {
   job_server s;
   const std::string body = R"({"kind": "echo", "value": 1})";

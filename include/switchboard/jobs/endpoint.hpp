@@ -221,6 +221,13 @@ class job_state : public std::enable_shared_from_this<job_state> {
     return status_locked(*job, http::status::accepted);  // running: stops when its function checks
   }
 
+  void cancel_running() {
+    const std::lock_guard lock(mutex_);
+    for (const auto& [id, job] : jobs_) {
+      if (job->status == job_status::running) job->cancel = true;
+    }
+  }
+
  private:
   std::chrono::milliseconds wait_param(const http::request& req) const {
     return req.query_seconds("wait", options_.max_wait).value_or(std::chrono::milliseconds(0));
@@ -577,6 +584,12 @@ class endpoint {
 
   /// The counters (a consistent snapshot). Any thread.
   endpoint_stats stats() const { return state_->stats(); }
+
+  /// Asks every running job to stop, as a DELETE does (each stops when its function checks `cancelled()`, and ends
+  /// `cancelled`). For a shutdown: `worker_pool`'s destructor waits for the tasks that are running, so call this
+  /// first, or a long job holds the process until it is done. Queued jobs are left to the pool's destructor, which
+  /// destroys them without running them. Any thread.
+  void cancel_running() { state_->cancel_running(); }
 
   /// Exposes `stats()` in `registry`, labelled `endpoint="<name>"`, for as long as the returned handles live: the
   /// gauges `switchboard_jobs_stored` and `switchboard_jobs_unfinished`, and the counters
