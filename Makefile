@@ -11,18 +11,19 @@ FUZZ_SECONDS ?= 60
 deps:
 	scripts/install-deps.sh
 
-configure-release:
+# After deps (not beside it), so that `make -j test` never configures before the dependencies are there.
+configure-release: deps
 	cmake --preset release >/dev/null
 
 build-release: configure-release
 	cmake --build --preset release -j $(JOBS)
 
 ## make demo: install what is missing, build, and start the flagship demo on loopback.
-demo: deps build-release
+demo: build-release
 	build/release/bin/demo $(DEMO_ARGS)
 
 ## make test: install what is missing, build, and run every test.
-test: deps build-release
+test: build-release
 	ctest --preset release -j $(JOBS) $(CTEST_ARGS)
 
 ## The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -46,7 +47,7 @@ examples: build-release
 
 ## Microbenchmarks (Google Benchmark).
 bench: build-release
-	@for b in build/release/bin/bench_*; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+	@for b in build/release/bin/bench_*; do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
 
 ## Side-by-side load runs against the peers (nginx, Beast, ...); see benchmarks/load/README.md.
 bench-load: build-release

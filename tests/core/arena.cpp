@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using switchboard::detail::arena;
@@ -83,7 +84,12 @@ TEST_CASE("arena_allocator: a copy never shares the arena; assignment moves elem
   CHECK(second.owns(other.data()));
   CHECK(other == arena_vector({1, 2, 3}));
 
-  // A heap string through the default allocator behaves like std::allocator.
-  std::basic_string<char, std::char_traits<char>, arena_allocator<char>> heap_string(100, 'x');
-  CHECK(heap_string.size() == 100);
+  // Without an arena the allocator is the heap's: a string through it grows, copies and compares as std::string.
+  using heap_string_type = std::basic_string<char, std::char_traits<char>, arena_allocator<char>>;
+  heap_string_type heap_string(100, 'x');
+  CHECK(heap_string.get_allocator().get_arena() == nullptr);
+  heap_string.append(5000, 'y');  // grows past its first buffer
+  const heap_string_type heap_copy = heap_string;
+  CHECK(std::string_view(heap_copy) == std::string(100, 'x') + std::string(5000, 'y'));
+  CHECK(heap_copy.get_allocator().get_arena() == nullptr);
 }

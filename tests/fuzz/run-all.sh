@@ -5,7 +5,7 @@
 set -euo pipefail
 build=${1:?build dir}
 seconds=${2:-60}
-shift 2 || true
+shift $(($# < 2 ? $# : 2))  # with one argument, `shift 2` would shift nothing
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
 if ((${#targets[@]} == 0)); then

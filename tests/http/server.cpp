@@ -920,14 +920,15 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
   s.routes()
       .post("/upload",
             [](request& req) -> asio::awaitable<response> {
-              std::size_t total = 0, pieces = 0;
+              std::size_t total = 0, pieces = 0, largest = 0;
               for (;;) {
                 auto piece = co_await req.async_read_some(asio::use_awaitable);
                 if (piece.empty()) break;
                 total += piece.size();
+                largest = std::max(largest, piece.size());
                 ++pieces;
               }
-              co_return response::json({{"bytes", total}, {"pieces", pieces}});
+              co_return response::json({{"bytes", total}, {"pieces", pieces}, {"largest", largest}});
             })
       .stream_body()
       .body_limit(64 * 1024 * 1024);
@@ -986,7 +987,8 @@ TEST_CASE("server: streamed responses and request bodies", "[http][server]") {
     REQUIRE(r);
     const auto j = nlohmann::json::parse(r->body);
     CHECK(j["bytes"] == size);
-    CHECK(j["pieces"].get<std::size_t>() > 100);  // read incrementally (each piece at most one read buffer)
+    CHECK(j["pieces"].get<std::size_t>() > 100);  // read incrementally
+    CHECK(j["largest"].get<std::size_t>() <= 1024 * 1024);  // each piece at most one read buffer, not the body
   }
 }
 

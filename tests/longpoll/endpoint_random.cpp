@@ -484,7 +484,7 @@ class poll_client {
       a.not_modified = true;
       a.base = a.cursor = q.cursor;
       if (q.cursor > started) return fail("304 for a cursor ahead of the topic (a reset)");
-      if (!nothing_new(q, a.cursor, sent, received, context)) return std::nullopt;
+      if (!nothing_new(q, a.cursor, sent, context)) return std::nullopt;
       return a;
     }
     if (r.status != 200) return fail("unexpected status");
@@ -572,28 +572,21 @@ class poll_client {
     if (!a.gap && a.messages.empty()) {
       ++covered_.empty;
       if (q.conditional()) return fail("nothing new to a poll by ETag, but not 304");
-      if (!nothing_new(q, a.cursor, sent, received, context)) return std::nullopt;
+      if (!nothing_new(q, a.cursor, sent, context)) return std::nullopt;
     }
     return a;
   }
 
   // An answer with nothing new after `cursor`: right only if no publish had returned before the endpoint
   // answered, which was (for a poll that waited) not before its timeout, shortened by at most `jitter`.
-  bool nothing_new(const poll_request& q, std::uint64_t cursor, steady::time_point sent, steady::time_point received,
-                   const std::string& context) {
+  bool nothing_new(const poll_request& q, std::uint64_t cursor, steady::time_point sent, const std::string& context) {
     const auto earliest = std::chrono::duration_cast<std::chrono::milliseconds>(q.wait * (1 - jitter)) - 2ms;
     if (log_.completed_before(q.topic, sent + std::max(earliest, 0ms)) > cursor) {
       report("nothing new, but message " + std::to_string(cursor + 1) + " was published before the poll ended: " +
              context);
       return false;
     }
-    // A wait ends up to a quarter of its timeout (at least 10 ms, at most 1 s) late; the rest is a generous bound
-    // for a loaded machine.
-    if (received - sent > q.wait + q.wait / 4 + 3s) {
-      report("a poll waited far past its timeout: " + context);
-      return false;
-    }
-    return true;
+    return true;  // how late past its timeout a wait ended is the machine's: not checked (no timing assertions)
   }
 
   // A follow poll on the client's connection.

@@ -130,10 +130,8 @@ TEST_CASE("10,000 parked polls are all answered by one publish", "[longpoll][end
     files.rlim_cur = files.rlim_max;  // raised here, before the fork, for both processes
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &files) == 0);
   }
-  if (files.rlim_cur < clients + 1000) {
-    WARN("skipped: needs " << clients + 1000 << " file descriptors per process, the limit is " << files.rlim_cur);
-    return;
-  }
+  INFO("needs " << clients + 1000 << " file descriptors per process; the limit is " << files.rlim_cur);
+  REQUIRE(files.rlim_cur >= clients + 1000);
   int down[2], up[2];
   REQUIRE(::pipe(down) == 0);
   REQUIRE(::pipe(up) == 0);

@@ -288,10 +288,7 @@ TEST_CASE("reply_parser: limits of 0 are refused", "[resp][reply_parser]") {
 }
 
 TEST_CASE("reply_parser: every type a real redis-server sends", "[resp][reply_parser][redis]") {
-  if (!switchboard::test::have_program("redis-server")) {
-    WARN("redis-server not found: comparison with Redis skipped");
-    return;
-  }
+  REQUIRE(switchboard::test::have_program("redis-server"));  // scripts/install-deps.sh installs it
   // DEBUG PROTOCOL <type> answers with a fixed value of each RESP3 type (Redis's debug.c).
   switchboard::test::redis_server server({"--enable-debug-command", "yes"});
   asio::io_context ctx;
