@@ -1,6 +1,8 @@
 // libFuzzer target: the permessage-deflate decompressor under a size limit, and compressor round trips.
 // Byte 0 picks the mode and sizes: bit 0 selects a round trip (compress the rest, then inflate it back) instead
-// of inflating the rest as received compressed data; bits 1-3 pick the output buffer size; bits 4-7 the limit.
+// of inflating the rest as received compressed data; bits 1-3 pick the output buffer size (and, for received data,
+// the window the peer agreed to); bits 4-7 the limit. Received data is inflated twice, into that buffer and into a
+// large one: the verdict and the output must not depend on how the work was split (RFC 7692 §7.2.2).
 #include <switchboard/ws/deflate.hpp>
 
 #include <cstddef>
@@ -64,8 +66,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
   } else {
-    deflate_decompressor d(role::client, {}, limit);
-    inflate_all(d, rest, out_size, limit);
+    const deflate_params agreed{.server_max_window_bits = 9 + ((config >> 1) & 7) % 7};  // 9-15 bits
+    deflate_decompressor piecewise(role::client, agreed, limit), at_once(role::client, agreed, limit);
+    check(inflate_all(piecewise, rest, out_size, limit) == inflate_all(at_once, rest, 64 * 1024, limit));
   }
   return 0;
 }
