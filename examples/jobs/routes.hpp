@@ -79,10 +79,11 @@ inline bool is_final_status(const sb::pubsub::message& m) {
 /// over, as the long poll's `reset` does. The subscription is made before the answer, so that neither case is
 /// found after a 200 has gone out.
 inline sb::http::response job_events(sb::pubsub::broker& broker, const std::string& topic, std::uint64_t from) {
+  if (from > broker.last_sequence(topic)) from = 0;
   if (const auto latest = broker.latest(topic); from > 0 && latest && latest->sequence() <= from && is_final_status(*latest)) {
     return sb::http::response(sb::http::status::no_content);
   }
-  std::error_code ec;
+  std::error_code ec;  // the topic may have been made again since it was read: then it starts over too
   auto sub = std::make_shared<sb::pubsub::subscription>(broker.subscribe(topic, {.from = from}, ec));
   if (ec == sb::pubsub::error::cursor_ahead) *sub = broker.subscribe(topic, {.from = 0});
   return sb::http::response::stream("text/event-stream", [sub](sb::http::body_writer& out) -> asio::awaitable<void> {

@@ -285,8 +285,11 @@ ref_result ref_lookup(const ref_table& table, const std::string& method, const s
   path = path.substr(0, path.find_first_of("?#"));
   if (path.empty() || path.front() != '/') {
     if (method == "OPTIONS" && path == "*") {
+      // About the server (RFC 9110 §9.3.7): every method some route has.
       out.kind = route_match::kind::options;
-      out.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+      std::set<std::string> all;
+      for (const ref_route& r : table.routes) all.insert(r.method);
+      out.allow = ref_allow(all);
     }
     return out;
   }
