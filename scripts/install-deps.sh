@@ -4,8 +4,9 @@
 # the list so that you can install the equivalents with your package manager.
 #
 # Usage: scripts/install-deps.sh [--bench]
-#   default   build + test dependencies (compilers, headers, real peers for tests)
-#   --bench   also the peers the load benchmarks compare against (nginx, Boost headers, Nchan)
+#   default   build + test dependencies (compilers, headers, real peers for tests, and nginx, which the
+#             scaling_harness test bundles and starts)
+#   --bench   also the peers the load benchmarks compare against (Boost headers for the Beast peers, Nchan)
 set -euo pipefail
 
 build_and_test=(
@@ -14,11 +15,17 @@ build_and_test=(
   libfuzzer-14-dev libclang-rt-14-dev
   redis-server redis-tools curl wrk openssl nodejs npm chromium procps
   gdb  # the test watchdog prints the stacks of a hung test with it
+  nginx  # scaling_harness (benchmarks/load) checks that bundle.sh's nginx starts from the bundle
 )
-bench=(nginx libboost-dev libnginx-mod-nchan)
+bench=(libboost-dev libnginx-mod-nchan)
 
 wanted=("${build_and_test[@]}")
-if [[ "${1:-}" == "--bench" ]]; then wanted+=("${bench[@]}"); fi
+case $# in
+  0) ;;
+  1) [[ $1 == --bench ]] || { echo "install-deps: unknown option '$1' (usage: $0 [--bench])" >&2; exit 2; }
+     wanted+=("${bench[@]}") ;;
+  *) echo "install-deps: too many arguments (usage: $0 [--bench])" >&2; exit 2 ;;
+esac
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
   echo "install-deps: not a Debian/Ubuntu system; please install the equivalents of:" >&2
