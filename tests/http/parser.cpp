@@ -1,5 +1,6 @@
 // Conformance tables for the HTTP/1.1 parser (RFC 9112): each input is fed whole, byte by byte, and in a few
 // other splits; every split must give the same messages or the same error.
+#include <switchboard/http/chunked_decoder.hpp>
 #include <switchboard/http/parser.hpp>
 
 #include "support/catch.hpp"
@@ -9,6 +10,8 @@
 
 using namespace std::string_literals;
 using switchboard::http::body_framing;
+using switchboard::http::chunked_decoder;
+using switchboard::http::chunked_limits;
 using switchboard::http::error;
 using switchboard::http::parser_limits;
 using switchboard::http::request_parser;
@@ -465,6 +468,123 @@ TEST_CASE("request parser: a per-message body limit ends with its message for ch
   CHECK_FALSE(ec);
   CHECK(p.done());
   CHECK(p.body_received() == 10);
+}
+
+namespace {
+
+// What a chunked decoder made of a body: the bytes it delivered and how it ended.
+struct chunked_outcome {
+  std::string body;
+  std::error_code ec;
+  bool done = false;
+};
+
+// Feeds `input` to a chunked decoder in pieces ending at `cuts` (ascending) and at the end, the way a connection
+// does: unconsumed bytes are kept and presented again with the next piece after them.
+chunked_outcome decode_chunked(std::string_view input, const std::vector<std::size_t>& cuts, chunked_limits limits) {
+  chunked_decoder d(limits);
+  chunked_outcome out;
+  std::string buffer;
+  std::size_t fed = 0;
+  for (std::size_t i = 0; i <= cuts.size() && !out.done; ++i) {
+    const std::size_t to = i < cuts.size() ? cuts[i] : input.size();
+    buffer.append(input.substr(fed, to - fed));
+    fed = to;
+    for (;;) {
+      std::string_view piece;
+      const std::size_t consumed = d.decode(buffer, piece, out.ec);
+      if (out.ec) return out;
+      out.body.append(piece);
+      buffer.erase(0, consumed);
+      out.done = d.done();
+      if (out.done || consumed == 0) break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("chunked decoder: chunk lines give the same verdict at every split and byte by byte", "[http][parser]") {
+  // A short line limit, so that lines over it, and bad bytes just inside or outside it, are cheap to split.
+  const chunked_limits limits{.max_chunk_line = 24, .max_body = 64};
+  const std::string name20(20, 'n'), name21(21, 'n');
+  struct body_case {
+    std::string input;
+    std::error_code expected;  // none: the body ends, with `body`
+    std::string body;
+  };
+  const std::vector<body_case> cases = {
+      // Accepted chunk lines (RFC 9112 §7.1, §7.1.1).
+      {"5\r\nhello\r\n0\r\n\r\n", {}, "hello"},
+      {"0003\r\nabc\r\nA\r\n0123456789\r\n000\r\n\r\n", {}, "abc0123456789"},
+      {"3;a;b=c;d=\"e\"\r\nabc\r\n0;x\r\n\r\n", {}, "abc"},
+      {"3 ; a = b\t;\tc\t=\t\"\"\r\nabc\r\n0\r\n\r\n", {}, "abc"},
+      {"3;a=\"q\\\"d\\\\ \\\t;=\xff\"\r\nabc\r\n0\r\n\r\n", {}, "abc"},
+      {"1;" + name20 + "\r\nx\r\n0\r\nT: v\r\n\r\n", {}, "x"},  // exactly max_chunk_line
+      {"1;a=!#$%&'*+-.^_`|~09\r\nx\r\n0\r\n\r\n", {}, "x"},
+      // Malformed sizes.
+      {"\r\n", error::bad_chunk, ""},
+      {"zz\r\n", error::bad_chunk, ""},
+      {"1g\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"-1\r\n", error::bad_chunk, ""},
+      {"1\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1\rx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1ffffffffffffffff\r\n", error::chunk_size_overflow, ""},
+      {"10000000000000000;a\r\n", error::chunk_size_overflow, ""},
+      {"0000000010000000000000000\r\n", error::chunk_line_too_long, ""},  // the overflow is past the limit
+      // BWS where the grammar has none, and malformed extensions.
+      {"1 \r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1\t\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a \r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=b \r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"b\" \r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a b\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;=x\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a==b\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=b=c\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=b\"c\"\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"b\"c\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"x\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"\\\x01\"\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"\x7f\"\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a=\"\\\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;a\x01\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      // A bad line after good chunks.
+      {"2;a=\"\\\"\"\r\nxy\r\n1;b=\"\\\x7f\"\r\nz\r\n0\r\n\r\n", error::bad_chunk, "xy"},
+      // Over-long lines: the LF just past the limit, a bad byte just past it and just inside it, BWS and then the CR
+      // past it, an unterminated quote.
+      {"1;" + name21 + "\r\nx\r\n0\r\n\r\n", error::chunk_line_too_long, ""},
+      {"1;" + name21 + "n@\r\nx\r\n0\r\n\r\n", error::chunk_line_too_long, ""},
+      {"1;" + name21 + "@\r\nx\r\n0\r\n\r\n", error::bad_chunk, ""},
+      {"1;" + name21 + " \r\nx\r\n0\r\n\r\n", error::chunk_line_too_long, ""},
+      {"1;a=\"" + std::string(40, 'q') + "\"\r\nx\r\n0\r\n\r\n", error::chunk_line_too_long, ""},
+      // Sizes over the body limit, alone and added up.
+      {"41\r\n", error::body_too_large, ""},
+      {"30;a=b\r\n" + std::string(48, 'x') + "\r\n11;c=\"d\"\r\n", error::body_too_large, std::string(48, 'x')},
+  };
+  for (const auto& c : cases) {
+    INFO("input: " << c.input);
+    const chunked_outcome whole = decode_chunked(c.input, {}, limits);
+    CHECK(whole.ec == c.expected);
+    CHECK(whole.done == !c.expected);
+    CHECK(whole.body == c.body);
+    std::vector<std::size_t> every_byte;
+    for (std::size_t cut = 1; cut < c.input.size(); ++cut) {
+      INFO("split at " << cut);
+      const chunked_outcome split = decode_chunked(c.input, {cut}, limits);
+      CHECK(split.ec == whole.ec);
+      CHECK(split.done == whole.done);
+      CHECK(split.body == whole.body);
+      every_byte.push_back(cut);
+    }
+    const chunked_outcome by_byte = decode_chunked(c.input, every_byte, limits);
+    CHECK(by_byte.ec == whole.ec);
+    CHECK(by_byte.done == whole.done);
+    CHECK(by_byte.body == whole.body);
+  }
 }
 
 TEST_CASE("parsers: body_received counts the body bytes delivered", "[http][parser]") {

@@ -9,9 +9,10 @@
 //   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
 //
 // Chunk data is handed out as views into the input (no copy). Chunk lines and the trailer section are consumed
-// only when complete, so the caller keeps unconsumed bytes and presents them again with more data after them;
-// any split of the input gives the same result. Malformed sizes and extensions are errors, never guesses:
-// lenient chunk parsing is a known request smuggling vector.
+// only when complete, so the caller keeps unconsumed bytes and presents them again, unchanged, with more data after
+// them; any split of the input gives the same result. The decoder remembers how far it has examined such bytes and
+// looks only at the new ones, so that input arriving a byte at a time costs linear time. Malformed sizes and
+// extensions are errors, never guesses: lenient chunk parsing is a known request smuggling vector.
 #pragma once
 
 #include <switchboard/http/detail/chars.hpp>
@@ -20,7 +21,6 @@
 #include <switchboard/http/fields.hpp>
 
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 #include <system_error>
 
@@ -111,6 +111,7 @@ class chunked_decoder {
     state_ = state::size_line;
     remaining_ = 0;
     total_ = 0;
+    reset_line();
     trailer_scanned_ = 0;
     trailers_.clear();
   }
@@ -125,133 +126,132 @@ class chunked_decoder {
     return -1;
   }
 
-  // Parses "chunk-size [chunk-ext] CRLF" at p. Returns a pointer past the CRLF, or nullptr (need more / error).
-  // Only the first `max_chunk_line` bytes are looked at, so that the error reported is the first one in the input
-  // however it was split: a malformed line is malformed before it is too long.
-  const char* parse_size_line(const char* p, const char* end, std::error_code& ec) noexcept {
-    const char* line = p;
-    const bool window_full = static_cast<std::size_t>(end - line) >= limits_.max_chunk_line;
-    const char* window = window_full ? line + limits_.max_chunk_line : end;
-    const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(window - p)));
-    const char* limit = lf != nullptr ? lf + 1 : window;
-    auto out_of_input = [&]() -> const char* {
-      if (window_full && lf == nullptr) ec = error::chunk_line_too_long;
-      return nullptr;
-    };
-    std::uint64_t size = 0;
-    int digits = 0;
-    for (; p < limit; ++p) {
-      const int v = hex_value(*p);
-      if (v < 0) break;
-      if ((size >> 60) != 0) {  // another digit would overflow 64 bits
-        ec = error::chunk_size_overflow;
-        return nullptr;
+  // Where the scan of a chunk line stands, between two bytes: "chunk-size [ chunk-ext ] CRLF" (RFC 9112 §7.1) with
+  // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) and chunk-ext-val = token /
+  // quoted-string (§7.1.1). Kept across calls, so that an incomplete line is not parsed again from its start: each
+  // byte is examined once. Parsing from the start on every call cost quadratic time for a line sent one byte at a
+  // time (2.8 ms of parsing for a 4 KB line, 5.4 ms with a quoted value).
+  // BWS is allowed only where the grammar puts it: before a ";" or around "=". Whitespace after the size or an
+  // extension that the CRLF follows ("5 \r\n") matches no production and is an error: a parser that reads "5 " as 5
+  // and one that rejects it, or stops at the space, frame the body differently (RFC 9112 §7.1, §11.2).
+  enum class line_state : std::uint8_t {
+    size,            // in chunk-size (its first digit is byte 0 of the line)
+    after_item,      // after the size or an extension: BWS ";", or the CR
+    after_item_bws,  // after the size or an extension and BWS: a ";" must follow
+    before_name,     // after ";": BWS, then a chunk-ext-name
+    name,            // in a chunk-ext-name
+    after_name,      // after a chunk-ext-name: BWS "=", or what after_item allows
+    after_name_bws,  // after a chunk-ext-name and BWS: "=" or ";"
+    before_value,    // after "=": BWS, then a token or a quoted-string
+    token_value,     // in a token chunk-ext-val
+    quoted_value,    // in a quoted-string chunk-ext-val
+    quoted_pair,     // after a backslash in a quoted-string
+    lf,              // after the CR: the LF must follow
+  };
+
+  // Parses the chunk line at `line`, from where the last call stopped. Returns a pointer past its CRLF, or nullptr
+  // (need more / error). Only the first `max_chunk_line` bytes are looked at, so that the error reported is the first
+  // one in the input however it was split: a malformed line is malformed before it is too long.
+  const char* parse_size_line(const char* line, const char* end, std::error_code& ec) noexcept {
+    const std::size_t available = static_cast<std::size_t>(end - line);
+    const std::size_t window = available < limits_.max_chunk_line ? available : limits_.max_chunk_line;
+    for (; line_scanned_ < window; ++line_scanned_) {
+      const bool line_ended = scan_line_byte(static_cast<unsigned char>(line[line_scanned_]), ec);
+      if (ec) return nullptr;
+      if (line_ended) {
+        if (line_size_ > limits_.max_body || total_ + line_size_ > limits_.max_body) {
+          ec = error::body_too_large;
+          return nullptr;
+        }
+        remaining_ = line_size_;
+        total_ += line_size_;
+        const char* after = line + line_scanned_ + 1;
+        reset_line();
+        return after;
       }
-      size = (size << 4) | static_cast<unsigned>(v);
-      ++digits;
     }
-    if (p == limit) return out_of_input();
-    if (digits == 0) {
-      ec = error::bad_chunk;
-      return nullptr;
-    }
-    if (!skip_extensions(p, limit, ec)) return ec ? nullptr : out_of_input();  // p now at CR
-    if (p + 1 >= limit) return out_of_input();
-    if (p[1] != '\n') {
-      ec = error::bad_chunk;
-      return nullptr;
-    }
-    if (size > limits_.max_body || total_ + size > limits_.max_body) {
-      ec = error::body_too_large;
-      return nullptr;
-    }
-    remaining_ = size;
-    total_ += size;
-    return p + 2;
+    if (window == limits_.max_chunk_line) ec = error::chunk_line_too_long;
+    return nullptr;
   }
 
-  // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), chunk-ext-val = token /
-  // quoted-string. Advances p to the CR ending the line. Returns false on error, or when the line is incomplete
-  // (ec clear; p may then be anywhere).
-  // BWS is allowed only where the grammar puts it: before a ";" or around "=". Whitespace after the size or an
-  // extension that the CRLF follows ("5 \r\n") matches no production and is an error: a parser that reads "5 " as
-  // 5 and one that rejects it, or stops at the space, frame the body differently (RFC 9112 §7.1, §11.2).
-  static bool skip_extensions(const char*& p, const char* limit, std::error_code& ec) noexcept {
-    auto skip_bws = [&] {
-      while (p < limit && detail::is_ows(*p)) ++p;
+  // Takes the next byte of the chunk line. Returns true when it was the LF that ends the line; sets `ec` when the
+  // byte is not allowed there.
+  bool scan_line_byte(unsigned char c, std::error_code& ec) noexcept {
+    auto fail = [&] {
+      ec = error::bad_chunk;
+      return false;
     };
-    auto need = [&] { return p < limit; };
-    for (;;) {
-      const char* bws = p;
-      skip_bws();
-      if (!need()) return false;
-      if (*p == '\r') {
-        if (p != bws) {
-          ec = error::bad_chunk;
+    auto go = [&](line_state next) {
+      line_state_ = next;
+      return false;
+    };
+    const bool ows = detail::is_ows(static_cast<char>(c));
+    const bool token = detail::is_token_char(c);
+    switch (line_state_) {
+      case line_state::size: {
+        const int v = hex_value(static_cast<char>(c));
+        if (v < 0) {
+          if (line_scanned_ == 0) return fail();  // no digit
+          line_state_ = line_state::after_item;  // the byte after the size: look at it there
+          return scan_line_byte(c, ec);
+        }
+        if ((line_size_ >> 60) != 0) {  // another digit would overflow 64 bits
+          ec = error::chunk_size_overflow;
           return false;
         }
-        return true;
-      }
-      if (*p != ';') {
-        ec = error::bad_chunk;
+        line_size_ = (line_size_ << 4) | static_cast<unsigned>(v);
         return false;
       }
-      ++p;
-      skip_bws();
-      const char* name = p;
-      while (p < limit && detail::is_token_char(static_cast<unsigned char>(*p))) ++p;
-      if (!need()) return false;
-      if (p == name) {
-        ec = error::bad_chunk;
-        return false;
-      }
-      const char* after_name = p;
-      skip_bws();
-      if (!need()) return false;
-      if (*p != '=') {
-        p = after_name;  // this BWS must precede a ";": the loop checks it
-        continue;
-      }
-      ++p;
-      skip_bws();
-      if (!need()) return false;
-      if (*p == '"') {
-        ++p;
-        for (;;) {
-          if (!need()) return false;
-          const unsigned char c = static_cast<unsigned char>(*p);
-          if (c == '"') {
-            ++p;
-            break;
-          }
-          if (c == '\\') {
-            ++p;
-            if (!need()) return false;
-            const unsigned char q = static_cast<unsigned char>(*p);
-            if (!(q == '\t' || (q >= 0x20 && q != 0x7f))) {
-              ec = error::bad_chunk;
-              return false;
-            }
-            ++p;
-            continue;
-          }
-          // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
-          if (!(c == '\t' || (c >= 0x20 && c != 0x7f))) {
-            ec = error::bad_chunk;
-            return false;
-          }
-          ++p;
-        }
-      } else {
-        const char* value = p;
-        while (p < limit && detail::is_token_char(static_cast<unsigned char>(*p))) ++p;
-        if (!need()) return false;
-        if (p == value) {
-          ec = error::bad_chunk;
-          return false;
-        }
-      }
+      case line_state::after_name:
+        if (c == '=') return go(line_state::before_value);
+        if (ows) return go(line_state::after_name_bws);
+        [[fallthrough]];
+      case line_state::after_item:
+        if (c == '\r') return go(line_state::lf);
+        if (ows) return go(line_state::after_item_bws);
+        return c == ';' ? go(line_state::before_name) : fail();
+      case line_state::after_name_bws:
+        if (c == '=') return go(line_state::before_value);
+        [[fallthrough]];
+      case line_state::after_item_bws:
+        if (ows) return false;
+        return c == ';' ? go(line_state::before_name) : fail();
+      case line_state::before_name:
+        if (ows) return false;
+        return token ? go(line_state::name) : fail();
+      case line_state::name:
+        if (token) return false;
+        line_state_ = line_state::after_name;  // the byte after the name: look at it there
+        return scan_line_byte(c, ec);
+      case line_state::before_value:
+        if (ows) return false;
+        if (c == '"') return go(line_state::quoted_value);
+        return token ? go(line_state::token_value) : fail();
+      case line_state::token_value:
+        if (token) return false;
+        line_state_ = line_state::after_item;  // the byte after the value: look at it there
+        return scan_line_byte(c, ec);
+      case line_state::quoted_value:
+        if (c == '"') return go(line_state::after_item);
+        if (c == '\\') return go(line_state::quoted_pair);
+        // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+        return is_quoted_text(c) ? false : fail();
+      case line_state::quoted_pair:
+        // quoted-pair = "\\" ( HTAB / SP / VCHAR / obs-text )
+        return is_quoted_text(c) ? go(line_state::quoted_value) : fail();
+      case line_state::lf:
+        return c == '\n' ? true : fail();
     }
+    return fail();
+  }
+
+  // HTAB, SP, visible ASCII and obs-text: the bytes a quoted-string may hold, escaped or not (RFC 9110 §5.6.4).
+  static bool is_quoted_text(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+  void reset_line() noexcept {
+    line_state_ = line_state::size;
+    line_scanned_ = 0;
+    line_size_ = 0;
   }
 
   // The trailer section, within `max_trailer_bytes` (as the header section: the first error wins over the size).
@@ -274,6 +274,9 @@ class chunked_decoder {
   state state_ = state::size_line;
   std::uint64_t remaining_ = 0;
   std::uint64_t total_ = 0;
+  line_state line_state_ = line_state::size;  // where the scan of an incomplete chunk line stopped
+  std::size_t line_scanned_ = 0;              // bytes of an incomplete chunk line already examined
+  std::uint64_t line_size_ = 0;               // its chunk-size so far
   std::size_t trailer_scanned_ = 0;  // bytes of an incomplete trailer section already searched
   field_views trailers_;
 };
