@@ -10,6 +10,7 @@
 
 #include <asio/buffers_iterator.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/read_until.hpp>
@@ -370,6 +371,33 @@ TEST_CASE("client: a custom lookup's addresses are used", "[http][client]") {
   REQUIRE_FALSE(r.ec);
   CHECK(r.response.body == name);
   CHECK(looked_up == std::vector<std::string>{name});
+}
+
+// Scheme and host are case-insensitive (RFC 3986 §6.2.2.1): URLs that differ only in their case name one origin, and
+// the second request reuses the connection the first left in that origin's pool.
+TEST_CASE("client: a host written in another case shares the pool of its origin", "[http][client]") {
+  test_server s;
+  s.routes().get("/hello", [](request&) { return response::text("Hello"); });
+  s.start();
+  asio::io_context ctx;
+  const resolve_function pinned = [](const std::string&, std::uint16_t port, resolve_handler answer) {
+    answer({}, std::vector<asio::ip::tcp::endpoint>{{asio::ip::make_address("127.0.0.1"), port}});
+  };
+  client c(ctx.get_executor(), {.resolve = pinned});
+  const std::string port = std::to_string(s.port());
+  // A name that no DNS resolves (RFC 6761), pinned to our server.
+  for (const std::string& url : {"http://service.invalid:" + port + "/hello", "HTTP://Service.INVALID:" + port + "/hello"}) {
+    INFO(url);
+    result r;
+    c.async_get(url, capture(r));
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.response.body == "Hello");
+  }
+  CHECK(c.connections_opened() == 1);
+  CHECK(c.pooled_origins() == 1);
+  CHECK(c.open_connections("http://service.invalid:" + port) == 1);
+  CHECK(c.open_connections("HTTP://Service.INVALID:" + port) == 1);
 }
 
 // A keep-alive connection the server has closed while it waited in the pool is not used again: a POST, which could

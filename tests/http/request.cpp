@@ -82,6 +82,24 @@ TEST_CASE("url: a host that is not a URI host is refused", "[http][url]") {
   CHECK(http::parse_url("http://127.0.0.1/"));
 }
 
+// Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2, §6.2.2.1): parse_url writes them in lower case, so
+// that one origin has one spelling, and one connection pool in the client, however its URL is written.
+TEST_CASE("url: scheme and host are lowercased", "[http][url]") {
+  const auto name = http::parse_url("HTTP://My_Host-1.Example.COM:8080/Path?Q=A");
+  REQUIRE(name);
+  CHECK(name->scheme == "http");
+  CHECK(name->host == "my_host-1.example.com");
+  CHECK(name->target == "/Path?Q=A");  // path and query are case-sensitive: kept as written
+  CHECK(name->origin() == "http://my_host-1.example.com:8080");
+  CHECK(name->host_field() == "my_host-1.example.com:8080");
+  const auto v6 = http::parse_url("HTTPS://[FE80::ABCD:127.0.0.1]/");
+  REQUIRE(v6);
+  CHECK(v6->scheme == "https");
+  CHECK(v6->host == "fe80::abcd:127.0.0.1");
+  CHECK(v6->origin() == "https://[fe80::abcd:127.0.0.1]:443");
+  CHECK(v6->host_field() == "[fe80::abcd:127.0.0.1]");
+}
+
 TEST_CASE("request: a problem whose detail quotes bytes that are not UTF-8 still makes a response", "[http][request]") {
   // A handler's "no user %FF": the server builds this response in its exception handler, where a throw would end
   // the process.

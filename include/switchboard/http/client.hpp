@@ -184,9 +184,10 @@ class client {
   /// the client's executor, like a request.
   void close_idle_connections() { close_expired(std::chrono::steady_clock::time_point::max()); }
 
-  /// Open connections per origin, for tests and monitoring (idle ones included).
+  /// Open connections per origin, "scheme://host:port" (as `url::origin` writes it), for tests and monitoring (idle
+  /// ones included). Compared without regard to case, as the pools are keyed (see `parse_url`).
   std::size_t open_connections(std::string_view origin) const {
-    auto it = pools_.find(std::string(origin));
+    auto it = pools_.find(detail::ascii_lowercase(origin));
     return it == pools_.end() ? 0 : it->second->open;
   }
   /// Origins the client keeps a pool for: those with connections open or requests waiting for one.
@@ -677,6 +678,8 @@ class client {
 
   asio::any_io_executor executor_;
   client_options options_;
+  // Keyed by `url::origin()`, in lower case, so that URLs that differ only in the case of scheme or host (RFC 3986
+  // §6.2.2.1) share one pool.
   std::map<std::string, std::unique_ptr<origin_pool>> pools_;
   std::mt19937 rng_;
   std::uint64_t opened_ = 0;

@@ -110,10 +110,11 @@ inline std::optional<std::string> query_param(std::string_view query, std::strin
 /// The parts of an absolute http or https URL that a client needs.
 struct url {
   std::string scheme;   ///< "http" or "https" (lower case)
-  std::string host;     ///< host name or IP literal, without IPv6 brackets
+  std::string host;     ///< host name or IP literal, in lower case, without IPv6 brackets
   std::uint16_t port = 0;
   std::string target;   ///< origin-form: path and query, "/" at least
-  /// "scheme://host:port": the key of a connection pool.
+  /// "scheme://host:port": the key of a connection pool. In lower case as `parse_url` writes scheme and host, so
+  /// that one origin has one key however its URL spells it.
   std::string origin() const {
     const bool v6 = host.find(':') != std::string::npos;
     return scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -197,11 +198,17 @@ constexpr bool is_host_field(std::string_view value) noexcept {
 /// Parses "http://host[:port][/path][?query]" (and https). Userinfo and fragments are not accepted in a request URL;
 /// the fragment is dropped. The host must be an IPv6 literal in brackets or a name of the characters RFC 3986 allows
 /// (letters, digits, "-._~!$&'()*+,;="); the target, characters of a URI. Returns nullopt for anything else.
+///
+/// Scheme and host come out in lower case, the path and query as written: scheme and host are case-insensitive
+/// (RFC 3986 §3.1, §3.2.2) and lower case is their normal form (§6.2.2.1; RFC 5952 §4.3 for an IPv6 literal's hex
+/// digits), so "http://Example.COM/" and "http://example.com/" are one origin, with one connection pool in the client.
+/// An IPv6 literal is not otherwise made canonical ("::1" and "0::1" stay two origins). A host with percent-encoded
+/// octets is refused (see above), so there is none to decode before the comparison (§6.2.2.2).
 inline std::optional<url> parse_url(std::string_view text) {
   url out;
   const std::size_t scheme_end = text.find("://");
   if (scheme_end == std::string_view::npos) return std::nullopt;
-  for (char c : text.substr(0, scheme_end)) out.scheme.push_back(detail::ascii_lower(c));
+  out.scheme = detail::ascii_lowercase(text.substr(0, scheme_end));
   if (out.scheme != "http" && out.scheme != "https") return std::nullopt;
   std::string_view rest = text.substr(scheme_end + 3);
   rest = rest.substr(0, rest.find('#'));
@@ -211,7 +218,7 @@ inline std::optional<url> parse_url(std::string_view text) {
   if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
   const std::optional<detail::authority_parts> parts = detail::split_authority(authority);
   if (!parts || !detail::is_url_host(parts->host, parts->ip_literal)) return std::nullopt;
-  out.host = std::string(parts->host);
+  out.host = detail::ascii_lowercase(parts->host);
   unsigned port = out.scheme == "https" ? 443 : 80;
   if (!parts->port.empty()) {
     port = 0;

@@ -16,6 +16,7 @@
 // (RFC 9110 §5.3).
 #pragma once
 
+#include <switchboard/http/detail/chars.hpp>
 #include <switchboard/ws/detail/http_grammar.hpp>
 #include <switchboard/ws/error.hpp>
 
@@ -177,14 +178,6 @@ constexpr int default_port(std::string_view scheme) noexcept {
   return -1;
 }
 
-inline std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // host [ ":" port ], where host is an IP literal in brackets or a reg-name (RFC 3986 §3.2.2).
 inline bool parse_host_port(std::string_view s, int default_port_value, origin_parts& out) {
   std::string_view host, port;
@@ -207,7 +200,7 @@ inline bool parse_host_port(std::string_view s, int default_port_value, origin_p
     s.remove_prefix(host.size());
   }
   if (host.empty() || host == "[]") return false;
-  out.host = to_lower(host);
+  out.host = http::detail::ascii_lowercase(host);
   out.port = default_port_value;
   if (s.empty()) return true;
   port = s.substr(1);  // after ':'
@@ -233,7 +226,7 @@ inline std::optional<origin_parts> parse_origin(std::string_view s) {
     const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))) return std::nullopt;
   }
-  o.scheme = to_lower(scheme);
+  o.scheme = http::detail::ascii_lowercase(scheme);
   if (!parse_host_port(s.substr(sep + 3), default_port(o.scheme), o)) return std::nullopt;
   return o;
 }

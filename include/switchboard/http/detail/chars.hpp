@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace switchboard::http::detail {
@@ -49,6 +50,13 @@ inline constexpr std::array<bool, 256> field_value_table = [] {
 }();
 
 constexpr char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+/// `s` with its ASCII letters in lower case, other bytes as they are (scheme and host names, RFC 3986 §6.2.2.1).
+inline std::string ascii_lowercase(std::string_view s) {
+  std::string out(s.size(), '\0');
+  for (std::size_t i = 0; i < s.size(); ++i) out[i] = ascii_lower(s[i]);
+  return out;
+}
 
 /// Case-insensitive ASCII comparison, for field names and tokens (RFC 9110 §5.1).
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
