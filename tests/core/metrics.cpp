@@ -191,6 +191,25 @@ TEST_CASE("metrics: callbacks are read at scrape time while their handle lives",
   CHECK(exposed(registry).empty());
 }
 
+// A callback that throws fails the whole scrape: the exception reaches expose's caller, and the caller's buffer is
+// left as it was, not with the metrics before the callback written into it.
+TEST_CASE("metrics: a throwing callback leaves the output unchanged", "[core][metrics]") {
+  metrics_registry registry;
+  registry.counter("before_total", "Written before the callback.").inc();
+  const bool gauge_throws = GENERATE(true, false);
+  INFO((gauge_throws ? "gauge callback" : "counter callback"));
+  const auto fail = []() -> std::uint64_t { throw std::runtime_error("read failed"); };
+  metric_callback failing = gauge_throws ? registry.gauge_callback("failing", "Throws.", {}, [&] { return double(fail()); })
+                                         : registry.counter_callback("failing_total", "Throws.", {}, fail);
+  std::string out = "kept\n";
+  CHECK_THROWS_WITH(registry.expose(out), "read failed");
+  CHECK(out == "kept\n");
+  // The registry is not left locked: once the callback is gone, a scrape works.
+  failing.reset();
+  registry.expose(out);
+  CHECK(out == "kept\n# HELP before_total Written before the callback.\n# TYPE before_total counter\nbefore_total 1\n");
+}
+
 TEST_CASE("metrics: a counter field is read from the state it shares", "[core][metrics]") {
   struct state {
     std::atomic<std::uint64_t> sent{0};

@@ -107,3 +107,21 @@ TEST_CASE("tick clock: a member with a shorter timeout shortens the period", "[c
   REQUIRE(switchboard::test::run_until(ctx, [&] { return slow->ticks >= 20; }));
   CHECK(fast->ticks >= 20);
 }
+
+TEST_CASE("tick clock: a member that outlives its context forgets that context's clock", "[core][tick_clock]") {
+  // The context's destruction shuts its clock down: the member must not keep a pointer to it (leaving or advancing
+  // would touch the freed clock, and joining another clock would do nothing).
+  auto member = std::make_shared<counting_member>(1h);
+  {
+    asio::io_context gone;
+    const asio::any_io_executor executor = gone.get_executor();
+    tick_clock::of(executor).join(*member, executor, std::chrono::steady_clock::now() + 1h, 40ms);
+  }
+  tick_clock::advance(*member, std::chrono::steady_clock::now());
+  tick_clock::leave(*member);
+
+  asio::io_context ctx;
+  const asio::any_io_executor executor = ctx.get_executor();
+  tick_clock::of(executor).join(*member, executor, std::chrono::steady_clock::now(), 40ms);
+  CHECK(switchboard::test::run_until(ctx, [&] { return member->ticks == 1; }));
+}

@@ -264,7 +264,8 @@ class metrics_registry {
 
   /// A gauge series whose value is read by calling `read` at each scrape (a queue's depth, a pool's size), until
   /// the returned handle is destroyed. `read` runs on the scraping thread with the registry locked: it must be
-  /// safe to call from that thread and must not use the registry. Registering a series that exists throws.
+  /// safe to call from that thread and must not use the registry. If it throws, the scrape fails (see `expose`).
+  /// Registering a series that exists throws.
   metric_callback gauge_callback(std::string_view name, std::string_view help, label_set labels,
                                  std::function<double()> read) {
     return add_callback(name, help, kind::gauge, labels, std::move(read));
@@ -290,21 +291,31 @@ class metrics_registry {
   /// Appends every metric in the Prometheus text format 0.0.4: per name, in registration order, one `# HELP`
   /// line (unless the help is empty) and one `# TYPE` line, then its series in registration order; a histogram
   /// series as cumulative `_bucket` lines ending with `le="+Inf"`, then `_sum` and `_count`.
+  ///
+  /// All or nothing: if a callback (`gauge_callback`, `counter_callback`) throws, or memory runs out, the exception
+  /// propagates and `out` is left as it was. A scrape answered with the metrics before the failing one would look
+  /// to Prometheus like a complete scrape in which the rest had vanished.
   void expose(std::string& out) const {
-    const std::lock_guard lock(mutex_);
-    for (const auto& f : families_) {
-      if (f->series.empty()) continue;
-      if (!f->help.empty()) {
-        out += "# HELP ";
+    const std::size_t old_size = out.size();
+    try {
+      const std::lock_guard lock(mutex_);
+      for (const auto& f : families_) {
+        if (f->series.empty()) continue;
+        if (!f->help.empty()) {
+          out += "# HELP ";
+          out += f->name;
+          out += ' ';
+          detail::append_help(f->help, out);
+          out += '\n';
+        }
+        out += "# TYPE ";
         out += f->name;
-        out += ' ';
-        detail::append_help(f->help, out);
-        out += '\n';
+        out += f->type == kind::counter ? " counter\n" : f->type == kind::gauge ? " gauge\n" : " histogram\n";
+        for (const auto& s : f->series) write_series(*f, *s, out);
       }
-      out += "# TYPE ";
-      out += f->name;
-      out += f->type == kind::counter ? " counter\n" : f->type == kind::gauge ? " gauge\n" : " histogram\n";
-      for (const auto& s : f->series) write_series(*f, *s, out);
+    } catch (...) {
+      out.resize(old_size);  // appending never changes what was there: cutting the tail restores it
+      throw;
     }
   }
 

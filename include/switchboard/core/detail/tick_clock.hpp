@@ -114,9 +114,14 @@ class tick_clock final : public asio::execution_context::service {
     time_point due;
   };
 
+  // The context is going away, and this clock with it: the members forget it, so that one that outlives the
+  // context (held elsewhere) neither touches the freed clock when it leaves or advances, nor is kept from joining
+  // another context's clock.
   void shutdown() override {
     const std::lock_guard lock(mutex_);
     shut_down_ = true;
+    for (const entry& e : members_) e.m->clock_ = nullptr;
+    members_.clear();
     timer_.reset();  // its pending wait is abandoned with the context's other operations
   }
 
