@@ -4,8 +4,9 @@
 // the cursor, so that each message is delivered once and in order however often the connection drops: a poll
 // whose answer was lost is simply asked again from the same cursor. Lost messages (no longer retained by the
 // server) come as an explicit `missed` range, never silently. Errors are retried with exponential backoff and
-// jitter; 429 and 503 answers are retried after their `Retry-After`; answers with nothing new are repeated at most
-// once per `min_poll_interval`.
+// jitter; 408, 429 and 5xx answers are retried after their `Retry-After` (or the backoff); an answer that does not
+// continue from the cursor sent is a protocol error, retried too, never delivered; answers with nothing new are
+// repeated at most once per `min_poll_interval`. `stats()` counts polls, failures and paced polls.
 //
 //   longpoll::client news(ctx.get_executor(), "http://127.0.0.1:8080/topics/news/poll");
 //   for (;;) {
@@ -68,6 +69,23 @@ inline std::optional<std::chrono::milliseconds> retry_after_wait(std::string_vie
   return std::min<std::chrono::milliseconds>(std::chrono::seconds(seconds), max);
 }
 
+/// Whether `b`, the answer to a poll from cursor `sent` (nullopt: from the newest), continues from it as the
+/// protocol says (batch.hpp): its first number (the gap's first, else the first message's) is `sent + 1` and its
+/// cursor is its last number, or `sent` when it has none; a reset's cursor is below `sent`. The endpoint answers no
+/// other way. An answer that breaks this (a cursor going back, messages at or below `sent`, numbers skipped without
+/// a gap) comes from a server that numbers the topic differently: another instance behind a load balancer that
+/// does not share the broker, a replica that lags. Its numbers are not the client's, so its messages are not
+/// duplicates to drop either: taking any of it could deliver a message twice, or lose some without a gap (DESIGN
+/// promise 3).
+inline bool continues(const batch& b, std::optional<std::uint64_t> sent) noexcept {
+  if (!sent) return true;  // nothing to continue from: the server picks the newest
+  if (b.reset) return b.cursor < *sent;
+  if (!b.missed && b.messages.empty()) return b.cursor == *sent;
+  const std::uint64_t first = b.missed ? b.missed->first : b.messages.front().sequence;
+  const std::uint64_t last = b.messages.empty() ? b.missed->last : b.messages.back().sequence;
+  return first != 0 && first - 1 == *sent && b.cursor == last;  // `first - 1`: `sent + 1` would wrap at the top
+}
+
 }  // namespace detail
 
 struct client_options {
@@ -91,6 +109,19 @@ struct client_options {
   http::client_options http{};
 };
 
+/// What a `client` has done since it was made: for monitoring, and for tests that wait for a retry or a paced poll.
+struct client_stats {
+  /// Polls sent, retries included.
+  std::uint64_t polls = 0;
+  /// Polls that failed: connection errors, 408, 429 and 5xx answers, answers that are not the long-poll shape or do
+  /// not continue from the cursor sent. Each is retried after a backoff, unless it was the `max_attempts`-th in a row.
+  std::uint64_t failures = 0;
+  /// Polls delayed to keep to `min_poll_interval` (after an answer with nothing new that came sooner than that).
+  std::uint64_t paced = 0;
+  /// The last delay the client scheduled before a poll, a backoff or a pacing delay (rounded up to milliseconds).
+  std::chrono::milliseconds last_delay{0};
+};
+
 class client {
  public:
   /// A client of `url`, e.g. "http://127.0.0.1:8080/topics/news/poll" (no query). Starts at the newest message
@@ -112,12 +143,17 @@ class client {
   /// answer when the client started at the newest.
   std::optional<std::uint64_t> cursor() const noexcept { return cursor_; }
 
+  /// The counters, read on the client's executor (as every member is used).
+  const client_stats& stats() const noexcept { return stats_; }
+
   /// Waits for the next batch: messages, a `missed` range, or a `reset` (the server's topic is younger than the
   /// cursor). Polls that time out with nothing new are repeated inside, so the batch is never empty. Completion
   /// signature: `void(std::error_code, batch)`. Errors: `error::unexpected_status` (400, 404, ...: not worth
   /// retrying), `error::too_many_failures` (`max_attempts`), `asio::error::operation_aborted`. The cursor moves
   /// forward only when a batch is delivered; a client started without one takes the topic's newest from its first
-  /// answer.
+  /// answer. An answer that does not continue from the cursor sent (`detail::continues`: a cursor going back,
+  /// messages at or below the cursor, numbers skipped without a gap) fails as `error::bad_response` and is retried
+  /// from the same cursor like any failure: none of it is delivered.
   /// Cancellation: per-operation cancellation (terminal) aborts the poll in flight and closes its connection.
   template <class Token>
   auto async_next(Token&& token) {
@@ -166,8 +202,9 @@ class client {
     return wait - std::chrono::milliseconds(jitter(rng_));
   }
 
-  // Waits `duration` (which cancellation cuts short with an error).
+  // Waits `duration` before the next poll (cancellation cuts it short with an error), noted in `stats_`.
   asio::awaitable<std::error_code> wait(std::chrono::steady_clock::duration duration) {
+    stats_.last_delay = std::chrono::ceil<std::chrono::milliseconds>(duration);
     asio::steady_timer timer(http_.get_executor(), duration);
     auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     co_return ec;
@@ -180,25 +217,31 @@ class client {
       // Named locals, not temporaries, inside the co_await: g++ 12 destroys some temporaries of a co_await
       // expression twice.
       const std::string target = poll_url();
+      const std::optional<std::uint64_t> sent = cursor_;
       http::client_request req;
       const auto sent_at = std::chrono::steady_clock::now();
+      ++stats_.polls;
       auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
       std::string_view retry_after;
       bool nothing_new = false;  // the wait ran out (or the ETag still holds): poll again
       if (!ec) {
         if (r.status == http::status::ok) {
-          if (std::optional<batch> b = decode_batch(r.body)) {
+          std::optional<batch> b = decode_batch(r.body);
+          if (b && detail::continues(*b, sent)) {
             failures = 0;
             cursor_ = b->cursor;
             if (!b->messages.empty() || b->missed || b->reset) co_return outcome{{}, std::move(*b)};
             nothing_new = true;
           } else {
-            ec = error::bad_response;  // a proxy's error page, say: retried
+            ec = error::bad_response;  // a proxy's error page, or another server's numbering: retried
           }
         } else if (r.status == http::status::not_modified) {
           nothing_new = true;
-        } else if (r.status == http::status::too_many_requests || http::to_int(r.status) >= 500) {
+        } else if (r.status == http::status::request_timeout || r.status == http::status::too_many_requests ||
+                   http::to_int(r.status) >= 500) {
+          // 408: the server, or a proxy in front of it, would not hold the request any longer; the client may
+          // repeat it (RFC 9110 §15.5.9).
           retry_after = r.headers.get("Retry-After");
           ec = error::unexpected_status;
         } else {
@@ -208,10 +251,12 @@ class client {
       if (nothing_new) {  // paced: at most one poll per min_poll_interval while nothing comes
         const auto left = sent_at + options_.min_poll_interval - std::chrono::steady_clock::now();
         if (left.count() > 0) {
+          ++stats_.paced;
           if (const std::error_code wait_ec = co_await wait(left)) co_return outcome{wait_ec, {}};
         }
         continue;
       }
+      ++stats_.failures;
       if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
       if (const std::error_code wait_ec = co_await wait(backoff(failures, retry_after))) co_return outcome{wait_ec, {}};
     }
@@ -222,6 +267,7 @@ class client {
   std::string url_;
   std::optional<std::uint64_t> cursor_;
   std::minstd_rand rng_;
+  client_stats stats_;
 };
 
 }  // namespace switchboard::longpoll

@@ -18,7 +18,8 @@ enum class error {
   too_many_parked,
   /// The server answered with a status the client does not retry (400, 404, ...).
   unexpected_status,
-  /// The server's answer is not the long-poll JSON shape (`{"messages": [...], "cursor": N}`).
+  /// The server's answer is not the long-poll JSON shape (`{"messages": [...], "cursor": N}`), or does not continue
+  /// from the cursor the client sent (see `client.hpp`: such an answer numbers the topic differently).
   bad_response,
   /// The client gave up after `client_options::max_attempts` failed attempts in a row.
   too_many_failures,
@@ -33,7 +34,7 @@ class longpoll_category_impl final : public std::error_category {
       case error::too_many_for_client: return "too many parked requests from this client";
       case error::too_many_parked: return "too many parked requests";
       case error::unexpected_status: return "unexpected HTTP status from the long-poll endpoint";
-      case error::bad_response: return "malformed long-poll response";
+      case error::bad_response: return "malformed or out-of-sequence long-poll response";
       case error::too_many_failures: return "too many failed long-poll attempts in a row";
     }
     return "unknown switchboard.longpoll error";

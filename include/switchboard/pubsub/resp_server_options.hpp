@@ -83,6 +83,10 @@ struct resp_server_stats {
   std::uint64_t query_buffer_disconnects = 0;  ///< Clients closed at `max_query_buffer`.
   std::uint64_t messages_sent = 0;             ///< Messages (message, pmessage, smessage) queued to clients.
   std::uint64_t subscriptions_refused = 0;     ///< Subscriptions refused at `max_subscriptions_per_client`.
+  /// Runs of each thread's once-a-second check of the clients' soft output limit and idle timeout, over every
+  /// thread. A client above `soft` that is sent nothing more is judged at these checks only: a test that needs one
+  /// to have run after something happened waits for this count to grow.
+  std::uint64_t output_limit_checks = 0;
 };
 
 }  // namespace switchboard::pubsub

@@ -53,7 +53,7 @@ struct resp_server_shared {
   std::atomic<std::uint64_t> next_client_id{1};
   std::atomic<std::uint64_t> accepted{0}, clients{0}, rejected{0}, rejected_per_address{0}, commands{0},
       protocol_errors{0}, output_limit_disconnects{0}, query_buffer_disconnects{0}, messages_sent{0},
-      subscriptions_refused{0};
+      subscriptions_refused{0}, output_limit_checks{0};
   /// Clients connected per IP address, when `max_clients_per_address` is set.
   switchboard::detail::shared_per_key_count<asio::ip::address> clients_per_address;
 
@@ -61,7 +61,7 @@ struct resp_server_shared {
     return {accepted.load(),        clients.load(),       rejected.load(),
             rejected_per_address.load(), commands.load(), protocol_errors.load(),
             output_limit_disconnects.load(), query_buffer_disconnects.load(), messages_sent.load(),
-            subscriptions_refused.load()};
+            subscriptions_refused.load(), output_limit_checks.load()};
   }
 };
 
@@ -323,6 +323,9 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
     forget_made();
     const auto now = std::chrono::steady_clock::now();
     for (resp_session* s : std::vector<resp_session*>(sessions_)) s->tick(now);
+    // Counted once the check is done, so that a count read after an event on this thread covers only checks that
+    // ran wholly before it or wholly after it.
+    shared_->output_limit_checks.fetch_add(1, std::memory_order_relaxed);
     ticker_.expires_after(std::chrono::seconds(1));
     ticker_.async_wait([weak = weak_from_this()](std::error_code ec) {
       if (ec) return;
