@@ -263,6 +263,23 @@ TEST_CASE("policy disconnect: a broker destroyed after others left still discard
   }
 }
 
+TEST_CASE("policy disconnect: the reason stays once the broker is destroyed", "[pubsub][broker][policy]") {
+  // Cut off by its policy while a receive waits, before the delivery reaches it; then the broker goes. The receive
+  // and every later one report the first reason, not `closed`.
+  asio::io_context ctx;
+  std::optional<broker> b(std::in_place, ctx);
+  auto sub = b->subscribe("t", {.limits = queue_limits{.max_messages = 1, .policy = overflow_policy::disconnect}});
+  std::optional<std::string> got;
+  sub.async_receive([&](std::error_code ec, event e) { got = describe(ec, e); });
+  b->publish("t", text("one"));
+  b->publish("t", text("two"));  // full: closed by its policy
+  REQUIRE(sub.stats().closed);
+  b.reset();
+  REQUIRE(run_until(ctx, [&] { return got.has_value(); }));
+  CHECK(*got == "error: consumer too slow: disconnected by overflow policy");
+  CHECK(receive_one(ctx, sub) == "error: consumer too slow: disconnected by overflow policy");
+}
+
 TEST_CASE("policy wait: publishers wait for room", "[pubsub][broker][policy][wait]") {
   asio::io_context ctx;
   broker b(ctx);

@@ -5,13 +5,54 @@
 #include "support/catch.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
 
 using switchboard::pubsub::glob_match;
 using switchboard::pubsub::pattern_index;
+
+namespace {
+
+// Allocations on this thread before one throws std::bad_alloc; negative: none throws. Set by failing_allocations.
+thread_local long allocations_before_failure = -1;
+
+// Makes the allocation numbered `n` (from 0) on this thread throw std::bad_alloc, for as long as it lives.
+struct failing_allocations {
+  explicit failing_allocations(long n) { allocations_before_failure = n; }
+  ~failing_allocations() { allocations_before_failure = -1; }
+  failing_allocations(const failing_allocations&) = delete;
+  failing_allocations& operator=(const failing_allocations&) = delete;
+};
+
+}  // namespace
+
+// Replaced for the whole test executable; they only count while a failing_allocations lives on the thread. Every
+// form that allocates with malloc is replaced together (the array and nothrow forms too), so that no memory from a
+// sanitizer's own operator new is given to free here, nor the reverse.
+void* operator new(std::size_t size) {
+  if (allocations_before_failure >= 0 && allocations_before_failure-- == 0) throw std::bad_alloc();
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(size);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -134,4 +175,34 @@ TEST_CASE("pattern_index: same answers as scanning every pattern, under churn", 
   CHECK(index.empty());
   index.try_emplace("sensors.*", 1);
   CHECK(matches(index, "sensors.x") == std::vector<std::string>{"sensors.*"});
+}
+
+TEST_CASE("pattern_index: an allocation that fails leaves the index as it was", "[pubsub][pattern_index]") {
+  // Each allocation of try_emplace fails in turn (trie nodes, the node's list, the key, the map's entry), until
+  // the call allocates all it needs. After each failure the index must be unchanged: the pattern neither in the map
+  // nor in the trie, and the other patterns found as before.
+  pattern_index<int> index;
+  index.try_emplace("sensors.*", 1);
+  const std::string added = "sensors.kitchen.temperature.*";  // new trie nodes, and a key too long to be inline
+  long failures = 0;
+  for (;; ++failures) {
+    INFO("allocation " << failures << " fails");
+    bool threw = false;
+    try {
+      const failing_allocations fail(failures);
+      index.try_emplace(added, 2);
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    if (!threw) break;
+    REQUIRE(index.size() == 1);
+    CHECK(index.find(added) == nullptr);
+    CHECK(matches(index, "sensors.kitchen.temperature.x") == std::vector<std::string>{"sensors.*"});
+  }
+  CHECK(failures >= 3);  // the test reached past the trie's allocations to the map's
+  CHECK(matches(index, "sensors.kitchen.temperature.x") ==
+        std::vector<std::string>{"sensors.*", "sensors.kitchen.temperature.*"});
+  CHECK(index.erase(added));
+  CHECK(index.erase("sensors.*"));
+  CHECK(index.empty());
 }

@@ -56,24 +56,24 @@ TEST_CASE("push latest: polling costs a 304 until something is published", "[pus
   CHECK(full.status == 200);
   CHECK(full.body == R"({"v":1})");
   CHECK(full.header("content-type") == "application/json");
-  CHECK(full.header("etag") == R"("e1-1")");
+  CHECK(full.header("etag") == R"("e1-1-1")");
   CHECK(full.header("x-sequence") == "1");
   CHECK(full.header("cache-control") == "no-cache");
   CHECK(full.header("retry-after") == "3");
   CHECK(full.header("last-modified") == "Sun, 06 Nov 1994 08:49:37 GMT");
   CHECK(h.last_shared_body == h.broker.latest("news")->data().data());  // the message's bytes, not a copy
 
-  auto same = h.get("news", "If-None-Match: \"e1-1\"\r\n");
+  auto same = h.get("news", "If-None-Match: \"e1-1-1\"\r\n");
   CHECK(same.status == 304);
   CHECK(same.body.empty());
-  CHECK(same.header("etag") == R"("e1-1")");
+  CHECK(same.header("etag") == R"("e1-1-1")");
   CHECK(h.get("news", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n").status == 304);
   CHECK(h.get("news", "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n").status == 200);
   // A tag from another process (epoch) or an older version: the full response.
-  CHECK(h.get("news", "If-None-Match: \"e0-1\"\r\n").status == 200);
+  CHECK(h.get("news", "If-None-Match: \"e0-1-1\"\r\n").status == 200);
 
   REQUIRE(h.broker.publish("news", {.payload = shared_bytes::copy("plain")}));
-  auto next = h.get("news", "If-None-Match: \"e1-1\"\r\n");
+  auto next = h.get("news", "If-None-Match: \"e1-1-1\"\r\n");
   CHECK(next.status == 200);
   CHECK(next.body == "plain");
   CHECK(next.header("content-type") == "application/octet-stream");
@@ -83,10 +83,10 @@ TEST_CASE("push latest: polling costs a 304 until something is published", "[pus
 TEST_CASE("push latest: If-Match, nothing retained, random epochs", "[push][latest]") {
   latest_server h;
   REQUIRE(h.broker.publish("news", {.payload = shared_bytes::copy("a")}));
-  CHECK(h.get("news", "If-Match: \"e1-1\"\r\n").status == 200);
+  CHECK(h.get("news", "If-Match: \"e1-1-1\"\r\n").status == 200);
   auto stale = h.get("news", "If-Match: \"e1-0\"\r\n");
   CHECK(stale.status == 412);
-  CHECK(stale.header("etag") == R"("e1-1")");
+  CHECK(stale.header("etag") == R"("e1-1-1")");
 
   latest_server off(0);
   REQUIRE(off.broker.publish("news", {.payload = shared_bytes::copy("a")}));
@@ -128,4 +128,47 @@ TEST_CASE("push latest: a poll racing the first publish never answers 404", "[pu
   }
   publisher.join();
   CHECK(not_found == 0);
+}
+
+// Erased and made again, a topic numbers from 1 again under the same epoch: a client's tag of the old topic's message
+// 1 must not answer 304 for the new topic's message 1 (it did, the tag being the sequence number alone).
+TEST_CASE("push latest: a tag of an erased topic does not match the topic made again", "[push][latest]") {
+  asio::io_context ctx;
+  pubsub::broker broker(ctx.get_executor(), {.retention = {.max_messages = 10}});
+  const push::latest_endpoint latest(broker, {.epoch = "e1"});
+  const auto poll = [&](const std::string& if_none_match) {
+    const test::fake_request req("GET", "/latest", {{"If-None-Match", if_none_match}});
+    return latest(req.req, "t");
+  };
+  REQUIRE(broker.publish("t", {.payload = shared_bytes::copy("old")}));
+  const std::string old_tag(poll(R"("none")").headers().get("etag"));
+  CHECK(poll(old_tag).status() == http::status::not_modified);
+
+  REQUIRE(broker.erase_topic("t"));
+  REQUIRE(broker.publish("t", {.payload = shared_bytes::copy("new")}));
+  REQUIRE(broker.last_sequence("t") == 1);
+  const http::response fresh = poll(old_tag);
+  CHECK(fresh.status() == http::status::ok);
+  const std::string new_tag(fresh.headers().get("etag"));
+  CHECK(new_tag != old_tag);
+  CHECK(fresh.headers().get("x-sequence") == "1");
+  CHECK(poll(new_tag).status() == http::status::not_modified);
+  CHECK(broker.stats("t")->incarnation > 1);
+}
+
+// A gap (an upstream connection lost) may hide messages published meanwhile: the message before it is not served as
+// the latest state (the broker no longer retains it), until the next message.
+TEST_CASE("push latest: after a gap the topic answers 404 until its next message", "[push][latest]") {
+  asio::io_context ctx;
+  pubsub::broker broker(ctx.get_executor(), {.retention = {.max_messages = 10}});
+  const push::latest_endpoint latest(broker, {.epoch = "e1"});
+  const test::fake_request poll("GET", "/latest");
+  REQUIRE(broker.publish("t", {.payload = shared_bytes::copy("a")}));
+  CHECK(latest(poll.req, "t").status() == http::status::ok);
+  broker.report_gap("t", pubsub::gap_reason::upstream);
+  CHECK(latest(poll.req, "t").status() == http::status::not_found);
+  REQUIRE(broker.publish("t", {.payload = shared_bytes::copy("b")}));
+  const http::response r = latest(poll.req, "t");
+  CHECK(r.status() == http::status::ok);
+  CHECK(r.headers().get("x-sequence") == "3");
 }

@@ -67,6 +67,7 @@ class basic_broker {
   using subscription_type = basic_subscription<Message>;
   using subscription_options = basic_subscription_options<Message>;
   using read_result = basic_read_result<Message>;
+  using latest_reading_type = basic_latest_reading<Message>;
   using executor_type = asio::any_io_executor;
   using clock = std::chrono::steady_clock;
 
@@ -183,6 +184,13 @@ class basic_broker {
   std::optional<Message> latest(std::string_view topic) const {
     const auto t = core_->find(topic);
     return t ? t->latest() : std::nullopt;
+  }
+
+  /// `latest` with the topic's incarnation and last sequence number, read together from one topic (see
+  /// `basic_latest_reading`); all zero and no message for a topic that does not exist.
+  latest_reading_type latest_reading(std::string_view topic) const {
+    const auto t = core_->find(topic);
+    return t ? t->latest_reading() : latest_reading_type{};
   }
 
   /// What the topic retains after the cursor `after`: a gap first if the messages right after it are no longer

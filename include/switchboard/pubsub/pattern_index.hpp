@@ -43,17 +43,39 @@ class pattern_index {
   pattern_index& operator=(pattern_index&&) noexcept = default;
 
   /// Adds `pattern` with a value made from `args` if it is absent. Returns the pattern's value and whether it
-  /// was added (false: it was there, and `args` were not used).
+  /// was added (false: it was there, and `args` were not used). Strong guarantee: if an allocation or `T`'s
+  /// constructor throws, the index is as it was.
   template <class... Args>
   std::pair<T&, bool> try_emplace(std::string_view pattern, Args&&... args) {
     if (auto found = entries_.find(pattern); found != entries_.end()) return {found->second.value, false};
-    auto [it, added] = entries_.try_emplace(std::string(pattern), std::forward<Args>(args)...);
-    entry* e = &*it;
+    const std::string_view prefix = glob_literal_prefix(pattern);
+    // Everything that can throw (trie nodes, the node's room for one more pattern, the map's entry and its value)
+    // comes before what cannot be undone, and the catch removes what this call added: otherwise a throw could leave
+    // the entry in the map but not in the trie (found by `find`, never matched, and a later `erase` would pop from
+    // an empty list).
     node* n = &root_;
-    for (const char c : glob_literal_prefix(pattern)) n = &n->child_or_add(static_cast<unsigned char>(c));
-    e->second.position = n->patterns.size();
-    n->patterns.push_back(e);
-    return {e->second.value, true};
+    std::size_t depth = 0;
+    for (; depth < prefix.size(); ++depth) {
+      node* next = n->child(static_cast<unsigned char>(prefix[depth]));
+      if (next == nullptr) break;
+      n = next;
+    }
+    node* const fork = n;  // the deepest node already there: those under it on the path are made here
+    const std::size_t fork_depth = depth;
+    bool room = false;
+    try {
+      for (; depth < prefix.size(); ++depth) n = &n->child_or_add(static_cast<unsigned char>(prefix[depth]));
+      n->patterns.push_back(nullptr);  // the room, filled once the entry exists
+      room = true;
+      entry* e = &*entries_.try_emplace(std::string(pattern), std::forward<Args>(args)...).first;
+      e->second.position = n->patterns.size() - 1;
+      n->patterns.back() = e;
+      return {e->second.value, true};
+    } catch (...) {
+      if (room) n->patterns.pop_back();
+      if (fork_depth < prefix.size()) fork->remove_child(static_cast<unsigned char>(prefix[fork_depth]));
+      throw;
+    }
   }
 
   /// The value of `pattern`, or nullptr.
@@ -151,7 +173,11 @@ class pattern_index {
       if (it == children.end() || it->first != c) it = children.emplace(it, c, std::make_unique<node>());
       return *it->second;
     }
-    void remove_child(unsigned char c) { children.erase(lower_bound(c)); }
+    /// Frees the child for `c` and its subtree, if there is one.
+    void remove_child(unsigned char c) noexcept {
+      const auto it = lower_bound(c);
+      if (it != children.end() && it->first == c) children.erase(it);
+    }
   };
 
   map_type entries_;

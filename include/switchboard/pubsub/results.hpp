@@ -43,4 +43,17 @@ struct basic_read_result {
   std::uint64_t next_cursor = 0;
 };
 
+/// What `latest_reading` returns: a topic's newest retained message with the numbers that say which topic, and
+/// which state of it, the message belongs to, read together (two calls could read two topics, if the name was
+/// erased and made again between them).
+template <class Message>
+struct basic_latest_reading {
+  /// The topic's incarnation (`topic_stats::incarnation`); 0 for a topic that does not exist.
+  std::uint64_t incarnation = 0;
+  /// The topic's last sequence number; 0 before its first message.
+  std::uint64_t last_sequence = 0;
+  /// Its newest message, if it is retained (not when it was evicted, or a gap came after it).
+  std::optional<Message> message;
+};
+
 }  // namespace switchboard::pubsub

@@ -58,6 +58,15 @@ struct retention_budget {
   /// True when the topics retain more than `limit` together.
   bool exceeded() const noexcept { return used.load(std::memory_order_relaxed) > limit; }
 
+  /// The broker's trim has run: clears `trim_pending`, and returns true (setting it again) when the topics retain
+  /// more than `limit` now, for the caller to trim again. Appends during the trim may have passed the limit and
+  /// told nobody, since `claim_budget_trim` found the trim pending; so this holds whether or not the trim evicted
+  /// anything (one that found every log empty still missed the bytes appended meanwhile).
+  bool finish_trim() noexcept {
+    trim_pending = false;
+    return exceeded() && !trim_pending.exchange(true);
+  }
+
   const std::size_t limit;
   std::atomic<std::size_t> used{0};
   std::atomic<std::uint64_t> evicted{0};  ///< Messages evicted to stay within `limit`.

@@ -26,6 +26,10 @@ struct subscription_stats {
 
 /// One topic.
 struct topic_stats {
+  /// Which topic of this name this is: a number the broker gives each topic it makes, from 1, never twice. A
+  /// topic erased (or reclaimed) and made again numbers its messages from 1 again, under a new incarnation: a
+  /// cursor or an entity tag that carries it cannot be taken for one of the earlier topic.
+  std::uint64_t incarnation = 0;
   std::uint64_t last_sequence = 0;   ///< Sequence number of its newest message; 0 before the first.
   std::uint64_t published = 0;       ///< Messages published (since the topic was made).
   std::uint64_t enqueued = 0;        ///< Copies of its messages accepted into subscriber queues (the fan-out).

@@ -82,7 +82,8 @@ class basic_subscription {
   ///  - Completes with a message or a gap event, in order.
   ///  - Once the subscription is closed and everything queued before was received: completes with
   ///    `switchboard::error::overflow_disconnect` (its `disconnect` policy cut it off) or `switchboard::error::closed`
-  ///    (the broker was destroyed), and an empty event; every later call completes the same way.
+  ///    (the broker was destroyed), whichever came first, and an empty event; every later call completes the same
+  ///    way.
   ///  - Completes through the subscription's executor: when the handler's associated executor is that same
   ///    executor, it runs inside the broker's delivery there without another post.
   /// Only one `async_receive` may wait at a time; it must not be used on a subscription with a callback (both throw

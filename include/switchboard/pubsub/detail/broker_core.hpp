@@ -283,7 +283,6 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       if (!topics[i]->log.empty()) queue.emplace(topics[i]->log.oldest_published_at(), i);
     }
     const std::size_t target = budget_->limit - budget_->limit / 10;
-    bool evicted = false;
     while (budget_->used.load(std::memory_order_relaxed) > target && !queue.empty()) {
       const std::size_t i = queue.top().second;
       queue.pop();
@@ -291,12 +290,10 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
       const std::lock_guard topic_lock(t.mutex);
       if (t.log.empty()) continue;  // emptied meanwhile (evicted by its own limits, or erased)
       t.log.evict_oldest_for_budget();
-      evicted = true;
       if (!t.log.empty()) queue.emplace(t.log.oldest_published_at(), i);
     }
-    budget_->trim_pending = false;
     // Publishes during the trim may have passed the limit again, and told nobody (the trim was pending).
-    if (evicted && budget_->exceeded() && !budget_->trim_pending.exchange(true)) post_budget_trim();
+    if (budget_->finish_trim()) post_budget_trim();
   }
 
   /// The broker is being destroyed: every subscription is closed with `error::closed` (queued messages are
@@ -378,7 +375,8 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
         break;
       }
     }
-    auto t = std::make_shared<topic_type>(std::string(name), retention, budget_, dropped_, this->weak_from_this());
+    auto t = std::make_shared<topic_type>(std::string(name), ++topics_made_, retention, budget_, dropped_,
+                                          this->weak_from_this());
     t->observer = observer_.get();
     patterns_.for_each_match(name, [&](std::string_view, subscriber_list<subscriber_type>& list) {
       for (const subscriber_ref& s : list.items()) {
@@ -415,6 +413,7 @@ class broker_core : public std::enable_shared_from_this<broker_core<Message>> {
   std::shared_ptr<observer_type> observer_;
   std::size_t subscriptions_ = 0;
   totals erased_;  // counts of erased topics, so that the broker's totals never go down
+  std::uint64_t topics_made_ = 0;  // the last topic's incarnation (topic_stats::incarnation)
   bool closed_ = false;
   // What every topic's log retains, against `max_retained_bytes` (shared with the logs, which may outlive this).
   const std::shared_ptr<retention_budget> budget_ = std::make_shared<retention_budget>(options.max_retained_bytes);

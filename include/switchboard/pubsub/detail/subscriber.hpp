@@ -241,20 +241,18 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
 
   /// Closes the subscription with `reason`: nothing more is queued. `discard` (the broker is going away): what is
   /// queued is dropped and a waiting receive completes at once; otherwise the subscriber first receives what is
-  /// queued, then the error.
+  /// queued, then the error. A subscription closed already keeps its first reason: one cut off by its overflow
+  /// policy reports `overflow_disconnect` after its broker is gone too.
   void close(std::error_code reason, bool discard) {
     const std::lock_guard lock(mutex_);
+    close_locked(reason);
     if (discard) {
       discarded_ = true;
       queue_.clear();
       tail_gaps_.clear();
       replaying_ = false;
-      if (waiter_) {
-        close_reason_ = reason;
-        waiter_.post(reason, event_type{});
-      }
+      if (waiter_) waiter_.post(close_reason_, event_type{});
     }
-    close_locked(reason);
   }
 
   // --- Handle side: any thread. ---

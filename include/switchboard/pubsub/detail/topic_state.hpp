@@ -70,12 +70,15 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     asio::cancellation_slot slot;
   };
 
-  topic_state(std::string name, retention_limits retention, std::shared_ptr<retention_budget> budget,
-              std::shared_ptr<std::atomic<std::uint64_t>> broker_dropped, std::weak_ptr<broker_core<Message>> core)
-      : name(std::move(name)), broker_dropped(std::move(broker_dropped)), log(retention, std::move(budget)),
-        core_(std::move(core)) {}
+  topic_state(std::string name, std::uint64_t incarnation, retention_limits retention,
+              std::shared_ptr<retention_budget> budget, std::shared_ptr<std::atomic<std::uint64_t>> broker_dropped,
+              std::weak_ptr<broker_core<Message>> core)
+      : name(std::move(name)), incarnation(incarnation), broker_dropped(std::move(broker_dropped)),
+        log(retention, std::move(budget)), core_(std::move(core)) {}
 
   const std::string name;
+  /// `topic_stats::incarnation`: given by the broker when it made the topic.
+  const std::uint64_t incarnation;
   /// Copies of this topic's messages discarded by overflow policies (counted by the subscribers, any thread).
   std::atomic<std::uint64_t> dropped{0};
   /// The same, over all the broker's topics. Shared: a subscriber may still drop a topic's messages after the
@@ -194,11 +197,15 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
   }
 
   /// The newest retained message, if any. Lock not held.
-  std::optional<Message> latest() {
+  std::optional<Message> latest() { return latest_reading().message; }
+
+  /// `latest()` with the incarnation and the last sequence number, read under one lock.
+  basic_latest_reading<Message> latest_reading() {
     const std::lock_guard lock(mutex);
     log.trim(clock::now());
-    if (log.empty() || log.last_sequence() != last_sequence) return std::nullopt;
-    return log.back();
+    basic_latest_reading<Message> r{.incarnation = incarnation, .last_sequence = last_sequence, .message = {}};
+    if (!log.empty() && log.last_sequence() == last_sequence) r.message = log.back();
+    return r;
   }
 
   /// Changes the retention limits. Lock not held.
@@ -245,6 +252,7 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
     const std::lock_guard lock(mutex);
     log.trim(clock::now());
     topic_stats s;
+    s.incarnation = incarnation;
     s.last_sequence = last_sequence;
     s.published = published;
     s.enqueued = enqueued;
