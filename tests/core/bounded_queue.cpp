@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -127,34 +128,78 @@ TEST_CASE("bounded_queue: each overflow policy", "[core][bounded_queue]") {
   }
 }
 
-TEST_CASE("bounded_queue: conflate keeps the latest item per key in place", "[core][bounded_queue]") {
+TEST_CASE("bounded_queue: conflate keeps the latest item per key in push order", "[core][bounded_queue]") {
   bounded_queue<keyed> q(queue_limits{.max_messages = 3, .policy = overflow_policy::conflate});
   std::vector<std::string> dropped;
   auto on_drop = [&](keyed&& k) { dropped.push_back(k.key + "=" + k.payload); };
   CHECK(q.push(keyed{"AAPL", "100"}, on_drop) == push_outcome::queued);
   CHECK(q.push(keyed{"MSFT", "200"}, on_drop) == push_outcome::queued);
   CHECK(q.push(keyed{"AAPL", "101"}, on_drop) == push_outcome::replaced);
+  CHECK(q.replaced_position() == 0);
   CHECK(q.size() == 2);
   CHECK(q.bytes() == 6);
   CHECK(dropped == std::vector<std::string>{"AAPL=100"});
-  CHECK(q.front().payload == "101");  // replaced in place: AAPL keeps its turn before MSFT
+  // The newer AAPL goes to the back: pushed after MSFT, it comes after it (sequence numbers stay in order).
+  CHECK(q.front().payload == "200");
+  CHECK(q.at(1).payload == "101");
 
   SECTION("a new key on a full queue drops the oldest, and the index forgets it") {
     CHECK(q.push(keyed{"", "x"}, on_drop) == push_outcome::queued);  // no key: never conflated
     CHECK(q.push(keyed{"GOOG", "300"}, on_drop) == push_outcome::queued_dropping);
-    CHECK(dropped.back() == "AAPL=101");
-    CHECK(q.push(keyed{"AAPL", "102"}, on_drop) == push_outcome::queued_dropping);  // AAPL is no longer queued
     CHECK(dropped.back() == "MSFT=200");
+    CHECK(q.push(keyed{"MSFT", "201"}, on_drop) == push_outcome::queued_dropping);  // MSFT is no longer queued
+    CHECK(dropped.back() == "AAPL=101");
     std::vector<std::string> order;
     while (!q.empty()) order.push_back(q.pop().payload);
-    CHECK(order == std::vector<std::string>{"x", "300", "102"});
+    CHECK(order == std::vector<std::string>{"x", "300", "201"});
   }
   SECTION("a popped key is not replaced later") {
-    CHECK(q.pop().payload == "101");
-    CHECK(q.push(keyed{"AAPL", "103"}, on_drop) == push_outcome::queued);
     CHECK(q.pop().payload == "200");
-    CHECK(q.pop().payload == "103");
+    CHECK(q.push(keyed{"MSFT", "202"}, on_drop) == push_outcome::queued);
+    CHECK(q.pop().payload == "101");
+    CHECK(q.pop().payload == "202");
   }
+}
+
+// A replacement takes the older item out of the middle and moves those behind it up: the conflation index must
+// follow them, through the ring's wrap-around, or a later replacement discards the wrong item.
+TEST_CASE("bounded_queue: conflate replacements keep push order and the key index", "[core][bounded_queue]") {
+  bounded_queue<keyed> q(queue_limits{.max_messages = 4, .policy = overflow_policy::conflate});
+  std::vector<std::string> dropped;
+  auto on_drop = [&](keyed&& k) { dropped.push_back(k.key + k.payload); };
+  const auto contents = [&] {
+    std::string out;
+    for (std::size_t i = 0; i < q.size(); ++i) out += q.at(i).key + q.at(i).payload + " ";
+    return out;
+  };
+  const auto replace = [&](const char* key, const char* payload, std::size_t position) {
+    INFO("replacing " << key << " with " << payload);
+    REQUIRE(q.push(keyed{key, payload}, on_drop) == push_outcome::replaced);
+    CHECK(q.replaced_position() == position);
+  };
+  for (const char* key : {"a", "b", "c", "d"}) q.push(keyed{key, "1"}, on_drop);
+  replace("b", "2", 1);
+  CHECK(contents() == "a1 c1 d1 b2 ");
+  replace("a", "2", 0);
+  CHECK(contents() == "c1 d1 b2 a2 ");
+  CHECK(q.pop().payload == "1");  // c1
+  replace("b", "3", 1);           // the ring's front has moved on
+  CHECK(contents() == "d1 a2 b3 ");
+  q.push(keyed{"e", "1"}, on_drop);  // wraps around the ring's end
+  replace("d", "2", 0);
+  CHECK(contents() == "a2 b3 e1 d2 ");
+  replace("d", "3", 3);  // the last one: replaced where it is
+  replace("e", "2", 2);
+  CHECK(contents() == "a2 b3 d3 e2 ");
+  CHECK(dropped == std::vector<std::string>{"b1", "a1", "b2", "d1", "d2", "e1"});
+  CHECK(q.bytes() == 4);
+  CHECK(q.stats().pushed == 11);
+  CHECK(q.stats().dropped == 6);
+  // Each key still finds its own item: replacing every one discards exactly the items queued, front first.
+  dropped.clear();
+  for (const char* key : {"a", "b", "d", "e"}) replace(key, "9", 0);
+  CHECK(dropped == std::vector<std::string>{"a2", "b3", "d3", "e2"});
+  CHECK(contents() == "a9 b9 d9 e9 ");
 }
 
 // A queue moved from (its owner's state handed to another) is left empty, as if new, and can be used again. The
@@ -175,8 +220,8 @@ TEST_CASE("bounded_queue: a queue moved from is empty and can be used again", "[
   CHECK(to.bytes() == 6);
   CHECK(to.stats().pushed == 2);
   CHECK(to.push(keyed{"AAPL", "101"}) == push_outcome::replaced);
-  CHECK(to.pop().payload == "101");
   CHECK(to.pop().payload == "200");
+  CHECK(to.pop().payload == "101");
   // `from` is a new queue with the same limits.
   CHECK(from.empty());
   CHECK(from.bytes() == 0);
@@ -198,13 +243,16 @@ class reference_queue {
 
   push_outcome push(keyed item, std::vector<keyed>& dropped) {
     if (limits_.policy == overflow_policy::conflate && !item.key.empty()) {
-      // The newest item with its key (an older one stays when a replacement did not fit) is replaced in place,
-      // keeping its turn, when the queue stays within its bytes (or holds that one item alone).
+      // The newest item with its key (an older one stays when a replacement did not fit) is taken out and the new
+      // one goes to the back, in push order, when the queue stays within its bytes (or holds that one item alone).
       const auto same = std::find_if(items_.rbegin(), items_.rend(), [&](const keyed& k) { return k.key == item.key; });
       if (same != items_.rend() && (bytes() - same->size() + item.size() <= limits_.max_bytes || items_.size() == 1)) {
-        dropped.push_back(std::exchange(*same, std::move(item)));
+        const auto replaced = std::prev(same.base());
+        replaced_position_ = static_cast<std::size_t>(replaced - items_.begin());
+        dropped.push_back(std::move(*replaced));
+        items_.erase(replaced);
+        append(std::move(item));
         ++stats_.dropped;
-        ++stats_.pushed;
         return push_outcome::replaced;
       }
     }
@@ -252,6 +300,7 @@ class reference_queue {
     return total;
   }
   const switchboard::queue_stats& counts() const { return stats_; }
+  std::size_t replaced_position() const { return replaced_position_; }
 
  private:
   bool has_room_for(std::size_t size) const {
@@ -265,6 +314,7 @@ class reference_queue {
   queue_limits limits_;
   std::deque<keyed> items_;
   switchboard::queue_stats stats_;
+  std::size_t replaced_position_ = 0;
 };
 
 }  // namespace
@@ -298,6 +348,7 @@ TEST_CASE("bounded_queue: random operations under every policy agree with the re
       if (expected == push_outcome::must_wait || expected == push_outcome::must_disconnect) {
         CHECK(offered.payload == item.payload);  // left with the caller
       }
+      if (expected == push_outcome::replaced) CHECK(q.replaced_position() == model.replaced_position());
       REQUIRE(dropped.size() == expected_dropped.size());
       for (std::size_t i = 0; i < dropped.size(); ++i) CHECK(dropped[i].payload == expected_dropped[i].payload);
     } else if (roll < 92) {

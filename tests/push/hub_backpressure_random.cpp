@@ -13,7 +13,8 @@
 //    would have been: numbers and gaps together run without hole, overlap or going back;
 //  - `conflate`: a message may be missing without a gap only when a later message of its topic with the same key was
 //    received or reported lost (a replaced message is superseded, never reported, even when its replacement is
-//    dropped later); replacements keep the replaced message's place ("in place"), so the order is not checked;
+//    dropped later); replacements go to the back of the queue, so numbers and gaps still never go back (an SSE
+//    client that resumed after a replacement written before an older message would lose that message silently);
 //  - `disconnect`: no overflow gap ever; the connection ends (WebSocket: close 1008), each connection delivers
 //    something, and a client that resumes from the last id it received gets the rest from retention, with no hole
 //    and no duplicate;
@@ -497,14 +498,16 @@ verdict check_topic(const topic_view& v, const std::map<std::uint64_t, publish_l
     }
   }
 
-  // In place: messages and gaps run on without hole, overlap or going back (conflate excepted: its replacements keep
-  // the replaced message's place; a widened run may also come after messages it covers).
-  if (policy != overflow_policy::conflate && !widening) {
+  // In place: messages and gaps run on without hole, overlap or going back; under conflate without going back (its
+  // holes are the superseded numbers, checked above). A widened run may come after messages it covers.
+  if (!widening) {
+    const bool conflating = policy == overflow_policy::conflate;
     std::uint64_t next = start;
     for (const seen& e : v.events) {
       const std::uint64_t first = e.gap ? e.first : e.seq;
-      if (first != next) {
-        out.fail("out of place: expected " + std::to_string(next) + ", got " + e.describe());
+      if (conflating ? first < next : first != next) {
+        out.fail("out of place: expected " + std::string(conflating ? "at least " : "") + std::to_string(next) +
+                 ", got " + e.describe());
         break;
       }
       next = (e.gap ? e.last : e.seq) + 1;

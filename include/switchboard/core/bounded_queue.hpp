@@ -54,7 +54,8 @@ struct queue_traits {
 enum class push_outcome {
   queued,           ///< Appended; nothing was lost.
   queued_dropping,  ///< Appended after discarding one or more of the oldest items (drop_oldest, conflate).
-  replaced,         ///< Replaced a queued item with the same key (conflate); the replaced item was discarded.
+  replaced,         ///< Replaced a queued item with the same key (conflate): that one was discarded, the new one
+                    ///< appended (`bounded_queue::replaced_position` says where the discarded one was).
   dropped,          ///< The new item was discarded (drop_newest).
   must_wait,        ///< Full under `wait`: nothing changed; retry when the consumer has taken items.
   must_disconnect,  ///< Full under `disconnect`: nothing changed; the owner should cut the consumer.
@@ -77,6 +78,11 @@ struct queue_stats {
 
 /// A FIFO of `T` bounded by `queue_limits`. Storage is a ring that grows by doubling up to `max_messages`, so an
 /// idle queue holds no memory beyond the object itself until the first push.
+///
+/// Under `overflow_policy::conflate` a replacement removes the queued item with the new one's key from where it is
+/// and appends the new one, so that the queue stays in push order (a consumer of sequence-numbered messages never
+/// sees a newer one before an older one). The items behind the removed one move up one place: a replacement costs
+/// O(items behind it), at most `max_messages`; a queue of keyed items holds about one item per key, no more.
 template <class T, class Traits = queue_traits<T>>
 class bounded_queue {
  public:
@@ -121,6 +127,7 @@ class bounded_queue {
   /// the new one under drop_newest) is passed, by rvalue, to `on_drop` before `push` returns, so that the owner
   /// can record what was lost (a pub/sub subscription turns that into a gap event). When the outcome is
   /// `must_wait` or `must_disconnect`, `item` is left untouched, so that the caller can keep it.
+  /// On `replaced` the new item is at the back and `replaced_position()` says where the replaced one was.
   template <class OnDrop>
   push_outcome push(T&& item, OnDrop&& on_drop) {
     const std::size_t item_bytes = Traits::bytes(item);
@@ -174,6 +181,12 @@ class bounded_queue {
     assert(i < count_);
     return slot(i);
   }
+
+  /// After a `push` that returned `replaced`: the position (0 being the front) that the replaced item had, now held
+  /// by the item that followed it, or by the new item when the replaced one was the last. An owner that kept
+  /// something attached to the replaced item that must stay at its place in the order (a pub/sub subscription's gap
+  /// events) moves it to the item now there.
+  std::size_t replaced_position() const noexcept { return replaced_position_; }
 
   /// Removes and returns the oldest item. Precondition: `!empty()`.
   T pop() {
@@ -231,15 +244,16 @@ class bounded_queue {
     if (!keys_) return std::nullopt;
     auto found = keys_->find(key);
     if (found == keys_->end()) return std::nullopt;
-    entry& old = *cell(found->second - front_index_);
-    const std::size_t bytes_after = bytes_ - Traits::bytes(old.value) + item_bytes;
-    // A larger item in its place could take the queue past max_bytes, and replacement after replacement far past
-    // it: then it goes to the back like a new item (dropping the oldest), and the older one stays before it.
-    if (bytes_after > limits_.max_bytes && count_ > 1) return std::nullopt;
-    bytes_ = bytes_after;
-    T previous = std::exchange(old.value, std::move(item));
+    const std::size_t position = found->second - front_index_;
+    // A larger item could take the queue past max_bytes, and replacement after replacement far past it: then it
+    // goes to the back like a new item (dropping the oldest), and the older one stays before it.
+    if (bytes_ - Traits::bytes(cell(position)->value) + item_bytes > limits_.max_bytes && count_ > 1) {
+      return std::nullopt;
+    }
+    T previous = take_at(position);
+    append(std::move(item), item_bytes);
+    replaced_position_ = position;
     ++counts_.dropped;
-    ++counts_.pushed;
     on_drop(std::move(previous));
     return push_outcome::replaced;
   }
@@ -266,15 +280,42 @@ class bounded_queue {
     head_ = (head_ + 1) & (ring_.size() - 1);
     --count_;
     ++front_index_;
-    bytes_ -= Traits::bytes(e->value);
+    return forget(std::move(*e));
+  }
+
+  // Removes the item at `position` (conflate's replacement): the items behind it move up one place, and so their
+  // push indices (position + front_index_) go down by one, in the conflation index too. O(count_ - position).
+  T take_at(std::size_t position) {
+    T value = forget(std::move(*cell(position)));
+    for (std::size_t i = position + 1; i < count_; ++i) {
+      entry& moved = *cell(i);
+      const std::string_view key = Traits::key(moved.value);
+      if (!key.empty()) {
+        // The index points at the newest item of a key; an older one (left by a replacement that did not fit in
+        // max_bytes) is not in it.
+        auto found = keys_->find(key);
+        if (found != keys_->end() && found->second == moved.index) --found->second;
+      }
+      --moved.index;
+      cell(i - 1) = std::move(cell(i));
+    }
+    cell(count_ - 1).reset();
+    --count_;
+    return value;
+  }
+
+  // Takes `e`, being removed from the ring, off the queue's books (its bytes, its conflation index entry) and
+  // returns its value.
+  T forget(entry&& e) {
+    bytes_ -= Traits::bytes(e.value);
     if (keys_ && !keys_->empty()) {
-      const std::string_view key = Traits::key(e->value);
+      const std::string_view key = Traits::key(e.value);
       if (!key.empty()) {
         auto found = keys_->find(key);
-        if (found != keys_->end() && found->second == e->index) keys_->erase(found);
+        if (found != keys_->end() && found->second == e.index) keys_->erase(found);
       }
     }
-    return std::move(e->value);
+    return std::move(e.value);
   }
 
   void grow() {
@@ -291,6 +332,7 @@ class bounded_queue {
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
   std::uint64_t front_index_ = 0;
+  std::size_t replaced_position_ = 0;  // see replaced_position()
   // Conflation index, made by the first keyed push under overflow_policy::conflate: key -> push index of the
   // queued item. A pointer, so that the many queues under other policies do not carry an empty map.
   std::unique_ptr<detail::string_map<std::uint64_t>> keys_;

@@ -18,10 +18,11 @@ enum class overflow_policy {
   drop_oldest,
   /// Discard the new item. The consumer keeps the oldest data.
   drop_newest,
-  /// Keep only the latest item per key: a new item replaces a queued item with the same key, in place (so it
-  /// keeps its turn). Items without a key, or with a new key on a full queue, fall back to `drop_oldest`, and so
-  /// does a replacement that would take the queue past `max_bytes` (the older item then stays queued before it,
-  /// unless dropped as the oldest).
+  /// Keep only the latest item per key: a new item replaces a queued item with the same key, which is taken out,
+  /// and goes to the back (so the queue stays in push order: sequence-numbered messages are not reordered). Items
+  /// without a key, or with a new key on a full queue, fall back to `drop_oldest`, and so does a replacement that
+  /// would take the queue past `max_bytes` (the older item then stays queued before it, unless dropped as the
+  /// oldest). A replacement costs O(items queued behind the replaced one).
   conflate,
   /// Close the consumer: the queue reports `push_outcome::must_disconnect` and its owner cuts the connection
   /// or subscription (counted, and reported with `error::overflow_disconnect`).

@@ -6,8 +6,8 @@
 // For each topic a subscription receives, the events follow the topic's numbering: messages in increasing
 // sequence order, and a gap exactly where the missing messages would have been, so that the sequence numbers of
 // messages and gaps together cover every number once, without hole or overlap, from where the subscription
-// started. (The one exception is `overflow_policy::conflate`, whose replacements keep the queue position of the
-// message they replace; see subscription.hpp.)
+// started. (The one exception is `overflow_policy::conflate`: the numbers of messages replaced by a newer one with
+// the same key are in neither; see subscription.hpp.)
 #pragma once
 
 #include <switchboard/pubsub/message.hpp>

@@ -8,9 +8,9 @@
 //  - `co_await sub.async_receive(asio::use_awaitable)` (or any completion token), one event per call.
 //
 // Per topic, events come in sequence order, with a gap event exactly where messages were lost (see event.hpp).
-// Under `overflow_policy::conflate` a newer message with the same key replaces a queued one in place (it keeps
-// the older one's turn), so the replacement can come before messages with lower sequence numbers; a replaced
-// message is counted as `superseded`, not reported as a gap, since the newer one carries its state. For a pattern
+// Under `overflow_policy::conflate` a newer message with the same key replaces a queued one: the older one is taken
+// out and the newer one queued at the back, so messages still come in sequence order; a replaced message is counted
+// as `superseded`, not reported as a gap, since the newer one carries its state. For a pattern
 // subscription the key is compared across its topics: use the topic as (part of) the key when they may collide.
 #pragma once
 

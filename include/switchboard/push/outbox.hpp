@@ -6,7 +6,8 @@
 // The queue is bounded in messages and bytes with an overflow policy. What the policy discards is not lost
 // silently: the outbox remembers, per topic, which sequence numbers it dropped, and hands out a gap (made by the
 // owner's `encode_gap`) in their place, before the first later message of that topic (or when the queue runs
-// empty). A message replaced under `conflate` by a newer one with the same key is superseded, not lost: no gap.
+// empty). A message replaced under `conflate` by a newer one with the same key is superseded, not lost: no gap; the
+// newer one goes to the back of the queue, so that the client still receives each topic in sequence order.
 // Under `disconnect`, a full queue marks the outbox overflowed: it takes nothing more, its owner writes what it
 // holds and then ends the connection; the client resumes from its last sequence number when it reconnects. `wait`
 // is refused: one slow client must not hold up the feed that serves every other client of the topic (a broker
@@ -63,8 +64,7 @@ struct outbound {
   std::uint64_t epoch = 0;
   /// Set by the outbox under `conflate`: the message's topic and key, so that a message replaces only one of its
   /// own topic. (A room's socket gets several topics: keyed by the key alone, a message of one topic would replace
-  /// one of another in place, losing it while the queue has room, and jump ahead of its own topic's earlier
-  /// messages and "joined".)
+  /// one of another, losing it while the queue has room.)
   std::string scoped_key{};
 
   std::size_t size() const noexcept { return bytes.size(); }
@@ -243,9 +243,9 @@ class outbox {
   // after, or any once the queue is empty. Runs of one topic are handed out in sequence order.
   //
   // Every queued message of the topic, not only the front: behind a front of another topic (a room's other topic, a
-  // control item) older messages of the gap's topic may still be queued (`drop_newest` drops the newest; `conflate`
-  // replaces in place), and a gap written before them would break the order of the topic (docs/push.md: "with gaps
-  // exactly where messages are missing"), and an SSE client that reconnected after it would resume past them.
+  // control item) older messages of the gap's topic may still be queued (`drop_newest` drops the newest), and a gap
+  // written before them would break the order of the topic (docs/push.md: "with gaps exactly where messages are
+  // missing"), and an SSE client that reconnected after it would resume past them.
   //
   // Nor before a queued control item of its topic ("joined") offered before its messages, nor before a control item
   // held that was offered before its messages: the first held comes before any run offered after it, whether it goes

@@ -15,8 +15,9 @@
 // Gaps. Each queued message carries the gaps that come just before it (usually none: a null pointer), and the
 // subscriber keeps the gaps that come after its last queued message (`tail_gaps_`). When `drop_oldest` discards the
 // front messages, they become gaps in front of the new front message; when `drop_newest` discards the new message,
-// it becomes a tail gap, which moves in front of the next message queued. So every gap is delivered exactly where
-// the missing messages would have been.
+// it becomes a tail gap, which moves in front of the next message queued; when `conflate` takes a replaced message
+// out of the queue (the new one goes to the back), the gaps in front of it move in front of the message that
+// followed it. So every gap is delivered exactly where the missing messages would have been.
 #pragma once
 
 #include <switchboard/core/bounded_queue.hpp>
@@ -187,14 +188,15 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     }
     if (closed_) return false;
 
-    gaps carry;  // gaps in front of the messages dropped or replaced: they now come before the front
+    gaps carry;  // gaps in front of the messages dropped or replaced: they now come before what took their place
     const push_outcome outcome = queue_.push(queued{m, topic, {}}, [&](queued&& dropped) {
       if (policy == overflow_policy::drop_newest) {  // the new message: it belongs after everything queued
         lose(tail_gaps_, dropped);
         return;
       }
       // The oldest (drop_oldest, or conflate falling back to it), or under conflate the message with the new one's
-      // key: replaced in place, or dropped from the front when its replacement did not fit in the queue's bytes.
+      // key: replaced (taken out, the new one appended), or dropped from the front when its replacement did not fit
+      // in the queue's bytes.
       carry.absorb_later(std::move(dropped.gaps_before));
       if (policy == overflow_policy::conflate && !key.empty() && message_traits::key(dropped.message) == key) {
         ++superseded_;  // the newer message with its key carries the state: superseded, not lost
@@ -205,16 +207,16 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
     switch (outcome) {
       case push_outcome::queued:
       case push_outcome::queued_dropping:
-        // Tail gaps (drop_newest, report_gap) come before the new message, at the back; gaps of dropped front
-        // messages (drop_oldest, conflate) before the new front.
-        if (!tail_gaps_.empty()) queue_.at(queue_.size() - 1).gaps_before = std::move(tail_gaps_);
-        if (!carry.empty()) queue_.front().gaps_before.absorb_earlier(std::move(carry));
-        break;
       case push_outcome::replaced:
-        // The replacement (conflate) has the replaced message's place, so the gaps before that one stay there: the
-        // front's (dropped messages), or those reported while it was the last message queued (tail gaps), which
-        // would come before older messages if they went to the front.
-        if (!carry.empty()) replacement_locked(m, topic).gaps_before = std::move(carry);
+        // Tail gaps (drop_newest, report_gap) come before the new message, at the back. The gaps of dropped front
+        // messages (drop_oldest, conflate) come before the new front; those of a replaced message (conflate) before
+        // the message that took its place in the order, the one that followed it (or the new one, after the tail
+        // gaps, when it was the last): after every message before it and before every one after it.
+        if (!tail_gaps_.empty()) queue_.at(queue_.size() - 1).gaps_before = std::move(tail_gaps_);
+        if (!carry.empty()) {
+          const std::size_t place = outcome == push_outcome::replaced ? queue_.replaced_position() : 0;
+          queue_.at(place).gaps_before.absorb_earlier(std::move(carry));
+        }
         break;
       case push_outcome::dropped:
         break;
@@ -335,17 +337,6 @@ class subscriber : public std::enable_shared_from_this<subscriber<Message>> {
 
   // Records the loss of `dropped` (overflow policy) in `into`.
   void lose(gaps& into, const queued& dropped);
-
-  // The queued message `m` of `topic`, which has just replaced another (conflate). Searched from the back, and only
-  // when the replaced message carried gaps (rare: the queue does not say where it replaced).
-  queued& replacement_locked(const Message& m, const topic_ref& topic) {
-    for (std::size_t i = queue_.size(); i-- > 0;) {
-      queued& q = queue_.at(i);
-      if (q.topic == topic && q.message.sequence() == m.sequence()) return q;
-    }
-    assert(false && "a replacement is in the queue");
-    return queue_.front();
-  }
 
   // Per-operation cancellation of the receive numbered `id`: completes it with `asio::error::operation_aborted`.
   void cancel_receive(std::uint64_t id) {
