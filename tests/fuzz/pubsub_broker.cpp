@@ -1,6 +1,7 @@
 // Fuzz target: the broker driven by a script of operations (see pubsub_broker_model.hpp), which checks that
-// every subscriber's messages and gap events account for each sequence number exactly once, in order, that
-// queues stay within their limits, and that `wait` subscribers lose nothing.
+// every subscriber's messages and gap events account for each sequence number exactly once, in order (under
+// `conflate`, one may be skipped only when a newer message with its key superseded it), that queues stay within
+// their limits, and that `wait` subscribers lose nothing.
 #include "pubsub_broker_model.hpp"
 
 #include <cstddef>

@@ -1,12 +1,18 @@
 // A checker for the broker, driven by a script of operations (random bytes from libFuzzer or a seeded generator):
-// publishes and async publishes on three topics, exact and pattern subscriptions with every policy but conflate
-// (whose replacements reorder on purpose), resumes from cursors, partial reads, unsubscribes; and waiting reads
+// publishes and async publishes on three topics, some with one of two conflation keys, exact and pattern
+// subscriptions with every policy, resumes from cursors, partial reads, unsubscribes; and waiting reads
 // (`async_read`, as long polling uses them) from cursors, some cancelled while they wait; topics retired
 // (`retire_topic`) while in use or not; with retention per topic and a broker-wide retention budget small enough to
 // evict across topics all the time. It runs on one io_context, so the moment each subscription starts is known
 // exactly, and checks:
 //  - per subscriber and topic, messages and gap events cover consecutive sequence numbers exactly once, in order,
 //    from where the subscription started; and at the end, once everything is drained, up to the topic's last;
+//  - except under `conflate`, where a newer message with the same key takes the queued one out of the queue: there
+//    events still come in increasing order, but a number may be skipped (no message, no gap) when it was
+//    superseded: a later message of its topic (and numbering) was published with the same non-empty key. Gaps
+//    cover the rest, since a gap only ever reports lost messages, and the subscription's `superseded` count is
+//    exactly the numbers it skipped; the last number of a topic is never superseded, so the drained subscriber
+//    still reaches it;
 //  - `wait` subscribers never get a gap; only `disconnect` subscribers are closed, and nothing follows the error;
 //  - queues never held more than their limits;
 //  - a publish numbers its message one past the topic's last; `would_block` only when a wait subscriber of the
@@ -34,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +69,7 @@ class broker_model {
     std::uint64_t topics_retired = 0;    // topics with messages forgotten after `retire_topic`
     std::uint64_t retirements_deferred = 0;  // `retire_topic` calls that found the topic in use
     std::uint64_t renumbered = 0;        // pattern subscribers that went on from an old numbering to the new
+    std::uint64_t superseded = 0;        // numbers a conflate subscriber skipped, superseded by a newer message
   };
 
   const coverage_counts& coverage() const noexcept { return coverage_; }
@@ -93,6 +101,7 @@ class broker_model {
     bool waiting = false;                       // an async_receive is pending
     bool closed = false;
     bool exact = false;                         // a subscription to one topic, not a pattern
+    std::uint64_t skipped = 0;                  // numbers skipped as superseded (conflate)
     // Per topic, the last sequence number of each earlier numbering of a retired topic (oldest first): once the
     // subscriber has had everything up to it, the next it expects is 1.
     std::map<std::string, std::deque<std::uint64_t>> numbering_ends;
@@ -117,8 +126,8 @@ class broker_model {
 
   void step(std::uint8_t op, std::uint8_t arg) {
     switch (op % 10) {
-      case 0: publish(topics[arg % 3]); break;
-      case 1: async_publish(topics[arg % 3]); break;
+      case 0: publish(arg); break;
+      case 1: async_publish(arg); break;
       case 2: subscribe(arg, false); break;
       case 3: subscribe(arg, true); break;
       case 4: take(arg); break;
@@ -246,13 +255,32 @@ class broker_model {
     return false;
   }
 
-  void publish(const std::string& topic) {
+  // The stream of `topic` that `numbering` (numbering_[topic], or an earlier one) numbers: the numbers of a retired
+  // topic begin again once it is forgotten.
+  static std::string stream(const std::string& topic, std::uint64_t numbering) {
+    return topic + "#" + std::to_string(numbering);
+  }
+
+  // The conflation key of a publish with argument `arg` to the stream named `in`: (arg >> 2) % 3 picks none or
+  // one of two. A key names its stream, as a publisher's should where keys could collide (a pattern subscription
+  // compares keys across its topics, and a retired topic made again is another stream): so a message supersedes
+  // only an earlier one of its own stream, and keys_ tells which those can be.
+  static std::string key_for(std::uint8_t arg, const std::string& in) {
+    const int k = (arg >> 2) % 3;
+    return k == 0 ? std::string() : in + (k == 1 ? "x" : "y");
+  }
+
+  void publish(std::uint8_t arg) {
+    const std::string topic = topics[arg % 3];
+    const std::string in = stream(topic, numbering_[topic]);
+    const std::string key = key_for(arg, in);
     const std::uint64_t before = b_.last_sequence(topic);
     const bool full = would_have_to_wait(topic);
-    const publish_result r = b_.publish(topic, {.payload = shared_bytes::copy(topic)});
+    const publish_result r = b_.publish(topic, {.payload = shared_bytes::copy(topic), .key = key});
     if (r) {
       if (r.sequence != before + 1) fail("publish numbered " + std::to_string(r.sequence) + " after " + std::to_string(before));
       if (full) fail("publish went past a full wait subscriber");
+      keys_[in][r.sequence] = key;
       published(topic);
     } else if (r.error == error::would_block) {
       ++coverage_.would_block;
@@ -263,21 +291,27 @@ class broker_model {
     }
   }
 
-  void async_publish(const std::string& topic) {
+  void async_publish(std::uint8_t arg) {
     if (waiting_publishes_ >= max_waiting_publishes) return;
     ++waiting_publishes_;
+    const std::string topic = topics[arg % 3];
     const std::uint64_t before = b_.last_sequence(topic);
-    // Numbers count per numbering of the topic (a retired topic starts again at 1).
-    std::uint64_t& last = async_last_[topic + "#" + std::to_string(numbering_[topic])];
+    // Numbers count per numbering of the topic (a retired topic starts again at 1; one with a waiting publisher is
+    // not forgotten).
+    const std::string in = stream(topic, numbering_[topic]);
+    std::uint64_t& last = async_last_[in];
+    const std::string key = key_for(arg, in);
     // Whether it had to wait, for its completion, which runs at the next poll at the earliest (it is posted).
     bool& waited = waiting_flags_.emplace_back(true);
-    b_.async_publish(topic, {.payload = shared_bytes::copy(topic)},
-                     [this, topic, &last, &waited](std::error_code ec, std::uint64_t seq) {
+    b_.async_publish(topic, {.payload = shared_bytes::copy(topic), .key = key},
+                     [this, topic, in, key, &last, &waited](std::error_code ec, std::uint64_t seq) {
       --waiting_publishes_;
       if (ec) return fail("async_publish failed: " + ec.message());
       ++coverage_.async_published;
       if (seq <= last) fail("async_publish numbers out of order");
       last = seq;
+      // Its number is known only now, perhaps after subscribers skipped it: skips are checked in `finish`.
+      keys_[in][seq] = key;
       if (waited) published(topic);  // just now
     });
     // Published at once (its completion still to come): the topic is in use again now.
@@ -288,10 +322,11 @@ class broker_model {
   void subscribe(std::uint8_t arg, bool pattern) {
     std::erase_if(subs_, [](const auto& s) { return !s->handle && !s->waiting; });
     if (subs_.size() >= max_subscribers) return;
-    static constexpr overflow_policy policies[4] = {overflow_policy::drop_oldest, overflow_policy::drop_newest,
-                                                    overflow_policy::disconnect, overflow_policy::wait};
+    static constexpr overflow_policy policies[5] = {overflow_policy::drop_oldest, overflow_policy::drop_newest,
+                                                    overflow_policy::disconnect, overflow_policy::wait,
+                                                    overflow_policy::conflate};
     auto s = std::make_unique<sub_state>();
-    s->policy = policies[arg % 4];
+    s->policy = policies[arg % 5];
     s->limits = queue_limits{.max_messages = 1u + (arg >> 2) % 4, .max_bytes = 1 << 20, .policy = s->policy};
     subscription_options o{.limits = s->limits};
     if (pattern) {
@@ -446,22 +481,41 @@ class broker_model {
     const auto next = s.next.find(topic);
     if (next == s.next.end()) return fail("an event of a topic not subscribed: " + topic);
     follow_renumbering(s, topic, next->second, true, coverage_.renumbered);
+    // The first number this event accounts for: under conflate, those before it since the last event were
+    // superseded (checked in `finish`, once every publish's number is known); under any other policy it is the next.
+    const std::uint64_t first = e.is_gap() ? e.gap().first : e.message().sequence();
+    if (s.policy == overflow_policy::conflate && first > next->second) {
+      const std::uint64_t numbering = numbering_[topic] - s.numbering_ends[topic].size();
+      skips_.push_back(skip{stream(topic, numbering), next->second, first - 1});
+      s.skipped += first - next->second;
+      coverage_.superseded += first - next->second;
+    } else if (first != next->second) {
+      fail(topic + (e.is_gap() ? ": gap from " : ": message ") + std::to_string(first) + " where " +
+           std::to_string(next->second) + " was next");
+    }
     if (e.is_gap()) {
       if (s.policy == overflow_policy::wait && e.gap().reason == gap_reason::overflow) fail("a wait subscriber lost messages");
-      if (e.gap().first != next->second || e.gap().last < e.gap().first) {
-        fail(topic + ": gap " + std::to_string(e.gap().first) + "-" + std::to_string(e.gap().last) + " where " +
-             std::to_string(next->second) + " was next");
+      if (e.gap().last < e.gap().first) {
+        fail(topic + ": gap " + std::to_string(e.gap().first) + "-" + std::to_string(e.gap().last));
       }
       next->second = e.gap().last + 1;
       ++(e.gap().reason == gap_reason::overflow ? coverage_.overflow_gaps : coverage_.retention_gaps);
     } else {
       ++coverage_.messages;
-      if (e.message().sequence() != next->second) {
-        fail(topic + ": message " + std::to_string(e.message().sequence()) + " where " + std::to_string(next->second) +
-             " was next");
-      }
       next->second = e.message().sequence() + 1;
     }
+  }
+
+  // Whether `sequence` of the stream `in` was superseded: published with a key, and a later message of the stream
+  // with the same key was published too (all of them, once every publish has completed).
+  bool superseded(const std::string& in, std::uint64_t sequence) {
+    const std::map<std::uint64_t, std::string>& keys = keys_[in];
+    const auto it = keys.find(sequence);
+    if (it == keys.end() || it->second.empty()) return false;
+    for (auto later = std::next(it); later != keys.end(); ++later) {
+      if (later->second == it->second) return true;
+    }
+    return false;
   }
 
   void finish() {
@@ -478,6 +532,10 @@ class broker_model {
       if (!s->handle) continue;
       const subscription_stats st = s->handle.stats();
       if (st.peak_depth > s->limits.max_messages) fail("a queue held more than its limit");
+      if (st.superseded != s->skipped) {
+        fail("a subscription skipped " + std::to_string(s->skipped) + " numbers and superseded " +
+             std::to_string(st.superseded));
+      }
       if (s->closed) continue;
       for (auto& [topic, next] : s->next) {
         follow_renumbering(*s, topic, next, false, coverage_.renumbered);
@@ -486,15 +544,30 @@ class broker_model {
         }
       }
     }
+    for (const skip& k : skips_) {
+      for (std::uint64_t n = k.first; n <= k.last; ++n) {
+        if (!superseded(k.stream, n)) fail(k.stream + ": " + std::to_string(n) + " skipped, but not superseded");
+      }
+    }
   }
+
+  // Numbers first..last of a stream that a conflate subscriber skipped: each must have been superseded.
+  struct skip {
+    std::string stream;
+    std::uint64_t first;
+    std::uint64_t last;
+  };
 
   asio::io_context ctx_;
   std::vector<std::unique_ptr<reader_state>> readers_;  // before the broker: its waiting reads hold their slots
-  // Retention of 4 messages per topic, and 10 bytes over every topic (a payload is its topic's name, 1 or 2 bytes):
-  // the broker-wide budget evicts too, across topics, whenever its trim runs.
+  // Retention of 4 messages per topic, and 10 bytes over every topic (a payload is its topic's name, 1 or 2 bytes,
+  // and a key, when there is one, 4 or more): the broker-wide budget evicts too, across topics, whenever its
+  // trim runs.
   broker b_{ctx_, {.max_retained_bytes = 10, .retention = {.max_messages = 4}}};
   std::vector<std::unique_ptr<sub_state>> subs_;
-  std::map<std::string, std::uint64_t> async_last_;
+  std::map<std::string, std::uint64_t> async_last_;  // per stream, the last number of an async publish
+  std::map<std::string, std::map<std::uint64_t, std::string>> keys_;  // per stream and number, the message's key
+  std::vector<skip> skips_;
   std::size_t waiting_publishes_ = 0;
   std::map<std::string, bool> existed_;  // per topic, whether it existed at the last check
   std::map<std::string, std::uint64_t> last_seen_;  // per topic, its last sequence number at the last check
