@@ -197,6 +197,7 @@ TEST_CASE("the client retries a 408 Request Timeout", "[longpoll][client]") {
   CHECK(s.sent() == cursors{0, 0});
   CHECK(c.stats().polls == 2);
   CHECK(c.stats().failures == 1);
+  CHECK(c.stats().last_error == longpoll::error::unexpected_status);
   CHECK(c.stats().last_delay == 1ms);  // the first backoff, which jitter does not shorten below a millisecond
 }
 
@@ -230,6 +231,7 @@ TEST_CASE("the client refuses answers that do not continue from its cursor", "[l
   CHECK(c.cursor() == 6);
   CHECK(s.sent() == cursors{5, 5});
   CHECK(c.stats().failures == 1);
+  CHECK(c.stats().last_error == longpoll::error::bad_response);
 }
 
 // What does follow the cursor is taken: a gap from the next number, and a reset, whose cursor goes back.

@@ -33,11 +33,13 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
     total.topics_retired += c.topics_retired;
     total.retirements_deferred += c.retirements_deferred;
     total.renumbered += c.renumbered;
+    total.superseded += c.superseded;
   }
   // The scripts reached every case the model checks.
   INFO("read messages " << total.read_messages << ", gaps " << total.read_gaps << ", woken " << total.reads_woken
                         << ", cancelled " << total.reads_cancelled << "; retired " << total.topics_retired
-                        << ", deferred " << total.retirements_deferred << ", renumbered " << total.renumbered);
+                        << ", deferred " << total.retirements_deferred << ", renumbered " << total.renumbered
+                        << "; superseded " << total.superseded);
   CHECK(total.messages > 10'000);
   CHECK(total.overflow_gaps > 100);
   CHECK(total.retention_gaps > 100);
@@ -53,4 +55,5 @@ TEST_CASE("broker model: random scripts keep every stream whole", "[pubsub][brok
   CHECK(total.topics_retired > 100);
   CHECK(total.retirements_deferred > 100);
   CHECK(total.renumbered > 100);
+  CHECK(total.superseded > 100);
 }

@@ -116,6 +116,10 @@ struct client_stats {
   /// Polls that failed: connection errors, 408, 429 and 5xx answers, answers that are not the long-poll shape or do
   /// not continue from the cursor sent. Each is retried after a backoff, unless it was the `max_attempts`-th in a row.
   std::uint64_t failures = 0;
+  /// The error of the last failed poll (empty before the first): with `max_attempts` 0 (the default) failures are
+  /// retried for ever, and this says why a client that delivers nothing is stuck (`error::bad_response`,
+  /// `error::unexpected_status`, a connection error).
+  std::error_code last_error;
   /// Polls delayed to keep to `min_poll_interval` (after an answer with nothing new that came sooner than that).
   std::uint64_t paced = 0;
   /// The last delay the client scheduled before a poll, a backoff or a pacing delay (rounded up to milliseconds).
@@ -257,6 +261,7 @@ class client {
         continue;
       }
       ++stats_.failures;
+      stats_.last_error = ec;
       if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
       if (const std::error_code wait_ec = co_await wait(backoff(failures, retry_after))) co_return outcome{wait_ec, {}};
     }
