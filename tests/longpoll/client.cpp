@@ -234,42 +234,48 @@ TEST_CASE("the client refuses answers that do not continue from its cursor", "[l
   CHECK(c.stats().last_error == longpoll::error::bad_response);
 }
 
+namespace {
+
+// What a client started at cursor `from` takes from a server whose only answer is `body`: the batch, and its cursor
+// after it.
+struct taken {
+  longpoll::batch batch;
+  std::optional<std::uint64_t> cursor;
+};
+taken take_answer(std::string body, std::uint64_t from) {
+  scripted_poll_server s({{http::status::ok, std::move(body)}});
+  asio::io_context ctx;
+  longpoll::client c(ctx.get_executor(), s.url(), {}, from);
+  auto [ec, b] = next_on(ctx, c);
+  REQUIRE_FALSE(ec);
+  return {std::move(b), c.cursor()};
+}
+
+}  // namespace
+
 // What does follow the cursor is taken: a gap from the next number, and a reset, whose cursor goes back.
 TEST_CASE("the client takes gaps and resets that follow its cursor", "[longpoll][client]") {
   SECTION("a gap") {
-    scripted_poll_server s(
-        {{http::status::ok, R"({"cursor":7,"gap":{"first":6,"last":7,"reason":"retention"},"messages":[]})"}});
-    asio::io_context ctx;
-    longpoll::client c(ctx.get_executor(), s.url(), {}, 5);
-    const auto [ec, b] = next_on(ctx, c);
-    REQUIRE_FALSE(ec);
-    REQUIRE(b.missed);
-    CHECK(b.missed->first == 6);
-    CHECK(b.missed->last == 7);
-    CHECK(c.cursor() == 7);
+    const taken t = take_answer(R"({"cursor":7,"gap":{"first":6,"last":7,"reason":"retention"},"messages":[]})", 5);
+    REQUIRE(t.batch.missed);
+    CHECK(t.batch.missed->first == 6);
+    CHECK(t.batch.missed->last == 7);
+    CHECK(t.cursor == 7);
   }
   SECTION("a gap then messages") {
-    scripted_poll_server s({{http::status::ok,
-                             R"({"cursor":8,"gap":{"first":6,"last":7,"reason":"retention"},)"
-                             R"("messages":[{"data":"eight","seq":8}]})"}});
-    asio::io_context ctx;
-    longpoll::client c(ctx.get_executor(), s.url(), {}, 5);
-    const auto [ec, b] = next_on(ctx, c);
-    REQUIRE_FALSE(ec);
-    REQUIRE(b.missed);
-    CHECK(b.missed->first == 6);
-    CHECK(b.missed->last == 7);
-    CHECK(b.messages.at(0).sequence == 8);
-    CHECK(c.cursor() == 8);
+    const taken t = take_answer(R"({"cursor":8,"gap":{"first":6,"last":7,"reason":"retention"},)"
+                                R"("messages":[{"data":"eight","seq":8}]})",
+                                5);
+    REQUIRE(t.batch.missed);
+    CHECK(t.batch.missed->first == 6);
+    CHECK(t.batch.missed->last == 7);
+    CHECK(t.batch.messages.at(0).sequence == 8);
+    CHECK(t.cursor == 8);
   }
   SECTION("a reset") {
-    scripted_poll_server s({{http::status::ok, R"({"cursor":2,"messages":[],"reset":true})"}});
-    asio::io_context ctx;
-    longpoll::client c(ctx.get_executor(), s.url(), {}, 5);
-    const auto [ec, b] = next_on(ctx, c);
-    REQUIRE_FALSE(ec);
-    CHECK(b.reset);
-    CHECK(c.cursor() == 2);
+    const taken t = take_answer(R"({"cursor":2,"messages":[],"reset":true})", 5);
+    CHECK(t.batch.reset);
+    CHECK(t.cursor == 2);
   }
 }
 

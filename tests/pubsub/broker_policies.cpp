@@ -189,7 +189,8 @@ TEST_CASE("policy conflate: the latest per key", "[pubsub][broker][policy]") {
     publish_numbered(b, 1, 3);
     poll(ctx);
     CHECK(r.log == strings{"t gap 1-1 overflow", "t#2=m2", "t#3=m3"});
-  }}
+  }
+}
 
 // Replacements taken out of the front, the middle and the back of the queue, with gaps before them and after the
 // queue: the events follow the sequence numbers, each gap where its numbers were.
