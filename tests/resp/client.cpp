@@ -10,6 +10,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -449,4 +450,55 @@ TEST_CASE("resp client: a push handler may replace itself", "[resp][client]") {
   CHECK(first == 1);
   CHECK(later == 1);
   CHECK(label_size == 100);
+}
+
+// The client follows the protocol, the subscriptions and the order of replies itself: the commands that would change
+// them behind its back are refused before anything is sent, and the connection goes on.
+TEST_CASE("resp client: commands that would put it out of step are refused and never sent", "[resp][client]") {
+  asio::io_context ctx;
+  scripted_server server(ctx, [](std::span<const std::string_view> args) -> std::optional<std::string> {
+    if (args[0] == "PING") return "+PONG\r\n";
+    return "+OK\r\n";  // HELLO of the set-up, CLIENT GETNAME, and a refused command should it arrive
+  });
+  resp::client c(ctx.get_executor(), {.port = server.port()});
+  REQUIRE_FALSE(connect(ctx, c));
+  const std::vector<std::vector<std::string>> refused{
+      command("HELLO", "2"), command("hello", "3"), command("ReSeT"), command("MONITOR"),
+      command("client", "reply", "off"), command("CLIENT", "Reply", "SKIP"), command("CLIENT", "REPLY", "ON"),
+      command("SYNC"), command("psync", "?", "-1"), command("REPLCONF", "GETACK", "*")};
+  for (const auto& args : refused) {
+    INFO(args[0] << (args.size() > 1 ? " " + args[1] : ""));
+    exec_result r;
+    asio::post(ctx, [&] {
+      c.async_exec(args, capture(r));
+      CHECK_FALSE(r.done);  // posted, never run inside async_exec
+    });
+    REQUIRE(run_until(ctx, [&] { return r.done; }));
+    CHECK(r.ec == resp::error::command_refused);
+  }
+  // Another CLIENT subcommand goes out, and the replies stay in step.
+  CHECK(exec(ctx, c, command("CLIENT", "GETNAME")).text == "OK");
+  CHECK(exec(ctx, c, command("PING")).text == "PONG");
+  CHECK(c.connected());
+  CHECK(server.received() == std::vector<std::string>{"HELLO", "CLIENT", "PING"});  // the set-up's HELLO only
+}
+
+// Redis 7 sends a script's big number unchecked; the reply parser makes an invalid one an error reply for its own
+// command, and the connection goes on.
+TEST_CASE("resp client: a script's invalid big number fails its own command only", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client c(ctx.get_executor(), {.port = redis.port()});
+  REQUIRE_FALSE(connect(ctx, c));
+  REQUIRE(c.protocol() == 3);
+  std::optional<std::error_code> lost;
+  c.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+  const resp::value bad = exec(ctx, c, command("EVAL", "redis.setresp(3); return {big_number='abc'}", "0"));
+  CHECK(bad.is_error());
+  CHECK(bad.text == "ERR invalid RESP big number: abc");
+  const resp::value good = exec(ctx, c, command("EVAL", "redis.setresp(3); return {big_number='-12'}", "0"));
+  CHECK(good.kind == resp::value_kind::big_number);
+  CHECK(good.text == "-12");
+  CHECK(exec(ctx, c, command("ECHO", "next")).text == "next");
+  CHECK_FALSE(lost);
 }

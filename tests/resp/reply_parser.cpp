@@ -168,9 +168,6 @@ std::vector<invalid_case> invalid_cases() {
       {"boolean other letter", "#x\r\n", error::invalid_boolean},
       {"boolean empty", "#\r\n", error::invalid_boolean},
       {"boolean too long", "#tt\r\n", error::invalid_boolean},
-      {"big number empty", "(\r\n", error::invalid_big_number},
-      {"big number with fraction", "(1.5\r\n", error::invalid_big_number},
-      {"big number sign only", "(-\r\n", error::invalid_big_number},
       {"null with content", "_x\r\n", error::invalid_null},
       {"verbatim too short", "=3\r\ntxt\r\n", error::invalid_verbatim_string},
       {"verbatim without colon", "=4\r\ntxt;\r\n", error::invalid_verbatim_string},
@@ -219,6 +216,30 @@ TEST_CASE("reply_parser: nan, fed whole and split at every byte", "[resp][reply_
     REQUIRE(got.values.size() == 1);
     CHECK(got.values[0].kind == value_kind::double_number);
     CHECK(std::isnan(got.values[0].number));
+  }
+}
+
+// Redis 7 sends what a script gives it as a big number unchecked (`redis.setresp(3); return {big_number='abc'}`
+// arrives as "(abc"): the line is framed like any other, so the value becomes an error reply and the stream goes on.
+TEST_CASE("reply_parser: a big number that is not one becomes an error reply and the stream goes on",
+          "[resp][reply_parser]") {
+  const auto refused = [](std::string sent) { return simple_error("ERR invalid RESP big number: " + sent); };
+  SECTION("at the top level") {
+    // Redis turns CR and LF in a script's big number into spaces: "a\r\nb" arrives as "a  b".
+    const outcome got = feed_every_way("(abc\r\n(\r\n(1.5\r\n(-\r\n(a  b\r\n+OK\r\n");
+    CHECK_FALSE(got.error);
+    CHECK(got.values ==
+          std::vector<value>{refused("abc"), refused(""), refused("1.5"), refused("-"), refused("a  b"), simple("OK")});
+  }
+  SECTION("inside an aggregate") {
+    const outcome got = feed_every_way("*3\r\n:1\r\n(x\r\n(12\r\n:2\r\n");
+    CHECK_FALSE(got.error);
+    CHECK(got.values == std::vector<value>{array({integer(1), refused("x"), big("12")}), integer(2)});
+  }
+  SECTION("a bare CR or LF and the line limit still end the stream") {
+    CHECK(feed_every_way("(a\rb\r\n").error == error::invalid_line);
+    CHECK(feed_every_way("(a\nb\r\n").error == error::invalid_line);
+    CHECK(feed_every_way("(abcd\r\n", {.max_line_length = 4}).error == error::line_too_long);
   }
 }
 

@@ -135,8 +135,11 @@ class client {
   /// error instead of confirmations: `-MOVED` for SSUBSCRIBE on the wrong cluster node). So that such an error is
   /// never taken for another command's reply, send subscription commands on a connection of their own. A command
   /// without arguments completes with `asio::error::invalid_argument` (Redis answers nothing to it, so its place
-  /// in the line of replies would take the next command's). Commands issued while `async_connect` sets the
-  /// connection up are sent once the set-up has been answered.
+  /// in the line of replies would take the next command's). Commands that would put the client out of step with
+  /// the connection complete with `error::command_refused`, and nothing is sent: HELLO and RESET (they change the
+  /// protocol and end subscriptions behind the client's back), MONITOR, CLIENT REPLY, SYNC, PSYNC and REPLCONF
+  /// (after them the server sends what no command waits for, or answers nothing). Commands issued while
+  /// `async_connect` sets the connection up are sent once the set-up has been answered.
   template <class Token>
   auto async_exec(std::vector<std::string> args, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, value)>(
@@ -394,6 +397,10 @@ class client {
         h.complete(asio::error::invalid_argument, value{});
         return;
       }
+      if (is_refused(args)) {
+        h.complete(error::command_refused, value{});
+        return;
+      }
       if (waiting.size() + complete_when_written.size() + held_when_written.size() >= options.max_pending) {
         h.complete(error::too_many_pending, value{});
         return;
@@ -414,6 +421,26 @@ class client {
         waiting.push_back(std::move(h));
       }
       flush();
+    }
+
+    // Commands that would change, behind the client's back, what it relies on to match replies with commands and
+    // to tell pushes from replies. `exec` refuses them before anything is sent (names compared without case, as
+    // Redis does):
+    // - HELLO switches the protocol, which decides how pushes are told from replies (RESP3 `>` frames, or RESP2
+    //   arrays followed through `resp2_due`) and what the health check's reply looks like; it may also AUTH.
+    // - RESET switches to RESP2 too, and ends every subscription without a confirmation to follow.
+    // - MONITOR makes the server send every command it runs, where no command waits for a reply.
+    // - CLIENT REPLY OFF and SKIP make the server answer nothing to the commands that follow, so that each later
+    //   reply would go to the command after its own (ON has nothing to undo once those are refused).
+    // - SYNC and PSYNC turn the connection into a replication stream (an RDB payload, then commands); REPLCONF, for
+    //   replicas only, leaves ACK and GETACK unanswered.
+    // Not refused: the subscription commands, which `exec` follows itself, and QUIT, which is answered before the
+    // server closes the connection; the client then reports a lost connection, as for any other close.
+    static bool is_refused(const std::vector<std::string>& args) {
+      for (std::string_view name : {"HELLO", "RESET", "MONITOR", "SYNC", "PSYNC", "REPLCONF"}) {
+        if (iequal(args[0], name)) return true;
+      }
+      return args.size() >= 2 && iequal(args[0], "CLIENT") && iequal(args[1], "REPLY");
     }
 
     static bool iequal(std::string_view a, std::string_view b) {

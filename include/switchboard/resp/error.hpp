@@ -3,7 +3,8 @@
 // Errors of the RESP codecs (the Redis serialization protocol, RESP2 and RESP3). The first group comes from the
 // server-side command parser: each value has an exact Redis 7 reply text (`command_parser::error_reply()`), which
 // a server sends before it closes the connection, as Redis does. The second group comes from the client-side reply
-// parser. Every value means the stream is unusable: the connection must be closed.
+// parser. Every value of these two groups means the stream is unusable: the connection must be closed. The third
+// group is the outcome of `resp::client` operations.
 #pragma once
 
 #include <string>
@@ -58,8 +59,6 @@ enum class error {
   invalid_double,
   /// A boolean (`#`) is not `t` or `f`.
   invalid_boolean,
-  /// A big number (`(`) is not an optionally signed string of decimal digits.
-  invalid_big_number,
   /// A null (`_`) has bytes between the marker and CRLF.
   invalid_null,
   /// A verbatim string (`=`) does not start with a three-byte format and a colon (`txt:`).
@@ -76,6 +75,9 @@ enum class error {
   handshake_failed,
   /// More commands are waiting for replies than `client_options::max_pending` allows.
   too_many_pending,
+  /// `client::async_exec` does not send this command, because it would put the client out of step with the
+  /// connection: HELLO, RESET, MONITOR, CLIENT REPLY, SYNC, PSYNC, REPLCONF. Nothing was sent; the connection goes on.
+  command_refused,
 };
 
 namespace detail {
@@ -102,7 +104,6 @@ class resp_category_impl final : public std::error_category {
       case error::invalid_integer: return "invalid RESP integer";
       case error::invalid_double: return "invalid RESP double";
       case error::invalid_boolean: return "invalid RESP boolean";
-      case error::invalid_big_number: return "invalid RESP big number";
       case error::invalid_null: return "invalid RESP null";
       case error::invalid_verbatim_string: return "invalid RESP verbatim string";
       case error::streamed_not_supported: return "RESP streamed strings and aggregates are not supported";
@@ -110,6 +111,9 @@ class resp_category_impl final : public std::error_category {
       case error::connection_lost: return "connection lost before the reply";
       case error::handshake_failed: return "the server refused the connection set-up (HELLO, AUTH or SETNAME)";
       case error::too_many_pending: return "too many commands waiting for replies";
+      case error::command_refused:
+        return "command refused by the client: it would put the connection out of step (HELLO, RESET, MONITOR, "
+               "CLIENT REPLY, SYNC, PSYNC, REPLCONF)";
     }
     return "unknown switchboard.resp error";
   }

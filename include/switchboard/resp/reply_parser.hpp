@@ -7,6 +7,8 @@
 // Grammar: RESP2 and RESP3 as specified in github.com/antirez/RESP3 spec.md. Every line ends with CRLF; a bare CR
 // or LF is an error. Lengths and integers follow Redis's own `string2ll` (as hiredis does): no leading zeros, no
 // spaces; `:` integers may also carry a '+' sign (the RESP3 spec allows one). `$-1` and `*-1` are the RESP2 nulls.
+// A big number that is not one (Redis passes on what a script gives it) becomes the simple error
+// "ERR invalid RESP big number: <text as sent>", for that reply only: the stream is still in step.
 // Attributes (`|N`) are read and, by default, dropped; with `keep_attributes` they are attached to the value that
 // follows them. Streamed strings and aggregates (`$?`, `*?`, ...) are rejected: Redis never sends them.
 //
@@ -214,7 +216,7 @@ class reply_parser {
         }());
       case ',': return read_double(body);
       case '(':
-        if (!is_big_number(body)) return void(fail(error::invalid_big_number));
+        if (!is_big_number(body)) return complete(text_value(value_kind::simple_error, invalid_big_number_text(body)));
         return complete(text_value(value_kind::big_number, body));
       case '$': return start_bulk(value_kind::bulk_string, body);
       case '!': return start_bulk(value_kind::blob_error, body);
@@ -299,6 +301,17 @@ class reply_parser {
   static constexpr bool is_big_number(std::string_view s) noexcept {
     const std::size_t i = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
     return i < s.size() && skip_digits(s, i) == s.size();
+  }
+
+  // RESP3 (spec.md, "Big number"): `(` then an optionally signed integer. Redis 7 does not check what a script
+  // (`redis.setresp(3); return {big_number='abc'}`) or a module (RedisModule_ReplyWithBigNumber) gives it; for a
+  // script it only turns CR and LF into spaces. Such a line is framed like any other (a bare CR or LF in it still
+  // ends the connection, as in any line), so the stream is still in step: rather than end the connection, and every
+  // command on it, the value becomes an error reply for its own command. Not a big number with that text, so that
+  // a caller may rely on a big number being digits (to convert it, or to copy it into JSON); not a string, so that
+  // it is not taken for a good reply. What was sent is kept, after the message.
+  static std::string invalid_big_number_text(std::string_view body) {
+    return "ERR invalid RESP big number: " + std::string(body);
   }
 
   // Parses the length of a bulk or aggregate header; `-1` is accepted only where RESP2 means null by it.
