@@ -9,6 +9,7 @@
 #include <map>
 #include <new>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -205,4 +206,33 @@ TEST_CASE("pattern_index: an allocation that fails leaves the index as it was", 
   CHECK(index.erase(added));
   CHECK(index.erase("sensors.*"));
   CHECK(index.empty());
+}
+
+// A literal prefix as long as a raised `max_topic_length` allows makes a chain of trie nodes as deep as it is long;
+// freeing it one stack frame per node overflowed the stack (SIGSEGV). It is freed when the pattern is erased, when
+// a failed try_emplace takes its new nodes back, and when the index goes.
+TEST_CASE("pattern_index: a pattern with a literal prefix of megabytes is added and freed", "[pubsub][pattern_index]") {
+  const std::string pattern = std::string(1'000'000, 'a') + "*";
+  SECTION("erased") {
+    pattern_index<int> index;
+    CHECK(index.try_emplace(pattern, 1).second);
+    CHECK(index.try_emplace("a*", 2).second);
+    CHECK(index.erase(pattern));
+    CHECK(index.size() == 1);
+    CHECK(matches(index, "ab") == std::vector<std::string>{"a*"});
+  }
+  SECTION("taken back when the value cannot be made") {
+    struct refuses {
+      explicit refuses(int) { throw std::runtime_error("refused"); }
+    };
+    pattern_index<refuses> index;
+    CHECK_THROWS_AS(index.try_emplace(pattern, 0), std::runtime_error);
+    CHECK(index.empty());
+  }
+  SECTION("destroyed with the index") {
+    pattern_index<int> index;
+    CHECK(index.try_emplace(pattern, 1).second);
+    CHECK(index.try_emplace(std::string(750'000, 'a') + "b*", 2).second);  // a branch deep in the chain
+    CHECK(index.find(pattern) != nullptr);
+  }
 }

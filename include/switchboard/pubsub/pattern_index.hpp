@@ -158,6 +158,30 @@ class pattern_index {
     std::vector<std::pair<unsigned char, std::unique_ptr<node>>> children;  // sorted by byte
     std::vector<entry*> patterns;  // the patterns whose literal prefix ends here
 
+    node() = default;
+    node(node&&) noexcept = default;
+    node& operator=(node&&) noexcept = default;
+
+    /// Frees the subtree without a stack frame per level: a pattern's literal prefix is as long as
+    /// `broker_options::max_topic_length` allows, and its chain of nodes as deep, so destroying the children
+    /// recursively could exhaust the stack. Once one child is left, this node takes that child's children as its own
+    /// (a swap of vectors: no allocation, which a destructor must not risk) and frees the child, childless by then.
+    /// Only a child with siblings still to free is freed recursively, so the recursion is as deep as the branches on
+    /// a path from here (nodes with more than one child), not as the path is long: each nested recursion leaves behind
+    /// a sibling subtree holding a pattern longer than that branch's depth, so `k` of them take k distinct patterns
+    /// of more than k²/2 bytes in all.
+    ~node() {
+      while (!children.empty()) {
+        if (children.size() > 1) {
+          children.pop_back();
+          continue;
+        }
+        std::unique_ptr<node> only = std::move(children.front().second);
+        children.clear();
+        children.swap(only->children);  // `only`, childless now, is freed at the end of this iteration
+      }
+    }
+
     bool empty() const noexcept { return children.empty() && patterns.empty(); }
 
     auto lower_bound(unsigned char c) const noexcept {
