@@ -8,12 +8,14 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
 
 #include <atomic>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -33,42 +35,78 @@ std::string url(const poll_server& s, std::string_view topic) {
          std::string(topic) + "/poll";
 }
 
-// An io_context running on its own thread, and the client under test on a strand of it, used through futures from
-// the test's thread. The thread owns the client so that it can stop the event loop before the client is destroyed:
-// a client may be destroyed only where none of its handlers can run at the same time.
-struct client_thread {
+// The client under test and the io_context it runs on, here run by the test's thread (test::run_until). A client
+// may be destroyed only once none of its operations is left: the coroutines of one in flight stay queued in the
+// io_context, and destroying them when the io_context goes releases their connection into the client's pool, freed
+// by then (a heap-use-after-free). So that a test that fails while an operation is in flight (a REQUIRE past its
+// deadline) still reports its failure and goes on, operations are started bound to `cancel` (`bound`), and the
+// destructor ends them before the client goes: it emits `cancel` (terminal) and runs the io_context until nothing is
+// left; then the client goes, then the io_context. Completion handlers may run in the destructor, so what they refer
+// to must outlive the loop: declared before it, or owned by the handler.
+struct client_loop {
   asio::io_context ctx;
-  asio::executor_work_guard<asio::io_context::executor_type> work{ctx.get_executor()};
+  asio::cancellation_signal cancel;  // emitted on the io_context's thread only
   std::optional<longpoll::client> client;
-  std::thread thread{[this] { ctx.run(); }};
 
   longpoll::client& start(std::string url, longpoll::client_options options = {},
                           std::optional<std::uint64_t> cursor = std::nullopt) {
     return client.emplace(asio::make_strand(ctx), std::move(url), std::move(options), cursor);
   }
 
-  ~client_thread() {
-    work.reset();
-    ctx.stop();
-    thread.join();
-    client.reset();  // now on the only thread left
+  /// `token` bound to `cancel`, for `client->async_next`.
+  template <class Token>
+  auto bound(Token token) {
+    return asio::bind_cancellation_slot(cancel.slot(), std::move(token));
+  }
+
+  ~client_loop() {
+    cancel.emit(asio::cancellation_type::terminal);
+    ctx.restart();
+    ctx.run();  // returns once the cancelled operation has ended and nothing else is queued
   }
 };
 
-// The error the next batch ends with, waited for on the test's thread. Not through `asio::use_future`, which hands
-// an error over as an exception: its reference count lives in the C++ runtime, where ThreadSanitizer cannot see it.
-std::error_code error_of_next(longpoll::client& c) {
-  std::promise<std::error_code> done;
-  c.async_next([&done](std::error_code ec, const longpoll::batch&) { done.set_value(ec); });
-  return done.get_future().get();
+// The same with the io_context run by a thread of its own, the test waiting on futures. The destructor cancels the
+// operation on that thread, where the client's handlers run, and waits for the thread to run out of work before
+// `~client_loop` (which then finds nothing to do) destroys the client.
+struct client_thread : client_loop {
+  asio::executor_work_guard<asio::io_context::executor_type> work{ctx.get_executor()};
+  std::thread thread{[this] { ctx.run(); }};
+
+  /// The next batch, bound to `cancel`.
+  std::future<longpoll::batch> next() { return client->async_next(bound(asio::use_future)); }
+
+  ~client_thread() {
+    asio::post(ctx, [this] { cancel.emit(asio::cancellation_type::terminal); });
+    work.reset();
+    thread.join();
+  }
+};
+
+// The value of `f`, which the test fails waiting for after 10 s (the client's operation is then still in flight,
+// and the loop's destructor ends it).
+template <class T>
+T got(std::future<T> f) {
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  return f.get();
 }
 
-// What the next batch ends with, for a client on `ctx`, run on the test's thread.
-std::pair<std::error_code, longpoll::batch> next_on(asio::io_context& ctx, longpoll::client& c) {
-  std::optional<std::pair<std::error_code, longpoll::batch>> out;
-  c.async_next([&out](std::error_code ec, longpoll::batch b) { out.emplace(ec, std::move(b)); });
-  REQUIRE(test::run_until(ctx, [&] { return out.has_value(); }));
-  return std::move(*out);
+// The error the next batch ends with, waited for on the test's thread. Not through `asio::use_future`, which hands
+// an error over as an exception: its reference count lives in the C++ runtime, where ThreadSanitizer cannot see it.
+// The promise is the handler's own, as the handler may run after this returns (in the loop's destructor).
+std::error_code error_of_next(client_thread& io) {
+  auto done = std::make_shared<std::promise<std::error_code>>();
+  auto result = done->get_future();
+  io.client->async_next(io.bound([done](std::error_code ec, const longpoll::batch&) { done->set_value(ec); }));
+  return got(std::move(result));
+}
+
+// What the next batch ends with, run on the test's thread. The result is the handler's own, as above.
+std::pair<std::error_code, longpoll::batch> next_on(client_loop& loop) {
+  auto out = std::make_shared<std::optional<std::pair<std::error_code, longpoll::batch>>>();
+  loop.client->async_next(loop.bound([out](std::error_code ec, longpoll::batch b) { out->emplace(ec, std::move(b)); }));
+  REQUIRE(test::run_until(loop.ctx, [&] { return out->has_value(); }));
+  return std::move(**out);
 }
 
 // The cursor each poll sent (nullopt: none), in order.
@@ -117,19 +155,19 @@ TEST_CASE("the client delivers batches in order and resumes by cursor", "[longpo
   client_thread io;
   longpoll::client& c = io.start(url(s, "t"), {.max_batch = 3}, 0);
 
-  auto first = c.async_next(asio::use_future).get();
+  auto first = got(io.next());
   REQUIRE(first.messages.size() == 3);
   CHECK(first.messages[0].data == "m1");
-  auto second = c.async_next(asio::use_future).get();
+  auto second = got(io.next());
   REQUIRE(second.messages.size() == 2);
   CHECK(second.messages[1].sequence == 5);
   CHECK(c.cursor() == 5);
 
   // Caught up: the next poll parks until a publish.
-  auto third = c.async_next(asio::use_future);
+  auto third = io.next();
   REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
   s.publish("t", "m6");
-  const auto b = third.get();
+  const auto b = got(std::move(third));
   REQUIRE(b.messages.size() == 1);
   CHECK(b.messages[0].data == "m6");
 }
@@ -140,10 +178,10 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
   client_thread io;
   longpoll::client& c = io.start(url(s, "t"));
   CHECK_FALSE(c.cursor());
-  auto next = c.async_next(asio::use_future);
+  auto next = io.next();
   REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
   s.publish("t", "new");
-  const auto b = next.get();
+  const auto b = got(std::move(next));
   REQUIRE(b.messages.size() == 1);
   CHECK(b.messages[0].data == "new");
 }
@@ -151,11 +189,11 @@ TEST_CASE("the client starts at the newest message without a cursor", "[longpoll
 TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
   poll_server s({.max_timeout = 50ms});
   client_thread io;
-  longpoll::client& c = io.start(url(s, "t"), {.min_poll_interval = 10ms}, 0);
-  auto next = c.async_next(asio::use_future);
+  io.start(url(s, "t"), {.min_poll_interval = 10ms}, 0);
+  auto next = io.next();
   REQUIRE(s.wait_for([&] { return s.polls.stats().timed_out >= 2 && s.polls.parked() == 1; }));
   s.publish("t", "late");
-  CHECK(next.get().messages.at(0).data == "late");
+  CHECK(got(std::move(next)).messages.at(0).data == "late");
 }
 
 // A server that answers every poll at once with nothing new (here: one that holds polls for 1 ms at most) is
@@ -163,22 +201,19 @@ TEST_CASE("the client repeats polls that time out", "[longpoll][client]") {
 // delay of the interval less the time the poll took, and polls no more meanwhile.
 TEST_CASE("the client paces polls answered at once with nothing new", "[longpoll][client]") {
   poll_server s({.max_timeout = 1ms});
-  asio::io_context ctx;
-  longpoll::client c(ctx.get_executor(), url(s, "t"), {.min_poll_interval = 1h}, 0);
-  asio::cancellation_signal cancel;
-  std::optional<std::error_code> done;
+  std::optional<std::error_code> done;  // before the loop, whose destructor may complete the operation
+  client_loop loop;
+  longpoll::client& c = loop.start(url(s, "t"), {.min_poll_interval = 1h}, 0);
   const auto started = std::chrono::steady_clock::now();
-  c.async_next(asio::bind_cancellation_slot(cancel.slot(), [&done](std::error_code ec, const longpoll::batch&) {
-    done = ec;
-  }));
-  CHECK(test::run_until(ctx, [&] { return c.stats().paced == 1 || done; }));  // not REQUIRE: cancel it below
+  c.async_next(loop.bound([&done](std::error_code ec, const longpoll::batch&) { done = ec; }));
+  CHECK(test::run_until(loop.ctx, [&] { return c.stats().paced == 1 || done; }));  // not REQUIRE: cancel it below
   const auto paced = std::chrono::steady_clock::now();
   CHECK(c.stats().polls == 1);
   CHECK(s.polls.stats().timed_out == 1);
   // The poll was sent after `started` and answered before `paced`: what is left of the interval is at least this.
   CHECK(c.stats().last_delay >= std::chrono::floor<std::chrono::milliseconds>(1h - (paced - started)));
-  cancel.emit(asio::cancellation_type::terminal);
-  REQUIRE(test::run_until(ctx, [&] { return done.has_value(); }));
+  loop.cancel.emit(asio::cancellation_type::terminal);
+  REQUIRE(test::run_until(loop.ctx, [&] { return done.has_value(); }));
   CHECK(*done == asio::error::operation_aborted);
   CHECK(c.stats().polls == 1);
 }
@@ -188,9 +223,9 @@ TEST_CASE("the client paces polls answered at once with nothing new", "[longpoll
 TEST_CASE("the client retries a 408 Request Timeout", "[longpoll][client]") {
   scripted_poll_server s({{http::status::request_timeout, ""},
                           {http::status::ok, R"({"cursor":1,"messages":[{"data":"m1","seq":1}]})"}});
-  asio::io_context ctx;
-  longpoll::client c(ctx.get_executor(), s.url(), {.initial_backoff = 1ms}, 0);
-  const auto [ec, b] = next_on(ctx, c);
+  client_loop loop;
+  longpoll::client& c = loop.start(s.url(), {.initial_backoff = 1ms}, 0);
+  const auto [ec, b] = next_on(loop);
   REQUIRE_FALSE(ec);
   REQUIRE(b.messages.size() == 1);
   CHECK(b.messages[0].data == "m1");
@@ -220,9 +255,9 @@ TEST_CASE("the client refuses answers that do not continue from its cursor", "[l
   SECTION("a reset whose cursor is not below") { wrong = R"({"cursor":5,"messages":[],"reset":true})"; }
   scripted_poll_server s({{http::status::ok, wrong},
                           {http::status::ok, R"({"cursor":6,"messages":[{"data":"six","seq":6}]})"}});
-  asio::io_context ctx;
-  longpoll::client c(ctx.get_executor(), s.url(), {.initial_backoff = 1ms, .min_poll_interval = 0ms}, 5);
-  const auto [ec, b] = next_on(ctx, c);
+  client_loop loop;
+  longpoll::client& c = loop.start(s.url(), {.initial_backoff = 1ms, .min_poll_interval = 0ms}, 5);
+  const auto [ec, b] = next_on(loop);
   REQUIRE_FALSE(ec);
   CHECK_FALSE(b.missed);
   REQUIRE(b.messages.size() == 1);
@@ -244,11 +279,11 @@ struct taken {
 };
 taken take_answer(std::string body, std::uint64_t from) {
   scripted_poll_server s({{http::status::ok, std::move(body)}});
-  asio::io_context ctx;
-  longpoll::client c(ctx.get_executor(), s.url(), {}, from);
-  auto [ec, b] = next_on(ctx, c);
+  client_loop loop;
+  loop.start(s.url(), {}, from);
+  auto [ec, b] = next_on(loop);
   REQUIRE_FALSE(ec);
-  return {std::move(b), c.cursor()};
+  return {std::move(b), loop.client->cursor()};
 }
 
 }  // namespace
@@ -287,27 +322,27 @@ TEST_CASE("the client backs off and gives up as told", "[longpoll][client]") {
       asio::ip::tcp::acceptor a(io.ctx, {asio::ip::make_address("127.0.0.1"), 0});
       port = a.local_endpoint().port();
     }
-    longpoll::client& c = io.start("http://127.0.0.1:" + std::to_string(port) + "/topics/t/poll",
-                       {.initial_backoff = 1ms, .max_attempts = 3, .http = {.max_retries = 0}});
-    CHECK(error_of_next(c) == longpoll::error::too_many_failures);
+    io.start("http://127.0.0.1:" + std::to_string(port) + "/topics/t/poll",
+             {.initial_backoff = 1ms, .max_attempts = 3, .http = {.max_retries = 0}});
+    CHECK(error_of_next(io) == longpoll::error::too_many_failures);
   }
   SECTION("a refused topic: an error at once") {
     poll_server s({.allow_topic = [](std::string_view) { return false; }});
-    longpoll::client& c = io.start(url(s, "t"));
-    CHECK(error_of_next(c) == longpoll::error::unexpected_status);
+    io.start(url(s, "t"));
+    CHECK(error_of_next(io) == longpoll::error::unexpected_status);
   }
   SECTION("503 with Retry-After: retried until there is room") {
     poll_server s({.max_parked = 1, .retry_after = 0s});
     auto holder = std::make_unique<test::raw_client>(s.server.port());
     holder->send(test::get_request("/topics/t/poll?timeout=60"));
     REQUIRE(s.wait_for([&] { return s.polls.parked() == 1; }));
-    longpoll::client& c = io.start(url(s, "t"), {}, 0);
-    auto next = c.async_next(asio::use_future);
+    io.start(url(s, "t"), {}, 0);
+    auto next = io.next();
     REQUIRE(s.wait_for([&] { return s.polls.stats().refused_total >= 1; }));
     holder.reset();  // frees the slot; the client gets it
     REQUIRE(s.wait_for([&] { return s.polls.stats().disconnected == 1 && s.polls.parked() == 1; }));
     s.publish("t", "x");
-    CHECK(next.get().messages.at(0).data == "x");
+    CHECK(got(std::move(next)).messages.at(0).data == "x");
   }
 }
 
@@ -356,15 +391,16 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
     }
   });
 
-  asio::io_context ctx;
-  longpoll::client c(ctx.get_executor(), url(s, "stream"), {.initial_backoff = 1ms}, 0);
+  // What the client's handlers use is declared before the loop, whose destructor may complete the last operation.
   std::minstd_rand rng(7);
   std::uint64_t expected = 1, messages = 0, missed = 0, drops = 0, polls = 0;
   bool in_order = true, intact = true, failed = false;
-  asio::cancellation_signal drop;
-  asio::steady_timer dropper(ctx);
+  std::function<void()> next;
+  client_loop loop;
+  longpoll::client& c = loop.start(url(s, "stream"), {.initial_backoff = 1ms}, 0);
+  asio::steady_timer dropper(loop.ctx);
 
-  std::function<void()> next = [&] {
+  next = [&] {
     // Every tenth poll is dropped as soon as it starts, so that drops happen however fast the server answers. Of
     // the others, one in three is dropped at a random moment within its first 0.5 ms: while connecting, while
     // parked, or after the server answered (the answer is then lost and must be asked for again).
@@ -372,10 +408,11 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
     if (!drop_at_once && rng() % 3 == 0) {
       dropper.expires_after(std::chrono::microseconds(rng() % 500));
       dropper.async_wait([&](std::error_code ec) {
-        if (!ec) drop.emit(asio::cancellation_type::terminal);
+        if (!ec) loop.cancel.emit(asio::cancellation_type::terminal);
       });
     }
-    c.async_next(asio::bind_cancellation_slot(drop.slot(), [&](std::error_code ec, longpoll::batch b) {
+    c.async_next(loop.bound([&](std::error_code ec, longpoll::batch b) {
+      if (stop) return;  // the test is over, and the loop's destructor cancelled this: `dropper` is gone
       dropper.cancel();
       if (ec == asio::error::operation_aborted) {
         ++drops;
@@ -398,10 +435,10 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
       }
       if (expected <= total) next();
     }));
-    if (drop_at_once) drop.emit(asio::cancellation_type::terminal);
+    if (drop_at_once) loop.cancel.emit(asio::cancellation_type::terminal);
   };
   next();
-  const bool finished = test::run_until(ctx, [&] { return expected > total || failed || !in_order; }, 120s);
+  const bool finished = test::run_until(loop.ctx, [&] { return expected > total || failed || !in_order; }, 120s);
   stop = true;
   publisher.join();
   INFO("parked " << s.polls.parked() << " woken " << s.polls.stats().woken << " disc " << s.polls.stats().disconnected << " last " << s.broker.last_sequence("stream") << " expected " << expected);
