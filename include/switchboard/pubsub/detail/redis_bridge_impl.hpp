@@ -543,6 +543,14 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     log(log_level::warn, "pubsub", "redis bridge: subscription refused: ", text);
   }
 
+  // A topic's messages from Redis handed to the broker and not yet published (`incoming_`).
+  struct incoming {
+    std::size_t messages = 0;
+    std::size_t bytes = 0;       // their `message_size`
+    bool gap_reported = false;   // messages were dropped since the last one that passed, and their gap reported
+  };
+  using incoming_map = std::map<std::string, incoming, std::less<>>;
+
   void deliver(const std::string& channel, std::string_view wire) {
     envelope e = decode_envelope(wire);
     if (e.origin == options_.origin) {
@@ -553,7 +561,8 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     // many (`max_incoming`): Redis cannot be held up for one topic without stalling the others on its connection.
     // Past the bound the newest are dropped, and the gap is reported where they were lost, after the publishes
     // still waiting (report_gap queues behind them), once for each run of them (DESIGN promises 2 and 3).
-    incoming& waiting = incoming_[channel];
+    const incoming_map::iterator entry = incoming_entry(channel);
+    incoming& waiting = entry->second;
     const std::size_t size = message_size(channel, wire);
     if (waiting.messages > 0 && (waiting.messages >= options_.max_incoming ||
                                  waiting.bytes + size > options_.max_incoming_bytes)) {
@@ -569,24 +578,38 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
     ++waiting.messages;
     waiting.bytes += size;
     e.draft.headers.push_back({std::string(origin_header), e.origin.empty() ? std::string("redis") : e.origin});
+    // The completion holds the entry, not a copy of the topic: the entry stays while this message counts in it.
     with_broker([&](broker& b) {
       b.async_publish(channel, std::move(e.draft),
-                      asio::bind_executor(executor_, [weak = weak_from_this(), channel, size](std::error_code ec,
-                                                                                              std::uint64_t) {
-                        if (auto self = weak.lock()) self->delivered(channel, size, ec);
+                      asio::bind_executor(executor_, [weak = weak_from_this(), entry, size](std::error_code ec,
+                                                                                            std::uint64_t) {
+                        if (auto self = weak.lock()) self->delivered(entry, size, ec);
                       }));
     });
   }
 
+  // The entry of `channel` in `incoming_`, made if it has none: in the spare node when there is one.
+  incoming_map::iterator incoming_entry(const std::string& channel) {
+    const auto at = incoming_.lower_bound(channel);
+    if (at != incoming_.end() && at->first == channel) return at;
+    if (spare_incoming_.empty()) return incoming_.emplace_hint(at, channel, incoming{});
+    spare_incoming_.key() = channel;  // into the buffer of the topic that had it last
+    spare_incoming_.mapped() = incoming{};
+    return incoming_.insert(at, std::move(spare_incoming_));
+  }
+
   // The broker has published a message from Redis (or refused it).
-  void delivered(const std::string& channel, std::size_t size, std::error_code ec) {
-    const auto it = incoming_.find(channel);
-    if (--it->second.messages == 0) incoming_.erase(it);  // the next message passes: no run of drops to go on with
-    else it->second.bytes -= size;
-    if (!ec) return bump(&redis_bridge_stats::received);
-    if (stopped_) return;  // the broker closed after the bridge let go of it: nothing left to tell
-    bump(&redis_bridge_stats::dropped_incoming);
-    log(log_level::warn, "pubsub", "redis bridge: the broker refused a message from Redis on ", channel, ": ", ec);
+  void delivered(incoming_map::iterator entry, std::size_t size, std::error_code ec) {
+    if (!ec) {
+      bump(&redis_bridge_stats::received);
+    } else if (!stopped_) {  // stopped: the broker closed after the bridge let go of it, nothing left to tell
+      bump(&redis_bridge_stats::dropped_incoming);
+      log(log_level::warn, "pubsub", "redis bridge: the broker refused a message from Redis on ", entry->first, ": ",
+          ec);
+    }
+    // The last one out: the next message passes, no run of drops to go on with.
+    if (--entry->second.messages == 0) spare_incoming_ = incoming_.extract(entry);
+    else entry->second.bytes -= size;
   }
 
   // --- To Redis ---
@@ -814,12 +837,11 @@ class redis_bridge_impl : public std::enable_shared_from_this<redis_bridge_impl>
 
   // Messages from Redis handed to the broker and not yet published (a `wait` subscriber holds them up), by topic;
   // a topic is here while it has some.
-  struct incoming {
-    std::size_t messages = 0;
-    std::size_t bytes = 0;       // their `message_size`
-    bool gap_reported = false;   // messages were dropped since the last one that passed, and their gap reported
-  };
-  std::map<std::string, incoming, std::less<>> incoming_;
+  incoming_map incoming_;
+  // The node of the last topic to leave `incoming_`, for the next one to enter. When nothing holds messages up,
+  // every message enters and leaves (its publish completes later): reusing one node, and its key's buffer, saves
+  // the allocation of both per message.
+  incoming_map::node_type spare_incoming_;
 
   // Cluster:
   std::vector<std::string> slots_ = std::vector<std::string>(resp::cluster_slots);  // slot -> master address
