@@ -502,3 +502,146 @@ TEST_CASE("resp client: a script's invalid big number fails its own command only
   CHECK(exec(ctx, c, command("ECHO", "next")).text == "next");
   CHECK_FALSE(lost);
 }
+
+// A command issued right after `async_connect`, before even the TCP connection is made, is held with those issued
+// during the set-up and sent once it has been answered; a SUBSCRIBE among them has its confirmation delivered.
+TEST_CASE("resp client: commands issued before the connection is made are sent after the set-up", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client c(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    std::vector<resp::value> pushes;
+    c.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+    std::optional<std::error_code> connected;
+    exec_result echoed, subscribed;
+    c.async_connect([&](std::error_code ec) { connected = ec; });
+    c.async_exec(command("ECHO", "early"), capture(echoed));
+    c.async_exec(command("SUBSCRIBE", "early"), capture(subscribed));
+    REQUIRE(run_until(ctx, [&] { return connected && echoed.done && subscribed.done; }));
+    CHECK_FALSE(*connected);
+    CHECK_FALSE(echoed.ec);
+    CHECK(echoed.v.text == "early");
+    CHECK_FALSE(subscribed.ec);
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+    CHECK(pushes[0].elements.at(0).text == "subscribe");
+    CHECK(pushes[0].elements.at(1).text == "early");
+  }
+}
+
+// Inside MULTI, Redis queues a subscription command and answers +QUEUED, which no command would wait for (the
+// client takes a subscription command's answers for pushes): the client refuses them there, and the transaction and
+// the connection go on.
+TEST_CASE("resp client: subscription commands inside MULTI are refused", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  for (int protocol : {3, 2}) {
+    INFO("RESP" << protocol);
+    resp::client c(ctx.get_executor(), {.port = redis.port(), .protocol = protocol});
+    REQUIRE_FALSE(connect(ctx, c));
+    std::optional<std::error_code> lost;
+    c.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+    for (const char* name : {"SUBSCRIBE", "psubscribe", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"}) {
+      INFO(name);
+      exec_result multi, queued, refused, exec_reply;
+      c.async_exec(command("MULTI"), capture(multi));
+      c.async_exec(command(name, "ch"), capture(refused));
+      c.async_exec(command("ECHO", "queued"), capture(queued));
+      c.async_exec(command("EXEC"), capture(exec_reply));
+      REQUIRE(run_until(ctx, [&] { return multi.done && refused.done && queued.done && exec_reply.done; }));
+      CHECK_FALSE(lost);
+      CHECK(refused.ec == resp::error::command_refused);
+      CHECK(multi.v.text == "OK");
+      CHECK(queued.v.text == "QUEUED");
+      REQUIRE(exec_reply.v.elements.size() == 1);
+      CHECK(exec_reply.v.elements[0].text == "queued");
+    }
+    // After EXEC, and after DISCARD, they are sent again.
+    exec(ctx, c, command("MULTI"));
+    exec(ctx, c, command("DISCARD"));
+    std::vector<resp::value> pushes;
+    c.set_push_handler([&](resp::value v) { pushes.push_back(std::move(v)); });
+    exec(ctx, c, command("SUBSCRIBE", "after"));
+    REQUIRE(run_until(ctx, [&] { return pushes.size() == 1; }));
+    CHECK(pushes[0].elements.at(1).text == "after");
+    CHECK_FALSE(lost);
+  }
+}
+
+// The health check's PING would be queued inside MULTI, and its +QUEUED taken for an answer out of step: a
+// transaction left open over several intervals keeps its connection, and EXEC answers its own commands only.
+TEST_CASE("resp client: an open transaction is not health checked", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client probe(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 0ms});
+  resp::client idle(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 20ms});
+  resp::client c(ctx.get_executor(), {.port = redis.port(), .health_check_interval = 20ms});
+  REQUIRE_FALSE(connect(ctx, probe));
+  REQUIRE_FALSE(connect(ctx, idle));
+  REQUIRE_FALSE(connect(ctx, c));
+  std::optional<std::error_code> lost;
+  c.set_disconnect_handler([&](std::error_code ec) { lost = ec; });
+  const auto pings_served = [&] {
+    const std::string info = exec(ctx, probe, command("INFO", "commandstats")).text;
+    const auto at = info.find("cmdstat_ping:calls=");
+    return at == std::string::npos ? 0 : std::stoi(info.substr(at + 19));
+  };
+  CHECK(exec(ctx, c, command("MULTI")).text == "OK");
+  CHECK(exec(ctx, c, command("ECHO", "in")).text == "QUEUED");
+  // The idle client, on the same interval, has sent three PINGs (one per two intervals): c was silent as long.
+  const int before = pings_served();
+  REQUIRE(run_until(ctx, [&] { return pings_served() >= before + 3 || lost; }));
+  CHECK_FALSE(lost);
+  const resp::value reply = exec(ctx, c, command("EXEC"));
+  REQUIRE(reply.elements.size() == 1);
+  CHECK(reply.elements[0].text == "in");
+  CHECK_FALSE(lost);
+}
+
+namespace {
+
+// A push handler's capture that counts the copies made of it.
+struct copy_counter {
+  int* copies;
+  copy_counter(int* c) : copies(c) {}
+  copy_counter(const copy_counter& other) : copies(other.copies) { ++*copies; }
+  copy_counter& operator=(const copy_counter&) = default;
+};
+
+}  // namespace
+
+// The push handler is called where it is stored, not through a copy per push: a copy of a std::function whose
+// captures exceed its small buffer is an allocation per message.
+TEST_CASE("resp client: pushes are delivered without copying the push handler", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client c(ctx.get_executor(), {.port = redis.port()});
+  REQUIRE_FALSE(connect(ctx, c));
+  int copies = 0, pushes = 0;
+  c.set_push_handler([&pushes, counter = copy_counter(&copies)](resp::value) { ++pushes; });
+  test::poll(ctx);  // the handler is in place
+  copies = 0;
+  exec(ctx, c, command("SUBSCRIBE", "a", "b", "c"));
+  REQUIRE(run_until(ctx, [&] { return pushes == 3; }));
+  CHECK(copies == 0);
+}
+
+TEST_CASE("resp client: a push handler may destroy the client", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  auto c = std::make_unique<resp::client>(ctx.get_executor(), resp::client_options{.port = redis.port()});
+  REQUIRE_FALSE(connect(ctx, *c));
+  const std::string label(100, 'x');  // a capture the handler reads after destroying the client
+  std::size_t label_size = 0;
+  int pushes = 0;
+  c->set_push_handler([&, label](resp::value) {
+    c.reset();
+    label_size = label.size();
+    ++pushes;
+  });
+  c->async_exec(command("SUBSCRIBE", "a", "b"), [](std::error_code, resp::value) {});
+  REQUIRE(run_until(ctx, [&] { return c == nullptr; }));
+  test::poll(ctx);
+  CHECK(pushes == 1);  // the second confirmation is not delivered: the connection was closed
+  CHECK(label_size == 100);
+}

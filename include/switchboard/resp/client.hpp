@@ -70,7 +70,8 @@ struct client_options {
   /// this long without a byte from the server the client sends a PING, and when as long again passes without a
   /// byte, it takes the connection as lost: a hung server, or a network that drops packets without a reset, which
   /// TCP would not report for hours. The disconnect handler then gets `switchboard::error::timeout`. While a
-  /// command awaits its reply the check waits too, so that a blocking command (BLPOP) is not cut. Zero: no check.
+  /// command awaits its reply the check waits too, so that a blocking command (BLPOP) is not cut, and while a MULTI
+  /// is open (Redis would queue the PING). Zero: no check.
   std::chrono::milliseconds health_check_interval{10'000};
   /// Limits of the reply parser.
   reply_parser_options limits;
@@ -138,8 +139,10 @@ class client {
   /// in the line of replies would take the next command's). Commands that would put the client out of step with
   /// the connection complete with `error::command_refused`, and nothing is sent: HELLO and RESET (they change the
   /// protocol and end subscriptions behind the client's back), MONITOR, CLIENT REPLY, SYNC, PSYNC and REPLCONF
-  /// (after them the server sends what no command waits for, or answers nothing). Commands issued while
-  /// `async_connect` sets the connection up are sent once the set-up has been answered.
+  /// (after them the server sends what no command waits for, or answers nothing), and the subscription commands
+  /// between MULTI and its EXEC or DISCARD (Redis would queue them and answer +QUEUED where the client waits for
+  /// no reply). Commands issued after `async_connect`, before it completes, are sent once the set-up has been
+  /// answered (they fail with `error::connection_lost` if the connect fails).
   template <class Token>
   auto async_exec(std::vector<std::string> args, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, value)>(
@@ -153,8 +156,10 @@ class client {
   }
 
   /// Receives pushes (RESP3 `>` frames, or RESP2 pub/sub messages and confirmations), on the client's executor.
+  /// The handler is called where it is kept, never copied; it may replace itself, or destroy the client.
   void set_push_handler(push_handler h) {
-    asio::dispatch(state_->executor, [s = state_, h = std::move(h)]() mutable { s->on_push = std::move(h); });
+    auto shared = h ? std::make_shared<const push_handler>(std::move(h)) : nullptr;
+    asio::dispatch(state_->executor, [s = state_, h = std::move(shared)]() mutable { s->on_push = std::move(h); });
   }
   /// Called once when an established connection is lost (not after `close`), on the client's executor.
   void set_disconnect_handler(disconnect_handler h) {
@@ -208,11 +213,12 @@ class client {
     std::string held;
     std::vector<reply_handler> held_when_written;
     std::vector<reply_handler> written_batch;
-    push_handler on_push;
+    std::shared_ptr<const push_handler> on_push;  // shared with its call in `deliver_push`
     disconnect_handler on_disconnect;
     connect_handler connecting;
     int protocol = 0;
     int setup_replies = 0;  // set-up commands whose replies are still expected during connect
+    bool in_transaction = false;  // MULTI sent, and no EXEC or DISCARD after it (see `follow_transaction`)
     bool connected = false;
     bool is_writing = false;
     // RESP2 subscribed mode, followed from the confirmations, which come in the order of the commands: the names
@@ -365,9 +371,10 @@ class client {
     }
 
     // Once per interval: a byte from the server, or a command awaiting its reply, ends the silence; a first silent
-    // interval sends a PING, a second one ends the connection.
+    // interval sends a PING, a second one ends the connection. Not inside MULTI, where the PING would be queued and
+    // its +QUEUED taken for an answer out of step.
     void check_health(std::uint64_t gen) {
-      if (received || !waiting.empty()) {
+      if (received || !waiting.empty() || in_transaction) {
         received = false;
         pinged = false;
       } else if (!pinged) {
@@ -389,7 +396,7 @@ class client {
     }
 
     void exec(std::vector<std::string> args, reply_handler h) {
-      if (!connected) {
+      if (!connected && !connecting) {
         h.complete(error::not_connected, value{});
         return;
       }
@@ -397,7 +404,8 @@ class client {
         h.complete(asio::error::invalid_argument, value{});
         return;
       }
-      if (is_refused(args)) {
+      const std::string_view kind = subscription_kind(args[0]);
+      if (is_refused(args) || (in_transaction && !kind.empty())) {
         h.complete(error::command_refused, value{});
         return;
       }
@@ -405,10 +413,12 @@ class client {
         h.complete(error::too_many_pending, value{});
         return;
       }
+      follow_transaction(args);
       std::vector<std::string_view> views(args.begin(), args.end());
+      // From `async_connect` until the set-up is answered (resolving, connecting and TLS included), commands are
+      // held (see `held`).
       const bool setting_up = static_cast<bool>(connecting);
       encoder(setting_up ? held : out).command(views);
-      const std::string_view kind = subscription_kind(args[0]);
       if (!kind.empty()) {
         // Each name is confirmed once (a refused command, or one without names: one error instead); an UNSUBSCRIBE
         // without names, once per name of its kind, or once when there is none.
@@ -423,6 +433,16 @@ class client {
       flush();
     }
 
+    // Inside MULTI, Redis queues each command and answers +QUEUED, then answers them all in EXEC's array: a
+    // subscription command there would be answered where the client waits for no reply (it takes a subscription
+    // command's answers for pushes), so `exec` refuses it, and the health check sends no PING. The flag is on
+    // whenever the server is in a transaction (it may be on when not: a refused MULTI, an EXEC with arguments),
+    // which errs on the side of refusing.
+    void follow_transaction(const std::vector<std::string>& args) {
+      if (iequal(args[0], "MULTI")) in_transaction = true;
+      else if (args.size() == 1 && (iequal(args[0], "EXEC") || iequal(args[0], "DISCARD"))) in_transaction = false;
+    }
+
     // Commands that would change, behind the client's back, what it relies on to match replies with commands and
     // to tell pushes from replies. `exec` refuses them before anything is sent (names compared without case, as
     // Redis does):
@@ -434,8 +454,9 @@ class client {
     //   reply would go to the command after its own (ON has nothing to undo once those are refused).
     // - SYNC and PSYNC turn the connection into a replication stream (an RDB payload, then commands); REPLCONF, for
     //   replicas only, leaves ACK and GETACK unanswered.
-    // Not refused: the subscription commands, which `exec` follows itself, and QUIT, which is answered before the
-    // server closes the connection; the client then reports a lost connection, as for any other close.
+    // Not refused: the subscription commands, which `exec` follows itself (outside MULTI: `follow_transaction`),
+    // and QUIT, which is answered before the server closes the connection; the client then reports a lost
+    // connection, as for any other close.
     static bool is_refused(const std::vector<std::string>& args) {
       for (std::string_view name : {"HELLO", "RESET", "MONITOR", "SYNC", "PSYNC", "REPLCONF"}) {
         if (iequal(args[0], name)) return true;
@@ -552,12 +573,12 @@ class client {
       h.complete({}, std::move(v));
     }
 
-    // Calls a copy of the push handler: the handler may replace itself (a one-shot handler), which would destroy
-    // the one running.
+    // The handler may replace itself (a one-shot handler), which would destroy the one running: the call holds a
+    // share of it. Not a copy, which for a std::function whose captures exceed its small buffer would allocate
+    // for every push.
     void deliver_push(value v) {
-      if (!on_push) return;
-      const push_handler handler = on_push;
-      handler(std::move(v));
+      const std::shared_ptr<const push_handler> handler = on_push;
+      if (handler) (*handler)(std::move(v));
     }
 
     // In RESP2 subscribed mode, messages and (un)subscribe confirmations are arrays like any reply.
@@ -606,6 +627,7 @@ class client {
       in.clear();
       protocol = 0;
       setup_replies = 0;
+      in_transaction = false;
       for (auto& names : resp2_names) names.clear();
       resp2_due.clear();
       is_writing = false;
