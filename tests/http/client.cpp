@@ -24,6 +24,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -45,6 +47,12 @@ bool runs_out_of_work(asio::io_context& ctx) {
   ctx.restart();
   ctx.run_for(10s);
   return ctx.stopped();
+}
+
+// The file descriptors this process has open (those of other threads included: call it while they open none).
+std::size_t open_fds() {
+  const std::filesystem::directory_iterator entries("/proc/self/fd");
+  return static_cast<std::size_t>(std::distance(begin(entries), end(entries)));
 }
 
 }  // namespace
@@ -543,6 +551,58 @@ TEST_CASE("client: close_idle_connections closes the idle ones at once and leave
   REQUIRE(run_until(ctx, [&] { return slow.done; }));
   REQUIRE_FALSE(slow.ec);
   CHECK(slow.response.body == "slow");
+}
+
+// A very common shutdown: the io_context stops, the service that owns the client goes (with a request in flight),
+// then the io_context goes, destroying the request's coroutine. The client's state lives as long as its operations,
+// so neither destroying the client nor the coroutine after it touches freed memory (it was a heap-use-after-free).
+TEST_CASE("client: a request in flight when the client is destroyed ends with operation_aborted", "[http][client]") {
+  asio::io_context ctx;
+  // Connections 0 and 1 are answered (and stay open, idle in the pool); connection 2 is never answered.
+  std::vector<asio::ip::tcp::socket*> accepted;
+  scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t index) {
+    accepted.push_back(&s);
+    if (index < 2) answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  auto c = std::make_unique<client>(ctx.get_executor());
+  result a, b, in_flight;
+  c->async_get(srv.url(), capture(a));
+  c->async_get(srv.url(), capture(b));
+  c->async_get(srv.url(), capture(in_flight));
+  REQUIRE(run_until(ctx, [&] { return a.done && b.done && accepted.size() == 3; }));
+  REQUIRE(c->open_connections("http://127.0.0.1:" + std::to_string(srv.port())) == 3);
+
+  c.reset();
+  CHECK(in_flight.calls == 0);  // not completed inside the destructor
+  REQUIRE(run_until(ctx, [&] { return in_flight.done; }));
+  CHECK(in_flight.calls == 1);
+  CHECK(in_flight.ec == asio::error::operation_aborted);
+  // Every connection the client had, idle or in use, is closed: the server reads the end of each.
+  std::size_t ended = 0;
+  std::vector<char> bytes(accepted.size());
+  for (std::size_t i = 0; i < accepted.size(); ++i) {
+    accepted[i]->async_read_some(asio::buffer(&bytes[i], 1), [&](std::error_code ec, std::size_t) {
+      if (ec == asio::error::eof) ++ended;
+    });
+  }
+  CHECK(run_until(ctx, [&] { return ended == accepted.size(); }));
+}
+
+TEST_CASE("client: a client destroyed with a request in flight and then its io_context leave nothing open", "[http][client]") {
+  const std::size_t fds_before = open_fds();
+  result in_flight;
+  {
+    asio::io_context ctx;
+    std::size_t requests = 0;
+    scripted_server srv(ctx, [&](asio::ip::tcp::socket&, std::size_t) { ++requests; });  // never answers
+    auto c = std::make_unique<client>(ctx.get_executor());
+    c->async_get(srv.url(), capture(in_flight));
+    REQUIRE(run_until(ctx, [&] { return requests == 1; }));
+    ctx.stop();
+    c.reset();
+  }  // the server, then the io_context and the request's coroutine in it
+  CHECK(in_flight.calls == 0);
+  CHECK(open_fds() == fds_before);
 }
 
 // RFC 9112 §9.5: a server may answer a request before its body has all arrived, and then stop reading or close. The

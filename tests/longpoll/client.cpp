@@ -1,6 +1,7 @@
 // The long-poll client against the endpoint: resuming by cursor through dropped connections, and backing off.
 #include <switchboard/longpoll/client.hpp>
 
+#include "http/client_support.hpp"
 #include "longpoll_support.hpp"
 #include "support/catch.hpp"
 #include "support/test_support.hpp"
@@ -14,7 +15,9 @@
 #include <asio/use_future.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,14 +38,13 @@ std::string url(const poll_server& s, std::string_view topic) {
          std::string(topic) + "/poll";
 }
 
-// The client under test and the io_context it runs on, here run by the test's thread (test::run_until). A client
-// may be destroyed only once none of its operations is left: the coroutines of one in flight stay queued in the
-// io_context, and destroying them when the io_context goes releases their connection into the client's pool, freed
-// by then (a heap-use-after-free). So that a test that fails while an operation is in flight (a REQUIRE past its
-// deadline) still reports its failure and goes on, operations are started bound to `cancel` (`bound`), and the
+// The client under test and the io_context it runs on, here run by the test's thread (test::run_until). So that a
+// test that fails while an operation is in flight (a REQUIRE past its deadline) still reports its failure and goes
+// on, with every operation ended and its handler run, operations are started bound to `cancel` (`bound`), and the
 // destructor ends them before the client goes: it emits `cancel` (terminal) and runs the io_context until nothing is
-// left; then the client goes, then the io_context. Completion handlers may run in the destructor, so what they refer
-// to must outlive the loop: declared before it, or owned by the handler.
+// left; then the client goes, then the io_context. (Destroying a client with an operation in flight is safe too, as
+// the last test cases check; this fixture ends the operations first all the same.) Completion handlers may run in
+// the destructor, so what they refer to must outlive the loop: declared before it, or owned by the handler.
 struct client_loop {
   asio::io_context ctx;
   asio::cancellation_signal cancel;  // emitted on the io_context's thread only
@@ -107,6 +109,12 @@ std::pair<std::error_code, longpoll::batch> next_on(client_loop& loop) {
   loop.client->async_next(loop.bound([out](std::error_code ec, longpoll::batch b) { out->emplace(ec, std::move(b)); }));
   REQUIRE(test::run_until(loop.ctx, [&] { return out->has_value(); }));
   return std::move(**out);
+}
+
+// The file descriptors this process has open (those of other threads included: call it while they open none).
+std::size_t open_fds() {
+  const std::filesystem::directory_iterator entries("/proc/self/fd");
+  return static_cast<std::size_t>(std::distance(begin(entries), end(entries)));
 }
 
 // The cursor each poll sent (nullopt: none), in order.
@@ -451,4 +459,51 @@ TEST_CASE("dropped connections lose nothing silently and duplicate nothing", "[l
   CHECK(messages > 0);
   CHECK(drops > 0);
   CHECK(c.cursor() == total);
+}
+
+// As for the HTTP client: the service that owns the client may go with a poll in flight (after stopping the
+// io_context, or on its thread), and the io_context after it. Here without `client_loop`, which would end the poll
+// first.
+TEST_CASE("a poll in flight when the client is destroyed ends with operation_aborted", "[longpoll][client]") {
+  asio::io_context ctx;
+  std::vector<asio::ip::tcp::socket*> accepted;  // their polls are never answered
+  test::scripted_server srv(ctx, [&](asio::ip::tcp::socket& s, std::size_t) { accepted.push_back(&s); });
+  auto c = std::make_unique<longpoll::client>(ctx.get_executor(), srv.url("/topics/t/poll"));
+  int calls = 0;
+  std::error_code ended;
+  c->async_next([&](std::error_code ec, const longpoll::batch&) {
+    ++calls;
+    ended = ec;
+  });
+  REQUIRE(test::run_until(ctx, [&] { return accepted.size() == 1; }));
+
+  c.reset();
+  CHECK(calls == 0);  // not completed inside the destructor
+  REQUIRE(test::run_until(ctx, [&] { return calls > 0; }));
+  CHECK(calls == 1);
+  CHECK(ended == asio::error::operation_aborted);
+  // The poll's connection is closed: the server reads its end.
+  bool closed = false;
+  char byte;
+  accepted[0]->async_read_some(asio::buffer(&byte, 1), [&](std::error_code ec, std::size_t) {
+    closed = ec == asio::error::eof;
+  });
+  CHECK(test::run_until(ctx, [&] { return closed; }));
+}
+
+TEST_CASE("the client destroyed with a poll in flight and then its io_context leave nothing open", "[longpoll][client]") {
+  const std::size_t fds_before = open_fds();
+  int calls = 0;
+  {
+    asio::io_context ctx;
+    std::size_t polls = 0;
+    test::scripted_server srv(ctx, [&](asio::ip::tcp::socket&, std::size_t) { ++polls; });  // never answers
+    auto c = std::make_unique<longpoll::client>(ctx.get_executor(), srv.url("/topics/t/poll"));
+    c->async_next([&](std::error_code, const longpoll::batch&) { ++calls; });
+    REQUIRE(test::run_until(ctx, [&] { return polls == 1; }));
+    ctx.stop();
+    c.reset();
+  }  // the server, then the io_context and the poll's coroutine in it
+  CHECK(calls == 0);
+  CHECK(open_fds() == fds_before);
 }

@@ -15,8 +15,11 @@
 //     for (auto& m : b.messages) show(m.sequence, m.data);
 //   }
 //
-// Threading: as `http::client`, use it from its executor's thread (or a strand). Lifetime: the client must outlive
-// its operations. One `async_next` at a time.
+// Threading: as `http::client`, use it from its executor's thread (or a strand). One `async_next` at a time.
+// Lifetime: as `http::client`'s, the poll in flight keeps the client's state alive, so the client may be destroyed
+// while one is in flight (on its executor's thread, or with its io_context not running): the poll then completes
+// with `asio::error::operation_aborted` once the io_context runs it, or is destroyed with it, and the client's
+// connections are closed.
 #pragma once
 
 #include <switchboard/http/client.hpp>
@@ -24,11 +27,7 @@
 #include <switchboard/longpoll/error.hpp>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/dispatch.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -37,6 +36,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -132,23 +132,22 @@ class client {
   /// unless `cursor` is given (the cursor of the last message seen, 0 for the beginning of the topic).
   client(asio::any_io_executor executor, std::string url, client_options options = {},
          std::optional<std::uint64_t> cursor = std::nullopt)
-      : options_(with_room(std::move(options))),
-        http_(executor, options_.http),
-        url_(std::move(url)),
-        cursor_(cursor),
-        rng_(std::random_device{}()) {}
+      : state_(std::make_shared<state>(std::move(executor), std::move(url), with_room(std::move(options)), cursor)) {}
+  /// Ends the poll in flight (it completes with `asio::error::operation_aborted`, never inside the destructor) and
+  /// closes every connection. Call it on the client's executor, or with its io_context not running.
+  ~client() { state_->close(); }
 
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
-  asio::any_io_executor get_executor() const { return http_.get_executor(); }
+  asio::any_io_executor get_executor() const { return state_->http_.get_executor(); }
 
   /// The cursor: the sequence number of the last message (or missed one) delivered; nullopt before the first
   /// answer when the client started at the newest.
-  std::optional<std::uint64_t> cursor() const noexcept { return cursor_; }
+  std::optional<std::uint64_t> cursor() const noexcept { return state_->cursor_; }
 
   /// The counters, read on the client's executor (as every member is used).
-  const client_stats& stats() const noexcept { return stats_; }
+  const client_stats& stats() const noexcept { return state_->stats_; }
 
   /// Waits for the next batch: messages, a `missed` range, or a `reset` (the server's topic is younger than the
   /// cursor). Polls that time out with nothing new are repeated inside, so the batch is never empty. Completion
@@ -162,26 +161,15 @@ class client {
   template <class Token>
   auto async_next(Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, batch)>(
-        [this](auto handler) {
-          auto slot = asio::get_associated_cancellation_slot(handler);
-          auto handler_ex = asio::get_associated_executor(handler, get_executor());
-          asio::co_spawn(get_executor(), next(),
-                         asio::bind_cancellation_slot(
-                             slot, [h = std::move(handler), handler_ex](std::exception_ptr e, outcome o) mutable {
-                               if (e) o.ec = switchboard::detail::exception_to_error(e);
-                               asio::dispatch(handler_ex, [h = std::move(h), o = std::move(o)]() mutable {
-                                 std::move(h)(o.ec, std::move(o.result));
-                               });
-                             }));
+        [s = state_](auto handler) mutable {
+          state& st = *s;
+          st.ops_.start(std::move(s), st.http_.get_executor(), st.next(), std::move(handler));
         },
         token);
   }
 
  private:
-  struct outcome {
-    std::error_code ec;
-    batch result;
-  };
+  using outcome = http::detail::outcome<batch>;
 
   static client_options with_room(client_options o) {
     const auto needed = o.poll_timeout + std::chrono::milliseconds(10'000);
@@ -189,90 +177,113 @@ class client {
     return o;
   }
 
-  std::string poll_url() const {
-    std::string u = url_ + "?timeout=" + std::to_string(options_.poll_timeout.count() / 1000) + "." +
-                    std::to_string(options_.poll_timeout.count() % 1000 / 100);
-    if (cursor_) u += "&cursor=" + std::to_string(*cursor_);
-    if (options_.max_batch != 0) u += "&max=" + std::to_string(options_.max_batch);
-    return u;
-  }
+  // Everything the client keeps, shared with its operation in flight, whose coroutine refers to it and may outlive
+  // the client (see the Lifetime note at the top).
+  struct state {
+    state(asio::any_io_executor executor, std::string url, client_options options,
+          std::optional<std::uint64_t> cursor)
+        : options_(std::move(options)),
+          http_(std::move(executor), options_.http),
+          url_(std::move(url)),
+          cursor_(cursor),
+          rng_(std::random_device{}()) {}
 
-  // The wait before attempt number `failures + 1`: exponential, with up to 50% jitter, or the server's
-  // Retry-After (delay-seconds form, RFC 9110 §10.2.3) when it gave one.
-  std::chrono::milliseconds backoff(unsigned failures, std::string_view retry_after) {
-    if (auto asked = detail::retry_after_wait(retry_after, options_.max_backoff)) return *asked;
-    const auto wait = detail::exponential_backoff(failures, options_.initial_backoff, options_.max_backoff);
-    std::uniform_int_distribution<std::int64_t> jitter(0, wait.count() / 2);
-    return wait - std::chrono::milliseconds(jitter(rng_));
-  }
-
-  // Waits `duration` before the next poll (cancellation cuts it short with an error), noted in `stats_`.
-  asio::awaitable<std::error_code> wait(std::chrono::steady_clock::duration duration) {
-    stats_.last_delay = std::chrono::ceil<std::chrono::milliseconds>(duration);
-    asio::steady_timer timer(http_.get_executor(), duration);
-    auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-    co_return ec;
-  }
-
-  asio::awaitable<outcome> next() {
-    using asio::experimental::as_tuple;
-    unsigned failures = 0;
-    for (;;) {
-      // Named locals, not temporaries, inside the co_await: g++ 12 destroys some temporaries of a co_await
-      // expression twice.
-      const std::string target = poll_url();
-      const std::optional<std::uint64_t> sent = cursor_;
-      http::client_request req;
-      const auto sent_at = std::chrono::steady_clock::now();
-      ++stats_.polls;
-      auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
-      if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
-      std::string_view retry_after;
-      bool nothing_new = false;  // the wait ran out (or the ETag still holds): poll again
-      if (!ec) {
-        if (r.status == http::status::ok) {
-          std::optional<batch> b = decode_batch(r.body);
-          if (b && detail::continues(*b, sent)) {
-            failures = 0;
-            cursor_ = b->cursor;
-            if (!b->messages.empty() || b->missed || b->reset) co_return outcome{{}, std::move(*b)};
-            nothing_new = true;
-          } else {
-            ec = error::bad_response;  // a proxy's error page, or another server's numbering: retried
-          }
-        } else if (r.status == http::status::not_modified) {
-          nothing_new = true;
-        } else if (r.status == http::status::request_timeout || r.status == http::status::too_many_requests ||
-                   http::to_int(r.status) >= 500) {
-          // 408: the server, or a proxy in front of it, would not hold the request any longer; the client may
-          // repeat it (RFC 9110 §15.5.9).
-          retry_after = r.headers.get("Retry-After");
-          ec = error::unexpected_status;
-        } else {
-          co_return outcome{error::unexpected_status, {}};
-        }
-      }
-      if (nothing_new) {  // paced: at most one poll per min_poll_interval while nothing comes
-        const auto left = sent_at + options_.min_poll_interval - std::chrono::steady_clock::now();
-        if (left.count() > 0) {
-          ++stats_.paced;
-          if (const std::error_code wait_ec = co_await wait(left)) co_return outcome{wait_ec, {}};
-        }
-        continue;
-      }
-      ++stats_.failures;
-      stats_.last_error = ec;
-      if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
-      if (const std::error_code wait_ec = co_await wait(backoff(failures, retry_after))) co_return outcome{wait_ec, {}};
+    // The client goes: the poll in flight ends as a terminal cancellation ends it, and the idle connections close.
+    void close() {
+      ops_.cancel_all();
+      http_.close_idle_connections();
     }
-  }
 
-  client_options options_;
-  http::client http_;
-  std::string url_;
-  std::optional<std::uint64_t> cursor_;
-  std::minstd_rand rng_;
-  client_stats stats_;
+    std::string poll_url() const {
+      std::string u = url_ + "?timeout=" + std::to_string(options_.poll_timeout.count() / 1000) + "." +
+                      std::to_string(options_.poll_timeout.count() % 1000 / 100);
+      if (cursor_) u += "&cursor=" + std::to_string(*cursor_);
+      if (options_.max_batch != 0) u += "&max=" + std::to_string(options_.max_batch);
+      return u;
+    }
+
+    // The wait before attempt number `failures + 1`: exponential, with up to 50% jitter, or the server's
+    // Retry-After (delay-seconds form, RFC 9110 §10.2.3) when it gave one.
+    std::chrono::milliseconds backoff(unsigned failures, std::string_view retry_after) {
+      if (auto asked = detail::retry_after_wait(retry_after, options_.max_backoff)) return *asked;
+      const auto wait = detail::exponential_backoff(failures, options_.initial_backoff, options_.max_backoff);
+      std::uniform_int_distribution<std::int64_t> jitter(0, wait.count() / 2);
+      return wait - std::chrono::milliseconds(jitter(rng_));
+    }
+
+    // Waits `duration` before the next poll (cancellation cuts it short with an error), noted in `stats_`.
+    asio::awaitable<std::error_code> wait(std::chrono::steady_clock::duration duration) {
+      stats_.last_delay = std::chrono::ceil<std::chrono::milliseconds>(duration);
+      asio::steady_timer timer(http_.get_executor(), duration);
+      auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      co_return ec;
+    }
+
+    asio::awaitable<outcome> next() {
+      using asio::experimental::as_tuple;
+      unsigned failures = 0;
+      for (;;) {
+        // Named locals, not temporaries, inside the co_await: g++ 12 destroys some temporaries of a co_await
+        // expression twice.
+        const std::string target = poll_url();
+        const std::optional<std::uint64_t> sent = cursor_;
+        http::client_request req;
+        const auto sent_at = std::chrono::steady_clock::now();
+        ++stats_.polls;
+        auto [ec, r] = co_await http_.async_request(target, std::move(req), as_tuple(asio::use_awaitable));
+        if (ec == asio::error::operation_aborted) co_return outcome{ec, {}};
+        std::string_view retry_after;
+        bool nothing_new = false;  // the wait ran out (or the ETag still holds): poll again
+        if (!ec) {
+          if (r.status == http::status::ok) {
+            std::optional<batch> b = decode_batch(r.body);
+            if (b && detail::continues(*b, sent)) {
+              failures = 0;
+              cursor_ = b->cursor;
+              if (!b->messages.empty() || b->missed || b->reset) co_return outcome{{}, std::move(*b)};
+              nothing_new = true;
+            } else {
+              ec = error::bad_response;  // a proxy's error page, or another server's numbering: retried
+            }
+          } else if (r.status == http::status::not_modified) {
+            nothing_new = true;
+          } else if (r.status == http::status::request_timeout || r.status == http::status::too_many_requests ||
+                     http::to_int(r.status) >= 500) {
+            // 408: the server, or a proxy in front of it, would not hold the request any longer; the client may
+            // repeat it (RFC 9110 §15.5.9).
+            retry_after = r.headers.get("Retry-After");
+            ec = error::unexpected_status;
+          } else {
+            co_return outcome{error::unexpected_status, {}};
+          }
+        }
+        if (nothing_new) {  // paced: at most one poll per min_poll_interval while nothing comes
+          const auto left = sent_at + options_.min_poll_interval - std::chrono::steady_clock::now();
+          if (left.count() > 0) {
+            ++stats_.paced;
+            if (const std::error_code wait_ec = co_await wait(left)) co_return outcome{wait_ec, {}};
+          }
+          continue;
+        }
+        ++stats_.failures;
+        stats_.last_error = ec;
+        if (++failures == options_.max_attempts) co_return outcome{error::too_many_failures, {}};
+        if (const std::error_code wait_ec = co_await wait(backoff(failures, retry_after))) {
+          co_return outcome{wait_ec, {}};
+        }
+      }
+    }
+
+    client_options options_;
+    http::client http_;
+    std::string url_;
+    std::optional<std::uint64_t> cursor_;
+    std::minstd_rand rng_;
+    client_stats stats_;
+    http::detail::operations ops_;  // the poll in flight
+  };
+
+  std::shared_ptr<state> state_;
 };
 
 }  // namespace switchboard::longpoll
