@@ -117,22 +117,31 @@ class basic_broker {
   ///  - With `switchboard::error::timeout` if `timeout` (when not zero) passes first: nothing was published.
   ///  - With `too_many_topics`, `topic_too_long` or `switchboard::error::closed` (the broker was destroyed).
   /// Cancellation: per-operation cancellation (any type) of a waiting publish completes it with
-  /// `asio::error::operation_aborted`; nothing is published. The broker keeps `draft` and a copy of `topic`.
+  /// `asio::error::operation_aborted`; nothing is published. The broker keeps `draft` and the topic's name (a
+  /// copy of `topic`, or the topic itself when it exists already).
   template <class Token>
   auto async_publish(std::string_view topic, draft_type draft, clock::duration timeout, Token&& token) {
+    // An existing topic is found now and its own name serves, so `topic` is not copied (`name` stays empty). A token
+    // that initiates later (`asio::deferred`) still publishes to the topic of that name then: an erased topic
+    // refuses, and the loop makes the new one.
+    topic_ref found = core_->find(topic);
+    std::string name = found ? std::string() : std::string(topic);
     return asio::async_initiate<Token, void(std::error_code, std::uint64_t)>(
-        [core = core_](auto handler, std::string topic, draft_type draft, clock::duration timeout) {
+        [core = core_](auto handler, topic_ref t, std::string name, draft_type draft, clock::duration timeout) {
           typename topic_type::wait_options wait{asio::get_associated_executor(handler, core->executor), timeout,
                                                  asio::get_associated_cancellation_slot(handler)};
           typename topic_type::publish_handler h(std::move(handler), core->executor);
           for (;;) {
             std::error_code ec;
-            const auto t = core->topic(topic, ec);
+            if (!t) t = core->topic(name, ec);
             if (!t) return h.complete(ec, 0);
             if (t->async_publish(t, draft, h, wait)) return;
+            // The topic was erased meanwhile: publish to the new one of its name.
+            if (name.empty()) name = t->name;
+            t = nullptr;
           }
         },
-        token, std::string(topic), std::move(draft), timeout);
+        token, std::move(found), std::move(name), std::move(draft), timeout);
   }
 
   /// `async_publish` without a deadline.
@@ -357,6 +366,7 @@ class basic_broker {
  private:
   using core_type = detail::broker_core<Message>;
   using topic_type = detail::topic_state<Message>;
+  using topic_ref = std::shared_ptr<topic_type>;
 
   subscription_type make(std::shared_ptr<detail::subscriber<Message>> s) const {
     if (!s) return subscription_type();

@@ -132,10 +132,19 @@ struct topic_state : std::enable_shared_from_this<topic_state<Message>> {
       handler.complete(switchboard::error::closed, 0);
       return true;
     }
-    const std::uint64_t id = ++next_id_;
-    publishers_.push_back(waiting_publish{id, std::move(draft), std::nullopt, std::move(handler), nullptr});
-    if (publishers_.size() == 1) admit_publishers_locked(self);
-    if (!publishers_.empty() && publishers_.back().id == id) arm(publishers_.back(), wait, &topic_state::abandon_publisher);
+    if (publishers_.empty()) {
+      // Nobody waits: publish now, without making the line (three allocations of a deque), or wait at its front
+      // already stamped, as `admit_publishers_locked` leaves a publisher that does not fit.
+      Message m = stamp(std::move(draft));
+      if (commit_locked(self, m)) {
+        handler.complete(std::error_code(), m.sequence());
+        return true;
+      }
+      publishers_.push_back(waiting_publish{++next_id_, std::nullopt, std::move(m), std::move(handler), nullptr});
+    } else {
+      publishers_.push_back(waiting_publish{++next_id_, std::move(draft), std::nullopt, std::move(handler), nullptr});
+    }
+    arm(publishers_.back(), wait, &topic_state::abandon_publisher);
     return true;
   }
 
