@@ -482,14 +482,18 @@ TEST_CASE("ws session group: a session ended in on_open leaves its group", "[ws]
 namespace {
 
 // A server session over a connected pair of loopback sockets on `ctx`, with no keep-alive or message timeout, and
-// the client's end of the connection.
+// the client's end of the connection. A `send_buffer` other than 0 sets the server socket's SO_SNDBUF: a fixed size,
+// which the kernel then no longer grows, so that a peer that does not read leaves (nearly) all the rest queued.
 struct session_on_socket_pair {
-  explicit session_on_socket_pair(asio::io_context& ctx, ws::session_options options = {}) : client(ctx) {
+  explicit session_on_socket_pair(asio::io_context& ctx, ws::session_options options = {}, int send_buffer = 0)
+      : client(ctx) {
     asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
     client.connect(acceptor.local_endpoint());
     options.ping_interval = 0ms;
     options.message_timeout = 0ms;
-    session = std::make_shared<ws::detail::session_impl<asio::ip::tcp::socket>>(acceptor.accept(), std::string(),
+    asio::ip::tcp::socket server = acceptor.accept();
+    if (send_buffer != 0) server.set_option(asio::socket_base::send_buffer_size(send_buffer));
+    session = std::make_shared<ws::detail::session_impl<asio::ip::tcp::socket>>(std::move(server), std::string(),
                                                                                   options, std::string(), std::nullopt);
   }
   // Sends one masked text message from the client's end.
@@ -558,6 +562,92 @@ TEST_CASE("ws session: async_send to a full queue under the disconnect policy en
   CHECK(closed->reason == "send queue overflow");
   CHECK_FALSE(pair.session->is_open());
   CHECK(std::count(results.begin(), results.end(), switchboard::error::overflow_disconnect) == 1);
+}
+
+// The peer's close is answered "as soon as practical" (RFC 6455 §5.5.1): a peer that gives up while much is queued
+// for it gets our close frame after what the writer had taken (the write under way), not after the whole queue;
+// what was still queued is dropped and counted, and a send waiting for room completes with `error::closed`. The
+// peer's message just before its close, read with it, tells what the writer had taken then.
+TEST_CASE("ws session: a peer's close is answered without writing what is still queued", "[ws][session]") {
+  asio::io_context ctx;
+  // 128 messages of 64 KiB, 8 MiB: far more than the socket buffers take while the peer does not read (the server's
+  // is set to 64 KiB; checked below: at least half of it is still queued when the close arrives). The byte limit
+  // keeps the queue under half full (the session goes on reading the peer: send_queue_full), and leaves no room for
+  // one more message of 14 MiB while 4 MiB or more are queued: its `async_send` waits.
+  constexpr int messages = 128;
+  const std::string payload(64 * 1024, 'q');
+  session_on_socket_pair pair(ctx, {.send_queue = {.max_messages = 4096, .max_bytes = 17 << 20,
+                                                   .policy = overflow_policy::wait}},
+                              64 * 1024);
+  std::optional<queue_stats> at_close;  // the send queue when the peer's message before its close arrived
+  std::optional<ws::close_info> closed;
+  std::optional<std::error_code> waiting_send;
+  bool queued = false;
+  pair.session->on_message([&at_close, session = pair.session.get()](ws::message&&) {
+    at_close = session->send_stats();
+  });
+  pair.session->on_close([&](const ws::close_info& info) { closed = info; });
+  asio::post(ctx, [&, session = pair.session] {
+    session->start();
+    for (int i = 0; i < messages; ++i) session->send_binary(payload);
+    session->async_send(ws::session::make_outgoing(ws::opcode::binary, std::string(14 << 20, 'w')),
+                        [&](std::error_code ec, push_outcome) { waiting_send = ec; });
+    queued = true;
+  });
+  REQUIRE(test::run_until(ctx, [&] { return queued; }));
+  CHECK_FALSE(waiting_send.has_value());  // no room: it waits
+
+  // A message, then the close, in one write (one read at the server, with no write completing in between).
+  ws::frame_writer writer(ws::role::client);
+  std::string frames(64, '\0');
+  const std::size_t message_size = writer.write_frame(frames, ws::opcode::text, "bye");
+  const std::size_t close_size =
+      writer.write_close(std::span<char>(frames).subspan(message_size), ws::close_code::normal);
+  frames.resize(message_size + close_size);
+  asio::write(pair.client, asio::buffer(frames));
+
+  // Read (without blocking, between the session's handlers) up to our close frame, counting the messages before it.
+  pair.client.non_blocking(true);
+  ws::frame_parser parser(ws::role::client);
+  std::string in;
+  int received = 0;
+  bool close_frame = false;
+  ws::close_code close_code = ws::close_code::no_status;
+  const auto read_available = [&] {
+    char chunk[64 * 1024];
+    std::error_code ec;
+    const std::size_t n = pair.client.read_some(asio::buffer(chunk), ec);
+    if (ec) return;
+    in.append(chunk, n);
+    std::size_t pos = 0;
+    for (;;) {
+      const ws::parse_result r = parser.parse(std::span<char>(in).subspan(pos));
+      pos += r.consumed;
+      if (r.event == ws::parse_event::need_more) break;
+      if (r.event == ws::parse_event::data && r.message_end) ++received;
+      if (r.event == ws::parse_event::close) {
+        close_frame = true;
+        close_code = r.code;
+        break;
+      }
+      if (r.event == ws::parse_event::error) FAIL("bad frame from the server: " << r.error.message());
+    }
+    in.erase(0, pos);
+  };
+  REQUIRE(test::run_until(ctx, [&] {
+    if (!close_frame) read_available();
+    return close_frame && closed.has_value();
+  }));
+
+  REQUIRE(at_close.has_value());
+  INFO(at_close->popped << " messages taken by the writer and " << at_close->depth << " queued when the close came");
+  REQUIRE(at_close->depth >= messages / 2);  // most were still queued: the kernel took less than half
+  CHECK(received == static_cast<int>(at_close->popped));  // what the writer had taken, nothing queued after it
+  CHECK(pair.session->dropped() == at_close->depth);
+  CHECK(close_code == ws::close_code::normal);
+  CHECK(closed->code == ws::close_code::normal);
+  CHECK(closed->by_peer);
+  CHECK(waiting_send == std::optional<std::error_code>(switchboard::error::closed));
 }
 
 TEST_CASE("ws session: a protocol error after our close frame ends the connection at once", "[ws][session]") {

@@ -967,7 +967,9 @@ TEST_CASE("ws session: random scripts of a raw peer and the application keep RFC
 // it still holds them; the writer takes them itself, and the pop, which `close` had left waiting for them, waited
 // for ever: the close frame, which goes after the pop's end, was never sent (§5.5.1: the peer's close MUST be
 // answered), the connection was cut at `close_timeout`, and the pop's handler kept the session and its event loop's
-// work (the runtime's stop then hung).
+// work (the runtime's stop then hung). The close frame goes after the first answer, which the writer took before the
+// close arrived; the two still queued are discarded and counted (the peer processes nothing after its close, and our
+// answer to it is due as soon as practical: §5.5.1).
 TEST_CASE("ws session: a peer's close that arrives with messages whose answers are still queued is answered",
           "[ws][session][session_random]") {
   observed seen;
@@ -987,13 +989,12 @@ TEST_CASE("ws session: a peer's close that arrives with messages whose answers a
   REQUIRE(seen.wait([&] { return seen.closes > 0 && seen.end != wire_end::open; }));
   peer.reset();
   const std::lock_guard lock(seen.m);
+  CHECK(seen.session->dropped() == 2);
   seen.session.reset();
-  REQUIRE(seen.wire.size() == 4);
+  REQUIRE(seen.wire.size() == 2);
   CHECK(seen.wire[0].data == "e0:m0");
-  CHECK(seen.wire[1].data == "e1:m1");
-  CHECK(seen.wire[2].data == "e2:m2");
-  CHECK(seen.wire[3].kind == ws::parse_event::close);
-  CHECK(static_cast<int>(seen.wire[3].code) == 3001);
+  CHECK(seen.wire[1].kind == ws::parse_event::close);
+  CHECK(static_cast<int>(seen.wire[1].code) == 3001);
   CHECK(seen.end == wire_end::eof);
   CHECK(static_cast<int>(seen.info.code) == 3001);
   CHECK(seen.info.reason == "bye");

@@ -14,8 +14,11 @@
 //    peer that sends requests and does not read the answers is held back by TCP, not by our memory.
 //  - Closing: `close(code, reason)` sends what is queued, then the close frame, waits up to `close_timeout` for
 //    the peer's, then closes the socket (over TLS after the closure alerts); a peer's close is answered and
-//    reported to `on_close`. Input that breaks the protocol is answered with a close frame (1002, 1007, 1009)
-//    and the socket is closed as soon as that frame is written (RFC 6455 §7.1.7): nothing more is read from it.
+//    reported to `on_close`. That answer does not wait for the queue (RFC 6455 §5.5.1: "as soon as practical"; a
+//    peer that closed may process nothing more): the messages still queued are discarded and counted in
+//    `dropped()`, and only what the writer had taken (a write under way: a frame is never cut) goes first. Input
+//    that breaks the protocol is answered with a close frame (1002, 1007, 1009) and the socket is closed as soon
+//    as that frame is written (RFC 6455 §7.1.7): nothing more is read from it.
 //  - Safety: a `std::shared_ptr<session>` stays valid after the peer has gone; sending then fails with
 //    `switchboard::error::closed`, nothing dangles.
 #pragma once
@@ -171,11 +174,12 @@ class session : public std::enable_shared_from_this<session> {
         token, shared_from_this(), std::move(o));
   }
 
-  /// Starts the closing handshake: queued messages go first, then the close frame. Messages the peer still sends
-  /// before it answers (RFC 6455 §5.5.1 lets it finish) are read and discarded, not handed to `on_message`. Safe
-  /// from any thread. A reason over 123 bytes or not UTF-8 is left out; a code not valid on the wire (1005, 1006,
-  /// 1015, or outside `is_valid_close_code`) sends a close frame without a code, reported as 1005 at both ends
-  /// (RFC 6455 §7.1.5).
+  /// Starts the closing handshake: queued messages go first, then the close frame (unless the peer's close arrives
+  /// before ours is written: the messages still queued are then discarded and counted in `dropped()`). Messages the
+  /// peer still sends before it answers (RFC 6455 §5.5.1 lets it finish) are read and discarded, not handed to
+  /// `on_message`. Safe from any thread. A reason over 123 bytes or not UTF-8 is left out; a code not valid on the wire
+  /// (1005, 1006, 1015, or outside `is_valid_close_code`) sends a close frame without a code, reported as 1005 at both
+  /// ends (RFC 6455 §7.1.5).
   void close(close_code code = close_code::normal, std::string reason = {}) {
     asio::dispatch(get_executor(), [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
       self->begin_close(code, std::move(reason), false);
@@ -202,9 +206,10 @@ class session : public std::enable_shared_from_this<session> {
   /// The send queue's counters (on the session's executor).
   queue_stats send_stats() const noexcept { return queue_.stats(); }
   /// Messages lost: those the send queue's overflow policy discarded (drop_oldest, drop_newest, conflate; one
-  /// large message may push out several), whichever send queued them, and fire-and-forget sends refused (a full
-  /// queue under `wait`, a closed session). From any thread.
-  std::uint64_t dropped() const noexcept { return refused_.load(std::memory_order_relaxed) + queue_.dropped(); }
+  /// large message may push out several), whichever send queued them, fire-and-forget sends refused (a full
+  /// queue under `wait`, a closed session), and messages still queued when the peer's close arrived (discarded
+  /// unsent; `send_stats()` counts them as popped). From any thread.
+  std::uint64_t dropped() const noexcept { return lost_.load(std::memory_order_relaxed) + queue_.dropped(); }
 
   /// Builds an outgoing message (copies nothing but moves `payload`). Text must be UTF-8.
   static outgoing make_outgoing(opcode type, std::string payload, std::string conflation_key = {}) {
@@ -235,7 +240,7 @@ class session : public std::enable_shared_from_this<session> {
   void push_now(outgoing o) {
     const push_outcome outcome = offer(o);
     if (outcome == push_outcome::must_wait) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
+      lost_.fetch_add(1, std::memory_order_relaxed);
     } else if (outcome == push_outcome::must_disconnect) {
       queue_.async_push(std::move(o), [self = shared_from_this()](std::error_code ec, push_outcome) {
         self->after_refused_push(ec);
@@ -247,7 +252,7 @@ class session : public std::enable_shared_from_this<session> {
   // discards, the queue counts: see dropped()), and the session cut if its queue overflowed under `disconnect`.
   void after_refused_push(std::error_code ec) {
     if (ec == switchboard::error::overflow_disconnect) cut_for_overflow();
-    if (ec) refused_.fetch_add(1, std::memory_order_relaxed);
+    if (ec) lost_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // The `disconnect` policy: the consumer fell too far behind, so it is cut (a close frame would wait behind what
@@ -289,7 +294,9 @@ class session : public std::enable_shared_from_this<session> {
   // the session closes.
   std::shared_ptr<void> admission_;
   std::atomic<state> state_{state::open};
-  std::atomic<std::uint64_t> refused_{0};  // fire-and-forget sends refused (see dropped())
+  // Messages lost outside the queue's overflow policy: fire-and-forget sends refused, and messages a peer's close
+  // discarded (see dropped()).
+  std::atomic<std::uint64_t> lost_{0};
 };
 
 namespace detail {
@@ -528,17 +535,31 @@ class session_impl final : public session,
     in_size_ = rest;
   }
 
+  // The peer's close frame. Nothing more is read.
   void on_peer_close(close_code code, std::string reason) {
     peer_closed_ = true;
+    // We started closing and this is the answer: done.
+    if (close_sent_) return finish(closing_->outcome());
     if (state_ == state::open) {
       // Echo the peer's close (§5.5.1) with its code, or "normal" when it sent none.
       const close_code echo = (code == close_code::no_status) ? close_code::normal : code;
       enter_closing(close_info{echo, {}, true});
       closing_->peer = close_info{code, std::move(reason), true};
-      return pump_writes();
     }
-    // We started closing and this is the answer: done.
-    if (close_sent_) finish(closing_->outcome());
+    // Our close frame is due "as soon as practical" (§5.5.1), and a peer that sent its close may process nothing
+    // more ("there is no guarantee that the endpoint that has already sent a Close frame will continue to process
+    // data", §5.5.1): the messages still queued go unsent, counted in dropped(), also when our own close() waited
+    // behind them. A peer that gives up while megabytes are queued for it (a slow consumer) gets its answer after
+    // the current message, not after the queue or at the write timeout. What the writer took already still goes
+    // (an endpoint "MAY delay sending a Close frame until its current message is sent"): a write under way (a frame
+    // is never cut), and the message its pop was given (`popped_`; pump_writes holds the close frame behind a pop
+    // that was woken). The queue was closed by enter_closing (or close()): nothing joins it, and the sends waiting
+    // for room (`async_send` under `wait`) completed with `error::closed` then. Control frames waiting (a pong, a
+    // keep-alive ping: two at most, 131 bytes each at most) still go, before the close frame: §5.5.1 forbids only
+    // frames after it, they delay it by a few bytes, and none can join them (nothing more is read, and keep-alive
+    // stops once the session is closing); leaving them is the simplest and loses no pong the peer may wait for.
+    while (queue_.try_pop()) lost_.fetch_add(1, std::memory_order_relaxed);
+    pump_writes();
   }
 
   // ------------------------------------------------------------------ writing
@@ -768,7 +789,7 @@ class session_impl final : public session,
       ours.reason.clear();
     }
     closing_ = std::make_unique<closing_state>(get_executor(), std::move(ours));
-    queue_.close();  // no more messages; those queued still go out first
+    queue_.close();  // no more messages; those queued still go out first, unless the peer closed (on_peer_close)
     closing_->timer.expires_after(timeouts_.close_timeout);
     closing_->timer.async_wait(switchboard::detail::long_wait([self = self()](std::error_code ec) {
       if (!ec) self->finish(self->closing_->outcome());
