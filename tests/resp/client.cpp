@@ -600,7 +600,7 @@ TEST_CASE("resp client: an open transaction is not health checked", "[resp][clie
 
 namespace {
 
-// A push handler's capture that counts the copies made of it.
+// A handler's capture that counts the copies made of it.
 struct copy_counter {
   int* copies;
   copy_counter(int* c) : copies(c) {}
@@ -623,6 +623,23 @@ TEST_CASE("resp client: pushes are delivered without copying the push handler", 
   copies = 0;
   exec(ctx, c, command("SUBSCRIBE", "a", "b", "c"));
   REQUIRE(run_until(ctx, [&] { return pushes == 3; }));
+  CHECK(copies == 0);
+}
+
+// The disconnect handler likewise: a copy per disconnect would allocate each time a connection is lost.
+TEST_CASE("resp client: disconnects are reported without copying the disconnect handler", "[resp][client]") {
+  test::redis_server redis;
+  asio::io_context ctx;
+  resp::client c(ctx.get_executor(), {.port = redis.port()});
+  int copies = 0, disconnects = 0;
+  c.set_disconnect_handler([&disconnects, counter = copy_counter(&copies)](std::error_code) { ++disconnects; });
+  test::poll(ctx);  // the handler is in place
+  copies = 0;
+  for (int i = 1; i <= 3; ++i) {
+    REQUIRE_FALSE(connect(ctx, c));
+    exec(ctx, c, command("QUIT"));  // answered, then the server closes the connection
+    REQUIRE(run_until(ctx, [&] { return disconnects == i; }));
+  }
   CHECK(copies == 0);
 }
 

@@ -157,14 +157,10 @@ class client {
 
   /// Receives pushes (RESP3 `>` frames, or RESP2 pub/sub messages and confirmations), on the client's executor.
   /// The handler is called where it is kept, never copied; it may replace itself, or destroy the client.
-  void set_push_handler(push_handler h) {
-    auto shared = h ? std::make_shared<const push_handler>(std::move(h)) : nullptr;
-    asio::dispatch(state_->executor, [s = state_, h = std::move(shared)]() mutable { s->on_push = std::move(h); });
-  }
-  /// Called once when an established connection is lost (not after `close`), on the client's executor.
-  void set_disconnect_handler(disconnect_handler h) {
-    asio::dispatch(state_->executor, [s = state_, h = std::move(h)]() mutable { s->on_disconnect = std::move(h); });
-  }
+  void set_push_handler(push_handler h) { set_handler(&state::on_push, std::move(h)); }
+  /// Called once when an established connection is lost (not after `close`), on the client's executor. Like the
+  /// push handler, it is called where it is kept, never copied; it may replace itself.
+  void set_disconnect_handler(disconnect_handler h) { set_handler(&state::on_disconnect, std::move(h)); }
 
   /// Closes the connection; commands still waiting fail with `error::connection_lost`. Safe from any thread.
   void close() {
@@ -178,6 +174,29 @@ class client {
  private:
   using connect_handler = switchboard::detail::pending_handler<void(std::error_code)>;
   using reply_handler = switchboard::detail::pending_handler<void(std::error_code, value)>;
+
+  // The user's handlers are kept behind a shared pointer, and each call holds a share of the one it runs: a handler
+  // may replace itself (a one-shot handler), which would otherwise destroy it while it runs. Not a copy per call,
+  // which for a std::function whose captures exceed its small buffer would allocate for every push or disconnect.
+  template <class Handler>
+  using shared_handler = std::shared_ptr<const Handler>;
+
+  struct state;
+
+  // Puts `h` (empty: none) in `member` of the state, on the executor.
+  template <class Handler>
+  void set_handler(shared_handler<Handler> state::*member, Handler h) {
+    auto shared = h ? std::make_shared<const Handler>(std::move(h)) : nullptr;
+    asio::dispatch(state_->executor,
+                   [s = state_, member, h = std::move(shared)]() mutable { (*s).*member = std::move(h); });
+  }
+
+  // Calls the handler kept in `kept`, if any, through a share of it (see `shared_handler`).
+  template <class Handler, class... Args>
+  static void call_handler(const shared_handler<Handler>& kept, Args&&... args) {
+    const shared_handler<Handler> handler = kept;
+    if (handler) (*handler)(std::forward<Args>(args)...);
+  }
 
   struct state : std::enable_shared_from_this<state> {
     state(asio::any_io_executor ex, client_options opts)
@@ -213,8 +232,8 @@ class client {
     std::string held;
     std::vector<reply_handler> held_when_written;
     std::vector<reply_handler> written_batch;
-    std::shared_ptr<const push_handler> on_push;  // shared with its call in `deliver_push`
-    disconnect_handler on_disconnect;
+    shared_handler<push_handler> on_push;              // see `shared_handler`
+    shared_handler<disconnect_handler> on_disconnect;  // see `shared_handler`
     connect_handler connecting;
     int protocol = 0;
     int setup_replies = 0;  // set-up commands whose replies are still expected during connect
@@ -552,7 +571,7 @@ class client {
     void on_value(value v) {
       if (v.kind == value_kind::push || is_resp2_push(v)) {
         if (protocol == 2) track_resp2_subscriptions(v);
-        deliver_push(std::move(v));
+        call_handler(on_push, std::move(v));
         return;
       }
       if (health_pings_out > 0 && is_health_reply(v)) {
@@ -565,20 +584,12 @@ class client {
         // confirmations; anything else means the connection is out of step.
         if (!v.is_error()) return fail(error::connection_lost, true);
         if (protocol == 2 && !resp2_due.empty()) resp2_due.pop_front();
-        deliver_push(std::move(v));
+        call_handler(on_push, std::move(v));
         return;
       }
       auto h = std::move(waiting.front());
       waiting.pop_front();
       h.complete({}, std::move(v));
-    }
-
-    // The handler may replace itself (a one-shot handler), which would destroy the one running: the call holds a
-    // share of it. Not a copy, which for a std::function whose captures exceed its small buffer would allocate
-    // for every push.
-    void deliver_push(value v) {
-      const std::shared_ptr<const push_handler> handler = on_push;
-      if (handler) (*handler)(std::move(v));
     }
 
     // In RESP2 subscribed mode, messages and (un)subscribe confirmations are arrays like any reply.
@@ -661,10 +672,7 @@ class client {
         connecting = connect_handler();
         h.complete(ec);
       }
-      if (notify && was_connected && on_disconnect) {
-        const disconnect_handler handler = on_disconnect;  // a copy: it may replace itself
-        handler(ec);
-      }
+      if (notify && was_connected) call_handler(on_disconnect, ec);
     }
   };
 
