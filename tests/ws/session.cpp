@@ -650,6 +650,40 @@ TEST_CASE("ws session: a peer's close is answered without writing what is still 
   CHECK(waiting_send == std::optional<std::error_code>(switchboard::error::closed));
 }
 
+// A session that ends with messages still queued (here `abort`, as on a lost connection or a cut) discards them
+// unsent: `dropped()` counts them, so that what was sent is accounted for (sent, dropped) whichever way it ends.
+TEST_CASE("ws session: messages still queued when the session ends are counted in dropped()", "[ws][session]") {
+  asio::io_context ctx;
+  // 64 messages of 64 KiB while the peer reads nothing, and a 64 KiB socket buffer: most stay queued.
+  constexpr int messages = 64;
+  const std::string payload(64 * 1024, 'q');
+  session_on_socket_pair pair(ctx, {}, 64 * 1024);
+  std::optional<queue_stats> before_abort;
+  std::optional<ws::close_info> closed;
+  pair.session->on_close([&](const ws::close_info& info) { closed = info; });
+  asio::post(ctx, [&, session = pair.session] {
+    session->start();
+    for (int i = 0; i < messages; ++i) session->send_binary(payload);
+  });
+  // Once the writer waits for the socket (the peer reads nothing), abort with the rest still queued.
+  REQUIRE(test::run_until(ctx, [&] {
+    const queue_stats queued = pair.session->send_stats();
+    return queued.pushed == messages && queued.popped > 0;
+  }));
+  asio::post(ctx, [&, session = pair.session] {
+    before_abort = session->send_stats();
+    session->abort();
+  });
+  REQUIRE(test::run_until(ctx, [&] { return closed.has_value(); }));
+
+  REQUIRE(before_abort.has_value());
+  INFO(before_abort->popped << " messages taken by the writer and " << before_abort->depth << " queued at the abort");
+  REQUIRE(before_abort->depth > 0);
+  CHECK(before_abort->dropped == 0);
+  CHECK(pair.session->dropped() == before_abort->depth);
+  CHECK(closed->code == ws::close_code::abnormal);
+}
+
 TEST_CASE("ws session: a protocol error after our close frame ends the connection at once", "[ws][session]") {
   test_server s;
   std::promise<ws::close_info> closed;

@@ -207,8 +207,9 @@ class session : public std::enable_shared_from_this<session> {
   queue_stats send_stats() const noexcept { return queue_.stats(); }
   /// Messages lost: those the send queue's overflow policy discarded (drop_oldest, drop_newest, conflate; one
   /// large message may push out several), whichever send queued them, fire-and-forget sends refused (a full
-  /// queue under `wait`, a closed session), and messages still queued when the peer's close arrived (discarded
-  /// unsent; `send_stats()` counts them as popped). From any thread.
+  /// queue under `wait`, a closed session), and messages still queued when the peer's close arrived or the session
+  /// ended (the connection lost, `abort`, a cut; discarded unsent, and counted by `send_stats()` as popped). From any
+  /// thread.
   std::uint64_t dropped() const noexcept { return lost_.load(std::memory_order_relaxed) + queue_.dropped(); }
 
   /// Builds an outgoing message (copies nothing but moves `payload`). Text must be UTF-8.
@@ -558,8 +559,13 @@ class session_impl final : public session,
     // keep-alive ping: two at most, 131 bytes each at most) still go, before the close frame: §5.5.1 forbids only
     // frames after it, they delay it by a few bytes, and none can join them (nothing more is read, and keep-alive
     // stops once the session is closing); leaving them is the simplest and loses no pong the peer may wait for.
-    while (queue_.try_pop()) lost_.fetch_add(1, std::memory_order_relaxed);
+    discard_queued();
     pump_writes();
+  }
+
+  // Empties the send queue unsent, counting each message in dropped().
+  void discard_queued() {
+    while (queue_.try_pop()) lost_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // ------------------------------------------------------------------ writing
@@ -885,10 +891,10 @@ class session_impl final : public session,
     if (state_ == state::closed) return;
     state_ = state::closed;
     queue_.close();
-    // Nothing more is written: what is still queued goes, so that the writer's waiting pop completes (it waits on
-    // while a closed queue holds items, which a handler can leave there: see `offer`) and lets go of the session.
-    while (queue_.try_pop()) {
-    }
+    // Nothing more is written: what is still queued goes (counted in dropped()), so that the writer's waiting pop
+    // completes (it waits on while a closed queue holds items, which a handler can leave there: see `offer`) and
+    // lets go of the session.
+    discard_queued();
     tick_clock::leave(*this);
     if (closing_) closing_->timer.cancel();
     if (write_timer_) write_timer_->cancel();
