@@ -8,7 +8,9 @@
 #include <asio/io_context.hpp>
 
 #include <future>
+#include <latch>
 #include <memory>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -109,8 +111,8 @@ TEST_CASE("tick clock: a member with a shorter timeout shortens the period", "[c
 }
 
 TEST_CASE("tick clock: a member that outlives its context forgets that context's clock", "[core][tick_clock]") {
-  // The context's destruction shuts its clock down: the member must not keep a pointer to it (leaving or advancing
-  // would touch the freed clock, and joining another clock would do nothing).
+  // The context's destruction shuts its clock down and frees it: leaving or advancing must not touch the freed
+  // clock, and the member must still be able to join another context's clock.
   auto member = std::make_shared<counting_member>(1h);
   {
     asio::io_context gone;
@@ -124,4 +126,32 @@ TEST_CASE("tick clock: a member that outlives its context forgets that context's
   const asio::any_io_executor executor = ctx.get_executor();
   tick_clock::of(executor).join(*member, executor, std::chrono::steady_clock::now(), 40ms);
   CHECK(switchboard::test::run_until(ctx, [&] { return member->ticks == 1; }));
+}
+
+TEST_CASE("tick clock: members leave on other threads while the context is destroyed", "[core][tick_clock]") {
+  // A member's destructor leaves the clock on the member's thread; the context's destruction shuts the clock down
+  // and frees it on another. Neither may touch what the other frees or writes unguarded. Nothing to check here but
+  // survival: run under ThreadSanitizer or AddressSanitizer, which report the race and the use of the freed clock.
+  constexpr int rounds = 200;
+  constexpr int threads_per_round = 3;
+  for (int round = 0; round < rounds; ++round) {
+    auto ctx = std::make_unique<asio::io_context>();
+    std::latch start(threads_per_round + 1);
+    std::vector<std::thread> threads;
+    {
+      const asio::any_io_executor executor = ctx->get_executor();
+      for (int i = 0; i < threads_per_round; ++i) {
+        auto member = std::make_unique<counting_member>();
+        tick_clock::of(executor).join(*member, executor, std::chrono::steady_clock::now() + 1h, 1h);
+        threads.emplace_back([member = std::move(member), &start, advances = i % 2 == 0]() mutable {
+          start.arrive_and_wait();
+          if (advances) tick_clock::advance(*member, std::chrono::steady_clock::now());
+          member.reset();  // leaves
+        });
+      }
+    }
+    start.arrive_and_wait();
+    ctx.reset();
+    for (std::thread& t : threads) t.join();
+  }
 }
