@@ -13,6 +13,7 @@
 #pragma once
 
 #include <switchboard/core/detail/per_key_count.hpp>
+#include <switchboard/core/detail/string_map.hpp>
 #include <switchboard/core/drain.hpp>
 #include <switchboard/pubsub/broker.hpp>
 #include <switchboard/pubsub/detail/resp_channels.hpp>
@@ -126,14 +127,13 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   /// Fails (with the broker's error) only when the broker subscription cannot be made.
   void join(resp_channel_kind kind, std::string_view name, resp_session* s, std::error_code& ec) {
     auto& table = tables_[static_cast<std::size_t>(kind)];
-    auto it = table.find(std::string(name));
+    auto it = table.find(name);
     const bool first = it == table.end();
     if (first) {
       auto local = std::make_unique<local_channel>();
       local->delivery = kind == resp_channel_kind::channel   ? resp_delivery::message
                         : kind == resp_channel_kind::pattern ? resp_delivery::pmessage
                                                              : resp_delivery::smessage;
-      local->name = std::string(name);
       subscription_options o;
       o.executor = executor_;
       // The clients' output limits apply in their output queues; this bound only catches a thread that falls far
@@ -148,7 +148,8 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
       local->sub = kind == resp_channel_kind::pattern ? b.subscribe_pattern(name, std::move(o), ec)
                                                       : b.subscribe(name, std::move(o), ec);
       if (ec) return;
-      it = table.emplace(local->name, std::move(local)).first;
+      it = table.emplace(std::string(name), std::move(local)).first;
+      it->second->name = it->first;  // the key stays in place until the entry goes
     } else if (const std::size_t queued = it->second->sub.stats().depth; queued > 0) {
       // The thread's subscription already holds messages published before this SUBSCRIBE, not yet fanned out.
       // Redis hands a message to the clients subscribed when it is published, never to a later one (a client that
@@ -163,7 +164,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   /// subscription, and the topic if it retains nothing.
   void leave(resp_channel_kind kind, std::string_view name, resp_session* s) {
     auto& table = tables_[static_cast<std::size_t>(kind)];
-    const auto it = table.find(std::string(name));
+    const auto it = table.find(name);
     if (it == table.end()) return;
     local_channel& local = *it->second;
     // Linear: a client leaves a channel once; the list is the thread's subscribers of that one channel.
@@ -242,7 +243,9 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   struct local_channel {
     subscription sub;
     resp_delivery delivery = resp_delivery::message;
-    std::string name;
+    // The table's key, so that a pattern is held once on this side of the broker. Read only while the entry is in
+    // the table: a client that leaves during `fan_out` and takes the entry with it leaves nobody to deliver to.
+    std::string_view name;
     std::vector<resp_session*> clients;  // null: left during a fan-out, removed after it
     std::uint64_t handed = 0;            // messages the broker has handed to fan_out
     // Clients that joined while the subscription held messages not yet fanned out, with the value `handed` reaches
@@ -345,7 +348,7 @@ class resp_shard : public std::enable_shared_from_this<resp_shard> {
   asio::steady_timer ticker_;
   bool clock_stopped_ = false;  // `stop_clock` was called: no tick arms the timer again
   asio::steady_timer drain_timer_;
-  std::array<std::unordered_map<std::string, std::unique_ptr<local_channel>>, 3> tables_;
+  std::array<switchboard::detail::string_map<std::unique_ptr<local_channel>>, 3> tables_;
   std::vector<resp_session*> sessions_;
   std::vector<std::shared_ptr<resp_session>> to_flush_;
   std::vector<std::pair<resp_channel_kind, std::string>> made_;  // topics made by PUBLISH, to erase if unused
