@@ -109,6 +109,37 @@ std::vector<std::string> scan(const std::map<std::string, int>& patterns, std::s
   return out;  // sorted, as the map is
 }
 
+struct churn_plan {
+  int steps;             // patterns added or erased
+  int erase_one_in;      // a step erases with probability 1/erase_one_in, else adds
+  int topics_per_step;   // topics looked up after each step
+};
+
+// Adds and erases patterns from `make_pattern` at random, keeping a plain map beside the index; after every step
+// the index must find, for topics from `make_topic`, exactly the patterns a scan of the map finds. At the end every
+// pattern is erased and the index must be empty.
+template <class MakePattern, class MakeTopic>
+void churn_against_scan(pattern_index<int>& index, std::mt19937& rng, churn_plan plan, MakePattern make_pattern,
+                        MakeTopic make_topic) {
+  std::map<std::string, int> reference;
+  for (int step = 0; step < plan.steps; ++step) {
+    const std::string pattern = make_pattern();
+    if (std::uniform_int_distribution<int>(0, plan.erase_one_in - 1)(rng) == 0) {
+      CHECK(index.erase(pattern) == (reference.erase(pattern) == 1));
+    } else {
+      CHECK(index.try_emplace(pattern, step).second == reference.try_emplace(pattern, step).second);
+    }
+    REQUIRE(index.size() == reference.size());
+    for (int i = 0; i < plan.topics_per_step; ++i) {
+      const std::string topic = make_topic();
+      INFO("step " << step << ", topic " << topic);
+      REQUIRE(matches(index, topic) == scan(reference, topic));
+    }
+  }
+  for (const auto& [pattern, value] : reference) CHECK(index.erase(pattern));
+  CHECK(index.empty());
+}
+
 }  // namespace
 
 TEST_CASE("pattern_index: a map of patterns", "[pubsub][pattern_index]") {
@@ -190,24 +221,8 @@ TEST_CASE("pattern_index: same answers as scanning every pattern, under churn", 
   const auto make_topic = [&] { return "sensors." + pick(rooms) + "." + pick({"temp", "tmp", "hum", "*", ""}); };
 
   pattern_index<int> index;
-  std::map<std::string, int> reference;
-  for (int step = 0; step < 5000; ++step) {
-    const std::string pattern = make_pattern();
-    if (std::uniform_int_distribution<int>(0, 2)(rng) == 0) {
-      CHECK(index.erase(pattern) == (reference.erase(pattern) == 1));
-    } else {
-      CHECK(index.try_emplace(pattern, step).second == reference.try_emplace(pattern, step).second);
-    }
-    REQUIRE(index.size() == reference.size());
-    for (int i = 0; i < 3; ++i) {
-      const std::string topic = make_topic();
-      INFO("topic " << topic);
-      REQUIRE(matches(index, topic) == scan(reference, topic));
-    }
-  }
-  // Erasing everything leaves an index that works from scratch.
-  for (const auto& [pattern, value] : reference) CHECK(index.erase(pattern));
-  CHECK(index.empty());
+  churn_against_scan(index, rng, {.steps = 5000, .erase_one_in = 3, .topics_per_step = 3}, make_pattern, make_topic);
+  // Erasing everything (done by the churn) leaves an index that works from scratch.
   index.try_emplace("sensors.*", 1);
   CHECK(matches(index, "sensors.x") == std::vector<std::string>{"sensors.*"});
 }
@@ -225,23 +240,10 @@ TEST_CASE("pattern_index: same answers as a scan of every pattern while edges sp
   };
   const std::vector<std::string> tails = {"", "*", "?", "[ab]", "*b", "\\a", "a*"};
   pattern_index<int> index;
-  std::map<std::string, int> reference;
-  for (int step = 0; step < 4000; ++step) {
-    const std::string pattern = word(7) + tails[std::uniform_int_distribution<std::size_t>(0, tails.size() - 1)(rng)];
-    if (std::uniform_int_distribution<int>(0, 1)(rng) == 0) {
-      CHECK(index.erase(pattern) == (reference.erase(pattern) == 1));
-    } else {
-      CHECK(index.try_emplace(pattern, step).second == reference.try_emplace(pattern, step).second);
-    }
-    REQUIRE(index.size() == reference.size());
-    for (int i = 0; i < 4; ++i) {
-      const std::string topic = word(9);
-      INFO("step " << step << ", topic " << topic);
-      REQUIRE(matches(index, topic) == scan(reference, topic));
-    }
-  }
-  for (const auto& [pattern, value] : reference) CHECK(index.erase(pattern));
-  CHECK(index.empty());
+  churn_against_scan(
+      index, rng, {.steps = 4000, .erase_one_in = 2, .topics_per_step = 4},
+      [&] { return word(7) + tails[std::uniform_int_distribution<std::size_t>(0, tails.size() - 1)(rng)]; },
+      [&] { return word(9); });
   CHECK(matches(index, "ab").empty());
 }
 
